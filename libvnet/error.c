@@ -1,0 +1,56 @@
+/* Error names and messages. Static strings only, so vnet_strerror() is thread-safe. */
+#include "vnet/error.h"
+
+#include <stddef.h>
+
+struct err_desc {
+    int code;
+    const char *name;
+    const char *msg;
+};
+
+static const struct err_desc errs[] = {
+    {VNET_OK, "VNET_OK", "success"},
+    {VNET_EPERM, "VNET_EPERM", "operation not permitted"},
+    {VNET_ENOENT, "VNET_ENOENT", "no such entry"},
+    {VNET_EIO, "VNET_EIO", "input/output error"},
+    {VNET_EAGAIN, "VNET_EAGAIN", "resource temporarily unavailable"},
+    {VNET_ENOMEM, "VNET_ENOMEM", "out of memory"},
+    {VNET_EACCES, "VNET_EACCES", "permission denied"},
+    {VNET_EBUSY, "VNET_EBUSY", "resource busy"},
+    {VNET_EEXIST, "VNET_EEXIST", "already exists"},
+    {VNET_EINVAL, "VNET_EINVAL", "invalid argument"},
+    {VNET_ENOSPC, "VNET_ENOSPC", "no space left (capacity reached)"},
+    {VNET_ERANGE, "VNET_ERANGE", "value out of range"},
+    {VNET_EMSGSIZE, "VNET_EMSGSIZE", "message too long"},
+    {VNET_ENOTSUP, "VNET_ENOTSUP", "operation not supported"},
+    {VNET_ENOBUFS, "VNET_ENOBUFS", "no buffer space available"},
+    {VNET_EPROTO, "VNET_EPROTO", "protocol error"},
+    {VNET_ETIMEDOUT, "VNET_ETIMEDOUT", "timed out"},
+    {VNET_ETRUNC, "VNET_ETRUNC", "truncated input"},
+    {VNET_EMALFORM, "VNET_EMALFORM", "malformed input"},
+    {VNET_ECHECKSUM, "VNET_ECHECKSUM", "bad checksum"},
+    {VNET_ESTATE, "VNET_ESTATE", "invalid in the current state"},
+    {VNET_ECORRUPT, "VNET_ECORRUPT", "stored data is corrupt"},
+    {VNET_EVERSION, "VNET_EVERSION", "unsupported version"},
+};
+
+static const struct err_desc *find(int code)
+{
+    for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+        if (errs[i].code == code)
+            return &errs[i];
+    return NULL;
+}
+
+const char *vnet_strerror(int code)
+{
+    const struct err_desc *d = find(code);
+    return d ? d->msg : "unknown error";
+}
+
+const char *vnet_err_name(int code)
+{
+    const struct err_desc *d = find(code);
+    return d ? d->name : "VNET_E?";
+}
