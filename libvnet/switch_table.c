@@ -1,14 +1,16 @@
 /* The VN switch table: a hash table with lock-free readers, one writer, batch-atomic updates
  * and quiescent-state-based reclamation (QSBR).
  *
- * Layout. Entries live in a slab of fixed-size chunks (4096 entries each) that never move,
- * so an entry is named by a 32-bit index. The index is an open-addressing array of 64-byte
- * buckets, 8 slots each; a slot is one 64-bit word, (signature << 32 | entry index), written
- * and read atomically, so a reader never sees half a slot. Probing is linear over buckets; a
- * never-used slot ends a probe, a removed one is a tombstone. The bucket comes from the low
- * 32 bits of a keyed SipHash-1-3, the signature from the high 32 (forced odd, so a live slot
- * is never 0 or the tombstone 1). At 1M entries this costs 48 bytes per entry plus 9-15 bytes
- * of index at the 0.55..0.85 load the table keeps.
+ * Layout. Entries live in one slab: a virtual range reserved for max_entries at creation and
+ * made accessible as the table grows, so entries never move and an entry is named by a 32-bit
+ * index (one multiply-add away from its address). Large slabs and indexes ask for
+ * transparent huge pages: at a million entries TLB misses, not cache misses, would dominate. The
+ * index is an open-addressing array of 64-byte buckets, 8 slots each; a slot is one 64-bit word,
+ * (signature << 32 | entry index), written and read atomically, so a reader never sees half a slot.
+ * Probing is linear over buckets; a never-used slot ends a probe, a removed one is a tombstone. The
+ * bucket comes from the low 32 bits of a keyed SipHash-1-3, the signature from the high 32 (forced
+ * odd, so a live slot is never 0 or the tombstone 1). At 1M entries this costs 48 bytes per entry
+ * plus 9-15 bytes of index at the 0.55..0.85 load the table keeps.
  *
  * Batches. Every entry carries two generation numbers: the batch that added it and the one
  * that removed it (0: none). The table publishes a generation number g; a reader reads g
@@ -36,6 +38,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -47,15 +50,15 @@
 #define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define CHUNK_SHIFT   12
-#define CHUNK_ENTRIES (1u << CHUNK_SHIFT)
-#define BUCKET_SLOTS  8
-#define SLOT_EMPTY    0ull
-#define SLOT_TOMB     1ull
-#define IDX_NONE      UINT32_MAX
-#define LOAD_MAX_PCT  85 /* rebuild when occupied slots pass this */
-#define LOAD_TARGET   0.55
-#define DEFAULT_MAX   (16u << 20)
+#define HUGE_PAGE    (2u << 20)
+#define SMALL_STEP   (64u << 10)
+#define BUCKET_SLOTS 8
+#define SLOT_EMPTY   0ull
+#define SLOT_TOMB    1ull
+#define IDX_NONE     UINT32_MAX
+#define LOAD_MAX_PCT 85 /* rebuild when occupied slots pass this */
+#define LOAD_TARGET  0.55
+#define DEFAULT_MAX  (16u << 20)
 
 #define LOAD_RELAXED(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define LOAD_ACQUIRE(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -79,16 +82,21 @@ _Static_assert(sizeof(struct ip_entry) == 36, "ip_entry layout");
 
 struct index {
     uint32_t nbuckets;
-    uint32_t pad_[15];
+    uint32_t mapped; /* 1: mmap'd (map, map_len), 0: malloc'd */
+    void *map;
+    size_t map_len;
+    uint8_t pad_[64 - 24];
     uint64_t slots[]; /* nbuckets * BUCKET_SLOTS, 64-byte aligned */
 };
+_Static_assert(sizeof(struct index) == 64, "index header is one cache line");
 
 enum map_kind { MAP_MAC = 0, MAP_IP = 1 };
 
 struct slab {
-    uint8_t **chunks; /* directory of ndir chunk pointers */
-    uint32_t ndir;
-    uint32_t nchunks;
+    uint8_t *base; /* reserved for max entries; [base, base + committed) is usable */
+    void *map;     /* the mapping, for munmap */
+    size_t map_len;
+    size_t committed;
     uint32_t esize;
     uint32_t hiwater;   /* indexes handed out so far */
     uint32_t free_head; /* IDX_NONE: empty free list */
@@ -176,7 +184,9 @@ struct vnet_table {
         v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
-static inline uint64_t sip13(uint64_t k0, uint64_t k1, const uint64_t *m, int n)
+/* SipHash-1-3 of a message of @n whole words followed by @tail_len (0..7) bytes in @tail. */
+static inline uint64_t sip13(uint64_t k0, uint64_t k1, const uint64_t *m, int n, uint64_t tail,
+                             int tail_len)
 {
     uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
     uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
@@ -185,7 +195,7 @@ static inline uint64_t sip13(uint64_t k0, uint64_t k1, const uint64_t *m, int n)
         SIPROUND;
         v0 ^= m[i];
     }
-    uint64_t b = (uint64_t)(8 * n) << 56;
+    uint64_t b = (uint64_t)(8 * n + tail_len) << 56 | tail;
     v3 ^= b;
     SIPROUND;
     v0 ^= b;
@@ -207,8 +217,10 @@ static inline uint64_t mac_word(const uint8_t *mac)
 
 static inline uint64_t hash_mac(const struct map *m, uint32_t vni, const uint8_t *mac)
 {
-    uint64_t w[2] = {mac_word(mac) | (uint64_t)(vni & 0xffff) << 48, vni >> 16};
-    return sip13(m->k0, m->k1, w, 2);
+    /* The 9-byte message MAC, VNI (little-endian, 24 bits): one word and a 1-byte tail, so
+     * five SipRounds in all. */
+    uint64_t w = mac_word(mac) | (uint64_t)(vni & 0xffff) << 48;
+    return sip13(m->k0, m->k1, &w, 1, (vni >> 16) & 0xff, 1);
 }
 
 static inline uint64_t hash_ip(const struct map *m, uint32_t vni, uint8_t family,
@@ -218,7 +230,7 @@ static inline uint64_t hash_ip(const struct map *m, uint32_t vni, uint8_t family
     memcpy(&w[0], addr, 8);
     memcpy(&w[1], addr + 8, 8);
     w[2] = (uint64_t)vni | (uint64_t)family << 32;
-    return sip13(m->k0, m->k1, w, 3);
+    return sip13(m->k0, m->k1, w, 3, 0, 0);
 }
 
 static inline uint32_t bucket_of(uint64_t h, uint32_t nbuckets)
@@ -235,8 +247,7 @@ static inline uint64_t sig_of(uint64_t h)
 
 static inline void *slab_get(const struct slab *s, uint32_t idx)
 {
-    uint8_t *chunk = LOAD_RELAXED(&s->chunks[idx >> CHUNK_SHIFT]);
-    return chunk + (size_t)(idx & (CHUNK_ENTRIES - 1)) * s->esize;
+    return s->base + (size_t)idx * s->esize;
 }
 
 static inline struct vnet_entry *mac_entry(const struct map *m, uint32_t idx)
@@ -300,15 +311,15 @@ static int slab_alloc(struct slab *s, uint32_t *out)
         memcpy(&s->free_head, p + s->esize - 4, 4);
     } else {
         idx = s->hiwater;
-        uint32_t c = idx >> CHUNK_SHIFT;
-        if (c >= s->ndir)
-            return VNET_ENOSPC;
-        if (!s->chunks[c]) {
-            uint8_t *chunk = calloc(CHUNK_ENTRIES, s->esize);
-            if (!chunk)
+        size_t need = ((size_t)idx + 1) * s->esize;
+        if (need > s->committed) {
+            size_t step = s->committed < HUGE_PAGE ? SMALL_STEP : HUGE_PAGE;
+            size_t to = (need + step - 1) / step * step;
+            if (to > s->map_len - (size_t)(s->base - (uint8_t *)s->map))
+                to = s->map_len - (size_t)(s->base - (uint8_t *)s->map);
+            if (mprotect(s->base + s->committed, to - s->committed, PROT_READ | PROT_WRITE))
                 return VNET_ENOMEM;
-            STORE_RELEASE(&s->chunks[c], chunk);
-            s->nchunks++;
+            s->committed = to;
         }
         s->hiwater++;
     }
@@ -328,15 +339,51 @@ static void slab_free(struct slab *s, uint32_t idx)
 
 /* ---- index ---- */
 
+/* A 2 MiB-aligned anonymous mapping of @len bytes (rounded up), asking for huge pages. */
+static void *map_huge(size_t len, int prot, void **map, size_t *map_len)
+{
+    size_t want = (len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE + HUGE_PAGE;
+    void *p = mmap(NULL, want, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uint8_t *aligned = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    (void)madvise(aligned, want - (size_t)(aligned - (uint8_t *)p), MADV_HUGEPAGE);
+    *map = p;
+    *map_len = want;
+    return aligned;
+}
+
 static struct index *index_new(uint32_t nbuckets)
 {
     size_t bytes = sizeof(struct index) + (size_t)nbuckets * BUCKET_SLOTS * sizeof(uint64_t);
-    struct index *ix = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!ix)
-        return NULL;
-    memset(ix, 0, bytes);
+    struct index *ix;
+    void *map = NULL;
+    size_t map_len = 0;
+    if (bytes >= HUGE_PAGE) {
+        ix = map_huge(bytes, PROT_READ | PROT_WRITE, &map, &map_len);
+        if (!ix)
+            return NULL;
+    } else {
+        ix = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (!ix)
+            return NULL;
+        memset(ix, 0, bytes);
+    }
     ix->nbuckets = nbuckets;
+    ix->mapped = map != NULL;
+    ix->map = map;
+    ix->map_len = map_len;
     return ix;
+}
+
+static void index_free(struct index *ix)
+{
+    if (!ix)
+        return;
+    if (ix->mapped)
+        munmap(ix->map, ix->map_len);
+    else
+        free(ix);
 }
 
 static size_t index_bytes(const struct index *ix)
@@ -388,7 +435,7 @@ static int map_rebuild(struct vnet_table *t, struct map *m, uint64_t extra)
     struct retire r = {.epoch = 0, .ptr = old, .kind = R_INDEX};
     int rc = retire_push(t, &r);
     if (rc) {
-        free(ix);
+        index_free(ix);
         return rc;
     }
     size_t nslots = (size_t)old->nbuckets * BUCKET_SLOTS;
@@ -759,7 +806,7 @@ size_t vnet_table_reclaim(struct vnet_table *t)
             } else if (r->kind == R_FREE) {
                 slab_free(&m->slab, r->idx);
             } else {
-                free(r->ptr);
+                index_free(r->ptr);
             }
         }
         size_t done = i - q->head;
@@ -868,9 +915,10 @@ static int map_init(struct map *m, enum map_kind kind, uint32_t max, uint32_t in
     m->slab.esize = kind == MAP_MAC ? sizeof(struct vnet_entry) : sizeof(struct ip_entry);
     m->slab.max = max;
     m->slab.free_head = IDX_NONE;
-    m->slab.ndir = (uint32_t)(((uint64_t)max + CHUNK_ENTRIES - 1) >> CHUNK_SHIFT);
-    m->slab.chunks = calloc(m->slab.ndir, sizeof(*m->slab.chunks));
-    if (!m->slab.chunks)
+    /* Reserve address space only (PROT_NONE costs no memory and no commit charge); pages
+     * become usable as the table grows. */
+    m->slab.base = map_huge((size_t)max * m->slab.esize, PROT_NONE, &m->slab.map, &m->slab.map_len);
+    if (!m->slab.base)
         return VNET_ENOMEM;
     m->idx = index_new(buckets_for(initial));
     return m->idx ? 0 : VNET_ENOMEM;
@@ -878,16 +926,11 @@ static int map_init(struct map *m, enum map_kind kind, uint32_t max, uint32_t in
 
 static void map_fini(struct map *m)
 {
-    if (m->slab.chunks) {
-        for (uint32_t i = 0; i < m->slab.ndir; i++) {
-            if (m->slab.chunks[i]) {
-                UNPOISON(m->slab.chunks[i], (size_t)CHUNK_ENTRIES * m->slab.esize);
-                free(m->slab.chunks[i]);
-            }
-        }
+    if (m->slab.map) {
+        UNPOISON(m->slab.base, m->slab.committed);
+        munmap(m->slab.map, m->slab.map_len);
     }
-    free(m->slab.chunks);
-    free(m->idx);
+    index_free(m->idx);
 }
 
 int vnet_table_create(const struct vnet_table_opts *opts, struct vnet_table **out)
@@ -942,7 +985,7 @@ void vnet_table_destroy(struct vnet_table *t)
     struct rvec *q = &t->retire;
     for (size_t i = q->head; i < q->head + q->n; i++)
         if (q->v[i].kind == R_INDEX)
-            free(q->v[i].ptr);
+            index_free(q->v[i].ptr);
     free(q->v);
     free(t->added.v);
     free(t->killed.v);
@@ -1276,8 +1319,7 @@ void vnet_table_get_stats(const struct vnet_table *t, struct vnet_table_stats *o
     for (int k = 0; k < 2; k++) {
         const struct map *m = &t->maps[k];
         mem += index_bytes(m->idx);
-        mem += (uint64_t)m->slab.ndir * sizeof(void *);
-        mem += (uint64_t)m->slab.nchunks * CHUNK_ENTRIES * m->slab.esize;
+        mem += m->slab.committed;
     }
     mem += t->retire.cap * sizeof(struct retire);
     mem += (t->added.cap + t->killed.cap + t->requeue.cap) * sizeof(struct undo);

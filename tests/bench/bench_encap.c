@@ -10,7 +10,8 @@
  * statement marks the buffer as read and written, so the compiler cannot drop or hoist the work.
  *
  * Options: -r RUNS (default 5, at least 5), -n ITERATIONS for 64-byte frames (default
- * 10000000; 1400-byte frames with checksums use a fifth).
+ * 10000000; 1400-byte frames with checksums use a fifth), --quick (1000000 iterations).
+ * Prints figures only: it never fails on a number.
  */
 #include "vnet/encap.h"
 #include "vnet/error.h"
@@ -123,7 +124,7 @@ static int cmp_double(const void *a, const void *b)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: bench_encap [-r RUNS (>=5)] [-n ITERATIONS]\n");
+    fprintf(stderr, "usage: vnet-bench encap [--quick] [-r RUNS (>=5)] [-n ITERATIONS]\n");
     return 2;
 }
 
@@ -136,6 +137,8 @@ int bench_encap_main(int argc, char **argv)
             runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc)
             iters = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--quick"))
+            iters = 1000000;
         else
             return usage();
     }
