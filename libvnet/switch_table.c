@@ -498,11 +498,47 @@ static void map_unlink(struct map *m, uint32_t idx)
     }
 }
 
-/* ---- lookups ---- */
+/* ---- probing ---- */
 
-static inline const struct vnet_entry *probe_mac(const struct map *m, const struct index *ix,
-                                                 uint32_t snap, uint64_t h, uint32_t vni,
-                                                 const uint8_t *mac)
+struct mac_key {
+    uint32_t vni;
+    uint32_t snap;
+    const uint8_t *mac;
+    bool live; /* writer: match the entry not removed; reader: the one visible at snap */
+};
+
+struct ip_key {
+    uint32_t vni;
+    uint32_t snap;
+    uint8_t family;
+    bool live;
+    const uint8_t *addr;
+};
+
+static inline bool match_mac(const struct map *m, uint32_t idx, const void *ctx)
+{
+    const struct mac_key *k = ctx;
+    const struct vnet_entry *e = mac_entry(m, idx);
+    if (!mac_key_eq(e, k->vni, k->mac))
+        return false;
+    return k->live ? e->priv_gen_[1] == 0 : visible(e->priv_gen_, k->snap);
+}
+
+static inline bool match_ip(const struct map *m, uint32_t idx, const void *ctx)
+{
+    const struct ip_key *k = ctx;
+    const struct ip_entry *e = ip_entry(m, idx);
+    if (!ip_key_eq(e, k->vni, k->family, k->addr))
+        return false;
+    return k->live ? e->gen[1] == 0 : visible(e->gen, k->snap);
+}
+
+/* Walk the probe sequence of hash @h in @ix until an empty slot; return the index of the first
+ * entry with a matching signature that @match accepts, or IDX_NONE. Inlined with a constant
+ * @match, so the hot path pays no indirect call. */
+static inline uint32_t probe(const struct map *m, const struct index *ix, uint64_t h,
+                             bool (*match)(const struct map *, uint32_t, const void *),
+                             const void *ctx)
 {
     uint64_t sig = sig_of(h);
     uint32_t b = bucket_of(h, ix->nbuckets);
@@ -511,17 +547,25 @@ static inline const struct vnet_entry *probe_mac(const struct map *m, const stru
         for (int s = 0; s < BUCKET_SLOTS; s++) {
             uint64_t v = LOAD_ACQUIRE(&bk[s]);
             if (v == SLOT_EMPTY)
-                return NULL;
-            if ((v >> 32) != sig)
-                continue;
-            const struct vnet_entry *e = mac_entry(m, (uint32_t)v);
-            if (mac_key_eq(e, vni, mac) && visible(e->priv_gen_, snap))
-                return e;
+                return IDX_NONE;
+            if ((v >> 32) == sig && match(m, (uint32_t)v, ctx))
+                return (uint32_t)v;
         }
         if (++b == ix->nbuckets)
             b = 0;
     }
-    return NULL;
+    return IDX_NONE;
+}
+
+/* ---- lookups ---- */
+
+static inline const struct vnet_entry *probe_mac(const struct map *m, const struct index *ix,
+                                                 uint32_t snap, uint64_t h, uint32_t vni,
+                                                 const uint8_t *mac)
+{
+    struct mac_key k = {.vni = vni, .snap = snap, .mac = mac, .live = false};
+    uint32_t idx = probe(m, ix, h, match_mac, &k);
+    return idx == IDX_NONE ? NULL : mac_entry(m, idx);
 }
 
 const struct vnet_entry *vnet_table_lookup(const struct vnet_table *t, uint32_t vni,
@@ -597,29 +641,12 @@ static const struct ip_entry *probe_ip(const struct map *m, const struct index *
                                        uint64_t h, uint32_t vni, uint8_t family,
                                        const uint8_t *addr)
 {
-    uint64_t sig = sig_of(h);
-    uint32_t b = bucket_of(h, ix->nbuckets);
-    for (uint32_t n = 0; n < ix->nbuckets; n++) {
-        const uint64_t *bk = &ix->slots[(size_t)b * BUCKET_SLOTS];
-        for (int s = 0; s < BUCKET_SLOTS; s++) {
-            uint64_t v = LOAD_ACQUIRE(&bk[s]);
-            if (v == SLOT_EMPTY)
-                return NULL;
-            if ((v >> 32) != sig)
-                continue;
-            const struct ip_entry *e = ip_entry(m, (uint32_t)v);
-            if (!ip_key_eq(e, vni, family, addr))
-                continue;
-            if (visible(e->gen, snap))
-                return e;
-        }
-        if (++b == ix->nbuckets)
-            b = 0;
-    }
-    return NULL;
+    struct ip_key k = {.vni = vni, .snap = snap, .family = family, .addr = addr, .live = false};
+    uint32_t idx = probe(m, ix, h, match_ip, &k);
+    return idx == IDX_NONE ? NULL : ip_entry(m, idx);
 }
 
-static bool ip_key(const struct vnet_ip *ip, uint8_t addr[16])
+static bool ip_addr16(const struct vnet_ip *ip, uint8_t addr[16])
 {
     if (ip->family != VNET_AF_INET && ip->family != VNET_AF_INET6)
         return false;
@@ -632,7 +659,7 @@ int vnet_table_lookup_ip(const struct vnet_table *t, uint32_t vni, const struct 
                          struct vnet_mac *mac)
 {
     uint8_t addr[16];
-    if (!ip_key(ip, addr))
+    if (!ip_addr16(ip, addr))
         return VNET_ENOENT;
     const struct map *m = &t->maps[MAP_IP];
     uint32_t snap = LOAD_ACQUIRE(&t->gen);
@@ -657,50 +684,14 @@ void vnet_entry_endpoint(const struct vnet_entry *e, struct vnet_endpoint *out)
 
 static uint32_t find_live_mac(const struct map *m, uint32_t vni, const uint8_t *mac)
 {
-    uint64_t h = hash_mac(m, vni, mac);
-    const struct index *ix = m->idx;
-    uint64_t sig = sig_of(h);
-    uint32_t b = bucket_of(h, ix->nbuckets);
-    for (uint32_t n = 0; n < ix->nbuckets; n++) {
-        const uint64_t *bk = &ix->slots[(size_t)b * BUCKET_SLOTS];
-        for (int s = 0; s < BUCKET_SLOTS; s++) {
-            uint64_t v = bk[s];
-            if (v == SLOT_EMPTY)
-                return IDX_NONE;
-            if ((v >> 32) != sig)
-                continue;
-            const struct vnet_entry *e = mac_entry(m, (uint32_t)v);
-            if (mac_key_eq(e, vni, mac) && e->priv_gen_[1] == 0)
-                return (uint32_t)v;
-        }
-        if (++b == ix->nbuckets)
-            b = 0;
-    }
-    return IDX_NONE;
+    struct mac_key k = {.vni = vni, .mac = mac, .live = true};
+    return probe(m, m->idx, hash_mac(m, vni, mac), match_mac, &k);
 }
 
 static uint32_t find_live_ip(const struct map *m, uint32_t vni, uint8_t family, const uint8_t *addr)
 {
-    uint64_t h = hash_ip(m, vni, family, addr);
-    const struct index *ix = m->idx;
-    uint64_t sig = sig_of(h);
-    uint32_t b = bucket_of(h, ix->nbuckets);
-    for (uint32_t n = 0; n < ix->nbuckets; n++) {
-        const uint64_t *bk = &ix->slots[(size_t)b * BUCKET_SLOTS];
-        for (int s = 0; s < BUCKET_SLOTS; s++) {
-            uint64_t v = bk[s];
-            if (v == SLOT_EMPTY)
-                return IDX_NONE;
-            if ((v >> 32) != sig)
-                continue;
-            const struct ip_entry *e = ip_entry(m, (uint32_t)v);
-            if (ip_key_eq(e, vni, family, addr) && e->gen[1] == 0)
-                return (uint32_t)v;
-        }
-        if (++b == ix->nbuckets)
-            b = 0;
-    }
-    return IDX_NONE;
+    struct ip_key k = {.vni = vni, .family = family, .addr = addr, .live = true};
+    return probe(m, m->idx, hash_ip(m, vni, family, addr), match_ip, &k);
 }
 
 /* ---- retire queue and undo lists ---- */
@@ -1097,7 +1088,7 @@ static int op_put_ip(struct vnet_table *t, const struct vnet_table_op *op, uint3
 {
     struct map *m = &t->maps[MAP_IP];
     uint8_t addr[16];
-    ip_key(&op->ip, addr);
+    ip_addr16(&op->ip, addr);
     uint32_t old = find_live_ip(m, op->vni, op->ip.family, addr);
     if (old != IDX_NONE && memcmp(ip_entry(m, old)->mac, op->mac.b, 6) == 0)
         return 0;
@@ -1159,7 +1150,7 @@ static int apply_one(struct vnet_table *t, const struct vnet_table_op *op, uint3
     case VNET_TABLE_PUT_IP:
         return op_put_ip(t, op, g);
     case VNET_TABLE_DEL_IP:
-        ip_key(&op->ip, addr);
+        ip_addr16(&op->ip, addr);
         old = find_live_ip(&t->maps[MAP_IP], op->vni, op->ip.family, addr);
         return old == IDX_NONE ? 0 : mark_removed(t, MAP_IP, old, g);
     case VNET_TABLE_CLEAR_VNI:
