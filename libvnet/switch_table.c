@@ -114,7 +114,7 @@ struct map {
     enum map_kind kind;
 };
 
-enum retire_kind { R_YOUNG, R_DEAD, R_FREE, R_INDEX };
+enum retire_kind { R_YOUNG, R_DEAD, R_FREE, R_INDEX, R_PTR };
 
 struct retire {
     uint64_t epoch;
@@ -796,8 +796,10 @@ size_t vnet_table_reclaim(struct vnet_table *t)
                 map_unlink(m, r->idx);
             } else if (r->kind == R_FREE) {
                 slab_free(&m->slab, r->idx);
-            } else {
+            } else if (r->kind == R_INDEX) {
                 index_free(r->ptr);
+            } else {
+                free(r->ptr);
             }
         }
         size_t done = i - q->head;
@@ -977,6 +979,8 @@ void vnet_table_destroy(struct vnet_table *t)
     for (size_t i = q->head; i < q->head + q->n; i++)
         if (q->v[i].kind == R_INDEX)
             index_free(q->v[i].ptr);
+        else if (q->v[i].kind == R_PTR)
+            free(q->v[i].ptr);
     free(q->v);
     free(t->added.v);
     free(t->killed.v);
@@ -1320,6 +1324,20 @@ void vnet_table_get_stats(const struct vnet_table *t, struct vnet_table_stats *o
     out->rebuilds = t->rebuilds;
     for (uint32_t i = 0; i < t->nreaders_max; i++)
         out->readers += LOAD_RELAXED(&t->readers[i].in_use) ? 1 : 0;
+}
+
+int vnet_table_defer_free(struct vnet_table *t, void *ptr)
+{
+    if (!ptr)
+        return 0;
+    struct retire r = {.epoch = 0, .ptr = ptr, .kind = R_PTR};
+    int rc = retire_push(t, &r);
+    if (rc)
+        return rc;
+    /* The caller unpublished @ptr before this call; the grace period starts now. */
+    uint64_t e = __atomic_add_fetch(&t->epoch, 1, __ATOMIC_SEQ_CST);
+    t->retire.v[t->retire.head + t->retire.n - 1].epoch = e;
+    return 0;
 }
 
 void vnet_table_test_set_gen(struct vnet_table *t, uint32_t gen)

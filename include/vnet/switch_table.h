@@ -161,6 +161,12 @@ size_t vnet_table_reclaim(struct vnet_table *t);
  * is pending. Blocks the caller (yielding the CPU); never call it from a reader. Writer. */
 void vnet_table_synchronize(struct vnet_table *t);
 
+/* free(@ptr) once every reader has passed a quiescent state: call_rcu for data that readers of
+ * this table also read (a datapath's peer list, say). The caller must have made @ptr
+ * unreachable for new readers first. Returns 0 or VNET_ENOMEM (then nothing was queued and
+ * the caller still owns @ptr). Writer. */
+int vnet_table_defer_free(struct vnet_table *t, void *ptr);
+
 /* ---- Inspection (reader) ---- */
 
 /* Call @fn for each entry of @vni (VNET_VNI_ANY: all) in unspecified order; a non-zero

@@ -13,6 +13,10 @@
 #include "vnet/types.h"
 #include "vnet/switch_table.h"
 #include "vnet/encap.h"
+#include "vnet/offload.h"
+#include "vnet/port.h"
+#include "vnet/netdev.h"
+#include "vnet/datapath.h"
 
 #ifdef __cplusplus
 extern "C" {

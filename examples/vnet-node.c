@@ -1,0 +1,414 @@
+/* vnet-node: one node of a libvnet overlay.
+ *
+ * Static mode (no controller): the peers and fixed table entries come from the command line.
+ *
+ *   vnet-node --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N \
+ *             --mac MAC --ip ADDR/PREFIX --peer REMOTE_IP:PORT [--peer ...] \
+ *             [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn] [--mtu N]
+ *
+ * It runs in the foreground, logs to stderr, prints its counters on SIGUSR1 and at exit, and
+ * exits cleanly on SIGINT/SIGTERM. Exit status: 0 after a clean stop, 1 when setup failed,
+ * 2 for a usage error.
+ */
+#include <vnet/datapath.h>
+#include <vnet/encap.h>
+#include <vnet/error.h>
+#include <vnet/log.h>
+#include <vnet/netdev.h>
+#include <vnet/port.h>
+#include <vnet/switch_table.h>
+#include <vnet/types.h>
+#include <vnet/version.h>
+#include <vnet/vnet.h>
+
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define MAX_ITEMS 256
+
+static const char *prog = "vnet-node";
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N --mac MAC\n"
+            "          [--ip ADDR/PREFIX ...] --peer REMOTE_IP:PORT [--peer ...]\n"
+            "          [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn]\n"
+            "          [--mtu N] [--no-arp-proxy] [--log-level error|warn|info|debug]\n"
+            "\n"
+            "  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device\n"
+            "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there\n"
+            "  --vni        the network's 24-bit VXLAN network identifier\n"
+            "  --mac        the TAP's virtual MAC\n"
+            "  --ip         an address for the TAP (repeatable; IPv4 or IPv6 with prefix)\n"
+            "  --peer       another node's underlay endpoint: gets broadcast and unknown\n"
+            "               unicast (repeatable)\n"
+            "  --static     a fixed switch-table entry (repeatable); never moved by learning\n"
+            "  --arp        answer ARP/ND for IP with MAC locally (repeatable)\n"
+            "  --learn      learn MAC -> endpoint from frames of known peers\n"
+            "  --mtu        the TAP's MTU (default: 1500 minus the encapsulation overhead)\n",
+            prog);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    return 2;
+}
+
+struct opts {
+    const char *dev, *underlay;
+    uint32_t vni;
+    bool have_vni, have_mac, learn, no_arp_proxy;
+    struct vnet_mac mac;
+    struct vnet_prefix ips[16];
+    int nips;
+    struct vnet_endpoint peers[MAX_ITEMS];
+    int npeers;
+    struct vnet_table_op statics[MAX_ITEMS * 2];
+    int nstatics;
+    uint32_t mtu;
+};
+
+static int parse_pair(const char *arg, char *left, size_t leftlen, const char **right)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || (size_t)(eq - arg) >= leftlen)
+        return -1;
+    memcpy(left, arg, (size_t)(eq - arg));
+    left[eq - arg] = '\0';
+    *right = eq + 1;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    enum { O_STATIC = 256, O_ARP, O_LEARN, O_MTU, O_NOARP, O_LOG, O_VERSION };
+    static const struct option longopts[] = {
+        {"dev", required_argument, NULL, 'd'},
+        {"underlay", required_argument, NULL, 'u'},
+        {"vni", required_argument, NULL, 'n'},
+        {"mac", required_argument, NULL, 'm'},
+        {"ip", required_argument, NULL, 'i'},
+        {"peer", required_argument, NULL, 'p'},
+        {"static", required_argument, NULL, O_STATIC},
+        {"arp", required_argument, NULL, O_ARP},
+        {"learn", no_argument, NULL, O_LEARN},
+        {"mtu", required_argument, NULL, O_MTU},
+        {"no-arp-proxy", no_argument, NULL, O_NOARP},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"version", no_argument, NULL, O_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    char left[64];
+    const char *right;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            o->dev = optarg;
+            break;
+        case 'u':
+            o->underlay = optarg;
+            break;
+        case 'n':
+            if (vnet_vni_parse(optarg, &o->vni))
+                return usage_error("bad --vni '%s': want 0..16777215", optarg);
+            o->have_vni = true;
+            break;
+        case 'm':
+            if (vnet_mac_parse(optarg, &o->mac))
+                return usage_error("bad --mac '%s': want xx:xx:xx:xx:xx:xx", optarg);
+            if (vnet_mac_is_multicast(&o->mac))
+                return usage_error("bad --mac '%s': a multicast address", optarg);
+            o->have_mac = true;
+            break;
+        case 'i':
+            if (o->nips == 16)
+                return usage_error("too many --ip (max 16): '%s'", optarg);
+            if (vnet_prefix_parse(optarg, &o->ips[o->nips]))
+                return usage_error("bad --ip '%s': want ADDR/PREFIX", optarg);
+            o->nips++;
+            break;
+        case 'p':
+            if (o->npeers == MAX_ITEMS)
+                return usage_error("too many --peer: '%s'", optarg);
+            if (vnet_endpoint_parse(optarg, &o->peers[o->npeers]))
+                return usage_error("bad --peer '%s': want IP:PORT or [IPv6]:PORT", optarg);
+            o->npeers++;
+            break;
+        case O_STATIC: {
+            struct vnet_table_op *op = &o->statics[o->nstatics];
+            if (o->nstatics == MAX_ITEMS * 2)
+                return usage_error("too many --static/--arp: '%s'", optarg);
+            memset(op, 0, sizeof(*op));
+            op->type = VNET_TABLE_PUT;
+            op->flags = VNET_ENTRY_STATIC;
+            if (parse_pair(optarg, left, sizeof(left), &right) || vnet_mac_parse(left, &op->mac) ||
+                vnet_endpoint_parse(right, &op->ep))
+                return usage_error("bad --static '%s': want MAC=IP:PORT", optarg);
+            o->nstatics++;
+            break;
+        }
+        case O_ARP: {
+            struct vnet_table_op *op = &o->statics[o->nstatics];
+            if (o->nstatics == MAX_ITEMS * 2)
+                return usage_error("too many --static/--arp: '%s'", optarg);
+            memset(op, 0, sizeof(*op));
+            op->type = VNET_TABLE_PUT_IP;
+            if (parse_pair(optarg, left, sizeof(left), &right) || vnet_ip_parse(left, &op->ip) ||
+                vnet_mac_parse(right, &op->mac))
+                return usage_error("bad --arp '%s': want IP=MAC", optarg);
+            o->nstatics++;
+            break;
+        }
+        case O_LEARN:
+            o->learn = true;
+            break;
+        case O_MTU: {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*optarg == '\0' || *end || v < 576 || v > 65000)
+                return usage_error("bad --mtu '%s': want 576..65000", optarg);
+            o->mtu = (uint32_t)v;
+            break;
+        }
+        case O_NOARP:
+            o->no_arp_proxy = true;
+            break;
+        case O_LOG: {
+            enum vnet_log_level l;
+            if (vnet_log_level_parse(optarg, &l))
+                return usage_error("bad --log-level '%s': error, warn, info or debug", optarg);
+            vnet_log_set_level(l);
+            break;
+        }
+        case O_VERSION:
+            printf("vnet-node %s\n", vnet_version());
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->dev)
+        return usage_error("%s", "--dev is required (tap:NAME)");
+    if (!o->underlay)
+        return usage_error("%s", "--underlay is required (udp:IP:PORT)");
+    if (!o->have_vni)
+        return usage_error("%s", "--vni is required");
+    if (!o->have_mac)
+        return usage_error("%s", "--mac is required");
+    return 0;
+}
+
+static void print_stats(struct vnet_datapath *dp, struct vnet_table *t)
+{
+    struct vnet_datapath_stats st;
+    vnet_datapath_get_stats(dp, &st);
+    vnet_log(VNET_LOG_WARN, "node",
+             "virtual rx %llu pkts %llu B, tx %llu pkts %llu B; underlay rx %llu pkts %llu B, "
+             "tx %llu pkts %llu B; flooded %llu, arp %llu, nd %llu, learned %llu, table %zu",
+             (unsigned long long)st.vport.rx_packets, (unsigned long long)st.vport.rx_bytes,
+             (unsigned long long)st.vport.tx_packets, (unsigned long long)st.vport.tx_bytes,
+             (unsigned long long)st.uport.rx_packets, (unsigned long long)st.uport.rx_bytes,
+             (unsigned long long)st.uport.tx_packets, (unsigned long long)st.uport.tx_bytes,
+             (unsigned long long)st.flooded, (unsigned long long)st.arp_replies,
+             (unsigned long long)st.nd_replies, (unsigned long long)st.learned,
+             vnet_table_count(t));
+    char line[1024];
+    size_t off = 0;
+    line[0] = '\0';
+    for (int i = 0; i < VNET_DP_DROP__MAX; i++)
+        if (st.drops[i] && off < sizeof(line))
+            off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%llu",
+                                    vnet_dp_drop_name((enum vnet_dp_drop)i),
+                                    (unsigned long long)st.drops[i]);
+    for (int i = 1; i < VNET_DROP__MAX && i < 32; i++)
+        if (st.decap[i] && off < sizeof(line))
+            off += (size_t)snprintf(line + off, sizeof(line) - off, " decap_%s=%llu",
+                                    vnet_drop_reason_name((enum vnet_drop_reason)i),
+                                    (unsigned long long)st.decap[i]);
+    vnet_log(VNET_LOG_WARN, "node", "drops:%s", off ? line : " none");
+    struct vnet_dp_peer_stats ps[64];
+    size_t n = vnet_datapath_peer_stats(dp, ps, 64);
+    for (size_t i = 0; i < n && i < 64; i++) {
+        char ep[VNET_ENDPOINT_STRLEN];
+        vnet_endpoint_format(&ps[i].ep, ep, sizeof(ep));
+        vnet_log(VNET_LOG_WARN, "node", "peer %s: tx %llu pkts %llu B, rx %llu pkts %llu B", ep,
+                 (unsigned long long)ps[i].tx_packets, (unsigned long long)ps[i].tx_bytes,
+                 (unsigned long long)ps[i].rx_packets, (unsigned long long)ps[i].rx_bytes);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    memset(&o, 0, sizeof(o));
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+
+    if (strncmp(o.underlay, "udp:", 4) != 0)
+        return usage_error("bad --underlay '%s': only udp:IP:PORT is available", o.underlay);
+    struct vnet_endpoint local;
+    if (vnet_endpoint_parse(o.underlay + 4, &local))
+        return usage_error("bad --underlay '%s': want udp:IP:PORT", o.underlay);
+    uint32_t overhead =
+        local.ip.family == VNET_AF_INET6 ? VNET_ENCAP_OVERHEAD_V6 : VNET_ENCAP_OVERHEAD_V4;
+    uint32_t mtu = o.mtu ? o.mtu : 1500 - overhead;
+
+    /* Block the signals we handle before any thread exists. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    int sfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    struct vnet_table *table = NULL;
+    struct vnet_port *vport = NULL, *uport = NULL;
+    struct vnet_datapath *dp = NULL;
+    int status = 1;
+
+    rc = vnet_table_create(NULL, &table);
+    if (rc) {
+        vnet_log(VNET_LOG_ERROR, "node", "switch table: %s", vnet_strerror(rc));
+        goto out;
+    }
+    struct vnet_port_cfg vcfg = {.mtu = mtu, .mac = o.mac, .set_mac = true, .up = true};
+    rc = vnet_port_open(o.dev, &vcfg, &vport);
+    if (rc) {
+        vnet_log(VNET_LOG_ERROR, "node", "--dev %s: %s", o.dev, vnet_strerror(rc));
+        goto out;
+    }
+    struct vnet_port_info vinfo;
+    vnet_port_get_info(vport, &vinfo);
+    for (int i = 0; i < o.nips; i++) {
+        rc = vnet_netdev_add_addr(vinfo.ifname, &o.ips[i]);
+        if (rc) {
+            char buf[VNET_PREFIX_STRLEN];
+            vnet_prefix_format(&o.ips[i], buf, sizeof(buf));
+            vnet_log(VNET_LOG_ERROR, "node", "--ip %s on %s: %s", buf, vinfo.ifname,
+                     vnet_strerror(rc));
+            goto out;
+        }
+    }
+    struct vnet_port_cfg ucfg = {0};
+    rc = vnet_port_open(o.underlay, &ucfg, &uport);
+    if (rc) {
+        vnet_log(VNET_LOG_ERROR, "node", "--underlay %s: %s", o.underlay, vnet_strerror(rc));
+        goto out;
+    }
+
+    /* The table: our own MAC (local), the static entries and the ARP bindings. */
+    struct vnet_table_op self;
+    memset(&self, 0, sizeof(self));
+    self.type = VNET_TABLE_PUT;
+    self.vni = o.vni;
+    self.mac = o.mac;
+    self.ep = local;
+    self.flags = VNET_ENTRY_LOCAL;
+    for (int i = 0; i < o.nstatics; i++)
+        o.statics[i].vni = o.vni;
+    o.statics[o.nstatics] = self;
+    for (int i = 0; i < o.nips; i++) {
+        struct vnet_table_op *b = &o.statics[o.nstatics + 1 + i];
+        memset(b, 0, sizeof(*b));
+        b->type = VNET_TABLE_PUT_IP;
+        b->vni = o.vni;
+        b->mac = o.mac;
+        b->ip = o.ips[i].ip;
+    }
+    rc = vnet_table_apply(table, o.statics, (size_t)(o.nstatics + 1 + o.nips), 1);
+    if (rc) {
+        vnet_log(VNET_LOG_ERROR, "node", "static entries: %s", vnet_strerror(rc));
+        goto out;
+    }
+
+    struct vnet_datapath_cfg dcfg = {.table = table,
+                                     .vport = vport,
+                                     .uport = uport,
+                                     .vni = o.vni,
+                                     .learn = o.learn,
+                                     .no_arp_proxy = o.no_arp_proxy,
+                                     .mtu = mtu};
+    rc = vnet_datapath_create(&dcfg, &dp);
+    if (!rc)
+        rc = vnet_datapath_set_peers(dp, o.peers, (size_t)o.npeers);
+    if (!rc)
+        rc = vnet_datapath_add_local_mac(dp, &o.mac);
+    if (rc) {
+        vnet_log(VNET_LOG_ERROR, "node", "datapath: %s", vnet_strerror(rc));
+        goto out;
+    }
+    char ubuf[VNET_ENDPOINT_STRLEN];
+    vnet_endpoint_format(&local, ubuf, sizeof(ubuf));
+    vnet_log(VNET_LOG_WARN, "node", "up: %s (mtu %u) <-> udp %s, vni %u, %d peers, %d static%s",
+             vinfo.ifname, mtu, ubuf, o.vni, o.npeers, o.nstatics, o.learn ? ", learning" : "");
+
+    int fds[2];
+    vnet_datapath_fds(dp, fds);
+    struct pollfd pfd[4] = {
+        {.fd = fds[0], .events = POLLIN},
+        {.fd = fds[1], .events = POLLIN},
+        {.fd = sfd, .events = POLLIN},
+        {.fd = vnet_datapath_learn_fd(dp), .events = POLLIN},
+    };
+    int busy = 0;
+    for (;;) {
+        /* Run to completion while there is work; look at signals and learning between bursts
+         * without sleeping, and sleep in poll(2) only when idle. */
+        if (poll(pfd, 4, busy ? 0 : -1) < 0)
+            continue;
+        if (pfd[2].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            bool quit = false;
+            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGUSR1)
+                    print_stats(dp, table);
+                else
+                    quit = true;
+            }
+            if (quit)
+                break;
+        }
+        if (pfd[3].revents & POLLIN) {
+            int n = vnet_datapath_learn_drain(dp);
+            if (n < 0)
+                vnet_log(VNET_LOG_WARN, "node", "learning: %s", vnet_strerror(n));
+        }
+        int n = vnet_datapath_poll(dp, 0);
+        if (n < 0)
+            vnet_log(VNET_LOG_WARN, "node", "datapath: %s", vnet_strerror(n));
+        busy = n > 0;
+    }
+    print_stats(dp, table);
+    vnet_log(VNET_LOG_WARN, "node", "stopped");
+    status = 0;
+out:
+    vnet_datapath_destroy(dp);
+    vnet_port_close(uport);
+    vnet_port_close(vport);
+    vnet_table_destroy(table);
+    if (sfd >= 0)
+        close(sfd);
+    return status;
+}

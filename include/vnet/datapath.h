@@ -1,0 +1,130 @@
+/* libvnet: the forwarding engine (the device-driver shim).
+ *
+ * A datapath joins a virtual port (the node's side: a TAP device, or an embedder's port) and
+ * an underlay port (the UDP socket) through the VN switch table of one network (VNI):
+ *
+ *  egress   frame from the virtual port -> (VNI, destination MAC) lookup -> VXLAN -> underlay;
+ *           broadcast, multicast and unknown unicast go to every peer (head-end replication);
+ *           ARP requests and IPv6 neighbour solicitations for addresses the table knows are
+ *           answered locally, without leaving the node.
+ *  ingress  underlay datagram -> checks (VXLAN, VNI, the sender is a known peer, the outer
+ *           source matches what the table holds for the inner source MAC) -> virtual port.
+ *
+ * Every drop is counted by reason. Learning (--learn) records (source MAC -> outer source) of
+ * frames from known peers; it never moves a static or controller-provided entry (such a frame
+ * is a spoof and is dropped). Learned entries are queued by the worker and written into the
+ * table by the table's writer thread (vnet_datapath_learn_drain).
+ *
+ * Driving it. Either the embedder polls: it watches the fds from vnet_datapath_fds() and calls
+ * vnet_datapath_poll() when one is readable (poll never blocks); or vnet_datapath_start()
+ * runs a worker thread that does exactly that. Only one thread may poll a datapath at a time.
+ * The datapath registers itself as a reader of the table.
+ */
+#ifndef VNET_DATAPATH_H
+#define VNET_DATAPATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vnet/port.h"
+#include "vnet/switch_table.h"
+#include "vnet/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vnet_datapath;
+
+struct vnet_datapath_cfg {
+    struct vnet_table *table; /* borrowed; must outlive the datapath */
+    struct vnet_port *vport;  /* virtual side, borrowed */
+    struct vnet_port *uport;  /* underlay side, borrowed */
+    uint32_t vni;
+    bool learn;        /* learn source MACs of frames from known peers */
+    bool no_arp_proxy; /* do not answer ARP/ND locally */
+    uint32_t mtu;      /* inner MTU (L3); 0: the virtual port's MTU */
+    unsigned burst;    /* packets per burst, 1..64; 0: 64 */
+};
+
+enum vnet_dp_drop {
+    VNET_DP_DROP_DECAP = 0,    /* malformed VXLAN (details in vnet_datapath_stats.decap) */
+    VNET_DP_DROP_FOREIGN_VNI,  /* VNI is not this datapath's */
+    VNET_DP_DROP_UNKNOWN_PEER, /* outer source is no known peer */
+    VNET_DP_DROP_SPOOF,        /* inner source MAC belongs to another endpoint */
+    VNET_DP_DROP_SELF,         /* inner source MAC is one of this node's */
+    VNET_DP_DROP_NO_PEERS,     /* BUM frame and nobody to flood to */
+    VNET_DP_DROP_TOO_BIG,      /* frame over the MTU */
+    VNET_DP_DROP_SHORT,        /* frame from the virtual port shorter than Ethernet */
+    VNET_DP_DROP_OFFLOAD,      /* GSO frame that could not be segmented */
+    VNET_DP_DROP_TX_UNDERLAY,  /* the underlay did not take it */
+    VNET_DP_DROP_TX_VIRTUAL,   /* the virtual port did not take it */
+    VNET_DP_DROP_LEARN_FULL,   /* learn queue full */
+    VNET_DP_DROP__MAX
+};
+
+const char *vnet_dp_drop_name(enum vnet_dp_drop d);
+
+struct vnet_dp_port_stats {
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+};
+
+struct vnet_datapath_stats {
+    struct vnet_dp_port_stats vport, uport;
+    uint64_t drops[VNET_DP_DROP__MAX];
+    uint64_t decap[32]; /* by enum vnet_drop_reason (encap.h) */
+    uint64_t arp_replies, nd_replies, flooded, learned, gso_frames, gro_frames;
+};
+
+struct vnet_dp_peer_stats {
+    struct vnet_endpoint ep;
+    uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+};
+
+/* Create a datapath. Returns 0, VNET_EINVAL (missing table/port, bad VNI or burst),
+ * VNET_ENOMEM, VNET_ENOSPC (the table has no reader slot left). */
+int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapath **out);
+
+/* Stop it (if started) and free it. The ports and the table are not closed. NULL ignored. */
+void vnet_datapath_destroy(struct vnet_datapath *dp);
+
+/* Replace the flood list: the underlay endpoints of every other node of the network. Copied.
+ * Call from the table's writer thread (the old list is freed after a grace period). Returns 0,
+ * VNET_EINVAL or VNET_ENOMEM. */
+int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers, size_t n);
+
+/* Add a MAC of this node (the TAP's): frames claiming it from the underlay are dropped.
+ * Writer thread. */
+int vnet_datapath_add_local_mac(struct vnet_datapath *dp, const struct vnet_mac *mac);
+
+/* Handle up to @budget packets from each port; never blocks. Returns packets handled (0:
+ * nothing was ready) or a negative error from a port. */
+int vnet_datapath_poll(struct vnet_datapath *dp, int budget);
+
+/* The fds to poll for readability: fds[0] the virtual port, fds[1] the underlay. */
+int vnet_datapath_fds(const struct vnet_datapath *dp, int fds[2]);
+
+/* Write queued learned entries into the table as one batch. Table's writer thread. Returns
+ * the number of entries written, or a negative error from vnet_table_apply. */
+int vnet_datapath_learn_drain(struct vnet_datapath *dp);
+
+/* An eventfd that becomes readable when learned entries wait for vnet_datapath_learn_drain. */
+int vnet_datapath_learn_fd(const struct vnet_datapath *dp);
+
+/* Run a worker thread that polls both ports (poll(2), 100 ms timeout) until stopped. */
+int vnet_datapath_start(struct vnet_datapath *dp);
+void vnet_datapath_stop(struct vnet_datapath *dp);
+
+/* Counters; consistent enough for monitoring (read without stopping the worker). */
+void vnet_datapath_get_stats(const struct vnet_datapath *dp, struct vnet_datapath_stats *out);
+
+/* Per-peer counters: fills up to @max entries, returns how many peers there are. Writer
+ * thread or the polling thread. */
+size_t vnet_datapath_peer_stats(const struct vnet_datapath *dp, struct vnet_dp_peer_stats *out,
+                                size_t max);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,883 @@
+/* The forwarding engine. One thread polls a datapath at a time; it works in bursts: read up to
+ * `burst` packets from a port, handle them, then hand every output to the other port in one
+ * call (one sendmmsg for the underlay). Packet buffers are allocated once, at creation; the
+ * hot path allocates nothing and makes no syscall per packet beyond what the ports need.
+ *
+ * Egress frames keep their buffer: the VXLAN header is written into the headroom in front of
+ * the frame, and head-end replication sends the same bytes to every peer (one vnet_pkt each,
+ * one buffer). Ingress frames are handed to the virtual port where they lie, inside the
+ * received datagram.
+ */
+#include "vnet/datapath.h"
+#include "vnet/encap.h"
+#include "vnet/error.h"
+#include "vnet/log.h"
+#include "vnet/offload.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define BURST_MAX   64
+#define BUF_SIZE    (65536 + 1024)
+#define HEADROOM    256
+#define UTX_MAX     256 /* underlay sends per flush (replication multiplies frames) */
+#define REPLY_MAX   16  /* ARP/ND replies per burst */
+#define LEARN_RING  1024
+#define LOCAL_MACS  8
+#define GSO_OUT_CAP (80 * 1024) /* a 64 KB TSO frame cut up, with 8 bytes of VXLAN each */
+
+#define ETH_P_ARP  0x0806
+#define ETH_P_IP   0x0800
+#define ETH_P_IPV6 0x86dd
+
+/* Counters have one writer (the polling thread) and are read by monitors: relaxed loads and
+ * stores, which compile to plain moves. */
+#define STAT_ADD(x, v)                                                                             \
+    __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+#define STAT_GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+struct peer {
+    struct vnet_endpoint ep;
+    uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+};
+
+struct peerset {
+    size_t n;
+    struct peer p[];
+};
+
+struct learn_item {
+    struct vnet_mac mac;
+    struct vnet_endpoint ep;
+};
+
+struct vnet_datapath {
+    struct vnet_table *table;
+    struct vnet_port *vport, *uport;
+    uint32_t vni;
+    bool learn, arp_proxy;
+    uint32_t mtu;
+    int burst;
+    struct vnet_table_reader *reader;
+    struct peerset *peers; /* published with release; freed through the table's QSBR */
+    struct vnet_mac local[LOCAL_MACS];
+    unsigned nlocal;
+
+    /* buffers */
+    uint8_t *mem;
+    struct vnet_pkt vrx[BURST_MAX], urx[BURST_MAX];
+    struct vnet_pkt *vrxp[BURST_MAX], *urxp[BURST_MAX];
+    struct vnet_pkt utx[UTX_MAX], vtx[BURST_MAX * 64];
+    struct vnet_pkt *utxp[UTX_MAX], *vtxp[BURST_MAX * 64];
+    int nutx, nvtx;
+    uint8_t *replybuf[REPLY_MAX];
+    int nreply;
+    uint8_t *gsobuf[BURST_MAX]; /* segmented TSO frames, until the next underlay flush */
+    int ngso;
+    bool udp_gso; /* the underlay takes UDP_SEGMENT batches */
+    bool gro;     /* coalesce TCP segments for a virtual port that takes TSO */
+    struct vnet_gro grostate;
+    uint8_t *grobuf;
+
+    /* learning: single producer (poller), single consumer (writer) */
+    struct learn_item ring[LEARN_RING];
+    uint32_t ring_head, ring_tail;
+    int learn_efd;
+
+    /* worker thread */
+    pthread_t thread;
+    int running, stop;
+
+    struct vnet_datapath_stats st;
+    struct vnet_drop_stats decap;
+};
+
+static const char *const drop_names[VNET_DP_DROP__MAX] = {
+    "decap",   "foreign_vni", "unknown_peer", "spoof",       "self",       "no_peers",
+    "too_big", "short",       "offload",      "tx_underlay", "tx_virtual", "learn_full",
+};
+
+const char *vnet_dp_drop_name(enum vnet_dp_drop d)
+{
+    return (unsigned)d < VNET_DP_DROP__MAX ? drop_names[d] : "unknown";
+}
+
+static inline void drop(struct vnet_datapath *dp, enum vnet_dp_drop why)
+{
+    STAT_ADD(dp->st.drops[why], 1);
+}
+
+/* ---- setup ---- */
+
+int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapath **out)
+{
+    if (!cfg || !out || !cfg->table || !cfg->vport || !cfg->uport || !vnet_vni_valid(cfg->vni) ||
+        cfg->burst > BURST_MAX)
+        return VNET_EINVAL;
+    struct vnet_datapath *dp = calloc(1, sizeof(*dp));
+    if (!dp)
+        return VNET_ENOMEM;
+    dp->table = cfg->table;
+    dp->vport = cfg->vport;
+    dp->uport = cfg->uport;
+    dp->vni = cfg->vni;
+    dp->learn = cfg->learn;
+    dp->arp_proxy = !cfg->no_arp_proxy;
+    dp->burst = cfg->burst ? (int)cfg->burst : BURST_MAX;
+    dp->mtu = cfg->mtu;
+    dp->learn_efd = -1;
+    if (!dp->mtu) {
+        struct vnet_port_info info;
+        if (vnet_port_get_info(cfg->vport, &info) == 0 && info.mtu)
+            dp->mtu = info.mtu;
+        else
+            dp->mtu = 1500;
+    }
+    int rc = VNET_ENOMEM;
+    size_t nbufs = 2 * BURST_MAX + REPLY_MAX;
+    size_t bytes = nbufs * BUF_SIZE + (size_t)BURST_MAX * GSO_OUT_CAP + VNET_GRO_BUF_SIZE;
+    dp->mem = malloc(bytes);
+    dp->learn_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!dp->mem || dp->learn_efd < 0)
+        goto fail;
+    for (int i = 0; i < BURST_MAX; i++) {
+        dp->vrx[i].buf = dp->mem + (size_t)i * BUF_SIZE;
+        dp->vrx[i].cap = BUF_SIZE;
+        dp->vrxp[i] = &dp->vrx[i];
+        dp->urx[i].buf = dp->mem + (size_t)(BURST_MAX + i) * BUF_SIZE;
+        dp->urx[i].cap = BUF_SIZE;
+        dp->urxp[i] = &dp->urx[i];
+    }
+    for (int i = 0; i < REPLY_MAX; i++)
+        dp->replybuf[i] = dp->mem + (size_t)(2 * BURST_MAX + i) * BUF_SIZE;
+    for (int i = 0; i < BURST_MAX; i++)
+        dp->gsobuf[i] = dp->mem + nbufs * BUF_SIZE + (size_t)i * GSO_OUT_CAP;
+    dp->grobuf = dp->mem + nbufs * BUF_SIZE + (size_t)BURST_MAX * GSO_OUT_CAP;
+    struct vnet_port_info uinfo, vinfo;
+    if (vnet_port_get_info(cfg->uport, &uinfo) == 0)
+        dp->udp_gso = (uinfo.caps & VNET_PORT_CAP_UDP_GSO) != 0;
+    if (vnet_port_get_info(cfg->vport, &vinfo) == 0)
+        dp->gro = (vinfo.caps & VNET_PORT_CAP_TSO) != 0;
+    /* Inner checksums are verified while merging: with a zero outer UDP checksum nothing
+     * else would catch a corrupted segment once the merged frame says "partial". */
+    vnet_gro_init(&dp->grostate, dp->grobuf, VNET_GRO_BUF_SIZE, VNET_GRO_F_VERIFY_CSUM);
+    for (int i = 0; i < UTX_MAX; i++)
+        dp->utxp[i] = &dp->utx[i];
+    for (int i = 0; i < BURST_MAX * 64; i++)
+        dp->vtxp[i] = &dp->vtx[i];
+    rc = vnet_table_reader_register(dp->table, &dp->reader);
+    if (rc)
+        goto fail;
+    vnet_table_reader_offline(dp->reader);
+    *out = dp;
+    return 0;
+fail:
+    if (dp->learn_efd >= 0)
+        close(dp->learn_efd);
+    free(dp->mem);
+    free(dp);
+    return rc;
+}
+
+void vnet_datapath_destroy(struct vnet_datapath *dp)
+{
+    if (!dp)
+        return;
+    vnet_datapath_stop(dp);
+    vnet_table_reader_unregister(dp->reader);
+    /* The peer set may still be read by nobody now; free it directly. */
+    free(dp->peers);
+    close(dp->learn_efd);
+    free(dp->mem);
+    free(dp);
+}
+
+int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers, size_t n)
+{
+    if (n && !peers)
+        return VNET_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (peers[i].ip.family != VNET_AF_INET && peers[i].ip.family != VNET_AF_INET6)
+            return VNET_EINVAL;
+    struct peerset *ps = calloc(1, sizeof(*ps) + n * sizeof(struct peer));
+    if (!ps)
+        return VNET_ENOMEM;
+    struct peerset *old = dp->peers;
+    ps->n = n;
+    for (size_t i = 0; i < n; i++) {
+        ps->p[i].ep = peers[i];
+        /* carry the counters of peers that stay */
+        for (size_t j = 0; old && j < old->n; j++) {
+            if (vnet_endpoint_eq(&old->p[j].ep, &peers[i])) {
+                ps->p[i].tx_packets = STAT_GET(old->p[j].tx_packets);
+                ps->p[i].tx_bytes = STAT_GET(old->p[j].tx_bytes);
+                ps->p[i].rx_packets = STAT_GET(old->p[j].rx_packets);
+                ps->p[i].rx_bytes = STAT_GET(old->p[j].rx_bytes);
+            }
+        }
+    }
+    __atomic_store_n(&dp->peers, ps, __ATOMIC_RELEASE);
+    if (old && vnet_table_defer_free(dp->table, old) != 0) {
+        /* No memory to queue it: wait for the readers instead (this is the writer thread). */
+        vnet_table_synchronize(dp->table);
+        free(old);
+    }
+    return 0;
+}
+
+int vnet_datapath_add_local_mac(struct vnet_datapath *dp, const struct vnet_mac *mac)
+{
+    unsigned n = __atomic_load_n(&dp->nlocal, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (vnet_mac_eq(&dp->local[i], mac))
+            return 0;
+    if (n == LOCAL_MACS)
+        return VNET_ENOSPC;
+    dp->local[n] = *mac;
+    __atomic_store_n(&dp->nlocal, n + 1, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int vnet_datapath_fds(const struct vnet_datapath *dp, int fds[2])
+{
+    fds[0] = vnet_port_fd(dp->vport, 0);
+    fds[1] = vnet_port_fd(dp->uport, 0);
+    return fds[0] < 0 ? fds[0] : fds[1] < 0 ? fds[1] : 0;
+}
+
+/* ---- helpers ---- */
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static bool is_local_mac(const struct vnet_datapath *dp, const uint8_t *mac)
+{
+    unsigned n = __atomic_load_n(&dp->nlocal, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (memcmp(dp->local[i].b, mac, 6) == 0)
+            return true;
+    return false;
+}
+
+static struct peer *find_peer(struct peerset *ps, const struct vnet_endpoint *ep)
+{
+    if (!ps)
+        return NULL;
+    for (size_t i = 0; i < ps->n; i++)
+        if (vnet_ip_eq(&ps->p[i].ep.ip, &ep->ip))
+            return &ps->p[i];
+    return NULL;
+}
+
+static bool entry_ip_eq(const struct vnet_entry *e, const struct vnet_ip *ip)
+{
+    struct vnet_endpoint ep;
+    vnet_entry_endpoint(e, &ep);
+    return vnet_ip_eq(&ep.ip, ip);
+}
+
+static void flush_underlay(struct vnet_datapath *dp)
+{
+    int done = 0;
+    for (int tries = 0; done < dp->nutx && tries < 50; tries++) {
+        int rc = vnet_port_tx_burst(dp->uport, 0, dp->utxp + done, dp->nutx - done);
+        if (rc > 0) {
+            done += rc;
+            continue;
+        }
+        /* The socket buffer is full: wait (at most 1 ms) for it to drain rather than drop,
+         * which TCP would pay for dearly. */
+        struct pollfd pfd = {.fd = vnet_port_fd(dp->uport, 0), .events = POLLOUT};
+        poll(&pfd, 1, 1);
+    }
+    for (int i = 0; i < dp->nutx; i++) {
+        if (i < done) {
+            STAT_ADD(dp->st.uport.tx_packets, 1);
+            STAT_ADD(dp->st.uport.tx_bytes, dp->utx[i].len);
+        } else {
+            drop(dp, VNET_DP_DROP_TX_UNDERLAY);
+        }
+    }
+    dp->nutx = 0;
+    dp->ngso = 0;
+}
+
+static void flush_virtual(struct vnet_datapath *dp)
+{
+    int done = 0;
+    for (int tries = 0; done < dp->nvtx && tries < 50; tries++) {
+        int rc = vnet_port_tx_burst(dp->vport, 0, dp->vtxp + done, dp->nvtx - done);
+        if (rc > 0) {
+            done += rc;
+            continue;
+        }
+        struct pollfd pfd = {.fd = vnet_port_fd(dp->vport, 0), .events = POLLOUT};
+        poll(&pfd, 1, 1);
+    }
+    for (int i = 0; i < dp->nvtx; i++) {
+        if (i < done) {
+            STAT_ADD(dp->st.vport.tx_packets, 1);
+            STAT_ADD(dp->st.vport.tx_bytes, dp->vtx[i].len);
+        } else {
+            drop(dp, VNET_DP_DROP_TX_VIRTUAL);
+        }
+    }
+    dp->nvtx = 0;
+    dp->nreply = 0;
+}
+
+static void queue_underlay(struct vnet_datapath *dp, const struct vnet_pkt *frame,
+                           const struct vnet_endpoint *to, struct peer *peer)
+{
+    if (dp->nutx == UTX_MAX)
+        flush_underlay(dp);
+    struct vnet_pkt *o = &dp->utx[dp->nutx++];
+    *o = *frame;
+    o->peer = *to;
+    if (peer) {
+        STAT_ADD(peer->tx_packets, 1);
+        STAT_ADD(peer->tx_bytes, frame->len);
+    }
+}
+
+/* ---- ARP and neighbour discovery answered from the table ---- */
+
+static uint8_t *reply_buf(struct vnet_datapath *dp)
+{
+    if (dp->nreply == REPLY_MAX || dp->nvtx == BURST_MAX * 64)
+        return NULL;
+    return dp->replybuf[dp->nreply++];
+}
+
+static void queue_reply(struct vnet_datapath *dp, uint8_t *buf, uint32_t len)
+{
+    struct vnet_pkt *o = &dp->vtx[dp->nvtx++];
+    memset(o, 0, sizeof(*o));
+    o->buf = buf;
+    o->cap = BUF_SIZE;
+    o->len = len;
+}
+
+/* ARP request for an address the table knows: answer it. Returns true when handled. */
+static bool answer_arp(struct vnet_datapath *dp, const uint8_t *f, uint32_t len)
+{
+    /* htype 1, ptype IPv4, hlen 6, plen 4, op 1 */
+    if (len < 42 || rd16(f + 14) != 1 || rd16(f + 16) != ETH_P_IP || f[18] != 6 || f[19] != 4 ||
+        rd16(f + 20) != 1)
+        return false;
+    struct vnet_ip target = {.family = VNET_AF_INET};
+    memcpy(target.addr, f + 38, 4);
+    struct vnet_mac mac;
+    if (vnet_table_lookup_ip(dp->table, dp->vni, &target, &mac) != 0)
+        return false;
+    if (memcmp(mac.b, f + 6, 6) == 0)
+        return false; /* gratuitous / duplicate address probe for itself: let it pass */
+    uint8_t *r = reply_buf(dp);
+    if (!r)
+        return false;
+    memcpy(r, f + 6, 6);     /* to the asker */
+    memcpy(r + 6, mac.b, 6); /* from the owner */
+    wr16(r + 12, ETH_P_ARP);
+    wr16(r + 14, 1);
+    wr16(r + 16, ETH_P_IP);
+    r[18] = 6;
+    r[19] = 4;
+    wr16(r + 20, 2);           /* reply */
+    memcpy(r + 22, mac.b, 6);  /* sender hw: the owner */
+    memcpy(r + 28, f + 38, 4); /* sender ip: the target asked for */
+    memcpy(r + 32, f + 22, 6); /* target hw: the asker */
+    memcpy(r + 38, f + 28, 4); /* target ip: the asker's */
+    memset(r + 42, 0, 18);     /* pad to 60 */
+    queue_reply(dp, r, 60);
+    STAT_ADD(dp->st.arp_replies, 1);
+    return true;
+}
+
+/* IPv6 neighbour solicitation for a known target: answer with a neighbour advertisement. */
+static bool answer_nd(struct vnet_datapath *dp, const uint8_t *f, uint32_t len)
+{
+    /* Ethernet + IPv6 (next header ICMPv6, hop limit 255) + NS (type 135, code 0) */
+    if (len < 14 + 40 + 24 || (f[14] >> 4) != 6 || f[20] != 58 || f[21] != 255 || f[54] != 135 ||
+        f[55] != 0)
+        return false;
+    uint32_t plen = rd16(f + 18);
+    if (plen < 24 || 54u + plen > len)
+        return false;
+    struct vnet_ip target = {.family = VNET_AF_INET6};
+    memcpy(target.addr, f + 62, 16);
+    struct vnet_mac mac;
+    if (vnet_table_lookup_ip(dp->table, dp->vni, &target, &mac) != 0)
+        return false;
+    if (memcmp(mac.b, f + 6, 6) == 0)
+        return false;
+    static const uint8_t unspec[16] = {0};
+    bool dad = memcmp(f + 22, unspec, 16) == 0; /* duplicate address detection probe */
+    uint8_t *r = reply_buf(dp);
+    if (!r)
+        return false;
+    const uint32_t icmp_len = 32; /* NA 24 + target link-layer address option 8 */
+    /* Ethernet */
+    if (dad) {
+        static const uint8_t all_nodes[6] = {0x33, 0x33, 0, 0, 0, 1};
+        memcpy(r, all_nodes, 6);
+    } else {
+        memcpy(r, f + 6, 6);
+    }
+    memcpy(r + 6, mac.b, 6);
+    wr16(r + 12, ETH_P_IPV6);
+    /* IPv6 */
+    uint8_t *ip = r + 14;
+    memset(ip, 0, 40);
+    ip[0] = 0x60;
+    wr16(ip + 4, (uint16_t)icmp_len);
+    ip[6] = 58;
+    ip[7] = 255;
+    memcpy(ip + 8, target.addr, 16); /* from the target */
+    if (dad) {
+        static const uint8_t all_nodes6[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+        memcpy(ip + 24, all_nodes6, 16);
+    } else {
+        memcpy(ip + 24, f + 22, 16); /* to the asker */
+    }
+    /* ICMPv6 NA */
+    uint8_t *na = ip + 40;
+    memset(na, 0, icmp_len);
+    na[0] = 136;
+    na[4] = dad ? 0x20 : 0x60; /* Solicited (not for DAD) + Override */
+    memcpy(na + 8, target.addr, 16);
+    na[24] = 2; /* target link-layer address */
+    na[25] = 1;
+    memcpy(na + 26, mac.b, 6);
+    uint32_t sum = vnet_csum_pseudo6(ip + 8, ip + 24, 58, icmp_len);
+    sum = vnet_csum_partial(na, icmp_len, sum);
+    wr16(na + 2, (uint16_t)~vnet_csum_fold(sum));
+    queue_reply(dp, r, 14 + 40 + icmp_len);
+    STAT_ADD(dp->st.nd_replies, 1);
+    return true;
+}
+
+/* ---- egress: virtual port -> underlay ---- */
+
+/* Make @p ready for the underlay: inner checksum completed, VXLAN header in front. */
+static bool prepare_egress(struct vnet_datapath *dp, struct vnet_pkt *p)
+{
+    if (p->len - VNET_ETH_HLEN > dp->mtu + 4 /* a VLAN tag may ride along */) {
+        drop(dp, VNET_DP_DROP_TOO_BIG);
+        return false;
+    }
+    if ((p->csum_flags & VNET_CSUM_PARTIAL) && vnet_csum_complete(p) != 0) {
+        drop(dp, VNET_DP_DROP_OFFLOAD);
+        return false;
+    }
+    if (p->off < VNET_VXLAN_HLEN) {
+        drop(dp, VNET_DP_DROP_OFFLOAD);
+        return false;
+    }
+    p->off -= VNET_VXLAN_HLEN;
+    p->len += VNET_VXLAN_HLEN;
+    vnet_vxlan_encode(p->buf + p->off, dp->vni);
+    p->csum_flags = 0;
+    p->gso_size = 0;
+    return true;
+}
+
+/* A TSO/USO frame: cut it into wire-sized frames at a fixed stride, each behind its VXLAN
+ * header, and queue them as UDP GSO batches (or one by one when the underlay cannot), to one
+ * peer or, with @ps, to every peer. */
+static void send_gso(struct vnet_datapath *dp, struct vnet_pkt *p, const struct vnet_endpoint *to,
+                     struct peer *peer, struct peerset *ps)
+{
+    if (dp->ngso == BURST_MAX)
+        flush_underlay(dp);
+    uint8_t *out = dp->gsobuf[dp->ngso];
+    struct vnet_gso_info info;
+    int n = vnet_gso_segment(p, VNET_VXLAN_HLEN, VNET_GSO_MAX_SEGS, out, GSO_OUT_CAP, &info);
+    if (n <= 0) {
+        drop(dp, VNET_DP_DROP_OFFLOAD);
+        return;
+    }
+    dp->ngso++;
+    for (int k = 0; k < n; k++)
+        vnet_vxlan_encode(out + (size_t)k * info.stride, dp->vni);
+    unsigned per = dp->udp_gso ? vnet_gso_segs_per_send(info.stride) : 1;
+    size_t ndst = ps ? ps->n : 1;
+    for (size_t d = 0; d < ndst; d++) {
+        const struct vnet_endpoint *dst = ps ? &ps->p[d].ep : to;
+        struct peer *pr = ps ? &ps->p[d] : peer;
+        for (unsigned k = 0; k < (unsigned)n; k += per) {
+            uint32_t off = k * info.stride;
+            uint32_t end = k + per >= (unsigned)n ? info.total : (k + per) * info.stride;
+            struct vnet_pkt chunk;
+            memset(&chunk, 0, sizeof(chunk));
+            chunk.buf = out;
+            chunk.cap = GSO_OUT_CAP;
+            chunk.off = off;
+            chunk.len = end - off;
+            chunk.gso_size = per > 1 && chunk.len > info.stride ? (uint16_t)info.stride : 0;
+            queue_underlay(dp, &chunk, dst, pr);
+        }
+    }
+    STAT_ADD(dp->st.gso_frames, 1);
+}
+
+static void flood(struct vnet_datapath *dp, struct vnet_pkt *p, struct peerset *ps)
+{
+    if (!ps || ps->n == 0) {
+        drop(dp, VNET_DP_DROP_NO_PEERS);
+        return;
+    }
+    STAT_ADD(dp->st.flooded, 1);
+    if (p->gso_type != VNET_GSO_NONE) {
+        send_gso(dp, p, NULL, NULL, ps);
+        return;
+    }
+    if (!prepare_egress(dp, p))
+        return;
+    for (size_t i = 0; i < ps->n; i++)
+        queue_underlay(dp, p, &ps->p[i].ep, &ps->p[i]);
+}
+
+static int egress(struct vnet_datapath *dp, int budget)
+{
+    for (int i = 0; i < budget; i++) {
+        dp->vrx[i].off = HEADROOM;
+        dp->vrx[i].len = 0;
+    }
+    int n = vnet_port_rx_burst(dp->vport, 0, dp->vrxp, budget);
+    if (n <= 0)
+        return n;
+    struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);
+    struct vnet_table_key keys[BURST_MAX];
+    const struct vnet_entry *ents[BURST_MAX];
+    /* Look every destination up at once (multicast ones just miss), then handle the frames in
+     * order, so a burst leaves in the order it came. */
+    for (int i = 0; i < n; i++) {
+        keys[i].vni = dp->vni;
+        if (dp->vrx[i].len >= VNET_ETH_HLEN)
+            memcpy(keys[i].mac.b, vnet_pkt_data(&dp->vrx[i]), 6);
+        else
+            memset(keys[i].mac.b, 0xff, 6);
+    }
+    vnet_table_lookup_burst(dp->table, keys, n, ents, NULL);
+    for (int i = 0; i < n; i++) {
+        struct vnet_pkt *p = &dp->vrx[i];
+        const uint8_t *f = vnet_pkt_data(p);
+        STAT_ADD(dp->st.vport.rx_packets, 1);
+        STAT_ADD(dp->st.vport.rx_bytes, p->len);
+        if (p->len < VNET_ETH_HLEN) {
+            drop(dp, VNET_DP_DROP_SHORT);
+            continue;
+        }
+        if (f[0] & 1) { /* broadcast / multicast */
+            if (dp->arp_proxy) {
+                uint16_t et = rd16(f + 12);
+                if (et == ETH_P_ARP && answer_arp(dp, f, p->len))
+                    continue;
+                if (et == ETH_P_IPV6 && answer_nd(dp, f, p->len))
+                    continue;
+            }
+            flood(dp, p, ps);
+            continue;
+        }
+        const struct vnet_entry *e = ents[i];
+        if (!e || (vnet_entry_flags(e) & VNET_ENTRY_LOCAL)) {
+            if (e) { /* addressed to this node itself: nothing to send */
+                drop(dp, VNET_DP_DROP_SELF);
+                continue;
+            }
+            flood(dp, p, ps); /* unknown unicast */
+            continue;
+        }
+        struct vnet_endpoint to;
+        vnet_entry_endpoint(e, &to);
+        if (p->gso_type != VNET_GSO_NONE) {
+            send_gso(dp, p, &to, find_peer(ps, &to), NULL);
+            continue;
+        }
+        if (!prepare_egress(dp, p))
+            continue;
+        queue_underlay(dp, p, &to, find_peer(ps, &to));
+    }
+    flush_underlay(dp);
+    flush_virtual(dp); /* ARP/ND replies */
+    return n;
+}
+
+/* ---- ingress: underlay -> virtual port ---- */
+
+static void learn(struct vnet_datapath *dp, const uint8_t *mac, const struct vnet_endpoint *from,
+                  struct peer *peer)
+{
+    uint32_t head = __atomic_load_n(&dp->ring_head, __ATOMIC_RELAXED);
+    uint32_t tail = __atomic_load_n(&dp->ring_tail, __ATOMIC_ACQUIRE);
+    if (head - tail == LEARN_RING) {
+        drop(dp, VNET_DP_DROP_LEARN_FULL); /* not a frame drop; the frame is delivered */
+        return;
+    }
+    struct learn_item *it = &dp->ring[head % LEARN_RING];
+    memcpy(it->mac.b, mac, 6);
+    it->ep = *from;
+    /* Senders like Linux vxlan pick the source port per flow: keep the peer's port. */
+    it->ep.port = peer ? peer->ep.port : VNET_VXLAN_PORT;
+    __atomic_store_n(&dp->ring_head, head + 1, __ATOMIC_RELEASE);
+    if (head == tail) {
+        uint64_t one = 1;
+        ssize_t w = write(dp->learn_efd, &one, sizeof(one));
+        (void)w;
+    }
+}
+
+/* Queue a frame for the virtual port. A merged frame lives in the GRO buffer, which the next
+ * merge overwrites: write it out (with everything queued before it) at once. */
+static void emit_virtual(struct vnet_datapath *dp, const struct vnet_pkt *f)
+{
+    if (dp->nvtx == BURST_MAX * 64)
+        flush_virtual(dp);
+    dp->vtx[dp->nvtx++] = *f;
+    if (f->buf == dp->grobuf) {
+        STAT_ADD(dp->st.gro_frames, 1);
+        flush_virtual(dp);
+    }
+}
+
+static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_t *p, uint32_t len,
+                        struct peerset *ps)
+{
+    uint32_t vni;
+    enum vnet_drop_reason why;
+    if (vnet_vxlan_decode(p, len, &dp->decap, &vni, &why) != 0) {
+        drop(dp, VNET_DP_DROP_DECAP);
+        return;
+    }
+    if (vni != dp->vni) {
+        drop(dp, VNET_DP_DROP_FOREIGN_VNI);
+        return;
+    }
+    uint8_t *inner = p + VNET_VXLAN_HLEN;
+    uint32_t ilen = len - VNET_VXLAN_HLEN;
+    const uint8_t *src = inner + 6;
+    struct peer *peer = find_peer(ps, &dgram->peer);
+    if (is_local_mac(dp, src)) {
+        drop(dp, VNET_DP_DROP_SELF);
+        return;
+    }
+    if (src[0] & 1) { /* a multicast source MAC is never valid */
+        drop(dp, VNET_DP_DROP_SPOOF);
+        return;
+    }
+    struct vnet_mac smac;
+    memcpy(smac.b, src, 6);
+    const struct vnet_entry *e = vnet_table_lookup(dp->table, dp->vni, &smac);
+    if (e) {
+        if (!entry_ip_eq(e, &dgram->peer.ip)) {
+            if (!(dp->learn && (vnet_entry_flags(e) & VNET_ENTRY_LEARNED) && peer)) {
+                drop(dp, VNET_DP_DROP_SPOOF);
+                return;
+            }
+            learn(dp, src, &dgram->peer, peer); /* a learned MAC moved to another peer */
+        }
+    } else {
+        if (!peer) {
+            drop(dp, VNET_DP_DROP_UNKNOWN_PEER);
+            return;
+        }
+        if (dp->learn)
+            learn(dp, src, &dgram->peer, peer);
+    }
+    if (peer) {
+        STAT_ADD(peer->rx_packets, 1);
+        STAT_ADD(peer->rx_bytes, ilen);
+    }
+    if (dp->gro) {
+        struct vnet_pkt outs[2];
+        int k = vnet_gro_feed(&dp->grostate, inner, ilen, outs);
+        for (int j = 0; j < k; j++)
+            emit_virtual(dp, &outs[j]);
+        return;
+    }
+    struct vnet_pkt o;
+    memset(&o, 0, sizeof(o));
+    o.buf = dgram->buf;
+    o.cap = dgram->cap;
+    o.off = (uint32_t)(inner - dgram->buf);
+    o.len = ilen;
+    emit_virtual(dp, &o);
+}
+
+static int ingress(struct vnet_datapath *dp, int budget)
+{
+    for (int i = 0; i < budget; i++) {
+        dp->urx[i].off = HEADROOM;
+        dp->urx[i].len = 0;
+    }
+    int n = vnet_port_rx_burst(dp->uport, 0, dp->urxp, budget);
+    if (n <= 0)
+        return n;
+    struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) {
+        struct vnet_pkt *d = &dp->urx[i];
+        uint8_t *p = vnet_pkt_data(d);
+        uint32_t seg = d->gso_size ? d->gso_size : d->len;
+        STAT_ADD(dp->st.uport.rx_bytes, d->len);
+        for (uint32_t o = 0; o < d->len; o += seg) {
+            uint32_t l = d->len - o < seg ? d->len - o : seg;
+            STAT_ADD(dp->st.uport.rx_packets, 1);
+            ingress_one(dp, d, p + o, l, ps);
+        }
+    }
+    if (dp->gro) {
+        struct vnet_pkt last;
+        if (vnet_gro_flush(&dp->grostate, &last) == 1)
+            emit_virtual(dp, &last);
+    }
+    flush_virtual(dp);
+    return n;
+}
+
+int vnet_datapath_poll(struct vnet_datapath *dp, int budget)
+{
+    if (budget <= 0 || budget > dp->burst)
+        budget = dp->burst;
+    vnet_table_reader_online(dp->reader);
+    int a = egress(dp, budget);
+    int b = ingress(dp, budget);
+    vnet_table_reader_offline(dp->reader);
+    if (a < 0 && a != VNET_EAGAIN)
+        return a;
+    if (b < 0 && b != VNET_EAGAIN)
+        return b;
+    return (a > 0 ? a : 0) + (b > 0 ? b : 0);
+}
+
+/* ---- learning, writer side ---- */
+
+int vnet_datapath_learn_drain(struct vnet_datapath *dp)
+{
+    uint64_t v;
+    ssize_t r = read(dp->learn_efd, &v, sizeof(v));
+    (void)r;
+    struct vnet_table_op ops[64];
+    int total = 0;
+    for (;;) {
+        uint32_t tail = __atomic_load_n(&dp->ring_tail, __ATOMIC_RELAXED);
+        uint32_t head = __atomic_load_n(&dp->ring_head, __ATOMIC_ACQUIRE);
+        size_t n = 0;
+        while (tail != head && n < 64) {
+            const struct learn_item *it = &dp->ring[tail % LEARN_RING];
+            const struct vnet_entry *e = vnet_table_lookup(dp->table, dp->vni, &it->mac);
+            tail++;
+            /* Never overwrite what was configured, and skip what is already known. */
+            if (e && !(vnet_entry_flags(e) & VNET_ENTRY_LEARNED))
+                continue;
+            struct vnet_endpoint cur;
+            if (e) {
+                vnet_entry_endpoint(e, &cur);
+                if (vnet_endpoint_eq(&cur, &it->ep))
+                    continue;
+            }
+            memset(&ops[n], 0, sizeof(ops[n]));
+            ops[n].type = VNET_TABLE_PUT;
+            ops[n].vni = dp->vni;
+            ops[n].mac = it->mac;
+            ops[n].ep = it->ep;
+            ops[n].flags = VNET_ENTRY_LEARNED;
+            n++;
+        }
+        __atomic_store_n(&dp->ring_tail, tail, __ATOMIC_RELEASE);
+        if (n == 0 && tail == head)
+            break;
+        if (n) {
+            int rc = vnet_table_apply(dp->table, ops, n, vnet_table_revision(dp->table));
+            if (rc)
+                return rc;
+            total += (int)n;
+            STAT_ADD(dp->st.learned, n);
+        }
+    }
+    return total;
+}
+
+int vnet_datapath_learn_fd(const struct vnet_datapath *dp)
+{
+    return dp->learn_efd;
+}
+
+/* ---- worker thread ---- */
+
+static void *worker(void *arg)
+{
+    struct vnet_datapath *dp = arg;
+    int fds[2];
+    vnet_datapath_fds(dp, fds);
+    struct pollfd pfd[2] = {{.fd = fds[0], .events = POLLIN}, {.fd = fds[1], .events = POLLIN}};
+    while (!__atomic_load_n(&dp->stop, __ATOMIC_ACQUIRE)) {
+        int rc = vnet_datapath_poll(dp, 0);
+        if (rc > 0)
+            continue;
+        if (rc < 0)
+            vnet_log(VNET_LOG_WARN, "datapath", "poll: %s", vnet_strerror(rc));
+        poll(pfd, 2, 100);
+    }
+    return NULL;
+}
+
+int vnet_datapath_start(struct vnet_datapath *dp)
+{
+    if (dp->running)
+        return VNET_ESTATE;
+    dp->stop = 0;
+    if (pthread_create(&dp->thread, NULL, worker, dp) != 0)
+        return VNET_ENOMEM;
+    dp->running = 1;
+    return 0;
+}
+
+void vnet_datapath_stop(struct vnet_datapath *dp)
+{
+    if (!dp->running)
+        return;
+    __atomic_store_n(&dp->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(dp->thread, NULL);
+    dp->running = 0;
+}
+
+/* ---- counters ---- */
+
+void vnet_datapath_get_stats(const struct vnet_datapath *dp, struct vnet_datapath_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    const uint64_t *src = (const uint64_t *)&dp->st;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    for (int i = 0; i < VNET_DROP__MAX && i < 32; i++)
+        out->decap[i] = __atomic_load_n(&dp->decap.count[i], __ATOMIC_RELAXED);
+}
+
+size_t vnet_datapath_peer_stats(const struct vnet_datapath *dp, struct vnet_dp_peer_stats *out,
+                                size_t max)
+{
+    const struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);
+    if (!ps)
+        return 0;
+    for (size_t i = 0; i < ps->n && i < max; i++) {
+        out[i].ep = ps->p[i].ep;
+        out[i].tx_packets = STAT_GET(ps->p[i].tx_packets);
+        out[i].tx_bytes = STAT_GET(ps->p[i].tx_bytes);
+        out[i].rx_packets = STAT_GET(ps->p[i].rx_packets);
+        out[i].rx_bytes = STAT_GET(ps->p[i].rx_bytes);
+    }
+    return ps->n;
+}

@@ -1,0 +1,100 @@
+# Shared helpers for the namespace-based integration tests (sourced, not run).
+# Every namespace gets the per-run prefix $P, and everything is removed on exit.
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: needs root (network namespaces, TAP devices)"
+    exit 77
+  fi
+  for tool in ip ping; do
+    command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
+  done
+}
+
+P="vt$$"
+NSLIST=()
+PIDS=()
+TMP=$(mktemp -d)
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  for ns in "${NSLIST[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ns_add() { # name
+  ip netns add "$P-$1"
+  NSLIST+=("$P-$1")
+  ip -n "$P-$1" link set lo up
+}
+
+in_ns() { # name cmd...
+  local ns=$1
+  shift
+  ip netns exec "$P-$ns" "$@"
+}
+
+# A bridge namespace "hub" joining hosts: underlay 10.200.0.N/24 and fd20::N/64.
+underlay_init() {
+  ns_add hub
+  ip -n "$P-hub" link add br0 type bridge
+  ip -n "$P-hub" link set br0 up
+}
+
+underlay_host() { # name N
+  local name=$1 n=$2
+  ns_add "$name"
+  ip link add "u$n" netns "$P-$name" type veth peer name "h$n" netns "$P-hub"
+  ip -n "$P-hub" link set "h$n" master br0 up
+  ip -n "$P-$name" link set "u$n" name eth0
+  ip -n "$P-$name" addr add "10.200.0.$n/24" dev eth0
+  ip -n "$P-$name" addr add "fd20::$n/64" dev eth0 nodad
+  ip -n "$P-$name" link set eth0 up
+}
+
+# Wait until file $1 contains a line matching $2 (grep -E), at most $3 seconds.
+wait_log() {
+  local file=$1 pattern=$2 limit=${3:-10} i=0
+  while ! grep -Eq "$pattern" "$file" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt $((limit * 20)) ]; then
+      echo "timed out waiting for /$pattern/ in $file:"
+      cat "$file"
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+FAILS=0
+PASSES=0
+check() { # description cmd...
+  local what=$1
+  shift
+  if "$@" >"$TMP/check.out" 2>&1; then
+    echo "ok   - $what"
+    PASSES=$((PASSES + 1))
+  else
+    echo "FAIL - $what"
+    sed 's/^/       /' "$TMP/check.out" | tail -20
+    FAILS=$((FAILS + 1))
+  fi
+}
+
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [ "$FAILS" -eq 0 ]
+}
+
+# Wait until something listens on TCP port $2 in namespace $1 (at most 10 s).
+wait_listen() {
+  local i=0
+  while ! ip netns exec "$P-$1" ss -Hltn "sport = :$2" 2>/dev/null | grep -q LISTEN; do
+    i=$((i + 1))
+    [ $i -gt 200 ] && { echo "nothing listens on $1:$2"; return 1; }
+    sleep 0.05
+  done
+}

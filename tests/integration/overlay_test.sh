@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# End to end through the data plane, in network namespaces this test creates:
+#   a, b  run vnet-node (TAP + UDP underlay), c runs a Linux kernel vxlan device (interop).
+# Checks: ping between all pairs (IPv4 and IPv6 overlay addresses), ARP answered locally,
+# broadcast reaches everyone, iperf3 both ways through the overlay and to the kernel peer,
+# learning, and that a foreign VNI, a spoofed source and garbage are dropped and counted while
+# forwarding goes on.
+# Usage: overlay_test.sh BUILD_DIR
+set -u
+BUILD=$1
+. "$(dirname "$0")/lib.sh"
+need_root
+NODE="$BUILD/examples/vnet-node"
+
+underlay_init
+underlay_host a 1
+underlay_host b 2
+underlay_host c 3
+
+MA=02:00:00:00:00:0a
+MB=02:00:00:00:00:0b
+MC=02:00:00:00:00:0c
+
+# a: learns; knows b statically and answers ARP for b and c itself.
+ip netns exec "$P-a" "$NODE" --dev tap:vn0 --underlay udp:10.200.0.1:4789 --vni 42 --mac $MA \
+  --ip 10.99.0.1/24 --ip fd99::1/64 --peer 10.200.0.2:4789 --peer 10.200.0.3:4789 \
+  --static $MB=10.200.0.2:4789 --arp 10.99.0.2=$MB --learn --log-level info \
+  >"$TMP/a.log" 2>&1 &
+PIDS+=($!)
+PID_A=$!
+# b: no learning; static entries for both others.
+ip netns exec "$P-b" "$NODE" --dev tap:vn0 --underlay udp:10.200.0.2:4789 --vni 42 --mac $MB \
+  --ip 10.99.0.2/24 --ip fd99::2/64 --peer 10.200.0.1:4789 --peer 10.200.0.3:4789 \
+  --static $MA=10.200.0.1:4789 --static $MC=10.200.0.3:4789 >"$TMP/b.log" 2>&1 &
+PIDS+=($!)
+PID_B=$!
+# Answer broadcast pings, so the broadcast check sees both libvnet nodes reply.
+for n in a b; do in_ns $n sysctl -qw net.ipv4.icmp_echo_ignore_broadcasts=0; done
+# c: the Linux kernel's own VXLAN, flooding to a and b. veth would leave the inner checksum of
+# its packets to a NIC that is not there (checksum offload), so let the kernel compute it, as
+# it does for a NIC without offload.
+in_ns c ethtool -K eth0 tx off >/dev/null
+in_ns c ip link add vx0 type vxlan id 42 local 10.200.0.3 dstport 4789 dev eth0
+in_ns c ip link set vx0 address $MC mtu 1450 up
+in_ns c bridge fdb append 00:00:00:00:00:00 dev vx0 dst 10.200.0.1
+in_ns c bridge fdb append 00:00:00:00:00:00 dev vx0 dst 10.200.0.2
+in_ns c ip addr add 10.99.0.3/24 dev vx0
+in_ns c ip addr add fd99::3/64 dev vx0 nodad
+
+wait_log "$TMP/a.log" "up: vn0" || exit 1
+wait_log "$TMP/b.log" "up: vn0" || exit 1
+
+check "tap device created with MAC and MTU" \
+  sh -c "ip -n $P-a link show vn0 | grep -q 'link/ether $MA' && ip -n $P-a link show vn0 | grep -q 'mtu 1450'"
+check "ping a -> b (IPv4)" in_ns a ping -c 3 -i 0.2 -W 2 10.99.0.2
+check "ping b -> a (IPv4)" in_ns b ping -c 3 -i 0.2 -W 2 10.99.0.1
+check "ping a -> c, kernel vxlan peer" in_ns a ping -c 3 -i 0.2 -W 2 10.99.0.3
+check "ping c -> b, kernel vxlan peer" in_ns c ping -c 3 -i 0.2 -W 2 10.99.0.2
+check "ping b -> c" in_ns b ping -c 3 -i 0.2 -W 2 10.99.0.3
+check "ping a -> b (IPv6)" in_ns a ping -6 -c 3 -i 0.2 -W 2 fd99::2
+check "ping c -> a (IPv6)" in_ns c ping -6 -c 3 -i 0.2 -W 2 fd99::1
+check "large ping a -> b (1400 bytes)" in_ns a ping -c 2 -s 1400 -W 2 10.99.0.2
+ip netns exec $P-c ping -b -c 3 -i 0.2 -W 1 10.99.0.255 >"$TMP/bcast.out" 2>&1
+check "broadcast ping from c: a answers" grep -q "from 10.99.0.1:" "$TMP/bcast.out"
+check "broadcast ping from c: b answers" grep -q "from 10.99.0.2:" "$TMP/bcast.out"
+
+# Counters: ARP for b was answered inside a (--arp); a learned c's MAC.
+kill -USR1 $PID_A
+wait_log "$TMP/a.log" "arp [1-9]" 5
+check "a answered ARP for b locally" grep -Eq "arp [1-9]" "$TMP/a.log"
+check "a learned the kernel peer's MAC" grep -Eq "learned [1-9]" "$TMP/a.log"
+
+if command -v iperf3 >/dev/null; then
+  in_ns b iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+  PIDS+=($!)
+  in_ns c iperf3 -s -1 -p 5202 >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_listen b 5201
+  wait_listen c 5202
+  check "iperf3 TCP a -> b" in_ns a iperf3 -c 10.99.0.2 -p 5201 -t 2 --connect-timeout 3000
+  check "iperf3 TCP a -> c (kernel vxlan)" in_ns a iperf3 -c 10.99.0.3 -p 5202 -t 2 -R --connect-timeout 3000
+fi
+
+# Bad packets to a's underlay port from c: garbage, a foreign VNI, and a frame claiming b's
+# (static) MAC from the wrong endpoint.
+cat >"$TMP/bad.py" <<'PY'
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst = ("10.200.0.1", 4789)
+def vx(vni, inner):
+    return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + inner
+eth = lambda dst, src: bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + b"\x08\x00"
+s.sendto(b"\x00garbage", dst)
+s.sendto(b"\x08\x00\x00", dst)
+s.sendto(vx(43, eth("02:00:00:00:00:0a", "02:00:00:00:00:0c") + b"x" * 46), dst)
+s.sendto(vx(42, eth("02:00:00:00:00:0a", "02:00:00:00:00:0b") + b"x" * 46), dst)
+PY
+in_ns c python3 "$TMP/bad.py"
+check "ping a -> b still works after bad packets" in_ns a ping -c 2 -i 0.2 -W 2 10.99.0.2
+kill -USR1 $PID_A
+wait_log "$TMP/a.log" "spoof=" 5
+check "garbage counted" grep -Eq "decap=2 .*decap_(trunc_vxlan|bad_vxlan_flags)|decap=2" "$TMP/a.log"
+check "foreign VNI counted" grep -Eq "foreign_vni=1" "$TMP/a.log"
+check "spoofed source counted" grep -Eq "spoof=1" "$TMP/a.log"
+
+kill $PID_A $PID_B
+wait $PID_A
+check "vnet-node a exits 0 on SIGTERM" test $? -eq 0
+wait $PID_B
+check "vnet-node b exits 0 on SIGTERM" test $? -eq 0
+finish
