@@ -462,10 +462,71 @@ static bool answer_nd(struct vnet_datapath *dp, const uint8_t *f, uint32_t len)
     memcpy(na + 26, mac.b, 6);
     uint32_t sum = vnet_csum_pseudo6(ip + 8, ip + 24, 58, icmp_len);
     sum = vnet_csum_partial(na, icmp_len, sum);
-    wr16(na + 2, (uint16_t)~vnet_csum_fold(sum));
+    wr16(na + 2, vnet_csum_fold(sum));
     queue_reply(dp, r, 14 + 40 + icmp_len);
     STAT_ADD(dp->st.nd_replies, 1);
     return true;
+}
+
+/* A frame over the MTU came from the node's own stack: tell it, as a router would, so it lowers
+ * its path MTU (ICMP "fragmentation needed" for IPv4 with DF, ICMPv6 "packet too big"). The
+ * message comes from the destination's address; the stack only looks at the quoted header. */
+static void send_too_big(struct vnet_datapath *dp, const uint8_t *f, uint32_t len)
+{
+    uint16_t et = rd16(f + 12);
+    uint8_t *r;
+    if (et == ETH_P_IP && len >= 14 + 20 && (f[14] >> 4) == 4 && (rd16(f + 20) & 0x4000)) {
+        uint32_t quote = len - 14 < 548 ? len - 14 : 548; /* keeps the reply within 576 */
+        if (!(r = reply_buf(dp)))
+            return;
+        memcpy(r, f + 6, 6);
+        memcpy(r + 6, f, 6);
+        wr16(r + 12, ETH_P_IP);
+        uint8_t *ip = r + 14, *ic = ip + 20;
+        memset(ip, 0, 20);
+        ip[0] = 0x45;
+        wr16(ip + 2, (uint16_t)(20 + 8 + quote));
+        ip[8] = 64;
+        ip[9] = 1;
+        memcpy(ip + 12, f + 14 + 16, 4); /* from: the original destination */
+        memcpy(ip + 16, f + 14 + 12, 4); /* to: the original source */
+        wr16(ip + 10, vnet_csum_fold(vnet_csum_partial(ip, 20, 0)));
+        memset(ic, 0, 8);
+        ic[0] = 3; /* destination unreachable */
+        ic[1] = 4; /* fragmentation needed and DF set */
+        wr16(ic + 6, (uint16_t)dp->mtu);
+        memcpy(ic + 8, f + 14, quote);
+        wr16(ic + 2, vnet_csum_fold(vnet_csum_partial(ic, 8 + quote, 0)));
+        queue_reply(dp, r, 14 + 20 + 8 + quote);
+    } else if (et == ETH_P_IPV6 && len >= 14 + 40 && (f[14] >> 4) == 6) {
+        uint32_t quote = len - 14 < 1280 - 48 ? len - 14 : 1280 - 48; /* within the IPv6 minimum */
+        if (!(r = reply_buf(dp)))
+            return;
+        memcpy(r, f + 6, 6);
+        memcpy(r + 6, f, 6);
+        wr16(r + 12, ETH_P_IPV6);
+        uint8_t *ip = r + 14, *ic = ip + 40;
+        memset(ip, 0, 40);
+        ip[0] = 0x60;
+        wr16(ip + 4, (uint16_t)(8 + quote));
+        ip[6] = 58;
+        ip[7] = 64;
+        memcpy(ip + 8, f + 14 + 24, 16);
+        memcpy(ip + 24, f + 14 + 8, 16);
+        memset(ic, 0, 8);
+        ic[0] = 2; /* packet too big */
+        ic[4] = (uint8_t)(dp->mtu >> 24);
+        ic[5] = (uint8_t)(dp->mtu >> 16);
+        ic[6] = (uint8_t)(dp->mtu >> 8);
+        ic[7] = (uint8_t)dp->mtu;
+        memcpy(ic + 8, f + 14, quote);
+        uint32_t sum = vnet_csum_pseudo6(ip + 8, ip + 24, 58, 8 + quote);
+        wr16(ic + 2, vnet_csum_fold(vnet_csum_partial(ic, 8 + quote, sum)));
+        queue_reply(dp, r, 14 + 40 + 8 + quote);
+    } else {
+        return;
+    }
+    STAT_ADD(dp->st.too_big_sent, 1);
 }
 
 /* ---- egress: virtual port -> underlay ---- */
@@ -475,6 +536,7 @@ static bool prepare_egress(struct vnet_datapath *dp, struct vnet_pkt *p)
 {
     if (p->len - VNET_ETH_HLEN > dp->mtu + 4 /* a VLAN tag may ride along */) {
         drop(dp, VNET_DP_DROP_TOO_BIG);
+        send_too_big(dp, vnet_pkt_data(p), p->len);
         return false;
     }
     if ((p->csum_flags & VNET_CSUM_PARTIAL) && vnet_csum_complete(p) != 0) {
@@ -748,11 +810,16 @@ static int ingress(struct vnet_datapath *dp, int budget)
 
 int vnet_datapath_poll(struct vnet_datapath *dp, int budget)
 {
+    return vnet_datapath_poll_ports(dp, VNET_DP_VPORT | VNET_DP_UPORT, budget);
+}
+
+int vnet_datapath_poll_ports(struct vnet_datapath *dp, unsigned which, int budget)
+{
     if (budget <= 0 || budget > dp->burst)
         budget = dp->burst;
     vnet_table_reader_online(dp->reader);
-    int a = egress(dp, budget);
-    int b = ingress(dp, budget);
+    int a = which & VNET_DP_VPORT ? egress(dp, budget) : 0;
+    int b = which & VNET_DP_UPORT ? ingress(dp, budget) : 0;
     vnet_table_reader_offline(dp->reader);
     if (a < 0 && a != VNET_EAGAIN)
         return a;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run the whole test suite:
 #   1. a normal build with -Werror running every suite (unit, fuzz replay, integration);
-#   2. a build with AddressSanitizer + UndefinedBehaviorSanitizer running the unit and fuzz
-#      suites.
+#   2. a build with AddressSanitizer + UndefinedBehaviorSanitizer running every suite but the
+#      install test.
 # Each suite's own output is shown. The last line is "N passed, N failed, N skipped", counted
 # from meson's test logs; the exit status is non-zero when anything failed.
 #
@@ -48,9 +48,12 @@ if [ "${VNET_SKIP_ASAN:-0}" != 1 ]; then
   if setup "$ASAN" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
       -Dc_args=-fno-sanitize-recover=all -Dbench=false &&
       meson compile -C "$ASAN"; then
-    echo "== test ($ASAN: unit and fuzz suites)"
+    # Everything but the install test (an out-of-tree program cannot link a sanitized
+    # libvnet.a without the sanitizer runtime): the integration tests run vnet-node under
+    # the sanitizers with real traffic.
+    echo "== test ($ASAN: all suites but install)"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-      meson test -C "$ASAN" -v --num-processes 2 --suite unit --suite fuzz || status=1
+      meson test -C "$ASAN" -v --num-processes 2 --no-suite install || status=1
     logs+=("$ASAN/meson-logs/testlog.json")
   else
     echo "sanitizer build failed"

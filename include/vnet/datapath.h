@@ -75,6 +75,7 @@ struct vnet_datapath_stats {
     uint64_t drops[VNET_DP_DROP__MAX];
     uint64_t decap[32]; /* by enum vnet_drop_reason (encap.h) */
     uint64_t arp_replies, nd_replies, flooded, learned, gso_frames, gro_frames;
+    uint64_t too_big_sent; /* ICMP/ICMPv6 "too big" answered to the virtual port */
 };
 
 struct vnet_dp_peer_stats {
@@ -101,6 +102,12 @@ int vnet_datapath_add_local_mac(struct vnet_datapath *dp, const struct vnet_mac 
 /* Handle up to @budget packets from each port; never blocks. Returns packets handled (0:
  * nothing was ready) or a negative error from a port. */
 int vnet_datapath_poll(struct vnet_datapath *dp, int budget);
+
+/* The same for only the ports in @which (VNET_DP_VPORT, VNET_DP_UPORT): for a caller that
+ * knows from poll(2) which fds are readable, to save the reads that would find nothing. */
+#define VNET_DP_VPORT 0x1
+#define VNET_DP_UPORT 0x2
+int vnet_datapath_poll_ports(struct vnet_datapath *dp, unsigned which, int budget);
 
 /* The fds to poll for readability: fds[0] the virtual port, fds[1] the underlay. */
 int vnet_datapath_fds(const struct vnet_datapath *dp, int fds[2]);

@@ -25,6 +25,7 @@ B="$P-b"
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() {
+  [ -n "${KEEP_LOGS:-}" ] && cp "$TMP"/node*.log /tmp/ 2>/dev/null
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
   ip netns del "$A" 2>/dev/null
@@ -142,3 +143,8 @@ added_l=$(python3 -c "print(f'{float(\"${R[libvnet.avg]}\")-float(\"${R[underlay
 echo "added latency over the underlay: kernel VXLAN ${added_k} us, libvnet ${added_l} us"
 echo "vnet-node (sender side) CPU during 1-stream TCP: ${R[libvnet.cpu]}% of one core"
 echo "targets: TCP >= 1.0x kernel VXLAN; 64B pps >= 0.5x; added latency <= 2x kernel's"
+if [ -n "${SHOW_STATS:-}" ]; then
+  for p in "${PIDS[@]}"; do kill -USR1 "$p" 2>/dev/null; done
+  sleep 0.5
+  cat "$TMP"/node*.log
+fi

@@ -24,7 +24,7 @@ MC=02:00:00:00:00:0c
 # a: learns; knows b statically and answers ARP for b and c itself.
 ip netns exec "$P-a" "$NODE" --dev tap:vn0 --underlay udp:10.200.0.1:4789 --vni 42 --mac $MA \
   --ip 10.99.0.1/24 --ip fd99::1/64 --peer 10.200.0.2:4789 --peer 10.200.0.3:4789 \
-  --static $MB=10.200.0.2:4789 --arp 10.99.0.2=$MB --learn --log-level info \
+  --static $MB=10.200.0.2:4789 --arp 10.99.0.2=$MB --arp fd99::2=$MB --learn --log-level info \
   >"$TMP/a.log" 2>&1 &
 PIDS+=($!)
 PID_A=$!
@@ -68,6 +68,7 @@ check "broadcast ping from c: b answers" grep -q "from 10.99.0.2:" "$TMP/bcast.o
 kill -USR1 $PID_A
 wait_log "$TMP/a.log" "arp [1-9]" 5
 check "a answered ARP for b locally" grep -Eq "arp [1-9]" "$TMP/a.log"
+check "a answered neighbour solicitation for b locally" grep -Eq "nd [1-9]" "$TMP/a.log"
 check "a learned the kernel peer's MAC" grep -Eq "learned [1-9]" "$TMP/a.log"
 
 if command -v iperf3 >/dev/null; then
@@ -78,8 +79,27 @@ if command -v iperf3 >/dev/null; then
   wait_listen b 5201
   wait_listen c 5202
   check "iperf3 TCP a -> b" in_ns a iperf3 -c 10.99.0.2 -p 5201 -t 2 --connect-timeout 3000
-  check "iperf3 TCP a -> c (kernel vxlan)" in_ns a iperf3 -c 10.99.0.3 -p 5202 -t 2 -R --connect-timeout 3000
+  check "iperf3 TCP c -> a (kernel vxlan sends)" in_ns a iperf3 -c 10.99.0.3 -p 5202 -t 2 -R --connect-timeout 3000
+  in_ns c iperf3 -s -1 -p 5203 >/dev/null 2>&1 &
+  PIDS+=($!)
+  wait_listen c 5203
+  check "iperf3 TCP a -> c (kernel vxlan receives)" in_ns a iperf3 -c 10.99.0.3 -p 5203 -t 2 --connect-timeout 3000
+  kill -USR1 $PID_A
+  wait_log "$TMP/a.log" "gso [1-9]" 5
+  check "a segmented TSO frames (gso > 0)" grep -Eq "gso [1-9]" "$TMP/a.log"
+  check "a coalesced received segments (gro > 0)" grep -Eq "gro [1-9]" "$TMP/a.log"
 fi
+
+# A frame over the overlay MTU from a's own stack: a answers ICMP "fragmentation needed"
+# (as a router would) instead of dropping it silently.
+in_ns a ip link set vn0 mtu 1600
+in_ns a ping -c 2 -i 0.2 -W 1 -M do -s 1500 10.99.0.2 >"$TMP/pmtu.out" 2>&1
+in_ns a ping -6 -c 2 -i 0.2 -W 1 -M do -s 1500 fd99::2 >"$TMP/pmtu6.out" 2>&1
+in_ns a ip link set vn0 mtu 1450
+check "ICMP frag-needed with mtu 1450 reaches a's stack" \
+  sh -c "cat $TMP/pmtu.out; grep -Eq 'mtu ?= ?1450' $TMP/pmtu.out"
+check "ICMPv6 packet-too-big reaches a's stack" \
+  sh -c "cat $TMP/pmtu6.out; grep -Eiq 'mtu ?= ?1450|too big' $TMP/pmtu6.out"
 
 # Bad packets to a's underlay port from c: garbage, a foreign VNI, and a frame claiming b's
 # (static) MAC from the wrong endpoint.
@@ -102,6 +122,19 @@ wait_log "$TMP/a.log" "spoof=" 5
 check "garbage counted" grep -Eq "decap=2 .*decap_(trunc_vxlan|bad_vxlan_flags)|decap=2" "$TMP/a.log"
 check "foreign VNI counted" grep -Eq "foreign_vni=1" "$TMP/a.log"
 check "spoofed source counted" grep -Eq "spoof=1" "$TMP/a.log"
+
+# An IPv6 underlay: d and e, another network (VNI 7), outer headers over fd20::/64.
+underlay_host d 4
+underlay_host e 5
+ip netns exec "$P-d" "$NODE" --dev tap:vn1 --underlay "udp:[fd20::4]:4789" --vni 7 \
+  --mac 02:00:00:00:00:0d --ip 10.98.0.4/24 --peer "[fd20::5]:4789" --learn >"$TMP/d.log" 2>&1 &
+PIDS+=($!)
+ip netns exec "$P-e" "$NODE" --dev tap:vn1 --underlay "udp:[fd20::5]:4789" --vni 7 \
+  --mac 02:00:00:00:00:0e --ip 10.98.0.5/24 --peer "[fd20::4]:4789" --learn >"$TMP/e.log" 2>&1 &
+PIDS+=($!)
+wait_log "$TMP/d.log" "up: vn1" && wait_log "$TMP/e.log" "up: vn1"
+check "IPv6 underlay: tap MTU is 1500 - 70" sh -c "ip -n $P-d link show vn1 | grep -q 'mtu 1430'"
+check "IPv6 underlay: ping d -> e" in_ns d ping -c 3 -i 0.2 -W 2 10.98.0.5
 
 kill $PID_A $PID_B
 wait $PID_A
