@@ -297,6 +297,8 @@ static void flush_underlay(struct vnet_datapath *dp)
             done += rc;
             continue;
         }
+        if (rc < 0 && rc != VNET_EAGAIN && rc != VNET_ENOBUFS)
+            break; /* a hard error (device down, ...): drop the rest, counted below */
         /* The socket buffer is full: wait (at most 1 ms) for it to drain rather than drop,
          * which TCP would pay for dearly. */
         struct pollfd pfd = {.fd = vnet_port_fd(dp->uport, 0), .events = POLLOUT};
@@ -311,7 +313,6 @@ static void flush_underlay(struct vnet_datapath *dp)
         }
     }
     dp->nutx = 0;
-    dp->ngso = 0;
 }
 
 static void flush_virtual(struct vnet_datapath *dp)
@@ -323,6 +324,8 @@ static void flush_virtual(struct vnet_datapath *dp)
             done += rc;
             continue;
         }
+        if (rc < 0 && rc != VNET_EAGAIN && rc != VNET_ENOBUFS)
+            break; /* a hard error (device down, ...): drop the rest, counted below */
         struct pollfd pfd = {.fd = vnet_port_fd(dp->vport, 0), .events = POLLOUT};
         poll(&pfd, 1, 1);
     }
@@ -561,8 +564,12 @@ static bool prepare_egress(struct vnet_datapath *dp, struct vnet_pkt *p)
 static void send_gso(struct vnet_datapath *dp, struct vnet_pkt *p, const struct vnet_endpoint *to,
                      struct peer *peer, struct peerset *ps)
 {
-    if (dp->ngso == BURST_MAX)
-        flush_underlay(dp);
+    /* One buffer per frame of the burst; they are reused only by the next burst, so chunks
+     * still queued after a mid-burst flush never see their bytes overwritten. */
+    if (dp->ngso == BURST_MAX) {
+        drop(dp, VNET_DP_DROP_OFFLOAD);
+        return;
+    }
     uint8_t *out = dp->gsobuf[dp->ngso];
     struct vnet_gso_info info;
     int n = vnet_gso_segment(p, VNET_VXLAN_HLEN, VNET_GSO_MAX_SEGS, out, GSO_OUT_CAP, &info);
@@ -620,6 +627,7 @@ static int egress(struct vnet_datapath *dp, int budget)
     int n = vnet_port_rx_burst(dp->vport, 0, dp->vrxp, budget);
     if (n <= 0)
         return n;
+    dp->ngso = 0;
     struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);
     struct vnet_table_key keys[BURST_MAX];
     const struct vnet_entry *ents[BURST_MAX];

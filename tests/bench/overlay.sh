@@ -94,6 +94,22 @@ small_pps() { # dst -> packets/s received (64-byte UDP payloads, sendmmsg sender
   sed -n 's/.*pps=\([0-9.]*\).*/\1/p' "$TMP/recv.out" | tail -1
 }
 
+iperf_udp64() { # dst -> packets/s received (iperf3, 64-byte payloads, unlimited rate)
+  ip netns exec "$B" iperf3 -s -1 -p 5302 >/dev/null 2>&1 &
+  local srv=$!
+  for i in $(seq 1 100); do
+    ip netns exec "$B" ss -Hlun "sport = :5302" 2>/dev/null | grep -q . && break
+    ip netns exec "$B" ss -Hltn "sport = :5302" 2>/dev/null | grep -q LISTEN && break
+    sleep 0.02
+  done
+  ip netns exec "$A" iperf3 -c "$1" -p 5302 -u -l 64 -b 0 -t "$SECS" -J 2>/dev/null |
+    python3 -c '
+import json,sys
+d=json.load(sys.stdin)["end"]["sum"]
+print((d["packets"]-d["lost_packets"])/d["seconds"])' 2>/dev/null
+  wait $srv 2>/dev/null
+}
+
 ping_rtt() { # dst -> "avg p99" in microseconds
   ip netns exec "$A" ping -c 200 -i 0.005 -W 1 "$1" 2>/dev/null |
     python3 -c '
@@ -104,7 +120,7 @@ print(f"{sum(v)/len(v):.1f} {v[min(len(v)-1,int(len(v)*0.99))]:.1f}" if v else "
 
 declare -A R
 measure() { # name dst
-  local name=$1 dst=$2 t1=() t4=() pps=() avg=() p99=() cpu=()
+  local name=$1 dst=$2 t1=() t4=() pps=() ipps=() avg=() p99=() cpu=()
   for r in $(seq 1 "$RUNS"); do
     local c0 w0
     c0=$(cpu_ticks "$NODE_A"); w0=$(date +%s.%N)
@@ -114,12 +130,14 @@ measure() { # name dst
     cpu+=("$(python3 -c "print(100*($c1-$c0)/$(getconf CLK_TCK)/($w1-$w0))")")
     t4+=("$(iperf_tcp "$dst" 4)")
     pps+=("$(small_pps "$dst")")
+    ipps+=("$(iperf_udp64 "$dst")")
     read -r a p <<<"$(ping_rtt "$dst")"
     avg+=("$a"); p99+=("$p")
   done
   R[$name.t1]=$(median "${t1[@]}")
   R[$name.t4]=$(median "${t4[@]}")
   R[$name.pps]=$(median "${pps[@]}")
+  R[$name.ipps]=$(median "${ipps[@]}")
   R[$name.avg]=$(median "${avg[@]}")
   R[$name.p99]=$(median "${p99[@]}")
   R[$name.cpu]=$(median "${cpu[@]}")
@@ -131,12 +149,14 @@ measure kernel 10.202.0.2
 measure libvnet 10.203.0.2
 
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}x' if b else '-')"; }
-printf '%-16s %12s %12s %12s %10s %10s\n' "path" "TCP 1 (Gb/s)" "TCP 4 (Gb/s)" "64B UDP pps" "RTT avg us" "RTT p99 us"
+F='%-16s %12s %12s %13s %13s %10s %10s\n'
+printf "$F" "path" "TCP 1 (Gb/s)" "TCP 4 (Gb/s)" "64B pps blast" "64B pps iperf" "RTT avg us" "RTT p99 us"
 for n in underlay kernel libvnet; do
-  printf '%-16s %12s %12s %12s %10s %10s\n' "$n" "${R[$n.t1]}" "${R[$n.t4]}" "${R[$n.pps]}" "${R[$n.avg]}" "${R[$n.p99]}"
+  printf "$F" "$n" "${R[$n.t1]}" "${R[$n.t4]}" "${R[$n.pps]}" "${R[$n.ipps]}" "${R[$n.avg]}" "${R[$n.p99]}"
 done
-printf '%-16s %12s %12s %12s %10s %10s\n' "libvnet/kernel" "$(ratio "${R[libvnet.t1]}" "${R[kernel.t1]}")" \
+printf "$F" "libvnet/kernel" "$(ratio "${R[libvnet.t1]}" "${R[kernel.t1]}")" \
   "$(ratio "${R[libvnet.t4]}" "${R[kernel.t4]}")" "$(ratio "${R[libvnet.pps]}" "${R[kernel.pps]}")" \
+  "$(ratio "${R[libvnet.ipps]}" "${R[kernel.ipps]}")" \
   "$(ratio "${R[libvnet.avg]}" "${R[kernel.avg]}")" "$(ratio "${R[libvnet.p99]}" "${R[kernel.p99]}")"
 added_k=$(python3 -c "print(f'{float(\"${R[kernel.avg]}\")-float(\"${R[underlay.avg]}\"):.1f}')")
 added_l=$(python3 -c "print(f'{float(\"${R[libvnet.avg]}\")-float(\"${R[underlay.avg]}\"):.1f}')")
