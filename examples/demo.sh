@@ -40,6 +40,10 @@ TMP=$(mktemp -d)
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for n in "${NS[@]}"; do
+    pids=$(ip netns pids "$n" 2>/dev/null || true)
+    [ -n "$pids" ] && kill $pids 2>/dev/null || true
+  done
   for n in "${NS[@]}"; do ip netns del "$n" 2>/dev/null || true; done
   rm -rf "$TMP"
 }

@@ -28,6 +28,10 @@ cleanup() {
   [ -n "${KEEP_LOGS:-}" ] && cp "$TMP"/node*.log /tmp/ 2>/dev/null
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
+  for ns in "$A" "$B"; do
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    [ -n "$pids" ] && kill $pids 2>/dev/null
+  done
   ip netns del "$A" 2>/dev/null
   ip netns del "$B" 2>/dev/null
   rm -rf "$TMP"

@@ -19,6 +19,11 @@ TMP=$(mktemp -d)
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  # Anything still running inside our namespaces (servers whose client failed, ...).
+  for ns in "${NSLIST[@]}"; do
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    [ -n "$pids" ] && kill $pids 2>/dev/null
+  done
   for ns in "${NSLIST[@]}"; do ip netns del "$ns" 2>/dev/null; done
   rm -rf "$TMP"
 }
