@@ -1,5 +1,11 @@
 /* vnet-node: one node of a libvnet overlay.
  *
+ * Managed mode: the management daemon keeps a session with the controller, which provides
+ * the network's VNI and MTU, this node's MAC and addresses, and every other node:
+ *
+ *   vnet-node --controller ADDR:PORT --network NAME --name NODE \
+ *             --dev tap:NAME --underlay udp:LOCAL_IP:PORT
+ *
  * Static mode (no controller): the peers and fixed table entries come from the command line.
  *
  *   vnet-node --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N \
@@ -10,6 +16,7 @@
  * exits cleanly on SIGINT/SIGTERM. Exit status: 0 after a clean stop, 1 when setup failed,
  * 2 for a usage error.
  */
+#include <vnet/agent.h>
 #include <vnet/datapath.h>
 #include <vnet/encap.h>
 #include <vnet/error.h>
@@ -30,6 +37,7 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define MAX_ITEMS 256
 
@@ -38,12 +46,17 @@ static const char *prog = "vnet-node";
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N --mac MAC\n"
+            "usage: %s --controller ADDR:PORT --network NAME --name NODE\n"
+            "          --dev tap:NAME --underlay udp:LOCAL_IP:PORT [--learn] [--no-offload]\n"
+            "   or: %s --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N --mac MAC\n"
             "          [--ip ADDR/PREFIX ...] --peer REMOTE_IP:PORT [--peer ...]\n"
             "          [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn]\n"
             "          [--mtu N] [--no-arp-proxy] [--no-offload] [--busy-poll US]\n"
             "          [--log-level error|warn|info|debug]\n"
             "\n"
+            "  --controller the controller's node address (managed mode)\n"
+            "  --network    the network this node belongs to (managed mode)\n"
+            "  --name       this node's name in it (managed mode)\n"
             "  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device\n"
             "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there\n"
             "  --vni        the network's 24-bit VXLAN network identifier\n"
@@ -60,7 +73,7 @@ static void usage(FILE *f)
             "  --busy-poll  keep polling this many microseconds after the last packet\n"
             "               before sleeping (default 0: sleep at once; spinning only pays\n"
             "               with a core to spare)\n",
-            prog);
+            prog, prog);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -73,6 +86,7 @@ static int usage_error(const char *fmt, const char *arg)
 
 struct opts {
     const char *dev, *underlay;
+    const char *controller, *network, *name;
     uint32_t vni;
     bool have_vni, have_mac, learn, no_arp_proxy, no_offload;
     struct vnet_mac mac;
@@ -99,7 +113,20 @@ static int parse_pair(const char *arg, char *left, size_t leftlen, const char **
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { O_STATIC = 256, O_ARP, O_LEARN, O_MTU, O_NOARP, O_LOG, O_VERSION, O_NOOFF, O_BUSY };
+    enum {
+        O_STATIC = 256,
+        O_ARP,
+        O_LEARN,
+        O_MTU,
+        O_NOARP,
+        O_LOG,
+        O_VERSION,
+        O_NOOFF,
+        O_BUSY,
+        O_CTRL,
+        O_NET,
+        O_NAME
+    };
     static const struct option longopts[] = {
         {"dev", required_argument, NULL, 'd'},
         {"underlay", required_argument, NULL, 'u'},
@@ -114,6 +141,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"no-arp-proxy", no_argument, NULL, O_NOARP},
         {"no-offload", no_argument, NULL, O_NOOFF},
         {"busy-poll", required_argument, NULL, O_BUSY},
+        {"controller", required_argument, NULL, O_CTRL},
+        {"network", required_argument, NULL, O_NET},
+        {"name", required_argument, NULL, O_NAME},
         {"log-level", required_argument, NULL, O_LOG},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
@@ -199,6 +229,22 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_NOOFF:
             o->no_offload = true;
             break;
+        case O_CTRL: {
+            struct vnet_endpoint ep;
+            if (vnet_endpoint_parse(optarg, &ep))
+                return usage_error("bad --controller '%s': want IP:PORT or [IPv6]:PORT", optarg);
+            o->controller = optarg;
+            break;
+        }
+        case O_NET:
+        case O_NAME:
+            if (!optarg[0] || strlen(optarg) >= VNET_NAME_MAX)
+                return usage_error("bad name '%s': 1 to 63 characters", optarg);
+            if (c == O_NET)
+                o->network = optarg;
+            else
+                o->name = optarg;
+            break;
         case O_BUSY: {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
@@ -232,6 +278,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return usage_error("%s", "--dev is required (tap:NAME)");
     if (!o->underlay)
         return usage_error("%s", "--underlay is required (udp:IP:PORT)");
+    if (o->controller || o->network || o->name) {
+        if (!o->controller || !o->network || !o->name)
+            return usage_error("%s", "managed mode needs --controller, --network and --name");
+        if (o->have_vni || o->have_mac || o->npeers || o->nstatics || o->nips)
+            return usage_error("%s", "--vni, --mac, --ip, --peer, --static and --arp come from "
+                                     "the controller in managed mode");
+        return 0;
+    }
     if (!o->have_vni)
         return usage_error("%s", "--vni is required");
     if (!o->have_mac)
@@ -280,6 +334,195 @@ static void print_stats(struct vnet_datapath *dp, struct vnet_table *t)
     }
 }
 
+/* ---- managed mode ---- */
+
+struct managed {
+    struct opts *o;
+    uv_loop_t loop;
+    struct vnet_table *table;
+    struct vnet_port *vport, *uport;
+    struct vnet_datapath *dp;
+    struct vnet_agent *agent;
+    uv_poll_t pv, pu, pl;
+    uv_signal_t sig[3];
+    bool polling;
+    char ifname[16];
+    struct vnet_endpoint local;
+    int status;
+};
+
+static void on_port(uv_poll_t *h, int status, int events)
+{
+    struct managed *m = h->data;
+    (void)events;
+    if (status < 0 || !m->dp)
+        return;
+    unsigned which = h == &m->pv ? VNET_DP_VPORT : VNET_DP_UPORT;
+    int n = vnet_datapath_poll_ports(m->dp, which, 0);
+    if (n < 0)
+        vnet_log(VNET_LOG_WARN, "node", "datapath: %s", vnet_strerror(n));
+}
+
+static void on_learn(uv_poll_t *h, int status, int events)
+{
+    struct managed *m = h->data;
+    (void)events;
+    if (status == 0 && m->dp) {
+        int n = vnet_datapath_learn_drain(m->dp);
+        if (n < 0)
+            vnet_log(VNET_LOG_WARN, "node", "learning: %s", vnet_strerror(n));
+    }
+}
+
+static void on_welcome(void *arg, const struct vnet_network *net, const struct vnet_node *self)
+{
+    struct managed *m = arg;
+    char mac[VNET_MAC_STRLEN];
+    vnet_mac_format(&self->mac, mac, sizeof(mac));
+    int rc = vnet_netdev_set_mtu(m->ifname, net->mtu);
+    if (rc)
+        vnet_log(VNET_LOG_WARN, "node", "MTU %u on %s: %s", net->mtu, m->ifname, vnet_strerror(rc));
+    rc = vnet_netdev_set_mac(m->ifname, &self->mac);
+    if (rc)
+        vnet_log(VNET_LOG_WARN, "node", "MAC %s on %s: %s", mac, m->ifname, vnet_strerror(rc));
+    for (int i = 0; i < VNET_NODE_IPS; i++) {
+        if (!self->ips[i].family)
+            continue;
+        struct vnet_prefix p = {.ip = self->ips[i]};
+        const struct vnet_prefix *sub =
+            self->ips[i].family == VNET_AF_INET ? &net->subnet4 : &net->subnet6;
+        p.len = sub->ip.family ? sub->len : (self->ips[i].family == VNET_AF_INET ? 32 : 128);
+        rc = vnet_netdev_add_addr(m->ifname, &p);
+        if (rc)
+            vnet_log(VNET_LOG_WARN, "node", "address on %s: %s", m->ifname, vnet_strerror(rc));
+    }
+    vnet_netdev_set_up(m->ifname, true);
+    if (!m->dp) {
+        struct vnet_datapath_cfg dcfg = {.table = m->table,
+                                         .vport = m->vport,
+                                         .uport = m->uport,
+                                         .vni = net->vni,
+                                         .learn = m->o->learn,
+                                         .mtu = net->mtu};
+        rc = vnet_datapath_create(&dcfg, &m->dp);
+        if (rc) {
+            vnet_log(VNET_LOG_ERROR, "node", "datapath: %s", vnet_strerror(rc));
+            return;
+        }
+        int fds[2];
+        vnet_datapath_fds(m->dp, fds);
+        uv_poll_init(&m->loop, &m->pv, fds[0]);
+        uv_poll_init(&m->loop, &m->pu, fds[1]);
+        uv_poll_init(&m->loop, &m->pl, vnet_datapath_learn_fd(m->dp));
+        m->pv.data = m->pu.data = m->pl.data = m;
+        uv_poll_start(&m->pv, UV_READABLE, on_port);
+        uv_poll_start(&m->pu, UV_READABLE, on_port);
+        uv_poll_start(&m->pl, UV_READABLE, on_learn);
+        m->polling = true;
+    }
+    vnet_datapath_add_local_mac(m->dp, &self->mac);
+    vnet_log(VNET_LOG_WARN, "node", "up: %s in network %s (vni %u, mtu %u) as %s, mac %s",
+             m->ifname, net->name, net->vni, net->mtu, self->name, mac);
+}
+
+static void on_peers(void *arg, const struct vnet_endpoint *peers, size_t n)
+{
+    struct managed *m = arg;
+    if (m->dp)
+        vnet_datapath_set_peers(m->dp, peers, n);
+}
+
+static void on_state(void *arg, int connected)
+{
+    (void)arg;
+    vnet_log(VNET_LOG_WARN, "node", "controller %s", connected ? "connected" : "disconnected");
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct managed *m = h->data;
+    if (signum == SIGUSR1) {
+        if (m->dp)
+            print_stats(m->dp, m->table);
+        struct vnet_agent_stats as;
+        vnet_agent_get_stats(m->agent, &as);
+        vnet_log(VNET_LOG_WARN, "node",
+                 "controller: %s, revision %llu, %llu connects, %llu snapshots, %llu deltas",
+                 as.connected ? "connected" : "disconnected", (unsigned long long)as.revision,
+                 (unsigned long long)as.connects, (unsigned long long)as.snapshots,
+                 (unsigned long long)as.deltas);
+        return;
+    }
+    if (m->dp)
+        print_stats(m->dp, m->table);
+    vnet_agent_destroy(m->agent);
+    m->agent = NULL;
+    uv_walk(&m->loop, close_walk, NULL); /* the loop ends when every handle is closed */
+}
+
+static int run_managed(struct opts *o, const struct vnet_endpoint *local)
+{
+    struct managed m;
+    memset(&m, 0, sizeof(m));
+    m.o = o;
+    m.local = *local;
+    m.status = 1;
+    uv_loop_init(&m.loop);
+    int rc = vnet_table_create(NULL, &m.table);
+    struct vnet_port_cfg vcfg = {.up = true, .offload = !o->no_offload};
+    if (!rc && (rc = vnet_port_open(o->dev, &vcfg, &m.vport)) != 0)
+        vnet_log(VNET_LOG_ERROR, "node", "--dev %s: %s", o->dev, vnet_strerror(rc));
+    struct vnet_port_cfg ucfg = {.offload = !o->no_offload};
+    if (!rc && (rc = vnet_port_open(o->underlay, &ucfg, &m.uport)) != 0)
+        vnet_log(VNET_LOG_ERROR, "node", "--underlay %s: %s", o->underlay, vnet_strerror(rc));
+    if (!rc) {
+        struct vnet_port_info info;
+        vnet_port_get_info(m.vport, &info);
+        snprintf(m.ifname, sizeof(m.ifname), "%s", info.ifname);
+        struct vnet_agent_cfg acfg = {.loop = &m.loop,
+                                      .controller = o->controller,
+                                      .network = o->network,
+                                      .node = o->name,
+                                      .table = m.table,
+                                      .local = *local,
+                                      .cb = {on_welcome, on_peers, on_state},
+                                      .cb_arg = &m};
+        rc = vnet_agent_create(&acfg, &m.agent);
+        if (rc)
+            vnet_log(VNET_LOG_ERROR, "node", "agent: %s", vnet_strerror(rc));
+    }
+    if (!rc) {
+        static const int signums[3] = {SIGINT, SIGTERM, SIGUSR1};
+        for (int i = 0; i < 3; i++) {
+            uv_signal_init(&m.loop, &m.sig[i]);
+            m.sig[i].data = &m;
+            uv_signal_start(&m.sig[i], on_signal, signums[i]);
+        }
+        vnet_log(VNET_LOG_WARN, "node", "managed: %s, joining %s as %s via %s", m.ifname,
+                 o->network, o->name, o->controller);
+        uv_run(&m.loop, UV_RUN_DEFAULT);
+        vnet_log(VNET_LOG_WARN, "node", "stopped");
+        m.status = 0;
+    } else if (m.agent) {
+        vnet_agent_destroy(m.agent);
+    }
+    uv_walk(&m.loop, close_walk, NULL);
+    uv_run(&m.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&m.loop);
+    vnet_datapath_destroy(m.dp);
+    vnet_port_close(m.uport);
+    vnet_port_close(m.vport);
+    vnet_table_destroy(m.table);
+    return m.status;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -294,6 +537,8 @@ int main(int argc, char **argv)
     struct vnet_endpoint local;
     if (vnet_endpoint_parse(o.underlay + 4, &local))
         return usage_error("bad --underlay '%s': want udp:IP:PORT", o.underlay);
+    if (o.controller)
+        return run_managed(&o, &local);
     uint32_t overhead =
         local.ip.family == VNET_AF_INET6 ? VNET_ENCAP_OVERHEAD_V6 : VNET_ENCAP_OVERHEAD_V4;
     uint32_t mtu = o.mtu ? o.mtu : 1500 - overhead;

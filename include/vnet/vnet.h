@@ -17,6 +17,12 @@
 #include "vnet/port.h"
 #include "vnet/netdev.h"
 #include "vnet/datapath.h"
+#include "vnet/model.h"
+#include "vnet/store.h"
+#include "vnet/proto.h"
+#include "vnet/controller.h"
+#include "vnet/agent.h"
+#include "vnet/client.h"
 
 #ifdef __cplusplus
 extern "C" {

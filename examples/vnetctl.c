@@ -1,0 +1,468 @@
+/* vnetctl: the subscriber's command line for every configuration request.
+ *
+ *   vnetctl [--controller ADDR:PORT | --socket PATH] [--json] [--timeout MS] COMMAND
+ *     network create NAME [--vni N] [--subnet CIDR]... [--mtu N]
+ *     network list | network show NAME | network delete NAME | network status NAME
+ *     node add NETWORK NAME [--mac MAC] [--ip ADDR]... [--phys IP:PORT]
+ *     node list NETWORK | node show NETWORK NAME
+ *     node move NETWORK NAME --phys IP:PORT
+ *     node remove NETWORK NAME
+ *
+ * Human-readable tables by default, --json for scripts. Exit status: 0 on success, 1 when the
+ * controller refused the request (its reason on stderr) or could not be reached, 2 on a usage
+ * error. The controller defaults to $VNET_CONTROLLER, else 127.0.0.1:7701.
+ */
+#include <vnet/client.h>
+#include <vnet/error.h>
+#include <vnet/proto.h>
+#include <vnet/types.h>
+#include <vnet/vnet.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *prog = "vnetctl";
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s [--controller ADDR:PORT | --socket PATH] [--json] [--timeout MS] COMMAND\n"
+            "\n"
+            "commands:\n"
+            "  network create NAME [--vni N] [--subnet CIDR]... [--mtu N]\n"
+            "  network list\n"
+            "  network show NAME\n"
+            "  network delete NAME\n"
+            "  network status NAME\n"
+            "  node add NETWORK NAME [--mac MAC] [--ip ADDR]... [--phys IP:PORT]\n"
+            "  node list NETWORK\n"
+            "  node show NETWORK NAME\n"
+            "  node move NETWORK NAME --phys IP:PORT\n"
+            "  node remove NETWORK NAME\n"
+            "\n"
+            "  --controller  the controller's API address (default $VNET_CONTROLLER, else\n"
+            "                127.0.0.1:7701)\n"
+            "  --socket      the controller's local Unix socket instead\n"
+            "  --json        machine-readable output\n"
+            "  --subnet      IPv4 or IPv6 prefix the nodes' addresses come from (one of each)\n"
+            "  --ip          a node's virtual address (one IPv4, one IPv6); default: the next\n"
+            "                free address of the network's subnet\n"
+            "  --mac         a node's virtual MAC; default: a random locally administered one\n"
+            "  --phys        a node's physical (underlay) endpoint; default: what it reports\n"
+            "exit status: 0 done, 1 refused or unreachable, 2 usage error\n",
+            prog);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    return 2;
+}
+
+static bool json;
+
+/* ---- output ---- */
+
+static const char *ipstr(const struct vnet_ip *ip, char *buf, size_t len)
+{
+    if (!ip->family || vnet_ip_format(ip, buf, len) < 0)
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+static const char *epstr(const struct vnet_endpoint *ep, char *buf, size_t len)
+{
+    if (!ep->ip.family || vnet_endpoint_format(ep, buf, len) < 0)
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+static const char *pfxstr(const struct vnet_prefix *p, char *buf, size_t len)
+{
+    if (!p->ip.family || vnet_prefix_format(p, buf, len) < 0)
+        snprintf(buf, len, "-");
+    return buf;
+}
+
+static void json_str(const char *key, const char *v, bool comma)
+{
+    printf("\"%s\":", key);
+    if (!v || strcmp(v, "-") == 0) {
+        printf("null");
+    } else {
+        putchar('"');
+        for (const char *p = v; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                printf("\\%c", *p);
+            else if ((unsigned char)*p < 0x20)
+                printf("\\u%04x", *p);
+            else
+                putchar(*p);
+        }
+        putchar('"');
+    }
+    if (comma)
+        putchar(',');
+}
+
+static void print_network_json(const struct vnet_network *n)
+{
+    char a[64], b[64];
+    printf("{");
+    json_str("name", n->name, true);
+    printf("\"vni\":%u,", n->vni);
+    json_str("subnet4", pfxstr(&n->subnet4, a, sizeof(a)), true);
+    json_str("subnet6", pfxstr(&n->subnet6, b, sizeof(b)), true);
+    printf("\"mtu\":%u,\"revision\":%llu}", n->mtu, (unsigned long long)n->revision);
+}
+
+static const char *state_name(enum vnet_node_state s)
+{
+    return s == VNET_NODE_ACTIVE ? "active" : s == VNET_NODE_PENDING ? "pending" : "removed";
+}
+
+static void print_node_json(const struct vnet_node *n)
+{
+    char mac[VNET_MAC_STRLEN], a[64], b[64], p[64], o[64];
+    vnet_mac_format(&n->mac, mac, sizeof(mac));
+    printf("{");
+    json_str("name", n->name, true);
+    printf("\"id\":%llu,", (unsigned long long)n->id);
+    json_str("mac", mac, true);
+    json_str("ip4", ipstr(&n->ips[0], a, sizeof(a)), true);
+    json_str("ip6", ipstr(&n->ips[1], b, sizeof(b)), true);
+    json_str("phys", epstr(&n->phys, p, sizeof(p)), true);
+    json_str("observed", epstr(&n->observed, o, sizeof(o)), true);
+    json_str("state", state_name(n->state), true);
+    printf("\"revision\":%llu}", (unsigned long long)n->revision);
+}
+
+static void print_networks(const struct vnet_msg_reply *r)
+{
+    if (json) {
+        printf("[");
+        for (uint32_t i = 0; i < r->nnetworks; i++) {
+            if (i)
+                putchar(',');
+            print_network_json(&r->networks[i]);
+        }
+        printf("]\n");
+        return;
+    }
+    printf("%-20s %9s %-18s %-22s %6s %9s\n", "NETWORK", "VNI", "SUBNET4", "SUBNET6", "MTU",
+           "REVISION");
+    for (uint32_t i = 0; i < r->nnetworks; i++) {
+        const struct vnet_network *n = &r->networks[i];
+        char a[64], b[64];
+        printf("%-20s %9u %-18s %-22s %6u %9llu\n", n->name, n->vni,
+               pfxstr(&n->subnet4, a, sizeof(a)), pfxstr(&n->subnet6, b, sizeof(b)), n->mtu,
+               (unsigned long long)n->revision);
+    }
+}
+
+static void print_nodes(const struct vnet_node *v, uint32_t n)
+{
+    if (json) {
+        printf("[");
+        for (uint32_t i = 0; i < n; i++) {
+            if (i)
+                putchar(',');
+            print_node_json(&v[i]);
+        }
+        printf("]\n");
+        return;
+    }
+    printf("%-16s %6s %-17s %-15s %-22s %-22s %-8s %8s\n", "NODE", "ID", "MAC", "IP", "PHYS",
+           "OBSERVED", "STATE", "REVISION");
+    for (uint32_t i = 0; i < n; i++) {
+        char mac[VNET_MAC_STRLEN], a[64], p[64], o[64];
+        vnet_mac_format(&v[i].mac, mac, sizeof(mac));
+        printf("%-16s %6llu %-17s %-15s %-22s %-22s %-8s %8llu\n", v[i].name,
+               (unsigned long long)v[i].id, mac, ipstr(&v[i].ips[0], a, sizeof(a)),
+               epstr(&v[i].phys, p, sizeof(p)), epstr(&v[i].observed, o, sizeof(o)),
+               state_name(v[i].state), (unsigned long long)v[i].revision);
+        if (v[i].ips[1].family)
+            printf("%-16s %6s %-17s %s\n", "", "", "", ipstr(&v[i].ips[1], a, sizeof(a)));
+    }
+}
+
+static void print_status(const struct vnet_msg_reply *r)
+{
+    const struct vnet_network *n = &r->networks[0];
+    uint32_t connected = 0, converged = 0;
+    for (uint32_t i = 0; i < r->nstatus; i++) {
+        connected += r->status[i].connected;
+        converged += r->status[i].acked == n->revision;
+    }
+    if (json) {
+        printf("{");
+        json_str("network", n->name, true);
+        printf("\"revision\":%llu,\"nodes\":%u,\"connected\":%u,\"converged\":%u,\"status\":[",
+               (unsigned long long)n->revision, r->nstatus, connected, converged);
+        for (uint32_t i = 0; i < r->nstatus; i++) {
+            const struct vnet_node_status *s = &r->status[i];
+            printf("%s{", i ? "," : "");
+            json_str("node", s->node.name, true);
+            printf("\"connected\":%s,\"acked\":%llu,\"converged\":%s}",
+                   s->connected ? "true" : "false", (unsigned long long)s->acked,
+                   s->acked == n->revision ? "true" : "false");
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("network %s: revision %llu, %u nodes, %u connected, %u converged\n", n->name,
+           (unsigned long long)n->revision, r->nstatus, connected, converged);
+    printf("%-16s %-10s %10s %-10s %-22s\n", "NODE", "CONNECTED", "ACKED", "CONVERGED", "OBSERVED");
+    for (uint32_t i = 0; i < r->nstatus; i++) {
+        const struct vnet_node_status *s = &r->status[i];
+        char o[64];
+        printf("%-16s %-10s %10llu %-10s %-22s\n", s->node.name, s->connected ? "yes" : "no",
+               (unsigned long long)s->acked, s->acked == n->revision ? "yes" : "no",
+               epstr(&s->node.observed, o, sizeof(o)));
+    }
+}
+
+/* ---- arguments ---- */
+
+struct cmd {
+    const char *controller, *socket;
+    uint32_t timeout_ms;
+    struct vnet_msg_request req;
+};
+
+static int want_name(const char *what, const char *s, char *dst)
+{
+    if (!s)
+        return usage_error("missing %s", what);
+    if (strlen(s) >= VNET_NAME_MAX || !s[0])
+        return usage_error("bad name '%s': 1 to 63 characters", s);
+    strcpy(dst, s);
+    return 0;
+}
+
+static int parse_u32(const char *s, unsigned long max, uint32_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || v > max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_command(int argc, char **argv, int i, struct cmd *c)
+{
+    struct vnet_msg_request *q = &c->req;
+    if (i >= argc)
+        return usage_error("%s", "missing command");
+    const char *obj = argv[i++];
+    const char *verb = i < argc ? argv[i++] : NULL;
+    if (!verb)
+        return usage_error("missing action after '%s'", obj);
+    int rc;
+    const char *extra_ok = NULL; /* which options the command takes */
+    if (strcmp(obj, "network") == 0) {
+        if (strcmp(verb, "create") == 0) {
+            q->op = VNET_REQ_NETWORK_CREATE;
+            extra_ok = "vni subnet mtu";
+        } else if (strcmp(verb, "list") == 0) {
+            q->op = VNET_REQ_NETWORK_LIST;
+        } else if (strcmp(verb, "show") == 0) {
+            q->op = VNET_REQ_NETWORK_SHOW;
+        } else if (strcmp(verb, "delete") == 0) {
+            q->op = VNET_REQ_NETWORK_DELETE;
+        } else if (strcmp(verb, "status") == 0) {
+            q->op = VNET_REQ_NETWORK_STATUS;
+        } else {
+            return usage_error("unknown action 'network %s'", verb);
+        }
+        if (q->op != VNET_REQ_NETWORK_LIST &&
+            (rc = want_name("network name", i < argc ? argv[i++] : NULL, q->network)) != 0)
+            return rc;
+    } else if (strcmp(obj, "node") == 0) {
+        if (strcmp(verb, "add") == 0) {
+            q->op = VNET_REQ_NODE_ADD;
+            extra_ok = "mac ip phys";
+        } else if (strcmp(verb, "list") == 0) {
+            q->op = VNET_REQ_NODE_LIST;
+        } else if (strcmp(verb, "show") == 0) {
+            q->op = VNET_REQ_NODE_SHOW;
+        } else if (strcmp(verb, "move") == 0) {
+            q->op = VNET_REQ_NODE_MOVE;
+            extra_ok = "phys";
+        } else if (strcmp(verb, "remove") == 0) {
+            q->op = VNET_REQ_NODE_REMOVE;
+        } else {
+            return usage_error("unknown action 'node %s'", verb);
+        }
+        if ((rc = want_name("network name", i < argc ? argv[i++] : NULL, q->network)) != 0)
+            return rc;
+        if (q->op != VNET_REQ_NODE_LIST &&
+            (rc = want_name("node name", i < argc ? argv[i++] : NULL, q->node)) != 0)
+            return rc;
+    } else {
+        return usage_error("unknown command '%s' (network, node)", obj);
+    }
+    while (i < argc) {
+        const char *opt = argv[i++];
+        if (strcmp(opt, "--json") == 0) { /* accepted after the command too */
+            json = true;
+            continue;
+        }
+        const char *val = i < argc ? argv[i] : NULL;
+        const char *name = strncmp(opt, "--", 2) == 0 ? opt + 2 : NULL;
+        if (!name || !extra_ok || !strstr(extra_ok, name) || strchr(name, ' ') || !*name)
+            return usage_error("unexpected argument '%s'", opt);
+        if (!val)
+            return usage_error("option '%s' needs a value", opt);
+        i++;
+        if (strcmp(name, "vni") == 0) {
+            if (parse_u32(val, VNET_VNI_MAX, &q->vni) || q->vni == 0)
+                return usage_error("bad --vni '%s': want 1..16777215", val);
+            q->has |= VNET_REQ_HAS_VNI;
+        } else if (strcmp(name, "mtu") == 0) {
+            if (parse_u32(val, 65000, &q->mtu) || q->mtu < 576)
+                return usage_error("bad --mtu '%s': want 576..65000", val);
+            q->has |= VNET_REQ_HAS_MTU;
+        } else if (strcmp(name, "subnet") == 0) {
+            struct vnet_prefix p;
+            if (vnet_prefix_parse(val, &p))
+                return usage_error("bad --subnet '%s': want CIDR like 10.0.0.0/24", val);
+            if (p.ip.family == VNET_AF_INET) {
+                q->subnet4 = p;
+                q->has |= VNET_REQ_HAS_SUBNET4;
+            } else {
+                q->subnet6 = p;
+                q->has |= VNET_REQ_HAS_SUBNET6;
+            }
+        } else if (strcmp(name, "mac") == 0) {
+            if (vnet_mac_parse(val, &q->mac) || vnet_mac_is_multicast(&q->mac))
+                return usage_error("bad --mac '%s': want a unicast xx:xx:xx:xx:xx:xx", val);
+            q->has |= VNET_REQ_HAS_MAC;
+        } else if (strcmp(name, "ip") == 0) {
+            struct vnet_ip ip;
+            if (vnet_ip_parse(val, &ip))
+                return usage_error("bad --ip '%s': want an IPv4 or IPv6 address", val);
+            if (ip.family == VNET_AF_INET) {
+                q->ip4 = ip;
+                q->has |= VNET_REQ_HAS_IP4;
+            } else {
+                q->ip6 = ip;
+                q->has |= VNET_REQ_HAS_IP6;
+            }
+        } else if (strcmp(name, "phys") == 0) {
+            if (vnet_endpoint_parse(val, &q->phys))
+                return usage_error("bad --phys '%s': want IP:PORT or [IPv6]:PORT", val);
+            q->has |= VNET_REQ_HAS_PHYS;
+        }
+    }
+    if (q->op == VNET_REQ_NODE_MOVE && !(q->has & VNET_REQ_HAS_PHYS))
+        return usage_error("%s", "node move needs --phys IP:PORT");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof(c));
+    c.controller = getenv("VNET_CONTROLLER");
+    c.timeout_ms = 10000;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("vnetctl %s\n", vnet_version());
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--controller") == 0 || strcmp(a, "--socket") == 0 ||
+                   strcmp(a, "--timeout") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs a value", a);
+            const char *v = argv[++i];
+            if (a[2] == 'c')
+                c.controller = v, c.socket = NULL;
+            else if (a[2] == 's')
+                c.socket = v, c.controller = NULL;
+            else if (parse_u32(v, 3600000, &c.timeout_ms) || !c.timeout_ms)
+                return usage_error("bad --timeout '%s': milliseconds", v);
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+    }
+    int rc = parse_command(argc, argv, i, &c);
+    if (rc)
+        return rc;
+    const char *addr = c.socket ? c.socket : c.controller ? c.controller : "127.0.0.1:7701";
+    if (c.socket && !strchr(c.socket, '/'))
+        return usage_error("bad --socket '%s': want a path", c.socket);
+    char err[256] = "";
+    struct vnet_client *cl;
+    rc = vnet_client_connect(addr, c.timeout_ms, &cl, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", prog, err[0] ? err : vnet_strerror(rc));
+        return 1;
+    }
+    struct vnet_msg m;
+    rc = vnet_client_request(cl, &c.req, &m, err, sizeof(err));
+    vnet_client_close(cl);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", prog, err[0] ? err : vnet_strerror(rc));
+        return 1;
+    }
+    const struct vnet_msg_reply *r = &m.u.reply;
+    if (r->code != 0) {
+        fprintf(stderr, "%s: %s\n", prog, r->text[0] ? r->text : vnet_strerror(r->code));
+        vnet_msg_free(&m);
+        return 1;
+    }
+    switch (c.req.op) {
+    case VNET_REQ_NETWORK_CREATE:
+    case VNET_REQ_NETWORK_LIST:
+        print_networks(r);
+        break;
+    case VNET_REQ_NETWORK_SHOW:
+        if (json) {
+            printf("{\"network\":");
+            if (r->nnetworks)
+                print_network_json(&r->networks[0]);
+            printf(",\"nodes\":");
+            print_nodes(r->nodes, r->nnodes);
+            printf("}\n");
+        } else {
+            print_networks(r);
+            printf("\n");
+            print_nodes(r->nodes, r->nnodes);
+        }
+        break;
+    case VNET_REQ_NETWORK_STATUS:
+        if (r->nnetworks)
+            print_status(r);
+        break;
+    case VNET_REQ_NODE_ADD:
+    case VNET_REQ_NODE_LIST:
+    case VNET_REQ_NODE_SHOW:
+    case VNET_REQ_NODE_MOVE:
+        print_nodes(r->nodes, r->nnodes);
+        break;
+    case VNET_REQ_NETWORK_DELETE:
+    case VNET_REQ_NODE_REMOVE:
+        if (json)
+            printf("{\"ok\":true}\n");
+        else
+            printf("%s %s removed\n", c.req.op == VNET_REQ_NODE_REMOVE ? "node" : "network",
+                   c.req.op == VNET_REQ_NODE_REMOVE ? c.req.node : c.req.network);
+        break;
+    }
+    vnet_msg_free(&m);
+    return 0;
+}

@@ -1,0 +1,70 @@
+/* libvnet: the management daemon of a node.
+ *
+ * Keeps a session with the controller on the caller's libuv loop: says hello with the last
+ * revision it holds, applies snapshots and deltas to the node's switch table (each one
+ * atomically, as one batch), acknowledges them, and reports the node's physical endpoint. It
+ * reconnects with jittered exponential backoff; while the controller is away the data plane
+ * keeps forwarding with the table it has.
+ *
+ * The agent is the switch table's writer: call it from the thread that owns the table's
+ * writes (the loop's thread).
+ */
+#ifndef VNET_AGENT_H
+#define VNET_AGENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "vnet/model.h"
+#include "vnet/switch_table.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vnet_agent;
+
+struct vnet_agent_callbacks {
+    /* The controller accepted the node: its network (VNI, MTU, subnets) and itself (MAC,
+     * IPs). Called on every (re)connect; apply what changed (TAP MAC, MTU, addresses). */
+    void (*on_welcome)(void *arg, const struct vnet_network *net, const struct vnet_node *self);
+    /* The other nodes' physical endpoints changed: the new flood list. */
+    void (*on_peers)(void *arg, const struct vnet_endpoint *peers, size_t n);
+    /* The session went up (connected = 1) or down (0). */
+    void (*on_state)(void *arg, int connected);
+};
+
+struct vnet_agent_cfg {
+    uv_loop_t *loop;
+    const char *controller;       /* "IP:PORT" or "[IPv6]:PORT" */
+    const char *network, *node;   /* names */
+    struct vnet_table *table;     /* the agent writes it */
+    struct vnet_endpoint local;   /* this node's underlay endpoint, reported to the controller */
+    uint32_t keepalive_ms;        /* 0: 5,000 */
+    uint32_t backoff_min_ms;      /* 0: 100 */
+    uint32_t backoff_max_ms;      /* 0: 10,000 */
+    struct vnet_agent_callbacks cb;
+    void *cb_arg;
+};
+
+/* Create and start connecting. Returns 0 or VNET_EINVAL / VNET_ENOMEM. */
+int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out);
+
+/* Close the session; freed once the loop has run the close callbacks. NULL ignored. */
+void vnet_agent_destroy(struct vnet_agent *a);
+
+/* Tell the controller a new endpoint (e.g. after the underlay address changed). */
+int vnet_agent_report_endpoint(struct vnet_agent *a, const struct vnet_endpoint *ep);
+
+struct vnet_agent_stats {
+    uint64_t connects, snapshots, deltas, acks, errors;
+    uint64_t revision; /* applied */
+    int connected;
+};
+void vnet_agent_get_stats(const struct vnet_agent *a, struct vnet_agent_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

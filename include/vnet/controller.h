@@ -1,0 +1,67 @@
+/* libvnet: the configuration controller.
+ *
+ * Serves node daemons (sessions that receive their network's configuration) and subscriber
+ * clients (requests that change it) on the caller's libuv loop, single-threaded. Every request
+ * that changes the configuration is one store transaction; the controller is woken by each
+ * commit and, once per loop iteration, sends every affected node one delta with all changes
+ * since what it was last sent, in revision order. A node that connects with revision R gets
+ * the changes after R, or a full snapshot when they are no longer kept. Nodes acknowledge
+ * revisions; `network status` shows who has converged and who is connected.
+ *
+ * A slow or stuck node never stalls the others: a session's unsent output is bounded; past the
+ * bound no more deltas are queued for it and it gets one snapshot once its queue has drained.
+ * Keepalives find dead sessions. Commits by other processes sharing the database are noticed by
+ * polling the store's change counter.
+ *
+ * Thread-safety: everything runs on the loop's thread.
+ */
+#ifndef VNET_CONTROLLER_H
+#define VNET_CONTROLLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "vnet/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vnet_controller;
+
+struct vnet_controller_cfg {
+    uv_loop_t *loop;          /* the caller's */
+    struct vnet_store *store; /* borrowed; used only on the loop's thread */
+    const char *node_listen;  /* "IP:PORT" or "[IPv6]:PORT" for node daemons (NULL: none) */
+    const char *api_listen;   /* "IP:PORT" for subscriber clients (NULL: none) */
+    const char *api_socket;   /* a Unix socket path for local administration (NULL: none) */
+    uint32_t keepalive_ms;    /* 0: 5,000; a session silent for 3 intervals is closed */
+    size_t session_queue_max; /* unsent bytes per session; 0: 4 MiB */
+    uint32_t poll_store_ms;   /* check for other processes' commits; 0: 500; UINT32_MAX: never */
+};
+
+/* Create the controller and start listening. Returns 0, VNET_EINVAL (bad address, missing
+ * loop/store), or a negative error from the socket layer (VNET_EADDRINUSE-like errnos as
+ * negative errno values). The caller owns *out. */
+int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_controller **out);
+
+/* Close every session and listener. The memory is freed once the loop has run the close
+ * callbacks: run the loop (uv_run) after this until it returns. NULL ignored. */
+void vnet_controller_destroy(struct vnet_controller *c);
+
+/* The actual listening ports (useful with port 0). 0 when that listener is off. */
+int vnet_controller_node_port(const struct vnet_controller *c);
+int vnet_controller_api_port(const struct vnet_controller *c);
+
+struct vnet_controller_stats {
+    uint64_t node_sessions, client_sessions; /* open now */
+    uint64_t deltas_sent, snapshots_sent, requests, errors;
+    uint64_t sessions_closed_slow, sessions_closed_dead, sessions_closed_bad;
+};
+void vnet_controller_get_stats(const struct vnet_controller *c, struct vnet_controller_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,178 @@
+/* libvnet: the VN configuration database.
+ *
+ * Every network, node, virtual address and physical address, with a revision per change and a
+ * change log per network. A store is an engine behind an ops table (include/vnet/sys/store.h
+ * for engine authors); "sqlite:PATH" (or a plain path) is the default engine.
+ *
+ * Every call that changes something is one transaction: it happens whole or not at all. Every
+ * change to a network or one of its nodes bumps that network's revision by one and appends one
+ * record to its change log; the log keeps at least the last `retention` records per network.
+ *
+ * Validation lives here, in one place: names; unique VNI in the store; network name unique per
+ * subscriber; node name, MAC and IPs unique within the network; IPs inside the network's
+ * subnet (and not its network or broadcast address); a locally administered unicast MAC and
+ * the next free IP are assigned when the request gives none. A refused request returns an
+ * error and fills @err (when given) with one line naming the conflict, e.g.
+ * "VNI 42 is used by network 'blue'".
+ *
+ * Errors: VNET_EINVAL (bad argument), VNET_EEXIST (a uniqueness conflict), VNET_ENOENT (no
+ * such network/node), VNET_ENOSPC (no free IP left in the subnet, no free VNI), VNET_EBUSY
+ * (the database is locked by another process beyond the busy timeout), VNET_ECORRUPT (the
+ * file is not a database, is damaged, or is another application's database), VNET_EVERSION
+ * (schema newer than this library; or older, on a read-only open, which cannot migrate),
+ * VNET_EPERM (a change requested on a store opened read-only), VNET_ENOTSUP (no engine for
+ * the URI's scheme), VNET_EIO (other engine errors; @err has the engine's message). Calls
+ * without @err log engine errors through vnet_log() (module "store").
+ *
+ * Thread-safety: a store handle is used by one thread at a time. Several processes may open
+ * the same SQLite file (WAL mode); writers wait up to the busy timeout.
+ */
+#ifndef VNET_STORE_H
+#define VNET_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vnet/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vnet_store;
+
+struct vnet_store_opts {
+    uint32_t retention;       /* change records kept per network at least; 0: 10,000 */
+    uint32_t busy_timeout_ms; /* wait for a lock held by another process; 0: 5,000 */
+    bool read_only;
+};
+
+/* Open (creating if needed) a store. @uri: "sqlite:PATH", or a PATH (anything that does not
+ * start with a registered "SCHEME:"). The schema is created or migrated to the current
+ * version; a read-only open never creates or changes the file (VNET_ENOENT when it does not
+ * exist). @opts may be NULL (all defaults). Returns 0 or an error above; @err gets the
+ * reason. *out is freed by vnet_store_close(). */
+int vnet_store_open(const char *uri, const struct vnet_store_opts *opts, struct vnet_store **out,
+                    char *err, size_t errlen);
+
+/* Close and free. NULL is ignored. */
+void vnet_store_close(struct vnet_store *s);
+
+/* The schema version this library writes. */
+#define VNET_STORE_SCHEMA_VERSION 2
+
+/* ---- subscribers ---- */
+
+/* The subscriber that owns networks created without one (id 1, "admin"), made at creation. */
+#define VNET_SUBSCRIBER_ADMIN 1
+
+/* ---- networks ---- */
+
+struct vnet_network_spec {
+    uint64_t subscriber_id;      /* 0: VNET_SUBSCRIBER_ADMIN */
+    const char *name;
+    uint32_t vni;                /* 0: the lowest free VNI >= 1 */
+    bool has_vni;                /* vni 0 given explicitly is refused (reserved) */
+    struct vnet_prefix subnet4;  /* family 0: none (then nodes get no IPv4 unless given one) */
+    struct vnet_prefix subnet6;  /* family 0: none */
+    uint32_t mtu;                /* 0: 1450 */
+};
+
+/* Create a network. Fills *out (may be NULL) with the stored network (revision 1); the
+ * creation is the network's first change record (VNET_CHANGE_NET_PUT, revision 1). Subnets
+ * are stored with their host bits cleared; IPv4 subnets are /1../30, IPv6 /1../127; MTU
+ * 576..9216 (1280.. with an IPv6 subnet). VNET_ENOENT: no such subscriber. */
+int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_spec *spec,
+                              struct vnet_network *out, char *err, size_t errlen);
+
+/* Look up by subscriber and name (subscriber 0: any subscriber; the first match, lowest id).
+ * 0, VNET_ENOENT, VNET_EINVAL (invalid name) or an engine error. *out may be NULL. */
+int vnet_store_network_get(struct vnet_store *s, uint64_t subscriber_id, const char *name,
+                           struct vnet_network *out);
+int vnet_store_network_get_by_id(struct vnet_store *s, uint64_t id, struct vnet_network *out);
+
+/* Call @fn for each network of @subscriber_id (0: all), ordered by name; a non-zero return
+ * stops the walk and is returned. */
+typedef int (*vnet_store_network_fn)(const struct vnet_network *n, void *arg);
+int vnet_store_network_list(struct vnet_store *s, uint64_t subscriber_id, vnet_store_network_fn fn,
+                            void *arg);
+
+/* Delete a network with its nodes and change log. Its id is never reused; the deletion is
+ * still reported by vnet_store_changed_networks(). VNET_ENOENT: no such network. */
+int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *err,
+                              size_t errlen);
+
+/* ---- nodes ---- */
+
+struct vnet_node_spec {
+    const char *name;
+    struct vnet_mac mac;           /* used when has_mac */
+    bool has_mac;
+    struct vnet_ip ips[VNET_NODE_IPS]; /* at most one IPv4 and one IPv6 address, any slot; for
+                                          a family not given, the lowest free address of the
+                                          network's subnet of that family (if it has one) */
+    struct vnet_endpoint phys;     /* family 0: not known yet */
+    const uint8_t *pubkey;         /* VNET_PUBKEY_LEN bytes, or NULL */
+};
+
+/* Add a node. Fills *out (may be NULL) with the stored node; the network's new revision is
+ * out->revision. Stored nodes have their IPv4 address (or family 0) in ips[0] and their IPv6
+ * address (or family 0) in ips[1], state VNET_NODE_PENDING. */
+int vnet_store_node_add(struct vnet_store *s, uint64_t network_id, const struct vnet_node_spec *spec,
+                        struct vnet_node *out, char *err, size_t errlen);
+
+/* Look up a node: 0, VNET_ENOENT, VNET_EINVAL (invalid name) or an engine error. */
+int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *name,
+                        struct vnet_node *out);
+int vnet_store_node_get_by_id(struct vnet_store *s, uint64_t node_id, struct vnet_node *out);
+
+/* Nodes of a network ordered by name (VNET_ENOENT: no such network); a non-zero return of
+ * @fn stops the walk and is returned. The list is read whole first, so @fn may call the
+ * store. The same holds for the other walks. */
+typedef int (*vnet_store_node_fn)(const struct vnet_node *n, void *arg);
+int vnet_store_node_list(struct vnet_store *s, uint64_t network_id, vnet_store_node_fn fn,
+                         void *arg);
+
+/* Change a node's configured physical endpoint (a move; family 0 clears it). One change
+ * record, none when @phys equals the current endpoint. */
+int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *name,
+                         const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
+                         size_t errlen);
+
+/* Record the endpoint a node reported or the controller observed, and mark it active. A change
+ * record only when the value (or the state) changed. 0, VNET_ENOENT, VNET_EINVAL (empty or
+ * bad endpoint), VNET_EPERM or an engine error (logged). */
+int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
+                                 const struct vnet_endpoint *observed, struct vnet_node *out);
+
+/* Remove a node. One change record (VNET_CHANGE_NODE_DEL with its last state, state
+ * VNET_NODE_REMOVED). *revision (may be NULL) gets the network's new revision. Its id and,
+ * from then on, its addresses may be given to others; the id is never reused. */
+int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char *name,
+                           uint64_t *revision, char *err, size_t errlen);
+
+/* ---- change log ---- */
+
+/* Call @fn for each change of @network_id with revision > @since, in revision order. Returns
+ * 0, or VNET_ERANGE when records after @since are no longer kept or @since is beyond the
+ * network's revision (the caller then sends a snapshot), VNET_ENOENT (no such network), or
+ * the callback's non-zero value. */
+typedef int (*vnet_store_change_fn)(const struct vnet_change *c, void *arg);
+int vnet_store_changes_since(struct vnet_store *s, uint64_t network_id, uint64_t since,
+                             vnet_store_change_fn fn, void *arg);
+
+/* The store-wide highest change id seen, for pollers that wake on other processes' commits:
+ * changes when any network changes. */
+int vnet_store_last_change(struct vnet_store *s, uint64_t *out);
+
+/* Networks changed after store-wide change id @since (see vnet_store_last_change): @fn gets
+ * each network id once, in increasing order. A network deleted after @since is reported too
+ * (vnet_store_network_get_by_id() then returns VNET_ENOENT). */
+typedef int (*vnet_store_id_fn)(uint64_t id, void *arg);
+int vnet_store_changed_networks(struct vnet_store *s, uint64_t since, vnet_store_id_fn fn,
+                                void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

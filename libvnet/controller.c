@@ -1,0 +1,1083 @@
+/* The configuration controller: node sessions and subscriber requests on one libuv loop.
+ *
+ * Output. A message is encoded once into a reference-counted buffer and written to every
+ * session that needs it (a delta to 10,000 nodes is one encoding). A session whose unsent
+ * bytes pass session_queue_max gets nothing more until libuv has drained it; it is then sent
+ * one snapshot, so a stuck node costs bounded memory and never slows the others.
+ *
+ * Pushing. Requests mark their network dirty; a uv_check handle (after each loop iteration's
+ * I/O) sends each dirty network's sessions one delta with everything after what they were last
+ * sent, grouped by that revision so each group shares one encoding. Commits from other
+ * processes are found by polling the store's change counter.
+ */
+#include "vnet/controller.h"
+#include "vnet/error.h"
+#include "vnet/log.h"
+#include "vnet/proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+enum sess_kind { S_NEW = 0, S_NODE, S_CLIENT };
+
+struct session {
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    struct vnet_controller *c;
+    struct session *prev, *next;
+    enum sess_kind kind;
+    bool closing;
+    bool need_snapshot;
+    struct vnet_frame_reader rd;
+    uint64_t network_id, node_id;
+    uint64_t sent_rev, acked_rev;
+    uint64_t last_rx; /* uv_now */
+    uint64_t since_unix_ms;
+    struct vnet_ip peer_ip; /* TCP peer (family 0 for the Unix socket) */
+};
+
+struct wbuf {
+    unsigned refs;
+    size_t len;
+    uint8_t data[];
+};
+
+struct wreq {
+    uv_write_t req;
+    struct wbuf *b;
+};
+
+/* What the controller remembers of a node between sessions, for `network status`. */
+struct acked {
+    uint64_t node_id, rev;
+};
+
+struct vnet_controller {
+    uv_loop_t *loop;
+    struct vnet_store *store;
+    union {
+        uv_tcp_t tcp;
+        uv_handle_t handle;
+    } node_lis, api_lis;
+    uv_pipe_t unix_lis;
+    bool has_node_lis, has_api_lis, has_unix_lis;
+    char *unix_path;
+    uv_check_t check;
+    uv_timer_t keepalive, poller;
+    uint32_t keepalive_ms, poll_ms;
+    size_t queue_max;
+    struct session *sessions;
+    uint64_t *dirty;
+    size_t ndirty, capdirty;
+    struct acked *acks;
+    size_t nacks, capacks;
+    uint64_t last_change;
+    int pending_closes;
+    bool destroying;
+    bool lagging;      /* some session may wait for a snapshot */
+    char rxbuf[65536]; /* reads land here and are consumed before the next read */
+    struct vnet_controller_stats st;
+};
+
+static uint64_t unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static void maybe_free(struct vnet_controller *c)
+{
+    if (c->destroying && c->pending_closes == 0) {
+        free(c->dirty);
+        free(c->acks);
+        free(c->unix_path);
+        free(c);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct vnet_controller *c = h->data;
+    c->pending_closes--;
+    maybe_free(c);
+}
+
+static void close_handle(struct vnet_controller *c, uv_handle_t *h)
+{
+    if (uv_is_closing(h))
+        return;
+    h->data = c;
+    c->pending_closes++;
+    uv_close(h, on_handle_closed);
+}
+
+/* ---- dirty networks and acknowledgements ---- */
+
+static void mark_dirty(struct vnet_controller *c, uint64_t network_id)
+{
+    for (size_t i = 0; i < c->ndirty; i++)
+        if (c->dirty[i] == network_id)
+            return;
+    if (c->ndirty == c->capdirty) {
+        size_t cap = c->capdirty ? c->capdirty * 2 : 16;
+        uint64_t *d = realloc(c->dirty, cap * sizeof(*d));
+        if (!d)
+            return; /* the store poller will find the change again */
+        c->dirty = d;
+        c->capdirty = cap;
+    }
+    c->dirty[c->ndirty++] = network_id;
+}
+
+static struct acked *find_ack(struct vnet_controller *c, uint64_t node_id, bool create)
+{
+    for (size_t i = 0; i < c->nacks; i++)
+        if (c->acks[i].node_id == node_id)
+            return &c->acks[i];
+    if (!create)
+        return NULL;
+    if (c->nacks == c->capacks) {
+        size_t cap = c->capacks ? c->capacks * 2 : 64;
+        struct acked *a = realloc(c->acks, cap * sizeof(*a));
+        if (!a)
+            return NULL;
+        c->acks = a;
+        c->capacks = cap;
+    }
+    c->acks[c->nacks].node_id = node_id;
+    c->acks[c->nacks].rev = 0;
+    return &c->acks[c->nacks++];
+}
+
+/* ---- sessions: output ---- */
+
+static struct wbuf *encode(const struct vnet_msg *m)
+{
+    struct vnet_buf b = {0};
+    if (vnet_msg_encode(m, &b) != 0) {
+        vnet_buf_free(&b);
+        return NULL;
+    }
+    struct wbuf *w = malloc(sizeof(*w) + b.len);
+    if (w) {
+        w->refs = 0;
+        w->len = b.len;
+        memcpy(w->data, b.data, b.len);
+    }
+    vnet_buf_free(&b);
+    return w;
+}
+
+static void wbuf_unref(struct wbuf *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void session_close(struct session *s);
+static int send_snapshot(struct session *s);
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct wreq *w = (struct wreq *)req;
+    struct session *s = req->data;
+    wbuf_unref(w->b);
+    free(w);
+    if (status < 0) {
+        session_close(s);
+        return;
+    }
+    if (!s->closing && s->need_snapshot && uv_stream_get_write_queue_size(&s->h.stream) == 0) {
+        s->need_snapshot = false;
+        send_snapshot(s);
+    }
+}
+
+/* Queue @b on @s; with @droppable, refuse (and ask for a snapshot later) when the session's
+ * output is over the bound. */
+static int session_write(struct session *s, struct wbuf *b, bool droppable)
+{
+    if (s->closing)
+        return VNET_ESTATE;
+    if (droppable &&
+        (s->need_snapshot || uv_stream_get_write_queue_size(&s->h.stream) > s->c->queue_max)) {
+        s->need_snapshot = true;
+        s->c->lagging = true;
+        return VNET_ENOBUFS;
+    }
+    struct wreq *w = malloc(sizeof(*w));
+    if (!w)
+        return VNET_ENOMEM;
+    w->b = b;
+    b->refs++;
+    w->req.data = s;
+    uv_buf_t buf = uv_buf_init((char *)b->data, (unsigned)b->len);
+    int rc = uv_write(&w->req, &s->h.stream, &buf, 1, on_written);
+    if (rc < 0) {
+        b->refs--;
+        free(w);
+        session_close(s);
+        return rc;
+    }
+    return 0;
+}
+
+static int send_msg(struct session *s, const struct vnet_msg *m)
+{
+    struct wbuf *b = encode(m);
+    if (!b)
+        return VNET_ENOMEM;
+    b->refs++;
+    int rc = session_write(s, b, false);
+    wbuf_unref(b);
+    return rc;
+}
+
+static void send_error(struct session *s, int code, const char *text)
+{
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_ERROR;
+    m.u.error.code = code;
+    snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", text);
+    send_msg(s, &m);
+}
+
+/* ---- sessions: lifecycle ---- */
+
+static void on_session_closed(uv_handle_t *h)
+{
+    struct session *s = h->data;
+    struct vnet_controller *c = s->c;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    vnet_frame_reader_free(&s->rd);
+    free(s);
+    c->pending_closes--;
+    maybe_free(c);
+}
+
+static void session_close(struct session *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    if (s->kind == S_NODE)
+        s->c->st.node_sessions--;
+    else if (s->kind == S_CLIENT)
+        s->c->st.client_sessions--;
+    s->c->pending_closes++;
+    s->h.handle.data = s;
+    uv_close(&s->h.handle, on_session_closed);
+}
+
+/* Send an error and close: the error is queued before the close, and libuv writes queued
+ * data before closing a stream... only with shutdown; so shut down first. */
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    struct session *s = req->data;
+    free(req);
+    session_close(s);
+}
+
+static void session_fail(struct session *s, int code, const char *text)
+{
+    if (s->closing)
+        return;
+    vnet_log(VNET_LOG_INFO, "controller", "closing session: %s", text);
+    send_error(s, code, text);
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (!req || uv_shutdown(req, &s->h.stream, on_shutdown) != 0) {
+        free(req);
+        session_close(s);
+        return;
+    }
+    req->data = s;
+}
+
+/* ---- snapshots and deltas ---- */
+
+struct node_vec {
+    struct vnet_node *v;
+    uint32_t n, cap;
+};
+
+static int collect_node(const struct vnet_node *n, void *arg)
+{
+    struct node_vec *nv = arg;
+    if (nv->n == nv->cap) {
+        uint32_t cap = nv->cap ? nv->cap * 2 : 64;
+        struct vnet_node *v = realloc(nv->v, cap * sizeof(*v));
+        if (!v)
+            return VNET_ENOMEM;
+        nv->v = v;
+        nv->cap = cap;
+    }
+    nv->v[nv->n++] = *n;
+    return 0;
+}
+
+static struct wbuf *build_snapshot(struct vnet_controller *c, uint64_t network_id,
+                                   uint64_t *revision)
+{
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_SNAPSHOT;
+    if (vnet_store_network_get_by_id(c->store, network_id, &m.u.snapshot.network) != 0)
+        return NULL;
+    struct node_vec nv = {0};
+    if (vnet_store_node_list(c->store, network_id, collect_node, &nv) != 0) {
+        free(nv.v);
+        return NULL;
+    }
+    m.u.snapshot.nodes = nv.v;
+    m.u.snapshot.nnodes = nv.n;
+    *revision = m.u.snapshot.network.revision;
+    struct wbuf *b = encode(&m);
+    free(nv.v);
+    return b;
+}
+
+static int send_snapshot(struct session *s)
+{
+    uint64_t rev;
+    struct wbuf *b = build_snapshot(s->c, s->network_id, &rev);
+    if (!b) {
+        session_fail(s, VNET_EIO, "cannot read the network for a snapshot");
+        return VNET_EIO;
+    }
+    b->refs++;
+    int rc = session_write(s, b, false);
+    wbuf_unref(b);
+    if (rc == 0) {
+        s->sent_rev = rev;
+        s->c->st.snapshots_sent++;
+    }
+    return rc;
+}
+
+struct change_vec {
+    struct vnet_change *v;
+    uint32_t n, cap;
+};
+
+static int collect_change(const struct vnet_change *ch, void *arg)
+{
+    struct change_vec *cv = arg;
+    if (cv->n == cv->cap) {
+        uint32_t cap = cv->cap ? cv->cap * 2 : 16;
+        struct vnet_change *v = realloc(cv->v, cap * sizeof(*v));
+        if (!v)
+            return VNET_ENOMEM;
+        cv->v = v;
+        cv->cap = cap;
+    }
+    cv->v[cv->n++] = *ch;
+    return 0;
+}
+
+/* Bring every node session of @network_id up to the network's revision. */
+static void push_network(struct vnet_controller *c, uint64_t network_id)
+{
+    struct vnet_network net;
+    if (vnet_store_network_get_by_id(c->store, network_id, &net) != 0) {
+        /* Deleted: its sessions have nothing left to serve. */
+        for (struct session *s = c->sessions; s; s = s->next)
+            if (s->kind == S_NODE && s->network_id == network_id)
+                session_fail(s, VNET_ENOENT, "network deleted");
+        return;
+    }
+    for (;;) {
+        /* Find one group: the sessions behind, sent the same revision. */
+        uint64_t from = 0;
+        bool found = false;
+        for (struct session *s = c->sessions; s; s = s->next) {
+            if (s->kind != S_NODE || s->closing || s->network_id != network_id ||
+                s->sent_rev >= net.revision || s->need_snapshot)
+                continue;
+            from = s->sent_rev;
+            found = true;
+            break;
+        }
+        if (!found)
+            return;
+        struct change_vec cv = {0};
+        int rc = vnet_store_changes_since(c->store, network_id, from, collect_change, &cv);
+        struct wbuf *b = NULL;
+        if (rc == 0 && cv.n > 0) {
+            struct vnet_msg m;
+            memset(&m, 0, sizeof(m));
+            m.type = VNET_MSG_DELTA;
+            m.u.delta.from = from;
+            m.u.delta.to = cv.v[cv.n - 1].revision;
+            m.u.delta.changes = cv.v;
+            m.u.delta.nchanges = cv.n;
+            b = encode(&m);
+        }
+        uint64_t to = cv.n ? cv.v[cv.n - 1].revision : net.revision;
+        free(cv.v);
+        if (b)
+            b->refs++;
+        for (struct session *s = c->sessions; s; s = s->next) {
+            if (s->kind != S_NODE || s->closing || s->network_id != network_id ||
+                s->sent_rev != from || s->need_snapshot)
+                continue;
+            if (b) {
+                if (session_write(s, b, true) == 0) {
+                    s->sent_rev = to;
+                    c->st.deltas_sent++;
+                } else {
+                    s->need_snapshot = true; /* sent once its queue is empty (on_check) */
+                    c->lagging = true;
+                }
+            } else {
+                /* The changes are gone (retention) or unreadable: start over. */
+                if (send_snapshot(s) != 0)
+                    s->sent_rev = net.revision; /* failed and closing: out of the loop */
+            }
+        }
+        wbuf_unref(b);
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct vnet_controller *c = h->data;
+    while (c->ndirty > 0) {
+        uint64_t id = c->dirty[--c->ndirty];
+        push_network(c, id);
+    }
+    /* Sessions that fell behind and have nothing queued any more: no write callback will come
+     * to send their snapshot, so send it here. */
+    if (!c->lagging)
+        return;
+    c->lagging = false;
+    for (struct session *s = c->sessions; s; s = s->next) {
+        if (s->kind != S_NODE || s->closing || !s->need_snapshot)
+            continue;
+        if (uv_stream_get_write_queue_size(&s->h.stream) == 0) {
+            s->need_snapshot = false;
+            send_snapshot(s);
+        } else {
+            c->lagging = true; /* its write callback will send it */
+        }
+    }
+}
+
+static void note_own_commit(struct vnet_controller *c, uint64_t network_id)
+{
+    mark_dirty(c, network_id);
+    uint64_t last;
+    if (vnet_store_last_change(c->store, &last) == 0)
+        c->last_change = last;
+}
+
+static int mark_changed(uint64_t id, void *arg)
+{
+    mark_dirty(arg, id);
+    return 0;
+}
+
+static void on_poll_store(uv_timer_t *t)
+{
+    struct vnet_controller *c = t->data;
+    uint64_t last;
+    if (vnet_store_last_change(c->store, &last) != 0 || last == c->last_change)
+        return;
+    vnet_store_changed_networks(c->store, c->last_change, mark_changed, c);
+    c->last_change = last;
+}
+
+/* ---- node sessions ---- */
+
+static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
+{
+    struct vnet_controller *c = s->c;
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_WELCOME;
+    m.u.welcome.version = VNET_PROTO_VERSION;
+    char text[VNET_MSG_TEXT_MAX];
+    if (vnet_store_network_get(c->store, 0, h->network, &m.u.welcome.network) != 0) {
+        snprintf(text, sizeof(text), "no network '%s'", h->network);
+        session_fail(s, VNET_ENOENT, text);
+        return;
+    }
+    if (vnet_store_node_get(c->store, m.u.welcome.network.id, h->node, &m.u.welcome.node) != 0) {
+        snprintf(text, sizeof(text), "no node '%s' in network '%s'", h->node, h->network);
+        session_fail(s, VNET_ENOENT, text);
+        return;
+    }
+    /* One session per node: the newest wins (the old one is likely a dead connection). */
+    for (struct session *o = c->sessions; o; o = o->next)
+        if (o != s && o->kind == S_NODE && o->node_id == m.u.welcome.node.id)
+            session_fail(o, VNET_EBUSY, "replaced by a newer session of the same node");
+    s->kind = S_NODE;
+    c->st.node_sessions++;
+    s->network_id = m.u.welcome.network.id;
+    s->node_id = m.u.welcome.node.id;
+    s->since_unix_ms = unix_ms();
+    if (send_msg(s, &m) != 0)
+        return;
+    uint64_t rev = m.u.welcome.network.revision;
+    if (h->revision > 0 && h->revision <= rev) {
+        s->sent_rev = h->revision;
+        s->acked_rev = h->revision;
+        mark_dirty(c, s->network_id); /* the deltas after its revision, if any */
+    } else {
+        send_snapshot(s);
+    }
+    struct acked *a = find_ack(c, s->node_id, true);
+    if (a && s->acked_rev > a->rev)
+        a->rev = s->acked_rev;
+}
+
+static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e)
+{
+    struct vnet_endpoint ep = e->ep;
+    static const uint8_t zero[16];
+    bool unspecified =
+        ep.ip.family == 0 || memcmp(ep.ip.addr, zero, ep.ip.family == VNET_AF_INET ? 4 : 16) == 0;
+    if (unspecified && s->peer_ip.family) /* "wherever you see me from" */
+        ep.ip = s->peer_ip;
+    if (ep.ip.family == 0 || ep.port == 0)
+        return;
+    struct vnet_node n;
+    uint64_t before = 0;
+    struct vnet_node old;
+    if (vnet_store_node_get_by_id(s->c->store, s->node_id, &old) == 0)
+        before = old.revision;
+    if (vnet_store_node_set_observed(s->c->store, s->node_id, &ep, &n) == 0 && n.revision != before)
+        note_own_commit(s->c, s->network_id);
+}
+
+/* ---- subscriber requests ---- */
+
+static int collect_network(const struct vnet_network *n, void *arg)
+{
+    struct vnet_msg_reply *r = arg;
+    struct vnet_network *v = realloc(r->networks, (r->nnetworks + 1) * sizeof(*v));
+    if (!v)
+        return VNET_ENOMEM;
+    r->networks = v;
+    r->networks[r->nnetworks++] = *n;
+    return 0;
+}
+
+static int reply_nodes(struct vnet_controller *c, uint64_t network_id, struct vnet_msg_reply *r)
+{
+    struct node_vec nv = {0};
+    int rc = vnet_store_node_list(c->store, network_id, collect_node, &nv);
+    r->nodes = nv.v;
+    r->nnodes = nv.n;
+    return rc;
+}
+
+static bool node_connected(struct vnet_controller *c, uint64_t node_id, struct session **out)
+{
+    for (struct session *s = c->sessions; s; s = s->next) {
+        if (s->kind == S_NODE && !s->closing && s->node_id == node_id) {
+            *out = s;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void handle_request(struct session *s, const struct vnet_msg_request *q)
+{
+    struct vnet_controller *c = s->c;
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_REPLY;
+    struct vnet_msg_reply *r = &m.u.reply;
+    r->id = q->id;
+    char *err = r->text;
+    size_t errlen = sizeof(r->text);
+    struct vnet_network net;
+    int rc = 0;
+    c->st.requests++;
+
+    bool need_net = q->op != VNET_REQ_NETWORK_CREATE && q->op != VNET_REQ_NETWORK_LIST;
+    if (need_net && (rc = vnet_store_network_get(c->store, 0, q->network, &net)) != 0) {
+        snprintf(err, errlen, "no network '%s'", q->network);
+        goto out;
+    }
+    switch (q->op) {
+    case VNET_REQ_NETWORK_CREATE: {
+        struct vnet_network_spec spec;
+        memset(&spec, 0, sizeof(spec));
+        spec.name = q->network;
+        spec.has_vni = (q->has & VNET_REQ_HAS_VNI) != 0;
+        spec.vni = q->vni;
+        if (q->has & VNET_REQ_HAS_SUBNET4)
+            spec.subnet4 = q->subnet4;
+        if (q->has & VNET_REQ_HAS_SUBNET6)
+            spec.subnet6 = q->subnet6;
+        if (q->has & VNET_REQ_HAS_MTU)
+            spec.mtu = q->mtu;
+        struct vnet_network out;
+        rc = vnet_store_network_create(c->store, &spec, &out, err, errlen);
+        if (rc == 0) {
+            rc = collect_network(&out, r);
+            note_own_commit(c, out.id);
+        }
+        break;
+    }
+    case VNET_REQ_NETWORK_LIST:
+        rc = vnet_store_network_list(c->store, 0, collect_network, r);
+        break;
+    case VNET_REQ_NETWORK_SHOW:
+        rc = collect_network(&net, r);
+        if (!rc)
+            rc = reply_nodes(c, net.id, r);
+        break;
+    case VNET_REQ_NETWORK_DELETE:
+        rc = vnet_store_network_delete(c->store, net.id, err, errlen);
+        if (!rc)
+            note_own_commit(c, net.id);
+        break;
+    case VNET_REQ_NETWORK_STATUS: {
+        rc = collect_network(&net, r);
+        struct node_vec nv = {0};
+        if (!rc)
+            rc = vnet_store_node_list(c->store, net.id, collect_node, &nv);
+        if (!rc && nv.n) {
+            r->status = calloc(nv.n, sizeof(*r->status));
+            if (!r->status)
+                rc = VNET_ENOMEM;
+        }
+        for (uint32_t i = 0; !rc && i < nv.n; i++) {
+            struct vnet_node_status *st = &r->status[i];
+            struct session *ns;
+            st->node = nv.v[i];
+            if (node_connected(c, nv.v[i].id, &ns)) {
+                st->connected = 1;
+                st->acked = ns->acked_rev;
+                st->connected_since_ms = ns->since_unix_ms;
+            } else {
+                struct acked *a = find_ack(c, nv.v[i].id, false);
+                st->acked = a ? a->rev : 0;
+            }
+            r->nstatus = i + 1;
+        }
+        free(nv.v);
+        break;
+    }
+    case VNET_REQ_NODE_ADD: {
+        struct vnet_node_spec spec;
+        memset(&spec, 0, sizeof(spec));
+        spec.name = q->node;
+        spec.has_mac = (q->has & VNET_REQ_HAS_MAC) != 0;
+        spec.mac = q->mac;
+        if (q->has & VNET_REQ_HAS_IP4)
+            spec.ips[0] = q->ip4;
+        if (q->has & VNET_REQ_HAS_IP6)
+            spec.ips[1] = q->ip6;
+        if (q->has & VNET_REQ_HAS_PHYS)
+            spec.phys = q->phys;
+        if (q->has & VNET_REQ_HAS_PUBKEY)
+            spec.pubkey = q->pubkey;
+        struct vnet_node out;
+        rc = vnet_store_node_add(c->store, net.id, &spec, &out, err, errlen);
+        if (rc == 0) {
+            r->nodes = malloc(sizeof(*r->nodes));
+            if (r->nodes) {
+                r->nodes[0] = out;
+                r->nnodes = 1;
+            }
+            note_own_commit(c, net.id);
+        }
+        break;
+    }
+    case VNET_REQ_NODE_LIST:
+        rc = reply_nodes(c, net.id, r);
+        break;
+    case VNET_REQ_NODE_SHOW:
+    case VNET_REQ_NODE_MOVE: {
+        struct vnet_node out;
+        if (q->op == VNET_REQ_NODE_SHOW) {
+            rc = vnet_store_node_get(c->store, net.id, q->node, &out);
+            if (rc)
+                snprintf(err, errlen, "no node '%s' in network '%s'", q->node, q->network);
+        } else if (!(q->has & VNET_REQ_HAS_PHYS)) {
+            rc = VNET_EINVAL;
+            snprintf(err, errlen, "node move needs a physical endpoint");
+        } else {
+            rc = vnet_store_node_move(c->store, net.id, q->node, &q->phys, &out, err, errlen);
+            if (!rc)
+                note_own_commit(c, net.id);
+        }
+        if (!rc) {
+            r->nodes = malloc(sizeof(*r->nodes));
+            if (r->nodes) {
+                r->nodes[0] = out;
+                r->nnodes = 1;
+            }
+        }
+        break;
+    }
+    case VNET_REQ_NODE_REMOVE: {
+        struct vnet_node gone;
+        bool had = vnet_store_node_get(c->store, net.id, q->node, &gone) == 0;
+        uint64_t rev = 0;
+        rc = vnet_store_node_remove(c->store, net.id, q->node, &rev, err, errlen);
+        if (!rc) {
+            note_own_commit(c, net.id);
+            struct session *ns;
+            if (had && node_connected(c, gone.id, &ns))
+                session_fail(ns, VNET_ENOENT, "node removed from its network");
+        }
+        break;
+    }
+    default:
+        rc = VNET_EINVAL;
+        snprintf(err, errlen, "unknown request %d", (int)q->op);
+    }
+out:
+    r->code = rc;
+    if (rc && !r->text[0])
+        snprintf(err, errlen, "%s", vnet_strerror(rc));
+    if (rc)
+        c->st.errors++;
+    send_msg(s, &m);
+    vnet_msg_free(&m);
+}
+
+/* ---- input ---- */
+
+static void handle_frame(struct session *s, const uint8_t *body, size_t len)
+{
+    struct vnet_msg m;
+    char err[128] = "";
+    if (vnet_msg_decode(body, len, &m, err, sizeof(err)) != 0) {
+        char text[VNET_MSG_TEXT_MAX];
+        snprintf(text, sizeof(text), "malformed message: %s", err[0] ? err : "?");
+        s->c->st.sessions_closed_bad++;
+        session_fail(s, VNET_EPROTO, text);
+        return;
+    }
+    if (s->kind == S_NEW) {
+        if (m.type != VNET_MSG_HELLO) {
+            session_fail(s, VNET_EPROTO, "the first message must be hello");
+        } else if (m.u.hello.version != VNET_PROTO_VERSION) {
+            session_fail(s, VNET_EVERSION, "unsupported protocol version");
+        } else if (m.u.hello.role == VNET_ROLE_NODE) {
+            handle_node_hello(s, &m.u.hello);
+        } else if (m.u.hello.role == VNET_ROLE_CLIENT) {
+            struct vnet_msg w;
+            memset(&w, 0, sizeof(w));
+            w.type = VNET_MSG_WELCOME;
+            w.u.welcome.version = VNET_PROTO_VERSION;
+            s->kind = S_CLIENT;
+            s->c->st.client_sessions++;
+            send_msg(s, &w);
+        } else {
+            session_fail(s, VNET_EPROTO, "unknown role");
+        }
+    } else if (m.type == VNET_MSG_KEEPALIVE) {
+        /* last_rx already updated */
+    } else if (s->kind == S_NODE && m.type == VNET_MSG_ACK) {
+        if (m.u.ack.revision > s->acked_rev && m.u.ack.revision <= s->sent_rev) {
+            s->acked_rev = m.u.ack.revision;
+            struct acked *a = find_ack(s->c, s->node_id, true);
+            if (a)
+                a->rev = s->acked_rev;
+        }
+    } else if (s->kind == S_NODE && m.type == VNET_MSG_ENDPOINT) {
+        handle_endpoint(s, &m.u.endpoint);
+    } else if (s->kind == S_CLIENT && m.type == VNET_MSG_REQUEST) {
+        handle_request(s, &m.u.request);
+    } else if (m.type == VNET_MSG_ERROR) {
+        vnet_log(VNET_LOG_INFO, "controller", "peer error %d: %s", m.u.error.code, m.u.error.text);
+        session_close(s);
+    } else {
+        session_fail(s, VNET_EPROTO, "unexpected message");
+    }
+    vnet_msg_free(&m);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct session *s = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(s->c->rxbuf, sizeof(s->c->rxbuf));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct session *s = st->data;
+    if (nread < 0) {
+        session_close(s);
+        return;
+    }
+    if (nread == 0 || s->closing)
+        return;
+    s->last_rx = uv_now(s->c->loop);
+    if (vnet_frame_reader_feed(&s->rd, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+        session_fail(s, VNET_ENOMEM, "out of memory");
+        return;
+    }
+    for (;;) {
+        const uint8_t *body;
+        size_t len;
+        int rc = vnet_frame_reader_next(&s->rd, &body, &len);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            s->c->st.sessions_closed_bad++;
+            session_fail(s, VNET_EMSGSIZE, "frame over the size limit");
+            break;
+        }
+        handle_frame(s, body, len);
+        if (s->closing)
+            break;
+    }
+}
+
+static void on_connection(uv_stream_t *lis, int status)
+{
+    struct vnet_controller *c = lis->data;
+    if (status < 0)
+        return;
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return;
+    s->c = c;
+    int rc;
+    if (lis->type == UV_NAMED_PIPE)
+        rc = uv_pipe_init(c->loop, &s->h.pipe, 0);
+    else
+        rc = uv_tcp_init(c->loop, &s->h.tcp);
+    if (rc) {
+        free(s);
+        return;
+    }
+    s->h.handle.data = s;
+    vnet_frame_reader_init(&s->rd, 0);
+    s->next = c->sessions;
+    if (c->sessions)
+        c->sessions->prev = s;
+    c->sessions = s;
+    if (uv_accept(lis, &s->h.stream) != 0) {
+        session_close(s);
+        return;
+    }
+    if (lis->type == UV_TCP) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        struct vnet_endpoint ep;
+        uv_tcp_nodelay(&s->h.tcp, 1);
+        if (uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &len) == 0 &&
+            vnet_endpoint_from_sockaddr((struct sockaddr *)&ss, &ep) == 0)
+            s->peer_ip = ep.ip;
+    }
+    s->last_rx = uv_now(c->loop);
+    s->h.stream.data = s;
+    if (uv_read_start(&s->h.stream, on_alloc, on_read) != 0)
+        session_close(s);
+}
+
+/* ---- timers ---- */
+
+static void on_keepalive(uv_timer_t *t)
+{
+    struct vnet_controller *c = t->data;
+    uint64_t now = uv_now(c->loop);
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_KEEPALIVE;
+    struct wbuf *b = encode(&m);
+    if (b)
+        b->refs++;
+    for (struct session *s = c->sessions; s; s = s->next) {
+        if (s->closing)
+            continue;
+        if (now - s->last_rx > 3ull * c->keepalive_ms) {
+            c->st.sessions_closed_dead++;
+            vnet_log(VNET_LOG_INFO, "controller", "session silent for %llu ms: closed",
+                     (unsigned long long)(now - s->last_rx));
+            session_close(s);
+            continue;
+        }
+        if (b && s->kind != S_NEW)
+            session_write(s, b, true);
+    }
+    wbuf_unref(b);
+}
+
+/* ---- setup ---- */
+
+/* "IP:PORT" or "[IPv6]:PORT", port 0 allowed (any free port). */
+static int parse_listen(const char *s, struct sockaddr_storage *ss)
+{
+    char host[VNET_IP_STRLEN + 2];
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return VNET_EINVAL;
+    size_t hl = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hl < 3 || s[hl - 1] != ']')
+            return VNET_EINVAL;
+        memcpy(host, s + 1, hl - 2);
+        host[hl - 2] = '\0';
+    } else {
+        if (hl >= sizeof(host))
+            return VNET_EINVAL;
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+    }
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (!colon[1] || *end || port > 65535)
+        return VNET_EINVAL;
+    struct vnet_endpoint ep;
+    memset(&ep, 0, sizeof(ep));
+    if (vnet_ip_parse(host, &ep.ip) != 0)
+        return VNET_EINVAL;
+    ep.port = (uint16_t)port;
+    return vnet_endpoint_to_sockaddr(&ep, ss) < 0 ? VNET_EINVAL : 0;
+}
+
+static int listen_tcp(struct vnet_controller *c, uv_tcp_t *t, const char *addr)
+{
+    struct sockaddr_storage ss;
+    int rc = parse_listen(addr, &ss);
+    if (rc)
+        return rc;
+    rc = uv_tcp_init(c->loop, t);
+    if (rc)
+        return rc;
+    t->data = c;
+    if ((rc = uv_tcp_bind(t, (struct sockaddr *)&ss, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)t, 1024, on_connection)) != 0) {
+        vnet_log(VNET_LOG_ERROR, "controller", "listen %s: %s", addr, uv_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+static int listen_unix(struct vnet_controller *c, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path); /* a stale socket of an earlier run */
+    int rc = uv_pipe_init(c->loop, &c->unix_lis, 0);
+    if (rc)
+        return rc;
+    c->has_unix_lis = true;
+    c->unix_lis.data = c;
+    mode_t old = umask(0177); /* the socket is for the admin: 0600 */
+    rc = uv_pipe_bind(&c->unix_lis, path);
+    umask(old);
+    if (rc || (rc = uv_listen((uv_stream_t *)&c->unix_lis, 128, on_connection)) != 0) {
+        vnet_log(VNET_LOG_ERROR, "controller", "listen %s: %s", path, uv_strerror(rc));
+        return rc;
+    }
+    c->unix_path = strdup(path);
+    return 0;
+}
+
+int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_controller **out)
+{
+    if (!cfg || !out || !cfg->loop || !cfg->store)
+        return VNET_EINVAL;
+    struct vnet_controller *c = calloc(1, sizeof(*c));
+    if (!c)
+        return VNET_ENOMEM;
+    c->loop = cfg->loop;
+    c->store = cfg->store;
+    c->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : 5000;
+    c->poll_ms = cfg->poll_store_ms ? cfg->poll_store_ms : 500;
+    c->queue_max = cfg->session_queue_max ? cfg->session_queue_max : (4u << 20);
+    vnet_store_last_change(c->store, &c->last_change);
+    int rc = 0;
+    uv_check_init(c->loop, &c->check);
+    c->check.data = c;
+    uv_check_start(&c->check, on_check);
+    uv_timer_init(c->loop, &c->keepalive);
+    c->keepalive.data = c;
+    uv_timer_start(&c->keepalive, on_keepalive, c->keepalive_ms, c->keepalive_ms);
+    uv_timer_init(c->loop, &c->poller);
+    c->poller.data = c;
+    if (c->poll_ms != UINT32_MAX)
+        uv_timer_start(&c->poller, on_poll_store, c->poll_ms, c->poll_ms);
+    if (cfg->node_listen) {
+        c->has_node_lis = true;
+        rc = listen_tcp(c, &c->node_lis.tcp, cfg->node_listen);
+    }
+    if (!rc && cfg->api_listen) {
+        c->has_api_lis = true;
+        rc = listen_tcp(c, &c->api_lis.tcp, cfg->api_listen);
+    }
+    if (!rc && cfg->api_socket)
+        rc = listen_unix(c, cfg->api_socket);
+    if (rc) {
+        vnet_controller_destroy(c);
+        return rc < 0 ? rc : VNET_EINVAL;
+    }
+    *out = c;
+    return 0;
+}
+
+void vnet_controller_destroy(struct vnet_controller *c)
+{
+    if (!c || c->destroying)
+        return;
+    c->destroying = true;
+    for (struct session *s = c->sessions; s; s = s->next)
+        session_close(s);
+    close_handle(c, (uv_handle_t *)&c->check);
+    close_handle(c, (uv_handle_t *)&c->keepalive);
+    close_handle(c, (uv_handle_t *)&c->poller);
+    if (c->has_node_lis)
+        close_handle(c, &c->node_lis.handle);
+    if (c->has_api_lis)
+        close_handle(c, &c->api_lis.handle);
+    if (c->has_unix_lis) {
+        close_handle(c, (uv_handle_t *)&c->unix_lis);
+        if (c->unix_path)
+            unlink(c->unix_path);
+    }
+    maybe_free(c);
+}
+
+static int port_of(const uv_tcp_t *t)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    struct vnet_endpoint ep;
+    if (uv_tcp_getsockname(t, (struct sockaddr *)&ss, &len) != 0 ||
+        vnet_endpoint_from_sockaddr((struct sockaddr *)&ss, &ep) != 0)
+        return 0;
+    return ep.port;
+}
+
+int vnet_controller_node_port(const struct vnet_controller *c)
+{
+    return c->has_node_lis ? port_of(&c->node_lis.tcp) : 0;
+}
+
+int vnet_controller_api_port(const struct vnet_controller *c)
+{
+    return c->has_api_lis ? port_of(&c->api_lis.tcp) : 0;
+}
+
+void vnet_controller_get_stats(const struct vnet_controller *c, struct vnet_controller_stats *out)
+{
+    *out = c->st;
+}
