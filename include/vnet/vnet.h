@@ -20,9 +20,9 @@
 #include "vnet/model.h"
 #include "vnet/store.h"
 #include "vnet/proto.h"
-#include "vnet/controller.h"
-#include "vnet/agent.h"
 #include "vnet/client.h"
+/* controller.h and agent.h run on a libuv loop and include <uv.h>: include them yourself when
+ * you use them, so that embedders without libuv never see it. */
 
 #ifdef __cplusplus
 extern "C" {

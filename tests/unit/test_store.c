@@ -1,0 +1,1468 @@
+/* Unit tests of the store and its SQLite engine: every request and validation rule, address
+ * assignment, the change log and its retention, transactions that fail whole, migration from
+ * schema v1, damaged, foreign, locked and newer files, read-only opens, and the node_add rate.
+ *
+ * Each test works on its own files in a directory made by main() under /tmp and removed at
+ * the end. A second, raw sqlite3 connection plays the other process where one is needed. */
+#include "vnet/error.h"
+#include "vnet/log.h"
+#include "vnet/store.h"
+#include "vnet/sys/store.h"
+
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[PATH_MAX];
+
+static const char *path_of(const char *name)
+{
+    static char buf[PATH_MAX + 64];
+    snprintf(buf, sizeof(buf), "%s/%s", tmpdir, name);
+    return buf;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static struct vnet_store *open_ok(const char *path, uint32_t retention)
+{
+    struct vnet_store_opts o = {retention, 100, false};
+    struct vnet_store *s = NULL;
+    char err[256] = "";
+    int rc = vnet_store_open(path, &o, &s, err, sizeof(err));
+    ck_assert_msg(rc == 0, "open %s: %s (%s)", path, vnet_err_name(rc), err);
+    return s;
+}
+
+/* ---- raw SQLite, the "other process" ---- */
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    return db;
+}
+
+static void raw_exec_db(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = raw_open(path);
+    raw_exec_db(db, sql);
+    sqlite3_close(db);
+}
+
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    ck_assert_msg(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s", sql,
+                  sqlite3_errmsg(db));
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ---- values ---- */
+
+static struct vnet_prefix pfx(const char *s)
+{
+    struct vnet_prefix p;
+    ck_assert_msg(vnet_prefix_parse(s, &p) == 0, "prefix %s", s);
+    return p;
+}
+
+static struct vnet_ip ip(const char *s)
+{
+    struct vnet_ip a;
+    ck_assert_msg(vnet_ip_parse(s, &a) == 0, "ip %s", s);
+    return a;
+}
+
+static struct vnet_endpoint ep(const char *s)
+{
+    struct vnet_endpoint e;
+    memset(&e, 0, sizeof(e));
+    ck_assert_msg(vnet_endpoint_parse(s, &e) == 0, "endpoint %s", s);
+    return e;
+}
+
+static struct vnet_mac mac(const char *s)
+{
+    struct vnet_mac m;
+    ck_assert_msg(vnet_mac_parse(s, &m) == 0, "mac %s", s);
+    return m;
+}
+
+static const char *ipstr(const struct vnet_ip *a)
+{
+    static char buf[4][VNET_IP_STRLEN];
+    static int i;
+    char *b = buf[i++ % 4];
+    if (vnet_ip_format(a, b, VNET_IP_STRLEN) < 0)
+        snprintf(b, VNET_IP_STRLEN, "(family %u)", a->family);
+    return b;
+}
+
+static bool node_eq(const struct vnet_node *a, const struct vnet_node *b)
+{
+    return a->id == b->id && a->network_id == b->network_id && strcmp(a->name, b->name) == 0 &&
+           a->has_pubkey == b->has_pubkey &&
+           (!a->has_pubkey || memcmp(a->pubkey, b->pubkey, VNET_PUBKEY_LEN) == 0) &&
+           vnet_mac_eq(&a->mac, &b->mac) && a->ips[0].family == b->ips[0].family &&
+           (!a->ips[0].family || vnet_ip_eq(&a->ips[0], &b->ips[0])) &&
+           a->ips[1].family == b->ips[1].family &&
+           (!a->ips[1].family || vnet_ip_eq(&a->ips[1], &b->ips[1])) &&
+           a->phys.ip.family == b->phys.ip.family &&
+           (!a->phys.ip.family || vnet_endpoint_eq(&a->phys, &b->phys)) &&
+           a->observed.ip.family == b->observed.ip.family &&
+           (!a->observed.ip.family || vnet_endpoint_eq(&a->observed, &b->observed)) &&
+           a->state == b->state && a->revision == b->revision;
+}
+
+static bool net_eq(const struct vnet_network *a, const struct vnet_network *b)
+{
+    return a->id == b->id && a->subscriber_id == b->subscriber_id &&
+           strcmp(a->name, b->name) == 0 && a->vni == b->vni && a->mtu == b->mtu &&
+           a->revision == b->revision && a->subnet4.ip.family == b->subnet4.ip.family &&
+           a->subnet4.len == b->subnet4.len &&
+           (!a->subnet4.ip.family || vnet_ip_eq(&a->subnet4.ip, &b->subnet4.ip)) &&
+           a->subnet6.ip.family == b->subnet6.ip.family && a->subnet6.len == b->subnet6.len &&
+           (!a->subnet6.ip.family || vnet_ip_eq(&a->subnet6.ip, &b->subnet6.ip));
+}
+
+static struct vnet_network_spec net_spec(const char *name, const char *s4, const char *s6)
+{
+    struct vnet_network_spec sp;
+    memset(&sp, 0, sizeof(sp));
+    sp.name = name;
+    if (s4)
+        sp.subnet4 = pfx(s4);
+    if (s6)
+        sp.subnet6 = pfx(s6);
+    return sp;
+}
+
+static struct vnet_node_spec node_spec(const char *name)
+{
+    struct vnet_node_spec sp;
+    memset(&sp, 0, sizeof(sp));
+    sp.name = name;
+    return sp;
+}
+
+static struct vnet_network mknet(struct vnet_store *s, const char *name, const char *s4,
+                                 const char *s6)
+{
+    struct vnet_network_spec sp = net_spec(name, s4, s6);
+    struct vnet_network n;
+    char err[256] = "";
+    int rc = vnet_store_network_create(s, &sp, &n, err, sizeof(err));
+    ck_assert_msg(rc == 0, "network %s: %s (%s)", name, vnet_err_name(rc), err);
+    return n;
+}
+
+static struct vnet_node mknode(struct vnet_store *s, uint64_t net, const char *name)
+{
+    struct vnet_node_spec sp = node_spec(name);
+    struct vnet_node n;
+    char err[256] = "";
+    int rc = vnet_store_node_add(s, net, &sp, &n, err, sizeof(err));
+    ck_assert_msg(rc == 0, "node %s: %s (%s)", name, vnet_err_name(rc), err);
+    return n;
+}
+
+static uint64_t revision_of(struct vnet_store *s, uint64_t net)
+{
+    struct vnet_network n;
+    ck_assert_int_eq(vnet_store_network_get_by_id(s, net, &n), 0);
+    return n.revision;
+}
+
+static uint64_t last_change(struct vnet_store *s)
+{
+    uint64_t v = 0;
+    ck_assert_int_eq(vnet_store_last_change(s, &v), 0);
+    return v;
+}
+
+#define ERR_HAS(err, text) ck_assert_msg(strstr((err), (text)) != NULL, "error '%s' lacks '%s'", (err), (text))
+
+/* Expect @call (which writes @err) to fail with @code and name @text. */
+#define REFUSED(code, text, call)                                                                  \
+    do {                                                                                           \
+        err[0] = '\0';                                                                             \
+        int rc_ = (call);                                                                          \
+        ck_assert_msg(rc_ == (code), "%s: got %s, want %s (%s)", #call, vnet_err_name(rc_),        \
+                      vnet_err_name(code), err);                                                   \
+        ERR_HAS(err, text);                                                                        \
+    } while (0)
+
+/* ---- collectors ---- */
+
+struct changes {
+    struct vnet_change c[64];
+    int n;
+    int stop_at; /* return 7 at this call (1-based), 0: never */
+};
+
+static int collect_change(const struct vnet_change *c, void *arg)
+{
+    struct changes *cs = arg;
+    if (cs->n < 64)
+        cs->c[cs->n] = *c;
+    cs->n++;
+    return cs->stop_at && cs->n == cs->stop_at ? 7 : 0;
+}
+
+static int changes_since(struct vnet_store *s, uint64_t net, uint64_t since, struct changes *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    return vnet_store_changes_since(s, net, since, collect_change, cs);
+}
+
+static int count_cb(const void *x, void *arg)
+{
+    (void)x;
+    ++*(int *)arg;
+    return 0;
+}
+
+static int count_net(const struct vnet_network *n, void *arg)
+{
+    return count_cb(n, arg);
+}
+
+static int count_node(const struct vnet_node *n, void *arg)
+{
+    return count_cb(n, arg);
+}
+
+struct names {
+    char v[16][VNET_NAME_MAX];
+    uint64_t ids[16];
+    int n;
+};
+
+static int collect_net(const struct vnet_network *n, void *arg)
+{
+    struct names *ns = arg;
+    if (ns->n < 16) {
+        snprintf(ns->v[ns->n], VNET_NAME_MAX, "%s", n->name);
+        ns->ids[ns->n] = n->id;
+    }
+    ns->n++;
+    return 0;
+}
+
+static int collect_node(const struct vnet_node *n, void *arg)
+{
+    struct names *ns = arg;
+    if (ns->n < 16) {
+        snprintf(ns->v[ns->n], VNET_NAME_MAX, "%s", n->name);
+        ns->ids[ns->n] = n->id;
+    }
+    ns->n++;
+    return 0;
+}
+
+static int collect_id(uint64_t id, void *arg)
+{
+    struct names *ns = arg;
+    if (ns->n < 16)
+        ns->ids[ns->n] = id;
+    ns->n++;
+    return 0;
+}
+
+static int stop_cb(const struct vnet_network *n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    return 5;
+}
+
+/* ---- tests ---- */
+
+START_TEST(t_name_valid)
+{
+    char long63[64], long64[65];
+    memset(long63, 'a', 63);
+    long63[63] = '\0';
+    memset(long64, 'b', 64);
+    long64[64] = '\0';
+    static const char *good[] = {"a", "Z", "0", "a.b_c-d", "9lives", "node-1.rack_2"};
+    static const char *bad[] = {"", ".a", "-a", "_a", "a b", "a/b", "a:b", "caf\xc3\xa9", "a\n"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        ck_assert_msg(vnet_name_valid(good[i]), "refused '%s'", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!vnet_name_valid(bad[i]), "accepted '%s'", bad[i]);
+    ck_assert(vnet_name_valid(long63));
+    ck_assert(!vnet_name_valid(long64));
+    ck_assert(!vnet_name_valid(NULL));
+}
+END_TEST
+
+START_TEST(t_open_reopen)
+{
+    const char *p = path_of("reopen.db");
+    char path[PATH_MAX + 64], uri[PATH_MAX + 80], err[256];
+    snprintf(path, sizeof(path), "%s", p);
+    snprintf(uri, sizeof(uri), "sqlite:%s", path);
+    struct vnet_store *s = NULL;
+    ck_assert_int_eq(vnet_store_open(path, NULL, &s, err, sizeof(err)), 0);
+    ck_assert(file_exists(path));
+    ck_assert_int_eq(raw_int(path, "PRAGMA user_version"), VNET_STORE_SCHEMA_VERSION);
+    ck_assert_int_eq(raw_int(path, "PRAGMA application_id"), 0x564E4554);
+    ck_assert_int_eq(raw_int(path, "SELECT count(*) FROM subscribers WHERE id = 1 AND "
+                                   "name = 'admin'"),
+                     1);
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", "fd00::/64");
+    ck_assert_uint_eq(blue.subscriber_id, VNET_SUBSCRIBER_ADMIN);
+    uint8_t key[VNET_PUBKEY_LEN];
+    for (int i = 0; i < VNET_PUBKEY_LEN; i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    struct vnet_node_spec sp = node_spec("a");
+    sp.pubkey = key;
+    sp.phys = ep("192.0.2.1:4789");
+    struct vnet_node a, b, got;
+    ck_assert_int_eq(vnet_store_node_add(s, blue.id, &sp, &a, err, sizeof(err)), 0);
+    b = mknode(s, blue.id, "b");
+    struct vnet_endpoint obs = ep("[2001:db8::7]:4790");
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &obs, &a), 0);
+    vnet_store_close(s);
+
+    s = NULL;
+    ck_assert_int_eq(vnet_store_open(uri, NULL, &s, err, sizeof(err)), 0);
+    struct vnet_network n;
+    ck_assert_int_eq(vnet_store_network_get(s, VNET_SUBSCRIBER_ADMIN, "blue", &n), 0);
+    blue.revision = 4;
+    ck_assert(net_eq(&n, &blue));
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "a", &got), 0);
+    ck_assert(node_eq(&got, &a));
+    ck_assert(got.has_pubkey && memcmp(got.pubkey, key, sizeof(key)) == 0);
+    ck_assert_int_eq(got.state, VNET_NODE_ACTIVE);
+    ck_assert_int_eq(vnet_store_node_get_by_id(s, b.id, &got), 0);
+    ck_assert(node_eq(&got, &b));
+    ck_assert(!got.has_pubkey);
+    int count = 0;
+    ck_assert_int_eq(vnet_store_node_list(s, blue.id, count_node, &count), 0);
+    ck_assert_int_eq(count, 2);
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, 0, &cs), 0);
+    ck_assert_int_eq(cs.n, 4);
+    ck_assert(node_eq(&cs.c[3].node, &a));
+
+    /* a second handle on the same file at the same time */
+    struct vnet_store *s2 = open_ok(path, 0);
+    ck_assert_int_eq(vnet_store_node_get(s2, blue.id, "b", &got), 0);
+    vnet_store_close(s2);
+    vnet_store_close(s);
+    vnet_store_close(NULL);
+}
+END_TEST
+
+static const char *dummy_arg;
+static int dummy_open(const char *arg, const struct vnet_store_opts *opts, void **state, char *err,
+                      size_t errlen)
+{
+    static char keep[64];
+    snprintf(keep, sizeof(keep), "%s", arg);
+    dummy_arg = keep;
+    ck_assert_uint_eq(opts->retention, VNET_STORE_RETENTION_DEFAULT);
+    ck_assert_uint_eq(opts->busy_timeout_ms, VNET_STORE_BUSY_MS_DEFAULT);
+    vnet_store_seterr(err, errlen, "dummy refuses %s", arg);
+    return VNET_ENOTSUP;
+}
+
+START_TEST(t_uri_and_register)
+{
+    char err[256];
+    struct vnet_store *s = NULL;
+    REFUSED(VNET_EINVAL, "names no database", vnet_store_open("sqlite:", NULL, &s, err, 256));
+    REFUSED(VNET_EINVAL, "names no database", vnet_store_open("", NULL, &s, err, 256));
+    REFUSED(VNET_EINVAL, "no store URI", vnet_store_open(NULL, NULL, &s, err, 256));
+    ck_assert_int_eq(vnet_store_open("x.db", NULL, NULL, NULL, 0), VNET_EINVAL);
+    REFUSED(VNET_ENOTSUP, "postgres",
+            vnet_store_open("postgres://db.example/vnet", NULL, &s, err, 256));
+    /* a colon in a plain path is not a scheme */
+    char p[PATH_MAX + 64];
+    snprintf(p, sizeof(p), "%s", path_of("x:y.db"));
+    s = open_ok(p, 0);
+    vnet_store_close(s);
+    ck_assert(file_exists(p));
+
+    ck_assert_int_eq(vnet_store_register(NULL), VNET_EINVAL);
+    struct vnet_store_ops ops = vnet_store_sqlite_ops;
+    ck_assert_int_eq(vnet_store_register(&ops), VNET_EEXIST);
+    ops.version = 99;
+    ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
+    ops.version = VNET_STORE_OPS_VERSION;
+    ops.scheme = "Bad!";
+    ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
+    ops.scheme = "dummy";
+    ops.node_add = NULL;
+    ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
+    ops.node_add = vnet_store_sqlite_ops.node_add;
+    ops.open = dummy_open;
+    ck_assert_int_eq(vnet_store_register(&ops), 0);
+    REFUSED(VNET_ENOTSUP, "dummy refuses //h/x", vnet_store_open("dummy://h/x", NULL, &s, err, 256));
+    ck_assert_str_eq(dummy_arg, "//h/x");
+}
+END_TEST
+
+START_TEST(t_network_create)
+{
+    const char *p = path_of("net.db");
+    char err[256];
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network_spec sp = net_spec("blue", "10.0.0.7/24", NULL);
+    struct vnet_network blue, n;
+    ck_assert_int_eq(vnet_store_network_create(s, &sp, &blue, err, sizeof(err)), 0);
+    ck_assert_uint_eq(blue.vni, 1);
+    ck_assert_uint_eq(blue.revision, 1);
+    ck_assert_uint_eq(blue.mtu, 1450);
+    ck_assert_uint_eq(blue.subscriber_id, 1);
+    ck_assert(vnet_ip_eq(&blue.subnet4.ip, &(struct vnet_ip){4, {10, 0, 0, 0}})); /* masked */
+    ck_assert_uint_eq(blue.subnet4.len, 24);
+    ck_assert_int_eq(blue.subnet6.ip.family, 0);
+    ck_assert_int_eq(vnet_store_network_get_by_id(s, blue.id, &n), 0);
+    ck_assert(net_eq(&n, &blue));
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, 0, &cs), 0);
+    ck_assert_int_eq(cs.n, 1);
+    ck_assert_int_eq(cs.c[0].op, VNET_CHANGE_NET_PUT);
+    ck_assert_uint_eq(cs.c[0].revision, 1);
+    ck_assert_uint_eq(cs.c[0].network_id, blue.id);
+
+    sp = net_spec("red", NULL, "fd00:1::/64");
+    sp.vni = 42;
+    sp.has_vni = true;
+    sp.mtu = 9216;
+    struct vnet_network red;
+    ck_assert_int_eq(vnet_store_network_create(s, &sp, &red, err, sizeof(err)), 0);
+    ck_assert_uint_eq(red.vni, 42);
+    ck_assert_uint_eq(red.mtu, 9216);
+    struct vnet_network green = mknet(s, "green", NULL, NULL);
+    ck_assert_uint_eq(green.vni, 2); /* lowest free */
+    uint64_t lc = last_change(s);
+
+    sp = net_spec("x", NULL, NULL);
+    sp.vni = 42;
+    REFUSED(VNET_EEXIST, "VNI 42 is used by network 'red'",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp.vni = 0;
+    sp.has_vni = true;
+    REFUSED(VNET_EINVAL, "VNI 0 is reserved",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp.vni = VNET_VNI_MAX + 1;
+    REFUSED(VNET_EINVAL, "VNI 16777216", vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("blue", NULL, NULL);
+    REFUSED(VNET_EEXIST, "network 'blue' already exists for subscriber 'admin'",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("-bad", NULL, NULL);
+    REFUSED(VNET_EINVAL, "invalid network name '-bad'",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("x", NULL, NULL);
+    sp.subscriber_id = 77;
+    REFUSED(VNET_ENOENT, "no subscriber with id 77",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("x", "fd00::/64", NULL);
+    REFUSED(VNET_EINVAL, "bad IPv4 subnet", vnet_store_network_create(s, &sp, NULL, err, 256));
+    sp = net_spec("x", "10.0.0.0/31", NULL);
+    REFUSED(VNET_EINVAL, "10.0.0.0/31", vnet_store_network_create(s, &sp, NULL, err, 256));
+    sp = net_spec("x", "0.0.0.0/0", NULL);
+    REFUSED(VNET_EINVAL, "bad IPv4 subnet", vnet_store_network_create(s, &sp, NULL, err, 256));
+    sp = net_spec("x", NULL, "fd00::1/128");
+    REFUSED(VNET_EINVAL, "bad IPv6 subnet", vnet_store_network_create(s, &sp, NULL, err, 256));
+    sp = net_spec("x", NULL, NULL);
+    sp.mtu = 500;
+    REFUSED(VNET_EINVAL, "MTU 500", vnet_store_network_create(s, &sp, NULL, err, 256));
+    sp.mtu = 9217;
+    REFUSED(VNET_EINVAL, "MTU 9217", vnet_store_network_create(s, &sp, NULL, err, 256));
+    sp = net_spec("x", NULL, "fd00::/64");
+    sp.mtu = 1000;
+    REFUSED(VNET_EINVAL, "IPv6 needs 1280", vnet_store_network_create(s, &sp, NULL, err, 256));
+    ck_assert_int_eq(vnet_store_network_create(s, NULL, NULL, NULL, 0), VNET_EINVAL);
+    ck_assert_int_eq(last_change(s), lc); /* refusals leave no trace */
+
+    /* the name is unique per subscriber, not in the store */
+    raw_exec(p, "INSERT INTO subscribers (id, name, created) VALUES (2, 'acme', 0)");
+    sp = net_spec("blue", NULL, NULL);
+    sp.subscriber_id = 2;
+    struct vnet_network blue2;
+    ck_assert_int_eq(vnet_store_network_create(s, &sp, &blue2, err, sizeof(err)), 0);
+    ck_assert_uint_eq(blue2.vni, 3);
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "blue", &n), 0);
+    ck_assert_uint_eq(n.id, blue.id);
+    ck_assert_int_eq(vnet_store_network_get(s, 2, "blue", &n), 0);
+    ck_assert_uint_eq(n.id, blue2.id);
+    ck_assert_int_eq(vnet_store_network_get(s, 2, "red", &n), VNET_ENOENT);
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "nosuch", &n), VNET_ENOENT);
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "bad name", &n), VNET_EINVAL);
+    ck_assert_int_eq(vnet_store_network_get_by_id(s, 999, &n), VNET_ENOENT);
+
+    struct names ns = {0};
+    ck_assert_int_eq(vnet_store_network_list(s, 0, collect_net, &ns), 0);
+    ck_assert_int_eq(ns.n, 4);
+    ck_assert_str_eq(ns.v[0], "blue");
+    ck_assert_str_eq(ns.v[1], "blue");
+    ck_assert_str_eq(ns.v[2], "green");
+    ck_assert_str_eq(ns.v[3], "red");
+    memset(&ns, 0, sizeof(ns));
+    ck_assert_int_eq(vnet_store_network_list(s, 2, collect_net, &ns), 0);
+    ck_assert_int_eq(ns.n, 1);
+    ck_assert_uint_eq(ns.ids[0], blue2.id);
+    ck_assert_int_eq(vnet_store_network_list(s, 0, stop_cb, NULL), 5);
+    ck_assert_int_eq(vnet_store_network_list(s, 0, NULL, NULL), VNET_EINVAL);
+
+    /* VNI 1 freed is the lowest free again; the network id is not reused */
+    ck_assert_int_eq(vnet_store_network_delete(s, blue.id, err, sizeof(err)), 0);
+    struct vnet_network again = mknet(s, "blue", NULL, NULL);
+    ck_assert_uint_eq(again.vni, 1);
+    ck_assert_uint_gt(again.id, blue2.id);
+    sp = net_spec("top", NULL, NULL);
+    sp.vni = VNET_VNI_MAX;
+    ck_assert_int_eq(vnet_store_network_create(s, &sp, &n, err, sizeof(err)), 0);
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_node_add)
+{
+    const char *p = path_of("node.db");
+    char err[256];
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", "fd00::/64");
+    struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
+
+    struct vnet_node_spec sp = node_spec("n1");
+    sp.mac = mac("02:00:00:00:00:01");
+    sp.has_mac = true;
+    sp.phys = ep("192.0.2.1:4789");
+    struct vnet_node n1, n, got;
+    ck_assert_int_eq(vnet_store_node_add(s, blue.id, &sp, &n1, err, sizeof(err)), 0);
+    ck_assert_uint_eq(n1.revision, 2);
+    ck_assert_uint_eq(n1.network_id, blue.id);
+    ck_assert_int_eq(n1.state, VNET_NODE_PENDING);
+    ck_assert_str_eq(ipstr(&n1.ips[0]), "10.0.0.1");
+    ck_assert_str_eq(ipstr(&n1.ips[1]), "fd00::1");
+    ck_assert(vnet_endpoint_eq(&n1.phys, &sp.phys));
+    ck_assert_int_eq(n1.observed.ip.family, 0);
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "n1", &got), 0);
+    ck_assert(node_eq(&got, &n1));
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, 1, &cs), 0);
+    ck_assert_int_eq(cs.n, 1);
+    ck_assert_int_eq(cs.c[0].op, VNET_CHANGE_NODE_PUT);
+    ck_assert(node_eq(&cs.c[0].node, &n1));
+
+    /* explicit addresses in either slot order */
+    sp = node_spec("n2");
+    sp.ips[0] = ip("fd00::99");
+    sp.ips[1] = ip("10.0.0.5");
+    ck_assert_int_eq(vnet_store_node_add(s, blue.id, &sp, &n, err, sizeof(err)), 0);
+    ck_assert_str_eq(ipstr(&n.ips[0]), "10.0.0.5");
+    ck_assert_str_eq(ipstr(&n.ips[1]), "fd00::99");
+    ck_assert_int_eq(n.mac.b[0], 0x02); /* assigned: locally administered unicast */
+    sp = node_spec("n3");
+    sp.ips[0] = ip("fd00::ffff:ffff:ffff:ffff"); /* IPv6 has no broadcast address */
+    ck_assert_int_eq(vnet_store_node_add(s, blue.id, &sp, &n, err, sizeof(err)), 0);
+    ck_assert_str_eq(ipstr(&n.ips[0]), "10.0.0.2");
+
+    uint64_t rev = revision_of(s, blue.id), lc = last_change(s);
+    sp = node_spec("n1");
+    REFUSED(VNET_EEXIST, "node 'n1' already exists in network 'blue'",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp = node_spec("x");
+    sp.mac = mac("02:00:00:00:00:01");
+    sp.has_mac = true;
+    REFUSED(VNET_EEXIST, "MAC 02:00:00:00:00:01 is used by node 'n1' in network 'blue'",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.mac = mac("01:00:5e:00:00:01");
+    REFUSED(VNET_EINVAL, "MAC 01:00:5e:00:00:01 is multicast",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.mac = mac("ff:ff:ff:ff:ff:ff");
+    REFUSED(VNET_EINVAL, "broadcast", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
+    sp.mac = mac("00:00:00:00:00:00");
+    REFUSED(VNET_EINVAL, "zero", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
+    sp = node_spec("x");
+    sp.ips[0] = ip("10.0.0.5");
+    REFUSED(VNET_EEXIST, "IP 10.0.0.5 is used by node 'n2' in network 'blue'",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[0] = ip("fd00::99");
+    REFUSED(VNET_EEXIST, "IP fd00::99 is used by node 'n2' in network 'blue'",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[0] = ip("10.0.1.5");
+    REFUSED(VNET_EINVAL, "IP 10.0.1.5 is not in subnet 10.0.0.0/24 of network 'blue'",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[0] = ip("10.0.0.0");
+    REFUSED(VNET_EINVAL, "IP 10.0.0.0 is the network address of subnet 10.0.0.0/24",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[0] = ip("10.0.0.255");
+    REFUSED(VNET_EINVAL, "IP 10.0.0.255 is the broadcast address of subnet 10.0.0.0/24",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[0] = ip("fd00::");
+    REFUSED(VNET_EINVAL, "IP fd00:: is the network address of subnet fd00::/64",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[0] = ip("fd01::1");
+    REFUSED(VNET_EINVAL, "not in subnet fd00::/64",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[0] = ip("10.0.0.9");
+    sp.ips[1] = ip("10.0.0.10");
+    REFUSED(VNET_EINVAL, "at most one IPv4",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.ips[1].family = 9;
+    REFUSED(VNET_EINVAL, "unknown family 9",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp = node_spec("x");
+    sp.phys.ip.family = 4;
+    REFUSED(VNET_EINVAL, "bad physical endpoint",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp.phys.ip.family = 5;
+    sp.phys.port = 80;
+    REFUSED(VNET_EINVAL, "bad physical endpoint", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
+    sp = node_spec("a b");
+    REFUSED(VNET_EINVAL, "invalid node name 'a b'",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    sp = node_spec("x");
+    REFUSED(VNET_ENOENT, "no network with id 999",
+            vnet_store_node_add(s, 999, &sp, NULL, err, sizeof(err)));
+    ck_assert_int_eq(vnet_store_node_add(s, blue.id, NULL, NULL, NULL, 0), VNET_EINVAL);
+    ck_assert_int_eq(vnet_store_node_add(NULL, blue.id, &sp, NULL, NULL, 0), VNET_EINVAL);
+    /* a network without an IPv6 subnet takes no IPv6 address */
+    sp = node_spec("x");
+    sp.ips[0] = ip("fd00::5");
+    REFUSED(VNET_EINVAL, "IP fd00::5: network 'red' has no IPv6 subnet",
+            vnet_store_node_add(s, red.id, &sp, NULL, err, sizeof(err)));
+    ck_assert_uint_eq(revision_of(s, blue.id), rev);
+    ck_assert_uint_eq(last_change(s), lc);
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "x", &got), VNET_ENOENT);
+
+    /* names, MACs and IPs are unique per network only */
+    sp = node_spec("n1");
+    sp.mac = mac("02:00:00:00:00:01");
+    sp.has_mac = true;
+    sp.ips[0] = ip("10.0.0.5");
+    ck_assert_int_eq(vnet_store_node_add(s, red.id, &sp, &n, err, sizeof(err)), 0);
+    ck_assert_int_eq(n.ips[1].family, 0);
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "nosuch", &got), VNET_ENOENT);
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "bad/name", &got), VNET_EINVAL);
+    ck_assert_int_eq(vnet_store_node_get_by_id(s, 12345, &got), VNET_ENOENT);
+
+    /* assigned MACs: locally administered, unicast, distinct */
+    struct vnet_mac macs[40];
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "m%d", i);
+        n = mknode(s, red.id, name);
+        macs[i] = n.mac;
+        ck_assert_int_eq(n.mac.b[0], 0x02);
+        for (int j = 0; j < i; j++)
+            ck_assert(!vnet_mac_eq(&macs[i], &macs[j]));
+    }
+    struct names ns = {0};
+    ck_assert_int_eq(vnet_store_node_list(s, blue.id, collect_node, &ns), 0);
+    ck_assert_int_eq(ns.n, 3);
+    ck_assert_str_eq(ns.v[0], "n1");
+    ck_assert_str_eq(ns.v[2], "n3");
+    ck_assert_int_eq(vnet_store_node_list(s, 999, collect_node, &ns), VNET_ENOENT);
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_assign)
+{
+    const char *p = path_of("assign.db");
+    char err[256];
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network tiny = mknet(s, "tiny", "10.9.0.0/30", "fd09::/126");
+    struct vnet_node a = mknode(s, tiny.id, "a"), b = mknode(s, tiny.id, "b");
+    ck_assert_str_eq(ipstr(&a.ips[0]), "10.9.0.1");
+    ck_assert_str_eq(ipstr(&b.ips[0]), "10.9.0.2");
+    ck_assert_str_eq(ipstr(&a.ips[1]), "fd09::1");
+    ck_assert_str_eq(ipstr(&b.ips[1]), "fd09::2");
+    uint64_t rev = revision_of(s, tiny.id);
+    struct vnet_node_spec sp = node_spec("c");
+    REFUSED(VNET_ENOSPC, "no free IPv4 address left in subnet 10.9.0.0/30 of network 'tiny'",
+            vnet_store_node_add(s, tiny.id, &sp, NULL, err, sizeof(err)));
+    ck_assert_uint_eq(revision_of(s, tiny.id), rev);
+    /* removing frees the address, and the lowest free one is taken again */
+    ck_assert_int_eq(vnet_store_node_remove(s, tiny.id, "a", NULL, err, sizeof(err)), 0);
+    struct vnet_node c = mknode(s, tiny.id, "c");
+    ck_assert_str_eq(ipstr(&c.ips[0]), "10.9.0.1");
+    ck_assert_str_eq(ipstr(&c.ips[1]), "fd09::1");
+
+    /* IPv6 /126: ::1 ::2 ::3 (no broadcast), then full */
+    struct vnet_network v6 = mknet(s, "v6", NULL, "fd0a::/126");
+    ck_assert_str_eq(ipstr(&mknode(s, v6.id, "a").ips[1]), "fd0a::1");
+    ck_assert_str_eq(ipstr(&mknode(s, v6.id, "b").ips[1]), "fd0a::2");
+    struct vnet_node d = mknode(s, v6.id, "c");
+    ck_assert_str_eq(ipstr(&d.ips[1]), "fd0a::3");
+    ck_assert_int_eq(d.ips[0].family, 0);
+    REFUSED(VNET_ENOSPC, "no free IPv6 address left in subnet fd0a::/126 of network 'v6'",
+            vnet_store_node_add(s, v6.id, &sp, NULL, err, sizeof(err)));
+
+    /* gaps are filled lowest first, explicit addresses are skipped */
+    struct vnet_network mid = mknet(s, "mid", "10.8.0.0/24", NULL);
+    sp = node_spec("e3");
+    sp.ips[0] = ip("10.8.0.3");
+    ck_assert_int_eq(vnet_store_node_add(s, mid.id, &sp, NULL, err, sizeof(err)), 0);
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a1").ips[0]), "10.8.0.1");
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a2").ips[0]), "10.8.0.2");
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a4").ips[0]), "10.8.0.4");
+    sp = node_spec("e6");
+    sp.ips[0] = ip("10.8.0.6");
+    ck_assert_int_eq(vnet_store_node_add(s, mid.id, &sp, NULL, err, sizeof(err)), 0);
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a5").ips[0]), "10.8.0.5");
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a7").ips[0]), "10.8.0.7");
+    /* another process frees an address: this handle must see it */
+    raw_exec(p, "DELETE FROM nodes WHERE name = 'a2'");
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "b2").ips[0]), "10.8.0.2");
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a8").ips[0]), "10.8.0.8");
+    /* a second handle removes one: the first handle must see it too */
+    struct vnet_store *s2 = open_ok(p, 0);
+    ck_assert_int_eq(vnet_store_node_remove(s2, mid.id, "a4", NULL, err, sizeof(err)), 0);
+    vnet_store_close(s2);
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "b4").ips[0]), "10.8.0.4");
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a9").ips[0]), "10.8.0.9");
+    /* switching networks and back keeps the answers right */
+    ck_assert_str_eq(ipstr(&mknode(s, tiny.id, "x").ips[1]), "fd09::3");
+    ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a10").ips[0]), "10.8.0.10");
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_move_observed)
+{
+    const char *p = path_of("move.db");
+    char err[256];
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
+    struct vnet_node a = mknode(s, blue.id, "a"), got;
+    uint64_t rev = a.revision;
+    struct vnet_endpoint e1 = ep("192.0.2.1:4789"), e6 = ep("[2001:db8::1]:4789"), none;
+    memset(&none, 0, sizeof(none));
+    struct vnet_node m;
+    ck_assert_int_eq(vnet_store_node_move(s, blue.id, "a", &e1, &m, err, sizeof(err)), 0);
+    ck_assert_uint_eq(m.revision, rev + 1);
+    ck_assert(vnet_endpoint_eq(&m.phys, &e1));
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "a", &got), 0);
+    ck_assert(node_eq(&got, &m));
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, rev, &cs), 0);
+    ck_assert_int_eq(cs.n, 1);
+    ck_assert_int_eq(cs.c[0].op, VNET_CHANGE_NODE_PUT);
+    ck_assert(node_eq(&cs.c[0].node, &m));
+    /* the same endpoint again: nothing changes */
+    ck_assert_int_eq(vnet_store_node_move(s, blue.id, "a", &e1, &m, err, sizeof(err)), 0);
+    ck_assert_uint_eq(revision_of(s, blue.id), rev + 1);
+    ck_assert_int_eq(vnet_store_node_move(s, blue.id, "a", &e6, &m, err, sizeof(err)), 0);
+    ck_assert(vnet_endpoint_eq(&m.phys, &e6));
+    ck_assert_int_eq(vnet_store_node_move(s, blue.id, "a", &none, &m, err, sizeof(err)), 0);
+    ck_assert_int_eq(m.phys.ip.family, 0);
+    ck_assert_uint_eq(m.revision, rev + 3);
+    REFUSED(VNET_ENOENT, "no node 'zz' in network 'blue'",
+            vnet_store_node_move(s, blue.id, "zz", &e1, NULL, err, sizeof(err)));
+    REFUSED(VNET_ENOENT, "no network with id 999",
+            vnet_store_node_move(s, 999, "a", &e1, NULL, err, sizeof(err)));
+    struct vnet_endpoint bad = e1;
+    bad.port = 0;
+    REFUSED(VNET_EINVAL, "bad physical endpoint",
+            vnet_store_node_move(s, blue.id, "a", &bad, NULL, err, sizeof(err)));
+    ck_assert_int_eq(vnet_store_node_move(s, blue.id, "a", NULL, NULL, NULL, 0), VNET_EINVAL);
+    ck_assert_uint_eq(revision_of(s, blue.id), rev + 3);
+
+    /* observed endpoints */
+    struct vnet_endpoint o1 = ep("198.51.100.1:5555"), o2 = ep("198.51.100.1:5556");
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &o1, &m), 0);
+    ck_assert_int_eq(m.state, VNET_NODE_ACTIVE);
+    ck_assert(vnet_endpoint_eq(&m.observed, &o1));
+    ck_assert_uint_eq(m.revision, rev + 4);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &o1, &m), 0);
+    ck_assert_uint_eq(revision_of(s, blue.id), rev + 4); /* unchanged: no record */
+    ck_assert_uint_eq(m.revision, rev + 4);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &o2, NULL), 0);
+    ck_assert_uint_eq(revision_of(s, blue.id), rev + 5);
+    ck_assert_int_eq(changes_since(s, blue.id, rev + 3, &cs), 0);
+    ck_assert_int_eq(cs.n, 2);
+    ck_assert(vnet_endpoint_eq(&cs.c[1].node.observed, &o2));
+    ck_assert_int_eq(cs.c[1].node.state, VNET_NODE_ACTIVE);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, 999, &o1, NULL), VNET_ENOENT);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &none, NULL), VNET_EINVAL);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, NULL, NULL), VNET_EINVAL);
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_remove)
+{
+    const char *p = path_of("remove.db");
+    char err[256];
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", "fd00::/64");
+    struct vnet_node a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
+    struct vnet_endpoint o = ep("198.51.100.1:5555");
+    ck_assert_int_eq(vnet_store_node_set_observed(s, b.id, &o, &b), 0);
+    uint64_t rev = 0;
+    ck_assert_int_eq(vnet_store_node_remove(s, blue.id, "b", &rev, err, sizeof(err)), 0);
+    ck_assert_uint_eq(rev, b.revision + 1);
+    ck_assert_uint_eq(revision_of(s, blue.id), rev);
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "b", &got), VNET_ENOENT);
+    ck_assert_int_eq(vnet_store_node_get_by_id(s, b.id, &got), VNET_ENOENT);
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, rev - 1, &cs), 0);
+    ck_assert_int_eq(cs.n, 1);
+    ck_assert_int_eq(cs.c[0].op, VNET_CHANGE_NODE_DEL);
+    struct vnet_node last = b;
+    last.state = VNET_NODE_REMOVED;
+    last.revision = rev;
+    ck_assert(node_eq(&cs.c[0].node, &last));
+    REFUSED(VNET_ENOENT, "no node 'b' in network 'blue'",
+            vnet_store_node_remove(s, blue.id, "b", NULL, err, sizeof(err)));
+    REFUSED(VNET_EINVAL, "invalid node name",
+            vnet_store_node_remove(s, blue.id, "", NULL, err, sizeof(err)));
+    ck_assert_uint_eq(revision_of(s, blue.id), rev);
+    /* ids are never reused, even for the highest one */
+    struct vnet_node c = mknode(s, blue.id, "c");
+    ck_assert_uint_gt(c.id, b.id);
+    ck_assert_str_eq(ipstr(&c.ips[0]), ipstr(&b.ips[0]));
+    ck_assert_uint_ne(c.id, a.id);
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_changes)
+{
+    const char *p = path_of("changes.db");
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
+    struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
+    struct vnet_node nodes[6];
+    for (int i = 0; i < 6; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "n%d", i);
+        nodes[i] = mknode(s, i % 2 ? red.id : blue.id, name);
+    }
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, 0, &cs), 0);
+    ck_assert_int_eq(cs.n, 4);
+    for (int i = 0; i < cs.n; i++) {
+        ck_assert_uint_eq(cs.c[i].revision, (uint64_t)i + 1);
+        ck_assert_uint_eq(cs.c[i].network_id, blue.id);
+    }
+    ck_assert(node_eq(&cs.c[1].node, &nodes[0]));
+    ck_assert(node_eq(&cs.c[2].node, &nodes[2]));
+    ck_assert(node_eq(&cs.c[3].node, &nodes[4]));
+    ck_assert_int_eq(changes_since(s, blue.id, 2, &cs), 0);
+    ck_assert_int_eq(cs.n, 2);
+    ck_assert_uint_eq(cs.c[0].revision, 3);
+    ck_assert_int_eq(changes_since(s, blue.id, 4, &cs), 0);
+    ck_assert_int_eq(cs.n, 0);
+    ck_assert_int_eq(changes_since(s, blue.id, 5, &cs), VNET_ERANGE);
+    ck_assert_int_eq(changes_since(s, 999, 0, &cs), VNET_ENOENT);
+    memset(&cs, 0, sizeof(cs));
+    cs.stop_at = 2;
+    ck_assert_int_eq(vnet_store_changes_since(s, red.id, 0, collect_change, &cs), 7);
+    ck_assert_int_eq(cs.n, 2);
+    ck_assert_int_eq(vnet_store_changes_since(s, red.id, 0, NULL, NULL), VNET_EINVAL);
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_retention)
+{
+    const char *p = path_of("retention.db");
+    struct vnet_store *s = open_ok(p, 5);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
+    struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
+    for (int i = 0; i < 9; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "n%d", i);
+        mknode(s, blue.id, name);
+    }
+    ck_assert_uint_eq(revision_of(s, blue.id), 10);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM changes WHERE network_id = %llu",
+             (unsigned long long)blue.id);
+    ck_assert_int_eq(raw_int(p, sql), 5); /* revisions 6..10 */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM changes WHERE network_id = %llu",
+             (unsigned long long)red.id);
+    ck_assert_int_eq(raw_int(p, sql), 1); /* other networks keep theirs */
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, 5, &cs), 0);
+    ck_assert_int_eq(cs.n, 5);
+    ck_assert_uint_eq(cs.c[0].revision, 6);
+    ck_assert_uint_eq(cs.c[4].revision, 10);
+    ck_assert_int_eq(changes_since(s, blue.id, 4, &cs), VNET_ERANGE);
+    ck_assert_int_eq(cs.n, 0);
+    ck_assert_int_eq(changes_since(s, blue.id, 0, &cs), VNET_ERANGE);
+    ck_assert_int_eq(changes_since(s, blue.id, 9, &cs), 0);
+    ck_assert_int_eq(cs.n, 1);
+    ck_assert_int_eq(changes_since(s, blue.id, 10, &cs), 0);
+    ck_assert_int_eq(changes_since(s, blue.id, 11, &cs), VNET_ERANGE);
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_poll_and_delete)
+{
+    const char *p = path_of("poll.db");
+    char err[256];
+    struct vnet_store *a = open_ok(p, 0), *b = open_ok(p, 0);
+    uint64_t l0 = last_change(b);
+    ck_assert_uint_eq(l0, 0);
+    struct vnet_network blue = mknet(a, "blue", "10.0.0.0/24", NULL);
+    mknode(a, blue.id, "n1");
+    uint64_t l1 = last_change(b); /* b sees a's commits */
+    ck_assert_uint_gt(l1, l0);
+    struct names ns = {0};
+    ck_assert_int_eq(vnet_store_changed_networks(b, l0, collect_id, &ns), 0);
+    ck_assert_int_eq(ns.n, 1);
+    ck_assert_uint_eq(ns.ids[0], blue.id);
+    struct vnet_network red = mknet(a, "red", NULL, NULL);
+    mknode(a, red.id, "r1");
+    mknode(a, red.id, "r2");
+    memset(&ns, 0, sizeof(ns));
+    ck_assert_int_eq(vnet_store_changed_networks(b, l1, collect_id, &ns), 0);
+    ck_assert_int_eq(ns.n, 1);
+    ck_assert_uint_eq(ns.ids[0], red.id);
+    memset(&ns, 0, sizeof(ns));
+    ck_assert_int_eq(vnet_store_changed_networks(b, l0, collect_id, &ns), 0);
+    ck_assert_int_eq(ns.n, 2);
+    uint64_t l2 = last_change(b);
+    memset(&ns, 0, sizeof(ns));
+    ck_assert_int_eq(vnet_store_changed_networks(b, l2, collect_id, &ns), 0);
+    ck_assert_int_eq(ns.n, 0);
+
+    /* delete: nodes and log go, the id is reported once more */
+    struct vnet_node n1;
+    ck_assert_int_eq(vnet_store_node_get(b, blue.id, "n1", &n1), 0);
+    ck_assert_int_eq(vnet_store_network_delete(a, blue.id, err, sizeof(err)), 0);
+    ck_assert_uint_gt(last_change(b), l2);
+    memset(&ns, 0, sizeof(ns));
+    ck_assert_int_eq(vnet_store_changed_networks(b, l2, collect_id, &ns), 0);
+    ck_assert_int_eq(ns.n, 1);
+    ck_assert_uint_eq(ns.ids[0], blue.id);
+    struct vnet_network n;
+    ck_assert_int_eq(vnet_store_network_get_by_id(b, blue.id, &n), VNET_ENOENT);
+    ck_assert_int_eq(vnet_store_node_get_by_id(b, n1.id, NULL), VNET_ENOENT);
+    struct changes cs;
+    ck_assert_int_eq(changes_since(b, blue.id, 0, &cs), VNET_ENOENT);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM nodes WHERE network_id = %llu",
+             (unsigned long long)blue.id);
+    ck_assert_int_eq(raw_int(p, sql), 0);
+    REFUSED(VNET_ENOENT, "no network with id",
+            vnet_store_network_delete(a, blue.id, err, sizeof(err)));
+    ck_assert_int_eq(vnet_store_last_change(a, NULL), VNET_EINVAL);
+    ck_assert_int_eq(vnet_store_changed_networks(a, 0, NULL, NULL), VNET_EINVAL);
+    vnet_store_close(a);
+    vnet_store_close(b);
+}
+END_TEST
+
+/* A request that fails after it has written rows leaves nothing behind. */
+START_TEST(t_atomic)
+{
+    const char *p = path_of("atomic.db");
+    char err[256];
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
+    mknode(s, blue.id, "a");
+    uint64_t rev = revision_of(s, blue.id), lc = last_change(s);
+    raw_exec(p, "CREATE TRIGGER fail_changes BEFORE INSERT ON changes "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    struct vnet_node_spec sp = node_spec("b");
+    REFUSED(VNET_EIO, "injected failure", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
+    struct vnet_node got;
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "b", &got), VNET_ENOENT);
+    ck_assert_uint_eq(revision_of(s, blue.id), rev);
+    ck_assert_uint_eq(last_change(s), lc);
+    struct vnet_endpoint e = ep("192.0.2.9:4789");
+    REFUSED(VNET_EIO, "injected failure",
+            vnet_store_node_move(s, blue.id, "a", &e, NULL, err, sizeof(err)));
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "a", &got), 0);
+    ck_assert_int_eq(got.phys.ip.family, 0);
+    REFUSED(VNET_EIO, "injected failure",
+            vnet_store_node_remove(s, blue.id, "a", NULL, err, sizeof(err)));
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "a", &got), 0);
+    REFUSED(VNET_EIO, "injected failure", vnet_store_network_delete(s, blue.id, err, 256));
+    ck_assert_uint_eq(revision_of(s, blue.id), rev);
+    struct vnet_network_spec ns = net_spec("red", NULL, NULL);
+    REFUSED(VNET_EIO, "injected failure", vnet_store_network_create(s, &ns, NULL, err, 256));
+    struct vnet_network n;
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "red", &n), VNET_ENOENT);
+    ck_assert_uint_eq(last_change(s), lc);
+    raw_exec(p, "DROP TRIGGER fail_changes");
+    struct vnet_node b = mknode(s, blue.id, "b");
+    ck_assert_uint_eq(b.revision, rev + 1);
+    ck_assert_str_eq(ipstr(&b.ips[0]), "10.0.0.2"); /* the failed add's address is free */
+    vnet_store_close(s);
+}
+END_TEST
+
+/* Schema version 1 as the first release wrote it. Kept here, not taken from the library, so
+ * the test checks migration of what v1 files really hold. */
+static const char schema_v1[] =
+    "CREATE TABLE subscribers (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    " created INTEGER NOT NULL) STRICT;"
+    "INSERT INTO subscribers (id, name, created) VALUES (1, 'admin', 0);"
+    "CREATE TABLE networks (id INTEGER PRIMARY KEY AUTOINCREMENT, subscriber_id INTEGER NOT NULL"
+    " REFERENCES subscribers (id), name TEXT NOT NULL, vni INTEGER NOT NULL UNIQUE CHECK (vni"
+    " BETWEEN 1 AND 16777215), subnet4 TEXT, subnet6 TEXT, mtu INTEGER NOT NULL, revision"
+    " INTEGER NOT NULL, UNIQUE (subscriber_id, name)) STRICT;"
+    "CREATE TABLE nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, network_id INTEGER NOT NULL"
+    " REFERENCES networks (id) ON DELETE CASCADE, name TEXT NOT NULL, pubkey BLOB CHECK (pubkey"
+    " IS NULL OR length(pubkey) = 32), mac BLOB NOT NULL CHECK (length(mac) = 6), ip4 BLOB CHECK"
+    " (ip4 IS NULL OR length(ip4) = 4), ip6 BLOB CHECK (ip6 IS NULL OR length(ip6) = 16),"
+    " phys_ip BLOB CHECK (phys_ip IS NULL OR length(phys_ip) IN (4, 16)), phys_port INTEGER NOT"
+    " NULL DEFAULT 0, observed_ip BLOB CHECK (observed_ip IS NULL OR length(observed_ip) IN (4,"
+    " 16)), observed_port INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0, revision"
+    " INTEGER NOT NULL, UNIQUE (network_id, name), UNIQUE (network_id, mac), UNIQUE (network_id,"
+    " ip4), UNIQUE (network_id, ip6)) STRICT;"
+    "CREATE TABLE changes (id INTEGER PRIMARY KEY AUTOINCREMENT, network_id INTEGER NOT NULL,"
+    " revision INTEGER NOT NULL, op INTEGER NOT NULL, payload BLOB) STRICT;"
+    "CREATE INDEX changes_network_revision ON changes (network_id, revision);"
+    "PRAGMA application_id = 1447970132;"
+    "PRAGMA user_version = 1;";
+
+static void make_v1(const char *p, struct vnet_node *old)
+{
+    sqlite3 *db = raw_open(p);
+    raw_exec_db(db, schema_v1);
+    raw_exec_db(db, "INSERT INTO networks VALUES (5, 1, 'legacy', 7, '10.1.0.0/24', NULL, 1400, 2);"
+                    "INSERT INTO nodes (id, network_id, name, mac, ip4, phys_ip, phys_port, state,"
+                    " revision) VALUES (3, 5, 'old', x'020000000a0b', x'0a010001', x'c0000201',"
+                    " 4789, 0, 2);"
+                    "INSERT INTO changes (network_id, revision, op, payload) VALUES (5, 1, 3, "
+                    "NULL);");
+    memset(old, 0, sizeof(*old));
+    old->id = 3;
+    old->network_id = 5;
+    snprintf(old->name, sizeof(old->name), "old");
+    old->mac = mac("02:00:00:00:0a:0b");
+    old->ips[0] = ip("10.1.0.1");
+    old->phys = ep("192.0.2.1:4789");
+    old->revision = 2;
+    uint8_t buf[VNET_STORE_NODE_ENC_MAX];
+    int len = vnet_store_node_encode(old, buf, sizeof(buf));
+    ck_assert_int_gt(len, 0);
+    sqlite3_stmt *st;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO changes (network_id, revision, op, "
+                                            "payload) VALUES (5, 2, 1, ?1)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, buf, len, SQLITE_TRANSIENT);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+START_TEST(t_migrate_v1)
+{
+    const char *p = path_of("v1.db");
+    char err[256];
+    struct vnet_node old, got;
+    make_v1(p, &old);
+    ck_assert_int_eq(raw_int(p, "PRAGMA user_version"), 1);
+    /* read-only cannot migrate: refused, file untouched */
+    struct vnet_store_opts ro = {0, 100, true};
+    struct vnet_store *s = NULL;
+    REFUSED(VNET_EVERSION, "open it read-write once to migrate",
+            vnet_store_open(p, &ro, &s, err, sizeof(err)));
+    ck_assert_int_eq(raw_int(p, "PRAGMA user_version"), 1);
+
+    s = open_ok(p, 0);
+    ck_assert_int_eq(raw_int(p, "PRAGMA user_version"), 2);
+    ck_assert_int_eq(raw_int(p, "SELECT count(*) FROM pragma_table_info('subscribers') WHERE "
+                                "name = 'token_hash'"),
+                     1);
+    ck_assert_int_eq(raw_int(p, "SELECT count(*) FROM pragma_table_info('nodes') WHERE "
+                                "name = 'join_token_hash'"),
+                     1);
+    ck_assert_int_eq(raw_int(p, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                                "name = 'nodes_join_token_hash'"),
+                     1);
+    struct vnet_network n;
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "legacy", &n), 0);
+    ck_assert_uint_eq(n.id, 5);
+    ck_assert_uint_eq(n.vni, 7);
+    ck_assert_uint_eq(n.mtu, 1400);
+    ck_assert_uint_eq(n.revision, 2);
+    ck_assert_int_eq(vnet_store_node_get(s, 5, "old", &got), 0);
+    ck_assert(node_eq(&got, &old));
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, 5, 0, &cs), 0);
+    ck_assert_int_eq(cs.n, 2);
+    ck_assert(node_eq(&cs.c[1].node, &old));
+    struct vnet_node nn = mknode(s, 5, "new");
+    ck_assert_str_eq(ipstr(&nn.ips[0]), "10.1.0.2");
+    ck_assert_uint_eq(nn.revision, 3);
+    ck_assert_uint_gt(nn.id, 3);
+    vnet_store_close(s);
+    /* opening again does not migrate again */
+    s = open_ok(p, 0);
+    ck_assert_int_eq(vnet_store_node_get(s, 5, "new", &got), 0);
+    vnet_store_close(s);
+}
+END_TEST
+
+static void write_file(const char *p, const void *data, size_t len)
+{
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static size_t read_file(const char *p, void *buf, size_t len)
+{
+    int fd = open(p, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ssize_t n = read(fd, buf, len);
+    close(fd);
+    ck_assert_int_ge(n, 0);
+    return (size_t)n;
+}
+
+/* A closed store with some pages of data. */
+static size_t make_store(const char *p, int nodes)
+{
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network net = mknet(s, "blue", "10.0.0.0/16", "fd00::/64");
+    for (int i = 0; i < nodes; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "node-%d", i);
+        mknode(s, net.id, name);
+    }
+    vnet_store_close(s);
+    ck_assert(!file_exists(path_of("dummy-never")));
+    struct stat sb;
+    ck_assert_int_eq(stat(p, &sb), 0);
+    return (size_t)sb.st_size;
+}
+
+START_TEST(t_bad_files)
+{
+    char err[256], p[PATH_MAX + 64];
+    struct vnet_store *s = NULL;
+    static char garbage[8192], back[8192];
+    for (size_t i = 0; i < sizeof(garbage); i++)
+        garbage[i] = (char)("garbage!"[i % 8] ^ (i / 8));
+
+    snprintf(p, sizeof(p), "%s", path_of("garbage.db"));
+    write_file(p, garbage, sizeof(garbage));
+    REFUSED(VNET_ECORRUPT, "not a database", vnet_store_open(p, NULL, &s, err, sizeof(err)));
+    ck_assert_uint_eq(read_file(p, back, sizeof(back)), sizeof(garbage));
+    ck_assert(memcmp(back, garbage, sizeof(garbage)) == 0); /* never reset */
+    struct vnet_store_opts ro = {0, 100, true};
+    REFUSED(VNET_ECORRUPT, "not a database", vnet_store_open(p, &ro, &s, err, sizeof(err)));
+
+    /* pages of a real store overwritten */
+    snprintf(p, sizeof(p), "%s", path_of("corrupt.db"));
+    size_t size = make_store(p, 300);
+    ck_assert_uint_gt(size, 8 * 4096);
+    int fd = open(p, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    for (off_t off = 2 * 4096; off + 4096 <= (off_t)size; off += 3 * 4096)
+        ck_assert_int_eq(pwrite(fd, garbage, 4096, off), 4096);
+    close(fd);
+    REFUSED(VNET_ECORRUPT, "damaged", vnet_store_open(p, NULL, &s, err, sizeof(err)));
+
+    /* truncated */
+    snprintf(p, sizeof(p), "%s", path_of("truncated.db"));
+    size = make_store(p, 300);
+    ck_assert_int_eq(truncate(p, (off_t)(size / 2 + 100)), 0);
+    REFUSED(VNET_ECORRUPT, "damaged", vnet_store_open(p, NULL, &s, err, sizeof(err)));
+    ck_assert_int_eq(truncate(p, 50), 0); /* not even a header */
+    REFUSED(VNET_ECORRUPT, "not a database", vnet_store_open(p, NULL, &s, err, sizeof(err)));
+
+    /* another program's database */
+    snprintf(p, sizeof(p), "%s", path_of("foreign.db"));
+    raw_exec(p, "CREATE TABLE t (x)");
+    REFUSED(VNET_ECORRUPT, "another application", vnet_store_open(p, NULL, &s, err, 256));
+    ck_assert_int_eq(raw_int(p, "SELECT count(*) FROM sqlite_schema"), 1);
+
+    /* newer schema */
+    snprintf(p, sizeof(p), "%s", path_of("newer.db"));
+    make_store(p, 1);
+    raw_exec(p, "PRAGMA user_version = 99");
+    REFUSED(VNET_EVERSION, "schema version 99, newer than this library's (2)",
+            vnet_store_open(p, NULL, &s, err, sizeof(err)));
+    REFUSED(VNET_EVERSION, "newer", vnet_store_open(p, &ro, &s, err, sizeof(err)));
+    ck_assert_int_eq(raw_int(p, "PRAGMA user_version"), 99);
+
+    /* right version, wrong tables */
+    snprintf(p, sizeof(p), "%s", path_of("wrong.db"));
+    make_store(p, 1);
+    raw_exec(p, "ALTER TABLE nodes DROP COLUMN observed_port");
+    REFUSED(VNET_ECORRUPT, "expected schema", vnet_store_open(p, NULL, &s, err, sizeof(err)));
+
+    /* a directory */
+    REFUSED(VNET_EIO, "cannot open", vnet_store_open(tmpdir, NULL, &s, err, sizeof(err)));
+}
+END_TEST
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(t_locked)
+{
+    char err[256], p[PATH_MAX + 64];
+    struct vnet_store *s = NULL;
+    struct vnet_store_opts o = {0, 100, false};
+
+    /* rollback journal, exclusive lock: even reading waits, then EBUSY */
+    snprintf(p, sizeof(p), "%s", path_of("locked.db"));
+    make_store(p, 1);
+    raw_exec(p, "PRAGMA journal_mode = DELETE");
+    sqlite3 *db = raw_open(p);
+    raw_exec_db(db, "BEGIN EXCLUSIVE");
+    double t0 = now();
+    REFUSED(VNET_EBUSY, "is locked by another process (waited 100 ms)",
+            vnet_store_open(p, &o, &s, err, sizeof(err)));
+    double dt = now() - t0;
+    ck_assert_msg(dt >= 0.09 && dt < 3.0, "waited %.3f s", dt);
+    raw_exec_db(db, "COMMIT");
+    s = open_ok(p, 0); /* back to WAL */
+    vnet_store_close(s);
+
+    /* WAL: a writer elsewhere holds the write lock; readers go on, writers wait then fail */
+    s = open_ok(p, 0);
+    struct vnet_network blue;
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "blue", &blue), 0);
+    raw_exec_db(db, "BEGIN IMMEDIATE");
+    struct vnet_node_spec sp = node_spec("late");
+    t0 = now();
+    REFUSED(VNET_EBUSY, "is locked by another process",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    dt = now() - t0;
+    ck_assert_msg(dt >= 0.09 && dt < 3.0, "waited %.3f s", dt);
+    struct vnet_endpoint e = ep("192.0.2.1:1");
+    struct vnet_node n;
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "node-0", &n), 0);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, n.id, &e, NULL), VNET_EBUSY);
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "blue", &blue), 0);
+    int count = 0;
+    ck_assert_int_eq(vnet_store_node_list(s, blue.id, count_node, &count), 0);
+    ck_assert_int_eq(count, 1);
+    raw_exec_db(db, "COMMIT");
+    ck_assert_int_eq(vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)), 0);
+    vnet_store_close(s);
+    sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(t_read_only)
+{
+    char err[256], p[PATH_MAX + 64];
+    struct vnet_store *s = NULL;
+    struct vnet_store_opts ro = {0, 100, true};
+    snprintf(p, sizeof(p), "%s", path_of("missing.db"));
+    REFUSED(VNET_ENOENT, "missing.db", vnet_store_open(p, &ro, &s, err, sizeof(err)));
+    ck_assert(!file_exists(p));
+    snprintf(p, sizeof(p), "%s", path_of("missing.db-wal"));
+    ck_assert(!file_exists(p));
+
+    snprintf(p, sizeof(p), "%s", path_of("ro.db"));
+    make_store(p, 2);
+    ck_assert_int_eq(vnet_store_open(p, &ro, &s, err, sizeof(err)), 0);
+    struct vnet_network blue;
+    ck_assert_int_eq(vnet_store_network_get(s, 0, "blue", &blue), 0);
+    int count = 0;
+    ck_assert_int_eq(vnet_store_node_list(s, blue.id, count_node, &count), 0);
+    ck_assert_int_eq(count, 2);
+    count = 0;
+    ck_assert_int_eq(vnet_store_network_list(s, 0, count_net, &count), 0);
+    ck_assert_int_eq(count, 1);
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, blue.id, 0, &cs), 0);
+    ck_assert_int_eq(cs.n, 3);
+    uint64_t lc = last_change(s);
+    struct vnet_node_spec sp = node_spec("x");
+    struct vnet_network_spec ns = net_spec("x", NULL, NULL);
+    struct vnet_endpoint e = ep("192.0.2.1:1");
+    struct vnet_node n;
+    ck_assert_int_eq(vnet_store_node_get(s, blue.id, "node-0", &n), 0);
+    REFUSED(VNET_EPERM, "read-only", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
+    REFUSED(VNET_EPERM, "read-only", vnet_store_network_create(s, &ns, NULL, err, 256));
+    REFUSED(VNET_EPERM, "read-only", vnet_store_network_delete(s, blue.id, err, 256));
+    REFUSED(VNET_EPERM, "read-only", vnet_store_node_move(s, blue.id, "node-0", &e, NULL, err, 256));
+    REFUSED(VNET_EPERM, "read-only", vnet_store_node_remove(s, blue.id, "node-0", NULL, err, 256));
+    ck_assert_int_eq(vnet_store_node_set_observed(s, n.id, &e, NULL), VNET_EPERM);
+    ck_assert_uint_eq(last_change(s), lc);
+    vnet_store_close(s);
+}
+END_TEST
+
+START_TEST(t_codec)
+{
+    struct vnet_node n, m;
+    memset(&n, 0, sizeof(n));
+    n.id = 0x0102030405060708ull;
+    n.network_id = 77;
+    snprintf(n.name, sizeof(n.name), "node.one");
+    for (int i = 0; i < VNET_PUBKEY_LEN; i++)
+        n.pubkey[i] = (uint8_t)(0xa0 + i);
+    n.has_pubkey = true;
+    n.mac = mac("02:11:22:33:44:55");
+    n.ips[0] = ip("10.0.0.1");
+    n.ips[1] = ip("fd00::1");
+    n.phys = ep("[2001:db8::1]:4789");
+    n.observed = ep("203.0.113.9:65535");
+    n.state = VNET_NODE_REMOVED;
+    n.revision = 1ull << 40;
+    uint8_t buf[VNET_STORE_NODE_ENC_MAX];
+    int len = vnet_store_node_encode(&n, buf, sizeof(buf));
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_eq(vnet_store_node_decode(buf, (size_t)len, &m), 0);
+    ck_assert(node_eq(&n, &m));
+    for (int i = 0; i < len; i++)
+        ck_assert_int_eq(vnet_store_node_decode(buf, (size_t)i, &m), VNET_ECORRUPT);
+    uint8_t big[VNET_STORE_NODE_ENC_MAX + 1];
+    memcpy(big, buf, (size_t)len);
+    big[len] = 0;
+    ck_assert_int_eq(vnet_store_node_decode(big, (size_t)len + 1, &m), VNET_ECORRUPT);
+    big[0] = 2;
+    ck_assert_int_eq(vnet_store_node_decode(big, (size_t)len, &m), VNET_ECORRUPT);
+    ck_assert_int_eq(vnet_store_node_encode(&n, buf, (size_t)len - 1), VNET_ENOSPC);
+    /* the smallest node */
+    memset(&n, 0, sizeof(n));
+    n.name[0] = 'x';
+    len = vnet_store_node_encode(&n, buf, sizeof(buf));
+    ck_assert_int_gt(len, 0);
+    ck_assert_int_eq(vnet_store_node_decode(buf, (size_t)len, &m), 0);
+    ck_assert(node_eq(&n, &m));
+    n.ips[0].family = 5;
+    ck_assert_int_eq(vnet_store_node_encode(&n, buf, sizeof(buf)), VNET_EINVAL);
+    n.ips[0].family = 0;
+    n.name[0] = '\0';
+    ck_assert_int_eq(vnet_store_node_encode(&n, buf, sizeof(buf)), VNET_EINVAL);
+}
+END_TEST
+
+START_TEST(t_perf)
+{
+    const char *p = path_of("perf.db");
+    char err[256];
+    struct vnet_store *s = open_ok(p, 0);
+    struct vnet_network net = mknet(s, "big", "10.0.0.0/16", "fd00::/64");
+    const int N = 10000;
+    struct vnet_node n;
+    double t0 = now();
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        struct vnet_node_spec sp = node_spec(name);
+        snprintf(name, sizeof(name), "n%05d", i);
+        int rc = vnet_store_node_add(s, net.id, &sp, &n, err, sizeof(err));
+        ck_assert_msg(rc == 0, "node %d: %s", i, err);
+    }
+    double dt = now() - t0;
+    printf("store: %d node_add in %.2f s: %.0f/s\n", N, dt, N / dt);
+    ck_assert_msg(dt < 120, "%d node_add took %.1f s", N, dt);
+    ck_assert_str_eq(ipstr(&n.ips[0]), "10.0.39.16");
+    ck_assert_str_eq(ipstr(&n.ips[1]), "fd00::2710");
+    ck_assert_uint_eq(n.revision, (uint64_t)N + 1);
+    int count = 0;
+    ck_assert_int_eq(vnet_store_node_list(s, net.id, count_node, &count), 0);
+    ck_assert_int_eq(count, N);
+    /* the default retention keeps the last 10,000 records: revision 1 is gone */
+    struct changes cs;
+    ck_assert_int_eq(changes_since(s, net.id, 0, &cs), VNET_ERANGE);
+    ck_assert_int_eq(changes_since(s, net.id, N - 10, &cs), 0);
+    ck_assert_int_eq(cs.n, 11);
+    vnet_store_close(s);
+    t0 = now();
+    s = open_ok(p, 0);
+    printf("store: reopen with quick_check of a %d-node store: %.1f ms\n", N, (now() - t0) * 1e3);
+    vnet_store_close(s);
+}
+END_TEST
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void quiet_log(enum vnet_log_level level, const char *module, const char *msg, void *arg)
+{
+    (void)level;
+    (void)module;
+    (void)msg;
+    (void)arg;
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/vnet-store-test-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    vnet_log_set_handler(quiet_log, NULL); /* the damaged-file tests log on purpose */
+    Suite *su = suite_create("store");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, t_name_valid);
+    tcase_add_test(tc, t_open_reopen);
+    tcase_add_test(tc, t_uri_and_register);
+    tcase_add_test(tc, t_network_create);
+    tcase_add_test(tc, t_node_add);
+    tcase_add_test(tc, t_assign);
+    tcase_add_test(tc, t_move_observed);
+    tcase_add_test(tc, t_remove);
+    tcase_add_test(tc, t_changes);
+    tcase_add_test(tc, t_retention);
+    tcase_add_test(tc, t_poll_and_delete);
+    tcase_add_test(tc, t_atomic);
+    tcase_add_test(tc, t_migrate_v1);
+    tcase_add_test(tc, t_bad_files);
+    tcase_add_test(tc, t_locked);
+    tcase_add_test(tc, t_read_only);
+    tcase_add_test(tc, t_codec);
+    tcase_add_test(tc, t_perf);
+    suite_add_tcase(su, tc);
+    SRunner *sr = srunner_create(su);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return failed ? 1 : 0;
+}
