@@ -275,6 +275,11 @@ static void session_close(struct session *s)
     if (s->closing)
         return;
     s->closing = true;
+    if (s->kind == S_NODE) {
+        struct acked *a = find_ack(s->c, s->node_id, true);
+        if (a && s->acked_rev > a->rev)
+            a->rev = s->acked_rev;
+    }
     if (s->kind == S_NODE)
         s->c->st.node_sessions--;
     else if (s->kind == S_CLIENT)
@@ -541,9 +546,6 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     } else {
         send_snapshot(s);
     }
-    struct acked *a = find_ack(c, s->node_id, true);
-    if (a && s->acked_rev > a->rev)
-        a->rev = s->acked_rev;
 }
 
 static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e)
@@ -792,12 +794,9 @@ static void handle_frame(struct session *s, const uint8_t *body, size_t len)
     } else if (m.type == VNET_MSG_KEEPALIVE) {
         /* last_rx already updated */
     } else if (s->kind == S_NODE && m.type == VNET_MSG_ACK) {
-        if (m.u.ack.revision > s->acked_rev && m.u.ack.revision <= s->sent_rev) {
+        /* Kept in the session; remembered in the controller's table when it closes. */
+        if (m.u.ack.revision > s->acked_rev && m.u.ack.revision <= s->sent_rev)
             s->acked_rev = m.u.ack.revision;
-            struct acked *a = find_ack(s->c, s->node_id, true);
-            if (a)
-                a->rev = s->acked_rev;
-        }
     } else if (s->kind == S_NODE && m.type == VNET_MSG_ENDPOINT) {
         handle_endpoint(s, &m.u.endpoint);
     } else if (s->kind == S_CLIENT && m.type == VNET_MSG_REQUEST) {

@@ -200,6 +200,30 @@ struct trigger {
     uv_async_t *done;
 };
 
+#define BURST_CLIENTS 4
+
+struct burster {
+    int first, count;
+};
+
+static void *burster_main(void *arg)
+{
+    struct burster *b = arg;
+    struct vnet_client *cl;
+    char api[32];
+    snprintf(api, sizeof(api), "127.0.0.1:%d", API_PORT);
+    if (vnet_client_connect(api, 10000, &cl, NULL, 0) != 0)
+        return NULL;
+    for (int k = 0; k < b->count; k++) {
+        char name[32];
+        snprintf(name, sizeof(name), "y%d", b->first + k);
+        if (request(cl, VNET_REQ_NODE_ADD, name, NULL) != 0)
+            break;
+    }
+    vnet_client_close(cl);
+    return NULL;
+}
+
 /* Runs beside the loop: one change at a time, timed; then a burst. */
 static void *driver(void *arg)
 {
@@ -226,17 +250,21 @@ static void *driver(void *arg)
         t->p99[k] =
             lat[(int)((double)nsess * 0.99) < nsess ? (int)((double)nsess * 0.99) : nsess - 1];
     }
-    /* Sustained: back to back, then wait for everyone to have the last one. */
+    /* Sustained: BURST_CLIENTS clients add nodes back to back (commits that land in the same
+     * loop iteration share one delta), then wait for everyone to have the last one. */
     uint64_t last = start_rev + (uint64_t)t->changes + (uint64_t)t->burst;
     __atomic_store_n(&nwatch_done, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&watch_rev, last, __ATOMIC_RELEASE);
     double t0 = now_ms();
-    for (int k = 0; k < t->burst; k++) {
-        char name[32];
-        snprintf(name, sizeof(name), "y%d", k);
-        if (request(t->cl, VNET_REQ_NODE_ADD, name, NULL) != 0)
-            break;
+    pthread_t th[BURST_CLIENTS];
+    struct burster b[BURST_CLIENTS];
+    for (int k = 0; k < BURST_CLIENTS; k++) {
+        b[k].first = k * (t->burst / BURST_CLIENTS);
+        b[k].count = t->burst / BURST_CLIENTS;
+        pthread_create(&th[k], NULL, burster_main, &b[k]);
     }
+    for (int k = 0; k < BURST_CLIENTS; k++)
+        pthread_join(th[k], NULL);
     while (__atomic_load_n(&nwatch_done, __ATOMIC_ACQUIRE) < nsess && now_ms() - t0 < 60000)
         usleep(200);
     t->rate = t->burst / ((now_ms() - t0) / 1000.0);

