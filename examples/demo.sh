@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The libvnet demo: installs what is missing, builds, and shows the overlay at work.
 #
-# Today: three nodes, each in its own network namespace, joined by an underlay bridge; each
-# runs vnet-node (static mode: peers on the command line) with a TAP device on the overlay
-# 10.90.0.0/24. The demo pings every pair, measures TCP throughput with iperf3, and prints the
-# nodes' counters; then the switch-table and codec benchmarks. When the control plane lands,
-# a controller on an embedded SQLite database takes the place of the command-line peers.
+# A controller on an embedded SQLite database and three nodes, each in its own network
+# namespace, joined by an underlay bridge. vnetctl creates a network and adds the nodes; each
+# node runs vnet-node in managed mode and gets its configuration from the controller. The demo
+# pings every pair, measures TCP throughput with iperf3, shows the controller's convergence
+# status and the nodes' counters; then the switch-table and codec benchmarks.
 #
 # Needs root (namespaces, TAP devices). Cleans up everything it created, also on Ctrl-C.
 set -euo pipefail
@@ -32,6 +32,8 @@ fi
 meson compile -C "$BUILD" >/dev/null
 echo "built libvnet.a, vnet-node and the tools in $BUILD/"
 NODE="$BUILD/examples/vnet-node"
+CTLR="$BUILD/examples/vnet-controller"
+VNETCTL="$BUILD/examples/vnetctl"
 
 P="vdemo$$"
 NS=()
@@ -50,11 +52,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "interrupted: cleaning up"; exit 130' INT TERM
 
-step "underlay: namespaces $P-hub (a bridge) and $P-node1..3 (10.250.0.1..3)"
+step "underlay: namespaces $P-hub (a bridge), $P-ctl (10.250.0.100), $P-node1..3 (10.250.0.1..3)"
 ip netns add "$P-hub"
 NS+=("$P-hub")
 ip -n "$P-hub" link add br0 type bridge
 ip -n "$P-hub" link set br0 up
+ip netns add "$P-ctl"
+NS+=("$P-ctl")
+ip -n "$P-ctl" link set lo up
+ip link add eth0 netns "$P-ctl" type veth peer name pc netns "$P-hub"
+ip -n "$P-hub" link set pc master br0 up
+ip -n "$P-ctl" addr add 10.250.0.100/24 dev eth0
+ip -n "$P-ctl" link set eth0 up
 for i in 1 2 3; do
   ip netns add "$P-node$i"
   NS+=("$P-node$i")
@@ -65,23 +74,34 @@ for i in 1 2 3; do
   ip -n "$P-node$i" link set eth0 up
 done
 
-step "overlay: vnet-node on each node, VNI 4242, TAP vnet0 with 10.90.0.N/24"
+step "controller: vnet-controller on a SQLite database in $P-ctl"
+ip netns exec "$P-ctl" "$CTLR" --db "$TMP/vnet.db" --listen 10.250.0.100:7700 \
+  --api 127.0.0.1:7701 >"$TMP/controller.log" 2>&1 &
+PIDS+=($!)
+for t in $(seq 1 100); do
+  ip netns exec "$P-ctl" ss -Hltn "sport = :7701" | grep -q LISTEN && break
+  sleep 0.05
+done
+vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
+echo "  \$ vnetctl network create demo --vni 4242 --subnet 10.90.0.0/24"
+vnetctl network create demo --vni 4242 --subnet 10.90.0.0/24 | sed 's/^/  /'
 for i in 1 2 3; do
-  args=()
-  for j in 1 2 3; do
-    [ "$i" = "$j" ] && continue
-    args+=(--peer "10.250.0.$j:4789" --static "02:42:00:00:00:0$j=10.250.0.$j:4789"
-           --arp "10.90.0.$j=02:42:00:00:00:0$j")
-  done
-  ip netns exec "$P-node$i" "$NODE" --dev tap:vnet0 --underlay "udp:10.250.0.$i:4789" \
-    --vni 4242 --mac "02:42:00:00:00:0$i" --ip "10.90.0.$i/24" "${args[@]}" \
+  echo "  \$ vnetctl node add demo node$i"
+  vnetctl node add demo "node$i" | tail -n +2 | sed 's/^/  /'
+done
+
+step "nodes: vnet-node --controller ... on each, TAP vnet0"
+for i in 1 2 3; do
+  ip netns exec "$P-node$i" "$NODE" --controller 10.250.0.100:7700 --network demo \
+    --name "node$i" --dev tap:vnet0 --underlay "udp:10.250.0.$i:4789" \
     >"$TMP/node$i.log" 2>&1 &
   PIDS+=($!)
 done
-for i in 1 2 3; do
-  for t in $(seq 1 100); do grep -q "up: vnet0" "$TMP/node$i.log" && break; sleep 0.05; done
-  sed -n 's/^vnet warn \[node\]: /  node'$i': /p' "$TMP/node$i.log" | head -1
+for t in $(seq 1 200); do
+  vnetctl network status demo | grep -q "3 connected, 3 converged" && break
+  sleep 0.05
 done
+vnetctl network status demo | sed 's/^/  /'
 
 step "ping between all pairs over the overlay"
 printf '  %-8s %-8s %-12s\n' from to "rtt avg"
@@ -105,7 +125,7 @@ ip netns exec "$P-node1" iperf3 -c 10.90.0.2 -p 5201 -t 3 -f g 2>/dev/null |
   awk '/receiver/ {print "  " $7 " " $8 " received"}'
 
 step "node counters (SIGUSR1)"
-for i in 1 2 3; do kill -USR1 "${PIDS[$((i - 1))]}"; done
+for i in 1 2 3; do kill -USR1 "${PIDS[$i]}"; done
 for i in 1 2 3; do # wait for each node to write its counters
   for t in $(seq 1 100); do grep -q "drops:" "$TMP/node$i.log" && break; sleep 0.02; done
 done

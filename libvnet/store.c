@@ -36,8 +36,7 @@ static bool scheme_valid(const char *s, size_t n)
         return false;
     for (size_t i = 1; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '.' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '.' || c == '-'))
             return false;
     }
     return true;
@@ -217,8 +216,8 @@ static int check_subnet(const struct vnet_prefix *in, uint8_t family, struct vne
     return 0;
 }
 
-int vnet_store_check_network_spec(const struct vnet_network_spec *in,
-                                  struct vnet_network_spec *out, char *err, size_t errlen)
+int vnet_store_check_network_spec(const struct vnet_network_spec *in, struct vnet_network_spec *out,
+                                  char *err, size_t errlen)
 {
     if (!in || !out) {
         vnet_store_seterr(err, errlen, "no network spec given");
@@ -593,8 +592,7 @@ int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node *out
     unsigned state = get_u8(&r);
     unsigned nl = get_u8(&r);
     const uint8_t *name = take(&r, nl);
-    if (r.bad || state > VNET_NODE_REMOVED || nl == 0 || nl >= VNET_NAME_MAX ||
-        memchr(name, 0, nl))
+    if (r.bad || state > VNET_NODE_REMOVED || nl == 0 || nl >= VNET_NAME_MAX || memchr(name, 0, nl))
         return VNET_ECORRUPT;
     n.state = (enum vnet_node_state)state;
     memcpy(n.name, name, nl);
@@ -678,8 +676,9 @@ int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *e
     return s->ops->network_delete(s->state, network_id, err, errlen);
 }
 
-int vnet_store_node_add(struct vnet_store *s, uint64_t network_id, const struct vnet_node_spec *spec,
-                        struct vnet_node *out, char *err, size_t errlen)
+int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
+                        const struct vnet_node_spec *spec, struct vnet_node *out, char *err,
+                        size_t errlen)
 {
     struct vnet_node_spec sp;
     struct vnet_node tmp;
@@ -729,7 +728,7 @@ int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *
     ERRBUF_FIX(err, errlen);
     if (!s || !vnet_name_valid(name) || vnet_store_check_endpoint(phys)) {
         vnet_store_seterr(err, errlen, "%s",
-                          !s                        ? "no store"
+                          !s                       ? "no store"
                           : !vnet_name_valid(name) ? "invalid node name"
                                                    : "bad physical endpoint: need an IPv4 or "
                                                      "IPv6 address and a port 1..65535");
@@ -768,8 +767,7 @@ int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char
     int rc = refuse_read_only(s, err, errlen);
     if (rc)
         return rc;
-    return s->ops->node_remove(s->state, network_id, name, revision ? revision : &tmp, err,
-                               errlen);
+    return s->ops->node_remove(s->state, network_id, name, revision ? revision : &tmp, err, errlen);
 }
 
 int vnet_store_changes_since(struct vnet_store *s, uint64_t network_id, uint64_t since,

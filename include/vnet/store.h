@@ -69,13 +69,13 @@ void vnet_store_close(struct vnet_store *s);
 /* ---- networks ---- */
 
 struct vnet_network_spec {
-    uint64_t subscriber_id;      /* 0: VNET_SUBSCRIBER_ADMIN */
+    uint64_t subscriber_id; /* 0: VNET_SUBSCRIBER_ADMIN */
     const char *name;
-    uint32_t vni;                /* 0: the lowest free VNI >= 1 */
-    bool has_vni;                /* vni 0 given explicitly is refused (reserved) */
-    struct vnet_prefix subnet4;  /* family 0: none (then nodes get no IPv4 unless given one) */
-    struct vnet_prefix subnet6;  /* family 0: none */
-    uint32_t mtu;                /* 0: 1450 */
+    uint32_t vni;               /* 0: the lowest free VNI >= 1 */
+    bool has_vni;               /* vni 0 given explicitly is refused (reserved) */
+    struct vnet_prefix subnet4; /* family 0: none (then nodes get no IPv4 unless given one) */
+    struct vnet_prefix subnet6; /* family 0: none */
+    uint32_t mtu;               /* 0: 1450 */
 };
 
 /* Create a network. Fills *out (may be NULL) with the stored network (revision 1); the
@@ -99,27 +99,27 @@ int vnet_store_network_list(struct vnet_store *s, uint64_t subscriber_id, vnet_s
 
 /* Delete a network with its nodes and change log. Its id is never reused; the deletion is
  * still reported by vnet_store_changed_networks(). VNET_ENOENT: no such network. */
-int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *err,
-                              size_t errlen);
+int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *err, size_t errlen);
 
 /* ---- nodes ---- */
 
 struct vnet_node_spec {
     const char *name;
-    struct vnet_mac mac;           /* used when has_mac */
+    struct vnet_mac mac; /* used when has_mac */
     bool has_mac;
     struct vnet_ip ips[VNET_NODE_IPS]; /* at most one IPv4 and one IPv6 address, any slot; for
                                           a family not given, the lowest free address of the
                                           network's subnet of that family (if it has one) */
-    struct vnet_endpoint phys;     /* family 0: not known yet */
-    const uint8_t *pubkey;         /* VNET_PUBKEY_LEN bytes, or NULL */
+    struct vnet_endpoint phys;         /* family 0: not known yet */
+    const uint8_t *pubkey;             /* VNET_PUBKEY_LEN bytes, or NULL */
 };
 
 /* Add a node. Fills *out (may be NULL) with the stored node; the network's new revision is
  * out->revision. Stored nodes have their IPv4 address (or family 0) in ips[0] and their IPv6
  * address (or family 0) in ips[1], state VNET_NODE_PENDING. */
-int vnet_store_node_add(struct vnet_store *s, uint64_t network_id, const struct vnet_node_spec *spec,
-                        struct vnet_node *out, char *err, size_t errlen);
+int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
+                        const struct vnet_node_spec *spec, struct vnet_node *out, char *err,
+                        size_t errlen);
 
 /* Look up a node: 0, VNET_ENOENT, VNET_EINVAL (invalid name) or an engine error. */
 int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *name,
@@ -146,8 +146,8 @@ int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
                                  const struct vnet_endpoint *observed, struct vnet_node *out);
 
 /* Remove a node. One change record (VNET_CHANGE_NODE_DEL with its last state, state
- * VNET_NODE_REMOVED). *revision (may be NULL) gets the network's new revision. Its id and,
- * from then on, its addresses may be given to others; the id is never reused. */
+ * VNET_NODE_REMOVED). *revision (may be NULL) gets the network's new revision. Its
+ * addresses may then be given to other nodes; its id is never reused. */
 int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char *name,
                            uint64_t *revision, char *err, size_t errlen);
 

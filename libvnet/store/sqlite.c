@@ -103,9 +103,9 @@ _Static_assert(NMIGRATIONS == VNET_STORE_SCHEMA_VERSION, "one migration step per
 
 /* ---- statements ---- */
 
-#define NET_COLS  "id, subscriber_id, name, vni, subnet4, subnet6, mtu, revision"
+#define NET_COLS "id, subscriber_id, name, vni, subnet4, subnet6, mtu, revision"
 #define NODE_COLS                                                                                  \
-    "id, network_id, name, pubkey, mac, ip4, ip6, phys_ip, phys_port, observed_ip, "              \
+    "id, network_id, name, pubkey, mac, ip4, ip6, phys_ip, phys_port, observed_ip, "               \
     "observed_port, state, revision"
 
 enum st {
@@ -242,9 +242,8 @@ static int fail(struct sq *s, int rc, char *err, size_t errlen, const char *what
         snprintf(buf, sizeof(buf), "%s: database %s is read-only: %s", what, s->path, msg);
         break;
     case SQLITE_CONSTRAINT:
-        code = (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-                   ? VNET_EEXIST
-                   : VNET_EIO;
+        code = (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) ? VNET_EEXIST
+                                                                                      : VNET_EIO;
         snprintf(buf, sizeof(buf), "%s: %s", what, msg);
         break;
     default:
@@ -264,8 +263,7 @@ static int corrupt(struct sq *s, char *err, size_t errlen, const char *what)
     if (err && errlen)
         snprintf(err, errlen, "%s: database %s holds a malformed value", what, s->path);
     else
-        vnet_log(VNET_LOG_WARN, "store", "%s: database %s holds a malformed value", what,
-                 s->path);
+        vnet_log(VNET_LOG_WARN, "store", "%s: database %s holds a malformed value", what, s->path);
     return VNET_ECORRUPT;
 }
 
@@ -474,8 +472,8 @@ static int node_by_name(struct sq *s, const struct vnet_network *net, const char
 
 static int tx_begin(struct sq *s, bool write, char *err, size_t errlen)
 {
-    int rc = run(s, use(s, write ? ST_BEGIN : ST_BEGIN_READ), err, errlen,
-                 "starting a transaction");
+    int rc =
+        run(s, use(s, write ? ST_BEGIN : ST_BEGIN_READ), err, errlen, "starting a transaction");
     if (rc || !write)
         return rc;
     s->pend_valid[0] = s->pend_valid[1] = false;
@@ -602,6 +600,9 @@ static int quick_check(struct sq *s, char *err, size_t errlen)
         if (!t || strcmp(t, "ok") != 0) {
             vnet_store_seterr(err, errlen, "database %s is damaged: %s", s->path,
                               t ? t : "quick_check failed");
+            for (char *c = err; *c; c++) /* one line */
+                if (*c == '\n')
+                    *c = ' ';
             code = VNET_ECORRUPT;
         }
     } else {
@@ -630,8 +631,7 @@ static int migrate(struct sq *s, char *err, size_t errlen)
         if (migrations[i].version <= v)
             continue;
         char what[64];
-        snprintf(what, sizeof(what), "migrating the schema to version %d",
-                 migrations[i].version);
+        snprintf(what, sizeof(what), "migrating the schema to version %d", migrations[i].version);
         rc = exec(s, migrations[i].sql, err, errlen, what);
     }
     if (!rc && v < VNET_STORE_SCHEMA_VERSION) {
@@ -673,8 +673,14 @@ static int check_file(struct sq *s, bool read_only, int64_t *version, char *err,
         rc = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &nobjects, err, errlen);
     if (rc)
         return rc;
-    if ((v == 0 && nobjects > 0) || (app != 0 && app != APPLICATION_ID) ||
-        (v > 0 && app != APPLICATION_ID)) {
+    if (v == 0 && app == 0 && nobjects > 0) {
+        vnet_store_seterr(err, errlen,
+                          "database %s is not a vnet store: it has tables but no schema version "
+                          "(another application's database?)",
+                          s->path);
+        return VNET_ECORRUPT;
+    }
+    if ((app != 0 || v > 0) && app != APPLICATION_ID) {
         vnet_store_seterr(err, errlen,
                           "database %s belongs to another application (application_id %" PRId64
                           ", user_version %" PRId64 ")",
@@ -783,8 +789,8 @@ static int network_create_tx(struct sq *s, const struct vnet_network_spec *sp,
     bind_text(st, 2, sp->name);
     rc = fetch_network(s, st, &n, err, errlen);
     if (rc == 0) {
-        vnet_store_seterr(err, errlen, "network '%s' already exists for subscriber '%s'",
-                          sp->name, sub);
+        vnet_store_seterr(err, errlen, "network '%s' already exists for subscriber '%s'", sp->name,
+                          sub);
         return VNET_EEXIST;
     }
     if (rc != VNET_ENOENT)
@@ -897,8 +903,7 @@ static void *vec_push(struct vec *v)
     return (char *)v->items + v->size * v->n++;
 }
 
-static int sq_network_list(void *state, uint64_t subscriber_id, vnet_store_network_fn fn,
-                           void *arg)
+static int sq_network_list(void *state, uint64_t subscriber_id, vnet_store_network_fn fn, void *arg)
 {
     struct sq *s = state;
     struct vec v = {NULL, 0, 0, sizeof(struct vnet_network)};
@@ -966,8 +971,8 @@ static int sq_network_delete(void *state, uint64_t network_id, char *err, size_t
 /* ---- nodes ---- */
 
 /* The name of the node of @net using @ip, in @name: 0 when used, VNET_ENOENT when free. */
-static int ip_user(struct sq *s, uint64_t net_id, const struct vnet_ip *ip, char *name,
-                   char *err, size_t errlen)
+static int ip_user(struct sq *s, uint64_t net_id, const struct vnet_ip *ip, char *name, char *err,
+                   size_t errlen)
 {
     sqlite3_stmt *st = use(s, ip->family == VNET_AF_INET ? ST_NODE_BY_IP4 : ST_NODE_BY_IP6);
     bind_u64(st, 1, net_id);
@@ -1078,8 +1083,7 @@ static int node_add_tx(struct sq *s, uint64_t network_id, const struct vnet_node
                 return rc;
         }
         if (rc != VNET_ENOENT) {
-            vnet_store_seterr(err, errlen, "could not pick a free MAC in network '%s'",
-                              net.name);
+            vnet_store_seterr(err, errlen, "could not pick a free MAC in network '%s'", net.name);
             return VNET_EIO;
         }
     }
@@ -1097,8 +1101,8 @@ static int node_add_tx(struct sq *s, uint64_t network_id, const struct vnet_node
         rc = ip_user(s, net.id, ip, other, err, errlen);
         if (rc == 0) {
             vnet_ip_format(ip, buf, sizeof(buf));
-            vnet_store_seterr(err, errlen, "IP %s is used by node '%s' in network '%s'", buf,
-                              other, net.name);
+            vnet_store_seterr(err, errlen, "IP %s is used by node '%s' in network '%s'", buf, other,
+                              net.name);
             return VNET_EEXIST;
         }
         if (rc != VNET_ENOENT)
@@ -1277,8 +1281,8 @@ static int node_set_observed_tx(struct sq *s, uint64_t node_id,
     return rc;
 }
 
-static int sq_node_set_observed(void *state, uint64_t node_id,
-                                const struct vnet_endpoint *observed, struct vnet_node *out)
+static int sq_node_set_observed(void *state, uint64_t node_id, const struct vnet_endpoint *observed,
+                                struct vnet_node *out)
 {
     struct sq *s = state;
     char err[256];
@@ -1293,8 +1297,8 @@ static int sq_node_set_observed(void *state, uint64_t node_id,
     return rc;
 }
 
-static int node_remove_tx(struct sq *s, uint64_t network_id, const char *name,
-                          uint64_t *revision, char *err, size_t errlen)
+static int node_remove_tx(struct sq *s, uint64_t network_id, const char *name, uint64_t *revision,
+                          char *err, size_t errlen)
 {
     struct vnet_network net;
     struct vnet_node n;

@@ -207,7 +207,8 @@ static uint64_t last_change(struct vnet_store *s)
     return v;
 }
 
-#define ERR_HAS(err, text) ck_assert_msg(strstr((err), (text)) != NULL, "error '%s' lacks '%s'", (err), (text))
+#define ERR_HAS(err, text)                                                                         \
+    ck_assert_msg(strstr((err), (text)) != NULL, "error '%s' lacks '%s'", (err), (text))
 
 /* Expect @call (which writes @err) to fail with @code and name @text. */
 #define REFUSED(code, text, call)                                                                  \
@@ -217,6 +218,8 @@ static uint64_t last_change(struct vnet_store *s)
         ck_assert_msg(rc_ == (code), "%s: got %s, want %s (%s)", #call, vnet_err_name(rc_),        \
                       vnet_err_name(code), err);                                                   \
         ERR_HAS(err, text);                                                                        \
+        if (getenv("VNET_TEST_VERBOSE"))                                                           \
+            printf("refused %s: %s\n", vnet_err_name(rc_), err);                                   \
     } while (0)
 
 /* ---- collectors ---- */
@@ -294,6 +297,18 @@ static int collect_id(uint64_t id, void *arg)
         ns->ids[ns->n] = id;
     ns->n++;
     return 0;
+}
+
+struct nested {
+    struct vnet_store *s;
+    int nodes;
+};
+
+/* Calls the store from inside a walk, as the header allows. */
+static int nested_cb(const struct vnet_network *n, void *arg)
+{
+    struct nested *x = arg;
+    return vnet_store_node_list(x->s, n->id, count_node, &x->nodes);
 }
 
 static int stop_cb(const struct vnet_network *n, void *arg)
@@ -381,6 +396,9 @@ START_TEST(t_open_reopen)
     ck_assert_int_eq(changes_since(s, blue.id, 0, &cs), 0);
     ck_assert_int_eq(cs.n, 4);
     ck_assert(node_eq(&cs.c[3].node, &a));
+    struct nested x = {s, 0};
+    ck_assert_int_eq(vnet_store_network_list(s, 0, nested_cb, &x), 0);
+    ck_assert_int_eq(x.nodes, 2);
 
     /* a second handle on the same file at the same time */
     struct vnet_store *s2 = open_ok(path, 0);
@@ -420,6 +438,9 @@ START_TEST(t_uri_and_register)
     s = open_ok(p, 0);
     vnet_store_close(s);
     ck_assert(file_exists(p));
+    s = open_ok(":memory:", 0);
+    mknode(s, mknet(s, "mem", "10.0.0.0/24", NULL).id, "n");
+    vnet_store_close(s);
 
     ck_assert_int_eq(vnet_store_register(NULL), VNET_EINVAL);
     struct vnet_store_ops ops = vnet_store_sqlite_ops;
@@ -435,7 +456,8 @@ START_TEST(t_uri_and_register)
     ops.node_add = vnet_store_sqlite_ops.node_add;
     ops.open = dummy_open;
     ck_assert_int_eq(vnet_store_register(&ops), 0);
-    REFUSED(VNET_ENOTSUP, "dummy refuses //h/x", vnet_store_open("dummy://h/x", NULL, &s, err, 256));
+    REFUSED(VNET_ENOTSUP, "dummy refuses //h/x",
+            vnet_store_open("dummy://h/x", NULL, &s, err, 256));
     ck_assert_str_eq(dummy_arg, "//h/x");
 }
 END_TEST
@@ -650,7 +672,8 @@ START_TEST(t_node_add)
             vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
     sp.phys.ip.family = 5;
     sp.phys.port = 80;
-    REFUSED(VNET_EINVAL, "bad physical endpoint", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
+    REFUSED(VNET_EINVAL, "bad physical endpoint",
+            vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
     sp = node_spec("a b");
     REFUSED(VNET_EINVAL, "invalid node name 'a b'",
             vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
@@ -682,7 +705,7 @@ START_TEST(t_node_add)
     /* assigned MACs: locally administered, unicast, distinct */
     struct vnet_mac macs[40];
     for (int i = 0; i < 40; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof(name), "m%d", i);
         n = mknode(s, red.id, name);
         macs[i] = n.mac;
@@ -730,6 +753,7 @@ START_TEST(t_assign)
     struct vnet_node d = mknode(s, v6.id, "c");
     ck_assert_str_eq(ipstr(&d.ips[1]), "fd0a::3");
     ck_assert_int_eq(d.ips[0].family, 0);
+    sp = node_spec("d");
     REFUSED(VNET_ENOSPC, "no free IPv6 address left in subnet fd0a::/126 of network 'v6'",
             vnet_store_node_add(s, v6.id, &sp, NULL, err, sizeof(err)));
 
@@ -870,7 +894,7 @@ START_TEST(t_changes)
     struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
     struct vnet_node nodes[6];
     for (int i = 0; i < 6; i++) {
-        char name[8];
+        char name[24];
         snprintf(name, sizeof(name), "n%d", i);
         nodes[i] = mknode(s, i % 2 ? red.id : blue.id, name);
     }
@@ -907,7 +931,7 @@ START_TEST(t_retention)
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
     struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
     for (int i = 0; i < 9; i++) {
-        char name[8];
+        char name[24];
         snprintf(name, sizeof(name), "n%d", i);
         mknode(s, blue.id, name);
     }
@@ -1079,8 +1103,9 @@ static void make_v1(const char *p, struct vnet_node *old)
     int len = vnet_store_node_encode(old, buf, sizeof(buf));
     ck_assert_int_gt(len, 0);
     sqlite3_stmt *st;
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO changes (network_id, revision, op, "
-                                            "payload) VALUES (5, 2, 1, ?1)",
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "INSERT INTO changes (network_id, revision, op, "
+                                        "payload) VALUES (5, 2, 1, ?1)",
                                         -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_blob(st, 1, buf, len, SQLITE_TRANSIENT);
@@ -1162,7 +1187,7 @@ static size_t make_store(const char *p, int nodes)
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network net = mknet(s, "blue", "10.0.0.0/16", "fd00::/64");
     for (int i = 0; i < nodes; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof(name), "node-%d", i);
         mknode(s, net.id, name);
     }
@@ -1198,6 +1223,7 @@ START_TEST(t_bad_files)
         ck_assert_int_eq(pwrite(fd, garbage, 4096, off), 4096);
     close(fd);
     REFUSED(VNET_ECORRUPT, "damaged", vnet_store_open(p, NULL, &s, err, sizeof(err)));
+    ck_assert_msg(!strchr(err, '\n'), "not one line: %s", err);
 
     /* truncated */
     snprintf(p, sizeof(p), "%s", path_of("truncated.db"));
@@ -1210,7 +1236,10 @@ START_TEST(t_bad_files)
     /* another program's database */
     snprintf(p, sizeof(p), "%s", path_of("foreign.db"));
     raw_exec(p, "CREATE TABLE t (x)");
-    REFUSED(VNET_ECORRUPT, "another application", vnet_store_open(p, NULL, &s, err, 256));
+    REFUSED(VNET_ECORRUPT, "is not a vnet store", vnet_store_open(p, NULL, &s, err, 256));
+    raw_exec(p, "PRAGMA application_id = 1234; PRAGMA user_version = 2");
+    REFUSED(VNET_ECORRUPT, "belongs to another application (application_id 1234",
+            vnet_store_open(p, NULL, &s, err, 256));
     ck_assert_int_eq(raw_int(p, "SELECT count(*) FROM sqlite_schema"), 1);
 
     /* newer schema */
@@ -1321,7 +1350,8 @@ START_TEST(t_read_only)
     REFUSED(VNET_EPERM, "read-only", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
     REFUSED(VNET_EPERM, "read-only", vnet_store_network_create(s, &ns, NULL, err, 256));
     REFUSED(VNET_EPERM, "read-only", vnet_store_network_delete(s, blue.id, err, 256));
-    REFUSED(VNET_EPERM, "read-only", vnet_store_node_move(s, blue.id, "node-0", &e, NULL, err, 256));
+    REFUSED(VNET_EPERM, "read-only",
+            vnet_store_node_move(s, blue.id, "node-0", &e, NULL, err, 256));
     REFUSED(VNET_EPERM, "read-only", vnet_store_node_remove(s, blue.id, "node-0", NULL, err, 256));
     ck_assert_int_eq(vnet_store_node_set_observed(s, n.id, &e, NULL), VNET_EPERM);
     ck_assert_uint_eq(last_change(s), lc);
@@ -1385,7 +1415,7 @@ START_TEST(t_perf)
     struct vnet_node n;
     double t0 = now();
     for (int i = 0; i < N; i++) {
-        char name[16];
+        char name[24];
         struct vnet_node_spec sp = node_spec(name);
         snprintf(name, sizeof(name), "n%05d", i);
         int rc = vnet_store_node_add(s, net.id, &sp, &n, err, sizeof(err));

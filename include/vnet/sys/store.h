@@ -48,8 +48,7 @@ struct vnet_store_ops {
     int (*network_get)(void *state, uint64_t subscriber_id, const char *name,
                        struct vnet_network *out);
     int (*network_get_by_id)(void *state, uint64_t id, struct vnet_network *out);
-    int (*network_list)(void *state, uint64_t subscriber_id, vnet_store_network_fn fn,
-                        void *arg);
+    int (*network_list)(void *state, uint64_t subscriber_id, vnet_store_network_fn fn, void *arg);
     int (*network_delete)(void *state, uint64_t network_id, char *err, size_t errlen);
 
     int (*node_add)(void *state, uint64_t network_id, const struct vnet_node_spec *spec,
@@ -65,8 +64,8 @@ struct vnet_store_ops {
     int (*node_remove)(void *state, uint64_t network_id, const char *name, uint64_t *revision,
                        char *err, size_t errlen);
 
-    int (*changes_since)(void *state, uint64_t network_id, uint64_t since,
-                         vnet_store_change_fn fn, void *arg);
+    int (*changes_since)(void *state, uint64_t network_id, uint64_t since, vnet_store_change_fn fn,
+                         void *arg);
     int (*last_change)(void *state, uint64_t *out);
     int (*changed_networks)(void *state, uint64_t since, vnet_store_id_fn fn, void *arg);
 };
@@ -84,7 +83,7 @@ extern const struct vnet_store_ops vnet_store_sqlite_ops;
 #define VNET_STORE_RETENTION_DEFAULT 10000
 #define VNET_STORE_BUSY_MS_DEFAULT   5000
 #define VNET_STORE_MTU_DEFAULT       1450
-#define VNET_STORE_MTU_MIN           576  /* 1280 when the network has an IPv6 subnet */
+#define VNET_STORE_MTU_MIN           576 /* 1280 when the network has an IPv6 subnet */
 #define VNET_STORE_MTU_MAX           9216
 
 /* A change op engines store for a deleted network (the record that makes
@@ -97,8 +96,8 @@ void vnet_store_seterr(char *err, size_t errlen, const char *fmt, ...)
 
 /* Check @in and write its normalized form to @out (see the top of this file). Returns 0 or
  * VNET_EINVAL with @err naming the problem. */
-int vnet_store_check_network_spec(const struct vnet_network_spec *in,
-                                  struct vnet_network_spec *out, char *err, size_t errlen);
+int vnet_store_check_network_spec(const struct vnet_network_spec *in, struct vnet_network_spec *out,
+                                  char *err, size_t errlen);
 int vnet_store_check_node_spec(const struct vnet_node_spec *in, struct vnet_node_spec *out,
                                char *err, size_t errlen);
 
