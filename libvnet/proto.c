@@ -725,7 +725,7 @@ static int dec_int(struct dec *d, bool *neg, uint64_t *v)
 
 static int dec_uint(struct dec *d, uint64_t max, uint64_t *out)
 {
-    bool neg;
+    bool neg = false;
     uint64_t v = 0;
     if (dec_int(d, &neg, &v))
         return VNET_EPROTO;
@@ -756,7 +756,7 @@ static int dec_u32(struct dec *d, const char *what, uint32_t *out)
 
 static int dec_i32(struct dec *d, const char *what, int32_t *out)
 {
-    bool neg;
+    bool neg = false;
     uint64_t v = 0;
     d->what = what;
     if (dec_int(d, &neg, &v))
@@ -809,7 +809,7 @@ static int dec_array_hdr(struct dec *d, uint32_t *n)
 /* An array of exactly @n elements. */
 static int dec_array(struct dec *d, const char *what, uint32_t n)
 {
-    uint32_t got;
+    uint32_t got = 0;
     d->what = what;
     if (dec_array_hdr(d, &got))
         return VNET_EPROTO;
@@ -862,8 +862,8 @@ static int dec_raw(struct dec *d, bool is_str, const uint8_t **data, size_t *n)
 
 static int dec_name(struct dec *d, const char *what, char out[VNET_NAME_MAX])
 {
-    const uint8_t *s;
-    size_t n;
+    const uint8_t *s = NULL;
+    size_t n = 0;
     d->what = what;
     if (dec_raw(d, true, &s, &n))
         return VNET_EPROTO;
@@ -879,8 +879,8 @@ static int dec_name(struct dec *d, const char *what, char out[VNET_NAME_MAX])
 
 static int dec_text(struct dec *d, const char *what, char out[VNET_MSG_TEXT_MAX])
 {
-    const uint8_t *s;
-    size_t n;
+    const uint8_t *s = NULL;
+    size_t n = 0;
     d->what = what;
     if (dec_raw(d, true, &s, &n))
         return VNET_EPROTO;
@@ -896,8 +896,8 @@ static int dec_text(struct dec *d, const char *what, char out[VNET_MSG_TEXT_MAX]
 /* bin of exactly @len bytes into @out. */
 static int dec_bin_exact(struct dec *d, const char *what, uint8_t *out, size_t len)
 {
-    const uint8_t *b;
-    size_t n;
+    const uint8_t *b = NULL;
+    size_t n = 0;
     d->what = what;
     if (dec_raw(d, false, &b, &n))
         return VNET_EPROTO;
@@ -910,8 +910,8 @@ static int dec_bin_exact(struct dec *d, const char *what, uint8_t *out, size_t l
 /* bin 4 or bin 16 (@want restricts it to one family); nil allowed when @optional. */
 static int dec_ip(struct dec *d, const char *what, struct vnet_ip *ip, int want, bool optional)
 {
-    const uint8_t *b;
-    size_t n;
+    const uint8_t *b = NULL;
+    size_t n = 0;
     d->what = what;
     if (optional && dec_nil(d))
         return 0;
@@ -944,7 +944,7 @@ static int dec_prefix(struct dec *d, const char *what, struct vnet_prefix *p, in
 
 static int dec_endpoint(struct dec *d, const char *what, struct vnet_endpoint *ep, bool optional)
 {
-    uint64_t port;
+    uint64_t port = 0;
     d->what = what;
     if (optional && dec_nil(d))
         return 0;
@@ -1006,7 +1006,7 @@ static int dec_node(struct dec *d, struct vnet_node *n)
 
 static int dec_change(struct dec *d, struct vnet_change *c)
 {
-    uint64_t op;
+    uint64_t op = 0;
     if (dec_array(d, "change", CHANGE_FIELDS))
         return VNET_EPROTO;
     d->what = "change.op";
@@ -1134,8 +1134,8 @@ static int dec_request(struct dec *d, struct vnet_msg_request *r)
 
 static int dec_auth(struct dec *d, uint8_t *auth, uint32_t *auth_len)
 {
-    const uint8_t *b;
-    size_t n;
+    const uint8_t *b = NULL;
+    size_t n = 0;
     d->what = "auth";
     if (dec_raw(d, false, &b, &n))
         return VNET_EPROTO;
@@ -1149,8 +1149,8 @@ static int dec_auth(struct dec *d, uint8_t *auth, uint32_t *auth_len)
 /* Fills @m; on failure the caller frees what was allocated so far. */
 static int dec_body(struct dec *d, struct vnet_msg *m)
 {
-    uint32_t n;
-    uint64_t t;
+    uint32_t n = 0;
+    uint64_t t = 0;
     int rc;
     d->what = "message";
     if (dec_array_hdr(d, &n))
@@ -1170,7 +1170,7 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
     switch (m->type) {
     case VNET_MSG_HELLO: {
         struct vnet_msg_hello *h = &m->u.hello;
-        uint64_t role;
+        uint64_t role = 0;
         if (dec_u32(d, "hello.version", &h->version))
             return VNET_EPROTO;
         d->what = "hello.role";
