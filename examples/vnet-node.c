@@ -39,7 +39,8 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define MAX_ITEMS 256
+#define MAX_ITEMS  256
+#define MAX_QUEUES 16
 
 static const char *prog = "vnet-node";
 
@@ -52,6 +53,7 @@ static void usage(FILE *f)
             "          [--ip ADDR/PREFIX ...] --peer REMOTE_IP:PORT [--peer ...]\n"
             "          [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn]\n"
             "          [--mtu N] [--no-arp-proxy] [--no-offload] [--busy-poll US]\n"
+            "          [--queues N]\n"
             "          [--log-level error|warn|info|debug]\n"
             "\n"
             "  --controller the controller's node address (managed mode)\n"
@@ -70,6 +72,8 @@ static void usage(FILE *f)
             "  --mtu        the TAP's MTU (default: 1500 minus the encapsulation overhead)\n"
             "  --no-offload no TSO/checksum offload on the TAP, no UDP GSO/GRO (slower;\n"
             "               for debugging and for kernels without them)\n"
+            "  --queues     static mode: N TAP queues and N UDP sockets, one worker thread\n"
+            "               each (default 1: one thread does everything)\n"
             "  --busy-poll  keep polling this many microseconds after the last packet\n"
             "               before sleeping (default 0: sleep at once; spinning only pays\n"
             "               with a core to spare)\n",
@@ -98,6 +102,7 @@ struct opts {
     int nstatics;
     uint32_t mtu;
     uint32_t busy_poll_us;
+    unsigned queues;
 };
 
 static int parse_pair(const char *arg, char *left, size_t leftlen, const char **right)
@@ -125,7 +130,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         O_BUSY,
         O_CTRL,
         O_NET,
-        O_NAME
+        O_NAME,
+        O_QUEUES
     };
     static const struct option longopts[] = {
         {"dev", required_argument, NULL, 'd'},
@@ -144,6 +150,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"controller", required_argument, NULL, O_CTRL},
         {"network", required_argument, NULL, O_NET},
         {"name", required_argument, NULL, O_NAME},
+        {"queues", required_argument, NULL, O_QUEUES},
         {"log-level", required_argument, NULL, O_LOG},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
@@ -236,6 +243,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->controller = optarg;
             break;
         }
+        case O_QUEUES: {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (!optarg[0] || *end || v < 1 || v > MAX_QUEUES)
+                return usage_error("bad --queues '%s': 1..16", optarg);
+            o->queues = (unsigned)v;
+            break;
+        }
         case O_NET:
         case O_NAME:
             if (!optarg[0] || strlen(optarg) >= VNET_NAME_MAX)
@@ -281,6 +296,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
     if (o->controller || o->network || o->name) {
         if (!o->controller || !o->network || !o->name)
             return usage_error("%s", "managed mode needs --controller, --network and --name");
+        if (o->queues > 1)
+            return usage_error("%s", "--queues is for static mode (managed mode runs one queue)");
         if (o->have_vni || o->have_mac || o->npeers || o->nstatics || o->nips)
             return usage_error("%s", "--vni, --mac, --ip, --peer, --static and --arp come from "
                                      "the controller in managed mode");
@@ -523,6 +540,50 @@ static int run_managed(struct opts *o, const struct vnet_endpoint *local)
     return m.status;
 }
 
+/* Several queues: one worker thread per queue; this thread only writes the table (learned
+ * entries) and handles signals. */
+static int run_queues(struct vnet_datapath **dps, unsigned nq, int sfd, struct vnet_table *table)
+{
+    struct pollfd pfd[1 + MAX_QUEUES];
+    pfd[0] = (struct pollfd){.fd = sfd, .events = POLLIN};
+    for (unsigned q = 0; q < nq; q++) {
+        pfd[1 + q] = (struct pollfd){.fd = vnet_datapath_learn_fd(dps[q]), .events = POLLIN};
+        int rc = vnet_datapath_start(dps[q]);
+        if (rc) {
+            vnet_log(VNET_LOG_ERROR, "node", "worker %u: %s", q, vnet_strerror(rc));
+            return 1;
+        }
+    }
+    bool quit = false;
+    while (!quit) {
+        if (poll(pfd, 1 + nq, -1) < 0)
+            continue;
+        if (pfd[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo != SIGUSR1) {
+                    quit = true;
+                    continue;
+                }
+                for (unsigned q = 0; q < nq; q++) {
+                    vnet_log(VNET_LOG_WARN, "node", "queue %u:", q);
+                    print_stats(dps[q], table);
+                }
+            }
+        }
+        for (unsigned q = 0; q < nq; q++)
+            if (pfd[1 + q].revents & POLLIN)
+                vnet_datapath_learn_drain(dps[q]);
+    }
+    for (unsigned q = 0; q < nq; q++) {
+        vnet_datapath_stop(dps[q]);
+        vnet_log(VNET_LOG_WARN, "node", "queue %u:", q);
+        print_stats(dps[q], table);
+    }
+    vnet_log(VNET_LOG_WARN, "node", "stopped");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -554,7 +615,9 @@ int main(int argc, char **argv)
 
     struct vnet_table *table = NULL;
     struct vnet_port *vport = NULL, *uport = NULL;
+    struct vnet_datapath *dps[MAX_QUEUES] = {NULL};
     struct vnet_datapath *dp = NULL;
+    unsigned nq = o.queues ? o.queues : 1;
     int status = 1;
 
     rc = vnet_table_create(NULL, &table);
@@ -562,8 +625,12 @@ int main(int argc, char **argv)
         vnet_log(VNET_LOG_ERROR, "node", "switch table: %s", vnet_strerror(rc));
         goto out;
     }
-    struct vnet_port_cfg vcfg = {
-        .mtu = mtu, .mac = o.mac, .set_mac = true, .up = true, .offload = !o.no_offload};
+    struct vnet_port_cfg vcfg = {.mtu = mtu,
+                                 .mac = o.mac,
+                                 .set_mac = true,
+                                 .up = true,
+                                 .offload = !o.no_offload,
+                                 .queues = nq};
     rc = vnet_port_open(o.dev, &vcfg, &vport);
     if (rc) {
         vnet_log(VNET_LOG_ERROR, "node", "--dev %s: %s", o.dev, vnet_strerror(rc));
@@ -581,7 +648,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    struct vnet_port_cfg ucfg = {.offload = !o.no_offload};
+    struct vnet_port_cfg ucfg = {.offload = !o.no_offload, .queues = nq};
     rc = vnet_port_open(o.underlay, &ucfg, &uport);
     if (rc) {
         vnet_log(VNET_LOG_ERROR, "node", "--underlay %s: %s", o.underlay, vnet_strerror(rc));
@@ -620,19 +687,29 @@ int main(int argc, char **argv)
                                      .learn = o.learn,
                                      .no_arp_proxy = o.no_arp_proxy,
                                      .mtu = mtu};
-    rc = vnet_datapath_create(&dcfg, &dp);
-    if (!rc)
-        rc = vnet_datapath_set_peers(dp, o.peers, (size_t)o.npeers);
-    if (!rc)
-        rc = vnet_datapath_add_local_mac(dp, &o.mac);
+    for (unsigned q = 0; q < nq && !rc; q++) {
+        dcfg.queue = q;
+        rc = vnet_datapath_create(&dcfg, &dps[q]);
+        if (!rc)
+            rc = vnet_datapath_set_peers(dps[q], o.peers, (size_t)o.npeers);
+        if (!rc)
+            rc = vnet_datapath_add_local_mac(dps[q], &o.mac);
+    }
     if (rc) {
         vnet_log(VNET_LOG_ERROR, "node", "datapath: %s", vnet_strerror(rc));
         goto out;
     }
+    dp = dps[0];
     char ubuf[VNET_ENDPOINT_STRLEN];
     vnet_endpoint_format(&local, ubuf, sizeof(ubuf));
-    vnet_log(VNET_LOG_WARN, "node", "up: %s (mtu %u) <-> udp %s, vni %u, %d peers, %d static%s",
-             vinfo.ifname, mtu, ubuf, o.vni, o.npeers, o.nstatics, o.learn ? ", learning" : "");
+    vnet_log(VNET_LOG_WARN, "node",
+             "up: %s (mtu %u) <-> udp %s, vni %u, %d peers, %d static%s, %u queue%s", vinfo.ifname,
+             mtu, ubuf, o.vni, o.npeers, o.nstatics, o.learn ? ", learning" : "", nq,
+             nq > 1 ? "s" : "");
+    if (nq > 1) {
+        status = run_queues(dps, nq, sfd, table);
+        goto out;
+    }
 
     int fds[2];
     vnet_datapath_fds(dp, fds);
@@ -682,7 +759,8 @@ int main(int argc, char **argv)
     vnet_log(VNET_LOG_WARN, "node", "stopped");
     status = 0;
 out:
-    vnet_datapath_destroy(dp);
+    for (unsigned q = 0; q < nq; q++)
+        vnet_datapath_destroy(dps[q]);
     vnet_port_close(uport);
     vnet_port_close(vport);
     vnet_table_destroy(table);

@@ -59,6 +59,7 @@ struct vnet_datapath {
     struct vnet_table *table;
     struct vnet_port *vport, *uport;
     uint32_t vni;
+    unsigned queue; /* the queue of both ports this datapath serves */
     bool learn, arp_proxy;
     uint32_t mtu;
     int burst;
@@ -125,6 +126,7 @@ int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapa
     dp->vport = cfg->vport;
     dp->uport = cfg->uport;
     dp->vni = cfg->vni;
+    dp->queue = cfg->queue;
     dp->learn = cfg->learn;
     dp->arp_proxy = !cfg->no_arp_proxy;
     dp->burst = cfg->burst ? (int)cfg->burst : BURST_MAX;
@@ -244,8 +246,8 @@ int vnet_datapath_add_local_mac(struct vnet_datapath *dp, const struct vnet_mac 
 
 int vnet_datapath_fds(const struct vnet_datapath *dp, int fds[2])
 {
-    fds[0] = vnet_port_fd(dp->vport, 0);
-    fds[1] = vnet_port_fd(dp->uport, 0);
+    fds[0] = vnet_port_fd(dp->vport, dp->queue);
+    fds[1] = vnet_port_fd(dp->uport, dp->queue);
     return fds[0] < 0 ? fds[0] : fds[1] < 0 ? fds[1] : 0;
 }
 
@@ -292,7 +294,7 @@ static void flush_underlay(struct vnet_datapath *dp)
 {
     int done = 0;
     for (int tries = 0; done < dp->nutx && tries < 50; tries++) {
-        int rc = vnet_port_tx_burst(dp->uport, 0, dp->utxp + done, dp->nutx - done);
+        int rc = vnet_port_tx_burst(dp->uport, dp->queue, dp->utxp + done, dp->nutx - done);
         if (rc > 0) {
             done += rc;
             continue;
@@ -301,7 +303,7 @@ static void flush_underlay(struct vnet_datapath *dp)
             break; /* a hard error (device down, ...): drop the rest, counted below */
         /* The socket buffer is full: wait (at most 1 ms) for it to drain rather than drop,
          * which TCP would pay for dearly. */
-        struct pollfd pfd = {.fd = vnet_port_fd(dp->uport, 0), .events = POLLOUT};
+        struct pollfd pfd = {.fd = vnet_port_fd(dp->uport, dp->queue), .events = POLLOUT};
         poll(&pfd, 1, 1);
     }
     for (int i = 0; i < dp->nutx; i++) {
@@ -319,14 +321,14 @@ static void flush_virtual(struct vnet_datapath *dp)
 {
     int done = 0;
     for (int tries = 0; done < dp->nvtx && tries < 50; tries++) {
-        int rc = vnet_port_tx_burst(dp->vport, 0, dp->vtxp + done, dp->nvtx - done);
+        int rc = vnet_port_tx_burst(dp->vport, dp->queue, dp->vtxp + done, dp->nvtx - done);
         if (rc > 0) {
             done += rc;
             continue;
         }
         if (rc < 0 && rc != VNET_EAGAIN && rc != VNET_ENOBUFS)
             break; /* a hard error (device down, ...): drop the rest, counted below */
-        struct pollfd pfd = {.fd = vnet_port_fd(dp->vport, 0), .events = POLLOUT};
+        struct pollfd pfd = {.fd = vnet_port_fd(dp->vport, dp->queue), .events = POLLOUT};
         poll(&pfd, 1, 1);
     }
     for (int i = 0; i < dp->nvtx; i++) {
@@ -624,7 +626,7 @@ static int egress(struct vnet_datapath *dp, int budget)
         dp->vrx[i].off = HEADROOM;
         dp->vrx[i].len = 0;
     }
-    int n = vnet_port_rx_burst(dp->vport, 0, dp->vrxp, budget);
+    int n = vnet_port_rx_burst(dp->vport, dp->queue, dp->vrxp, budget);
     if (n <= 0)
         return n;
     dp->ngso = 0;
@@ -792,7 +794,7 @@ static int ingress(struct vnet_datapath *dp, int budget)
         dp->urx[i].off = HEADROOM;
         dp->urx[i].len = 0;
     }
-    int n = vnet_port_rx_burst(dp->uport, 0, dp->urxp, budget);
+    int n = vnet_port_rx_burst(dp->uport, dp->queue, dp->urxp, budget);
     if (n <= 0)
         return n;
     struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);

@@ -18,6 +18,9 @@
  * Driving it. Either the embedder polls: it watches the fds from vnet_datapath_fds() and calls
  * vnet_datapath_poll() when one is readable (poll never blocks); or vnet_datapath_start()
  * runs a worker thread that does exactly that. Only one thread may poll a datapath at a time.
+ * With multiqueue ports (a TAP with several queues, several UDP sockets on one port), create
+ * one datapath per queue over the same table and start each: one run-to-completion thread per
+ * queue.
  * The datapath registers itself as a reader of the table.
  */
 #ifndef VNET_DATAPATH_H
@@ -46,6 +49,8 @@ struct vnet_datapath_cfg {
     bool no_arp_proxy; /* do not answer ARP/ND locally */
     uint32_t mtu;      /* inner MTU (L3); 0: the virtual port's MTU */
     unsigned burst;    /* packets per burst, 1..64; 0: 64 */
+    unsigned queue;    /* which queue of both ports to serve: with multiqueue ports, run one
+                          datapath (and one thread) per queue over the same table */
 };
 
 enum vnet_dp_drop {

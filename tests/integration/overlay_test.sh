@@ -31,11 +31,11 @@ ip netns exec "$P-a" "$NODE" --dev tap:vn0 --underlay udp:10.200.0.1:4789 --vni 
   >"$TMP/a.log" 2>&1 &
 PIDS+=($!)
 PID_A=$!
-# b: no learning; static entries for both others.
+# b: no learning; static entries for the others; two queues (two worker threads).
 ip netns exec "$P-b" "$NODE" --dev tap:vn0 --underlay udp:10.200.0.2:4789 --vni 42 --mac $MB \
   --ip 10.99.0.2/24 --ip fd99::2/64 --peer 10.200.0.1:4789 --peer 10.200.0.3:4789 \
   --peer 10.200.0.6:4789 --static $MA=10.200.0.1:4789 --static $MC=10.200.0.3:4789 \
-  --static $MF=10.200.0.6:4789 >"$TMP/b.log" 2>&1 &
+  --static $MF=10.200.0.6:4789 --queues 2 >"$TMP/b.log" 2>&1 &
 PIDS+=($!)
 PID_B=$!
 # f: learns everything.
