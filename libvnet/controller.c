@@ -913,8 +913,11 @@ static void on_keepalive(uv_timer_t *t)
             session_close(s);
             continue;
         }
-        if (b && s->kind != S_NEW)
-            session_write(s, b, true);
+        /* Only to a session with nothing queued: one that has output pending is not idle, and
+         * a keepalive refused at the bound must not ask for a snapshot (a client session has
+         * none to get; a node session would get a needless one). */
+        if (b && s->kind != S_NEW && uv_stream_get_write_queue_size(&s->h.stream) == 0)
+            session_write(s, b, false);
     }
     wbuf_unref(b);
 }
@@ -994,6 +997,12 @@ static int listen_unix(struct vnet_controller *c, const char *path)
 int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_controller **out)
 {
     if (!cfg || !out || !cfg->loop || !cfg->store)
+        return VNET_EINVAL;
+    /* Bad addresses are refused before any handle exists: the error path below closes the
+     * listeners it believes it has, and an uninitialised one aborts in uv_close(). */
+    struct sockaddr_storage ss;
+    if ((cfg->node_listen && parse_listen(cfg->node_listen, &ss) != 0) ||
+        (cfg->api_listen && parse_listen(cfg->api_listen, &ss) != 0))
         return VNET_EINVAL;
     struct vnet_controller *c = calloc(1, sizeof(*c));
     if (!c)

@@ -49,7 +49,11 @@ int vnet_store_register(const struct vnet_store_ops *ops)
         !ops->network_create || !ops->network_get || !ops->network_get_by_id ||
         !ops->network_list || !ops->network_delete || !ops->node_add || !ops->node_get ||
         !ops->node_get_by_id || !ops->node_list || !ops->node_move || !ops->node_set_observed ||
-        !ops->node_remove || !ops->changes_since || !ops->last_change || !ops->changed_networks)
+        !ops->node_remove || !ops->changes_since || !ops->last_change || !ops->changed_networks ||
+        !ops->subscriber_create || !ops->subscriber_get || !ops->subscriber_get_by_id ||
+        !ops->subscriber_by_token || !ops->subscriber_list || !ops->subscriber_set_token ||
+        !ops->subscriber_delete || !ops->node_set_pubkey || !ops->node_set_join_token ||
+        !ops->node_join || !ops->node_by_pubkey || !ops->node_revoke)
         return VNET_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&reg_lock);
@@ -116,6 +120,26 @@ bool vnet_name_valid(const char *s)
             return false;
     }
     return i > 0;
+}
+
+/* An all-zero key or hash is an uninitialised buffer, never a real one (and the all-zero
+ * X25519 public key is a low-order point). */
+static bool all_zero(const uint8_t *b, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= b[i];
+    return acc == 0;
+}
+
+static bool key_ok(const uint8_t *k)
+{
+    return k && !all_zero(k, VNET_PUBKEY_LEN);
+}
+
+static bool hash_ok(const uint8_t *h)
+{
+    return h && !all_zero(h, VNET_TOKEN_HASH_LEN);
 }
 
 /* ---- open / close ---- */
@@ -247,6 +271,15 @@ int vnet_store_check_network_spec(const struct vnet_network_spec *in, struct vne
         rc = check_subnet(&in->subnet6, VNET_AF_INET6, &o.subnet6, err, errlen);
     if (rc)
         return rc;
+    /* A zeroed spec (mode 0, has_mode false) gets the secure default, not plain. */
+    if (in->mode == -1 || (!in->has_mode && in->mode == 0)) {
+        o.mode = VNET_MODE_SECURE;
+    } else if (in->mode != VNET_MODE_PLAIN && in->mode != VNET_MODE_SECURE) {
+        vnet_store_seterr(err, errlen, "unknown data plane mode %d: need %d (plain) or %d (secure)",
+                          in->mode, VNET_MODE_PLAIN, VNET_MODE_SECURE);
+        return VNET_EINVAL;
+    }
+    o.has_mode = true;
     if (!o.mtu)
         o.mtu = VNET_STORE_MTU_DEFAULT;
     uint32_t min = o.subnet6.ip.family ? 1280 : VNET_STORE_MTU_MIN;
@@ -295,6 +328,10 @@ int vnet_store_check_node_spec(const struct vnet_node_spec *in, struct vnet_node
                           "invalid node name '%.63s': 1 to 63 characters of A-Z a-z 0-9 . _ -, "
                           "starting with a letter or digit",
                           in->name ? in->name : "(null)");
+        return VNET_EINVAL;
+    }
+    if (in->pubkey && !key_ok(in->pubkey)) {
+        vnet_store_seterr(err, errlen, "node '%s': the public key is all zeros", in->name);
         return VNET_EINVAL;
     }
     if (in->has_mac) {
@@ -620,6 +657,92 @@ int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node *out
 
 /* ---- dispatch ---- */
 
+int vnet_store_subscriber_create(struct vnet_store *s, const char *name,
+                                 const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                 struct vnet_subscriber *out, char *err, size_t errlen)
+{
+    struct vnet_subscriber tmp;
+    ERRBUF_FIX(err, errlen);
+    if (!s) {
+        vnet_store_seterr(err, errlen, "no store");
+        return VNET_EINVAL;
+    }
+    int rc = refuse_read_only(s, err, errlen);
+    if (rc)
+        return rc;
+    if (!vnet_name_valid(name)) {
+        vnet_store_seterr(err, errlen,
+                          "invalid subscriber name '%.63s': 1 to 63 characters of A-Z a-z 0-9 . _ "
+                          "-, starting with a letter or digit",
+                          name ? name : "(null)");
+        return VNET_EINVAL;
+    }
+    if (token_hash && !hash_ok(token_hash)) {
+        vnet_store_seterr(err, errlen, "subscriber '%s': the token hash is all zeros", name);
+        return VNET_EINVAL;
+    }
+    return s->ops->subscriber_create(s->state, name, token_hash, out ? out : &tmp, err, errlen);
+}
+
+int vnet_store_subscriber_get(struct vnet_store *s, const char *name, struct vnet_subscriber *out)
+{
+    struct vnet_subscriber tmp;
+    if (!s || !vnet_name_valid(name))
+        return VNET_EINVAL;
+    return s->ops->subscriber_get(s->state, name, out ? out : &tmp);
+}
+
+int vnet_store_subscriber_get_by_id(struct vnet_store *s, uint64_t id, struct vnet_subscriber *out)
+{
+    struct vnet_subscriber tmp;
+    if (!s)
+        return VNET_EINVAL;
+    return s->ops->subscriber_get_by_id(s->state, id, out ? out : &tmp);
+}
+
+int vnet_store_subscriber_by_token(struct vnet_store *s,
+                                   const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                   struct vnet_subscriber *out)
+{
+    struct vnet_subscriber tmp;
+    if (!s || !token_hash)
+        return VNET_EINVAL;
+    if (!hash_ok(token_hash)) /* nobody has it: stored hashes are never all zeros */
+        return VNET_ENOENT;
+    return s->ops->subscriber_by_token(s->state, token_hash, out ? out : &tmp);
+}
+
+int vnet_store_subscriber_list(struct vnet_store *s, vnet_store_subscriber_fn fn, void *arg)
+{
+    if (!s || !fn)
+        return VNET_EINVAL;
+    return s->ops->subscriber_list(s->state, fn, arg);
+}
+
+int vnet_store_subscriber_set_token(struct vnet_store *s, uint64_t id,
+                                    const uint8_t token_hash[VNET_TOKEN_HASH_LEN])
+{
+    if (!s || (token_hash && !hash_ok(token_hash)))
+        return VNET_EINVAL;
+    if (s->read_only)
+        return VNET_EPERM;
+    return s->ops->subscriber_set_token(s->state, id, token_hash);
+}
+
+int vnet_store_admin_token_set(struct vnet_store *s, const uint8_t token_hash[VNET_TOKEN_HASH_LEN])
+{
+    return vnet_store_subscriber_set_token(s, VNET_SUBSCRIBER_ADMIN, token_hash);
+}
+
+int vnet_store_subscriber_delete(struct vnet_store *s, uint64_t id)
+{
+    if (!s)
+        return VNET_EINVAL;
+    if (s->read_only || id == VNET_SUBSCRIBER_ADMIN)
+        return VNET_EPERM;
+    return s->ops->subscriber_delete(s->state, id);
+}
+
 int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_spec *spec,
                               struct vnet_network *out, char *err, size_t errlen)
 {
@@ -768,6 +891,67 @@ int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char
     if (rc)
         return rc;
     return s->ops->node_remove(s->state, network_id, name, revision ? revision : &tmp, err, errlen);
+}
+
+int vnet_store_node_set_pubkey(struct vnet_store *s, uint64_t node_id,
+                               const uint8_t pub[VNET_PUBKEY_LEN])
+{
+    if (!s || !key_ok(pub))
+        return VNET_EINVAL;
+    if (s->read_only)
+        return VNET_EPERM;
+    return s->ops->node_set_pubkey(s->state, node_id, pub);
+}
+
+int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_id,
+                                   const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                   uint64_t expires_unix)
+{
+    if (!s || (token_hash && !hash_ok(token_hash)))
+        return VNET_EINVAL;
+    if (s->read_only)
+        return VNET_EPERM;
+    return s->ops->node_set_join_token(s->state, node_id, token_hash,
+                                       token_hash ? expires_unix : 0);
+}
+
+int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                         const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
+                         struct vnet_node *out, char *err, size_t errlen)
+{
+    struct vnet_node tmp;
+    ERRBUF_FIX(err, errlen);
+    if (!s || !hash_ok(token_hash) || !key_ok(pub)) {
+        vnet_store_seterr(err, errlen, "%s",
+                          !s                     ? "no store"
+                          : !hash_ok(token_hash) ? "no join token hash, or an all-zero one"
+                                                 : "no public key, or an all-zero one");
+        return VNET_EINVAL;
+    }
+    int rc = refuse_read_only(s, err, errlen);
+    if (rc)
+        return rc;
+    return s->ops->node_join(s->state, token_hash, pub, now_unix, out ? out : &tmp, err, errlen);
+}
+
+int vnet_store_node_by_pubkey(struct vnet_store *s, uint64_t network_id,
+                              const uint8_t pub[VNET_PUBKEY_LEN], struct vnet_node *out)
+{
+    struct vnet_node tmp;
+    if (!s || !pub)
+        return VNET_EINVAL;
+    if (!key_ok(pub)) /* never stored */
+        return VNET_ENOENT;
+    return s->ops->node_by_pubkey(s->state, network_id, pub, out ? out : &tmp);
+}
+
+int vnet_store_node_revoke(struct vnet_store *s, uint64_t node_id)
+{
+    if (!s)
+        return VNET_EINVAL;
+    if (s->read_only)
+        return VNET_EPERM;
+    return s->ops->node_revoke(s->state, node_id);
 }
 
 int vnet_store_changes_since(struct vnet_store *s, uint64_t network_id, uint64_t since,

@@ -34,6 +34,7 @@ struct vnet_network {
     struct vnet_prefix subnet6;  /* ip.family 0: none */
     uint32_t mtu;                /* the overlay MTU every node's TAP gets */
     uint64_t revision;           /* bumped by every change of the network or its nodes */
+    uint8_t mode;                /* data plane: 0 plain VXLAN, 1 secure (VNET_MODE_*, store.h) */
 };
 
 enum vnet_node_state {

@@ -96,6 +96,15 @@ static const struct migration migrations[] = {
         "    WHERE token_hash IS NOT NULL;\n"
         "CREATE UNIQUE INDEX nodes_join_token_hash ON nodes (join_token_hash)\n"
         "    WHERE join_token_hash IS NOT NULL;\n"},
+    /* The data-plane mode per network: networks from before it are plain VXLAN (0), the
+     * library writes secure (1) by default. Join tokens expire. Nodes are found by public key;
+     * the index is not UNIQUE because v2 did not check and a v2 file may hold a key twice in a
+     * network (the library refuses new duplicates, and refuses to authenticate ambiguous
+     * keys). */
+    {3, "ALTER TABLE networks ADD COLUMN mode INTEGER NOT NULL DEFAULT 0 CHECK (mode IN (0, 1));\n"
+        "ALTER TABLE nodes ADD COLUMN join_token_expires INTEGER NOT NULL DEFAULT 0;\n"
+        "CREATE INDEX nodes_network_pubkey ON nodes (network_id, pubkey)\n"
+        "    WHERE pubkey IS NOT NULL;\n"},
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -103,10 +112,11 @@ _Static_assert(NMIGRATIONS == VNET_STORE_SCHEMA_VERSION, "one migration step per
 
 /* ---- statements ---- */
 
-#define NET_COLS "id, subscriber_id, name, vni, subnet4, subnet6, mtu, revision"
+#define NET_COLS "id, subscriber_id, name, vni, subnet4, subnet6, mtu, revision, mode"
 #define NODE_COLS                                                                                  \
     "id, network_id, name, pubkey, mac, ip4, ip6, phys_ip, phys_port, observed_ip, "               \
     "observed_port, state, revision"
+#define SUB_COLS "id, name, token_hash IS NOT NULL"
 
 enum st {
     ST_BEGIN,
@@ -115,6 +125,14 @@ enum st {
     ST_ROLLBACK,
     ST_DATA_VERSION,
     ST_SUB_GET,
+    ST_SUB_BY_ID,
+    ST_SUB_BY_NAME,
+    ST_SUB_BY_TOKEN,
+    ST_SUB_INSERT,
+    ST_SUB_LIST,
+    ST_SUB_SET_TOKEN,
+    ST_SUB_DELETE,
+    ST_SUB_NETS,
     ST_NET_BY_ID,
     ST_NET_BY_NAME,
     ST_NET_BY_NAME_ANY,
@@ -137,6 +155,11 @@ enum st {
     ST_NODE_SET_PHYS,
     ST_NODE_SET_OBSERVED,
     ST_NODE_DELETE,
+    ST_NODE_BY_PUBKEY,
+    ST_NODE_PUBKEY_USER,
+    ST_NODE_SET_PUBKEY,
+    ST_NODE_SET_TOKEN,
+    ST_NODE_BY_TOKEN,
     ST_CHG_INSERT,
     ST_CHG_PRUNE,
     ST_CHG_DELETE_NET,
@@ -154,6 +177,15 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_SUB_GET] = "SELECT name FROM subscribers WHERE id = ?1",
+    [ST_SUB_BY_ID] = "SELECT " SUB_COLS " FROM subscribers WHERE id = ?1",
+    [ST_SUB_BY_NAME] = "SELECT " SUB_COLS " FROM subscribers WHERE name = ?1",
+    [ST_SUB_BY_TOKEN] = "SELECT " SUB_COLS " FROM subscribers WHERE token_hash = ?1",
+    [ST_SUB_INSERT] = "INSERT INTO subscribers (name, created, token_hash) "
+                      "VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER), ?2)",
+    [ST_SUB_LIST] = "SELECT " SUB_COLS " FROM subscribers ORDER BY id",
+    [ST_SUB_SET_TOKEN] = "UPDATE subscribers SET token_hash = ?2 WHERE id = ?1",
+    [ST_SUB_DELETE] = "DELETE FROM subscribers WHERE id = ?1",
+    [ST_SUB_NETS] = "SELECT name FROM networks WHERE subscriber_id = ?1 ORDER BY name LIMIT 1",
     [ST_NET_BY_ID] = "SELECT " NET_COLS " FROM networks WHERE id = ?1",
     [ST_NET_BY_NAME] = "SELECT " NET_COLS " FROM networks WHERE subscriber_id = ?1 AND name = ?2",
     [ST_NET_BY_NAME_ANY] = "SELECT " NET_COLS " FROM networks WHERE name = ?1 ORDER BY id LIMIT 1",
@@ -163,7 +195,7 @@ static const char *const st_sql[ST_COUNT] = {
                         "NOT EXISTS (SELECT 1 FROM networks b WHERE b.vni = a.vni + 1) "
                         "ORDER BY 1 LIMIT 1",
     [ST_NET_INSERT] = "INSERT INTO networks (subscriber_id, name, vni, subnet4, subnet6, mtu, "
-                      "revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+                      "revision, mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
     [ST_NET_LIST] = "SELECT " NET_COLS " FROM networks ORDER BY name, id",
     [ST_NET_LIST_SUB] = "SELECT " NET_COLS " FROM networks WHERE subscriber_id = ?1 ORDER BY name",
     [ST_NET_SET_REV] = "UPDATE networks SET revision = ?2 WHERE id = ?1",
@@ -184,6 +216,17 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_NODE_SET_OBSERVED] = "UPDATE nodes SET observed_ip = ?2, observed_port = ?3, state = ?4, "
                              "revision = ?5 WHERE id = ?1",
     [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
+    [ST_NODE_BY_PUBKEY] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 AND "
+                          "pubkey = ?2 ORDER BY id LIMIT 2",
+    [ST_NODE_PUBKEY_USER] = "SELECT name FROM nodes WHERE network_id = ?1 AND pubkey = ?2 AND "
+                            "id != ?3 ORDER BY id LIMIT 1",
+    /* Setting or clearing the key also cancels a pending join token. */
+    [ST_NODE_SET_PUBKEY] = "UPDATE nodes SET pubkey = ?2, revision = ?3, join_token_hash = NULL, "
+                           "join_token_expires = 0 WHERE id = ?1",
+    [ST_NODE_SET_TOKEN] = "UPDATE nodes SET join_token_hash = ?2, join_token_expires = ?3 "
+                          "WHERE id = ?1",
+    [ST_NODE_BY_TOKEN] = "SELECT " NODE_COLS ", join_token_expires FROM nodes "
+                         "WHERE join_token_hash = ?1",
     [ST_CHG_INSERT] = "INSERT INTO changes (network_id, revision, op, payload) "
                       "VALUES (?1, ?2, ?3, ?4)",
     [ST_CHG_PRUNE] = "DELETE FROM changes WHERE network_id = ?1 AND revision <= ?2",
@@ -371,9 +414,11 @@ static bool row_network(sqlite3_stmt *st, struct vnet_network *n)
     n->vni = (uint32_t)vni;
     n->mtu = (uint32_t)mtu;
     n->revision = col_u64(st, 7);
+    int64_t mode = sqlite3_column_int64(st, 8);
+    n->mode = (uint8_t)mode;
     return col_name(st, 2, n->name) && col_prefix(st, 4, VNET_AF_INET, &n->subnet4) &&
            col_prefix(st, 5, VNET_AF_INET6, &n->subnet6) && vni >= 1 && vni <= VNET_VNI_MAX &&
-           mtu > 0 && mtu <= UINT32_MAX;
+           mtu > 0 && mtu <= UINT32_MAX && (mode == VNET_MODE_PLAIN || mode == VNET_MODE_SECURE);
 }
 
 /* Read a row of NODE_COLS. */
@@ -465,6 +510,27 @@ static int node_by_name(struct sq *s, const struct vnet_network *net, const char
     int rc = fetch_node(s, st, out, err, errlen);
     if (rc == VNET_ENOENT)
         vnet_store_seterr(err, errlen, "no node '%s' in network '%s'", name, net->name);
+    return rc;
+}
+
+/* The name of the node of network @net_id other than @except_id whose key is @pub, in @name:
+ * 0 when there is one, VNET_ENOENT when the key is free. */
+static int pubkey_user(struct sq *s, uint64_t net_id, const uint8_t *pub, uint64_t except_id,
+                       char *name, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = use(s, ST_NODE_PUBKEY_USER);
+    bind_u64(st, 1, net_id);
+    sqlite3_bind_blob(st, 2, pub, VNET_PUBKEY_LEN, SQLITE_TRANSIENT);
+    bind_u64(st, 3, except_id);
+    return fetch_name(s, st, name, err, errlen);
+}
+
+/* Log what a call without an error buffer failed with, unless @rc is an answer (no such row,
+ * a conflict) rather than a failure. */
+static int log_failure(int rc, const char *err)
+{
+    if (rc && rc != VNET_ENOENT && rc != VNET_EEXIST && err[0])
+        vnet_log(VNET_LOG_WARN, "store", "%s", err);
     return rc;
 }
 
@@ -835,6 +901,7 @@ static int network_create_tx(struct sq *s, const struct vnet_network_spec *sp,
     else
         sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, sp->mtu);
+    sqlite3_bind_int(st, 7, sp->mode);
     rc = run(s, st, err, errlen, "creating the network");
     if (rc)
         return rc;
@@ -847,6 +914,7 @@ static int network_create_tx(struct sq *s, const struct vnet_network_spec *sp,
     n.subnet6 = sp->subnet6;
     n.mtu = sp->mtu;
     n.revision = 1;
+    n.mode = (uint8_t)sp->mode;
     rc = log_change(s, n.id, 1, VNET_CHANGE_NET_PUT, NULL, err, errlen);
     if (!rc)
         *out = n;
@@ -968,6 +1036,220 @@ static int sq_network_delete(void *state, uint64_t network_id, char *err, size_t
     return rc;
 }
 
+/* ---- subscribers ---- */
+
+static bool row_subscriber(sqlite3_stmt *st, struct vnet_subscriber *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = col_u64(st, 0);
+    out->admin = out->id == VNET_SUBSCRIBER_ADMIN;
+    out->has_token = sqlite3_column_int(st, 2) != 0;
+    return col_name(st, 1, out->name);
+}
+
+static int fetch_subscriber(struct sq *s, sqlite3_stmt *st, struct vnet_subscriber *out, char *err,
+                            size_t errlen)
+{
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW)
+        code = row_subscriber(st, out) ? 0 : corrupt(s, err, errlen, "reading a subscriber");
+    else if (rc == SQLITE_DONE)
+        code = VNET_ENOENT;
+    else
+        code = fail(s, rc, err, errlen, "reading a subscriber");
+    sqlite3_reset(st);
+    return code;
+}
+
+/* The subscriber holding @hash, other than @except_id: 0 when there is one, VNET_ENOENT. */
+static int token_user(struct sq *s, const uint8_t *hash, uint64_t except_id, char *err,
+                      size_t errlen)
+{
+    struct vnet_subscriber sub;
+    sqlite3_stmt *st = use(s, ST_SUB_BY_TOKEN);
+    sqlite3_bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+    int rc = fetch_subscriber(s, st, &sub, err, errlen);
+    if (rc == 0 && sub.id == except_id)
+        rc = VNET_ENOENT;
+    return rc;
+}
+
+static void bind_hash(sqlite3_stmt *st, int idx, const uint8_t *hash)
+{
+    if (hash)
+        sqlite3_bind_blob(st, idx, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+static int subscriber_create_tx(struct sq *s, const char *name, const uint8_t *hash,
+                                struct vnet_subscriber *out, char *err, size_t errlen)
+{
+    struct vnet_subscriber sub;
+    sqlite3_stmt *st = use(s, ST_SUB_BY_NAME);
+    bind_text(st, 1, name);
+    int rc = fetch_subscriber(s, st, &sub, err, errlen);
+    if (rc == 0) {
+        vnet_store_seterr(err, errlen, "subscriber '%s' already exists", name);
+        return VNET_EEXIST;
+    }
+    if (rc != VNET_ENOENT)
+        return rc;
+    if (hash) {
+        rc = token_user(s, hash, 0, err, errlen);
+        if (rc == 0) { /* a token is never shared: do not say whose it is */
+            vnet_store_seterr(err, errlen, "subscriber '%s': the token is already in use", name);
+            return VNET_EEXIST;
+        }
+        if (rc != VNET_ENOENT)
+            return rc;
+    }
+    st = use(s, ST_SUB_INSERT);
+    bind_text(st, 1, name);
+    bind_hash(st, 2, hash);
+    rc = run(s, st, err, errlen, "creating the subscriber");
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    out->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    out->admin = out->id == VNET_SUBSCRIBER_ADMIN;
+    out->has_token = hash != NULL;
+    return 0;
+}
+
+static int sq_subscriber_create(void *state, const char *name, const uint8_t *token_hash,
+                                struct vnet_subscriber *out, char *err, size_t errlen)
+{
+    struct sq *s = state;
+    int rc = tx_begin(s, true, err, errlen);
+    if (rc)
+        return rc;
+    return tx_end(s, subscriber_create_tx(s, name, token_hash, out, err, errlen), err, errlen);
+}
+
+static int sq_subscriber_get(void *state, const char *name, struct vnet_subscriber *out)
+{
+    struct sq *s = state;
+    sqlite3_stmt *st = use(s, ST_SUB_BY_NAME);
+    bind_text(st, 1, name);
+    return fetch_subscriber(s, st, out, NULL, 0);
+}
+
+static int sq_subscriber_get_by_id(void *state, uint64_t id, struct vnet_subscriber *out)
+{
+    struct sq *s = state;
+    sqlite3_stmt *st = use(s, ST_SUB_BY_ID);
+    bind_u64(st, 1, id);
+    return fetch_subscriber(s, st, out, NULL, 0);
+}
+
+static int sq_subscriber_by_token(void *state, const uint8_t *token_hash,
+                                  struct vnet_subscriber *out)
+{
+    struct sq *s = state;
+    sqlite3_stmt *st = use(s, ST_SUB_BY_TOKEN);
+    sqlite3_bind_blob(st, 1, token_hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+    return fetch_subscriber(s, st, out, NULL, 0);
+}
+
+static int sq_subscriber_list(void *state, vnet_store_subscriber_fn fn, void *arg)
+{
+    struct sq *s = state;
+    struct vec v = {NULL, 0, 0, sizeof(struct vnet_subscriber)};
+    sqlite3_stmt *st = use(s, ST_SUB_LIST);
+    int rc, code = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct vnet_subscriber *sub = vec_push(&v);
+        if (!sub) {
+            code = VNET_ENOMEM;
+            break;
+        }
+        if (!row_subscriber(st, sub)) {
+            code = corrupt(s, NULL, 0, "listing subscribers");
+            break;
+        }
+    }
+    if (!code && rc != SQLITE_DONE)
+        code = fail(s, rc, NULL, 0, "listing subscribers");
+    sqlite3_reset(st);
+    for (size_t i = 0; !code && i < v.n; i++)
+        code = fn((struct vnet_subscriber *)v.items + i, arg);
+    free(v.items);
+    return code;
+}
+
+static int subscriber_set_token_tx(struct sq *s, uint64_t id, const uint8_t *hash, char *err,
+                                   size_t errlen)
+{
+    struct vnet_subscriber sub;
+    sqlite3_stmt *st = use(s, ST_SUB_BY_ID);
+    bind_u64(st, 1, id);
+    int rc = fetch_subscriber(s, st, &sub, err, errlen);
+    if (rc)
+        return rc;
+    if (hash) {
+        rc = token_user(s, hash, id, err, errlen);
+        if (rc == 0) {
+            vnet_store_seterr(err, errlen, "subscriber '%s': the token is already in use",
+                              sub.name);
+            return VNET_EEXIST;
+        }
+        if (rc != VNET_ENOENT)
+            return rc;
+    }
+    st = use(s, ST_SUB_SET_TOKEN);
+    bind_u64(st, 1, id);
+    bind_hash(st, 2, hash);
+    return run(s, st, err, errlen, "setting the subscriber's token");
+}
+
+static int sq_subscriber_set_token(void *state, uint64_t id, const uint8_t *token_hash)
+{
+    struct sq *s = state;
+    char err[256] = "";
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s, subscriber_set_token_tx(s, id, token_hash, err, sizeof(err)), err,
+                    sizeof(err));
+    return log_failure(rc, err);
+}
+
+#define OWNS_NETWORKS 1 /* private: subscriber_delete_tx's refusal, VNET_EBUSY to the caller */
+
+static int subscriber_delete_tx(struct sq *s, uint64_t id, char *err, size_t errlen)
+{
+    char name[VNET_NAME_MAX];
+    struct vnet_subscriber sub;
+    sqlite3_stmt *st = use(s, ST_SUB_BY_ID);
+    bind_u64(st, 1, id);
+    int rc = fetch_subscriber(s, st, &sub, err, errlen);
+    if (rc)
+        return rc;
+    st = use(s, ST_SUB_NETS);
+    bind_u64(st, 1, id);
+    rc = fetch_name(s, st, name, err, errlen);
+    if (rc == 0)
+        return OWNS_NETWORKS;
+    if (rc != VNET_ENOENT)
+        return rc;
+    st = use(s, ST_SUB_DELETE);
+    bind_u64(st, 1, id);
+    return run(s, st, err, errlen, "deleting the subscriber");
+}
+
+static int sq_subscriber_delete(void *state, uint64_t id)
+{
+    struct sq *s = state;
+    char err[256] = "";
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s, subscriber_delete_tx(s, id, err, sizeof(err)), err, sizeof(err));
+    if (rc == OWNS_NETWORKS)
+        return VNET_EBUSY;
+    return log_failure(rc, err);
+}
+
 /* ---- nodes ---- */
 
 /* The name of the node of @net using @ip, in @name: 0 when used, VNET_ENOENT when free. */
@@ -1055,6 +1337,14 @@ static int node_add_tx(struct sq *s, uint64_t network_id, const struct vnet_node
     n.network_id = net.id;
     snprintf(n.name, sizeof(n.name), "%s", sp->name);
     if (sp->pubkey) {
+        rc = pubkey_user(s, net.id, sp->pubkey, 0, other, err, errlen);
+        if (rc == 0) {
+            vnet_store_seterr(err, errlen, "the public key is used by node '%s' in network '%s'",
+                              other, net.name);
+            return VNET_EEXIST;
+        }
+        if (rc != VNET_ENOENT)
+            return rc;
         memcpy(n.pubkey, sp->pubkey, VNET_PUBKEY_LEN);
         n.has_pubkey = true;
     }
@@ -1333,6 +1623,202 @@ static int sq_node_remove(void *state, uint64_t network_id, const char *name, ui
     return rc;
 }
 
+/* ---- node keys and enrolment ---- */
+
+/* Set (@pub non-NULL) or clear node @n's key, cancel its join token; a change record when the
+ * key changes. @n is updated. */
+static int node_key_tx(struct sq *s, struct vnet_node *n, const uint8_t *pub, char *err,
+                       size_t errlen)
+{
+    char other[VNET_NAME_MAX];
+    struct vnet_network net;
+    int rc = network_by_id(s, n->network_id, &net, err, errlen);
+    if (rc)
+        return rc;
+    if (pub) {
+        rc = pubkey_user(s, net.id, pub, n->id, other, err, errlen);
+        if (rc == 0) {
+            vnet_store_seterr(err, errlen, "the public key is used by node '%s' in network '%s'",
+                              other, net.name);
+            return VNET_EEXIST;
+        }
+        if (rc != VNET_ENOENT)
+            return rc;
+    }
+    bool same =
+        pub ? n->has_pubkey && memcmp(n->pubkey, pub, VNET_PUBKEY_LEN) == 0 : !n->has_pubkey;
+    if (!same) {
+        n->has_pubkey = pub != NULL;
+        memset(n->pubkey, 0, VNET_PUBKEY_LEN);
+        if (pub)
+            memcpy(n->pubkey, pub, VNET_PUBKEY_LEN);
+        n->revision = net.revision + 1;
+    }
+    sqlite3_stmt *st = use(s, ST_NODE_SET_PUBKEY);
+    bind_u64(st, 1, n->id);
+    if (n->has_pubkey)
+        sqlite3_bind_blob(st, 2, n->pubkey, VNET_PUBKEY_LEN, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 2);
+    bind_u64(st, 3, n->revision);
+    rc = run(s, st, err, errlen, "setting the node's key");
+    if (!rc && !same)
+        rc = log_change(s, net.id, n->revision, VNET_CHANGE_NODE_PUT, n, err, errlen);
+    return rc;
+}
+
+static int node_by_id_tx(struct sq *s, uint64_t node_id, struct vnet_node *n, char *err,
+                         size_t errlen)
+{
+    sqlite3_stmt *st = use(s, ST_NODE_BY_ID);
+    bind_u64(st, 1, node_id);
+    int rc = fetch_node(s, st, n, err, errlen);
+    if (rc == VNET_ENOENT)
+        vnet_store_seterr(err, errlen, "no node with id %" PRIu64, node_id);
+    return rc;
+}
+
+static int sq_node_set_pubkey(void *state, uint64_t node_id, const uint8_t *pub)
+{
+    struct sq *s = state;
+    struct vnet_node n;
+    char err[256] = "";
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (rc)
+        return log_failure(rc, err);
+    rc = node_by_id_tx(s, node_id, &n, err, sizeof(err));
+    if (!rc)
+        rc = node_key_tx(s, &n, pub, err, sizeof(err));
+    return log_failure(tx_end(s, rc, err, sizeof(err)), err);
+}
+
+static int sq_node_revoke(void *state, uint64_t node_id)
+{
+    struct sq *s = state;
+    struct vnet_node n;
+    char err[256] = "";
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (rc)
+        return log_failure(rc, err);
+    rc = node_by_id_tx(s, node_id, &n, err, sizeof(err));
+    if (!rc)
+        rc = node_key_tx(s, &n, NULL, err, sizeof(err));
+    return log_failure(tx_end(s, rc, err, sizeof(err)), err);
+}
+
+static int node_set_join_token_tx(struct sq *s, uint64_t node_id, const uint8_t *hash,
+                                  uint64_t expires, char *err, size_t errlen)
+{
+    struct vnet_node n;
+    int rc = node_by_id_tx(s, node_id, &n, err, errlen);
+    if (rc)
+        return rc;
+    if (hash) {
+        sqlite3_stmt *st = use(s, ST_NODE_BY_TOKEN);
+        sqlite3_bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+        struct vnet_node other;
+        rc = fetch_node(s, st, &other, err, errlen);
+        if (rc == 0 && other.id != node_id) {
+            vnet_store_seterr(err, errlen, "node '%s': the join token is already in use", n.name);
+            return VNET_EEXIST;
+        }
+        if (rc && rc != VNET_ENOENT)
+            return rc;
+    }
+    sqlite3_stmt *st = use(s, ST_NODE_SET_TOKEN);
+    bind_u64(st, 1, node_id);
+    bind_hash(st, 2, hash);
+    sqlite3_bind_int64(st, 3, expires > INT64_MAX ? INT64_MAX : (sqlite3_int64)expires);
+    return run(s, st, err, errlen, "setting the node's join token");
+}
+
+static int sq_node_set_join_token(void *state, uint64_t node_id, const uint8_t *token_hash,
+                                  uint64_t expires_unix)
+{
+    struct sq *s = state;
+    char err[256] = "";
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s,
+                    node_set_join_token_tx(s, node_id, token_hash, expires_unix, err, sizeof(err)),
+                    err, sizeof(err));
+    return log_failure(rc, err);
+}
+
+static int node_join_tx(struct sq *s, const uint8_t *hash, const uint8_t *pub, uint64_t now,
+                        struct vnet_node *out, char *err, size_t errlen)
+{
+    struct vnet_node n;
+    sqlite3_stmt *st = use(s, ST_NODE_BY_TOKEN);
+    sqlite3_bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st), code = 0;
+    uint64_t expires = 0;
+    if (rc == SQLITE_ROW) {
+        code = row_node(st, &n) ? 0 : corrupt(s, err, errlen, "reading a node");
+        expires = col_u64(st, 13);
+    } else if (rc == SQLITE_DONE) {
+        code = VNET_ENOENT;
+        vnet_store_seterr(err, errlen, "unknown or already used join token");
+    } else {
+        code = fail(s, rc, err, errlen, "reading a node");
+    }
+    sqlite3_reset(st);
+    if (code)
+        return code;
+    if (expires && now >= expires) {
+        vnet_store_seterr(err, errlen, "the join token of node '%s' expired", n.name);
+        return VNET_ETIMEDOUT;
+    }
+    rc = node_key_tx(s, &n, pub, err, errlen); /* also consumes the token */
+    if (!rc)
+        *out = n;
+    return rc;
+}
+
+static int sq_node_join(void *state, const uint8_t *token_hash, const uint8_t *pub,
+                        uint64_t now_unix, struct vnet_node *out, char *err, size_t errlen)
+{
+    struct sq *s = state;
+    int rc = tx_begin(s, true, err, errlen);
+    if (rc)
+        return rc;
+    return tx_end(s, node_join_tx(s, token_hash, pub, now_unix, out, err, errlen), err, errlen);
+}
+
+static int sq_node_by_pubkey(void *state, uint64_t network_id, const uint8_t *pub,
+                             struct vnet_node *out)
+{
+    struct sq *s = state;
+    struct vnet_node n;
+    sqlite3_stmt *st = use(s, ST_NODE_BY_PUBKEY);
+    bind_u64(st, 1, network_id);
+    sqlite3_bind_blob(st, 2, pub, VNET_PUBKEY_LEN, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st), code = 0;
+    if (rc == SQLITE_ROW) {
+        code = row_node(st, &n) ? 0 : corrupt(s, NULL, 0, "reading a node");
+        rc = sqlite3_step(st);
+        /* Two nodes with one key (only in files from before schema v3): neither is
+         * authenticated, since the key does not say which node it is. */
+        if (!code && rc == SQLITE_ROW) {
+            vnet_log(VNET_LOG_WARN, "store",
+                     "nodes %" PRIu64 " and %" PRIu64 " of network %" PRIu64
+                     " share a public key: refusing it; revoke one",
+                     n.id, col_u64(st, 0), network_id);
+            code = VNET_EEXIST;
+        } else if (!code && rc != SQLITE_DONE) {
+            code = fail(s, rc, NULL, 0, "reading a node");
+        }
+    } else if (rc == SQLITE_DONE) {
+        code = VNET_ENOENT;
+    } else {
+        code = fail(s, rc, NULL, 0, "reading a node");
+    }
+    sqlite3_reset(st);
+    if (!code)
+        *out = n;
+    return code;
+}
+
 /* ---- change log ---- */
 
 static int changes_read(struct sq *s, uint64_t network_id, uint64_t since, struct vec *v)
@@ -1453,6 +1939,18 @@ const struct vnet_store_ops vnet_store_sqlite_ops = {
     .node_move = sq_node_move,
     .node_set_observed = sq_node_set_observed,
     .node_remove = sq_node_remove,
+    .node_set_pubkey = sq_node_set_pubkey,
+    .node_set_join_token = sq_node_set_join_token,
+    .node_join = sq_node_join,
+    .node_by_pubkey = sq_node_by_pubkey,
+    .node_revoke = sq_node_revoke,
+    .subscriber_create = sq_subscriber_create,
+    .subscriber_get = sq_subscriber_get,
+    .subscriber_get_by_id = sq_subscriber_get_by_id,
+    .subscriber_by_token = sq_subscriber_by_token,
+    .subscriber_list = sq_subscriber_list,
+    .subscriber_set_token = sq_subscriber_set_token,
+    .subscriber_delete = sq_subscriber_delete,
     .changes_since = sq_changes_since,
     .last_change = sq_last_change,
     .changed_networks = sq_changed_networks,

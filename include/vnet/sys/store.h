@@ -11,13 +11,17 @@
  *     @err (errlen > 0) even when the caller passed NULL;
  *   - a network spec checked by vnet_store_check_network_spec(): valid name, subscriber_id
  *     and mtu defaults applied, has_vni true when a VNI was given (then 1..VNET_VNI_MAX),
- *     subnets with host bits cleared;
+ *     subnets with host bits cleared, mode VNET_MODE_PLAIN or VNET_MODE_SECURE (the default
+ *     applied) with has_mode true;
  *   - a node spec checked by vnet_store_check_node_spec(): valid name, unicast non-zero MAC
  *     when has_mac, ips[0] the IPv4 address (family 0: assign) and ips[1] the IPv6 address,
  *     a valid or empty phys endpoint;
- *   - valid names and endpoints in the other calls, and no write call on a read-only store.
- * The engine does what needs the data: uniqueness, IP-in-subnet (vnet_store_check_ip()),
- * address assignment, transactions, revisions, the change log and its retention.
+ *   - valid names and endpoints in the other calls, non-NULL and not all-zero keys and token
+ *     hashes (NULL only where the public call allows it: "clear"), and no write call on a
+ *     read-only store; never the admin subscriber in subscriber_delete().
+ * The engine does what needs the data: uniqueness (of token hashes in the store, of public keys
+ * per network), IP-in-subnet (vnet_store_check_ip()), address assignment, transactions,
+ * revisions, the change log and its retention, and token expiry.
  *
  * Thread-safety: vnet_store_register() is thread-safe; the helpers are pure functions.
  */
@@ -30,7 +34,7 @@
 extern "C" {
 #endif
 
-#define VNET_STORE_OPS_VERSION 1
+#define VNET_STORE_OPS_VERSION 2 /* 2: subscribers, node keys and enrolment */
 
 /* One member per call of vnet/store.h, with the engine's state first. Every member is
  * required. Errors and semantics are those of the public call. */
@@ -42,6 +46,15 @@ struct vnet_store_ops {
     int (*open)(const char *arg, const struct vnet_store_opts *opts, void **state, char *err,
                 size_t errlen);
     void (*close)(void *state);
+
+    int (*subscriber_create)(void *state, const char *name, const uint8_t *token_hash,
+                             struct vnet_subscriber *out, char *err, size_t errlen);
+    int (*subscriber_get)(void *state, const char *name, struct vnet_subscriber *out);
+    int (*subscriber_get_by_id)(void *state, uint64_t id, struct vnet_subscriber *out);
+    int (*subscriber_by_token)(void *state, const uint8_t *token_hash, struct vnet_subscriber *out);
+    int (*subscriber_list)(void *state, vnet_store_subscriber_fn fn, void *arg);
+    int (*subscriber_set_token)(void *state, uint64_t id, const uint8_t *token_hash);
+    int (*subscriber_delete)(void *state, uint64_t id);
 
     int (*network_create)(void *state, const struct vnet_network_spec *spec,
                           struct vnet_network *out, char *err, size_t errlen);
@@ -63,6 +76,14 @@ struct vnet_store_ops {
                              struct vnet_node *out);
     int (*node_remove)(void *state, uint64_t network_id, const char *name, uint64_t *revision,
                        char *err, size_t errlen);
+    int (*node_set_pubkey)(void *state, uint64_t node_id, const uint8_t *pub);
+    int (*node_set_join_token)(void *state, uint64_t node_id, const uint8_t *token_hash,
+                               uint64_t expires_unix);
+    int (*node_join)(void *state, const uint8_t *token_hash, const uint8_t *pub, uint64_t now_unix,
+                     struct vnet_node *out, char *err, size_t errlen);
+    int (*node_by_pubkey)(void *state, uint64_t network_id, const uint8_t *pub,
+                          struct vnet_node *out);
+    int (*node_revoke)(void *state, uint64_t node_id);
 
     int (*changes_since)(void *state, uint64_t network_id, uint64_t since, vnet_store_change_fn fn,
                          void *arg);
