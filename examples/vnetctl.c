@@ -31,7 +31,7 @@ static void usage(FILE *f)
             "usage: %s [--controller ADDR:PORT | --socket PATH] [--json] [--timeout MS] COMMAND\n"
             "\n"
             "commands:\n"
-            "  network create NAME [--vni N] [--subnet CIDR]... [--mtu N]\n"
+            "  network create NAME [--vni N] [--subnet CIDR]... [--mtu N] [--mode plain|secure]\n"
             "  network list\n"
             "  network show NAME\n"
             "  network delete NAME\n"
@@ -117,7 +117,8 @@ static void print_network_json(const struct vnet_network *n)
     printf("\"vni\":%u,", n->vni);
     json_str("subnet4", pfxstr(&n->subnet4, a, sizeof(a)), true);
     json_str("subnet6", pfxstr(&n->subnet6, b, sizeof(b)), true);
-    printf("\"mtu\":%u,\"revision\":%llu}", n->mtu, (unsigned long long)n->revision);
+    printf("\"mtu\":%u,\"mode\":\"%s\",\"revision\":%llu}", n->mtu, n->mode ? "secure" : "plain",
+           (unsigned long long)n->revision);
 }
 
 static const char *state_name(enum vnet_node_state s)
@@ -153,14 +154,14 @@ static void print_networks(const struct vnet_msg_reply *r)
         printf("]\n");
         return;
     }
-    printf("%-20s %9s %-18s %-22s %6s %9s\n", "NETWORK", "VNI", "SUBNET4", "SUBNET6", "MTU",
-           "REVISION");
+    printf("%-20s %9s %-18s %-22s %6s %-7s %9s\n", "NETWORK", "VNI", "SUBNET4", "SUBNET6", "MTU",
+           "MODE", "REVISION");
     for (uint32_t i = 0; i < r->nnetworks; i++) {
         const struct vnet_network *n = &r->networks[i];
         char a[64], b[64];
-        printf("%-20s %9u %-18s %-22s %6u %9llu\n", n->name, n->vni,
+        printf("%-20s %9u %-18s %-22s %6u %-7s %9llu\n", n->name, n->vni,
                pfxstr(&n->subnet4, a, sizeof(a)), pfxstr(&n->subnet6, b, sizeof(b)), n->mtu,
-               (unsigned long long)n->revision);
+               n->mode ? "secure" : "plain", (unsigned long long)n->revision);
     }
 }
 
@@ -270,7 +271,7 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
     if (strcmp(obj, "network") == 0) {
         if (strcmp(verb, "create") == 0) {
             q->op = VNET_REQ_NETWORK_CREATE;
-            extra_ok = "vni subnet mtu";
+            extra_ok = "vni subnet mtu mode";
         } else if (strcmp(verb, "list") == 0) {
             q->op = VNET_REQ_NETWORK_LIST;
         } else if (strcmp(verb, "show") == 0) {
@@ -326,6 +327,14 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
             if (parse_u32(val, VNET_VNI_MAX, &q->vni) || q->vni == 0)
                 return usage_error("bad --vni '%s': want 1..16777215", val);
             q->has |= VNET_REQ_HAS_VNI;
+        } else if (strcmp(name, "mode") == 0) {
+            if (strcmp(val, "plain") == 0)
+                q->mode = 0;
+            else if (strcmp(val, "secure") == 0)
+                q->mode = 1;
+            else
+                return usage_error("bad --mode '%s': plain or secure", val);
+            q->has |= VNET_REQ_HAS_MODE;
         } else if (strcmp(name, "mtu") == 0) {
             if (parse_u32(val, 65000, &q->mtu) || q->mtu < 576)
                 return usage_error("bad --mtu '%s': want 576..65000", val);

@@ -632,6 +632,15 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
             spec.subnet6 = q->subnet6;
         if (q->has & VNET_REQ_HAS_MTU)
             spec.mtu = q->mtu;
+        /* The encrypted data plane is not in the node daemon yet: refuse to promise it, and
+         * make plain VXLAN the default until it is. */
+        spec.has_mode = true;
+        spec.mode = (q->has & VNET_REQ_HAS_MODE) ? q->mode : VNET_MODE_PLAIN;
+        if (spec.mode == VNET_MODE_SECURE) {
+            rc = VNET_ENOTSUP;
+            snprintf(err, errlen, "mode secure is not available yet: use --mode plain");
+            break;
+        }
         struct vnet_network out;
         rc = vnet_store_network_create(c->store, &spec, &out, err, errlen);
         if (rc == 0) {

@@ -26,7 +26,7 @@
 /* Smallest encodings of the array elements, used to bound counts before allocating. A node is
  * [id, network_id, name, pubkey|nil, mac (bin 6: 8 bytes), [ip|nil, ip|nil], phys, observed,
  * state, revision]: 1 + 1 + 1 + 1 + 1 + 8 + 3 + 1 + 1 + 1 + 1. */
-#define MIN_NETWORK_BYTES 9
+#define MIN_NETWORK_BYTES 10
 #define MIN_NODE_BYTES    20
 #define MIN_CHANGE_BYTES  5
 #define MIN_STATUS_BYTES  (4 + MIN_NODE_BYTES)
@@ -35,17 +35,17 @@
 static const uint8_t msg_fields[] = {
     [VNET_MSG_HELLO] = 7,     [VNET_MSG_WELCOME] = 5, [VNET_MSG_SNAPSHOT] = 3,
     [VNET_MSG_DELTA] = 4,     [VNET_MSG_ACK] = 2,     [VNET_MSG_ENDPOINT] = 2,
-    [VNET_MSG_KEEPALIVE] = 1, [VNET_MSG_ERROR] = 3,   [VNET_MSG_REQUEST] = 14,
+    [VNET_MSG_KEEPALIVE] = 1, [VNET_MSG_ERROR] = 3,   [VNET_MSG_REQUEST] = 15,
     [VNET_MSG_REPLY] = 7,
 };
 #define MSG_TYPE_MAX VNET_MSG_REPLY
 
-#define NETWORK_FIELDS 8
+#define NETWORK_FIELDS 9
 #define NODE_FIELDS    10
 #define CHANGE_FIELDS  4
 #define STATUS_FIELDS  4
 
-#define REQ_HAS_ALL 0x1ffu
+#define REQ_HAS_ALL 0x3ffu
 
 /* ---- names ---- */
 
@@ -378,6 +378,7 @@ static void put_network(struct enc *e, const struct vnet_network *n)
     put_prefix(e, &n->subnet6, VNET_AF_INET6);
     put_uint(e, n->mtu);
     put_uint(e, n->revision);
+    put_uint(e, n->mode);
 }
 
 static void put_node(struct enc *e, const struct vnet_node *n)
@@ -507,6 +508,15 @@ static void put_request(struct enc *e, const struct vnet_msg_request *r)
         put_bin(e, r->pubkey, VNET_PUBKEY_LEN);
     else
         put_nil(e);
+    if (r->has & VNET_REQ_HAS_MODE) {
+        if (r->mode > 1) {
+            enc_inval(e);
+            return;
+        }
+        put_uint(e, r->mode);
+    } else {
+        put_nil(e);
+    }
 }
 
 static void put_body(struct enc *e, const struct vnet_msg *m)
@@ -974,6 +984,10 @@ static int dec_network(struct dec *d, struct vnet_network *n)
         dec_prefix(d, "network.subnet6", &n->subnet6, VNET_AF_INET6) ||
         dec_u32(d, "network.mtu", &n->mtu) || dec_u64(d, "network.revision", &n->revision))
         return VNET_EPROTO;
+    d->what = "network.mode";
+    if (dec_uint(d, 1, &v))
+        return VNET_EPROTO;
+    n->mode = (uint8_t)v;
     return 0;
 }
 
@@ -1128,6 +1142,13 @@ static int dec_request(struct dec *d, struct vnet_msg_request *r)
         if (dec_bin_exact(d, "request.pubkey", r->pubkey, VNET_PUBKEY_LEN))
             return VNET_EPROTO;
         r->has |= VNET_REQ_HAS_PUBKEY;
+    }
+    d->what = "request.mode";
+    if (!dec_nil(d)) {
+        if (dec_uint(d, 1, &v))
+            return VNET_EPROTO;
+        r->mode = (uint8_t)v;
+        r->has |= VNET_REQ_HAS_MODE;
     }
     return 0;
 }

@@ -116,6 +116,7 @@ enum vnet_req_op {
 #define VNET_REQ_HAS_IP6     0x40
 #define VNET_REQ_HAS_PHYS    0x80
 #define VNET_REQ_HAS_PUBKEY  0x100
+#define VNET_REQ_HAS_MODE    0x200
 
 struct vnet_msg_request {
     uint32_t id; /* echoed in the reply */
@@ -130,6 +131,7 @@ struct vnet_msg_request {
     struct vnet_ip ip4, ip6;
     struct vnet_endpoint phys;
     uint8_t pubkey[VNET_PUBKEY_LEN];
+    uint8_t mode; /* NETWORK_CREATE: VNET_MODE_PLAIN or VNET_MODE_SECURE (store.h) */
 };
 
 /* What the controller knows of a node's session, for `network status`. */

@@ -734,26 +734,28 @@ END_TEST
 START_TEST(t_reject_model)
 {
     /* WELCOME: [2, version, network, node, auth]
-     * network: [id, sub, name, vni, subnet4, subnet6, mtu, rev]
+     * network: [id, sub, name, vni, subnet4, subnet6, mtu, rev, mode]
      * node: [id, nid, name, pubkey, mac, [ip, ip], phys, observed, state, rev] */
-#define NET_OK  "98 01 02 a1 6e ce 00 ff ff ff 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03"
+#define NET_OK  "99 01 02 a1 6e ce 00 ff ff ff 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00"
 #define NODE_OK "9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c4 04 0a 00 00 01 c0 c0 c0 01 03"
     ACCEPT("95 02 01 " NET_OK " " NODE_OK " c4 00");
     /* VNI 2^24 */
-    REJECT("95 02 01 98 01 02 a1 6e ce 01 00 00 00 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 " NODE_OK
-           " c4 00");
+    REJECT(
+        "95 02 01 99 01 02 a1 6e ce 01 00 00 00 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00 " NODE_OK
+        " c4 00");
     /* prefix length 33 */
-    REJECT("95 02 01 98 01 02 a1 6e 05 92 c4 04 0a 00 00 00 21 c0 cd 05 aa 03 " NODE_OK " c4 00");
+    REJECT("95 02 01 99 01 02 a1 6e 05 92 c4 04 0a 00 00 00 21 c0 cd 05 aa 03 00 " NODE_OK
+           " c4 00");
     /* IPv6 prefix in subnet4 */
-    REJECT("95 02 01 98 01 02 a1 6e 05 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "18 c0 cd 05 aa 03 " NODE_OK " c4 00");
+    REJECT("95 02 01 99 01 02 a1 6e 05 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "18 c0 cd 05 aa 03 00 " NODE_OK " c4 00");
     /* IPv6 prefix length 129 in subnet6, then 128 */
-    REJECT("95 02 01 98 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "cc 81 cd 05 aa 03 " NODE_OK " c4 00");
-    ACCEPT("95 02 01 98 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "cc 80 cd 05 aa 03 " NODE_OK " c4 00");
+    REJECT("95 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "cc 81 cd 05 aa 03 00 " NODE_OK " c4 00");
+    ACCEPT("95 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "cc 80 cd 05 aa 03 00 " NODE_OK " c4 00");
     /* mtu over uint32 */
-    REJECT("95 02 01 98 01 02 a1 6e 05 c0 c0 cf 00 00 00 01 00 00 00 00 03 " NODE_OK " c4 00");
+    REJECT("95 02 01 99 01 02 a1 6e 05 c0 c0 cf 00 00 00 01 00 00 00 00 03 " NODE_OK " c4 00");
     /* network with 7 and 9 fields */
     REJECT("95 02 01 97 01 02 a1 6e 05 c0 c0 03 " NODE_OK " c4 00");
     REJECT("95 02 01 99 01 02 a1 6e 05 c0 c0 03 03 03 " NODE_OK " c4 00");
@@ -801,23 +803,25 @@ END_TEST
 
 START_TEST(t_reject_request)
 {
-    /* [9, id, op, network, node, vni, subnet4, subnet6, mtu, mac, ip4, ip6, phys, pubkey] */
-    ACCEPT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0");
-    ACCEPT("9e 09 01 0a a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0");
-    REJECT("9e 09 01 00 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* op 0 */
-    REJECT("9e 09 01 0b a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* op 11 */
-    REJECT("9d 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0");    /* 13 elements */
-    REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");
-    REJECT("9e 09 01 01 a1 6e a0 ce 01 00 00 00 c0 c0 c0 c0 c0 c0 c0 c0"); /* vni 2^24 */
-    ACCEPT("9e 09 01 01 a1 6e a0 ce 00 ff ff ff c0 c0 c0 c0 c0 c0 c0 c0");
-    REJECT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "00 c0 c0 c0");                                                    /* 16-byte ip4 */
-    REJECT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c4 04 01 02 03 04 c0 c0"); /* 4-byte ip6 */
-    ACCEPT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c4 04 01 02 03 04 c0 c0 c0");
-    REJECT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c4 06 01 02 03 04 05 c0 c0 c0 c0"); /* mac as ip4 */
-    REJECT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c4 00");                /* 0-byte key */
-    REJECT("9e 09 ff 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0");                   /* id < 0 */
-    REJECT("9e 09 cf 00 00 00 01 00 00 00 00 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* id>u32 */
+    /* [9, id, op, network, node, vni, subnet4, subnet6, mtu, mac, ip4, ip6, phys, pubkey, mode] */
+    ACCEPT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");
+    ACCEPT("9f 09 01 0a a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");
+    ACCEPT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 01");             /* mode secure */
+    REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 02");             /* mode 2 */
+    REJECT("9f 09 01 00 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 0 */
+    REJECT("9f 09 01 0b a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 11 */
+    REJECT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0");                /* 14 elements */
+    REJECT("dc 00 10 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");    /* 16 */
+    REJECT("9f 09 01 01 a1 6e a0 ce 01 00 00 00 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* vni 2^24 */
+    ACCEPT("9f 09 01 01 a1 6e a0 ce 00 ff ff ff c0 c0 c0 c0 c0 c0 c0 c0 c0");
+    REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "00 c0 c0 c0 c0");                                                    /* 16-byte ip4 */
+    REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c4 04 01 02 03 04 c0 c0 c0"); /* 4-byte ip6 */
+    ACCEPT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c4 04 01 02 03 04 c0 c0 c0 c0");
+    REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c4 06 01 02 03 04 05 c0 c0 c0 c0 c0"); /* mac as ip4 */
+    REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c4 00 c0");                /* 0-byte key */
+    REJECT("9f 09 ff 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");                   /* id < 0 */
+    REJECT("9f 09 cf 00 00 00 01 00 00 00 00 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* >u32 */
 }
 END_TEST
 
@@ -895,7 +899,7 @@ START_TEST(t_encode_invalid)
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)0));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)11));
     BAD(VNET_EINVAL,
-        (m.type = VNET_MSG_REQUEST, m.u.request.op = VNET_REQ_NODE_ADD, m.u.request.has = 0x200));
+        (m.type = VNET_MSG_REQUEST, m.u.request.op = VNET_REQ_NODE_ADD, m.u.request.has = 0x400));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = VNET_REQ_NODE_ADD,
                       m.u.request.has = VNET_REQ_HAS_IP4, ip6(&m.u.request.ip4, 1, 1)));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = VNET_REQ_NODE_ADD,
