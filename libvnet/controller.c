@@ -11,10 +11,13 @@
  * processes are found by polling the store's change counter.
  */
 #include "vnet/controller.h"
+#include "vnet/crypto.h"
+#include "vnet/token.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/proto.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +45,8 @@ struct session {
     uint64_t last_rx; /* uv_now */
     uint64_t since_unix_ms;
     struct vnet_ip peer_ip; /* TCP peer (family 0 for the Unix socket) */
+    bool secure;            /* after the handshake: every frame sealed/opened */
+    struct vnet_chan tx, rx;
 };
 
 struct wbuf {
@@ -58,6 +63,7 @@ struct wreq {
 /* What the controller remembers of a node between sessions, for `network status`. */
 struct acked {
     uint64_t node_id, rev;
+    uint64_t hello_ts; /* the newest authenticated hello's timestamp: older ones are replays */
 };
 
 struct vnet_controller {
@@ -80,6 +86,8 @@ struct vnet_controller {
     struct acked *acks;
     size_t nacks, capacks;
     uint64_t last_change;
+    bool has_key;
+    struct vnet_keypair key;
     int pending_closes;
     bool destroying;
     bool lagging;      /* some session may wait for a snapshot */
@@ -97,6 +105,7 @@ static uint64_t unix_ms(void)
 static void maybe_free(struct vnet_controller *c)
 {
     if (c->destroying && c->pending_closes == 0) {
+        sodium_memzero(&c->key, sizeof(c->key));
         free(c->dirty);
         free(c->acks);
         free(c->unix_path);
@@ -155,6 +164,7 @@ static struct acked *find_ack(struct vnet_controller *c, uint64_t node_id, bool 
     }
     c->acks[c->nacks].node_id = node_id;
     c->acks[c->nacks].rev = 0;
+    c->acks[c->nacks].hello_ts = 0;
     return &c->acks[c->nacks++];
 }
 
@@ -214,9 +224,33 @@ static int session_write(struct session *s, struct wbuf *b, bool droppable)
         s->c->lagging = true;
         return VNET_ENOBUFS;
     }
+    struct wbuf *sealed = NULL;
+    if (s->secure) {
+        /* Each session has its own keys: seal a copy (in send order, which the stream needs). */
+        size_t body = b->len - 4;
+        size_t sl = vnet_chan_sealed_len(&s->tx, body);
+        size_t outl = 0;
+        sealed = malloc(sizeof(*sealed) + 4 + sl);
+        if (!sealed)
+            return VNET_ENOMEM;
+        sealed->refs = 0;
+        if (vnet_chan_seal(&s->tx, b->data + 4, body, sealed->data + 4, sl, &outl) != 0) {
+            free(sealed);
+            session_close(s);
+            return VNET_EIO;
+        }
+        sealed->data[0] = (uint8_t)(outl >> 24);
+        sealed->data[1] = (uint8_t)(outl >> 16);
+        sealed->data[2] = (uint8_t)(outl >> 8);
+        sealed->data[3] = (uint8_t)outl;
+        sealed->len = 4 + outl;
+        b = sealed;
+    }
     struct wreq *w = malloc(sizeof(*w));
-    if (!w)
+    if (!w) {
+        free(sealed);
         return VNET_ENOMEM;
+    }
     w->b = b;
     b->refs++;
     w->req.data = s;
@@ -265,6 +299,8 @@ static void on_session_closed(uv_handle_t *h)
     if (s->next)
         s->next->prev = s->prev;
     vnet_frame_reader_free(&s->rd);
+    vnet_chan_wipe(&s->tx);
+    vnet_chan_wipe(&s->rx);
     free(s);
     c->pending_closes--;
     maybe_free(c);
@@ -509,6 +545,105 @@ static void on_poll_store(uv_timer_t *t)
 
 /* ---- node sessions ---- */
 
+/* The node must prove it holds the static key registered for it (or enrol one with a join
+ * token sealed to our key). On success the handshake is ready to accept; on failure the
+ * session has been failed with a clear reason. */
+static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
+                             const struct vnet_network *net, struct vnet_node *node,
+                             struct vnet_hs *hs, uint8_t *out, size_t *outlen)
+{
+    struct vnet_controller *c = s->c;
+    char text[VNET_MSG_TEXT_MAX];
+    uint8_t claimed[VNET_KEY_LEN];
+    uint64_t ts = 0;
+    char prologue[2 * VNET_NAME_MAX + 16];
+    int plen = snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", h->network, h->node);
+    if (h->auth_len < VNET_HS_HELLO_LEN) {
+        snprintf(text, sizeof(text), "node '%s': authentication required (no key in hello)",
+                 h->node);
+        c->st.sessions_closed_bad++;
+        session_fail(s, VNET_EACCES, text);
+        return VNET_EACCES;
+    }
+    int rc = vnet_hs_init_responder(hs, &c->key, prologue, (size_t)plen);
+    if (!rc)
+        rc = vnet_hs_read_hello(hs, h->auth, VNET_HS_HELLO_LEN, claimed, &ts);
+    if (rc) {
+        vnet_hs_wipe(hs);
+        snprintf(text, sizeof(text),
+                 "node '%s': handshake failed (%s): wrong controller key or tampered hello",
+                 h->node, vnet_strerror(rc));
+        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
+        c->st.sessions_closed_bad++;
+        session_fail(s, VNET_EACCES, text);
+        return VNET_EACCES;
+    }
+    /* A join token rides behind the handshake, sealed to our key. */
+    uint32_t extra = h->auth_len - VNET_HS_HELLO_LEN;
+    if (extra > 0) {
+        uint8_t secret[VNET_JOIN_SECRET_LEN], hash[32];
+        char err[160] = "";
+        if (extra != crypto_box_SEALBYTES + sizeof(secret) ||
+            crypto_box_seal_open(secret, h->auth + VNET_HS_HELLO_LEN, extra, c->key.pub,
+                                 c->key.sec) != 0) {
+            rc = VNET_EACCES;
+            snprintf(err, sizeof(err), "join token unreadable");
+        } else {
+            vnet_token_hash(secret, sizeof(secret), hash);
+            sodium_memzero(secret, sizeof(secret));
+            struct vnet_node joined;
+            rc = vnet_store_node_join(c->store, hash, claimed, unix_ms() / 1000, &joined, err,
+                                      sizeof(err));
+            if (!rc && joined.id != node->id) {
+                rc = VNET_EACCES;
+                snprintf(err, sizeof(err), "the token belongs to another node");
+            }
+            if (!rc) {
+                *node = joined;
+                note_own_commit(c, net->id); /* the others learn the new key */
+                vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s' joined with a token",
+                         node->name, net->name);
+            }
+        }
+        if (rc) {
+            vnet_hs_wipe(hs);
+            snprintf(text, sizeof(text), "node '%s': join refused: %s", h->node,
+                     err[0] ? err : vnet_strerror(rc));
+            vnet_log(VNET_LOG_WARN, "controller", "%s", text);
+            session_fail(s, VNET_EACCES, text);
+            return VNET_EACCES;
+        }
+    }
+    if (!node->has_pubkey || sodium_memcmp(node->pubkey, claimed, VNET_KEY_LEN) != 0) {
+        vnet_hs_wipe(hs);
+        char pub[VNET_PUBKEY_STRLEN];
+        vnet_pubkey_format(claimed, pub, sizeof(pub));
+        snprintf(text, sizeof(text), "node '%s': key %s is not registered for it%s", h->node, pub,
+                 node->has_pubkey ? "" : " (no key: revoked or never enrolled)");
+        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
+        c->st.sessions_closed_bad++;
+        session_fail(s, VNET_EACCES, text);
+        return VNET_EACCES;
+    }
+    struct acked *a = find_ack(c, node->id, true);
+    if (a && ts <= a->hello_ts) {
+        vnet_hs_wipe(hs);
+        snprintf(text, sizeof(text), "node '%s': replayed hello", h->node);
+        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
+        session_fail(s, VNET_EACCES, text);
+        return VNET_EACCES;
+    }
+    if (a)
+        a->hello_ts = ts;
+    rc = vnet_hs_accept(hs, out, VNET_HS_WELCOME_LEN, outlen);
+    if (rc) {
+        vnet_hs_wipe(hs);
+        session_fail(s, VNET_EIO, "handshake failed");
+        return rc;
+    }
+    return 0;
+}
+
 static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
 {
     struct vnet_controller *c = s->c;
@@ -527,6 +662,17 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
         session_fail(s, VNET_ENOENT, text);
         return;
     }
+    uint8_t welcome_auth[VNET_HS_WELCOME_LEN];
+    size_t welcome_len = 0;
+    struct vnet_hs hs;
+    if (c->has_key) {
+        int rc = authenticate_node(s, h, &m.u.welcome.network, &m.u.welcome.node, &hs, welcome_auth,
+                                   &welcome_len);
+        if (rc)
+            return;
+        memcpy(m.u.welcome.auth, welcome_auth, welcome_len);
+        m.u.welcome.auth_len = (uint32_t)welcome_len;
+    }
     /* One session per node: the newest wins (the old one is likely a dead connection). */
     for (struct session *o = c->sessions; o; o = o->next)
         if (o != s && o->kind == S_NODE && o->node_id == m.u.welcome.node.id)
@@ -536,8 +682,17 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     s->network_id = m.u.welcome.network.id;
     s->node_id = m.u.welcome.node.id;
     s->since_unix_ms = unix_ms();
-    if (send_msg(s, &m) != 0)
+    if (send_msg(s, &m) != 0) /* WELCOME itself goes out in the clear */
         return;
+    if (c->has_key) {
+        if (vnet_hs_split(&hs, &s->tx, &s->rx) != 0) {
+            session_fail(s, VNET_EIO, "handshake failed");
+            return;
+        }
+        s->secure = true;
+        vnet_frame_reader_free(&s->rd); /* nothing may follow HELLO unsealed */
+        vnet_frame_reader_init(&s->rd, VNET_FRAME_MAX + VNET_CHAN_HEADER_LEN + VNET_CHAN_OVERHEAD);
+    }
     uint64_t rev = m.u.welcome.network.revision;
     if (h->revision > 0 && h->revision <= rev) {
         s->sent_rev = h->revision;
@@ -851,7 +1006,23 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             session_fail(s, VNET_EMSGSIZE, "frame over the size limit");
             break;
         }
-        handle_frame(s, body, len);
+        if (s->secure) {
+            uint8_t *plain = malloc(len ? len : 1);
+            size_t plen = 0;
+            if (!plain || vnet_chan_open(&s->rx, body, len, plain, len, &plen) != 0) {
+                free(plain);
+                vnet_log(VNET_LOG_WARN, "controller",
+                         "session of node %llu: a frame does not authenticate: closed",
+                         (unsigned long long)s->node_id);
+                s->c->st.sessions_closed_bad++;
+                session_close(s);
+                break;
+            }
+            handle_frame(s, plain, plen);
+            free(plain);
+        } else {
+            handle_frame(s, body, len);
+        }
         if (s->closing)
             break;
     }
@@ -1021,6 +1192,10 @@ int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_co
     c->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : 5000;
     c->poll_ms = cfg->poll_store_ms ? cfg->poll_store_ms : 500;
     c->queue_max = cfg->session_queue_max ? cfg->session_queue_max : (4u << 20);
+    if (cfg->key) {
+        c->key = *cfg->key;
+        c->has_key = true;
+    }
     vnet_store_last_change(c->store, &c->last_change);
     int rc = 0;
     uv_check_init(c->loop, &c->check);

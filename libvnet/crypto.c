@@ -486,8 +486,8 @@ int vnet_hs_init_initiator(struct vnet_hs *hs, const struct vnet_keypair *me,
     return hs_init(hs, VNET_HS_INITIATOR, me, responder_pub, prologue, prologue_len);
 }
 
-int vnet_hs_init_responder(struct vnet_hs *hs, const struct vnet_keypair *me,
-                           const void *prologue, size_t prologue_len)
+int vnet_hs_init_responder(struct vnet_hs *hs, const struct vnet_keypair *me, const void *prologue,
+                           size_t prologue_len)
 {
     return hs_init(hs, VNET_HS_RESPONDER, me, me ? me->pub : NULL, prologue, prologue_len);
 }
@@ -721,8 +721,7 @@ int vnet_chan_open(struct vnet_chan *c, const uint8_t *in, size_t len, uint8_t *
         return chan_break(c, VNET_EMSGSIZE);
     if (outcap < plen)
         return VNET_ENOSPC; /* the caller's buffer, not the peer's fault: retry allowed */
-    if (!c->started &&
-        crypto_secretstream_xchacha20poly1305_init_pull(SS(c), in, c->key) != 0)
+    if (!c->started && crypto_secretstream_xchacha20poly1305_init_pull(SS(c), in, c->key) != 0)
         return chan_break(c, VNET_EACCES);
     unsigned long long mlen;
     unsigned char tag;
@@ -796,7 +795,7 @@ int vnet_replay_update(struct vnet_replay *r, uint64_t counter)
 /* Data plane                                                                                */
 /* ======================================================================================== */
 
-#define AES(k) ((crypto_aead_aes256gcm_state *)(void *)(k)->st)
+#define AES(k)     ((crypto_aead_aes256gcm_state *)(void *)(k)->st)
 #define SEAL_LABEL "vnet-seal-v1"
 
 enum vnet_seal_suite vnet_seal_suite_auto(void)
@@ -809,9 +808,12 @@ enum vnet_seal_suite vnet_seal_suite_auto(void)
 const char *vnet_seal_suite_name(enum vnet_seal_suite s)
 {
     switch (s) {
-    case VNET_SEAL_AUTO: return "auto";
-    case VNET_SEAL_AES256GCM: return "aes256gcm";
-    case VNET_SEAL_CHACHA20: return "chacha20poly1305";
+    case VNET_SEAL_AUTO:
+        return "auto";
+    case VNET_SEAL_AES256GCM:
+        return "aes256gcm";
+    case VNET_SEAL_CHACHA20:
+        return "chacha20poly1305";
     }
     return "?";
 }

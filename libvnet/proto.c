@@ -36,7 +36,7 @@ static const uint8_t msg_fields[] = {
     [VNET_MSG_HELLO] = 7,     [VNET_MSG_WELCOME] = 5, [VNET_MSG_SNAPSHOT] = 3,
     [VNET_MSG_DELTA] = 4,     [VNET_MSG_ACK] = 2,     [VNET_MSG_ENDPOINT] = 2,
     [VNET_MSG_KEEPALIVE] = 1, [VNET_MSG_ERROR] = 3,   [VNET_MSG_REQUEST] = 15,
-    [VNET_MSG_REPLY] = 7,
+    [VNET_MSG_REPLY] = 8,
 };
 #define MSG_TYPE_MAX VNET_MSG_REPLY
 
@@ -601,6 +601,7 @@ static void put_body(struct enc *e, const struct vnet_msg *m)
         PUT_ARRAY(e, r->networks, r->nnetworks, put_network);
         PUT_ARRAY(e, r->nodes, r->nnodes, put_node);
         PUT_ARRAY(e, r->status, r->nstatus, put_status);
+        put_text(e, r->token);
         break;
     }
     }
@@ -1247,6 +1248,8 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
         DEC_ARRAY(d, "reply.networks", MIN_NETWORK_BYTES, r->networks, r->nnetworks, dec_network);
         DEC_ARRAY(d, "reply.nodes", MIN_NODE_BYTES, r->nodes, r->nnodes, dec_node);
         DEC_ARRAY(d, "reply.status", MIN_STATUS_BYTES, r->status, r->nstatus, dec_status);
+        if (dec_text(d, "reply.token", r->token))
+            return VNET_EPROTO;
         return 0;
     }
     }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "vnet/crypto.h"
 #include "vnet/store.h"
 
 #ifdef __cplusplus
@@ -39,6 +40,10 @@ struct vnet_controller_cfg {
     uint32_t keepalive_ms;    /* 0: 5,000; a session silent for 3 intervals is closed */
     size_t session_queue_max; /* unsent bytes per session; 0: 4 MiB */
     uint32_t poll_store_ms;   /* check for other processes' commits; 0: 500; UINT32_MAX: never */
+    /* The controller's static key (copied). With it, every node session is authenticated
+     * (the node proves the key registered for it, or enrols one with a join token) and then
+     * encrypted; without it (NULL), node sessions are neither: for tests and closed labs. */
+    const struct vnet_keypair *key;
 };
 
 /* Create the controller and start listening. Returns 0, VNET_EINVAL (bad address, missing

@@ -61,9 +61,9 @@ int vnet_crypto_init(void);
 /* Identity keys                                                                             */
 /* ======================================================================================== */
 
-#define VNET_KEY_LEN        32 /* X25519 public and secret key size (== VNET_PUBKEY_LEN) */
-#define VNET_PUBKEY_STRLEN  44 /* 43 base64 characters plus NUL */
-#define VNET_KEYFILE_MAGIC  "vnet-key-v1"
+#define VNET_KEY_LEN       32 /* X25519 public and secret key size (== VNET_PUBKEY_LEN) */
+#define VNET_PUBKEY_STRLEN 44 /* 43 base64 characters plus NUL */
+#define VNET_KEYFILE_MAGIC "vnet-key-v1"
 
 struct vnet_keypair {
     uint8_t pub[VNET_KEY_LEN];
@@ -109,8 +109,8 @@ int vnet_pubkey_parse(const char *s, uint8_t out[VNET_KEY_LEN]);
 /* ======================================================================================== */
 
 /* Sizes of the two handshake messages (both fit VNET_AUTH_MAX = 512). */
-#define VNET_HS_HELLO_LEN   105 /* 1 type + 32 ephemeral + 48 sealed static + 24 sealed time */
-#define VNET_HS_WELCOME_LEN 49  /* 1 type + 32 ephemeral + 16 sealed empty payload */
+#define VNET_HS_HELLO_LEN    105 /* 1 type + 32 ephemeral + 48 sealed static + 24 sealed time */
+#define VNET_HS_WELCOME_LEN  49  /* 1 type + 32 ephemeral + 16 sealed empty payload */
 #define VNET_HS_PROLOGUE_MAX 256
 
 enum vnet_hs_role { VNET_HS_INITIATOR = 1, VNET_HS_RESPONDER = 2 };
@@ -138,8 +138,8 @@ int vnet_hs_init_initiator(struct vnet_hs *hs, const struct vnet_keypair *me,
                            size_t prologue_len);
 
 /* Start a handshake as the responder (the controller), with its static keypair @me. */
-int vnet_hs_init_responder(struct vnet_hs *hs, const struct vnet_keypair *me,
-                           const void *prologue, size_t prologue_len);
+int vnet_hs_init_responder(struct vnet_hs *hs, const struct vnet_keypair *me, const void *prologue,
+                           size_t prologue_len);
 
 /* Initiator: write the HELLO.auth blob (VNET_HS_HELLO_LEN bytes) to @out. @timestamp is any
  * value that grows between successive handshakes of this node (unix time in ms is the
@@ -245,11 +245,11 @@ int vnet_replay_update(struct vnet_replay *r, uint64_t counter);
 /* Packet: [0] version<<4 | suite, [1] flags (0), [2..7] counter (48-bit BE), [8..15] epoch
  * (64-bit BE), ciphertext, 16-byte tag. AAD = the 16 header bytes. Nonce = 4-byte salt from
  * the KDF || 0x0000 || counter. */
-#define VNET_SEAL_VERSION    1
-#define VNET_SEAL_HDR_LEN    16
-#define VNET_SEAL_TAG_LEN    16
-#define VNET_SEAL_OVERHEAD   (VNET_SEAL_HDR_LEN + VNET_SEAL_TAG_LEN) /* 32 */
-#define VNET_SEAL_MAX_LEN    65535 /* largest plaintext */
+#define VNET_SEAL_VERSION     1
+#define VNET_SEAL_HDR_LEN     16
+#define VNET_SEAL_TAG_LEN     16
+#define VNET_SEAL_OVERHEAD    (VNET_SEAL_HDR_LEN + VNET_SEAL_TAG_LEN) /* 32 */
+#define VNET_SEAL_MAX_LEN     65535                                   /* largest plaintext */
 #define VNET_SEAL_COUNTER_MAX ((1ull << 48) - 1) /* never sealed with; refuse at this value */
 
 /* Rekeying policy (the caller supplies time in ms, wall clock: the epoch carries it). */
@@ -259,8 +259,8 @@ int vnet_replay_update(struct vnet_replay *r, uint64_t counter);
 #define VNET_SEAL_MAX_SKEW_MS   (300u * 1000u) /* tolerated clock difference between nodes */
 /* A receiver adopts a new epoch only if it is newer than its current one and its time stamp
  * is at most this old (a restarted receiver thus refuses replays of old traffic). */
-#define VNET_SEAL_MAX_AGE_MS    (VNET_SEAL_REKEY_MS + VNET_SEAL_MAX_SKEW_MS)
-#define VNET_SEAL_EPOCH_BASE_S  1577836800u /* 2020-01-01T00:00:00Z: epoch time origin */
+#define VNET_SEAL_MAX_AGE_MS   (VNET_SEAL_REKEY_MS + VNET_SEAL_MAX_SKEW_MS)
+#define VNET_SEAL_EPOCH_BASE_S 1577836800u /* 2020-01-01T00:00:00Z: epoch time origin */
 
 enum vnet_seal_suite {
     VNET_SEAL_AUTO = 0,      /* AES-256-GCM if the CPU has it, else ChaCha20-Poly1305 */
@@ -303,7 +303,8 @@ int vnet_seal_encrypt(const struct vnet_seal_key *k, uint64_t counter, const uin
                       size_t len, uint8_t *out, size_t outcap);
 
 /* Low level. Parse the header only (no authentication!). Returns 0, VNET_ETRUNC (shorter than
- * the overhead), VNET_EVERSION, VNET_EMALFORM (flags set). */
+ * the overhead), VNET_EVERSION, VNET_EMALFORM (flags set), VNET_EMSGSIZE (over
+ * VNET_SEAL_MAX_LEN). */
 int vnet_seal_parse(const uint8_t *in, size_t len, uint64_t *epoch, uint64_t *counter,
                     enum vnet_seal_suite *suite);
 
@@ -369,9 +370,10 @@ int vnet_seal_peer_seal(struct vnet_seal_tx *tx, uint64_t now_ms, const uint8_t 
 /* Open one packet from the peer: picks the key by epoch (current; previous within the grace
  * period; a newer, recent epoch is tried and adopted only once a packet of it authenticates),
  * checks the replay window, authenticates, decrypts, and only then updates the window.
- * Returns the plaintext length, or VNET_ETRUNC, VNET_EVERSION, VNET_EMALFORM, VNET_ENOTSUP,
- * VNET_ENOENT (no key for that epoch: stale or too old), VNET_EEXIST (replay), VNET_ERANGE
- * (behind the window), VNET_EACCES (forged/tampered/other sender), VNET_ENOSPC. */
+ * Returns the plaintext length, or VNET_ETRUNC, VNET_EVERSION, VNET_EMALFORM, VNET_EMSGSIZE,
+ * VNET_ENOTSUP, VNET_ENOENT (no key for that epoch: stale or too old), VNET_EEXIST (replay),
+ * VNET_ERANGE (behind the window), VNET_EACCES (forged/tampered/other sender), VNET_ENOSPC.
+ * @out may equal @in + VNET_SEAL_HDR_LEN (in place). */
 int vnet_seal_peer_open(struct vnet_seal_rx *rx, uint64_t now_ms, const uint8_t *in, size_t len,
                         uint8_t *out, size_t outcap);
 

@@ -156,6 +156,9 @@ struct vnet_msg_reply {
     uint32_t nnodes;
     struct vnet_node_status *status;
     uint32_t nstatus;
+    /* NODE_ADD without a public key, when the controller has a key: the node's single-use
+     * join token for `vnet-node --join` ("" otherwise). */
+    char token[VNET_MSG_TEXT_MAX];
 };
 
 struct vnet_msg {

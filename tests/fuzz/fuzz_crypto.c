@@ -31,11 +31,11 @@ size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap);
 static struct {
     int ready;
     struct vnet_keypair node, ctl, a, b;
-    struct vnet_hs resp;    /* responder before read_hello */
-    struct vnet_hs init;    /* initiator after write_hello */
+    struct vnet_hs resp; /* responder before read_hello */
+    struct vnet_hs init; /* initiator after write_hello */
     uint8_t hello[VNET_HS_HELLO_LEN], welcome[VNET_HS_WELCOME_LEN];
-    struct vnet_chan rx;    /* controller's receive channel, nothing read yet */
-    uint8_t frame[64];      /* first frame the node sent on it */
+    struct vnet_chan rx; /* controller's receive channel, nothing read yet */
+    uint8_t frame[64];   /* first frame the node sent on it */
     size_t framelen;
     /* per suite (0: ChaCha20, 1: AES-GCM when the CPU has it) */
     int nsuites;
@@ -204,9 +204,7 @@ static void fuzz_replay(const uint8_t *d, size_t n)
     int any = 0;
     for (size_t i = 0; i + 2 <= n; i += 2) {
         uint64_t c = ((uint64_t)d[i] << 8 | d[i + 1]) & ((1u << 13) - 1);
-        int want = (any && c + VNET_REPLAY_WINDOW <= hi) ? VNET_ERANGE
-                   : seen[c]                             ? VNET_EEXIST
-                                                         : 0;
+        int want = (any && c + VNET_REPLAY_WINDOW <= hi) ? VNET_ERANGE : seen[c] ? VNET_EEXIST : 0;
         CHECK(vnet_replay_check(&r, c) == want);
         CHECK(vnet_replay_update(&r, c) == want);
         if (!want) {
@@ -246,13 +244,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(m, data + 1, n);
     switch (data[0] % 7) {
-    case 0: fuzz_dp(0, m, n); break;
-    case 1: fuzz_hello(m, n); break;
-    case 2: fuzz_welcome(m, n); break;
-    case 3: fuzz_chan(m, n); break;
-    case 4: fuzz_replay(m, n); break;
-    case 5: fuzz_dp(1, m, n); break;
-    case 6: fuzz_pubkey(m, n); break;
+    case 0:
+        fuzz_dp(0, m, n);
+        break;
+    case 1:
+        fuzz_hello(m, n);
+        break;
+    case 2:
+        fuzz_welcome(m, n);
+        break;
+    case 3:
+        fuzz_chan(m, n);
+        break;
+    case 4:
+        fuzz_replay(m, n);
+        break;
+    case 5:
+        fuzz_dp(1, m, n);
+        break;
+    case 6:
+        fuzz_pubkey(m, n);
+        break;
     }
     free(m);
     return 0;

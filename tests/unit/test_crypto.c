@@ -239,7 +239,9 @@ START_TEST(t_pubkey_text)
     uint8_t seven[32];
     memset(seven, 7, sizeof(seven));
     char t[100];
-    const char *bad[] = {"", "abc", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" /* 42 */,
+    const char *bad[] = {"",
+                         "abc",
+                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" /* 42 */,
                          "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" /* 44 */,
                          "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
                          "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA+",
@@ -311,8 +313,8 @@ static uint8_t *chan_seal(struct vnet_chan *tx, const uint8_t *msg, size_t len, 
     return out;
 }
 
-static void chan_expect(struct vnet_chan *rx, const uint8_t *frame, size_t flen,
-                        const uint8_t *msg, size_t len)
+static void chan_expect(struct vnet_chan *rx, const uint8_t *frame, size_t flen, const uint8_t *msg,
+                        size_t len)
 {
     uint8_t *out = malloc(len ? len : 1);
     size_t olen = 99;
@@ -741,15 +743,14 @@ START_TEST(t_seal_basic)
     static const uint8_t zero[32];
     ck_assert_int_eq(vnet_seal_peer_init(&ab2, &a, zero, 42, su, now), VNET_EACCES);
     uint8_t small[VNET_SEAL_OVERHEAD + 9];
-    ck_assert_int_eq(vnet_seal_peer_seal(&ab.tx, now, msg, 10, small, sizeof(small)),
-                     VNET_ENOSPC);
+    ck_assert_int_eq(vnet_seal_peer_seal(&ab.tx, now, msg, 10, small, sizeof(small)), VNET_ENOSPC);
     static uint8_t huge[VNET_SEAL_MAX_LEN + 1 + VNET_SEAL_OVERHEAD];
-    ck_assert_int_eq(vnet_seal_peer_seal(&ab.tx, now, huge, VNET_SEAL_MAX_LEN + 1, huge,
-                                         sizeof(huge)),
-                     VNET_EMSGSIZE);
-    ck_assert_int_eq(vnet_seal_encrypt(&k_ab_at_a, VNET_SEAL_COUNTER_MAX, msg, 1, small,
-                                       sizeof(small)),
-                     VNET_ERANGE);
+    ck_assert_int_eq(
+        vnet_seal_peer_seal(&ab.tx, now, huge, VNET_SEAL_MAX_LEN + 1, huge, sizeof(huge)),
+        VNET_EMSGSIZE);
+    ck_assert_int_eq(
+        vnet_seal_encrypt(&k_ab_at_a, VNET_SEAL_COUNTER_MAX, msg, 1, small, sizeof(small)),
+        VNET_ERANGE);
     vnet_seal_peer_wipe(&ab);
     ck_assert_int_eq(vnet_seal_peer_seal(&ab.tx, now, msg, 1, small, sizeof(small)), VNET_EINVAL);
 }
