@@ -9,6 +9,7 @@
  * session; 1 when it cannot start (database, address in use); 2 on a usage error.
  */
 #include <vnet/controller.h>
+#include <vnet/crypto.h>
 #include <vnet/error.h>
 #include <vnet/log.h>
 #include <vnet/store.h>
@@ -28,16 +29,21 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s --db PATH [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]\n"
-            "          [--keepalive MS] [--log-level error|warn|info|debug]\n"
+            "          [--key FILE] [--keepalive MS] [--log-level error|warn|info|debug]\n"
+            "   or: %s --genkey FILE | --pubkey FILE\n"
             "\n"
             "  --db         the configuration database: a SQLite file (created if missing)\n"
             "  --listen     where node daemons connect (default 0.0.0.0:7700)\n"
             "  --api        where subscriber clients (vnetctl) connect (default 127.0.0.1:7701;\n"
             "               'none' to disable)\n"
             "  --socket     also a Unix socket for local administration (mode 0600)\n"
+            "  --key        the controller's key file: nodes must authenticate, and every\n"
+            "               node session is encrypted (nodes pin its public key)\n"
+            "  --genkey     write a new key file (mode 0600), print its public key, exit\n"
+            "  --pubkey     print the public key of a key file, exit\n"
             "  --keepalive  keepalive interval in ms (default 5000); a session silent for three\n"
             "               intervals is closed\n",
-            prog);
+            prog, prog);
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -72,7 +78,18 @@ static void on_signal(uv_signal_t *h, int signum)
 
 int main(int argc, char **argv)
 {
-    enum { O_DB = 256, O_LISTEN, O_API, O_SOCKET, O_KEEP, O_LOG, O_VERSION };
+    enum {
+        O_DB = 256,
+        O_LISTEN,
+        O_API,
+        O_SOCKET,
+        O_KEEP,
+        O_LOG,
+        O_VERSION,
+        O_KEY,
+        O_GENKEY,
+        O_PUBKEY
+    };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -81,10 +98,14 @@ int main(int argc, char **argv)
         {"keepalive", required_argument, NULL, O_KEEP},
         {"log-level", required_argument, NULL, O_LOG},
         {"version", no_argument, NULL, O_VERSION},
+        {"key", required_argument, NULL, O_KEY},
+        {"genkey", required_argument, NULL, O_GENKEY},
+        {"pubkey", required_argument, NULL, O_PUBKEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *listen_addr = "0.0.0.0:7700", *api = "127.0.0.1:7701", *sock = NULL;
+    const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL;
     unsigned long keepalive = 5000;
     int c;
     opterr = 0;
@@ -115,6 +136,15 @@ int main(int argc, char **argv)
             vnet_log_set_level(l);
             break;
         }
+        case O_KEY:
+            key_file = optarg;
+            break;
+        case O_GENKEY:
+            genkey = optarg;
+            break;
+        case O_PUBKEY:
+            pubkey_file = optarg;
+            break;
         case O_VERSION:
             printf("vnet-controller %s\n", vnet_version());
             return 0;
@@ -129,8 +159,35 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (genkey || pubkey_file) {
+        struct vnet_keypair kp;
+        char kerr[256] = "", pub[VNET_PUBKEY_STRLEN];
+        int krc =
+            genkey ? vnet_key_generate(&kp) : vnet_key_load(pubkey_file, &kp, kerr, sizeof(kerr));
+        if (!krc && genkey)
+            krc = vnet_key_save(genkey, &kp, kerr, sizeof(kerr));
+        if (krc) {
+            fprintf(stderr, "%s: %s: %s\n", prog, genkey ? genkey : pubkey_file,
+                    kerr[0] ? kerr : vnet_strerror(krc));
+            return 1;
+        }
+        vnet_pubkey_format(kp.pub, pub, sizeof(pub));
+        vnet_key_wipe(&kp);
+        printf("%s\n", pub);
+        return 0;
+    }
     if (!db)
         return usage_error("%s", "--db is required");
+    struct vnet_keypair key;
+    if (key_file) {
+        char kerr[256] = "";
+        int krc = vnet_key_load(key_file, &key, kerr, sizeof(kerr));
+        if (krc) {
+            fprintf(stderr, "%s: --key %s: %s\n", prog, key_file,
+                    kerr[0] ? kerr : vnet_strerror(krc));
+            return 1;
+        }
+    }
 
     /* One descriptor per node session: take what the hard limit allows. */
     struct rlimit rl;
@@ -154,7 +211,8 @@ int main(int argc, char **argv)
                                       .node_listen = listen_addr,
                                       .api_listen = api,
                                       .api_socket = sock,
-                                      .keepalive_ms = (uint32_t)keepalive};
+                                      .keepalive_ms = (uint32_t)keepalive,
+                                      .key = key_file ? &key : NULL};
     rc = vnet_controller_create(&cfg, &x.c);
     if (rc) {
         const char *msg = vnet_strerror(rc);
@@ -167,6 +225,15 @@ int main(int argc, char **argv)
         vnet_store_close(store);
         return 1;
     }
+    if (key_file) {
+        char pub[VNET_PUBKEY_STRLEN];
+        vnet_pubkey_format(key.pub, pub, sizeof(pub));
+        vnet_log(VNET_LOG_WARN, "controller", "key %s: nodes pin %s", key_file, pub);
+    } else {
+        vnet_log(VNET_LOG_WARN, "controller",
+                 "no --key: node sessions are neither authenticated nor encrypted");
+    }
+    vnet_key_wipe(&key);
     uv_signal_init(&loop, &x.sig[0]);
     uv_signal_init(&loop, &x.sig[1]);
     x.sig[0].data = x.sig[1].data = &x;

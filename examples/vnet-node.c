@@ -16,7 +16,10 @@
  * exits cleanly on SIGINT/SIGTERM. Exit status: 0 after a clean stop, 1 when setup failed,
  * 2 for a usage error.
  */
+#include <sodium.h>
 #include <vnet/agent.h>
+#include <vnet/crypto.h>
+#include <vnet/token.h>
 #include <vnet/datapath.h>
 #include <vnet/encap.h>
 #include <vnet/error.h>
@@ -48,6 +51,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s --controller ADDR:PORT --network NAME --name NODE\n"
+            "          [--key FILE (--controller-key KEY | --join TOKEN)]\n"
             "          --dev tap:NAME --underlay udp:LOCAL_IP:PORT [--learn] [--no-offload]\n"
             "   or: %s --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N --mac MAC\n"
             "          [--ip ADDR/PREFIX ...] --peer REMOTE_IP:PORT [--peer ...]\n"
@@ -57,6 +61,12 @@ static void usage(FILE *f)
             "          [--log-level error|warn|info|debug]\n"
             "\n"
             "  --controller the controller's node address (managed mode)\n"
+            "  --key        this node's key file (managed mode: authenticated, encrypted session)\n"
+            "  --controller-key  the controller's public key, pinned\n"
+            "  --join       a join token from 'vnetctl node add': enrols --key (created if\n"
+            "               missing) once; it also carries the controller's key\n"
+            "  --genkey FILE  write a new key file (mode 0600), print its public key, exit\n"
+            "  --pubkey FILE  print the public key of a key file, exit\n"
             "  --network    the network this node belongs to (managed mode)\n"
             "  --name       this node's name in it (managed mode)\n"
             "  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device\n"
@@ -91,6 +101,7 @@ static int usage_error(const char *fmt, const char *arg)
 struct opts {
     const char *dev, *underlay;
     const char *controller, *network, *name;
+    const char *key_file, *controller_key, *join, *genkey, *pubkey_file;
     uint32_t vni;
     bool have_vni, have_mac, learn, no_arp_proxy, no_offload;
     struct vnet_mac mac;
@@ -131,7 +142,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
         O_CTRL,
         O_NET,
         O_NAME,
-        O_QUEUES
+        O_QUEUES,
+        O_KEY,
+        O_CTLKEY,
+        O_JOIN,
+        O_GENKEY,
+        O_PUBKEY
     };
     static const struct option longopts[] = {
         {"dev", required_argument, NULL, 'd'},
@@ -151,6 +167,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"network", required_argument, NULL, O_NET},
         {"name", required_argument, NULL, O_NAME},
         {"queues", required_argument, NULL, O_QUEUES},
+        {"key", required_argument, NULL, O_KEY},
+        {"controller-key", required_argument, NULL, O_CTLKEY},
+        {"join", required_argument, NULL, O_JOIN},
+        {"genkey", required_argument, NULL, O_GENKEY},
+        {"pubkey", required_argument, NULL, O_PUBKEY},
         {"log-level", required_argument, NULL, O_LOG},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
@@ -243,6 +264,32 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->controller = optarg;
             break;
         }
+        case O_KEY:
+            o->key_file = optarg;
+            break;
+        case O_CTLKEY: {
+            uint8_t pub[VNET_KEY_LEN];
+            if (vnet_pubkey_parse(optarg, pub))
+                return usage_error("bad --controller-key '%s': want the 43 characters that "
+                                   "vnet-controller --pubkey prints",
+                                   optarg);
+            o->controller_key = optarg;
+            break;
+        }
+        case O_JOIN: {
+            uint8_t pub[VNET_KEY_LEN], sec[VNET_JOIN_SECRET_LEN];
+            if (vnet_join_token_parse(optarg, pub, sec))
+                return usage_error("bad --join '%s': want the token vnetctl node add printed",
+                                   optarg);
+            o->join = optarg;
+            break;
+        }
+        case O_GENKEY:
+            o->genkey = optarg;
+            break;
+        case O_PUBKEY:
+            o->pubkey_file = optarg;
+            break;
         case O_QUEUES: {
             char *end;
             unsigned long v = strtoul(optarg, &end, 10);
@@ -289,6 +336,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->genkey || o->pubkey_file)
+        return 0; /* key management: nothing else needed */
     if (!o->dev)
         return usage_error("%s", "--dev is required (tap:NAME)");
     if (!o->underlay)
@@ -298,6 +347,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
             return usage_error("%s", "managed mode needs --controller, --network and --name");
         if (o->queues > 1)
             return usage_error("%s", "--queues is for static mode (managed mode runs one queue)");
+        if ((o->join || o->controller_key) && !o->key_file)
+            return usage_error("%s", "--join and --controller-key need --key FILE");
+        if (o->key_file && !o->join && !o->controller_key)
+            return usage_error("%s", "--key needs --controller-key KEY (or --join TOKEN)");
         if (o->have_vni || o->have_mac || o->npeers || o->nstatics || o->nips)
             return usage_error("%s", "--vni, --mac, --ip, --peer, --static and --arp come from "
                                      "the controller in managed mode");
@@ -503,6 +556,38 @@ static int run_managed(struct opts *o, const struct vnet_endpoint *local)
         struct vnet_port_info info;
         vnet_port_get_info(m.vport, &info);
         snprintf(m.ifname, sizeof(m.ifname), "%s", info.ifname);
+        struct vnet_keypair kp;
+        uint8_t ctl_pub[VNET_KEY_LEN], join_secret[VNET_JOIN_SECRET_LEN];
+        bool use_key = o->key_file != NULL;
+        if (use_key) {
+            char err[256] = "";
+            if (o->join)
+                vnet_join_token_parse(o->join, ctl_pub, join_secret);
+            else
+                vnet_pubkey_parse(o->controller_key, ctl_pub);
+            if (o->controller_key && o->join) {
+                uint8_t given[VNET_KEY_LEN];
+                vnet_pubkey_parse(o->controller_key, given);
+                if (memcmp(given, ctl_pub, VNET_KEY_LEN) != 0) {
+                    vnet_log(VNET_LOG_ERROR, "node",
+                             "--controller-key and the key in --join differ");
+                    rc = VNET_EINVAL;
+                }
+            }
+            int lrc = rc ? rc : vnet_key_load(o->key_file, &kp, err, sizeof(err));
+            if (lrc == VNET_ENOENT && o->join) { /* enrolling: make the key now */
+                lrc = vnet_key_generate(&kp);
+                if (!lrc)
+                    lrc = vnet_key_save(o->key_file, &kp, err, sizeof(err));
+                if (!lrc)
+                    vnet_log(VNET_LOG_WARN, "node", "created key %s", o->key_file);
+            }
+            if (lrc && !rc) {
+                vnet_log(VNET_LOG_ERROR, "node", "--key %s: %s", o->key_file,
+                         err[0] ? err : vnet_strerror(lrc));
+                rc = lrc;
+            }
+        }
         struct vnet_agent_cfg acfg = {.loop = &m.loop,
                                       .controller = o->controller,
                                       .network = o->network,
@@ -511,7 +596,17 @@ static int run_managed(struct opts *o, const struct vnet_endpoint *local)
                                       .local = *local,
                                       .cb = {on_welcome, on_peers, on_state},
                                       .cb_arg = &m};
-        rc = vnet_agent_create(&acfg, &m.agent);
+        if (use_key) {
+            acfg.key = &kp;
+            acfg.controller_pub = ctl_pub;
+            acfg.join_secret = o->join ? join_secret : NULL;
+        }
+        if (!rc)
+            rc = vnet_agent_create(&acfg, &m.agent);
+        if (use_key) {
+            vnet_key_wipe(&kp);
+            sodium_memzero(join_secret, sizeof(join_secret));
+        }
         if (rc)
             vnet_log(VNET_LOG_ERROR, "node", "agent: %s", vnet_strerror(rc));
     }
@@ -584,6 +679,25 @@ static int run_queues(struct vnet_datapath **dps, unsigned nq, int sfd, struct v
     return 0;
 }
 
+/* --genkey FILE / --pubkey FILE */
+static int key_command(const char *genkey, const char *pubkey_file)
+{
+    struct vnet_keypair kp;
+    char err[256] = "", pub[VNET_PUBKEY_STRLEN];
+    int rc = genkey ? vnet_key_generate(&kp) : vnet_key_load(pubkey_file, &kp, err, sizeof(err));
+    if (!rc && genkey)
+        rc = vnet_key_save(genkey, &kp, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "%s: %s: %s\n", prog, genkey ? genkey : pubkey_file,
+                err[0] ? err : vnet_strerror(rc));
+        return 1;
+    }
+    vnet_pubkey_format(kp.pub, pub, sizeof(pub));
+    vnet_key_wipe(&kp);
+    printf("%s\n", pub);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -592,6 +706,8 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
+    if (o.genkey || o.pubkey_file)
+        return key_command(o.genkey, o.pubkey_file);
 
     if (strncmp(o.underlay, "udp:", 4) != 0)
         return usage_error("bad --underlay '%s': only udp:IP:PORT is available", o.underlay);

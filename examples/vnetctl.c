@@ -13,6 +13,7 @@
  * error. The controller defaults to $VNET_CONTROLLER, else 127.0.0.1:7701.
  */
 #include <vnet/client.h>
+#include <vnet/crypto.h>
 #include <vnet/error.h>
 #include <vnet/proto.h>
 #include <vnet/types.h>
@@ -36,7 +37,7 @@ static void usage(FILE *f)
             "  network show NAME\n"
             "  network delete NAME\n"
             "  network status NAME\n"
-            "  node add NETWORK NAME [--mac MAC] [--ip ADDR]... [--phys IP:PORT]\n"
+            "  node add NETWORK NAME [--mac MAC] [--ip ADDR]... [--phys IP:PORT] [--pubkey KEY]\n"
             "  node list NETWORK\n"
             "  node show NETWORK NAME\n"
             "  node move NETWORK NAME --phys IP:PORT\n"
@@ -138,6 +139,9 @@ static void print_node_json(const struct vnet_node *n)
     json_str("ip6", ipstr(&n->ips[1], b, sizeof(b)), true);
     json_str("phys", epstr(&n->phys, p, sizeof(p)), true);
     json_str("observed", epstr(&n->observed, o, sizeof(o)), true);
+    char pk[VNET_PUBKEY_STRLEN];
+    json_str("pubkey",
+             n->has_pubkey && vnet_pubkey_format(n->pubkey, pk, sizeof(pk)) > 0 ? pk : NULL, true);
     json_str("state", state_name(n->state), true);
     printf("\"revision\":%llu}", (unsigned long long)n->revision);
 }
@@ -289,7 +293,7 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
     } else if (strcmp(obj, "node") == 0) {
         if (strcmp(verb, "add") == 0) {
             q->op = VNET_REQ_NODE_ADD;
-            extra_ok = "mac ip phys";
+            extra_ok = "mac ip phys pubkey";
         } else if (strcmp(verb, "list") == 0) {
             q->op = VNET_REQ_NODE_LIST;
         } else if (strcmp(verb, "show") == 0) {
@@ -365,6 +369,12 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
                 q->ip6 = ip;
                 q->has |= VNET_REQ_HAS_IP6;
             }
+        } else if (strcmp(name, "pubkey") == 0) {
+            if (vnet_pubkey_parse(val, q->pubkey))
+                return usage_error("bad --pubkey '%s': want the 43 characters that vnet-node "
+                                   "--pubkey prints",
+                                   val);
+            q->has |= VNET_REQ_HAS_PUBKEY;
         } else if (strcmp(name, "phys") == 0) {
             if (vnet_endpoint_parse(val, &q->phys))
                 return usage_error("bad --phys '%s': want IP:PORT or [IPv6]:PORT", val);
@@ -458,6 +468,21 @@ int main(int argc, char **argv)
             print_status(r);
         break;
     case VNET_REQ_NODE_ADD:
+        if (json) { /* {"node": {...}, "join_token": "..." | null} */
+            printf("{\"node\":");
+            if (r->nnodes)
+                print_node_json(&r->nodes[0]);
+            else
+                printf("null");
+            printf(",");
+            json_str("join_token", r->token[0] ? r->token : NULL, false);
+            printf("}\n");
+            break;
+        }
+        print_nodes(r->nodes, r->nnodes);
+        if (r->token[0])
+            printf("join token (single use, valid 24 h): %s\n", r->token);
+        break;
     case VNET_REQ_NODE_LIST:
     case VNET_REQ_NODE_SHOW:
     case VNET_REQ_NODE_MOVE:

@@ -2,6 +2,8 @@
  * snapshots and deltas into switch-table batches. It keeps the network's nodes as it last saw
  * them, because a delta says what a node is now, and the table must lose what it was. */
 #include "vnet/agent.h"
+#include "vnet/crypto.h"
+#include "vnet/token.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/proto.h"
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum agent_state { A_IDLE, A_CONNECTING, A_HELLO, A_UP };
 
@@ -41,6 +44,13 @@ struct vnet_agent {
     struct vnet_node *nodes; /* the network as last applied, self included */
     size_t nnodes, capnodes;
 
+    bool has_key, has_join, secure;
+    struct vnet_keypair key;
+    uint8_t ctl_pub[VNET_KEY_LEN];
+    uint8_t join_secret[VNET_JOIN_SECRET_LEN];
+    struct vnet_hs hs;
+    struct vnet_chan tx, rx;
+
     bool destroying;
     int pending_closes;
     struct vnet_agent_stats st;
@@ -49,6 +59,13 @@ struct vnet_agent {
 
 static void start_connect(struct vnet_agent *a);
 static void drop_session(struct vnet_agent *a, const char *why);
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void on_retry(uv_timer_t *t)
 {
@@ -60,6 +77,11 @@ static void on_retry(uv_timer_t *t)
 static void maybe_free(struct vnet_agent *a)
 {
     if (a->destroying && a->pending_closes == 0) {
+        vnet_key_wipe(&a->key);
+        sodium_memzero(a->join_secret, sizeof(a->join_secret));
+        vnet_hs_wipe(&a->hs);
+        vnet_chan_wipe(&a->tx);
+        vnet_chan_wipe(&a->rx);
         vnet_frame_reader_free(&a->rd);
         free(a->nodes);
         free(a->controller);
@@ -126,6 +148,24 @@ static int send_msg(struct vnet_agent *a, const struct vnet_msg *m)
     if (!w)
         return VNET_ENOMEM;
     int rc = vnet_msg_encode(m, &w->buf);
+    if (!rc && a->secure) {
+        /* Seal the body; the frame keeps its length prefix, now of the sealed bytes. */
+        size_t body = w->buf.len - 4, sl = vnet_chan_sealed_len(&a->tx, body), outl = 0;
+        uint8_t *sealed = malloc(4 + sl);
+        rc = sealed ? vnet_chan_seal(&a->tx, w->buf.data + 4, body, sealed + 4, sl, &outl)
+                    : VNET_ENOMEM;
+        if (!rc) {
+            sealed[0] = (uint8_t)(outl >> 24);
+            sealed[1] = (uint8_t)(outl >> 16);
+            sealed[2] = (uint8_t)(outl >> 8);
+            sealed[3] = (uint8_t)outl;
+            vnet_buf_free(&w->buf);
+            w->buf.data = sealed;
+            w->buf.len = w->buf.cap = 4 + outl;
+        } else {
+            free(sealed);
+        }
+    }
     if (rc) {
         vnet_buf_free(&w->buf);
         free(w);
@@ -416,6 +456,23 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
             drop_session(a, "unexpected welcome");
             return;
         }
+        if (a->has_key) {
+            int rc = vnet_hs_read_welcome(&a->hs, m->u.welcome.auth, m->u.welcome.auth_len);
+            if (!rc)
+                rc = vnet_hs_split(&a->hs, &a->tx, &a->rx);
+            if (rc) {
+                vnet_hs_wipe(&a->hs);
+                a->st.errors++;
+                drop_session(a, "the controller did not prove the pinned key (wrong "
+                                "--controller-key, or an impostor)");
+                return;
+            }
+            a->secure = true;
+            if (a->has_join) { /* used: the key is registered now */
+                a->has_join = false;
+                sodium_memzero(a->join_secret, sizeof(a->join_secret));
+            }
+        }
         a->state = A_UP;
         a->backoff = a->backoff_min;
         a->st.connects++;
@@ -485,9 +542,23 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             drop_session(a, "frame over the size limit");
             break;
         }
+        uint8_t *plain = NULL;
+        if (a->secure) {
+            size_t plen = 0;
+            plain = malloc(len ? len : 1);
+            if (!plain || vnet_chan_open(&a->rx, body, len, plain, len, &plen) != 0) {
+                free(plain);
+                drop_session(a, "a frame from the controller does not authenticate");
+                break;
+            }
+            body = plain;
+            len = plen;
+        }
         struct vnet_msg m;
         char err[128] = "";
-        if (vnet_msg_decode(body, len, &m, err, sizeof(err)) != 0) {
+        int drc = vnet_msg_decode(body, len, &m, err, sizeof(err));
+        free(plain);
+        if (drc != 0) {
             char why[160];
             snprintf(why, sizeof(why), "malformed message from the controller: %s", err);
             drop_session(a, why);
@@ -524,8 +595,11 @@ static void on_connected(uv_connect_t *req, int status)
     }
     a->state = A_HELLO;
     a->last_rx = uv_now(a->loop);
+    a->secure = false;
+    vnet_chan_wipe(&a->tx);
+    vnet_chan_wipe(&a->rx);
     vnet_frame_reader_free(&a->rd);
-    vnet_frame_reader_init(&a->rd, 0);
+    vnet_frame_reader_init(&a->rd, VNET_FRAME_MAX + VNET_CHAN_HEADER_LEN + VNET_CHAN_OVERHEAD);
     uv_tcp_nodelay(&a->tcp, 1);
     a->tcp.data = a;
     uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
@@ -537,6 +611,23 @@ static void on_connected(uv_connect_t *req, int status)
     snprintf(m.u.hello.network, sizeof(m.u.hello.network), "%s", a->network);
     snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", a->node);
     m.u.hello.revision = a->st.revision;
+    if (a->has_key) {
+        char prologue[2 * VNET_NAME_MAX + 16];
+        int plen = snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", a->network, a->node);
+        size_t n = 0;
+        int rc = vnet_hs_init_initiator(&a->hs, &a->key, a->ctl_pub, prologue, (size_t)plen);
+        if (!rc)
+            rc = vnet_hs_write_hello(&a->hs, unix_ms(), m.u.hello.auth, sizeof(m.u.hello.auth), &n);
+        if (!rc && a->has_join) {
+            rc = vnet_join_seal(a->ctl_pub, a->join_secret, m.u.hello.auth + n);
+            n += VNET_JOIN_SEALED_LEN;
+        }
+        if (rc) {
+            drop_session(a, "cannot start the handshake");
+            return;
+        }
+        m.u.hello.auth_len = (uint32_t)n;
+    }
     send_msg(a, &m);
     uv_timer_start(&a->keepalive, on_keepalive, a->keepalive_ms, a->keepalive_ms);
 }
@@ -578,6 +669,8 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
         return VNET_EINVAL;
     if (strlen(cfg->network) >= VNET_NAME_MAX || strlen(cfg->node) >= VNET_NAME_MAX)
         return VNET_EINVAL;
+    if ((cfg->key && !cfg->controller_pub) || (cfg->join_secret && !cfg->key))
+        return VNET_EINVAL;
     if (sodium_init() < 0)
         return VNET_ENOMEM;
     struct vnet_agent *a = calloc(1, sizeof(*a));
@@ -600,6 +693,15 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
     a->backoff = a->backoff_min;
     a->cb = cfg->cb;
     a->cb_arg = cfg->cb_arg;
+    if (cfg->key) {
+        a->key = *cfg->key;
+        memcpy(a->ctl_pub, cfg->controller_pub, VNET_KEY_LEN);
+        a->has_key = true;
+        if (cfg->join_secret) {
+            memcpy(a->join_secret, cfg->join_secret, VNET_JOIN_SECRET_LEN);
+            a->has_join = true;
+        }
+    }
     vnet_frame_reader_init(&a->rd, 0);
     uv_timer_init(a->loop, &a->retry);
     a->retry.data = a;

@@ -561,6 +561,7 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
     if (h->auth_len < VNET_HS_HELLO_LEN) {
         snprintf(text, sizeof(text), "node '%s': authentication required (no key in hello)",
                  h->node);
+        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
         c->st.sessions_closed_bad++;
         session_fail(s, VNET_EACCES, text);
         return VNET_EACCES;
@@ -755,6 +756,20 @@ static bool node_connected(struct vnet_controller *c, uint64_t node_id, struct s
     return false;
 }
 
+#define JOIN_TOKEN_TTL_S (24 * 3600)
+
+static void make_join_token(struct vnet_controller *c, const struct vnet_node *n, char *out,
+                            size_t outlen)
+{
+    uint8_t secret[VNET_JOIN_SECRET_LEN], hash[VNET_TOKEN_HASH_BYTES];
+    vnet_token_random(secret, sizeof(secret));
+    vnet_token_hash(secret, sizeof(secret), hash);
+    if (vnet_store_node_set_join_token(c->store, n->id, hash,
+                                       unix_ms() / 1000 + JOIN_TOKEN_TTL_S) == 0)
+        vnet_join_token_format(c->key.pub, secret, out, outlen);
+    sodium_memzero(secret, sizeof(secret));
+}
+
 static void handle_request(struct session *s, const struct vnet_msg_request *q)
 {
     struct vnet_controller *c = s->c;
@@ -867,6 +882,9 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
                 r->nnodes = 1;
             }
             note_own_commit(c, net.id);
+            /* Without a key given, the node enrols its own with a single-use join token. */
+            if (c->has_key && !spec.pubkey)
+                make_join_token(c, &out, r->token, sizeof(r->token));
         }
         break;
     }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "vnet/crypto.h"
 #include "vnet/model.h"
 #include "vnet/switch_table.h"
 
@@ -37,15 +38,23 @@ struct vnet_agent_callbacks {
 
 struct vnet_agent_cfg {
     uv_loop_t *loop;
-    const char *controller;       /* "IP:PORT" or "[IPv6]:PORT" */
-    const char *network, *node;   /* names */
-    struct vnet_table *table;     /* the agent writes it */
-    struct vnet_endpoint local;   /* this node's underlay endpoint, reported to the controller */
-    uint32_t keepalive_ms;        /* 0: 5,000 */
-    uint32_t backoff_min_ms;      /* 0: 100 */
-    uint32_t backoff_max_ms;      /* 0: 10,000 */
+    const char *controller;     /* "IP:PORT" or "[IPv6]:PORT" */
+    const char *network, *node; /* names */
+    struct vnet_table *table;   /* the agent writes it */
+    struct vnet_endpoint local; /* this node's underlay endpoint, reported to the controller */
+    uint32_t keepalive_ms;      /* 0: 5,000 */
+    uint32_t backoff_min_ms;    /* 0: 100 */
+    uint32_t backoff_max_ms;    /* 0: 10,000 */
     struct vnet_agent_callbacks cb;
     void *cb_arg;
+    /* Authentication (all copied). With @key, the session starts with a handshake proving
+     * @key and checking that the controller holds @controller_pub (pinned), and every frame
+     * after it is encrypted; @join_secret (from a join token) enrols @key on first contact.
+     * Without @key the session is neither authenticated nor encrypted (a controller without a
+     * key). */
+    const struct vnet_keypair *key;
+    const uint8_t *controller_pub; /* VNET_KEY_LEN bytes */
+    const uint8_t *join_secret;    /* VNET_JOIN_SECRET_LEN bytes, or NULL */
 };
 
 /* Create and start connecting. Returns 0 or VNET_EINVAL / VNET_ENOMEM. */

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Authenticated, encrypted control channel end to end, in network namespaces this test
+# creates: keys, pinning, registration by public key, single-use join tokens, refusals, and no
+# plaintext on the control connection.
+# Usage: auth_test.sh BUILD_DIR
+set -u
+BUILD=$1
+. "$(dirname "$0")/lib.sh"
+need_root
+NODE="$BUILD/examples/vnet-node"
+CTL="$BUILD/examples/vnet-controller"
+VNETCTL="$BUILD/examples/vnetctl"
+K="$TMP/keys"
+mkdir -p "$K"
+
+underlay_init
+underlay_host ctl 100
+for i in 1 2 3; do underlay_host n$i $i; done
+
+# Keys: created 0600, public key printable, loose permissions refused.
+check "controller --genkey" sh -c "$CTL --genkey $K/ctl.key > $K/ctl.pub"
+check "key file is mode 0600" sh -c "test \$(stat -c %a $K/ctl.key) = 600"
+check "--pubkey prints the same key" sh -c "test \"\$($CTL --pubkey $K/ctl.key)\" = \"\$(cat $K/ctl.pub)\""
+cp "$K/ctl.key" "$K/loose.key"
+chmod 644 "$K/loose.key"
+"$CTL" --db "$TMP/x.db" --key "$K/loose.key" >"$TMP/loose.out" 2>&1
+check "a key file readable by others is refused (exit 1)" test $? -eq 1
+check "... with a message naming the mode" grep -q "readable by others" "$TMP/loose.out"
+"$NODE" --genkey "$K/n1.key" >"$K/n1.pub"
+"$NODE" --genkey "$K/evil.key" >"$K/evil.pub"
+"$CTL" --genkey "$K/other.key" >"$K/other.pub"
+check "genkey refuses to overwrite" sh -c "! $NODE --genkey $K/n1.key 2>/dev/null"
+CTLPUB=$(cat "$K/ctl.pub")
+
+ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
+  --listen 10.200.0.100:7700 --api 127.0.0.1:7701 --keepalive 500 >"$TMP/ctl.log" 2>&1 &
+PIDS+=($!)
+wait_listen ctl 7701 || exit 1
+vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
+vnetctl network create blue --subnet 10.100.0.0/24 >/dev/null
+vnetctl node add blue n1 --pubkey "$(cat "$K/n1.pub")" >/dev/null
+vnetctl --json node add blue n2 >"$TMP/n2.json"
+TOKEN=$(python3 -c "import json; print(json.load(open('$TMP/n2.json'))['join_token'] or '')")
+check "node add without a key prints a join token" test -n "$TOKEN"
+
+start_node() { # i name extra...
+  local i=$1 name=$2
+  shift 2
+  ip netns exec "$P-n$i" "$NODE" --controller 10.200.0.100:7700 --network blue --name "$name" \
+    --dev tap:vn0 --underlay "udp:10.200.0.$i:4789" "$@" >>"$TMP/n$i.log" 2>&1 &
+  PIDS+=($!)
+  LAST=$!
+}
+status() { vnetctl --json network status blue; }
+wait_connected() { # count
+  local i=0
+  until status | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['connected']>=$1 else 1)"; do
+    i=$((i + 1)); [ $i -gt 300 ] && { status; return 1; }
+    sleep 0.05
+  done
+}
+
+# Capture the control connection while nodes join and a node with a marker name is added.
+ip netns exec "$P-ctl" tcpdump -i eth0 -U -w "$TMP/ctl.pcap" tcp port 7700 >/dev/null 2>&1 &
+TCPDUMP=$!
+PIDS+=($TCPDUMP)
+sleep 0.5 # tcpdump has no readiness signal; a late start only shortens the capture
+
+start_node 1 n1 --key "$K/n1.key" --controller-key "$CTLPUB"
+check "n1 (registered key, pinned controller) connects" wait_connected 1
+start_node 2 n2 --key "$K/n2.key" --join "$TOKEN"
+check "n2 joins with its token" wait_connected 2
+check "n2's key file was created 0600" sh -c "test \$(stat -c %a $K/n2.key) = 600"
+check "n2's key is now registered (the one in its key file)" sh -c "ip netns exec $P-ctl $VNETCTL --controller 127.0.0.1:7701 --json node show blue n2 | grep -q \"\$($NODE --pubkey $K/n2.key)\""
+check "ping n1 -> n2 over the overlay" in_ns n1 ping -c 2 -i 0.2 -W 2 10.100.0.2
+vnetctl node add blue MARKERNODE4242 --pubkey "$(cat "$K/evil.pub")" >/dev/null
+sleep 1 # let the delta reach the nodes before the capture ends
+kill $TCPDUMP; wait $TCPDUMP 2>/dev/null
+check "the capture saw the control traffic" test "$(stat -c %s "$TMP/ctl.pcap")" -gt 2000
+check "no plaintext on the control connection (marker absent)" sh -c "! grep -aq MARKERNODE4242 $TMP/ctl.pcap"
+
+# Refusals.
+start_node 3 n2 --key "$K/evil.key" --join "$TOKEN"
+N3=$LAST
+wait_log "$TMP/ctl.log" "join refused" 10
+check "a used token is refused" grep -q "join refused" "$TMP/ctl.log"
+kill $N3 2>/dev/null; wait $N3 2>/dev/null
+start_node 3 n1 --key "$K/evil.key" --controller-key "$CTLPUB"
+N3=$LAST
+wait_log "$TMP/ctl.log" "is not registered" 10
+check "an unregistered key is refused" grep -q "is not registered" "$TMP/ctl.log"
+kill $N3 2>/dev/null; wait $N3 2>/dev/null
+start_node 3 n1 --key "$K/n1.key" --controller-key "$(cat "$K/other.pub")"
+N3=$LAST
+wait_log "$TMP/ctl.log" "wrong controller key" 10
+check "a node pinning another controller key is refused" grep -q "wrong controller key" "$TMP/ctl.log"
+kill $N3 2>/dev/null; wait $N3 2>/dev/null
+start_node 3 n1 --controller 10.200.0.100:7700 2>/dev/null
+N3=$LAST
+wait_log "$TMP/ctl.log" "authentication required" 10
+check "a node without a key is refused" grep -q "authentication required" "$TMP/ctl.log"
+kill $N3 2>/dev/null; wait $N3 2>/dev/null
+check "the genuine nodes are still connected" wait_connected 2
+check "and still forward" in_ns n2 ping -c 2 -i 0.2 -W 2 10.100.0.1
+finish
