@@ -71,7 +71,7 @@ check "n1 (registered key, pinned controller) connects" wait_connected 1
 start_node 2 n2 --key "$K/n2.key" --join "$TOKEN"
 check "n2 joins with its token" wait_connected 2
 check "n2's key file was created 0600" sh -c "test \$(stat -c %a $K/n2.key) = 600"
-check "n2's key is now registered (the one in its key file)" sh -c "ip netns exec $P-ctl $VNETCTL --controller 127.0.0.1:7701 --json node show blue n2 | grep -q \"\$($NODE --pubkey $K/n2.key)\""
+check "n2's key is now registered (the one in its key file)" sh -c "ip netns exec $P-ctl $VNETCTL --controller 127.0.0.1:7701 --json node show blue n2 | grep -qF -e \"\$($NODE --pubkey $K/n2.key)\""
 check "ping n1 -> n2 over the overlay" in_ns n1 ping -c 2 -i 0.2 -W 2 10.100.0.2
 vnetctl node add blue MARKERNODE4242 --pubkey "$(cat "$K/evil.pub")" >/dev/null
 sleep 1 # let the delta reach the nodes before the capture ends
