@@ -26,6 +26,7 @@
 #include <vnet/log.h>
 #include <vnet/netdev.h>
 #include <vnet/port.h>
+#include <vnet/store.h>
 #include <vnet/switch_table.h>
 #include <vnet/types.h>
 #include <vnet/version.h>
@@ -419,6 +420,8 @@ struct managed {
     char ifname[16];
     struct vnet_endpoint local;
     int status;
+    bool has_kp;
+    struct vnet_keypair kp; /* this node's key: the data plane's, in a secure network */
 };
 
 static void on_port(uv_poll_t *h, int status, int events)
@@ -474,6 +477,15 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
                                          .vni = net->vni,
                                          .learn = m->o->learn,
                                          .mtu = net->mtu};
+        if (net->mode == VNET_MODE_SECURE) {
+            if (!m->has_kp) {
+                vnet_log(VNET_LOG_ERROR, "node",
+                         "network %s is secure: vnet-node needs --key to take part", net->name);
+                return;
+            }
+            dcfg.secure = true;
+            dcfg.key = &m->kp;
+        }
         rc = vnet_datapath_create(&dcfg, &m->dp);
         if (rc) {
             vnet_log(VNET_LOG_ERROR, "node", "datapath: %s", vnet_strerror(rc));
@@ -491,15 +503,29 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
         m->polling = true;
     }
     vnet_datapath_add_local_mac(m->dp, &self->mac);
-    vnet_log(VNET_LOG_WARN, "node", "up: %s in network %s (vni %u, mtu %u) as %s, mac %s",
-             m->ifname, net->name, net->vni, net->mtu, self->name, mac);
+    vnet_log(VNET_LOG_WARN, "node", "up: %s in network %s (vni %u, mtu %u, %s) as %s, mac %s",
+             m->ifname, net->name, net->vni, net->mtu,
+             net->mode == VNET_MODE_SECURE ? "secure" : "plain", self->name, mac);
 }
 
-static void on_peers(void *arg, const struct vnet_endpoint *peers, size_t n)
+static void on_peers(void *arg, const struct vnet_agent_peer *peers, size_t n)
 {
     struct managed *m = arg;
-    if (m->dp)
-        vnet_datapath_set_peers(m->dp, peers, n);
+    if (!m->dp)
+        return;
+    struct vnet_dp_peer *v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        v[i].ep = peers[i].ep;
+        v[i].id = peers[i].id;
+        v[i].has_pubkey = peers[i].has_pubkey;
+        memcpy(v[i].pubkey, peers[i].pubkey, sizeof(v[i].pubkey));
+    }
+    int rc = vnet_datapath_set_peer_list(m->dp, v, n);
+    if (rc)
+        vnet_log(VNET_LOG_WARN, "node", "peers: %s", vnet_strerror(rc));
+    free(v);
 }
 
 static void on_state(void *arg, int connected)
@@ -596,6 +622,10 @@ static int run_managed(struct opts *o, const struct vnet_endpoint *local)
                                       .local = *local,
                                       .cb = {on_welcome, on_peers, on_state},
                                       .cb_arg = &m};
+        if (use_key && !rc) {
+            m.kp = kp;
+            m.has_kp = true;
+        }
         if (use_key) {
             acfg.key = &kp;
             acfg.controller_pub = ctl_pub;
@@ -629,6 +659,7 @@ static int run_managed(struct opts *o, const struct vnet_endpoint *local)
     uv_run(&m.loop, UV_RUN_DEFAULT);
     uv_loop_close(&m.loop);
     vnet_datapath_destroy(m.dp);
+    vnet_key_wipe(&m.kp);
     vnet_port_close(m.uport);
     vnet_port_close(m.vport);
     vnet_table_destroy(m.table);

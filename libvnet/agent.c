@@ -345,24 +345,29 @@ static void tell_peers(struct vnet_agent *a)
 {
     if (!a->cb.on_peers)
         return;
-    struct vnet_endpoint *eps = malloc((a->nnodes ? a->nnodes : 1) * sizeof(*eps));
-    if (!eps)
+    struct vnet_agent_peer *v = malloc((a->nnodes ? a->nnodes : 1) * sizeof(*v));
+    if (!v)
         return;
     size_t n = 0;
     for (size_t i = 0; i < a->nnodes; i++) {
-        if (a->nodes[i].id == a->self.id)
-            continue;
+        const struct vnet_node *nd = &a->nodes[i];
         struct vnet_endpoint ep;
-        if (node_endpoint(&a->nodes[i], &ep)) {
-            bool dup = false;
-            for (size_t j = 0; j < n && !dup; j++)
-                dup = vnet_endpoint_eq(&eps[j], &ep);
-            if (!dup)
-                eps[n++] = ep;
-        }
+        if (nd->id == a->self.id || !node_endpoint(nd, &ep))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < n && !dup; j++)
+            dup = vnet_endpoint_eq(&v[j].ep, &ep);
+        if (dup)
+            continue;
+        memset(&v[n], 0, sizeof(v[n]));
+        v[n].ep = ep;
+        v[n].id = nd->id;
+        v[n].has_pubkey = nd->has_pubkey;
+        memcpy(v[n].pubkey, nd->pubkey, sizeof(v[n].pubkey));
+        n++;
     }
-    a->cb.on_peers(a->cb_arg, eps, n);
-    free(eps);
+    a->cb.on_peers(a->cb_arg, v, n);
+    free(v);
 }
 
 static void apply_snapshot(struct vnet_agent *a, const struct vnet_msg_snapshot *sn)

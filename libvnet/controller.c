@@ -802,15 +802,21 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
             spec.subnet6 = q->subnet6;
         if (q->has & VNET_REQ_HAS_MTU)
             spec.mtu = q->mtu;
-        /* The encrypted data plane is not in the node daemon yet: refuse to promise it, and
-         * make plain VXLAN the default until it is. */
+        /* Secure (the default) needs node keys, which only a controller with a key has. */
         spec.has_mode = true;
-        spec.mode = (q->has & VNET_REQ_HAS_MODE) ? q->mode : VNET_MODE_PLAIN;
-        if (spec.mode == VNET_MODE_SECURE) {
+        spec.mode = (q->has & VNET_REQ_HAS_MODE) ? q->mode
+                    : c->has_key                 ? VNET_MODE_SECURE
+                                                 : VNET_MODE_PLAIN;
+        if (spec.mode == VNET_MODE_SECURE && !c->has_key) {
             rc = VNET_ENOTSUP;
-            snprintf(err, errlen, "mode secure is not available yet: use --mode plain");
+            snprintf(err, errlen,
+                     "mode secure needs node keys: start vnet-controller with --key (or use "
+                     "--mode plain)");
             break;
         }
+        /* 1400 leaves room for the secure header and an IPv6 underlay on 1500-byte links. */
+        if (!(q->has & VNET_REQ_HAS_MTU) && spec.mode == VNET_MODE_SECURE)
+            spec.mtu = 1400;
         struct vnet_network out;
         rc = vnet_store_network_create(c->store, &spec, &out, err, errlen);
         if (rc == 0) {

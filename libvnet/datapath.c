@@ -9,6 +9,7 @@
  * received datagram.
  */
 #include "vnet/datapath.h"
+#include "vnet/crypto.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BURST_MAX   64
@@ -42,6 +44,11 @@
 
 struct peer {
     struct vnet_endpoint ep;
+    uint64_t id;                 /* node id (the peer_id of its table entries); 0: unknown */
+    struct vnet_seal_peer *seal; /* secure mode: keys, counters, replay window (stable memory
+                                    shared by successive peer sets, used by the poller only) */
+    uint8_t pubkey[VNET_KEY_LEN];
+    bool has_pubkey;
     uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
 };
 
@@ -95,11 +102,18 @@ struct vnet_datapath {
 
     struct vnet_datapath_stats st;
     struct vnet_drop_stats decap;
+
+    /* secure mode */
+    bool secure;
+    struct vnet_keypair key;
+    uint8_t *arena; /* sealed output until the next underlay flush */
+    size_t arena_off, arena_cap;
+    uint64_t now_ms; /* wall clock, read once per poll */
 };
 
 static const char *const drop_names[VNET_DP_DROP__MAX] = {
-    "decap",   "foreign_vni", "unknown_peer", "spoof",       "self",       "no_peers",
-    "too_big", "short",       "offload",      "tx_underlay", "tx_virtual", "learn_full",
+    "decap",   "foreign_vni", "unknown_peer", "spoof",      "self", "no_peers", "too_big", "short",
+    "offload", "tx_underlay", "tx_virtual",   "learn_full", "auth", "replay",   "no_key",
 };
 
 const char *vnet_dp_drop_name(enum vnet_dp_drop d)
@@ -132,6 +146,20 @@ int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapa
     dp->burst = cfg->burst ? (int)cfg->burst : BURST_MAX;
     dp->mtu = cfg->mtu;
     dp->learn_efd = -1;
+    if (cfg->secure) {
+        if (!cfg->key) {
+            free(dp);
+            return VNET_EINVAL;
+        }
+        dp->secure = true;
+        dp->key = *cfg->key;
+        dp->arena_cap = 8u << 20;
+        dp->arena = malloc(dp->arena_cap);
+        if (!dp->arena) {
+            free(dp);
+            return VNET_ENOMEM;
+        }
+    }
     if (!dp->mtu) {
         struct vnet_port_info info;
         if (vnet_port_get_info(cfg->vport, &info) == 0 && info.mtu)
@@ -191,44 +219,119 @@ void vnet_datapath_destroy(struct vnet_datapath *dp)
         return;
     vnet_datapath_stop(dp);
     vnet_table_reader_unregister(dp->reader);
-    /* The peer set may still be read by nobody now; free it directly. */
-    free(dp->peers);
+    /* Nobody reads the peer set any more: free it (its seal states just below). */
     close(dp->learn_efd);
+    if (dp->peers) {
+        for (size_t i = 0; i < dp->peers->n; i++)
+            if (dp->peers->p[i].seal) {
+                vnet_seal_peer_wipe(dp->peers->p[i].seal);
+                free(dp->peers->p[i].seal);
+            }
+        free(dp->peers);
+    }
+    vnet_key_wipe(&dp->key);
+    free(dp->arena);
     free(dp->mem);
     free(dp);
 }
 
-int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers, size_t n)
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_dp_peer *peers,
+                                size_t n)
 {
     if (n && !peers)
         return VNET_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (peers[i].ip.family != VNET_AF_INET && peers[i].ip.family != VNET_AF_INET6)
+        if (peers[i].ep.ip.family != VNET_AF_INET && peers[i].ep.ip.family != VNET_AF_INET6)
             return VNET_EINVAL;
     struct peerset *ps = calloc(1, sizeof(*ps) + n * sizeof(struct peer));
     if (!ps)
         return VNET_ENOMEM;
     struct peerset *old = dp->peers;
     ps->n = n;
-    for (size_t i = 0; i < n; i++) {
-        ps->p[i].ep = peers[i];
-        /* carry the counters of peers that stay */
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct peer *np = &ps->p[i];
+        np->ep = peers[i].ep;
+        np->id = peers[i].id;
+        np->has_pubkey = peers[i].has_pubkey;
+        memcpy(np->pubkey, peers[i].pubkey, VNET_KEY_LEN);
         for (size_t j = 0; old && j < old->n; j++) {
-            if (vnet_endpoint_eq(&old->p[j].ep, &peers[i])) {
-                ps->p[i].tx_packets = STAT_GET(old->p[j].tx_packets);
-                ps->p[i].tx_bytes = STAT_GET(old->p[j].tx_bytes);
-                ps->p[i].rx_packets = STAT_GET(old->p[j].rx_packets);
-                ps->p[i].rx_bytes = STAT_GET(old->p[j].rx_bytes);
+            struct peer *op = &old->p[j];
+            /* carry the counters of peers that stay, and their keys and replay windows:
+             * the same memory, so no counter is ever used twice */
+            if (vnet_endpoint_eq(&op->ep, &np->ep) || (np->id && op->id == np->id)) {
+                np->tx_packets = STAT_GET(op->tx_packets);
+                np->tx_bytes = STAT_GET(op->tx_bytes);
+                np->rx_packets = STAT_GET(op->rx_packets);
+                np->rx_bytes = STAT_GET(op->rx_bytes);
+            }
+            if (op->seal && np->has_pubkey && op->has_pubkey &&
+                memcmp(op->pubkey, np->pubkey, VNET_KEY_LEN) == 0)
+                np->seal = op->seal;
+        }
+        if (dp->secure && np->has_pubkey && !np->seal) {
+            np->seal = malloc(sizeof(*np->seal));
+            rc = np->seal ? vnet_seal_peer_init(np->seal, &dp->key, np->pubkey, dp->vni,
+                                                VNET_SEAL_AUTO, wall_ms())
+                          : VNET_ENOMEM;
+            if (rc) {
+                free(np->seal);
+                np->seal = NULL;
             }
         }
     }
+    if (rc) {
+        /* Free only the seal states this call made. */
+        for (size_t i = 0; i < n; i++) {
+            bool reused = false;
+            for (size_t j = 0; old && j < old->n && !reused; j++)
+                reused = ps->p[i].seal && old->p[j].seal == ps->p[i].seal;
+            if (!reused)
+                free(ps->p[i].seal);
+        }
+        free(ps);
+        return rc;
+    }
     __atomic_store_n(&dp->peers, ps, __ATOMIC_RELEASE);
-    if (old && vnet_table_defer_free(dp->table, old) != 0) {
-        /* No memory to queue it: wait for the readers instead (this is the writer thread). */
-        vnet_table_synchronize(dp->table);
-        free(old);
+    if (old) {
+        /* Seal states no longer referenced go after a grace period, with the old set. */
+        for (size_t j = 0; j < old->n; j++) {
+            bool kept = false;
+            for (size_t i = 0; i < n && !kept; i++)
+                kept = old->p[j].seal && ps->p[i].seal == old->p[j].seal;
+            if (old->p[j].seal && !kept && vnet_table_defer_free(dp->table, old->p[j].seal)) {
+                vnet_table_synchronize(dp->table);
+                free(old->p[j].seal);
+            }
+        }
+        if (vnet_table_defer_free(dp->table, old) != 0) {
+            /* No memory to queue it: wait for the readers instead (this is the writer). */
+            vnet_table_synchronize(dp->table);
+            free(old);
+        }
     }
     return 0;
+}
+
+int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers, size_t n)
+{
+    if (n && !peers)
+        return VNET_EINVAL;
+    struct vnet_dp_peer *v = calloc(n ? n : 1, sizeof(*v));
+    if (!v)
+        return VNET_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        v[i].ep = peers[i];
+    int rc = vnet_datapath_set_peer_list(dp, v, n);
+    free(v);
+    return rc;
 }
 
 int vnet_datapath_add_local_mac(struct vnet_datapath *dp, const struct vnet_mac *mac)
@@ -315,6 +418,7 @@ static void flush_underlay(struct vnet_datapath *dp)
         }
     }
     dp->nutx = 0;
+    dp->arena_off = 0;
 }
 
 static void flush_virtual(struct vnet_datapath *dp)
@@ -603,6 +707,106 @@ static void send_gso(struct vnet_datapath *dp, struct vnet_pkt *p, const struct 
     STAT_ADD(dp->st.gso_frames, 1);
 }
 
+static struct peer *find_peer_id(struct peerset *ps, uint64_t id)
+{
+    for (size_t i = 0; ps && id && i < ps->n; i++)
+        if (ps->p[i].id == id)
+            return &ps->p[i];
+    return NULL;
+}
+
+/* Room in the sealed-output arena; flushing the underlay frees it all. */
+static uint8_t *arena_alloc(struct vnet_datapath *dp, size_t n)
+{
+    if (n > dp->arena_cap)
+        return NULL;
+    if (dp->arena_off + n > dp->arena_cap)
+        flush_underlay(dp);
+    uint8_t *p = dp->arena + dp->arena_off;
+    dp->arena_off += (n + 63) & ~(size_t)63;
+    return p;
+}
+
+/* Secure mode: seal @p for each of @dst[0..ndst) (its own keys and counters) and queue it.
+ * TSO/USO frames are cut into wire-sized frames first and each is sealed on its own, at a
+ * fixed stride so that a peer still gets one UDP GSO batch. */
+static void send_sealed(struct vnet_datapath *dp, struct vnet_pkt *p, struct peer **dst,
+                        size_t ndst)
+{
+    const uint8_t *segs;
+    uint32_t nseg = 1, stride, total;
+    if (p->gso_type != VNET_GSO_NONE) {
+        if (dp->ngso == BURST_MAX) {
+            drop(dp, VNET_DP_DROP_OFFLOAD);
+            return;
+        }
+        uint8_t *out = dp->gsobuf[dp->ngso];
+        struct vnet_gso_info info;
+        int n = vnet_gso_segment(p, 0, VNET_GSO_MAX_SEGS, out, GSO_OUT_CAP, &info);
+        if (n <= 0) {
+            drop(dp, VNET_DP_DROP_OFFLOAD);
+            return;
+        }
+        dp->ngso++;
+        segs = out;
+        nseg = (uint32_t)n;
+        stride = info.stride;
+        total = info.total;
+        STAT_ADD(dp->st.gso_frames, 1);
+    } else {
+        if (p->len - VNET_ETH_HLEN > dp->mtu + 4) {
+            drop(dp, VNET_DP_DROP_TOO_BIG);
+            send_too_big(dp, vnet_pkt_data(p), p->len);
+            return;
+        }
+        if ((p->csum_flags & VNET_CSUM_PARTIAL) && vnet_csum_complete(p) != 0) {
+            drop(dp, VNET_DP_DROP_OFFLOAD);
+            return;
+        }
+        segs = vnet_pkt_data(p);
+        stride = total = p->len;
+    }
+    uint32_t sstride = stride + VNET_SEAL_OVERHEAD;
+    unsigned per = nseg > 1 && dp->udp_gso ? vnet_gso_segs_per_send(sstride) : 1;
+    for (size_t d = 0; d < ndst; d++) {
+        struct peer *pr = dst[d];
+        if (!pr || !pr->seal) {
+            drop(dp, VNET_DP_DROP_NO_KEY);
+            continue;
+        }
+        uint8_t *region = arena_alloc(dp, (size_t)nseg * sstride);
+        if (!region) {
+            drop(dp, VNET_DP_DROP_OFFLOAD);
+            continue;
+        }
+        uint32_t sealed_total = 0;
+        bool ok = true;
+        for (uint32_t k = 0; k < nseg && ok; k++) {
+            uint32_t len = k + 1 == nseg ? total - k * stride : stride;
+            int rc = vnet_seal_peer_seal(&pr->seal->tx, dp->now_ms, segs + (size_t)k * stride, len,
+                                         region + (size_t)k * sstride, sstride);
+            ok = rc > 0;
+            sealed_total = k * sstride + (uint32_t)(rc > 0 ? rc : 0);
+        }
+        if (!ok) {
+            drop(dp, VNET_DP_DROP_OFFLOAD);
+            continue;
+        }
+        for (uint32_t k = 0; k < nseg; k += per) {
+            uint32_t off = k * sstride;
+            uint32_t end = k + per >= nseg ? sealed_total : (k + per) * sstride;
+            struct vnet_pkt chunk;
+            memset(&chunk, 0, sizeof(chunk));
+            chunk.buf = region;
+            chunk.cap = nseg * sstride;
+            chunk.off = off;
+            chunk.len = end - off;
+            chunk.gso_size = per > 1 && chunk.len > sstride ? (uint16_t)sstride : 0;
+            queue_underlay(dp, &chunk, &pr->ep, pr);
+        }
+    }
+}
+
 static void flood(struct vnet_datapath *dp, struct vnet_pkt *p, struct peerset *ps)
 {
     if (!ps || ps->n == 0) {
@@ -610,6 +814,16 @@ static void flood(struct vnet_datapath *dp, struct vnet_pkt *p, struct peerset *
         return;
     }
     STAT_ADD(dp->st.flooded, 1);
+    if (dp->secure) {
+        struct peer *dst[64];
+        for (size_t i = 0; i < ps->n; i += 64) {
+            size_t k = 0;
+            for (; k < 64 && i + k < ps->n; k++)
+                dst[k] = &ps->p[i + k];
+            send_sealed(dp, p, dst, k);
+        }
+        return;
+    }
     if (p->gso_type != VNET_GSO_NONE) {
         send_gso(dp, p, NULL, NULL, ps);
         return;
@@ -674,6 +888,13 @@ static int egress(struct vnet_datapath *dp, int budget)
         }
         struct vnet_endpoint to;
         vnet_entry_endpoint(e, &to);
+        if (dp->secure) {
+            struct peer *pr = find_peer_id(ps, e->peer_id);
+            if (!pr)
+                pr = find_peer(ps, &to);
+            send_sealed(dp, p, &pr, 1);
+            continue;
+        }
         if (p->gso_type != VNET_GSO_NONE) {
             send_gso(dp, p, &to, find_peer(ps, &to), NULL);
             continue;
@@ -727,20 +948,43 @@ static void emit_virtual(struct vnet_datapath *dp, const struct vnet_pkt *f)
 static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_t *p, uint32_t len,
                         struct peerset *ps)
 {
-    uint32_t vni;
-    enum vnet_drop_reason why;
-    if (vnet_vxlan_decode(p, len, &dp->decap, &vni, &why) != 0) {
-        drop(dp, VNET_DP_DROP_DECAP);
-        return;
-    }
-    if (vni != dp->vni) {
-        drop(dp, VNET_DP_DROP_FOREIGN_VNI);
-        return;
-    }
-    uint8_t *inner = p + VNET_VXLAN_HLEN;
-    uint32_t ilen = len - VNET_VXLAN_HLEN;
-    const uint8_t *src = inner + 6;
+    uint8_t *inner;
+    uint32_t ilen;
     struct peer *peer = find_peer(ps, &dgram->peer);
+    if (dp->secure) {
+        /* Only a peer's own key opens its packets: no key, no frame. */
+        if (!peer || !peer->seal) {
+            drop(dp, VNET_DP_DROP_UNKNOWN_PEER);
+            return;
+        }
+        int rc = vnet_seal_peer_open(&peer->seal->rx, dp->now_ms, p, len, p + VNET_SEAL_HDR_LEN,
+                                     len - (len < VNET_SEAL_HDR_LEN ? len : VNET_SEAL_HDR_LEN));
+        if (rc < 0) {
+            drop(dp,
+                 rc == VNET_EEXIST || rc == VNET_ERANGE ? VNET_DP_DROP_REPLAY : VNET_DP_DROP_AUTH);
+            return;
+        }
+        if (rc < VNET_ETH_HLEN) {
+            drop(dp, VNET_DP_DROP_DECAP);
+            return;
+        }
+        inner = p + VNET_SEAL_HDR_LEN;
+        ilen = (uint32_t)rc;
+    } else {
+        uint32_t vni;
+        enum vnet_drop_reason why;
+        if (vnet_vxlan_decode(p, len, &dp->decap, &vni, &why) != 0) {
+            drop(dp, VNET_DP_DROP_DECAP);
+            return;
+        }
+        if (vni != dp->vni) {
+            drop(dp, VNET_DP_DROP_FOREIGN_VNI);
+            return;
+        }
+        inner = p + VNET_VXLAN_HLEN;
+        ilen = len - VNET_VXLAN_HLEN;
+    }
+    const uint8_t *src = inner + 6;
     if (is_local_mac(dp, src)) {
         drop(dp, VNET_DP_DROP_SELF);
         return;
@@ -752,6 +996,10 @@ static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_
     struct vnet_mac smac;
     memcpy(smac.b, src, 6);
     const struct vnet_entry *e = vnet_table_lookup(dp->table, dp->vni, &smac);
+    if (e && dp->secure && peer->id && e->peer_id && e->peer_id != (uint32_t)peer->id) {
+        drop(dp, VNET_DP_DROP_SPOOF); /* another node's MAC, under this node's own key */
+        return;
+    }
     if (e) {
         if (!entry_ip_eq(e, &dgram->peer.ip)) {
             if (!(dp->learn && (vnet_entry_flags(e) & VNET_ENTRY_LEARNED) && peer)) {
@@ -828,6 +1076,8 @@ int vnet_datapath_poll_ports(struct vnet_datapath *dp, unsigned which, int budge
     if (budget <= 0 || budget > dp->burst)
         budget = dp->burst;
     vnet_table_reader_online(dp->reader);
+    if (dp->secure)
+        dp->now_ms = wall_ms();
     int a = which & VNET_DP_VPORT ? egress(dp, budget) : 0;
     int b = which & VNET_DP_UPORT ? ingress(dp, budget) : 0;
     vnet_table_reader_offline(dp->reader);

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vnet/crypto.h"
 #include "vnet/port.h"
 #include "vnet/switch_table.h"
 #include "vnet/types.h"
@@ -49,8 +50,13 @@ struct vnet_datapath_cfg {
     bool no_arp_proxy; /* do not answer ARP/ND locally */
     uint32_t mtu;      /* inner MTU (L3); 0: the virtual port's MTU */
     unsigned burst;    /* packets per burst, 1..64; 0: 64 */
-    unsigned queue;    /* which queue of both ports to serve: with multiqueue ports, run one
-                          datapath (and one thread) per queue over the same table */
+    /* Secure mode: every frame is encrypted and authenticated between each pair of nodes with
+     * keys derived from @key and the peers' public keys (vnet_datapath_set_peer_list), instead
+     * of VXLAN. One queue only. */
+    bool secure;
+    const struct vnet_keypair *key; /* copied */
+    unsigned queue; /* which queue of both ports to serve: with multiqueue ports, run one
+                       datapath (and one thread) per queue over the same table */
 };
 
 enum vnet_dp_drop {
@@ -66,6 +72,9 @@ enum vnet_dp_drop {
     VNET_DP_DROP_TX_UNDERLAY,  /* the underlay did not take it */
     VNET_DP_DROP_TX_VIRTUAL,   /* the virtual port did not take it */
     VNET_DP_DROP_LEARN_FULL,   /* learn queue full */
+    VNET_DP_DROP_AUTH,         /* secure: does not authenticate (forged, modified, truncated) */
+    VNET_DP_DROP_REPLAY,       /* secure: a replayed or too old packet */
+    VNET_DP_DROP_NO_KEY,       /* secure: no key for the destination node */
     VNET_DP_DROP__MAX
 };
 
@@ -99,6 +108,21 @@ void vnet_datapath_destroy(struct vnet_datapath *dp);
  * Call from the table's writer thread (the old list is freed after a grace period). Returns 0,
  * VNET_EINVAL or VNET_ENOMEM. */
 int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers, size_t n);
+
+/* A peer: its underlay endpoint and, for secure mode, its node id (the peer_id of its table
+ * entries) and public key. */
+struct vnet_dp_peer {
+    struct vnet_endpoint ep;
+    uint64_t id;
+    bool has_pubkey;
+    uint8_t pubkey[32];
+};
+
+/* Replace the peer list (flood list and, in secure mode, the keys). Copied. Writer thread.
+ * Keys, counters and replay windows of peers that stay are kept. Returns 0, VNET_EINVAL,
+ * VNET_ENOMEM, or a key-derivation error (e.g. VNET_EACCES for a degenerate public key). */
+int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_dp_peer *peers,
+                                size_t n);
 
 /* Add a MAC of this node (the TAP's): frames claiming it from the underlay are dropped.
  * Writer thread. */

@@ -60,8 +60,8 @@ vnetctl network create red --vni 100 >"$TMP/dup.out" 2>&1
 check "duplicate VNI refused: exit 1" test $? -eq 1
 check "duplicate VNI refused: the reason names the VNI" grep -q "VNI 100" "$TMP/dup.out"
 vnetctl network create green --mode secure >"$TMP/secure.out" 2>&1
-check "mode secure refused until the encrypted data plane exists (exit 1)" test $? -eq 1
-check "mode secure refusal says why" grep -q "not available yet" "$TMP/secure.out"
+check "mode secure refused by a controller without a key (exit 1)" test $? -eq 1
+check "mode secure refusal says why" grep -q "needs node keys" "$TMP/secure.out"
 check "network list shows the mode" sh -c "ip netns exec $P-ctl $VNETCTL --controller 127.0.0.1:7701 network list | grep -q ' plain '"
 vnetctl nework list >/dev/null 2>&1
 check "usage error: exit 2" test $? -eq 2
