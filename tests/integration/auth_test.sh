@@ -79,6 +79,62 @@ kill $TCPDUMP; wait $TCPDUMP 2>/dev/null
 check "the capture saw the control traffic" test "$(stat -c %s "$TMP/ctl.pcap")" -gt 2000
 check "no plaintext on the control connection (marker absent)" sh -c "! grep -aq MARKERNODE4242 $TMP/ctl.pcap"
 
+# The secure data plane (the default network mode with a keyed controller): a marker sent
+# through the overlay must appear on n2's TAP (the positive control) and never on the underlay.
+N2_PID=$(ip netns pids "$P-n2" | head -n1)
+ip netns exec "$P-n1" tcpdump -i eth0 -U -w "$TMP/under.pcap" udp port 4789 >/dev/null 2>&1 &
+TD1=$!
+PIDS+=($TD1)
+ip netns exec "$P-n2" tcpdump -i vn0 -U -w "$TMP/tap.pcap" udp port 9999 >/dev/null 2>&1 &
+TD2=$!
+PIDS+=($TD2)
+sleep 0.5 # tcpdump has no readiness signal
+cat >"$TMP/marker.py" <<'PY'
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(20):
+    s.sendto(b"OVERLAYMARKER-7f3a9c-" + str(i).encode(), ("10.100.0.2", 9999))
+PY
+in_ns n1 python3 "$TMP/marker.py"
+in_ns n1 ping -c 3 -i 0.2 -W 2 -p 4d41524b45524d41524b4552 10.100.0.2 >/dev/null
+sleep 0.5
+kill $TD1 $TD2; wait $TD1 $TD2 2>/dev/null
+check "secure mode: the marker reached n2's TAP (control)" grep -aq "OVERLAYMARKER-7f3a9c" "$TMP/tap.pcap"
+check "secure mode: the underlay capture holds traffic" test "$(stat -c %s "$TMP/under.pcap")" -gt 1500
+check "secure mode: no marker on the underlay" sh -c "! grep -aq OVERLAYMARKER-7f3a9c $TMP/under.pcap && ! grep -aq MARKERMARKER $TMP/under.pcap"
+
+# Replayed, modified and truncated packets (taken from the capture, sent again from n1's
+# address) are dropped and counted; forwarding goes on.
+cat >"$TMP/replay.py" <<'PY'
+import socket, struct, sys
+data = open(sys.argv[1], "rb").read()
+pos, pkts = 24, []
+while pos + 16 <= len(data):
+    incl = struct.unpack("<I", data[pos + 8:pos + 12])[0]
+    frame = data[pos + 16:pos + 16 + incl]
+    pos += 16 + incl
+    if len(frame) > 42 and frame[12:14] == b"\x08\x00" and frame[26:30] == bytes([10, 200, 0, 1]):
+        ihl = (frame[14] & 15) * 4
+        pkts.append(frame[14 + ihl + 8:])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.200.0.1", 0))
+dst = ("10.200.0.2", 4789)
+p = pkts[-1]
+ahead = p[:2] + b"\xff" * 5 + b"\xf0" + p[8:]    # counter far ahead: not a replay
+s.sendto(p, dst)                                      # replayed as it was
+s.sendto(ahead, dst)                                  # header modified (it is authenticated)
+s.sendto(ahead[:-1] + bytes([ahead[-1] ^ 1]), dst)    # and the tag
+s.sendto(p[:30], dst)                                 # truncated
+print(len(pkts), "packets captured")
+PY
+in_ns n1 python3 "$TMP/replay.py" "$TMP/under.pcap" >"$TMP/replay.out" 2>&1
+check "replay/modify/truncate sent" grep -q "packets captured" "$TMP/replay.out"
+kill -USR1 "$N2_PID"
+wait_log "$TMP/n2.log" "drops:.*replay=" 5
+check "n2 counted the replayed packet" grep -Eq "drops:.*replay=[1-9]" "$TMP/n2.log"
+check "n2 counted the forged packets" grep -Eq "drops:.*auth=[3-9]" "$TMP/n2.log"
+check "forwarding goes on after forged packets" in_ns n1 ping -c 2 -i 0.2 -W 2 10.100.0.2
+
 # Refusals.
 start_node 3 n2 --key "$K/evil.key" --join "$TOKEN"
 N3=$LAST
