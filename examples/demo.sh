@@ -74,27 +74,32 @@ for i in 1 2 3; do
   ip -n "$P-node$i" link set eth0 up
 done
 
-step "controller: vnet-controller on a SQLite database in $P-ctl"
-ip netns exec "$P-ctl" "$CTLR" --db "$TMP/vnet.db" --listen 10.250.0.100:7700 \
-  --api 127.0.0.1:7701 >"$TMP/controller.log" 2>&1 &
+step "controller: vnet-controller with its own key, on a SQLite database in $P-ctl"
+CTLPUB=$("$CTLR" --genkey "$TMP/controller.key")
+echo "  controller key (nodes pin it): $CTLPUB"
+ip netns exec "$P-ctl" "$CTLR" --db "$TMP/vnet.db" --key "$TMP/controller.key" \
+  --listen 10.250.0.100:7700 --api 127.0.0.1:7701 >"$TMP/controller.log" 2>&1 &
 PIDS+=($!)
 for t in $(seq 1 100); do
   ip netns exec "$P-ctl" ss -Hltn "sport = :7701" | grep -q LISTEN && break
   sleep 0.05
 done
 vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
-echo "  \$ vnetctl network create demo --vni 4242 --subnet 10.90.0.0/24"
+echo "  \$ vnetctl network create demo --vni 4242 --subnet 10.90.0.0/24   (secure by default)"
 vnetctl network create demo --vni 4242 --subnet 10.90.0.0/24 | sed 's/^/  /'
+declare -A TOKEN
 for i in 1 2 3; do
   echo "  \$ vnetctl node add demo node$i"
-  vnetctl node add demo "node$i" | tail -n +2 | sed 's/^/  /'
+  vnetctl --json node add demo "node$i" >"$TMP/add$i.json"
+  TOKEN[$i]=$(python3 -c "import json; print(json.load(open('$TMP/add$i.json'))['join_token'])")
+  echo "    join token: ${TOKEN[$i]:0:24}..."
 done
 
-step "nodes: vnet-node --controller ... on each, TAP vnet0"
+step "nodes: vnet-node --controller ... --join TOKEN on each (a key made and enrolled), TAP vnet0"
 for i in 1 2 3; do
   ip netns exec "$P-node$i" "$NODE" --controller 10.250.0.100:7700 --network demo \
-    --name "node$i" --dev tap:vnet0 --underlay "udp:10.250.0.$i:4789" \
-    >"$TMP/node$i.log" 2>&1 &
+    --name "node$i" --key "$TMP/node$i.key" --join "${TOKEN[$i]}" \
+    --dev tap:vnet0 --underlay "udp:10.250.0.$i:4789" >"$TMP/node$i.log" 2>&1 &
   PIDS+=($!)
 done
 for t in $(seq 1 200); do
@@ -114,7 +119,7 @@ for i in 1 2 3; do
   done
 done
 
-step "TCP throughput node1 -> node2 over the overlay (iperf3, 3 s)"
+step "TCP throughput node1 -> node2 over the encrypted overlay (iperf3, 3 s)"
 ip netns exec "$P-node2" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 PIDS+=($!)
 for t in $(seq 1 100); do
