@@ -421,7 +421,6 @@ static void flush_underlay(struct vnet_datapath *dp)
         }
     }
     dp->nutx = 0;
-    dp->arena_off = 0;
 }
 
 static void flush_virtual(struct vnet_datapath *dp)
@@ -723,8 +722,13 @@ static uint8_t *arena_alloc(struct vnet_datapath *dp, size_t n)
 {
     if (n > dp->arena_cap)
         return NULL;
-    if (dp->arena_off + n > dp->arena_cap)
+    if (dp->arena_off + n > dp->arena_cap) {
+        /* Send everything queued (some of it lives in the arena), then start it over. Only
+         * here: a flush forced by a full send queue must not free regions whose later chunks
+         * are still to be queued. */
         flush_underlay(dp);
+        dp->arena_off = 0;
+    }
     uint8_t *p = dp->arena + dp->arena_off;
     dp->arena_off += (n + 63) & ~(size_t)63;
     return p;
@@ -847,6 +851,7 @@ static int egress(struct vnet_datapath *dp, int budget)
     if (n <= 0)
         return n;
     dp->ngso = 0;
+    dp->arena_off = 0; /* the previous burst was flushed whole */
     struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);
     struct vnet_table_key keys[BURST_MAX];
     const struct vnet_entry *ents[BURST_MAX];
