@@ -505,7 +505,8 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
     vnet_datapath_add_local_mac(m->dp, &self->mac);
     vnet_log(VNET_LOG_WARN, "node", "up: %s in network %s (vni %u, mtu %u, %s) as %s, mac %s",
              m->ifname, net->name, net->vni, net->mtu,
-             net->mode == VNET_MODE_SECURE ? "secure" : "plain", self->name, mac);
+             net->mode == VNET_MODE_SECURE ? vnet_seal_suite_name(vnet_seal_suite_auto()) : "plain",
+             self->name, mac);
 }
 
 static void on_peers(void *arg, const struct vnet_agent_peer *peers, size_t n)
