@@ -14,6 +14,7 @@
  * rejection names the first thing that was wrong. Its error paths go through drop(), kept out
  * of line so the accept path stays short.
  */
+#include "bytes_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
 
@@ -22,32 +23,6 @@
 #define ETH_P_IPV4   0x0800
 #define ETH_P_IPV6   0x86dd
 #define IPPROTO_UDP_ 17
-
-/* ---- Byte access (no alignment assumed) ---- */
-
-static inline uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* ---- Drop reasons ---- */
 

@@ -17,6 +17,7 @@
  * Sums are taken over native-order 64-bit loads with end-around carry and byte-swapped once at
  * the end, like encap.c (the ones'-complement sum commutes with byte swapping, RFC 1071).
  */
+#include "bytes_int.h"
 #include "vnet/offload.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
@@ -39,32 +40,6 @@
 #define TCP_CWR 0x80
 
 #define GSO_PREFIX_MAX 4096
-
-/* ---- Byte access ---- */
-
-static inline uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* ---- Copy and checksum ---- */
 
