@@ -84,6 +84,9 @@ for t in $(seq 1 100); do
   ip netns exec "$P-ctl" ss -Hltn "sport = :7701" | grep -q LISTEN && break
   sleep 0.05
 done
+# The API of a controller with a key needs its public key and an API token: the admin's,
+# written next to the database at the first start.
+export VNET_CONTROLLER_KEY="$CTLPUB" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"
 vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
 echo "  \$ vnetctl network create demo --vni 4242 --subnet 10.90.0.0/24   (secure by default)"
 vnetctl network create demo --vni 4242 --subnet 10.90.0.0/24 | sed 's/^/  /'

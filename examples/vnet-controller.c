@@ -1,26 +1,37 @@
 /* vnet-controller: the configuration controller.
  *
  *   vnet-controller --db PATH [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]
- *                   [--keepalive MS] [--log-level LEVEL]
+ *                   [--key FILE] [--admin-token-file PATH] [--keepalive MS] [--log-level LEVEL]
  *
  * Serves node daemons on --listen (default 0.0.0.0:7700) and subscriber requests on --api
  * (default 127.0.0.1:7701) and, with --socket, a Unix socket for local administration (mode
  * 0600). Runs in the foreground, logs to stderr, exits 0 on SIGINT/SIGTERM after closing every
- * session; 1 when it cannot start (database, address in use); 2 on a usage error.
+ * session; 1 when it cannot start (database, address in use, admin token file); 2 on a usage
+ * error.
+ *
+ * The admin's API token: when the admin has none yet, one is made at start and written to the
+ * admin token file (mode 0600; default "<db path>.admin-token"), or taken from that file when
+ * it already holds one (a fresh database next to an existing file). The file is refused when
+ * others may read it.
  */
 #include <vnet/controller.h>
 #include <vnet/crypto.h>
 #include <vnet/error.h>
 #include <vnet/log.h>
 #include <vnet/store.h>
+#include <vnet/token.h>
 #include <vnet/vnet.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 static const char *prog = "vnet-controller";
@@ -29,7 +40,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s --db PATH [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]\n"
-            "          [--key FILE] [--keepalive MS] [--log-level error|warn|info|debug]\n"
+            "          [--key FILE] [--admin-token-file PATH] [--keepalive MS]\n"
+            "          [--log-level error|warn|info|debug]\n"
             "   or: %s --genkey FILE | --pubkey FILE\n"
             "\n"
             "  --db         the configuration database: a SQLite file (created if missing)\n"
@@ -37,8 +49,11 @@ static void usage(FILE *f)
             "  --api        where subscriber clients (vnetctl) connect (default 127.0.0.1:7701;\n"
             "               'none' to disable)\n"
             "  --socket     also a Unix socket for local administration (mode 0600)\n"
-            "  --key        the controller's key file: nodes must authenticate, and every\n"
-            "               node session is encrypted (nodes pin its public key)\n"
+            "  --key        the controller's key file: nodes and API clients must authenticate\n"
+            "               (with their key / an API token), and every session is encrypted\n"
+            "               (they pin its public key); without it the API is open to anyone\n"
+            "  --admin-token-file  where the admin's API token is written when it is made\n"
+            "               (first start; mode 0600; default <db path>.admin-token)\n"
             "  --genkey     write a new key file (mode 0600), print its public key, exit\n"
             "  --pubkey     print the public key of a key file, exit\n"
             "  --keepalive  keepalive interval in ms (default 5000); a session silent for three\n"
@@ -52,6 +67,119 @@ static int usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry '%s --help'.\n", prog);
     return 2;
+}
+
+/* Read an API token from @path: 1 and @raw filled, 0 when the file does not exist, or -1 with
+ * the reason printed (loose permissions, not a regular file, unreadable, not a token). */
+static int read_token_file(const char *path, uint8_t raw[VNET_API_TOKEN_LEN])
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return 0;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fprintf(stderr, "%s: admin token file %s: %s\n", prog, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+        fprintf(stderr, "%s: admin token file %s is %s (mode %04o); chmod 600 it\n", prog, path,
+                S_ISREG(st.st_mode) ? "readable by others" : "not a regular file",
+                (unsigned)(st.st_mode & 07777));
+        close(fd);
+        return -1;
+    }
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0) {
+        fprintf(stderr, "%s: admin token file %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    buf[n] = '\0';
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[n - 1] = '\0';
+    int rc = vnet_api_token_parse(buf, raw);
+    memset(buf, 0, sizeof(buf));
+    if (rc) {
+        fprintf(stderr, "%s: admin token file %s does not hold an API token\n", prog, path);
+        return -1;
+    }
+    return 1;
+}
+
+/* Write a new token file (never over an existing one), mode 0600, synced. */
+static int write_token_file(const char *path, const char *token)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "%s: admin token file %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(token);
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, token, len) == (ssize_t)len &&
+              write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    if (close(fd) != 0)
+        ok = false;
+    if (!ok) {
+        fprintf(stderr, "%s: admin token file %s: %s\n", prog, path, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Make sure the admin can authenticate: give it a token at the first start (written to
+ * @path), or the one @path holds when the database has none. 0, or -1 (message printed). */
+static int admin_token_setup(struct vnet_store *store, const char *path)
+{
+    struct vnet_subscriber admin;
+    uint8_t raw[VNET_API_TOKEN_LEN], hash[VNET_TOKEN_HASH_BYTES];
+    int have = read_token_file(path, raw);
+    if (have < 0)
+        return -1;
+    if (have > 0)
+        vnet_token_hash(raw, sizeof(raw), hash);
+    memset(raw, 0, sizeof(raw));
+    int rc = vnet_store_subscriber_get_by_id(store, VNET_SUBSCRIBER_ADMIN, &admin);
+    if (rc) {
+        fprintf(stderr, "%s: cannot read the admin subscriber: %s\n", prog, vnet_strerror(rc));
+        return -1;
+    }
+    if (admin.has_token) {
+        struct vnet_subscriber who;
+        if (have == 0)
+            vnet_log(VNET_LOG_WARN, "controller",
+                     "the admin has an API token but %s does not exist: use the one you kept, "
+                     "or get a new one with vnetctl --socket PATH subscriber token admin",
+                     path);
+        else if (vnet_store_subscriber_by_token(store, hash, &who) != 0 || !who.admin)
+            vnet_log(VNET_LOG_WARN, "controller",
+                     "%s does not hold the admin's current API token (replaced since?)", path);
+        else
+            vnet_log(VNET_LOG_WARN, "controller", "admin API token in %s", path);
+        return 0;
+    }
+    char token[VNET_API_TOKEN_STRLEN];
+    if (have == 0) {
+        if ((rc = vnet_api_token_new(token, sizeof(token), hash)) < 0) {
+            fprintf(stderr, "%s: cannot make a token: %s\n", prog, vnet_strerror(rc));
+            return -1;
+        }
+        rc = write_token_file(path, token);
+        memset(token, 0, sizeof(token));
+        if (rc)
+            return -1;
+    }
+    rc = vnet_store_admin_token_set(store, hash);
+    if (rc) {
+        fprintf(stderr, "%s: cannot set the admin's API token: %s\n", prog, vnet_strerror(rc));
+        return -1;
+    }
+    vnet_log(VNET_LOG_WARN, "controller", "admin API token %s %s", have ? "taken from" : "written to",
+             path);
+    return 0;
 }
 
 struct ctx {
@@ -88,7 +216,8 @@ int main(int argc, char **argv)
         O_VERSION,
         O_KEY,
         O_GENKEY,
-        O_PUBKEY
+        O_PUBKEY,
+        O_ADMIN_TOKEN
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -101,11 +230,12 @@ int main(int argc, char **argv)
         {"key", required_argument, NULL, O_KEY},
         {"genkey", required_argument, NULL, O_GENKEY},
         {"pubkey", required_argument, NULL, O_PUBKEY},
+        {"admin-token-file", required_argument, NULL, O_ADMIN_TOKEN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *listen_addr = "0.0.0.0:7700", *api = "127.0.0.1:7701", *sock = NULL;
-    const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL;
+    const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL, *admin_token = NULL;
     unsigned long keepalive = 5000;
     int c;
     opterr = 0;
@@ -144,6 +274,11 @@ int main(int argc, char **argv)
             break;
         case O_PUBKEY:
             pubkey_file = optarg;
+            break;
+        case O_ADMIN_TOKEN:
+            if (!optarg[0])
+                return usage_error("%s", "--admin-token-file needs a path");
+            admin_token = optarg;
             break;
         case O_VERSION:
             printf("vnet-controller %s\n", vnet_version());
@@ -202,6 +337,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: database %s: %s\n", prog, db, err[0] ? err : vnet_strerror(rc));
         return 1;
     }
+    char token_path[4096];
+    if (!admin_token) { /* next to the database file */
+        const char *file = strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
+        if (snprintf(token_path, sizeof(token_path), "%s.admin-token", file) >=
+            (int)sizeof(token_path))
+            return usage_error("%s", "--db path too long");
+        admin_token = token_path;
+    }
+    if (admin_token_setup(store, admin_token) != 0) {
+        vnet_store_close(store);
+        if (key_file)
+            vnet_key_wipe(&key);
+        return 1;
+    }
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct ctx x;
@@ -232,6 +381,9 @@ int main(int argc, char **argv)
     } else {
         vnet_log(VNET_LOG_WARN, "controller",
                  "no --key: node sessions are neither authenticated nor encrypted");
+        if (api)
+            vnet_log(VNET_LOG_WARN, "controller",
+                     "no --key: the API on %s is open: whoever connects is the admin", api);
     }
     vnet_key_wipe(&key);
     uv_signal_init(&loop, &x.sig[0]);

@@ -1,12 +1,18 @@
 /* vnetctl: the subscriber's command line for every configuration request.
  *
- *   vnetctl [--controller ADDR:PORT | --socket PATH] [--json] [--timeout MS] COMMAND
+ *   vnetctl [--controller ADDR:PORT | --socket PATH] [--controller-key KEY]
+ *           [--token-file PATH] [--json] [--timeout MS] COMMAND
  *     network create NAME [--vni N] [--subnet CIDR]... [--mtu N]
  *     network list | network show NAME | network delete NAME | network status NAME
  *     node add NETWORK NAME [--mac MAC] [--ip ADDR]... [--phys IP:PORT]
  *     node list NETWORK | node show NETWORK NAME
  *     node move NETWORK NAME --phys IP:PORT
  *     node remove NETWORK NAME
+ *     subscriber create NAME | subscriber list | subscriber delete NAME | subscriber token NAME
+ *
+ * Over TCP, a controller with a key needs its public key (--controller-key or
+ * $VNET_CONTROLLER_KEY) and an API token (--token-file, else $VNET_TOKEN, else the file named by
+ * $VNET_TOKEN_FILE); the session is then encrypted. The Unix socket (--socket) needs neither.
  *
  * Human-readable tables by default, --json for scripts. Exit status: 0 on success, 1 when the
  * controller refused the request (its reason on stderr) or could not be reached, 2 on a usage
@@ -19,17 +25,24 @@
 #include <vnet/types.h>
 #include <vnet/vnet.h>
 
+#include <vnet/token.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *prog = "vnetctl";
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s [--controller ADDR:PORT | --socket PATH] [--json] [--timeout MS] COMMAND\n"
+            "usage: %s [--controller ADDR:PORT | --socket PATH] [--controller-key KEY]\n"
+            "               [--token-file PATH] [--json] [--timeout MS] COMMAND\n"
             "\n"
             "commands:\n"
             "  network create NAME [--vni N] [--subnet CIDR]... [--mtu N] [--mode plain|secure]\n"
@@ -42,10 +55,19 @@ static void usage(FILE *f)
             "  node show NETWORK NAME\n"
             "  node move NETWORK NAME --phys IP:PORT\n"
             "  node remove NETWORK NAME\n"
+            "  subscriber create NAME    (admin) prints the new subscriber's API token once\n"
+            "  subscriber list           (admin)\n"
+            "  subscriber delete NAME    (admin) refused while it owns networks\n"
+            "  subscriber token NAME     (admin) a new API token; the old one stops working\n"
             "\n"
             "  --controller  the controller's API address (default $VNET_CONTROLLER, else\n"
             "                127.0.0.1:7701)\n"
-            "  --socket      the controller's local Unix socket instead\n"
+            "  --socket      the controller's local Unix socket instead (you are the admin)\n"
+            "  --controller-key  the controller's public key, pinned (default\n"
+            "                $VNET_CONTROLLER_KEY): needed when the controller has a key\n"
+            "  --token-file  a file holding your API token (mode 0600); default $VNET_TOKEN,\n"
+            "                else the file named by $VNET_TOKEN_FILE\n"
+            "  the admin can name another subscriber's network as SUBSCRIBER/NETWORK\n"
             "  --json        machine-readable output\n"
             "  --subnet      IPv4 or IPv6 prefix the nodes' addresses come from (one of each)\n"
             "  --ip          a node's virtual address (one IPv4, one IPv6); default: the next\n"
@@ -110,10 +132,13 @@ static void json_str(const char *key, const char *v, bool comma)
         putchar(',');
 }
 
-static void print_network_json(const struct vnet_network *n)
+/* @owner: the owner's name, printed as "subscriber" when given (the admin's view). */
+static void print_network_json(const struct vnet_network *n, const char *owner)
 {
     char a[64], b[64];
     printf("{");
+    if (owner)
+        json_str("subscriber", owner, true);
     json_str("name", n->name, true);
     printf("\"vni\":%u,", n->vni);
     json_str("subnet4", pfxstr(&n->subnet4, a, sizeof(a)), true);
@@ -146,26 +171,70 @@ static void print_node_json(const struct vnet_node *n)
     printf("\"revision\":%llu}", (unsigned long long)n->revision);
 }
 
+/* The owner's name when the reply lists the subscribers (the admin's view), else NULL. */
+static const char *owner_of(const struct vnet_msg_reply *r, const struct vnet_network *n)
+{
+    for (uint32_t i = 0; i < r->nsubscribers; i++)
+        if (r->subscribers[i].id == n->subscriber_id)
+            return r->subscribers[i].name;
+    return NULL;
+}
+
 static void print_networks(const struct vnet_msg_reply *r)
 {
+    bool owners = r->nsubscribers > 0;
     if (json) {
         printf("[");
         for (uint32_t i = 0; i < r->nnetworks; i++) {
             if (i)
                 putchar(',');
-            print_network_json(&r->networks[i]);
+            print_network_json(&r->networks[i], owners ? owner_of(r, &r->networks[i]) : NULL);
         }
         printf("]\n");
         return;
     }
+    if (owners)
+        printf("%-16s ", "SUBSCRIBER");
     printf("%-20s %9s %-18s %-22s %6s %-7s %9s\n", "NETWORK", "VNI", "SUBNET4", "SUBNET6", "MTU",
            "MODE", "REVISION");
     for (uint32_t i = 0; i < r->nnetworks; i++) {
         const struct vnet_network *n = &r->networks[i];
         char a[64], b[64];
+        if (owners) {
+            const char *o = owner_of(r, n);
+            printf("%-16s ", o ? o : "?");
+        }
         printf("%-20s %9u %-18s %-22s %6u %-7s %9llu\n", n->name, n->vni,
                pfxstr(&n->subnet4, a, sizeof(a)), pfxstr(&n->subnet6, b, sizeof(b)), n->mtu,
                n->mode ? "secure" : "plain", (unsigned long long)n->revision);
+    }
+}
+
+static void print_subscriber_json(const struct vnet_subscriber *s)
+{
+    printf("{");
+    json_str("name", s->name, true);
+    printf("\"id\":%llu,\"admin\":%s,\"has_token\":%s}", (unsigned long long)s->id,
+           s->admin ? "true" : "false", s->has_token ? "true" : "false");
+}
+
+static void print_subscribers(const struct vnet_msg_reply *r)
+{
+    if (json) {
+        printf("[");
+        for (uint32_t i = 0; i < r->nsubscribers; i++) {
+            if (i)
+                putchar(',');
+            print_subscriber_json(&r->subscribers[i]);
+        }
+        printf("]\n");
+        return;
+    }
+    printf("%-20s %6s %-6s %-6s\n", "SUBSCRIBER", "ID", "ADMIN", "TOKEN");
+    for (uint32_t i = 0; i < r->nsubscribers; i++) {
+        const struct vnet_subscriber *s = &r->subscribers[i];
+        printf("%-20s %6llu %-6s %-6s\n", s->name, (unsigned long long)s->id,
+               s->admin ? "yes" : "no", s->has_token ? "yes" : "no");
     }
 }
 
@@ -235,6 +304,7 @@ static void print_status(const struct vnet_msg_reply *r)
 
 struct cmd {
     const char *controller, *socket;
+    const char *token_file, *controller_key;
     uint32_t timeout_ms;
     struct vnet_msg_request req;
 };
@@ -311,8 +381,23 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
         if (q->op != VNET_REQ_NODE_LIST &&
             (rc = want_name("node name", i < argc ? argv[i++] : NULL, q->node)) != 0)
             return rc;
+    } else if (strcmp(obj, "subscriber") == 0) {
+        if (strcmp(verb, "create") == 0)
+            q->op = VNET_REQ_SUBSCRIBER_CREATE;
+        else if (strcmp(verb, "list") == 0)
+            q->op = VNET_REQ_SUBSCRIBER_LIST;
+        else if (strcmp(verb, "delete") == 0)
+            q->op = VNET_REQ_SUBSCRIBER_DELETE;
+        else if (strcmp(verb, "token") == 0)
+            q->op = VNET_REQ_SUBSCRIBER_TOKEN;
+        else
+            return usage_error("unknown action 'subscriber %s'", verb);
+        /* The subscriber's name travels in the request's network field. */
+        if (q->op != VNET_REQ_SUBSCRIBER_LIST &&
+            (rc = want_name("subscriber name", i < argc ? argv[i++] : NULL, q->network)) != 0)
+            return rc;
     } else {
-        return usage_error("unknown command '%s' (network, node)", obj);
+        return usage_error("unknown command '%s' (network, node, subscriber)", obj);
     }
     while (i < argc) {
         const char *opt = argv[i++];
@@ -386,6 +471,68 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
     return 0;
 }
 
+/* Trim surrounding blanks and a final newline in place. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* The API token: --token-file, else $VNET_TOKEN, else the file $VNET_TOKEN_FILE; "" for none.
+ * A token file must not be readable by others, like a key file. Returns 0, 1 (cannot read:
+ * message printed) or 2 (a malformed token). */
+static int load_token(const struct cmd *c, char *out, size_t outlen)
+{
+    const char *file = c->token_file, *env = getenv("VNET_TOKEN");
+    out[0] = '\0';
+    if (!file && env && env[0]) {
+        char buf[VNET_MSG_TEXT_MAX];
+        snprintf(buf, sizeof(buf), "%s", env);
+        snprintf(out, outlen, "%s", trim(buf));
+    } else {
+        if (!file)
+            file = getenv("VNET_TOKEN_FILE");
+        if (!file || !file[0])
+            return 0;
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            fprintf(stderr, "%s: token file %s: %s\n", prog, file, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            return 1;
+        }
+        if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+            fprintf(stderr, "%s: token file %s is %s (mode %04o); chmod 600 it\n", prog, file,
+                    S_ISREG(st.st_mode) ? "readable by others" : "not a regular file",
+                    (unsigned)(st.st_mode & 07777));
+            close(fd);
+            return 1;
+        }
+        char buf[VNET_MSG_TEXT_MAX];
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n < 0) {
+            fprintf(stderr, "%s: token file %s: %s\n", prog, file, strerror(errno));
+            return 1;
+        }
+        buf[n] = '\0';
+        snprintf(out, outlen, "%s", trim(buf));
+        memset(buf, 0, sizeof(buf));
+    }
+    uint8_t raw[VNET_API_TOKEN_LEN];
+    if (out[0] && vnet_api_token_parse(out, raw) != 0) {
+        memset(out, 0, outlen);
+        return usage_error("%s", "malformed API token (want vnetapi1- and 43 characters)");
+    }
+    memset(raw, 0, sizeof(raw));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct cmd c;
@@ -403,6 +550,13 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--token-file") == 0 || strcmp(a, "--controller-key") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs a value", a);
+            if (a[2] == 't')
+                c.token_file = argv[++i];
+            else
+                c.controller_key = argv[++i];
         } else if (strcmp(a, "--controller") == 0 || strcmp(a, "--socket") == 0 ||
                    strcmp(a, "--timeout") == 0) {
             if (i + 1 >= argc)
@@ -425,8 +579,31 @@ int main(int argc, char **argv)
     if (c.socket && !strchr(c.socket, '/'))
         return usage_error("bad --socket '%s': want a path", c.socket);
     char err[256] = "";
+    char token[VNET_MSG_TEXT_MAX] = "";
+    uint8_t ctl_pub[VNET_KEY_LEN];
+    struct vnet_client_opts opts = {.timeout_ms = c.timeout_ms};
+    if (!c.socket) { /* the Unix socket needs neither: whoever may open it is the admin */
+        if (!c.controller_key)
+            c.controller_key = getenv("VNET_CONTROLLER_KEY");
+        if (c.controller_key && c.controller_key[0]) {
+            if (vnet_pubkey_parse(c.controller_key, ctl_pub))
+                return usage_error("bad controller key '%s': want the 43 characters that "
+                                   "vnet-controller --pubkey prints",
+                                   c.controller_key);
+            opts.controller_pub = ctl_pub;
+        }
+        if ((rc = load_token(&c, token, sizeof(token))) != 0)
+            return rc;
+        if (token[0]) {
+            if (!opts.controller_pub)
+                return usage_error("%s", "an API token needs the controller's public key: "
+                                         "--controller-key KEY or VNET_CONTROLLER_KEY");
+            opts.token = token;
+        }
+    }
     struct vnet_client *cl;
-    rc = vnet_client_connect(addr, c.timeout_ms, &cl, err, sizeof(err));
+    rc = vnet_client_connect2(addr, &opts, &cl, err, sizeof(err));
+    memset(token, 0, sizeof(token));
     if (rc) {
         fprintf(stderr, "%s: %s\n", prog, err[0] ? err : vnet_strerror(rc));
         return 1;
@@ -449,11 +626,36 @@ int main(int argc, char **argv)
     case VNET_REQ_NETWORK_LIST:
         print_networks(r);
         break;
+    case VNET_REQ_SUBSCRIBER_LIST:
+        print_subscribers(r);
+        break;
+    case VNET_REQ_SUBSCRIBER_CREATE:
+    case VNET_REQ_SUBSCRIBER_TOKEN:
+        if (json) { /* {"subscriber": {...}, "token": "vnetapi1-..."} */
+            printf("{\"subscriber\":");
+            if (r->nsubscribers)
+                print_subscriber_json(&r->subscribers[0]);
+            else
+                printf("null");
+            printf(",");
+            json_str("token", r->token[0] ? r->token : NULL, false);
+            printf("}\n");
+            break;
+        }
+        print_subscribers(r);
+        printf("API token (shown once; keep it in a file of mode 0600): %s\n", r->token);
+        break;
+    case VNET_REQ_SUBSCRIBER_DELETE:
+        if (json)
+            printf("{\"ok\":true}\n");
+        else
+            printf("subscriber %s removed\n", c.req.network);
+        break;
     case VNET_REQ_NETWORK_SHOW:
         if (json) {
             printf("{\"network\":");
             if (r->nnetworks)
-                print_network_json(&r->networks[0]);
+                print_network_json(&r->networks[0], NULL);
             printf(",\"nodes\":");
             print_nodes(r->nodes, r->nnodes);
             printf("}\n");

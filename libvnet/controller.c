@@ -9,6 +9,13 @@
  * I/O) sends each dirty network's sessions one delta with everything after what they were last
  * sent, grouped by that revision so each group shares one encoding. Commits from other
  * processes are found by polling the store's change counter.
+ *
+ * Clients. A session on the Unix socket is the admin (the socket is 0600). On TCP, without a
+ * controller key every client is the admin (the API is open: the program warns); with a key,
+ * a client does the node handshake with a throwaway key and presents an API token sealed to
+ * our key and bound to that throwaway key; the token's subscriber is the session's identity
+ * and every later frame is encrypted. A subscriber's requests are scoped to its own networks:
+ * anything else is "no network", exactly as if it did not exist.
  */
 #include "vnet/controller.h"
 #include "vnet/crypto.h"
@@ -47,6 +54,10 @@ struct session {
     struct vnet_ip peer_ip; /* TCP peer (family 0 for the Unix socket) */
     bool secure;            /* after the handshake: every frame sealed/opened */
     struct vnet_chan tx, rx;
+    bool local;             /* on the Unix socket */
+    bool admin;             /* a client acting as the admin: sees every subscriber's data */
+    uint64_t sub_id;        /* a client's subscriber */
+    char sub_name[VNET_NAME_MAX];
 };
 
 struct wbuf {
@@ -723,6 +734,131 @@ static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e
         note_own_commit(s->c, s->network_id);
 }
 
+/* ---- client sessions ---- */
+
+#define CLIENT_PROLOGUE "vnet-client" /* the role, bound into the handshake transcript */
+
+static void client_refuse(struct session *s, struct vnet_hs *hs, const char *text)
+{
+    if (hs)
+        vnet_hs_wipe(hs);
+    vnet_log(VNET_LOG_WARN, "controller", "api client refused: %s", text);
+    s->c->st.sessions_closed_bad++;
+    session_fail(s, VNET_EACCES, text);
+}
+
+/* A TCP client of a controller with a key: the handshake proves we hold our key; the API
+ * token sealed behind it, bound to the client's throwaway static key, says who it is. On
+ * success the handshake is ready to split and @out holds WELCOME.auth; on failure the
+ * session has been failed with the reason. */
+static int authenticate_client(struct session *s, const struct vnet_msg_hello *h,
+                               struct vnet_hs *hs, uint8_t *out, size_t *outlen)
+{
+    struct vnet_controller *c = s->c;
+    uint8_t claimed[VNET_KEY_LEN], bound[VNET_KEY_LEN], raw[VNET_API_TOKEN_LEN];
+    uint8_t hash[VNET_TOKEN_HASH_BYTES];
+    struct vnet_subscriber sub;
+    char text[VNET_MSG_TEXT_MAX];
+    if (h->auth_len < VNET_HS_HELLO_LEN) {
+        client_refuse(s, NULL,
+                      "authentication required: this controller's API needs its public key and "
+                      "an API token (vnetctl --controller-key KEY --token-file FILE)");
+        return VNET_EACCES;
+    }
+    int rc = vnet_hs_init_responder(hs, &c->key, CLIENT_PROLOGUE, strlen(CLIENT_PROLOGUE));
+    if (!rc)
+        rc = vnet_hs_read_hello(hs, h->auth, VNET_HS_HELLO_LEN, claimed, NULL);
+    if (rc) {
+        snprintf(text, sizeof(text),
+                 "handshake failed (%s): wrong controller key or tampered hello",
+                 vnet_strerror(rc));
+        client_refuse(s, hs, text);
+        return VNET_EACCES;
+    }
+    uint32_t extra = h->auth_len - VNET_HS_HELLO_LEN;
+    if (extra == 0) {
+        client_refuse(s, hs, "no API token: give one (vnetctl --token-file FILE or VNET_TOKEN)");
+        return VNET_EACCES;
+    }
+    rc = vnet_api_token_open(c->key.pub, c->key.sec, h->auth + VNET_HS_HELLO_LEN, extra, raw,
+                             bound);
+    if (rc) {
+        client_refuse(s, hs, "API token unreadable");
+        return VNET_EACCES;
+    }
+    if (sodium_memcmp(bound, claimed, VNET_KEY_LEN) != 0) {
+        sodium_memzero(raw, sizeof(raw));
+        client_refuse(s, hs, "API token not bound to this handshake");
+        return VNET_EACCES;
+    }
+    vnet_token_hash(raw, sizeof(raw), hash);
+    sodium_memzero(raw, sizeof(raw));
+    rc = vnet_store_subscriber_by_token(c->store, hash, &sub);
+    if (rc) {
+        client_refuse(s, hs,
+                      rc == VNET_ENOENT ? "unknown API token" : "cannot check the API token");
+        return VNET_EACCES;
+    }
+    rc = vnet_hs_accept(hs, out, VNET_HS_WELCOME_LEN, outlen);
+    if (rc) {
+        vnet_hs_wipe(hs);
+        session_fail(s, VNET_EIO, "handshake failed");
+        return rc;
+    }
+    s->sub_id = sub.id;
+    s->admin = sub.admin;
+    snprintf(s->sub_name, sizeof(s->sub_name), "%s", sub.name);
+    vnet_log(VNET_LOG_INFO, "controller", "api session of subscriber '%s'", sub.name);
+    return 0;
+}
+
+static void handle_client_hello(struct session *s, const struct vnet_msg_hello *h)
+{
+    struct vnet_controller *c = s->c;
+    struct vnet_msg w;
+    struct vnet_hs hs;
+    size_t auth_len = 0;
+    memset(&w, 0, sizeof(w));
+    w.type = VNET_MSG_WELCOME;
+    w.u.welcome.version = VNET_PROTO_VERSION;
+    bool secure = !s->local && c->has_key;
+    if (secure) {
+        if (authenticate_client(s, h, &hs, w.u.welcome.auth, &auth_len) != 0)
+            return;
+        w.u.welcome.auth_len = (uint32_t)auth_len;
+    } else {
+        /* The Unix socket's permissions, or an open API (no key: the program warns). */
+        s->admin = true;
+        s->sub_id = VNET_SUBSCRIBER_ADMIN;
+        snprintf(s->sub_name, sizeof(s->sub_name), "admin");
+    }
+    s->kind = S_CLIENT;
+    c->st.client_sessions++;
+    if (send_msg(s, &w) != 0) { /* WELCOME itself goes out in the clear */
+        if (secure)
+            vnet_hs_wipe(&hs);
+        return;
+    }
+    if (secure) {
+        if (vnet_hs_split(&hs, &s->tx, &s->rx) != 0) {
+            session_fail(s, VNET_EIO, "handshake failed");
+            return;
+        }
+        s->secure = true;
+        vnet_frame_reader_free(&s->rd); /* nothing may follow HELLO unsealed */
+        vnet_frame_reader_init(&s->rd, VNET_FRAME_MAX + VNET_CHAN_HEADER_LEN + VNET_CHAN_OVERHEAD);
+    }
+}
+
+/* Close the other authenticated sessions of subscriber @id (deleted, or its token replaced). */
+static void drop_subscriber_sessions(struct vnet_controller *c, const struct session *except,
+                                     uint64_t id, const char *why)
+{
+    for (struct session *o = c->sessions; o; o = o->next)
+        if (o != except && o->kind == S_CLIENT && o->secure && o->sub_id == id)
+            session_fail(o, VNET_EACCES, why);
+}
+
 /* ---- subscriber requests ---- */
 
 static int collect_network(const struct vnet_network *n, void *arg)
@@ -770,6 +906,146 @@ static void make_join_token(struct vnet_controller *c, const struct vnet_node *n
     sodium_memzero(secret, sizeof(secret));
 }
 
+/* ---- request scope ---- */
+
+struct name_match {
+    const char *name;
+    struct vnet_network first;
+    unsigned n;
+};
+
+static int match_name(const struct vnet_network *n, void *arg)
+{
+    struct name_match *m = arg;
+    if (strcmp(n->name, m->name) == 0 && m->n++ == 0)
+        m->first = *n;
+    return 0;
+}
+
+/* The network @name as session @s may see it. A subscriber: only its own (another's is "no
+ * network", so existence is not leaked). The admin: "SUBSCRIBER/NAME" names any subscriber's
+ * network; a plain NAME is the admin's own network of that name, else the one network of that
+ * name whoever owns it (refused as ambiguous when several subscribers have one). */
+static int find_network(struct session *s, const char *name, struct vnet_network *out, char *err,
+                        size_t errlen)
+{
+    struct vnet_controller *c = s->c;
+    int rc;
+    const char *slash = s->admin ? strchr(name, '/') : NULL;
+    if (!s->admin) {
+        rc = vnet_store_network_get(c->store, s->sub_id, name, out);
+    } else if (slash) {
+        char sub_name[VNET_NAME_MAX];
+        struct vnet_subscriber sub;
+        snprintf(sub_name, sizeof(sub_name), "%.*s", (int)(slash - name), name);
+        if ((rc = vnet_store_subscriber_get(c->store, sub_name, &sub)) != 0) {
+            snprintf(err, errlen, "no subscriber '%s'", sub_name);
+            return VNET_ENOENT;
+        }
+        rc = vnet_store_network_get(c->store, sub.id, slash + 1, out);
+    } else {
+        rc = vnet_store_network_get(c->store, VNET_SUBSCRIBER_ADMIN, name, out);
+        if (rc == VNET_ENOENT) {
+            struct name_match m = {.name = name};
+            rc = vnet_store_network_list(c->store, 0, match_name, &m);
+            if (!rc && m.n == 0)
+                rc = VNET_ENOENT;
+            if (!rc && m.n > 1) {
+                snprintf(err, errlen,
+                         "%u subscribers have a network '%s': say which, as SUBSCRIBER/%s", m.n,
+                         name, name);
+                return VNET_EINVAL;
+            }
+            if (!rc)
+                *out = m.first;
+        }
+    }
+    if (rc)
+        snprintf(err, errlen, "no network '%s'", name);
+    return rc == VNET_EINVAL ? VNET_ENOENT : rc; /* an invalid name names no network */
+}
+
+static int collect_subscriber(const struct vnet_subscriber *sub, void *arg)
+{
+    struct vnet_msg_reply *r = arg;
+    struct vnet_subscriber *v = realloc(r->subscribers, (r->nsubscribers + 1) * sizeof(*v));
+    if (!v)
+        return VNET_ENOMEM;
+    r->subscribers = v;
+    r->subscribers[r->nsubscribers++] = *sub;
+    return 0;
+}
+
+static bool subscriber_op(enum vnet_req_op op)
+{
+    return op == VNET_REQ_SUBSCRIBER_CREATE || op == VNET_REQ_SUBSCRIBER_LIST ||
+           op == VNET_REQ_SUBSCRIBER_DELETE || op == VNET_REQ_SUBSCRIBER_TOKEN;
+}
+
+/* subscriber.create/list/delete/token, for the admin. */
+static int handle_subscriber_request(struct session *s, const struct vnet_msg_request *q,
+                                     struct vnet_msg_reply *r, char *err, size_t errlen)
+{
+    struct vnet_controller *c = s->c;
+    struct vnet_subscriber sub;
+    uint8_t hash[VNET_TOKEN_HASH_BYTES];
+    int rc;
+    if (!s->admin) {
+        snprintf(err, errlen, "only the admin manages subscribers");
+        return VNET_EPERM;
+    }
+    if (q->op == VNET_REQ_SUBSCRIBER_LIST)
+        return vnet_store_subscriber_list(c->store, collect_subscriber, r);
+    if (q->op == VNET_REQ_SUBSCRIBER_CREATE) {
+        if (!vnet_name_valid(q->network)) {
+            snprintf(err, errlen, "invalid subscriber name '%s'", q->network);
+            return VNET_EINVAL;
+        }
+        rc = vnet_api_token_new(r->token, sizeof(r->token), hash);
+        if (rc > 0)
+            rc = vnet_store_subscriber_create(c->store, q->network, hash, &sub, err, errlen);
+        if (!rc)
+            rc = collect_subscriber(&sub, r);
+        if (rc) {
+            sodium_memzero(r->token, sizeof(r->token));
+        } else {
+            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' created", sub.name);
+        }
+        return rc;
+    }
+    if ((rc = vnet_store_subscriber_get(c->store, q->network, &sub)) != 0) {
+        snprintf(err, errlen, "no subscriber '%s'", q->network);
+        return rc == VNET_EINVAL ? VNET_ENOENT : rc;
+    }
+    if (q->op == VNET_REQ_SUBSCRIBER_DELETE) {
+        rc = vnet_store_subscriber_delete(c->store, sub.id);
+        if (rc == VNET_EPERM)
+            snprintf(err, errlen, "the admin cannot be deleted");
+        else if (rc == VNET_EBUSY)
+            snprintf(err, errlen, "subscriber '%s' owns networks: delete them first", sub.name);
+        if (!rc) {
+            drop_subscriber_sessions(c, s, sub.id, "subscriber deleted");
+            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' deleted", sub.name);
+        }
+        return rc;
+    }
+    /* SUBSCRIBER_TOKEN: the old token stops working at once, and so do its open sessions. */
+    rc = vnet_api_token_new(r->token, sizeof(r->token), hash);
+    if (rc > 0)
+        rc = vnet_store_subscriber_set_token(c->store, sub.id, hash);
+    if (!rc) {
+        sub.has_token = true;
+        rc = collect_subscriber(&sub, r);
+    }
+    if (rc) {
+        sodium_memzero(r->token, sizeof(r->token));
+        return rc;
+    }
+    drop_subscriber_sessions(c, s, sub.id, "API token replaced");
+    vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s': new API token", sub.name);
+    return 0;
+}
+
 static void handle_request(struct session *s, const struct vnet_msg_request *q)
 {
     struct vnet_controller *c = s->c;
@@ -784,16 +1060,32 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
     int rc = 0;
     c->st.requests++;
 
-    bool need_net = q->op != VNET_REQ_NETWORK_CREATE && q->op != VNET_REQ_NETWORK_LIST;
-    if (need_net && (rc = vnet_store_network_get(c->store, 0, q->network, &net)) != 0) {
-        snprintf(err, errlen, "no network '%s'", q->network);
+    if (subscriber_op(q->op)) {
+        rc = handle_subscriber_request(s, q, r, err, errlen);
         goto out;
     }
+    bool need_net = q->op != VNET_REQ_NETWORK_CREATE && q->op != VNET_REQ_NETWORK_LIST;
+    if (need_net && (rc = find_network(s, q->network, &net, err, errlen)) != 0)
+        goto out;
     switch (q->op) {
     case VNET_REQ_NETWORK_CREATE: {
         struct vnet_network_spec spec;
+        struct vnet_subscriber owner;
         memset(&spec, 0, sizeof(spec));
         spec.name = q->network;
+        spec.subscriber_id = s->sub_id;
+        const char *slash = s->admin ? strchr(q->network, '/') : NULL;
+        if (slash) { /* the admin creates a network for a subscriber: SUBSCRIBER/NAME */
+            char sub_name[VNET_NAME_MAX];
+            snprintf(sub_name, sizeof(sub_name), "%.*s", (int)(slash - q->network), q->network);
+            if (vnet_store_subscriber_get(c->store, sub_name, &owner) != 0) {
+                rc = VNET_ENOENT;
+                snprintf(err, errlen, "no subscriber '%s'", sub_name);
+                break;
+            }
+            spec.subscriber_id = owner.id;
+            spec.name = slash + 1;
+        }
         spec.has_vni = (q->has & VNET_REQ_HAS_VNI) != 0;
         spec.vni = q->vni;
         if (q->has & VNET_REQ_HAS_SUBNET4)
@@ -819,6 +1111,8 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
             spec.mtu = 1400;
         struct vnet_network out;
         rc = vnet_store_network_create(c->store, &spec, &out, err, errlen);
+        if (rc == VNET_EEXIST && !s->admin && strncmp(err, "VNI ", 4) == 0)
+            snprintf(err, errlen, "VNI %u is not available", q->vni); /* not whose it is */
         if (rc == 0) {
             rc = collect_network(&out, r);
             note_own_commit(c, out.id);
@@ -826,7 +1120,9 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
         break;
     }
     case VNET_REQ_NETWORK_LIST:
-        rc = vnet_store_network_list(c->store, 0, collect_network, r);
+        rc = vnet_store_network_list(c->store, s->admin ? 0 : s->sub_id, collect_network, r);
+        if (!rc && s->admin) /* to name the owners */
+            rc = vnet_store_subscriber_list(c->store, collect_subscriber, r);
         break;
     case VNET_REQ_NETWORK_SHOW:
         rc = collect_network(&net, r);
@@ -969,13 +1265,7 @@ static void handle_frame(struct session *s, const uint8_t *body, size_t len)
         } else if (m.u.hello.role == VNET_ROLE_NODE) {
             handle_node_hello(s, &m.u.hello);
         } else if (m.u.hello.role == VNET_ROLE_CLIENT) {
-            struct vnet_msg w;
-            memset(&w, 0, sizeof(w));
-            w.type = VNET_MSG_WELCOME;
-            w.u.welcome.version = VNET_PROTO_VERSION;
-            s->kind = S_CLIENT;
-            s->c->st.client_sessions++;
-            send_msg(s, &w);
+            handle_client_hello(s, &m.u.hello);
         } else {
             session_fail(s, VNET_EPROTO, "unknown role");
         }
@@ -1035,9 +1325,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             size_t plen = 0;
             if (!plain || vnet_chan_open(&s->rx, body, len, plain, len, &plen) != 0) {
                 free(plain);
-                vnet_log(VNET_LOG_WARN, "controller",
-                         "session of node %llu: a frame does not authenticate: closed",
-                         (unsigned long long)s->node_id);
+                if (s->kind == S_CLIENT)
+                    vnet_log(VNET_LOG_WARN, "controller",
+                             "session of subscriber '%s': a frame does not authenticate: closed",
+                             s->sub_name);
+                else
+                    vnet_log(VNET_LOG_WARN, "controller",
+                             "session of node %llu: a frame does not authenticate: closed",
+                             (unsigned long long)s->node_id);
                 s->c->st.sessions_closed_bad++;
                 session_close(s);
                 break;
@@ -1062,7 +1357,8 @@ static void on_connection(uv_stream_t *lis, int status)
         return;
     s->c = c;
     int rc;
-    if (lis->type == UV_NAMED_PIPE)
+    s->local = lis->type == UV_NAMED_PIPE;
+    if (s->local)
         rc = uv_pipe_init(c->loop, &s->h.pipe, 0);
     else
         rc = uv_tcp_init(c->loop, &s->h.tcp);

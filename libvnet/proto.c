@@ -30,13 +30,14 @@
 #define MIN_NODE_BYTES    20
 #define MIN_CHANGE_BYTES  5
 #define MIN_STATUS_BYTES  (4 + MIN_NODE_BYTES)
+#define MIN_SUBSCRIBER_BYTES 5 /* [id, name, admin, has_token]: 1 + 1 + 1 + 1 + 1 */
 
 /* Field counts of the top-level arrays, type included. */
 static const uint8_t msg_fields[] = {
     [VNET_MSG_HELLO] = 7,     [VNET_MSG_WELCOME] = 5, [VNET_MSG_SNAPSHOT] = 3,
     [VNET_MSG_DELTA] = 4,     [VNET_MSG_ACK] = 2,     [VNET_MSG_ENDPOINT] = 2,
     [VNET_MSG_KEEPALIVE] = 1, [VNET_MSG_ERROR] = 3,   [VNET_MSG_REQUEST] = 15,
-    [VNET_MSG_REPLY] = 8,
+    [VNET_MSG_REPLY] = 9,
 };
 #define MSG_TYPE_MAX VNET_MSG_REPLY
 
@@ -44,6 +45,7 @@ static const uint8_t msg_fields[] = {
 #define NODE_FIELDS    10
 #define CHANGE_FIELDS  4
 #define STATUS_FIELDS  4
+#define SUBSCRIBER_FIELDS 4
 
 #define REQ_HAS_ALL 0x3ffu
 
@@ -68,8 +70,12 @@ static const char *const op_names[] = {
     [VNET_REQ_NETWORK_STATUS] = "network.status", [VNET_REQ_NODE_ADD] = "node.add",
     [VNET_REQ_NODE_LIST] = "node.list",           [VNET_REQ_NODE_SHOW] = "node.show",
     [VNET_REQ_NODE_MOVE] = "node.move",           [VNET_REQ_NODE_REMOVE] = "node.remove",
+    [VNET_REQ_SUBSCRIBER_CREATE] = "subscriber.create",
+    [VNET_REQ_SUBSCRIBER_LIST] = "subscriber.list",
+    [VNET_REQ_SUBSCRIBER_DELETE] = "subscriber.delete",
+    [VNET_REQ_SUBSCRIBER_TOKEN] = "subscriber.token",
 };
-#define REQ_OP_MAX VNET_REQ_NODE_REMOVE
+#define REQ_OP_MAX VNET_REQ_SUBSCRIBER_TOKEN
 
 const char *vnet_msg_type_name(enum vnet_msg_type t)
 {
@@ -123,6 +129,7 @@ void vnet_msg_free(struct vnet_msg *m)
         free(m->u.reply.networks);
         free(m->u.reply.nodes);
         free(m->u.reply.status);
+        free(m->u.reply.subscribers);
         break;
     default:
         break;
@@ -428,6 +435,15 @@ static void put_status(struct enc *e, const struct vnet_node_status *s)
     put_uint(e, s->connected_since_ms);
 }
 
+static void put_subscriber(struct enc *e, const struct vnet_subscriber *s)
+{
+    put_array(e, SUBSCRIBER_FIELDS);
+    put_uint(e, s->id);
+    put_name(e, s->name);
+    put_byte(e, s->admin ? 0xc3 : 0xc2);
+    put_byte(e, s->has_token ? 0xc3 : 0xc2);
+}
+
 static void put_auth(struct enc *e, const uint8_t *auth, uint32_t len)
 {
     if (len > VNET_AUTH_MAX) {
@@ -590,7 +606,8 @@ static void put_body(struct enc *e, const struct vnet_msg *m)
     case VNET_MSG_REPLY: {
         const struct vnet_msg_reply *r = &m->u.reply;
         if ((uint64_t)r->nnetworks * MIN_NETWORK_BYTES + (uint64_t)r->nnodes * MIN_NODE_BYTES +
-                (uint64_t)r->nstatus * MIN_STATUS_BYTES >
+                (uint64_t)r->nstatus * MIN_STATUS_BYTES +
+                (uint64_t)r->nsubscribers * MIN_SUBSCRIBER_BYTES >
             VNET_FRAME_MAX) {
             e->err = VNET_EMSGSIZE;
             return;
@@ -602,6 +619,7 @@ static void put_body(struct enc *e, const struct vnet_msg *m)
         PUT_ARRAY(e, r->nodes, r->nnodes, put_node);
         PUT_ARRAY(e, r->status, r->nstatus, put_status);
         put_text(e, r->token);
+        PUT_ARRAY(e, r->subscribers, r->nsubscribers, put_subscriber);
         break;
     }
     }
@@ -1048,6 +1066,18 @@ static int dec_status(struct dec *d, struct vnet_node_status *s)
     return 0;
 }
 
+static int dec_subscriber(struct dec *d, struct vnet_subscriber *s)
+{
+    uint8_t admin = 0, has_token = 0;
+    if (dec_array(d, "subscriber", SUBSCRIBER_FIELDS) || dec_u64(d, "subscriber.id", &s->id) ||
+        dec_name(d, "subscriber.name", s->name) || dec_bool(d, "subscriber.admin", &admin) ||
+        dec_bool(d, "subscriber.has_token", &has_token))
+        return VNET_EPROTO;
+    s->admin = admin != 0;
+    s->has_token = has_token != 0;
+    return 0;
+}
+
 /* Allocates an array of @n elements for the caller's pointer (NULL for 0). */
 static int dec_alloc(size_t n, size_t size, void **out)
 {
@@ -1250,6 +1280,8 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
         DEC_ARRAY(d, "reply.status", MIN_STATUS_BYTES, r->status, r->nstatus, dec_status);
         if (dec_text(d, "reply.token", r->token))
             return VNET_EPROTO;
+        DEC_ARRAY(d, "reply.subscribers", MIN_SUBSCRIBER_BYTES, r->subscribers, r->nsubscribers,
+                  dec_subscriber);
         return 0;
     }
     }

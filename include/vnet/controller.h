@@ -36,13 +36,18 @@ struct vnet_controller_cfg {
     struct vnet_store *store; /* borrowed; used only on the loop's thread */
     const char *node_listen;  /* "IP:PORT" or "[IPv6]:PORT" for node daemons (NULL: none) */
     const char *api_listen;   /* "IP:PORT" for subscriber clients (NULL: none) */
-    const char *api_socket;   /* a Unix socket path for local administration (NULL: none) */
+    const char *api_socket;   /* a Unix socket path for local administration, mode 0600:
+                                 its clients are the admin without a token (NULL: none) */
     uint32_t keepalive_ms;    /* 0: 5,000; a session silent for 3 intervals is closed */
     size_t session_queue_max; /* unsent bytes per session; 0: 4 MiB */
     uint32_t poll_store_ms;   /* check for other processes' commits; 0: 500; UINT32_MAX: never */
     /* The controller's static key (copied). With it, every node session is authenticated
      * (the node proves the key registered for it, or enrols one with a join token) and then
-     * encrypted; without it (NULL), node sessions are neither: for tests and closed labs. */
+     * encrypted, and so is every API client on TCP: it presents an API token (sealed to this
+     * key behind its handshake, docs/security.md section 8) and acts as that token's
+     * subscriber, seeing only its own networks; no token or an unknown one is refused with
+     * VNET_EACCES. Without it (NULL), node sessions are neither and every TCP API client is
+     * the admin: for tests and closed labs. Clients on api_socket are always the admin. */
     const struct vnet_keypair *key;
 };
 

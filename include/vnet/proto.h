@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "vnet/model.h"
+#include "vnet/store.h" /* struct vnet_subscriber */
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,6 +106,11 @@ enum vnet_req_op {
     VNET_REQ_NODE_SHOW,
     VNET_REQ_NODE_MOVE,
     VNET_REQ_NODE_REMOVE,
+    /* Subscriber management, for the admin only; the subscriber's name travels in `network`. */
+    VNET_REQ_SUBSCRIBER_CREATE, /* 11: reply subscribers[0] + token (shown this once) */
+    VNET_REQ_SUBSCRIBER_LIST,   /* 12: reply subscribers */
+    VNET_REQ_SUBSCRIBER_DELETE, /* 13: nothing (refused while it owns networks) */
+    VNET_REQ_SUBSCRIBER_TOKEN,  /* 14: a new token replaces the old: subscribers[0] + token */
 };
 
 #define VNET_REQ_HAS_VNI     0x01
@@ -157,8 +163,14 @@ struct vnet_msg_reply {
     struct vnet_node_status *status;
     uint32_t nstatus;
     /* NODE_ADD without a public key, when the controller has a key: the node's single-use
-     * join token for `vnet-node --join` ("" otherwise). */
+     * join token for `vnet-node --join`; SUBSCRIBER_CREATE/TOKEN: the subscriber's new API
+     * token; "" otherwise. */
     char token[VNET_MSG_TEXT_MAX];
+    /* SUBSCRIBER_CREATE/TOKEN: subscribers[0]; SUBSCRIBER_LIST: every subscriber; NETWORK_LIST
+     * asked by the admin: every subscriber, to name the networks' owners. Owned by the
+     * message (vnet_msg_free). */
+    struct vnet_subscriber *subscribers;
+    uint32_t nsubscribers;
 };
 
 struct vnet_msg {

@@ -36,6 +36,9 @@ ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
   --listen 10.200.0.100:7700 --api 127.0.0.1:7701 --keepalive 500 >"$TMP/ctl.log" 2>&1 &
 PIDS+=($!)
 wait_listen ctl 7701 || exit 1
+# The API of a controller with a key needs its public key and an API token: the admin's,
+# written next to the database at the first start.
+export VNET_CONTROLLER_KEY="$CTLPUB" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"
 vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
 vnetctl network create blue --subnet 10.100.0.0/24 >/dev/null
 vnetctl node add blue n1 --pubkey "$(cat "$K/n1.pub")" >/dev/null

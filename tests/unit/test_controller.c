@@ -15,6 +15,7 @@
 #include "vnet/log.h"
 #include "vnet/proto.h"
 #include "vnet/store.h"
+#include "vnet/token.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -52,6 +53,7 @@ struct ctl_opts {
     uint32_t retention;
     uint32_t poll_store_ms; /* 0: never (the tests commit through the controller) */
     bool unix_socket;
+    const struct vnet_keypair *key; /* the controller's key (NULL: none) */
 };
 
 static struct ctl {
@@ -129,6 +131,7 @@ static void ctl_start(const struct ctl_opts *o)
     cfg.keepalive_ms = o->keepalive_ms;
     cfg.session_queue_max = o->queue_max;
     cfg.poll_store_ms = o->poll_store_ms ? o->poll_store_ms : UINT32_MAX;
+    cfg.key = o->key;
     rc = vnet_controller_create(&cfg, &ctl.c);
     ck_assert_msg(rc == 0, "controller create: %s", vnet_err_name(rc));
     /* The loop does not run yet: reading the ports here is on "the loop's thread". */
@@ -589,7 +592,7 @@ static void long_name(char *buf, size_t len, int i)
              "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
 }
 
-static const struct ctl_opts defaults = {0, 0, 0, 0, false};
+static const struct ctl_opts defaults = {0, 0, 0, 0, false, NULL};
 
 /* ---- 1. a node session: welcome, snapshot, deltas, acknowledgements ---- */
 
@@ -1214,6 +1217,264 @@ START_TEST(t_requests)
 }
 END_TEST
 
+
+/* ---- subscribers: authenticated API sessions scoped to their own networks ---- */
+
+/* An authenticated client over TCP with @token (NULL: none) pinning @pub: the connect's code. */
+static int cl_try(const uint8_t *pub, const char *token, struct vnet_client **out, char *err,
+                  size_t errlen)
+{
+    struct vnet_client_opts o = {.timeout_ms = WAIT_MS, .controller_pub = pub, .token = token};
+    *out = NULL;
+    return vnet_client_connect2(ctl.api, &o, out, err, errlen);
+}
+
+static struct vnet_client *cl_auth(const uint8_t *pub, const char *token)
+{
+    struct vnet_client *cl;
+    char err[256] = "";
+    int rc = cl_try(pub, token, &cl, err, sizeof(err));
+    ck_assert_msg(rc == 0, "authenticated connect: %s (%s)", vnet_err_name(rc), err);
+    return cl;
+}
+
+/* subscriber create/token @name as the admin on @cl: its token into @tok. */
+static void sub_token(struct vnet_client *cl, enum vnet_req_op op, const char *name, char *tok,
+                      size_t len)
+{
+    struct vnet_msg_request q = rq(op, name, NULL);
+    struct vnet_msg r;
+    int code = request(cl, &q, &r);
+    ck_assert_msg(code == 0, "%s %s: %s (%s)", vnet_req_op_name(op), name, vnet_err_name(code),
+                  r.u.reply.text);
+    ck_assert_uint_eq(r.u.reply.nsubscribers, 1);
+    ck_assert_str_eq(r.u.reply.subscribers[0].name, name);
+    ck_assert(r.u.reply.subscribers[0].has_token);
+    ck_assert(!r.u.reply.subscribers[0].admin);
+    uint8_t raw[VNET_API_TOKEN_LEN];
+    ck_assert_int_eq(vnet_api_token_parse(r.u.reply.token, raw), 0);
+    snprintf(tok, len, "%s", r.u.reply.token);
+    vnet_msg_free(&r);
+}
+
+static void expect_code(struct vnet_client *cl, const struct vnet_msg_request *q, int want,
+                        const char *text_has)
+{
+    struct vnet_msg r;
+    int code = request(cl, q, &r);
+    ck_assert_msg(code == want, "%s %s: %s (%s), want %s", vnet_req_op_name(q->op), q->network,
+                  vnet_err_name(code), r.u.reply.text, vnet_err_name(want));
+    if (text_has)
+        ck_assert_msg(strstr(r.u.reply.text, text_has), "text '%s' lacks '%s'", r.u.reply.text,
+                      text_has);
+    vnet_msg_free(&r);
+}
+
+START_TEST(t_subscribers)
+{
+    struct vnet_keypair key, other;
+    ck_assert_int_eq(vnet_key_generate(&key), 0);
+    ck_assert_int_eq(vnet_key_generate(&other), 0);
+    struct ctl_opts o = defaults;
+    o.unix_socket = true;
+    o.key = &key;
+    ctl_start(&o);
+    struct vnet_msg r;
+    struct vnet_msg_request q;
+    char alice_tok[VNET_MSG_TEXT_MAX], bob_tok[VNET_MSG_TEXT_MAX], err[256];
+
+    /* The Unix socket is the admin, without key or token. */
+    struct vnet_client *adm = cl_open(ctl.sock);
+    sub_token(adm, VNET_REQ_SUBSCRIBER_CREATE, "alice", alice_tok, sizeof(alice_tok));
+    sub_token(adm, VNET_REQ_SUBSCRIBER_CREATE, "bob", bob_tok, sizeof(bob_tok));
+    ck_assert_str_ne(alice_tok, bob_tok);
+
+    struct vnet_client *alice = cl_auth(key.pub, alice_tok);
+    struct vnet_client *bob = cl_auth(key.pub, bob_tok);
+    struct vnet_network ab = net_create(alice, "blue", 0, "10.1.0.0/24");
+    struct vnet_network bb = net_create(bob, "blue", 0, "10.1.0.0/24");
+    net_create(bob, "red", 0, NULL);
+    ck_assert_uint_ne(ab.vni, bb.vni);
+    ck_assert_uint_ne(ab.subscriber_id, bb.subscriber_id);
+    ck_assert_uint_ne(ab.subscriber_id, VNET_SUBSCRIBER_ADMIN);
+    node_add(alice, "blue", "a1");
+
+    /* Each sees only its own. */
+    q = rq(VNET_REQ_NETWORK_LIST, NULL, NULL);
+    ck_assert_int_eq(request(alice, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.nnetworks, 1);
+    ck_assert_uint_eq(r.u.reply.networks[0].id, ab.id);
+    ck_assert_uint_eq(r.u.reply.nsubscribers, 0); /* owners are the admin's business */
+    vnet_msg_free(&r);
+    ck_assert_int_eq(request(bob, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.nnetworks, 2);
+    vnet_msg_free(&r);
+    q = rq(VNET_REQ_NETWORK_SHOW, "blue", NULL);
+    ck_assert_int_eq(request(bob, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.networks[0].id, bb.id);
+    ck_assert_uint_eq(r.u.reply.nnodes, 0);
+    vnet_msg_free(&r);
+
+    /* Another's network does not exist for alice, whatever she asks. */
+    static const enum vnet_req_op ops[] = {VNET_REQ_NETWORK_SHOW, VNET_REQ_NETWORK_STATUS,
+                                           VNET_REQ_NETWORK_DELETE, VNET_REQ_NODE_LIST,
+                                           VNET_REQ_NODE_ADD};
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        q = rq(ops[i], "red", "x");
+        expect_code(alice, &q, VNET_ENOENT, "no network 'red'");
+    }
+    q = rq(VNET_REQ_NETWORK_SHOW, "bob/red", NULL);
+    expect_code(alice, &q, VNET_ENOENT, "no network");
+    q = rq(VNET_REQ_NETWORK_SHOW, "red", NULL);
+    expect_code(bob, &q, 0, NULL); /* still there */
+    /* A VNI taken by another subscriber: refused without naming the network. */
+    q = rq(VNET_REQ_NETWORK_CREATE, "green", NULL);
+    q.has = VNET_REQ_HAS_VNI;
+    q.vni = bb.vni;
+    ck_assert_int_eq(request(alice, &q, &r), VNET_EEXIST);
+    ck_assert_msg(!strstr(r.u.reply.text, "blue"), "text: %s", r.u.reply.text);
+    vnet_msg_free(&r);
+    /* Subscribers do not manage subscribers. */
+    q = rq(VNET_REQ_SUBSCRIBER_LIST, NULL, NULL);
+    expect_code(alice, &q, VNET_EPERM, "admin");
+
+    /* The admin sees everything, with the owners, and must say whose "blue" it means. */
+    q = rq(VNET_REQ_NETWORK_LIST, NULL, NULL);
+    ck_assert_int_eq(request(adm, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.nnetworks, 3);
+    ck_assert_uint_eq(r.u.reply.nsubscribers, 3);
+    vnet_msg_free(&r);
+    q = rq(VNET_REQ_NETWORK_SHOW, "blue", NULL);
+    expect_code(adm, &q, VNET_EINVAL, "SUBSCRIBER/blue");
+    q = rq(VNET_REQ_NETWORK_SHOW, "alice/blue", NULL);
+    ck_assert_int_eq(request(adm, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.networks[0].id, ab.id);
+    ck_assert_uint_eq(r.u.reply.nnodes, 1);
+    vnet_msg_free(&r);
+    q = rq(VNET_REQ_SUBSCRIBER_LIST, NULL, NULL);
+    ck_assert_int_eq(request(adm, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.nsubscribers, 3);
+    ck_assert(r.u.reply.subscribers[0].admin);
+    ck_assert_str_eq(r.u.reply.subscribers[1].name, "alice");
+    vnet_msg_free(&r);
+
+    /* Refusals: each one ERROR VNET_EACCES with a reason, then the close. */
+    struct vnet_client *x;
+    char wrong[VNET_API_TOKEN_STRLEN], hash[VNET_TOKEN_HASH_BYTES];
+    ck_assert_int_gt(vnet_api_token_new(wrong, sizeof(wrong), (uint8_t *)hash), 0);
+    ck_assert_int_eq(cl_try(key.pub, wrong, &x, err, sizeof(err)), VNET_EACCES);
+    ck_assert_msg(strstr(err, "unknown API token"), "err: %s", err);
+    ck_assert_int_eq(cl_try(key.pub, NULL, &x, err, sizeof(err)), VNET_EACCES);
+    ck_assert_msg(strstr(err, "no API token"), "err: %s", err);
+    ck_assert_int_eq(cl_try(NULL, NULL, &x, err, sizeof(err)), VNET_EACCES);
+    ck_assert_msg(strstr(err, "authentication required"), "err: %s", err);
+    ck_assert_int_eq(cl_try(other.pub, alice_tok, &x, err, sizeof(err)), VNET_EACCES);
+    ck_assert_msg(strstr(err, "wrong controller key"), "err: %s", err);
+    ck_assert_int_eq(cl_try(NULL, alice_tok, &x, err, sizeof(err)), VNET_EINVAL);
+    ck_assert_int_eq(cl_try(key.pub, "vnetapi1-short", &x, err, sizeof(err)), VNET_EINVAL);
+    ck_assert_ptr_null(x);
+
+    /* A sealed token lifted from another connection: bound to that connection's key. */
+    struct peer p;
+    struct vnet_hs hs;
+    struct vnet_keypair mine, theirs;
+    uint8_t raw[VNET_API_TOKEN_LEN];
+    size_t n = 0;
+    ck_assert_int_eq(vnet_key_generate(&mine), 0);
+    ck_assert_int_eq(vnet_key_generate(&theirs), 0);
+    ck_assert_int_eq(vnet_api_token_parse(alice_tok, raw), 0);
+    memset(&r, 0, sizeof(r));
+    r.type = VNET_MSG_HELLO;
+    r.u.hello.version = VNET_PROTO_VERSION;
+    r.u.hello.role = VNET_ROLE_CLIENT;
+    ck_assert_int_eq(vnet_hs_init_initiator(&hs, &mine, key.pub, "vnet-client", 11), 0);
+    ck_assert_int_eq(vnet_hs_write_hello(&hs, 1, r.u.hello.auth, VNET_AUTH_MAX, &n), 0);
+    ck_assert_int_eq(vnet_api_token_seal(key.pub, raw, theirs.pub, r.u.hello.auth + n), 0);
+    r.u.hello.auth_len = (uint32_t)(n + VNET_API_SEALED_LEN);
+    peer_open_port(&p, ctl.api_port, 0);
+    peer_send(&p, &r);
+    expect_error_close(&p, VNET_EACCES, "not bound");
+    peer_close(&p);
+    /* ... and a client hello with the node prologue is not a client hello. */
+    r.u.hello.auth_len = 0;
+    ck_assert_int_eq(vnet_hs_init_initiator(&hs, &mine, key.pub, "vnet-node//", 11), 0);
+    ck_assert_int_eq(vnet_hs_write_hello(&hs, 2, r.u.hello.auth, VNET_AUTH_MAX, &n), 0);
+    ck_assert_int_eq(vnet_api_token_seal(key.pub, raw, mine.pub, r.u.hello.auth + n), 0);
+    r.u.hello.auth_len = (uint32_t)(n + VNET_API_SEALED_LEN);
+    peer_open_port(&p, ctl.api_port, 0);
+    peer_send(&p, &r);
+    expect_error_close(&p, VNET_EACCES, "handshake failed");
+    peer_close(&p);
+    vnet_hs_wipe(&hs);
+
+    /* Rotation: the old token is refused, alice's open session is closed, the new one works. */
+    char alice2[VNET_MSG_TEXT_MAX];
+    sub_token(adm, VNET_REQ_SUBSCRIBER_TOKEN, "alice", alice2, sizeof(alice2));
+    ck_assert_str_ne(alice2, alice_tok);
+    ck_assert_int_eq(cl_try(key.pub, alice_tok, &x, err, sizeof(err)), VNET_EACCES);
+    q = rq(VNET_REQ_NETWORK_LIST, NULL, NULL);
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_ne(vnet_client_request(alice, &q, &r, err, sizeof(err)), 0);
+    vnet_client_close(alice);
+    alice = cl_auth(key.pub, alice2);
+    q = rq(VNET_REQ_NETWORK_SHOW, "blue", NULL);
+    expect_code(alice, &q, 0, NULL);
+
+    /* Delete: refused while bob owns networks; the admin never. */
+    q = rq(VNET_REQ_SUBSCRIBER_DELETE, "bob", NULL);
+    expect_code(adm, &q, VNET_EBUSY, "owns networks");
+    q = rq(VNET_REQ_SUBSCRIBER_DELETE, "admin", NULL);
+    expect_code(adm, &q, VNET_EPERM, NULL);
+    q = rq(VNET_REQ_SUBSCRIBER_DELETE, "nobody", NULL);
+    expect_code(adm, &q, VNET_ENOENT, "nobody");
+    request_ok(bob, &(struct vnet_msg_request){.op = VNET_REQ_NETWORK_DELETE, .network = "blue"});
+    request_ok(bob, &(struct vnet_msg_request){.op = VNET_REQ_NETWORK_DELETE, .network = "red"});
+    q = rq(VNET_REQ_SUBSCRIBER_DELETE, "bob", NULL);
+    expect_code(adm, &q, 0, NULL);
+    ck_assert_int_eq(cl_try(key.pub, bob_tok, &x, err, sizeof(err)), VNET_EACCES);
+
+    /* ... and bob's open session was closed with the deletion. */
+    q = rq(VNET_REQ_NETWORK_LIST, NULL, NULL);
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_ne(vnet_client_request(bob, &q, &r, err, sizeof(err)), 0);
+    vnet_client_close(bob);
+    vnet_client_close(alice);
+    vnet_client_close(adm);
+    vnet_key_wipe(&key);
+    ctl_stop();
+}
+END_TEST
+
+/* Without a key, TCP clients are the admin, as before, and see every subscriber's networks. */
+START_TEST(t_open_api)
+{
+    struct ctl_opts o = defaults;
+    ctl_start(&o);
+    struct vnet_client *cl = cl_open(ctl.api);
+    char tok[VNET_MSG_TEXT_MAX];
+    sub_token(cl, VNET_REQ_SUBSCRIBER_CREATE, "carol", tok, sizeof(tok));
+    struct vnet_msg r;
+    struct vnet_msg_request q = rq(VNET_REQ_NETWORK_CREATE, "carol/blue", NULL);
+    ck_assert_int_eq(request(cl, &q, &r), 0);
+    ck_assert_str_eq(r.u.reply.networks[0].name, "blue");
+    vnet_msg_free(&r);
+    q = rq(VNET_REQ_NETWORK_LIST, NULL, NULL);
+    ck_assert_int_eq(request(cl, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.nnetworks, 1);
+    ck_assert_uint_ne(r.u.reply.networks[0].subscriber_id, VNET_SUBSCRIBER_ADMIN);
+    vnet_msg_free(&r);
+    /* A client pinning a key refuses a controller that cannot prove one. */
+    struct vnet_keypair k;
+    struct vnet_client *x;
+    char err[256] = "";
+    ck_assert_int_eq(vnet_key_generate(&k), 0);
+    ck_assert_int_eq(cl_try(k.pub, tok, &x, err, sizeof(err)), VNET_EACCES);
+    ck_assert_msg(strstr(err, "did not authenticate"), "err: %s", err);
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
+
 /* ---- commits by another process sharing the database ---- */
 
 START_TEST(t_other_writer)
@@ -1401,6 +1662,8 @@ int main(void)
     tcase_add_test(tc, t_other_writer);
     tcase_add_test(tc, t_slow_client);
     tcase_add_test(tc, t_create_errors);
+    tcase_add_test(tc, t_subscribers);
+    tcase_add_test(tc, t_open_api);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);

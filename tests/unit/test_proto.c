@@ -95,6 +95,26 @@ static uint8_t *encode_body(const struct vnet_msg *m, size_t *len)
     return body;
 }
 
+/* Field by field: struct vnet_subscriber has padding after its bools. */
+static bool subscribers_eq(const struct vnet_subscriber *a, const struct vnet_subscriber *b,
+                           uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (a[i].id != b[i].id || strcmp(a[i].name, b[i].name) != 0 ||
+            a[i].admin != b[i].admin || a[i].has_token != b[i].has_token)
+            return false;
+    return true;
+}
+
+static void fill_subscriber(struct vnet_subscriber *s, uint64_t id, const char *name)
+{
+    memset(s, 0, sizeof(*s));
+    s->id = id;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    s->admin = id == VNET_SUBSCRIBER_ADMIN;
+    s->has_token = id % 2 == 1;
+}
+
 static bool msg_eq(const struct vnet_msg *a, const struct vnet_msg *b)
 {
     if (a->type != b->type)
@@ -120,7 +140,9 @@ static bool msg_eq(const struct vnet_msg *a, const struct vnet_msg *b)
                (!x->nnetworks ||
                 memcmp(x->networks, y->networks, x->nnetworks * sizeof(*x->networks)) == 0) &&
                (!x->nnodes || memcmp(x->nodes, y->nodes, x->nnodes * sizeof(*x->nodes)) == 0) &&
-               (!x->nstatus || memcmp(x->status, y->status, x->nstatus * sizeof(*x->status)) == 0);
+               (!x->nstatus || memcmp(x->status, y->status, x->nstatus * sizeof(*x->status)) == 0) &&
+               strcmp(x->token, y->token) == 0 && x->nsubscribers == y->nsubscribers &&
+               subscribers_eq(x->subscribers, y->subscribers, x->nsubscribers);
     }
     default:
         return memcmp(&a->u, &b->u, sizeof(a->u)) == 0;
@@ -264,6 +286,11 @@ static void make_samples(struct vnet_msg s[NSAMPLES])
     s[9].u.reply.status[0].connected = 1;
     s[9].u.reply.status[0].connected_since_ms = 1790000000000ull;
     fill_node(&s[9].u.reply.status[1].node, 8);
+    snprintf(s[9].u.reply.token, VNET_MSG_TEXT_MAX, "vnetapi1-x");
+    s[9].u.reply.nsubscribers = 2;
+    s[9].u.reply.subscribers = calloc(2, sizeof(struct vnet_subscriber));
+    fill_subscriber(&s[9].u.reply.subscribers[0], 1, "admin");
+    fill_subscriber(&s[9].u.reply.subscribers[1], 1ull << 40, "tenant.a-1");
 
     s[10].type = VNET_MSG_REPLY;
     s[10].u.reply.id = 100;
@@ -354,8 +381,15 @@ START_TEST(t_names)
     ck_assert_str_eq(vnet_msg_type_name((enum vnet_msg_type)11), "unknown");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_NETWORK_CREATE), "network.create");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_NODE_REMOVE), "node.remove");
+    ck_assert_int_eq(VNET_REQ_SUBSCRIBER_CREATE, 11);
+    ck_assert_int_eq(VNET_REQ_SUBSCRIBER_TOKEN, 14);
+    ck_assert_str_eq(vnet_req_op_name(VNET_REQ_SUBSCRIBER_CREATE), "subscriber.create");
+    ck_assert_str_eq(vnet_req_op_name(VNET_REQ_SUBSCRIBER_LIST), "subscriber.list");
+    ck_assert_str_eq(vnet_req_op_name(VNET_REQ_SUBSCRIBER_DELETE), "subscriber.delete");
+    ck_assert_str_eq(vnet_req_op_name(VNET_REQ_SUBSCRIBER_TOKEN), "subscriber.token");
+    ck_assert_str_eq(vnet_req_op_name((enum vnet_req_op)15), "unknown");
     ck_assert_str_eq(vnet_req_op_name((enum vnet_req_op)0), "unknown");
-    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_NODE_REMOVE; op++) {
+    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_SUBSCRIBER_TOKEN; op++) {
         enum vnet_req_op got = 0;
         ck_assert_int_eq(vnet_req_op_parse(vnet_req_op_name((enum vnet_req_op)op), &got), 0);
         ck_assert_int_eq(got, op);
@@ -486,7 +520,7 @@ END_TEST
 START_TEST(t_roundtrip_requests)
 {
     /* every op with every combination of the nine optional fields */
-    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_NODE_REMOVE; op++) {
+    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_SUBSCRIBER_TOKEN; op++) {
         for (uint32_t has = 0; has <= 0x1ff; has++) {
             struct vnet_msg m;
             make_request(&m, (enum vnet_req_op)op, has);
@@ -521,6 +555,16 @@ START_TEST(t_roundtrip_replies)
             m.u.reply.status[i].acked = i;
             m.u.reply.status[i].connected_since_ms = i % 2 ? 1790000000000ull + i : 0;
         }
+        m.u.reply.nsubscribers = n;
+        m.u.reply.subscribers = n ? calloc(n, sizeof(struct vnet_subscriber)) : NULL;
+        for (uint32_t i = 0; i < n; i++) {
+            char name[VNET_NAME_MAX];
+            snprintf(name, sizeof(name), "sub-%u", i);
+            fill_subscriber(&m.u.reply.subscribers[i], i + 1, name);
+        }
+        if (n % 2)
+            snprintf(m.u.reply.token, VNET_MSG_TEXT_MAX,
+                     "vnetapi1-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
         roundtrip(&m);
         vnet_msg_free(&m);
     }
@@ -809,7 +853,9 @@ START_TEST(t_reject_request)
     ACCEPT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 01");             /* mode secure */
     REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 02");             /* mode 2 */
     REJECT("9f 09 01 00 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 0 */
-    REJECT("9f 09 01 0b a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 11 */
+    ACCEPT("9f 09 01 0b a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 11 */
+    ACCEPT("9f 09 01 0e a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 14 */
+    REJECT("9f 09 01 0f a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 15 */
     REJECT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0");                /* 14 elements */
     REJECT("dc 00 10 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");    /* 16 */
     REJECT("9f 09 01 01 a1 6e a0 ce 01 00 00 00 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* vni 2^24 */
@@ -822,6 +868,30 @@ START_TEST(t_reject_request)
     REJECT("9f 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c4 00 c0");                /* 0-byte key */
     REJECT("9f 09 ff 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");                   /* id < 0 */
     REJECT("9f 09 cf 00 00 00 01 00 00 00 00 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* >u32 */
+}
+END_TEST
+
+START_TEST(t_reject_reply_subscribers)
+{
+    /* [10, id, code, text, networks, nodes, status, token, subscribers] with subscribers of
+     * [id, name, admin (bool), has_token (bool)] */
+#define R "99 0a 01 00 a0 90 90 90 a0 "
+    ACCEPT(R "90");
+    ACCEPT(R "91 94 02 a5 61 6c 69 63 65 c2 c3");
+    ACCEPT(R "92 94 01 a5 61 64 6d 69 6e c3 c3 94 cf 00 00 00 00 00 00 00 02 a1 62 c2 c2");
+    REJECT("98 0a 01 00 a0 90 90 90 a0");                              /* 8 elements: no list */
+    REJECT(R "c0");                                                    /* nil, not a list */
+    REJECT(R "91 93 02 a5 61 6c 69 63 65 c2");                         /* 3 fields */
+    REJECT(R "91 95 02 a5 61 6c 69 63 65 c2 c3 c2");                   /* 5 fields */
+    REJECT(R "91 94 02 a5 61 6c 69 63 65 00 c3");                      /* admin as an integer */
+    REJECT(R "91 94 02 a5 61 6c 69 63 65 c2 c0");                      /* has_token nil */
+    REJECT(R "91 94 ff a5 61 6c 69 63 65 c2 c3");                      /* id -1 */
+    REJECT(R "91 94 02 a5 61 20 69 63 65 c2 c3");                      /* space in the name */
+    REJECT(R "91 94 02 c4 05 61 6c 69 63 65 c2 c3");                   /* name as bin */
+    REJECT(R "dd ff ff ff ff 94 02 a1 61 c2 c3");                      /* 2^32-1 of them */
+    REJECT(R "92 94 02 a1 61 c2 c3");                                  /* one of two */
+    REJECT(R "91 94 02 a1 61 c2 c3 c0");                               /* trailing byte */
+#undef R
 }
 END_TEST
 
@@ -897,7 +967,9 @@ START_TEST(t_encode_invalid)
     BAD(VNET_EMSGSIZE, (m.type = VNET_MSG_SNAPSHOT, m.u.snapshot.nnodes = 1u << 30));
     BAD(VNET_EMSGSIZE, (m.type = VNET_MSG_DELTA, m.u.delta.nchanges = UINT32_MAX));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)0));
-    BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)11));
+    BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)15));
+    BAD(VNET_EINVAL, (m.type = VNET_MSG_REPLY, m.u.reply.nsubscribers = 1)); /* NULL array */
+    BAD(VNET_EMSGSIZE, (m.type = VNET_MSG_REPLY, m.u.reply.nsubscribers = UINT32_MAX));
     BAD(VNET_EINVAL,
         (m.type = VNET_MSG_REQUEST, m.u.request.op = VNET_REQ_NODE_ADD, m.u.request.has = 0x400));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = VNET_REQ_NODE_ADD,
@@ -1278,6 +1350,7 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, t_reject_values);
     tcase_add_test(tc, t_reject_model);
     tcase_add_test(tc, t_reject_request);
+    tcase_add_test(tc, t_reject_reply_subscribers);
     tcase_add_test(tc, t_huge_counts);
     tcase_add_test(tc, t_encode_invalid);
     tcase_add_test(tc, t_free_safe);
