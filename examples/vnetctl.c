@@ -55,6 +55,7 @@ static void usage(FILE *f)
             "  node show NETWORK NAME\n"
             "  node move NETWORK NAME --phys IP:PORT\n"
             "  node remove NETWORK NAME\n"
+            "  node revoke NETWORK NAME  forget its key: disconnected, refused until a new one\n"
             "  subscriber create NAME    (admin) prints the new subscriber's API token once\n"
             "  subscriber list           (admin)\n"
             "  subscriber delete NAME    (admin) refused while it owns networks\n"
@@ -373,6 +374,8 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
             extra_ok = "phys";
         } else if (strcmp(verb, "remove") == 0) {
             q->op = VNET_REQ_NODE_REMOVE;
+        } else if (strcmp(verb, "revoke") == 0) {
+            q->op = VNET_REQ_NODE_REVOKE;
         } else {
             return usage_error("unknown action 'node %s'", verb);
         }
@@ -689,6 +692,12 @@ int main(int argc, char **argv)
     case VNET_REQ_NODE_SHOW:
     case VNET_REQ_NODE_MOVE:
         print_nodes(r->nodes, r->nnodes);
+        break;
+    case VNET_REQ_NODE_REVOKE:
+        if (json)
+            printf("{\"ok\":true}\n");
+        else
+            printf("node %s: key revoked\n", c.req.node);
         break;
     case VNET_REQ_NETWORK_DELETE:
     case VNET_REQ_NODE_REMOVE:

@@ -54,9 +54,9 @@ struct session {
     struct vnet_ip peer_ip; /* TCP peer (family 0 for the Unix socket) */
     bool secure;            /* after the handshake: every frame sealed/opened */
     struct vnet_chan tx, rx;
-    bool local;             /* on the Unix socket */
-    bool admin;             /* a client acting as the admin: sees every subscriber's data */
-    uint64_t sub_id;        /* a client's subscriber */
+    bool local;      /* on the Unix socket */
+    bool admin;      /* a client acting as the admin: sees every subscriber's data */
+    uint64_t sub_id; /* a client's subscriber */
     char sub_name[VNET_NAME_MAX];
 };
 
@@ -656,6 +656,25 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
     return 0;
 }
 
+/* A node names its network "NAME", or "SUBSCRIBER/NAME" when several subscribers have a
+ * network of that name. */
+static int find_node_network(struct vnet_controller *c, const char *spec, struct vnet_network *out)
+{
+    const char *slash = strchr(spec, '/');
+    if (!slash)
+        return vnet_store_network_get(c->store, 0, spec, out);
+    char sub[VNET_NAME_MAX];
+    size_t n = (size_t)(slash - spec);
+    if (n == 0 || n >= sizeof(sub))
+        return VNET_ENOENT;
+    memcpy(sub, spec, n);
+    sub[n] = '\0';
+    struct vnet_subscriber owner;
+    if (vnet_store_subscriber_get(c->store, sub, &owner) != 0)
+        return VNET_ENOENT;
+    return vnet_store_network_get(c->store, owner.id, slash + 1, out);
+}
+
 static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
 {
     struct vnet_controller *c = s->c;
@@ -664,7 +683,7 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     m.type = VNET_MSG_WELCOME;
     m.u.welcome.version = VNET_PROTO_VERSION;
     char text[VNET_MSG_TEXT_MAX];
-    if (vnet_store_network_get(c->store, 0, h->network, &m.u.welcome.network) != 0) {
+    if (find_node_network(c, h->network, &m.u.welcome.network) != 0) {
         snprintf(text, sizeof(text), "no network '%s'", h->network);
         session_fail(s, VNET_ENOENT, text);
         return;
@@ -780,8 +799,8 @@ static int authenticate_client(struct session *s, const struct vnet_msg_hello *h
         client_refuse(s, hs, "no API token: give one (vnetctl --token-file FILE or VNET_TOKEN)");
         return VNET_EACCES;
     }
-    rc = vnet_api_token_open(c->key.pub, c->key.sec, h->auth + VNET_HS_HELLO_LEN, extra, raw,
-                             bound);
+    rc =
+        vnet_api_token_open(c->key.pub, c->key.sec, h->auth + VNET_HS_HELLO_LEN, extra, raw, bound);
     if (rc) {
         client_refuse(s, hs, "API token unreadable");
         return VNET_EACCES;
@@ -1227,6 +1246,24 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
             struct session *ns;
             if (had && node_connected(c, gone.id, &ns))
                 session_fail(ns, VNET_ENOENT, "node removed from its network");
+        }
+        break;
+    }
+    case VNET_REQ_NODE_REVOKE: {
+        struct vnet_node n;
+        rc = vnet_store_node_get(c->store, net.id, q->node, &n);
+        if (rc) {
+            snprintf(err, errlen, "no node '%s' in network '%s'", q->node, q->network);
+            break;
+        }
+        rc = vnet_store_node_revoke(c->store, n.id);
+        if (!rc) {
+            note_own_commit(c, net.id); /* the others drop its key */
+            struct session *ns;
+            vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s': key revoked", n.name,
+                     net.name);
+            if (node_connected(c, n.id, &ns))
+                session_fail(ns, VNET_EACCES, "key revoked");
         }
         break;
     }

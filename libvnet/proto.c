@@ -26,10 +26,10 @@
 /* Smallest encodings of the array elements, used to bound counts before allocating. A node is
  * [id, network_id, name, pubkey|nil, mac (bin 6: 8 bytes), [ip|nil, ip|nil], phys, observed,
  * state, revision]: 1 + 1 + 1 + 1 + 1 + 8 + 3 + 1 + 1 + 1 + 1. */
-#define MIN_NETWORK_BYTES 10
-#define MIN_NODE_BYTES    20
-#define MIN_CHANGE_BYTES  5
-#define MIN_STATUS_BYTES  (4 + MIN_NODE_BYTES)
+#define MIN_NETWORK_BYTES    10
+#define MIN_NODE_BYTES       20
+#define MIN_CHANGE_BYTES     5
+#define MIN_STATUS_BYTES     (4 + MIN_NODE_BYTES)
 #define MIN_SUBSCRIBER_BYTES 5 /* [id, name, admin, has_token]: 1 + 1 + 1 + 1 + 1 */
 
 /* Field counts of the top-level arrays, type included. */
@@ -41,10 +41,10 @@ static const uint8_t msg_fields[] = {
 };
 #define MSG_TYPE_MAX VNET_MSG_REPLY
 
-#define NETWORK_FIELDS 9
-#define NODE_FIELDS    10
-#define CHANGE_FIELDS  4
-#define STATUS_FIELDS  4
+#define NETWORK_FIELDS    9
+#define NODE_FIELDS       10
+#define CHANGE_FIELDS     4
+#define STATUS_FIELDS     4
 #define SUBSCRIBER_FIELDS 4
 
 #define REQ_HAS_ALL 0x3ffu
@@ -65,17 +65,23 @@ static const char *const type_names[] = {
 };
 
 static const char *const op_names[] = {
-    [VNET_REQ_NETWORK_CREATE] = "network.create", [VNET_REQ_NETWORK_LIST] = "network.list",
-    [VNET_REQ_NETWORK_SHOW] = "network.show",     [VNET_REQ_NETWORK_DELETE] = "network.delete",
-    [VNET_REQ_NETWORK_STATUS] = "network.status", [VNET_REQ_NODE_ADD] = "node.add",
-    [VNET_REQ_NODE_LIST] = "node.list",           [VNET_REQ_NODE_SHOW] = "node.show",
-    [VNET_REQ_NODE_MOVE] = "node.move",           [VNET_REQ_NODE_REMOVE] = "node.remove",
+    [VNET_REQ_NETWORK_CREATE] = "network.create",
+    [VNET_REQ_NETWORK_LIST] = "network.list",
+    [VNET_REQ_NETWORK_SHOW] = "network.show",
+    [VNET_REQ_NETWORK_DELETE] = "network.delete",
+    [VNET_REQ_NETWORK_STATUS] = "network.status",
+    [VNET_REQ_NODE_ADD] = "node.add",
+    [VNET_REQ_NODE_LIST] = "node.list",
+    [VNET_REQ_NODE_SHOW] = "node.show",
+    [VNET_REQ_NODE_MOVE] = "node.move",
+    [VNET_REQ_NODE_REMOVE] = "node.remove",
     [VNET_REQ_SUBSCRIBER_CREATE] = "subscriber.create",
     [VNET_REQ_SUBSCRIBER_LIST] = "subscriber.list",
     [VNET_REQ_SUBSCRIBER_DELETE] = "subscriber.delete",
     [VNET_REQ_SUBSCRIBER_TOKEN] = "subscriber.token",
+    [VNET_REQ_NODE_REVOKE] = "node.revoke",
 };
-#define REQ_OP_MAX VNET_REQ_SUBSCRIBER_TOKEN
+#define REQ_OP_MAX VNET_REQ_NODE_REVOKE
 
 const char *vnet_msg_type_name(enum vnet_msg_type t)
 {

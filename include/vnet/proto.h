@@ -25,10 +25,10 @@
 extern "C" {
 #endif
 
-#define VNET_PROTO_VERSION   1
-#define VNET_FRAME_MAX       (16u << 20) /* default frame size limit */
-#define VNET_MSG_TEXT_MAX    256         /* error/reply messages, truncated beyond */
-#define VNET_AUTH_MAX        512         /* auth blob */
+#define VNET_PROTO_VERSION 1
+#define VNET_FRAME_MAX     (16u << 20) /* default frame size limit */
+#define VNET_MSG_TEXT_MAX  256         /* error/reply messages, truncated beyond */
+#define VNET_AUTH_MAX      512         /* auth blob */
 
 enum vnet_msg_type {
     VNET_MSG_HELLO = 1,     /* client/node -> controller: first frame */
@@ -49,11 +49,11 @@ enum vnet_role {
 };
 
 struct vnet_msg_hello {
-    uint32_t version;               /* VNET_PROTO_VERSION */
+    uint32_t version; /* VNET_PROTO_VERSION */
     enum vnet_role role;
-    char network[VNET_NAME_MAX];    /* node: its network ("" for a client) */
-    char node[VNET_NAME_MAX];       /* node: its name */
-    uint64_t revision;              /* node: the last network revision it holds (0: none) */
+    char network[VNET_NAME_MAX]; /* node: its network ("" for a client) */
+    char node[VNET_NAME_MAX];    /* node: its name */
+    uint64_t revision;           /* node: the last network revision it holds (0: none) */
     uint8_t auth[VNET_AUTH_MAX];
     uint32_t auth_len;
 };
@@ -111,6 +111,7 @@ enum vnet_req_op {
     VNET_REQ_SUBSCRIBER_LIST,   /* 12: reply subscribers */
     VNET_REQ_SUBSCRIBER_DELETE, /* 13: nothing (refused while it owns networks) */
     VNET_REQ_SUBSCRIBER_TOKEN,  /* 14: a new token replaces the old: subscribers[0] + token */
+    VNET_REQ_NODE_REVOKE,       /* 15: forget a node's key; it is disconnected and refused */
 };
 
 #define VNET_REQ_HAS_VNI     0x01
@@ -143,7 +144,7 @@ struct vnet_msg_request {
 /* What the controller knows of a node's session, for `network status`. */
 struct vnet_node_status {
     struct vnet_node node;
-    uint64_t acked;   /* the revision the node acknowledged last */
+    uint64_t acked; /* the revision the node acknowledged last */
     uint8_t connected;
     uint64_t connected_since_ms; /* unix time in ms, 0 when not connected */
 };

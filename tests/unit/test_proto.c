@@ -100,8 +100,8 @@ static bool subscribers_eq(const struct vnet_subscriber *a, const struct vnet_su
                            uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (a[i].id != b[i].id || strcmp(a[i].name, b[i].name) != 0 ||
-            a[i].admin != b[i].admin || a[i].has_token != b[i].has_token)
+        if (a[i].id != b[i].id || strcmp(a[i].name, b[i].name) != 0 || a[i].admin != b[i].admin ||
+            a[i].has_token != b[i].has_token)
             return false;
     return true;
 }
@@ -140,7 +140,8 @@ static bool msg_eq(const struct vnet_msg *a, const struct vnet_msg *b)
                (!x->nnetworks ||
                 memcmp(x->networks, y->networks, x->nnetworks * sizeof(*x->networks)) == 0) &&
                (!x->nnodes || memcmp(x->nodes, y->nodes, x->nnodes * sizeof(*x->nodes)) == 0) &&
-               (!x->nstatus || memcmp(x->status, y->status, x->nstatus * sizeof(*x->status)) == 0) &&
+               (!x->nstatus ||
+                memcmp(x->status, y->status, x->nstatus * sizeof(*x->status)) == 0) &&
                strcmp(x->token, y->token) == 0 && x->nsubscribers == y->nsubscribers &&
                subscribers_eq(x->subscribers, y->subscribers, x->nsubscribers);
     }
@@ -387,9 +388,11 @@ START_TEST(t_names)
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_SUBSCRIBER_LIST), "subscriber.list");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_SUBSCRIBER_DELETE), "subscriber.delete");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_SUBSCRIBER_TOKEN), "subscriber.token");
-    ck_assert_str_eq(vnet_req_op_name((enum vnet_req_op)15), "unknown");
+    ck_assert_str_eq(vnet_req_op_name(VNET_REQ_NODE_REVOKE), "node.revoke");
+    ck_assert_int_eq(VNET_REQ_NODE_REVOKE, 15);
+    ck_assert_str_eq(vnet_req_op_name((enum vnet_req_op)16), "unknown");
     ck_assert_str_eq(vnet_req_op_name((enum vnet_req_op)0), "unknown");
-    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_SUBSCRIBER_TOKEN; op++) {
+    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_NODE_REVOKE; op++) {
         enum vnet_req_op got = 0;
         ck_assert_int_eq(vnet_req_op_parse(vnet_req_op_name((enum vnet_req_op)op), &got), 0);
         ck_assert_int_eq(got, op);
@@ -520,7 +523,7 @@ END_TEST
 START_TEST(t_roundtrip_requests)
 {
     /* every op with every combination of the nine optional fields */
-    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_SUBSCRIBER_TOKEN; op++) {
+    for (int op = VNET_REQ_NETWORK_CREATE; op <= VNET_REQ_NODE_REVOKE; op++) {
         for (uint32_t has = 0; has <= 0x1ff; has++) {
             struct vnet_msg m;
             make_request(&m, (enum vnet_req_op)op, has);
@@ -855,7 +858,8 @@ START_TEST(t_reject_request)
     REJECT("9f 09 01 00 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 0 */
     ACCEPT("9f 09 01 0b a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 11 */
     ACCEPT("9f 09 01 0e a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 14 */
-    REJECT("9f 09 01 0f a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 15 */
+    ACCEPT("9f 09 01 0f a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 15 */
+    REJECT("9f 09 01 10 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");             /* op 16 */
     REJECT("9e 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0");                /* 14 elements */
     REJECT("dc 00 10 09 01 01 a1 6e a0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0 c0");    /* 16 */
     REJECT("9f 09 01 01 a1 6e a0 ce 01 00 00 00 c0 c0 c0 c0 c0 c0 c0 c0 c0"); /* vni 2^24 */
@@ -879,18 +883,18 @@ START_TEST(t_reject_reply_subscribers)
     ACCEPT(R "90");
     ACCEPT(R "91 94 02 a5 61 6c 69 63 65 c2 c3");
     ACCEPT(R "92 94 01 a5 61 64 6d 69 6e c3 c3 94 cf 00 00 00 00 00 00 00 02 a1 62 c2 c2");
-    REJECT("98 0a 01 00 a0 90 90 90 a0");                              /* 8 elements: no list */
-    REJECT(R "c0");                                                    /* nil, not a list */
-    REJECT(R "91 93 02 a5 61 6c 69 63 65 c2");                         /* 3 fields */
-    REJECT(R "91 95 02 a5 61 6c 69 63 65 c2 c3 c2");                   /* 5 fields */
-    REJECT(R "91 94 02 a5 61 6c 69 63 65 00 c3");                      /* admin as an integer */
-    REJECT(R "91 94 02 a5 61 6c 69 63 65 c2 c0");                      /* has_token nil */
-    REJECT(R "91 94 ff a5 61 6c 69 63 65 c2 c3");                      /* id -1 */
-    REJECT(R "91 94 02 a5 61 20 69 63 65 c2 c3");                      /* space in the name */
-    REJECT(R "91 94 02 c4 05 61 6c 69 63 65 c2 c3");                   /* name as bin */
-    REJECT(R "dd ff ff ff ff 94 02 a1 61 c2 c3");                      /* 2^32-1 of them */
-    REJECT(R "92 94 02 a1 61 c2 c3");                                  /* one of two */
-    REJECT(R "91 94 02 a1 61 c2 c3 c0");                               /* trailing byte */
+    REJECT("98 0a 01 00 a0 90 90 90 a0");            /* 8 elements: no list */
+    REJECT(R "c0");                                  /* nil, not a list */
+    REJECT(R "91 93 02 a5 61 6c 69 63 65 c2");       /* 3 fields */
+    REJECT(R "91 95 02 a5 61 6c 69 63 65 c2 c3 c2"); /* 5 fields */
+    REJECT(R "91 94 02 a5 61 6c 69 63 65 00 c3");    /* admin as an integer */
+    REJECT(R "91 94 02 a5 61 6c 69 63 65 c2 c0");    /* has_token nil */
+    REJECT(R "91 94 ff a5 61 6c 69 63 65 c2 c3");    /* id -1 */
+    REJECT(R "91 94 02 a5 61 20 69 63 65 c2 c3");    /* space in the name */
+    REJECT(R "91 94 02 c4 05 61 6c 69 63 65 c2 c3"); /* name as bin */
+    REJECT(R "dd ff ff ff ff 94 02 a1 61 c2 c3");    /* 2^32-1 of them */
+    REJECT(R "92 94 02 a1 61 c2 c3");                /* one of two */
+    REJECT(R "91 94 02 a1 61 c2 c3 c0");             /* trailing byte */
 #undef R
 }
 END_TEST
@@ -967,7 +971,7 @@ START_TEST(t_encode_invalid)
     BAD(VNET_EMSGSIZE, (m.type = VNET_MSG_SNAPSHOT, m.u.snapshot.nnodes = 1u << 30));
     BAD(VNET_EMSGSIZE, (m.type = VNET_MSG_DELTA, m.u.delta.nchanges = UINT32_MAX));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)0));
-    BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)15));
+    BAD(VNET_EINVAL, (m.type = VNET_MSG_REQUEST, m.u.request.op = (enum vnet_req_op)16));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_REPLY, m.u.reply.nsubscribers = 1)); /* NULL array */
     BAD(VNET_EMSGSIZE, (m.type = VNET_MSG_REPLY, m.u.reply.nsubscribers = UINT32_MAX));
     BAD(VNET_EINVAL,
