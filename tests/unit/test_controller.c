@@ -11,6 +11,7 @@
  * under /tmp and removed at the end. */
 #include "vnet/client.h"
 #include "vnet/controller.h"
+#include "vnet/crypto.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/proto.h"
@@ -1217,7 +1218,6 @@ START_TEST(t_requests)
 }
 END_TEST
 
-
 /* ---- subscribers: authenticated API sessions scoped to their own networks ---- */
 
 /* An authenticated client over TCP with @token (NULL: none) pinning @pub: the connect's code. */
@@ -1623,6 +1623,159 @@ START_TEST(t_create_errors)
 }
 END_TEST
 
+/* ---- node sessions with keys: the handshake, sealed frames, tampering ---- */
+
+struct snode {
+    struct peer p;
+    struct vnet_chan tx, rx;
+};
+
+/* Connect as node @name with key @kp, pinning @ctl_pub; returns after WELCOME checked. */
+static void snode_connect(struct snode *n, const struct vnet_keypair *kp, const uint8_t *ctl_pub,
+                          const char *net, const char *name)
+{
+    memset(n, 0, sizeof(*n));
+    peer_open(&n->p, 0);
+    struct vnet_hs hs;
+    char prologue[160];
+    int plen = snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", net, name);
+    ck_assert_int_eq(vnet_hs_init_initiator(&hs, kp, ctl_pub, prologue, (size_t)plen), 0);
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_HELLO;
+    m.u.hello.version = VNET_PROTO_VERSION;
+    m.u.hello.role = VNET_ROLE_NODE;
+    snprintf(m.u.hello.network, sizeof(m.u.hello.network), "%s", net);
+    snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", name);
+    size_t n_auth = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    ck_assert_int_eq(vnet_hs_write_hello(&hs, ms, m.u.hello.auth, sizeof(m.u.hello.auth), &n_auth),
+                     0);
+    m.u.hello.auth_len = (uint32_t)n_auth;
+    peer_send(&n->p, &m);
+    expect(&n->p, VNET_MSG_WELCOME, &m);
+    ck_assert_int_eq(vnet_hs_read_welcome(&hs, m.u.welcome.auth, m.u.welcome.auth_len), 0);
+    ck_assert_int_eq(vnet_hs_split(&hs, &n->tx, &n->rx), 0);
+    vnet_msg_free(&m);
+}
+
+/* Seal @m and send it; with @flip, one byte of the sealed body is changed on the way. */
+static void snode_send(struct snode *n, const struct vnet_msg *m, bool flip)
+{
+    struct vnet_buf b = {0};
+    ck_assert_int_eq(vnet_msg_encode(m, &b), 0);
+    size_t body = b.len - 4, cap = vnet_chan_sealed_len(&n->tx, body), outl = 0;
+    uint8_t *out = malloc(4 + cap);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(vnet_chan_seal(&n->tx, b.data + 4, body, out + 4, cap, &outl), 0);
+    out[0] = (uint8_t)(outl >> 24);
+    out[1] = (uint8_t)(outl >> 16);
+    out[2] = (uint8_t)(outl >> 8);
+    out[3] = (uint8_t)outl;
+    if (flip)
+        out[4 + outl / 2] ^= 0x10;
+    peer_send_raw(&n->p, out, 4 + outl);
+    free(out);
+    vnet_buf_free(&b);
+}
+
+/* The next sealed message (keepalives skipped); R_MSG, R_EOF or R_TIMEOUT. */
+static int snode_recv(struct snode *n, struct vnet_msg *m, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        const uint8_t *body;
+        size_t len;
+        int rc = vnet_frame_reader_next(&n->p.rd, &body, &len);
+        ck_assert_int_ge(rc, 0);
+        if (rc == 1) {
+            uint8_t *plain = malloc(len ? len : 1);
+            size_t plen = 0;
+            ck_assert_int_eq(vnet_chan_open(&n->rx, body, len, plain, len, &plen), 0);
+            ck_assert_int_eq(vnet_msg_decode(plain, plen, m, NULL, 0), 0);
+            free(plain);
+            if (m->type != VNET_MSG_KEEPALIVE)
+                return R_MSG;
+            vnet_msg_free(m);
+            continue;
+        }
+        uint8_t buf[65536];
+        ssize_t r = recv(n->p.fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return R_EOF;
+        if (r < 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return R_TIMEOUT;
+            struct pollfd pfd = {.fd = n->p.fd, .events = POLLIN};
+            poll(&pfd, 1, (int)left);
+            continue;
+        }
+        ck_assert_int_eq(vnet_frame_reader_feed(&n->p.rd, buf, (size_t)r), 0);
+    }
+}
+
+/* A tampered sealed frame ends that session, and only that one. */
+START_TEST(t_secure_tamper)
+{
+    struct vnet_keypair key, k1, k2;
+    ck_assert_int_eq(vnet_key_generate(&key), 0);
+    ck_assert_int_eq(vnet_key_generate(&k1), 0);
+    ck_assert_int_eq(vnet_key_generate(&k2), 0);
+    struct ctl_opts o = defaults;
+    o.unix_socket = true;
+    o.key = &key;
+    ctl_start(&o);
+    struct vnet_client *adm = cl_open(ctl.sock);
+    net_create(adm, "blue", 0, "10.1.0.0/24");
+    struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", "a");
+    q.has = VNET_REQ_HAS_PUBKEY;
+    memcpy(q.pubkey, k1.pub, 32);
+    request_ok(adm, &q);
+    q = rq(VNET_REQ_NODE_ADD, "blue", "b");
+    q.has = VNET_REQ_HAS_PUBKEY;
+    memcpy(q.pubkey, k2.pub, 32);
+    request_ok(adm, &q);
+
+    struct snode a, b;
+    struct vnet_msg m;
+    snode_connect(&a, &k1, key.pub, "blue", "a");
+    snode_connect(&b, &k2, key.pub, "blue", "b");
+    ck_assert_int_eq(snode_recv(&a, &m, WAIT_MS), R_MSG); /* snapshot, sealed */
+    ck_assert_int_eq(m.type, VNET_MSG_SNAPSHOT);
+    uint64_t rev = m.u.snapshot.network.revision;
+    vnet_msg_free(&m);
+    ck_assert_int_eq(snode_recv(&b, &m, WAIT_MS), R_MSG);
+    vnet_msg_free(&m);
+
+    /* a: an honest ACK, then a tampered one: the controller closes a's session. */
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_ACK;
+    m.u.ack.revision = rev;
+    snode_send(&a, &m, false);
+    snode_send(&a, &m, true);
+    struct vnet_msg x;
+    int rc;
+    while ((rc = snode_recv(&a, &x, WAIT_MS)) == R_MSG)
+        vnet_msg_free(&x);
+    ck_assert_int_eq(rc, R_EOF);
+    ck_assert_uint_ge(stats().sessions_closed_bad, 1);
+
+    /* b is untouched: it still gets the next change. */
+    node_add(adm, "blue", "c");
+    ck_assert_int_eq(snode_recv(&b, &x, WAIT_MS), R_MSG);
+    ck_assert_int_eq(x.type, VNET_MSG_DELTA);
+    vnet_msg_free(&x);
+
+    peer_close(&a.p);
+    peer_close(&b.p);
+    vnet_client_close(adm);
+    ctl_stop();
+}
+END_TEST
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -1664,6 +1817,7 @@ int main(void)
     tcase_add_test(tc, t_create_errors);
     tcase_add_test(tc, t_subscribers);
     tcase_add_test(tc, t_open_api);
+    tcase_add_test(tc, t_secure_tamper);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
