@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The libvnet demo: installs what is missing, builds, and shows the overlay at work.
 #
-# A controller on an embedded SQLite database and three nodes, each in its own network
-# namespace, joined by an underlay bridge. vnetctl creates a network and adds the nodes; each
-# node runs vnet-node in managed mode and gets its configuration from the controller. The demo
-# pings every pair, measures TCP throughput with iperf3, shows the controller's convergence
-# status and the nodes' counters; then the switch-table and codec benchmarks.
+# A controller (with its own key) on an embedded SQLite database and three nodes, each in its
+# own network namespace, in two "sites" whose underlays meet only through a router namespace.
+# vnetctl creates an encrypted network and adds the nodes; each node enrols its key with a
+# join token and gets its configuration from the controller. The demo pings every pair,
+# measures TCP throughput across the router, shows the controller's convergence status and the
+# nodes' counters; then the switch-table and codec benchmarks.
 #
 # Needs root (namespaces, TAP devices). Cleans up everything it created, also on Ctrl-C.
 set -euo pipefail
@@ -52,33 +53,52 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; echo "interrupted: cleaning up"; exit 130' INT TERM
 
-step "underlay: namespaces $P-hub (a bridge), $P-ctl (10.250.0.100), $P-node1..3 (10.250.0.1..3)"
-ip netns add "$P-hub"
-NS+=("$P-hub")
-ip -n "$P-hub" link add br0 type bridge
-ip -n "$P-hub" link set br0 up
-ip netns add "$P-ctl"
-NS+=("$P-ctl")
-ip -n "$P-ctl" link set lo up
-ip link add eth0 netns "$P-ctl" type veth peer name pc netns "$P-hub"
-ip -n "$P-hub" link set pc master br0 up
-ip -n "$P-ctl" addr add 10.250.0.100/24 dev eth0
-ip -n "$P-ctl" link set eth0 up
-for i in 1 2 3; do
-  ip netns add "$P-node$i"
-  NS+=("$P-node$i")
-  ip -n "$P-node$i" link set lo up
-  ip link add eth0 netns "$P-node$i" type veth peer name "p$i" netns "$P-hub"
-  ip -n "$P-hub" link set "p$i" master br0 up
-  ip -n "$P-node$i" addr add "10.250.0.$i/24" dev eth0
-  ip -n "$P-node$i" link set eth0 up
+step "underlay: two sites joined only through a router, as clouds are through the Internet"
+# site A: bridge in $P-siteA, 10.250.1.0/24: the controller (.100), node1 (.1), node2 (.2)
+# site B: bridge in $P-siteB, 10.250.2.0/24: node3 (.3)
+# $P-router: 10.250.1.254 and 10.250.2.254, forwarding between them
+for site in A B; do
+  ip netns add "$P-site$site"
+  NS+=("$P-site$site")
+  ip -n "$P-site$site" link add br0 type bridge
+  ip -n "$P-site$site" link set br0 up
 done
+ip netns add "$P-router"
+NS+=("$P-router")
+ip -n "$P-router" link set lo up
+ip netns exec "$P-router" sysctl -qw net.ipv4.ip_forward=1
+for site in A B; do
+  n=1; [ $site = B ] && n=2
+  ip link add "eth$site" netns "$P-router" type veth peer name rt netns "$P-site$site"
+  ip -n "$P-site$site" link set rt master br0 up
+  ip -n "$P-router" addr add "10.250.$n.254/24" dev "eth$site"
+  ip -n "$P-router" link set "eth$site" up
+done
+host() { # name site address
+  ip netns add "$P-$1"
+  NS+=("$P-$1")
+  ip -n "$P-$1" link set lo up
+  ip link add eth0 netns "$P-$1" type veth peer name "p-$1" netns "$P-site$2"
+  ip -n "$P-site$2" link set "p-$1" master br0 up
+  ip -n "$P-$1" addr add "$3/24" dev eth0
+  ip -n "$P-$1" link set eth0 up
+  local gw=10.250.1.254
+  [ "$2" = B ] && gw=10.250.2.254
+  ip -n "$P-$1" route add default via $gw
+}
+host ctl A 10.250.1.100
+host node1 A 10.250.1.1
+host node2 A 10.250.1.2
+host node3 B 10.250.2.3
+declare -A UNDERLAY=([1]=10.250.1.1 [2]=10.250.1.2 [3]=10.250.2.3)
+echo "  site A: controller 10.250.1.100, node1 10.250.1.1, node2 10.250.1.2"
+echo "  site B: node3 10.250.2.3        (router 10.250.1.254 <-> 10.250.2.254)"
 
 step "controller: vnet-controller with its own key, on a SQLite database in $P-ctl"
 CTLPUB=$("$CTLR" --genkey "$TMP/controller.key")
 echo "  controller key (nodes pin it): $CTLPUB"
 ip netns exec "$P-ctl" "$CTLR" --db "$TMP/vnet.db" --key "$TMP/controller.key" \
-  --listen 10.250.0.100:7700 --api 127.0.0.1:7701 >"$TMP/controller.log" 2>&1 &
+  --listen 10.250.1.100:7700 --api 127.0.0.1:7701 >"$TMP/controller.log" 2>&1 &
 PIDS+=($!)
 for t in $(seq 1 100); do
   ip netns exec "$P-ctl" ss -Hltn "sport = :7701" | grep -q LISTEN && break
@@ -100,9 +120,9 @@ done
 
 step "nodes: vnet-node --controller ... --join TOKEN on each (a key made and enrolled), TAP vnet0"
 for i in 1 2 3; do
-  ip netns exec "$P-node$i" "$NODE" --controller 10.250.0.100:7700 --network demo \
+  ip netns exec "$P-node$i" "$NODE" --controller 10.250.1.100:7700 --network demo \
     --name "node$i" --key "$TMP/node$i.key" --join "${TOKEN[$i]}" \
-    --dev tap:vnet0 --underlay "udp:10.250.0.$i:4789" >"$TMP/node$i.log" 2>&1 &
+    --dev tap:vnet0 --underlay "udp:${UNDERLAY[$i]}:4789" >"$TMP/node$i.log" 2>&1 &
   PIDS+=($!)
 done
 for t in $(seq 1 200); do
@@ -122,14 +142,14 @@ for i in 1 2 3; do
   done
 done
 
-step "TCP throughput node1 -> node2 over the encrypted overlay (iperf3, 3 s)"
-ip netns exec "$P-node2" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+step "TCP throughput node1 (site A) -> node3 (site B), encrypted, across the router (iperf3, 3 s)"
+ip netns exec "$P-node3" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 PIDS+=($!)
 for t in $(seq 1 100); do
-  ip netns exec "$P-node2" ss -Hltn "sport = :5201" | grep -q LISTEN && break
+  ip netns exec "$P-node3" ss -Hltn "sport = :5201" | grep -q LISTEN && break
   sleep 0.05
 done
-ip netns exec "$P-node1" iperf3 -c 10.90.0.2 -p 5201 -t 3 -f g 2>/dev/null |
+ip netns exec "$P-node1" iperf3 -c 10.90.0.3 -p 5201 -t 3 -f g 2>/dev/null |
   awk '/receiver/ {print "  " $7 " " $8 " received"}'
 
 step "node counters (SIGUSR1)"
