@@ -22,6 +22,7 @@ static void register_builtins_locked(void)
     if (nbackends == 0) {
         backends[nbackends++] = &vnet_port_tap_ops;
         backends[nbackends++] = &vnet_port_udp_ops;
+        backends[nbackends++] = &vnet_port_raw_ops;
     }
 }
 

@@ -33,6 +33,7 @@ int vnet_port_register(const struct vnet_port_ops *ops);
 
 extern const struct vnet_port_ops vnet_port_tap_ops;
 extern const struct vnet_port_ops vnet_port_udp_ops;
+extern const struct vnet_port_ops vnet_port_raw_ops;
 
 #ifdef __cplusplus
 }

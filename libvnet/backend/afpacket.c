@@ -1,0 +1,1112 @@
+/* The "raw" port backend: AF_PACKET sockets on an existing interface, on either side of the
+ * data plane.
+ *
+ * Spec:
+ *   "raw:IFNAME"                      virtual side: Ethernet frames to and from IFNAME (a veth
+ *                                     whose peer is a guest, a physical port facing hosts)
+ *   "raw:IFNAME,local=IP[:PORT]"      underlay side: UDP payloads, sent and received as whole
+ *   "raw:IFNAME,local=[IPv6][:PORT]"  Ethernet/IP/UDP frames on IFNAME, from and to that local
+ *                                     endpoint (PORT defaults to 4789; no wildcard address)
+ * The interface must exist (VNET_ENOENT otherwise); anything else malformed is VNET_EINVAL.
+ *
+ * Receiving. Every queue is one AF_PACKET socket with a TPACKET_V3 memory-mapped RX ring
+ * (16 blocks of 256 KiB: a 64 KiB GSO frame fits in a block). The kernel fills a block and
+ * hands it over when it is full or after RING_TOV_MS, so at low rates a frame waits at most
+ * about a millisecond, and at high rates one poll wakeup brings a whole block. rx_burst copies
+ * frames out of the ring into the caller's buffers (the ring must be given back in order, and
+ * a caller keeps its buffers as long as it likes), then returns the block to the kernel. With
+ * cfg->queues > 1 the sockets join one PACKET_FANOUT group in FANOUT_HASH mode (flows stay on
+ * one queue); the group id is chosen by the kernel (PACKET_FANOUT_FLAG_UNIQUEID) so two ports
+ * never share a group by accident. Sockets are created with protocol 0 and bound only once
+ * their ring and filter are in place, so no foreign frame ever lands in a ring.
+ * PACKET_IGNORE_OUTGOING keeps frames that leave the interface (ours and the host's) out.
+ *
+ * Metadata. The ring header carries what PACKET_AUXDATA would give recvmsg (that cmsg does
+ * not exist for rings): the VLAN tag the kernel took out of the frame (TP_STATUS_VLAN_VALID,
+ * TPID and TCI), which we put back so the caller sees the frame as it was on the wire, and the
+ * checksum state. A frame sent by a local peer (veth) is usually CHECKSUM_PARTIAL
+ * (TP_STATUS_CSUMNOTREADY): its L4 checksum field holds only the pseudo-header sum.
+ *  - Without cfg->offload we find the TCP/UDP header (Ethernet, optional VLAN tag, IPv4 or IPv6
+ *    without extension headers), complete the checksum in software and hand over a finished
+ *    frame (a partial frame we cannot parse is dropped). TP_STATUS_CSUM_VALID becomes
+ *    VNET_CSUM_VALID.
+ *  - With cfg->offload the sockets use PACKET_VNET_HDR: the kernel puts a struct
+ *    virtio_net_hdr in front of each frame in the ring, with the exact csum_start/offset and,
+ *    for GSO frames (a veth peer doing TSO), gso_type/gso_size, which we pass on as they are
+ *    (shifted by 4 when a VLAN tag is put back), like the tap backend. tx then takes partial
+ *    checksums and TSO/USO frames the same way; the kernel (or the NIC) finishes them. The port
+ *    reports VNET_PORT_CAP_CSUM | TSO | USO then. Without it, tx completes partial checksums in
+ *    software and drops GSO frames (debug log): the caps say it does not take them.
+ *
+ * Sending. A burst is one sendmmsg, one message per frame (iovecs point into the caller's
+ * buffers, the kernel copies). PACKET_QDISC_BYPASS sends straight to the driver: no qdisc, so
+ * no queueing discipline applies and a full device queue is a drop (as for any raw sender).
+ * A TX ring would save the copy into a socket buffer but costs a copy into the ring instead,
+ * plus a fixed frame size; sendmmsg keeps it simple at the same syscall count.
+ *
+ * Virtual side: the interface is put in promiscuous mode (PACKET_MR_PROMISC, undone by the
+ * kernel when the socket closes) since frames for any MAC are ours. cfg->up brings it up;
+ * cfg->mtu and cfg->mac are left alone (they are the tap backend's).
+ *
+ * Underlay side. Each frame is built here: outer Ethernet + IPv4/IPv6 + UDP in front of the
+ * caller's payload, from a per-destination header prefix cached per queue (direct-mapped, 64
+ * slots, no locks). The prefix is made once with vnet_encap_tmpl_init + vnet_encap_push (the
+ * template includes a VXLAN header, which we leave out: the payload is opaque to this port, it
+ * can be VXLAN or a sealed packet) and per packet only lengths, IPv4 ID and header checksum are
+ * patched. The UDP checksum is left to the kernel/NIC through the virtio header
+ * (VIRTIO_NET_HDR_F_NEEDS_CSUM, the field preloaded with the pseudo-header sum), for IPv4 and
+ * IPv6 alike. The source port is the local port, so peers answer where our filter listens. A UDP
+ * GSO batch (pkt->gso_size) becomes one frame per segment, each with its own headers, all in the
+ * same sendmmsg. Frames larger than the interface MTU are dropped.
+ *   The next-hop MAC comes from the kernel's neighbour table (vnet_netdev_neigh_get, through
+ * netlink, at most every NEIGH_TTL_MS per destination and queue). While it is missing, packets
+ * to that destination are counted and dropped, and resolution is triggered by a zero-length
+ * UDP datagram to the destination's discard port (9) from an ordinary socket bound to the local
+ * address (the kernel queues it, sends ARP/NDP and then the datagram, which the peer ignores or
+ * answers with a harmless ICMP error); it is repeated every KICK_MS while unresolved, and the
+ * lookup every NEIGH_RETRY_MS. A known entry is rechecked every NEIGH_TTL_MS (a MAC that changed
+ * is picked up); when it has vanished we keep using the old MAC and kick again. Only on-link
+ * destinations are supported: the next hop is the destination itself (no route lookup).
+ *   Receiving, a classic BPF filter (SO_ATTACH_FILTER) passes only untagged IPv4 (not a
+ * non-first fragment) or IPv6 UDP to exactly the local address and port; the frame is then
+ * parsed and checked here (lengths, IPv4 header checksum, UDP checksum unless the kernel says
+ * it is valid or not computed yet) and the UDP payload handed up with pkt->peer = outer
+ * source. vnet_encap_parse is not used for this because it insists on a VXLAN header, and the
+ * underlay also carries sealed payloads. The underlay sockets always use PACKET_VNET_HDR: a
+ * local peer sending with UDP_SEGMENT produces one GSO skb that crosses a veth whole, and only
+ * the virtio header says where its datagrams end. Such a batch is handed up as a GRO batch
+ * (pkt->gso_size) with cfg->offload (VNET_PORT_CAP_UDP_GRO) and split into single datagrams
+ * otherwise. With cfg->offload the port also reports VNET_PORT_CAP_UDP_GSO: it takes batches,
+ * though it splits them itself.
+ *   AF_PACKET only copies frames: the host's own stack receives them too. To keep it from
+ * answering with ICMP port unreachable, the port also binds an ordinary UDP socket to the
+ * local address and port, with a BPF filter that refuses everything: the kernel finds a
+ * socket (no ICMP), the filter discards the datagram before it is queued (no memory, no
+ * wakeups; it shows as UDP InErrors in the host's counters). The bind also claims the port, so
+ * a second user of the same endpoint fails at open with VNET_EBUSY. The local address must be
+ * configured on the host (VNET_EINVAL otherwise), as the host's stack answers ARP/NDP for it.
+ *
+ * Neighbour lookups go through vnet_netdev_neigh_get, which works in the network namespace of
+ * the calling thread: call tx_burst from a thread in the interface's namespace.
+ */
+#include "vnet/encap.h"
+#include "vnet/error.h"
+#include "vnet/log.h"
+#include "vnet/netdev.h"
+#include "vnet/offload.h"
+#include "vnet/sys/port.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/virtio_net.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5
+#endif
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+#ifndef PACKET_FANOUT_FLAG_UNIQUEID
+#define PACKET_FANOUT_FLAG_UNIQUEID 0x2000
+#endif
+
+#define MOD            "raw"
+#define RAW_MAX_QUEUES 64
+#define RING_BLOCK     (1u << 18) /* 256 KiB: holds a 64 KiB GSO frame */
+#define RING_BLOCKS    16
+#define RING_FRAME     2048 /* nominal; V3 packs frames by their real size */
+#define RING_TOV_MS    1    /* hand a partly filled block over after this long */
+#define TX_BATCH       64   /* messages per sendmmsg */
+#define DST_SLOTS      64
+#define NEIGH_TTL_MS   2000
+#define NEIGH_RETRY_MS 10
+#define KICK_MS        500
+#define KICK_PORT      9 /* discard */
+#define DEFAULT_PORT   VNET_VXLAN_PORT
+#define VHDR_LEN       ((uint32_t)sizeof(struct virtio_net_hdr))
+#define OUTER_MAX      (VNET_ETH_HLEN + VNET_IP6_HLEN + VNET_UDP_HLEN)
+
+_Static_assert(sizeof(struct virtio_net_hdr) == 10, "virtio_net_hdr layout");
+
+enum { DST_EMPTY = 0, DST_PENDING, DST_VALID };
+
+/* A cached outer header prefix for one destination (underlay tx). */
+struct dst {
+    struct vnet_endpoint ep;
+    uint8_t hdr[OUTER_MAX]; /* Ethernet + IP + UDP, variable fields to be patched */
+    uint8_t hlen;
+    uint8_t state;
+    int64_t check_ms; /* next neighbour lookup */
+    int64_t kick_ms;  /* last resolution trigger */
+};
+
+struct rawq {
+    int fd;
+    uint8_t *ring;
+    uint32_t blk;    /* the block we read next */
+    uint32_t left;   /* frames left in the current (user-owned) block */
+    uint8_t *pkt;    /* the next frame in it */
+    uint32_t segoff; /* underlay: payload bytes of the current frame already handed up */
+    uint16_t ip_id;
+    uint64_t rx_drops, tx_drops, neigh_drops;
+    struct dst dst[DST_SLOTS]; /* underlay only */
+};
+
+struct raw {
+    bool underlay;
+    bool vhdr;    /* PACKET_VNET_HDR on the sockets */
+    bool offload; /* cfg->offload */
+    unsigned nq;
+    int ifindex;
+    char ifname[IFNAMSIZ];
+    struct vnet_mac mac;
+    uint32_t mtu;
+    uint32_t caps;
+    struct vnet_endpoint local;
+    int guard; /* underlay: UDP socket on the local endpoint that drops everything */
+    int kick;  /* underlay: UDP socket that triggers neighbour resolution */
+    struct rawq q[];
+};
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int err_from_errno(int e)
+{
+    if (e == EPERM || e == EACCES)
+        return VNET_EPERM;
+    if (e == ENODEV || e == ENXIO)
+        return VNET_ENOENT;
+    return -e;
+}
+
+/* ---- spec ---- */
+
+static bool valid_ifname(const char *s, size_t n)
+{
+    if (n == 0 || n >= IFNAMSIZ)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '/' || s[i] == ':' || s[i] == ',' || s[i] == '=' ||
+            isspace((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* "IP", "IP:PORT", "[IPv6]" or "[IPv6]:PORT"; a concrete address, port 1..65535. */
+static int parse_local(const char *s, struct vnet_endpoint *ep)
+{
+    char tmp[VNET_IP_STRLEN + 2];
+    size_t n = strlen(s);
+    if (vnet_endpoint_parse(s, ep) != 0) {
+        if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof(tmp)) {
+            memcpy(tmp, s + 1, n - 2);
+            tmp[n - 2] = '\0';
+            if (vnet_ip_parse(tmp, &ep->ip) != 0 || ep->ip.family != VNET_AF_INET6)
+                return VNET_EINVAL;
+        } else if (vnet_ip_parse(s, &ep->ip) != 0 || ep->ip.family != VNET_AF_INET) {
+            return VNET_EINVAL;
+        }
+        ep->port = DEFAULT_PORT;
+    }
+    static const uint8_t zero[16];
+    size_t alen = ep->ip.family == VNET_AF_INET ? 4 : 16;
+    if (ep->port == 0 || memcmp(ep->ip.addr, zero, alen) == 0)
+        return VNET_EINVAL;
+    if (ep->ip.family == VNET_AF_INET ? ep->ip.addr[0] >= 224 : ep->ip.addr[0] == 0xff)
+        return VNET_EINVAL; /* multicast: not an address of ours */
+    return 0;
+}
+
+static int parse_spec(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
+                      struct vnet_endpoint *local)
+{
+    const char *comma = strchr(arg, ',');
+    size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
+    if (!valid_ifname(arg, n))
+        return VNET_EINVAL;
+    memcpy(ifname, arg, n);
+    ifname[n] = '\0';
+    *underlay = false;
+    if (!comma)
+        return 0;
+    if (strncmp(comma + 1, "local=", 6) != 0 || strchr(comma + 1, ','))
+        return VNET_EINVAL;
+    *underlay = true;
+    return parse_local(comma + 7, local);
+}
+
+/* ---- sockets ---- */
+
+/* Classic BPF: untagged UDP to local address and port; IPv4 non-first fragments refused. */
+#define TO_DROP 0xff /* placeholder jump target, fixed up to the final "ret 0" */
+
+static int build_filter(const struct vnet_endpoint *l, struct sock_filter *f)
+{
+    int n = 0;
+    uint32_t w[4];
+    memcpy(w, l->ip.addr, sizeof(w));
+#define S(code, k)         (f[n++] = (struct sock_filter)BPF_STMT(code, k))
+#define J(code, k, jt, jf) (f[n++] = (struct sock_filter)BPF_JUMP(code, k, jt, jf))
+    S(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT));
+    J(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, TO_DROP);
+    S(BPF_LD | BPF_H | BPF_ABS, 12);
+    if (l->ip.family == VNET_AF_INET) {
+        J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, TO_DROP);
+        S(BPF_LD | BPF_B | BPF_ABS, 23);
+        J(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, TO_DROP);
+        S(BPF_LD | BPF_H | BPF_ABS, 20);
+        J(BPF_JMP | BPF_JSET | BPF_K, 0x1fff, TO_DROP, 0);
+        S(BPF_LD | BPF_W | BPF_ABS, 30);
+        J(BPF_JMP | BPF_JEQ | BPF_K, ntohl(w[0]), 0, TO_DROP);
+        S(BPF_LDX | BPF_B | BPF_MSH, 14);
+        S(BPF_LD | BPF_H | BPF_IND, 16);
+    } else {
+        J(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 0, TO_DROP);
+        S(BPF_LD | BPF_B | BPF_ABS, 20);
+        J(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, TO_DROP);
+        for (int i = 0; i < 4; i++) {
+            S(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(38 + 4 * i));
+            J(BPF_JMP | BPF_JEQ | BPF_K, ntohl(w[i]), 0, TO_DROP);
+        }
+        S(BPF_LD | BPF_H | BPF_ABS, 56);
+    }
+    J(BPF_JMP | BPF_JEQ | BPF_K, l->port, 0, TO_DROP);
+    S(BPF_RET | BPF_K, 0x40000u);
+    S(BPF_RET | BPF_K, 0);
+#undef S
+#undef J
+    for (int i = 0; i < n; i++) {
+        if (f[i].jt == TO_DROP)
+            f[i].jt = (uint8_t)(n - 2 - i);
+        if (f[i].jf == TO_DROP)
+            f[i].jf = (uint8_t)(n - 2 - i);
+    }
+    return n;
+}
+
+static int setopt(int fd, int level, int opt, int val, const char *what, bool fatal)
+{
+    if (setsockopt(fd, level, opt, &val, sizeof(val)) == 0)
+        return 0;
+    int e = errno;
+    vnet_log(fatal ? VNET_LOG_ERROR : VNET_LOG_WARN, MOD, "%s: %s", what, strerror(e));
+    return fatal ? err_from_errno(e) : 0;
+}
+
+static int open_queue(struct raw *r, struct rawq *q, unsigned idx, int *fanout_id)
+{
+    int rc;
+    q->fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (q->fd < 0) {
+        int e = errno;
+        vnet_log(VNET_LOG_ERROR, MOD, "socket(AF_PACKET): %s%s", strerror(e),
+                 e == EPERM ? " (needs CAP_NET_RAW)" : "");
+        return err_from_errno(e);
+    }
+    if (r->underlay) {
+        struct sock_filter f[32];
+        struct sock_fprog prog = {.len = (unsigned short)build_filter(&r->local, f), .filter = f};
+        if (setsockopt(q->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+            rc = -errno;
+            vnet_log(VNET_LOG_ERROR, MOD, "%s: SO_ATTACH_FILTER: %s", r->ifname, strerror(-rc));
+            return rc;
+        }
+    }
+    if ((rc = setopt(q->fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3, "PACKET_VERSION", true)))
+        return rc;
+    if (r->vhdr && (rc = setopt(q->fd, SOL_PACKET, PACKET_VNET_HDR, 1, "PACKET_VNET_HDR", true)))
+        return rc;
+    struct tpacket_req3 req = {
+        .tp_block_size = RING_BLOCK,
+        .tp_block_nr = RING_BLOCKS,
+        .tp_frame_size = RING_FRAME,
+        .tp_frame_nr = RING_BLOCK / RING_FRAME * RING_BLOCKS,
+        .tp_retire_blk_tov = RING_TOV_MS,
+    };
+    if (setsockopt(q->fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) < 0) {
+        rc = -errno;
+        vnet_log(VNET_LOG_ERROR, MOD, "%s: PACKET_RX_RING: %s", r->ifname, strerror(-rc));
+        return rc;
+    }
+    void *m =
+        mmap(NULL, (size_t)RING_BLOCK * RING_BLOCKS, PROT_READ | PROT_WRITE, MAP_SHARED, q->fd, 0);
+    if (m == MAP_FAILED) {
+        rc = -errno;
+        vnet_log(VNET_LOG_ERROR, MOD, "%s: mmap ring: %s", r->ifname, strerror(-rc));
+        return rc;
+    }
+    q->ring = m;
+    setopt(q->fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS", false);
+    setopt(q->fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING", false);
+    if (!r->underlay && idx == 0) {
+        struct packet_mreq mr = {.mr_ifindex = r->ifindex, .mr_type = PACKET_MR_PROMISC};
+        if (setsockopt(q->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0) {
+            rc = err_from_errno(errno);
+            vnet_log(VNET_LOG_ERROR, MOD, "%s: promiscuous mode: %s", r->ifname, strerror(errno));
+            return rc;
+        }
+    }
+    struct sockaddr_ll sll = {
+        .sll_family = AF_PACKET,
+        .sll_protocol = htons(ETH_P_ALL),
+        .sll_ifindex = r->ifindex,
+    };
+    if (bind(q->fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+        rc = err_from_errno(errno);
+        vnet_log(VNET_LOG_ERROR, MOD, "%s: bind: %s", r->ifname, strerror(errno));
+        return rc;
+    }
+    if (r->nq > 1) {
+        int val = idx == 0 ? PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID << 16
+                           : *fanout_id | PACKET_FANOUT_HASH << 16;
+        if (setsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &val, sizeof(val)) < 0) {
+            rc = -errno;
+            vnet_log(VNET_LOG_ERROR, MOD, "%s: PACKET_FANOUT: %s", r->ifname, strerror(-rc));
+            return rc;
+        }
+        if (idx == 0) {
+            socklen_t len = sizeof(val);
+            if (getsockopt(q->fd, SOL_PACKET, PACKET_FANOUT, &val, &len) < 0)
+                return -errno;
+            *fanout_id = val & 0xffff;
+        }
+    }
+    return 0;
+}
+
+/* The UDP socket that keeps the host from sending ICMP port unreachable (see the top). */
+static int open_guard(struct raw *r)
+{
+    static const struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = (struct sock_filter *)drop_all};
+    struct sockaddr_storage ss;
+    int salen = vnet_endpoint_to_sockaddr(&r->local, &ss);
+    if (salen < 0)
+        return VNET_EINVAL;
+    r->guard = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (r->guard < 0)
+        return err_from_errno(errno);
+    if (ss.ss_family == AF_INET6)
+        (void)setsockopt(r->guard, IPPROTO_IPV6, IPV6_V6ONLY, &(int){1}, sizeof(int));
+    if (setsockopt(r->guard, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+        return -errno;
+    if (bind(r->guard, (struct sockaddr *)&ss, (socklen_t)salen) < 0) {
+        int e = errno;
+        char buf[VNET_ENDPOINT_STRLEN];
+        vnet_endpoint_format(&r->local, buf, sizeof(buf));
+        vnet_log(VNET_LOG_ERROR, MOD, "bind %s: %s%s", buf, strerror(e),
+                 e == EADDRNOTAVAIL ? " (the local address must be configured on the host)"
+                 : e == EADDRINUSE  ? " (another socket or port uses it)"
+                                    : "");
+        return e == EADDRNOTAVAIL ? VNET_EINVAL : e == EADDRINUSE ? VNET_EBUSY : err_from_errno(e);
+    }
+    /* the resolution trigger: same family, bound to the local address, any port */
+    r->kick = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (r->kick < 0)
+        return err_from_errno(errno);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+    if (bind(r->kick, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
+        return err_from_errno(errno);
+    return 0;
+}
+
+static void raw_close(void *state)
+{
+    struct raw *r = state;
+    if (!r)
+        return;
+    uint64_t rxd = 0, txd = 0, nd = 0;
+    for (unsigned i = 0; i < r->nq; i++) {
+        struct rawq *q = &r->q[i];
+        if (q->ring)
+            munmap(q->ring, (size_t)RING_BLOCK * RING_BLOCKS);
+        if (q->fd >= 0)
+            close(q->fd);
+        rxd += q->rx_drops;
+        txd += q->tx_drops;
+        nd += q->neigh_drops;
+    }
+    if (r->guard >= 0)
+        close(r->guard);
+    if (r->kick >= 0)
+        close(r->kick);
+    vnet_log(VNET_LOG_DEBUG, MOD,
+             "%s: closed; dropped rx %llu, tx %llu (of which %llu waiting for a neighbour)",
+             r->ifname, (unsigned long long)rxd, (unsigned long long)txd, (unsigned long long)nd);
+    free(r);
+}
+
+static int raw_open(const char *arg, const struct vnet_port_cfg *cfg, void **state)
+{
+    char ifname[IFNAMSIZ];
+    bool underlay;
+    struct vnet_endpoint local;
+    memset(&local, 0, sizeof(local));
+    if (parse_spec(arg, ifname, &underlay, &local) != 0) {
+        vnet_log(VNET_LOG_ERROR, MOD,
+                 "bad spec \"raw:%.64s\" (IFNAME, or IFNAME,local=IP[:PORT] / "
+                 "IFNAME,local=[IPv6][:PORT])",
+                 arg);
+        return VNET_EINVAL;
+    }
+    unsigned nq = cfg->queues ? cfg->queues : 1;
+    if (nq > RAW_MAX_QUEUES)
+        return VNET_EINVAL;
+    int ifindex = vnet_netdev_ifindex(ifname);
+    if (ifindex < 0) {
+        vnet_log(VNET_LOG_ERROR, MOD, "%s: %s", ifname, vnet_strerror(ifindex));
+        return ifindex;
+    }
+    struct raw *r = calloc(1, sizeof(*r) + nq * sizeof(r->q[0]));
+    if (!r)
+        return VNET_ENOMEM;
+    int rc;
+    r->nq = nq;
+    r->guard = r->kick = -1;
+    for (unsigned i = 0; i < nq; i++)
+        r->q[i].fd = -1;
+    memcpy(r->ifname, ifname, sizeof(ifname));
+    r->ifindex = ifindex;
+    r->underlay = underlay;
+    r->local = local;
+    r->offload = cfg->offload;
+    r->vhdr = underlay || cfg->offload;
+    if ((rc = vnet_netdev_get_mac(ifname, &r->mac)) != 0 ||
+        (rc = vnet_netdev_get_mtu(ifname, &r->mtu)) != 0)
+        goto fail;
+    if (underlay && (rc = open_guard(r)) != 0)
+        goto fail;
+    int fanout_id = 0;
+    for (unsigned i = 0; i < nq; i++)
+        if ((rc = open_queue(r, &r->q[i], i, &fanout_id)) != 0)
+            goto fail;
+    if (cfg->up && (rc = vnet_netdev_set_up(ifname, true)) != 0) {
+        vnet_log(VNET_LOG_ERROR, MOD, "%s: set up: %s", ifname, vnet_strerror(rc));
+        goto fail;
+    }
+    if (nq > 1)
+        r->caps |= VNET_PORT_CAP_MULTIQUEUE;
+    if (cfg->offload)
+        r->caps |= underlay ? VNET_PORT_CAP_UDP_GSO | VNET_PORT_CAP_UDP_GRO
+                            : VNET_PORT_CAP_CSUM | VNET_PORT_CAP_TSO | VNET_PORT_CAP_USO;
+    vnet_log(VNET_LOG_INFO, MOD, "%s: open (%s side), %u queue(s), caps 0x%x", ifname,
+             underlay ? "underlay" : "virtual", nq, r->caps);
+    *state = r;
+    return 0;
+fail:
+    raw_close(r);
+    return rc;
+}
+
+/* ---- the RX ring ---- */
+
+static inline struct tpacket_block_desc *ring_block(const struct rawq *q, uint32_t i)
+{
+    return (struct tpacket_block_desc *)(q->ring + (size_t)i * RING_BLOCK);
+}
+
+/* The next frame of the ring, or NULL when the kernel has not handed over a block. */
+static struct tpacket3_hdr *ring_peek(struct rawq *q)
+{
+    while (q->left == 0) {
+        struct tpacket_block_desc *b = ring_block(q, q->blk);
+        if (!(__atomic_load_n(&b->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+            return NULL;
+        q->left = b->hdr.bh1.num_pkts;
+        q->pkt = (uint8_t *)b + b->hdr.bh1.offset_to_first_pkt;
+        if (q->left == 0) { /* never seen, but give an empty block back too */
+            __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+            q->blk = (q->blk + 1) % RING_BLOCKS;
+        }
+    }
+    return (struct tpacket3_hdr *)q->pkt;
+}
+
+/* Done with the current frame; give its block back after the last one. */
+static void ring_next(struct rawq *q)
+{
+    const struct tpacket3_hdr *h = (const struct tpacket3_hdr *)q->pkt;
+    q->pkt += h->tp_next_offset;
+    q->segoff = 0;
+    if (--q->left == 0) {
+        struct tpacket_block_desc *b = ring_block(q, q->blk);
+        __atomic_store_n(&b->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+        q->blk = (q->blk + 1) % RING_BLOCKS;
+    }
+}
+
+/* ---- virtual side ---- */
+
+/* Where the L4 checksum of a CHECKSUM_PARTIAL frame is: Ethernet (one optional 802.1Q/AD
+ * tag), IPv4 or IPv6 without extension headers, TCP or UDP. 0 or -1. */
+static int find_l4_csum(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off)
+{
+    uint32_t l3 = 14;
+    if (len < 14)
+        return -1;
+    uint16_t et = rd16(f + 12);
+    if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
+        if (len < 18)
+            return -1;
+        et = rd16(f + 16);
+        l3 = 18;
+    }
+    uint32_t l4;
+    uint8_t proto;
+    if (et == ETH_P_IP && len >= l3 + 20) {
+        l4 = l3 + (uint32_t)(f[l3] & 0xf) * 4;
+        proto = f[l3 + 9];
+    } else if (et == ETH_P_IPV6 && len >= l3 + 40) {
+        l4 = l3 + 40;
+        proto = f[l3 + 6];
+    } else {
+        return -1;
+    }
+    if (proto == IPPROTO_TCP && len >= l4 + 20)
+        *off = 16;
+    else if (proto == IPPROTO_UDP && len >= l4 + 8)
+        *off = 6;
+    else
+        return -1;
+    *start = (uint16_t)l4;
+    return 0;
+}
+
+/* One ring frame into @p (virtual side). false: dropped. */
+static bool rx_frame(struct raw *r, const struct tpacket3_hdr *h, struct vnet_pkt *p)
+{
+    const uint8_t *f = (const uint8_t *)h + h->tp_mac;
+    uint32_t len = h->tp_snaplen, st = h->tp_status;
+    bool tag = (st & TP_STATUS_VLAN_VALID) != 0;
+    uint32_t out = len + (tag ? 4 : 0);
+    if (len < h->tp_len || len < 14 || p->off > p->cap || out > p->cap - p->off)
+        return false;
+    uint8_t *d = p->buf + p->off;
+    if (tag) {
+        memcpy(d, f, 12);
+        wr16(d + 12, (st & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid ? h->hv1.tp_vlan_tpid
+                                                                             : ETH_P_8021Q);
+        wr16(d + 14, h->hv1.tp_vlan_tci);
+        memcpy(d + 16, f + 12, len - 12);
+    } else {
+        memcpy(d, f, len);
+    }
+    p->len = out;
+    p->gso_type = VNET_GSO_NONE;
+    p->gso_size = p->hdr_len = p->csum_start = p->csum_offset = 0;
+    p->csum_flags = 0;
+    if (r->vhdr) {
+        struct virtio_net_hdr vh;
+        memcpy(&vh, f - VHDR_LEN, sizeof(vh));
+        uint16_t shift = tag ? 4 : 0;
+        if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+            p->csum_flags = VNET_CSUM_PARTIAL;
+            p->csum_start = (uint16_t)(vh.csum_start + shift);
+            p->csum_offset = vh.csum_offset;
+        } else if (vh.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
+            p->csum_flags = VNET_CSUM_VALID;
+        }
+        uint8_t gt = vh.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+        if (gt != VIRTIO_NET_HDR_GSO_NONE) {
+            p->gso_type = gt;
+            p->gso_size = vh.gso_size;
+            p->hdr_len = (uint16_t)(vh.hdr_len + shift);
+        }
+    } else if (st & TP_STATUS_CSUMNOTREADY) {
+        if (find_l4_csum(d, out, &p->csum_start, &p->csum_offset) != 0)
+            return false;
+        p->csum_flags = VNET_CSUM_PARTIAL;
+        if (vnet_csum_complete(p) != 0)
+            return false;
+    } else if (st & TP_STATUS_CSUM_VALID) {
+        p->csum_flags = VNET_CSUM_VALID;
+    }
+    memset(&p->peer, 0, sizeof(p->peer));
+    return true;
+}
+
+/* ---- underlay side, receive ---- */
+
+struct udp_view {
+    const uint8_t *payload;
+    uint32_t plen;
+    struct vnet_endpoint src;
+};
+
+static bool parse_outer(const struct raw *r, const uint8_t *f, uint32_t len, bool csum_ok,
+                        struct udp_view *v)
+{
+    if (len < 14)
+        return false;
+    const uint8_t *ip = f + 14, *udp;
+    uint32_t avail = len - 14, plen;
+    uint32_t psum;
+    bool v6;
+    memset(&v->src, 0, sizeof(v->src));
+    if (rd16(f + 12) == ETH_P_IP && r->local.ip.family == VNET_AF_INET) {
+        if (avail < 20 || ip[0] >> 4 != 4)
+            return false;
+        uint32_t hl = (uint32_t)(ip[0] & 0xf) * 4, tot = rd16(ip + 2);
+        if (hl < 20 || tot < hl || tot > avail || (rd16(ip + 6) & 0x3fff) || ip[9] != IPPROTO_UDP)
+            return false;
+        if (vnet_csum(ip, hl) != 0 || memcmp(ip + 16, r->local.ip.addr, 4) != 0)
+            return false;
+        udp = ip + hl;
+        plen = tot - hl;
+        v->src.ip.family = VNET_AF_INET;
+        memcpy(v->src.ip.addr, ip + 12, 4);
+        psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, 0);
+        v6 = false;
+    } else if (rd16(f + 12) == ETH_P_IPV6 && r->local.ip.family == VNET_AF_INET6) {
+        if (avail < 40 || ip[0] >> 4 != 6 || ip[6] != IPPROTO_UDP)
+            return false;
+        plen = rd16(ip + 4);
+        if (plen > avail - 40 || memcmp(ip + 24, r->local.ip.addr, 16) != 0)
+            return false;
+        udp = ip + 40;
+        v->src.ip.family = VNET_AF_INET6;
+        memcpy(v->src.ip.addr, ip + 8, 16);
+        psum = vnet_csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, 0);
+        v6 = true;
+    } else {
+        return false;
+    }
+    if (plen < 8)
+        return false;
+    uint32_t ulen = rd16(udp + 4);
+    if (ulen < 8 || ulen > plen || rd16(udp + 2) != r->local.port)
+        return false;
+    uint16_t c = rd16(udp + 6);
+    if (!csum_ok && (c != 0 || v6)) {
+        if (c == 0)
+            return false;
+        if (vnet_csum_fold(vnet_csum_partial(udp, ulen, psum + ulen)) != 0)
+            return false;
+    }
+    v->src.port = rd16(udp);
+    v->payload = udp + 8;
+    v->plen = ulen - 8;
+    return true;
+}
+
+/* One ring frame (or the next part of a GSO batch) into @p. Returns 1: @p filled; 0: frame
+ * dropped; the ring only advances once the whole frame was handed up. */
+static int rx_dgram(struct raw *r, struct rawq *q, const struct tpacket3_hdr *h, struct vnet_pkt *p)
+{
+    const uint8_t *f = (const uint8_t *)h + h->tp_mac;
+    struct virtio_net_hdr vh;
+    struct udp_view v;
+    memcpy(&vh, f - VHDR_LEN, sizeof(vh));
+    bool csum_ok = (vh.flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) ||
+                   (h->tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID));
+    if (h->tp_snaplen < h->tp_len || !parse_outer(r, f, h->tp_snaplen, csum_ok, &v))
+        goto drop;
+    uint32_t seg = 0;
+    if ((vh.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_UDP_L4 &&
+        vh.gso_size && v.plen > vh.gso_size)
+        seg = vh.gso_size;
+    if (p->off > p->cap)
+        goto drop;
+    uint32_t room = p->cap - p->off, rest = v.plen - q->segoff, chunk = rest;
+    if (seg) {
+        uint32_t max = r->offload ? room - room % seg : seg;
+        if (chunk > max)
+            chunk = max;
+        if (chunk == 0)
+            goto drop;
+    } else if (chunk > room) {
+        goto drop;
+    }
+    memcpy(p->buf + p->off, v.payload + q->segoff, chunk);
+    p->len = chunk;
+    p->gso_size = (uint16_t)(seg && chunk > seg ? seg : 0);
+    p->gso_type = p->gso_size ? VNET_GSO_UDP_L4 : VNET_GSO_NONE;
+    p->csum_flags = 0;
+    p->hdr_len = p->csum_start = p->csum_offset = 0;
+    p->peer = v.src;
+    q->segoff += chunk;
+    if (q->segoff >= v.plen)
+        ring_next(q);
+    return 1;
+drop:
+    q->rx_drops++;
+    ring_next(q);
+    return 0;
+}
+
+static int raw_rx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
+{
+    struct raw *r = state;
+    if (queue >= r->nq)
+        return VNET_EINVAL;
+    struct rawq *q = &r->q[queue];
+    int got = 0;
+    /* dropped frames use no slot, but bound the work */
+    for (int seen = 0; got < n && seen < 4 * n; seen++) {
+        struct tpacket3_hdr *h = ring_peek(q);
+        if (!h)
+            break;
+        struct vnet_pkt *p = pkts[got];
+        if (r->underlay) {
+            got += rx_dgram(r, q, h, p);
+            continue;
+        }
+        if (rx_frame(r, h, p)) {
+            p->queue = (uint16_t)queue;
+            got++;
+        } else {
+            q->rx_drops++;
+            vnet_log(VNET_LOG_DEBUG, MOD, "%s: rx: %u-byte frame dropped", r->ifname, h->tp_len);
+        }
+        ring_next(q);
+    }
+    for (int i = 0; i < got; i++)
+        pkts[i]->queue = (uint16_t)queue;
+    return got;
+}
+
+/* ---- sending ---- */
+
+struct txb {
+    struct mmsghdr mm[TX_BATCH];
+    struct iovec iov[TX_BATCH][2];
+    int owner[TX_BATCH]; /* packet index of each message */
+    uint8_t hdr[TX_BATCH][VHDR_LEN + OUTER_MAX];
+    int m;
+};
+
+static void txb_add(struct txb *b, int owner, const void *h, size_t hlen, const void *d,
+                    size_t dlen)
+{
+    int i = b->m++;
+    struct msghdr *mh = &b->mm[i].msg_hdr;
+    memset(mh, 0, sizeof(*mh));
+    int k = 0;
+    if (hlen)
+        b->iov[i][k++] = (struct iovec){(void *)h, hlen};
+    b->iov[i][k++] = (struct iovec){(void *)d, dlen};
+    mh->msg_iov = b->iov[i];
+    mh->msg_iovlen = (size_t)k;
+    b->owner[i] = owner;
+}
+
+/* Send the batch. Returns the number of packets taken, counting from @first, or a negative
+ * error when none was and the device refuses (down, gone). A message the kernel refuses alone
+ * (too big, malformed) is dropped with its packet; a full queue stops the burst. */
+static int txb_flush(struct raw *r, struct rawq *q, struct txb *b, int first, int next)
+{
+    int k = 0;
+    while (k < b->m) {
+        int rc = sendmmsg(q->fd, b->mm + k, (unsigned)(b->m - k), MSG_DONTWAIT);
+        if (rc > 0) {
+            k += rc;
+            continue;
+        }
+        int e = rc == 0 ? EAGAIN : errno;
+        if (e == EINTR)
+            continue;
+        if (e == EINVAL || e == EMSGSIZE || e == EFAULT) {
+            int bad = b->owner[k];
+            vnet_log(VNET_LOG_DEBUG, MOD, "%s: tx: packet dropped: %s", r->ifname, strerror(e));
+            q->tx_drops++;
+            while (k < b->m && b->owner[k] == bad)
+                k++;
+            continue;
+        }
+        /* stop; a packet partly sent (segments) counts as taken */
+        int taken = b->owner[k] + (k > 0 && b->owner[k - 1] == b->owner[k]);
+        b->m = 0;
+        if (taken > first || e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM)
+            return taken - first;
+        return err_from_errno(e);
+    }
+    b->m = 0;
+    return next - first;
+}
+
+static bool pkt_ok(const struct vnet_pkt *p)
+{
+    return (uint64_t)p->off + p->len <= p->cap;
+}
+
+static int tx_virtual(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, int n)
+{
+    struct txb b;
+    b.m = 0;
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        struct vnet_pkt *p = pkts[i];
+        bool ok = pkt_ok(p) && p->len >= 14;
+        if (ok && r->vhdr) {
+            struct virtio_net_hdr vh;
+            memset(&vh, 0, sizeof(vh));
+            if (p->csum_flags & VNET_CSUM_PARTIAL) {
+                vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+                vh.csum_start = p->csum_start;
+                vh.csum_offset = p->csum_offset;
+            } else if (p->csum_flags & VNET_CSUM_VALID) {
+                vh.flags = VIRTIO_NET_HDR_F_DATA_VALID;
+            }
+            if (p->gso_type != VNET_GSO_NONE) {
+                vh.gso_type = p->gso_type;
+                vh.gso_size = p->gso_size;
+                vh.hdr_len = p->hdr_len;
+            }
+            memcpy(b.hdr[b.m], &vh, sizeof(vh));
+        } else if (ok) {
+            /* the caps say no offloads: finish what a caller sends anyway */
+            ok = p->gso_type == VNET_GSO_NONE && vnet_csum_complete(p) == 0;
+        }
+        if (!ok) {
+            q->tx_drops++;
+            vnet_log(VNET_LOG_DEBUG, MOD, "%s: tx: bad or unsupported packet dropped", r->ifname);
+            continue;
+        }
+        txb_add(&b, i, b.hdr[b.m], r->vhdr ? VHDR_LEN : 0, p->buf + p->off, p->len);
+        if (b.m == TX_BATCH) {
+            int rc = txb_flush(r, q, &b, done, i + 1);
+            if (rc < 0)
+                return done ? done : rc;
+            done += rc;
+            if (done < i + 1)
+                return done;
+        }
+    }
+    if (b.m == 0)
+        return n;
+    int rc = txb_flush(r, q, &b, done, n);
+    if (rc < 0)
+        return done ? done : rc;
+    return done + rc;
+}
+
+/* ---- underlay side, send ---- */
+
+static uint32_t ep_hash(const struct vnet_endpoint *ep)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ ep->ip.addr[i]) * 16777619u;
+    h = (h ^ ep->port) * 16777619u;
+    return h ^ (h >> 15);
+}
+
+static void kick(struct raw *r, const struct vnet_endpoint *ep)
+{
+    struct vnet_endpoint k = *ep;
+    struct sockaddr_storage ss;
+    k.port = KICK_PORT;
+    int salen = vnet_endpoint_to_sockaddr(&k, &ss);
+    if (salen > 0 &&
+        sendto(r->kick, "", 0, MSG_DONTWAIT, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
+        vnet_log(VNET_LOG_DEBUG, MOD, "%s: neighbour trigger: %s", r->ifname, strerror(errno));
+}
+
+static bool build_prefix(const struct raw *r, struct dst *d, const struct vnet_mac *nh)
+{
+    struct vnet_encap_cfg c;
+    struct vnet_encap_tmpl t;
+    uint8_t scratch[VNET_ENCAP_OVERHEAD_MAX + VNET_INNER_MIN];
+    memset(&c, 0, sizeof(c));
+    memset(scratch, 0, sizeof(scratch));
+    c.src_mac = r->mac;
+    c.dst_mac = *nh;
+    c.src = r->local;
+    c.dst = d->ep;
+    c.flags = VNET_ENCAP_F_DF;
+    if (vnet_encap_tmpl_init(&c, &t) != 0)
+        return false;
+    int off =
+        vnet_encap_push(&t, scratch, VNET_ENCAP_OVERHEAD_MAX, VNET_INNER_MIN, 0, r->local.port, 0);
+    if (off < 0)
+        return false;
+    d->hlen = (uint8_t)(vnet_encap_tmpl_len(&t) - VNET_VXLAN_HLEN);
+    memcpy(d->hdr, scratch + off, d->hlen);
+    return true;
+}
+
+/* The cached outer header for @ep, or NULL while its next hop is unresolved. */
+static const struct dst *dst_get(struct raw *r, struct rawq *q, const struct vnet_endpoint *ep,
+                                 int64_t now)
+{
+    struct dst *d = &q->dst[ep_hash(ep) % DST_SLOTS];
+    if (d->state == DST_EMPTY || !vnet_endpoint_eq(&d->ep, ep)) {
+        memset(d, 0, sizeof(*d));
+        d->ep = *ep;
+        d->state = DST_PENDING;
+        d->kick_ms = now - KICK_MS;
+    }
+    if (now >= d->check_ms) {
+        struct vnet_mac nh;
+        if (vnet_netdev_neigh_get(r->ifindex, &ep->ip, &nh) == 0 && build_prefix(r, d, &nh)) {
+            d->state = DST_VALID;
+            d->check_ms = now + NEIGH_TTL_MS;
+        } else {
+            /* an entry we had stays in use while the kernel re-resolves */
+            if (now - d->kick_ms >= KICK_MS) {
+                kick(r, ep);
+                d->kick_ms = now;
+            }
+            d->check_ms = now + NEIGH_RETRY_MS;
+        }
+    }
+    return d->state == DST_VALID ? d : NULL;
+}
+
+/* Write the virtio header and the patched outer header for a @plen-byte payload to @out. */
+static size_t put_headers(struct rawq *q, const struct dst *d, uint32_t plen, uint8_t *out)
+{
+    struct virtio_net_hdr vh;
+    uint8_t *h = out + VHDR_LEN;
+    uint32_t ulen = plen + VNET_UDP_HLEN;
+    uint8_t *udp = h + d->hlen - VNET_UDP_HLEN;
+    uint32_t psum;
+    memcpy(h, d->hdr, d->hlen);
+    if (d->ep.ip.family == VNET_AF_INET) {
+        uint8_t *ip = h + VNET_ETH_HLEN;
+        wr16(ip + 2, (uint16_t)(ulen + VNET_IP4_HLEN));
+        wr16(ip + 4, q->ip_id++);
+        wr16(ip + 10, 0);
+        wr16(ip + 10, vnet_csum(ip, VNET_IP4_HLEN));
+        psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, (uint16_t)ulen);
+    } else {
+        uint8_t *ip = h + VNET_ETH_HLEN;
+        wr16(ip + 4, (uint16_t)ulen);
+        psum = vnet_csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, ulen);
+    }
+    wr16(udp + 4, (uint16_t)ulen);
+    /* the kernel (or NIC) sums from the UDP header on: preload the pseudo-header */
+    wr16(udp + 6, (uint16_t)psum);
+    memset(&vh, 0, sizeof(vh));
+    vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    vh.csum_start = (uint16_t)(d->hlen - VNET_UDP_HLEN);
+    vh.csum_offset = 6;
+    vh.hdr_len = d->hlen;
+    memcpy(out, &vh, sizeof(vh));
+    return VHDR_LEN + d->hlen;
+}
+
+static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, int n)
+{
+    struct txb b;
+    b.m = 0;
+    int done = 0;
+    int64_t now = now_ms();
+    uint32_t l3max = r->mtu;
+    for (int i = 0; i < n; i++) {
+        struct vnet_pkt *p = pkts[i];
+        const struct vnet_endpoint *ep = &p->peer;
+        if (!pkt_ok(p) || ep->port == 0 || ep->ip.family != r->local.ip.family) {
+            q->tx_drops++;
+            vnet_log(VNET_LOG_DEBUG, MOD, "%s: tx: bad packet or peer dropped", r->ifname);
+            continue;
+        }
+        uint32_t iph = ep->ip.family == VNET_AF_INET ? VNET_IP4_HLEN : VNET_IP6_HLEN;
+        uint32_t seg = p->gso_size && p->len > p->gso_size ? p->gso_size : p->len;
+        uint32_t nseg = p->len ? (p->len + seg - 1) / seg : 1;
+        if (seg + VNET_UDP_HLEN + iph > l3max || nseg > TX_BATCH) {
+            q->tx_drops++;
+            vnet_log(VNET_LOG_DEBUG, MOD, "%s: tx: %u-byte datagram over the MTU %u dropped",
+                     r->ifname, seg, r->mtu);
+            continue;
+        }
+        const struct dst *d = dst_get(r, q, ep, now);
+        if (!d) {
+            q->tx_drops++;
+            q->neigh_drops++;
+            continue;
+        }
+        if (b.m + (int)nseg > TX_BATCH) {
+            int rc = txb_flush(r, q, &b, done, i);
+            if (rc < 0)
+                return done ? done : rc;
+            done += rc;
+            if (done < i)
+                return done;
+        }
+        const uint8_t *data = p->buf + p->off;
+        for (uint32_t s = 0; s < nseg; s++) {
+            uint32_t o = s * seg, l = p->len - o < seg ? p->len - o : seg;
+            size_t hl = put_headers(q, d, l, b.hdr[b.m]);
+            txb_add(&b, i, b.hdr[b.m], hl, data + o, l);
+        }
+    }
+    if (b.m == 0)
+        return n;
+    int rc = txb_flush(r, q, &b, done, n);
+    if (rc < 0)
+        return done ? done : rc;
+    return done + rc;
+}
+
+static int raw_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
+{
+    struct raw *r = state;
+    if (queue >= r->nq)
+        return VNET_EINVAL;
+    return r->underlay ? tx_underlay(r, &r->q[queue], pkts, n)
+                       : tx_virtual(r, &r->q[queue], pkts, n);
+}
+
+static int raw_fd(void *state, unsigned queue)
+{
+    const struct raw *r = state;
+    return queue < r->nq ? r->q[queue].fd : VNET_EINVAL;
+}
+
+static int raw_get_info(void *state, struct vnet_port_info *out)
+{
+    const struct raw *r = state;
+    out->caps = r->caps;
+    out->queues = r->nq;
+    memcpy(out->ifname, r->ifname, sizeof(out->ifname));
+    out->ifindex = r->ifindex;
+    out->mac = r->mac;
+    out->mtu = r->mtu;
+    if (r->underlay)
+        out->local = r->local;
+    return 0;
+}
+
+const struct vnet_port_ops vnet_port_raw_ops = {
+    .version = VNET_PORT_OPS_VERSION,
+    .name = "raw",
+    .open = raw_open,
+    .close = raw_close,
+    .rx_burst = raw_rx,
+    .tx_burst = raw_tx,
+    .fd = raw_fd,
+    .get_info = raw_get_info,
+};
