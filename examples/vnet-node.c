@@ -70,8 +70,10 @@ static void usage(FILE *f)
             "  --pubkey FILE  print the public key of a key file, exit\n"
             "  --network    the network this node belongs to (managed mode)\n"
             "  --name       this node's name in it (managed mode)\n"
-            "  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device\n"
-            "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there\n"
+            "  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device;\n"
+            "               raw:IFNAME attaches to an existing interface (a VM's, a bridge port)\n"
+            "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there;\n"
+            "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME\n"
             "  --vni        the network's 24-bit VXLAN network identifier\n"
             "  --mac        the TAP's virtual MAC\n"
             "  --ip         an address for the TAP (repeatable; IPv4 or IPv6 with prefix)\n"
@@ -711,6 +713,26 @@ static int run_queues(struct vnet_datapath **dps, unsigned nq, int sfd, struct v
     return 0;
 }
 
+/* The local underlay endpoint of an --underlay spec: "udp:IP[:PORT]" or
+ * "raw:IFNAME,local=IP[:PORT]" (the port defaults to 4789, as the backends do). */
+static int underlay_local(const char *spec, struct vnet_endpoint *out)
+{
+    const char *ep;
+    if (strncmp(spec, "udp:", 4) == 0) {
+        ep = spec + 4;
+    } else if (strncmp(spec, "raw:", 4) == 0 && strstr(spec, ",local=")) {
+        ep = strstr(spec, ",local=") + 7;
+    } else {
+        return -1;
+    }
+    if (vnet_endpoint_parse(ep, out) == 0)
+        return 0;
+    char with_port[VNET_ENDPOINT_STRLEN + 8];
+    snprintf(with_port, sizeof(with_port),
+             strchr(ep, ':') && ep[0] != '[' ? "[%s]:4789" : "%s:4789", ep);
+    return vnet_endpoint_parse(with_port, out) == 0 ? 0 : -1;
+}
+
 /* --genkey FILE / --pubkey FILE */
 static int key_command(const char *genkey, const char *pubkey_file)
 {
@@ -741,11 +763,10 @@ int main(int argc, char **argv)
     if (o.genkey || o.pubkey_file)
         return key_command(o.genkey, o.pubkey_file);
 
-    if (strncmp(o.underlay, "udp:", 4) != 0)
-        return usage_error("bad --underlay '%s': only udp:IP:PORT is available", o.underlay);
     struct vnet_endpoint local;
-    if (vnet_endpoint_parse(o.underlay + 4, &local))
-        return usage_error("bad --underlay '%s': want udp:IP:PORT", o.underlay);
+    if (underlay_local(o.underlay, &local))
+        return usage_error("bad --underlay '%s': want udp:IP:PORT or raw:IFNAME,local=IP:PORT",
+                           o.underlay);
     if (o.controller)
         return run_managed(&o, &local);
     uint32_t overhead =
