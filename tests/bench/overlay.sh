@@ -3,6 +3,7 @@
 #   (a) the underlay alone (two namespaces joined by a veth pair),
 #   (b) Linux kernel VXLAN on that underlay,
 #   (c) libvnet, vnet-node with TAP + UDP backends, on that underlay,
+#   (d) libvnet with TAP + raw (AF_PACKET) underlay,
 # and ratios to (b). Figures are medians of RUNS runs. Not a pass/fail test.
 #
 # Usage: tests/bench/overlay.sh [BUILD_DIR]   (root; env: RUNS=3 SECS=5)
@@ -69,12 +70,29 @@ for side in 1 2; do
   PIDS+=($!)
 done
 NODE_A=${PIDS[0]}
+
+# (d) libvnet, TAP + raw (AF_PACKET) underlay, port 4791
+for side in 1 2; do
+  ns=$A; [ $side = 2 ] && ns=$B
+  other=$((3 - side))
+  ip netns exec "$ns" "$NODE" --dev tap:vr0 --underlay "raw:veth0,local=10.201.0.$side:4791" \
+    --vni 79 --mac 02:00:00:00:02:0$side --ip 10.204.0.$side/24 --peer 10.201.0.$other:4791 \
+    --static 02:00:00:00:02:0$other=10.201.0.$other:4791 \
+    --arp 10.204.0.$other=02:00:00:00:02:0$other >"$TMP/raw$side.log" 2>&1 &
+  PIDS+=($!)
+done
+NODE_RAW_A=${PIDS[2]}
 for i in $(seq 1 100); do
   grep -q "up: vn0" "$TMP/node1.log" && grep -q "up: vn0" "$TMP/node2.log" && break
   sleep 0.05
 done
 ip netns exec "$A" ping -c 1 -W 2 10.203.0.2 >/dev/null || { echo "libvnet overlay not up"; cat "$TMP"/node*.log; exit 1; }
 ip netns exec "$A" ping -c 1 -W 2 10.202.0.2 >/dev/null || { echo "kernel vxlan not up"; exit 1; }
+for i in $(seq 1 100); do
+  grep -q "up: vr0" "$TMP/raw1.log" && grep -q "up: vr0" "$TMP/raw2.log" && break
+  sleep 0.05
+done
+ip netns exec "$A" ping -c 1 -W 2 10.204.0.2 >/dev/null || { echo "libvnet raw underlay not up"; cat "$TMP"/raw*.log; exit 1; }
 
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:] if x]; print(f"{statistics.median(v):.2f}" if v else "nan")' "$@"; }
 
@@ -123,14 +141,14 @@ print(f"{sum(v)/len(v):.1f} {v[min(len(v)-1,int(len(v)*0.99))]:.1f}" if v else "
 }
 
 declare -A R
-measure() { # name dst
-  local name=$1 dst=$2 t1=() t4=() pps=() ipps=() avg=() p99=() cpu=()
+measure() { # name dst [pid whose CPU to measure]
+  local name=$1 dst=$2 cpid=${3:-$NODE_A} t1=() t4=() pps=() ipps=() avg=() p99=() cpu=()
   for r in $(seq 1 "$RUNS"); do
     local c0 w0
-    c0=$(cpu_ticks "$NODE_A"); w0=$(date +%s.%N)
+    c0=$(cpu_ticks "$cpid"); w0=$(date +%s.%N)
     t1+=("$(iperf_tcp "$dst" 1)")
     local c1 w1
-    c1=$(cpu_ticks "$NODE_A"); w1=$(date +%s.%N)
+    c1=$(cpu_ticks "$cpid"); w1=$(date +%s.%N)
     cpu+=("$(python3 -c "print(100*($c1-$c0)/$(getconf CLK_TCK)/($w1-$w0))")")
     t4+=("$(iperf_tcp "$dst" 4)")
     pps+=("$(small_pps "$dst")")
@@ -151,11 +169,12 @@ echo "overlay benchmark: $RUNS runs of ${SECS}s each, medians; ratios against ke
 measure underlay 10.201.0.2
 measure kernel 10.202.0.2
 measure libvnet 10.203.0.2
+measure libvnet-raw 10.204.0.2 "$NODE_RAW_A"
 
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}x' if b else '-')"; }
 F='%-16s %12s %12s %13s %13s %10s %10s\n'
 printf "$F" "path" "TCP 1 (Gb/s)" "TCP 4 (Gb/s)" "64B pps blast" "64B pps iperf" "RTT avg us" "RTT p99 us"
-for n in underlay kernel libvnet; do
+for n in underlay kernel libvnet libvnet-raw; do
   printf "$F" "$n" "${R[$n.t1]}" "${R[$n.t4]}" "${R[$n.pps]}" "${R[$n.ipps]}" "${R[$n.avg]}" "${R[$n.p99]}"
 done
 printf "$F" "libvnet/kernel" "$(ratio "${R[libvnet.t1]}" "${R[kernel.t1]}")" \
@@ -165,7 +184,11 @@ printf "$F" "libvnet/kernel" "$(ratio "${R[libvnet.t1]}" "${R[kernel.t1]}")" \
 added_k=$(python3 -c "print(f'{float(\"${R[kernel.avg]}\")-float(\"${R[underlay.avg]}\"):.1f}')")
 added_l=$(python3 -c "print(f'{float(\"${R[libvnet.avg]}\")-float(\"${R[underlay.avg]}\"):.1f}')")
 echo "added latency over the underlay: kernel VXLAN ${added_k} us, libvnet ${added_l} us"
-echo "vnet-node (sender side) CPU during 1-stream TCP: ${R[libvnet.cpu]}% of one core"
+printf "$F" "raw/kernel" "$(ratio "${R[libvnet-raw.t1]}" "${R[kernel.t1]}")" \
+  "$(ratio "${R[libvnet-raw.t4]}" "${R[kernel.t4]}")" "$(ratio "${R[libvnet-raw.pps]}" "${R[kernel.pps]}")" \
+  "$(ratio "${R[libvnet-raw.ipps]}" "${R[kernel.ipps]}")" \
+  "$(ratio "${R[libvnet-raw.avg]}" "${R[kernel.avg]}")" "$(ratio "${R[libvnet-raw.p99]}" "${R[kernel.p99]}")"
+echo "vnet-node (sender side) CPU during 1-stream TCP: TAP+UDP ${R[libvnet.cpu]}%, TAP+raw ${R[libvnet-raw.cpu]}% of one core"
 echo "targets: TCP >= 1.0x kernel VXLAN; 64B pps >= 0.5x; added latency <= 2x kernel's"
 if [ -n "${SHOW_STATS:-}" ]; then
   for p in "${PIDS[@]}"; do kill -USR1 "$p" 2>/dev/null; done
