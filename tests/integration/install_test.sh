@@ -16,6 +16,12 @@ for f in vnet/vnet.h vnet/switch_table.h vnet/encap.h vnet/version.h; do
   [ -n "$(find "$STAGE" -path "*/include/$f")" ] || { echo "header $f was not installed"; exit 1; }
 done
 [ -n "$(find "$STAGE" -name libvnet.a)" ] || { echo "libvnet.a was not installed"; exit 1; }
+for m in vnet-controller.1 vnet-node.1 vnetctl.1; do
+  [ -n "$(find "$STAGE" -name "$m")" ] || { echo "man page $m was not installed"; exit 1; }
+done
+for p in vnet-controller vnet-node vnetctl; do
+  [ -n "$(find "$STAGE" -type f -name "$p")" ] || { echo "program $p was not installed"; exit 1; }
+done
 
 export PKG_CONFIG_PATH=$(dirname "$pc")
 prefix=$(pkg-config --variable=prefix libvnet)
