@@ -79,6 +79,7 @@ struct vnet_agent_stats {
     uint64_t revision; /* applied */
     int connected;
 };
+/* Counters and state of the session, for monitoring. Loop thread. */
 void vnet_agent_get_stats(const struct vnet_agent *a, struct vnet_agent_stats *out);
 
 #ifdef __cplusplus

@@ -46,9 +46,10 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
 
 /* vnet_client_connect2() with only a timeout: an unauthenticated session (a Unix socket, or a
  * controller without a key). */
-int vnet_client_connect(const char *addr, uint32_t timeout_ms, struct vnet_client **out,
-                        char *err, size_t errlen);
+int vnet_client_connect(const char *addr, uint32_t timeout_ms, struct vnet_client **out, char *err,
+                        size_t errlen);
 
+/* Close the connection and free the client. NULL is ignored. */
 void vnet_client_close(struct vnet_client *c);
 
 /* Send @req (its id is set by the client) and wait for the reply. Returns 0 with *reply

@@ -69,6 +69,7 @@ struct vnet_controller_stats {
     uint64_t deltas_sent, snapshots_sent, requests, errors;
     uint64_t sessions_closed_slow, sessions_closed_dead, sessions_closed_bad;
 };
+/* Counters, for monitoring and tests. Loop thread. */
 void vnet_controller_get_stats(const struct vnet_controller *c, struct vnet_controller_stats *out);
 
 #ifdef __cplusplus

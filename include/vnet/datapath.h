@@ -150,6 +150,7 @@ int vnet_datapath_learn_fd(const struct vnet_datapath *dp);
 
 /* Run a worker thread that polls both ports (poll(2), 100 ms timeout) until stopped. */
 int vnet_datapath_start(struct vnet_datapath *dp);
+/* Stop and join the worker thread (no-op when not started). */
 void vnet_datapath_stop(struct vnet_datapath *dp);
 
 /* Counters; consistent enough for monitoring (read without stopping the worker). */

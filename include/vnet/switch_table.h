@@ -199,6 +199,7 @@ struct vnet_table_stats {
     uint32_t readers;         /* registered readers */
 };
 
+/* Fill @out. Sizes are exact for the writer; a reader may see them a batch behind. */
 void vnet_table_get_stats(const struct vnet_table *t, struct vnet_table_stats *out);
 
 #ifdef __cplusplus
