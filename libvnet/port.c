@@ -1,6 +1,7 @@
 /* Port registry and dispatch: a port is a backend's ops table plus its state. */
 #include "vnet/error.h"
 #include "vnet/sys/port.h"
+#include "vnet/version.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@ static void register_builtins_locked(void)
         backends[nbackends++] = &vnet_port_tap_ops;
         backends[nbackends++] = &vnet_port_udp_ops;
         backends[nbackends++] = &vnet_port_raw_ops;
+#if VNET_HAVE_XDP
+        backends[nbackends++] = &vnet_port_xdp_ops;
+#endif
     }
 }
 

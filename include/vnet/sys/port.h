@@ -34,6 +34,8 @@ int vnet_port_register(const struct vnet_port_ops *ops);
 extern const struct vnet_port_ops vnet_port_tap_ops;
 extern const struct vnet_port_ops vnet_port_udp_ops;
 extern const struct vnet_port_ops vnet_port_raw_ops;
+/* AF_XDP, "xdp:IFNAME[,local=IP[:PORT]]"; registered when built with libxdp (VNET_HAVE_XDP) */
+extern const struct vnet_port_ops vnet_port_xdp_ops;
 
 #ifdef __cplusplus
 }
