@@ -71,9 +71,11 @@ static void usage(FILE *f)
             "  --network    the network this node belongs to (managed mode)\n"
             "  --name       this node's name in it (managed mode)\n"
             "  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device;\n"
-            "               raw:IFNAME attaches to an existing interface (a VM's, a bridge port)\n"
+            "               raw:IFNAME attaches to an existing interface (a VM's, a bridge port);\n"
+            "               xdp:IFNAME does the same with AF_XDP\n"
             "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there;\n"
-            "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME\n"
+            "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME;\n"
+            "               xdp:IFNAME,local=IP:PORT does the same with AF_XDP\n"
             "  --vni        the network's 24-bit VXLAN network identifier\n"
             "  --mac        the TAP's virtual MAC\n"
             "  --ip         an address for the TAP (repeatable; IPv4 or IPv6 with prefix)\n"
@@ -713,14 +715,15 @@ static int run_queues(struct vnet_datapath **dps, unsigned nq, int sfd, struct v
     return 0;
 }
 
-/* The local underlay endpoint of an --underlay spec: "udp:IP[:PORT]" or
- * "raw:IFNAME,local=IP[:PORT]" (the port defaults to 4789, as the backends do). */
+/* The local underlay endpoint of an --underlay spec: "udp:IP[:PORT]", or
+ * "raw|xdp:IFNAME,local=IP[:PORT]" (the port defaults to 4789, as the backends do). */
 static int underlay_local(const char *spec, struct vnet_endpoint *out)
 {
     const char *ep;
     if (strncmp(spec, "udp:", 4) == 0) {
         ep = spec + 4;
-    } else if (strncmp(spec, "raw:", 4) == 0 && strstr(spec, ",local=")) {
+    } else if ((strncmp(spec, "raw:", 4) == 0 || strncmp(spec, "xdp:", 4) == 0) &&
+               strstr(spec, ",local=")) {
         ep = strstr(spec, ",local=") + 7;
     } else {
         return -1;
@@ -765,7 +768,7 @@ int main(int argc, char **argv)
 
     struct vnet_endpoint local;
     if (underlay_local(o.underlay, &local))
-        return usage_error("bad --underlay '%s': want udp:IP:PORT or raw:IFNAME,local=IP:PORT",
+        return usage_error("bad --underlay '%s': want udp:IP:PORT or raw|xdp:IFNAME,local=IP:PORT",
                            o.underlay);
     if (o.controller)
         return run_managed(&o, &local);
