@@ -4,6 +4,7 @@
 #   (b) Linux kernel VXLAN on that underlay,
 #   (c) libvnet, vnet-node with TAP + UDP backends, on that underlay,
 #   (d) libvnet with TAP + raw (AF_PACKET) underlay,
+#   (e) libvnet with TAP + AF_XDP underlay (on a second veth pair, checksum offload off),
 # and ratios to (b). Figures are medians of RUNS runs. Not a pass/fail test.
 #
 # Usage: tests/bench/overlay.sh [BUILD_DIR]   (root; env: RUNS=3 SECS=5)
@@ -82,6 +83,26 @@ for side in 1 2; do
   PIDS+=($!)
 done
 NODE_RAW_A=${PIDS[2]}
+
+# (e) libvnet, TAP + AF_XDP underlay, on a second veth pair (veth1, 10.206.0.0/24) with transmit
+# checksum offload off: XDP cannot see a veth's pending checksums.
+ip link add veth1 netns "$A" type veth peer name veth1 netns "$B"
+for side in 1 2; do
+  ns=$A; [ $side = 2 ] && ns=$B
+  ip -n "$ns" addr add 10.206.0.$side/24 dev veth1
+  ip -n "$ns" link set veth1 up
+  ip netns exec "$ns" ethtool -K veth1 tx off >/dev/null 2>&1
+done
+for side in 1 2; do
+  ns=$A; [ $side = 2 ] && ns=$B
+  other=$((3 - side))
+  ip netns exec "$ns" "$NODE" --dev tap:vx0 --underlay "xdp:veth1,local=10.206.0.$side:4792" \
+    --vni 80 --mac 02:00:00:00:03:0$side --ip 10.207.0.$side/24 --peer 10.206.0.$other:4792 \
+    --static 02:00:00:00:03:0$other=10.206.0.$other:4792 \
+    --arp 10.207.0.$other=02:00:00:00:03:0$other >"$TMP/xdp$side.log" 2>&1 &
+  PIDS+=($!)
+done
+NODE_XDP_A=${PIDS[4]}
 for i in $(seq 1 100); do
   grep -q "up: vn0" "$TMP/node1.log" && grep -q "up: vn0" "$TMP/node2.log" && break
   sleep 0.05
@@ -93,6 +114,12 @@ for i in $(seq 1 100); do
   sleep 0.05
 done
 ip netns exec "$A" ping -c 1 -W 2 10.204.0.2 >/dev/null || { echo "libvnet raw underlay not up"; cat "$TMP"/raw*.log; exit 1; }
+for i in $(seq 1 100); do
+  grep -q "up: vx0" "$TMP/xdp1.log" && grep -q "up: vx0" "$TMP/xdp2.log" && break
+  sleep 0.05
+done
+XDP_OK=1
+ip netns exec "$A" ping -c 1 -W 2 10.207.0.2 >/dev/null || { echo "(AF_XDP underlay not up: row skipped)"; cat "$TMP"/xdp*.log; XDP_OK=0; }
 
 median() { python3 -c 'import sys,statistics; v=[float(x) for x in sys.argv[1:] if x]; print(f"{statistics.median(v):.2f}" if v else "nan")' "$@"; }
 
@@ -170,11 +197,13 @@ measure underlay 10.201.0.2
 measure kernel 10.202.0.2
 measure libvnet 10.203.0.2
 measure libvnet-raw 10.204.0.2 "$NODE_RAW_A"
+[ $XDP_OK = 1 ] && measure libvnet-xdp 10.207.0.2 "$NODE_XDP_A"
 
 ratio() { python3 -c "a,b=float('$1'),float('$2'); print(f'{a/b:.2f}x' if b else '-')"; }
 F='%-16s %12s %12s %13s %13s %10s %10s\n'
 printf "$F" "path" "TCP 1 (Gb/s)" "TCP 4 (Gb/s)" "64B pps blast" "64B pps iperf" "RTT avg us" "RTT p99 us"
-for n in underlay kernel libvnet libvnet-raw; do
+for n in underlay kernel libvnet libvnet-raw libvnet-xdp; do
+  [ -n "${R[$n.t1]:-}" ] || continue
   printf "$F" "$n" "${R[$n.t1]}" "${R[$n.t4]}" "${R[$n.pps]}" "${R[$n.ipps]}" "${R[$n.avg]}" "${R[$n.p99]}"
 done
 printf "$F" "libvnet/kernel" "$(ratio "${R[libvnet.t1]}" "${R[kernel.t1]}")" \
@@ -188,7 +217,13 @@ printf "$F" "raw/kernel" "$(ratio "${R[libvnet-raw.t1]}" "${R[kernel.t1]}")" \
   "$(ratio "${R[libvnet-raw.t4]}" "${R[kernel.t4]}")" "$(ratio "${R[libvnet-raw.pps]}" "${R[kernel.pps]}")" \
   "$(ratio "${R[libvnet-raw.ipps]}" "${R[kernel.ipps]}")" \
   "$(ratio "${R[libvnet-raw.avg]}" "${R[kernel.avg]}")" "$(ratio "${R[libvnet-raw.p99]}" "${R[kernel.p99]}")"
-echo "vnet-node (sender side) CPU during 1-stream TCP: TAP+UDP ${R[libvnet.cpu]}%, TAP+raw ${R[libvnet-raw.cpu]}% of one core"
+if [ $XDP_OK = 1 ]; then
+  printf "$F" "xdp/kernel" "$(ratio "${R[libvnet-xdp.t1]}" "${R[kernel.t1]}")" \
+    "$(ratio "${R[libvnet-xdp.t4]}" "${R[kernel.t4]}")" "$(ratio "${R[libvnet-xdp.pps]}" "${R[kernel.pps]}")" \
+    "$(ratio "${R[libvnet-xdp.ipps]}" "${R[kernel.ipps]}")" \
+    "$(ratio "${R[libvnet-xdp.avg]}" "${R[kernel.avg]}")" "$(ratio "${R[libvnet-xdp.p99]}" "${R[kernel.p99]}")"
+fi
+echo "vnet-node (sender side) CPU during 1-stream TCP: TAP+UDP ${R[libvnet.cpu]}%, TAP+raw ${R[libvnet-raw.cpu]}%, TAP+xdp ${R[libvnet-xdp.cpu]:-n/a}% of one core"
 echo "targets: TCP >= 1.0x kernel VXLAN; 64B pps >= 0.5x; added latency <= 2x kernel's"
 if [ -n "${SHOW_STATS:-}" ]; then
   for p in "${PIDS[@]}"; do kill -USR1 "$p" 2>/dev/null; done
