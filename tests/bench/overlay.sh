@@ -96,7 +96,7 @@ done
 for side in 1 2; do
   ns=$A; [ $side = 2 ] && ns=$B
   other=$((3 - side))
-  ip netns exec "$ns" "$NODE" --dev tap:vx0 --underlay "xdp:veth1,local=10.206.0.$side:4792" \
+  ip netns exec "$ns" "$NODE" --dev tap:vt0 --underlay "xdp:veth1,local=10.206.0.$side:4792" \
     --vni 80 --mac 02:00:00:00:03:0$side --ip 10.207.0.$side/24 --peer 10.206.0.$other:4792 \
     --static 02:00:00:00:03:0$other=10.206.0.$other:4792 \
     --arp 10.207.0.$other=02:00:00:00:03:0$other >"$TMP/xdp$side.log" 2>&1 &
@@ -115,7 +115,7 @@ for i in $(seq 1 100); do
 done
 ip netns exec "$A" ping -c 1 -W 2 10.204.0.2 >/dev/null || { echo "libvnet raw underlay not up"; cat "$TMP"/raw*.log; exit 1; }
 for i in $(seq 1 100); do
-  grep -q "up: vx0" "$TMP/xdp1.log" && grep -q "up: vx0" "$TMP/xdp2.log" && break
+  grep -q "up: vt0" "$TMP/xdp1.log" && grep -q "up: vt0" "$TMP/xdp2.log" && break
   sleep 0.05
 done
 XDP_OK=1
