@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   # build
-  build-essential meson ninja-build pkg-config clang
+  build-essential meson ninja-build pkg-config clang clang-format
   libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check
   libbpf-dev libxdp-dev xdp-tools libpq-dev
   # tests, benchmarks and the demo

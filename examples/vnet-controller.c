@@ -177,8 +177,8 @@ static int admin_token_setup(struct vnet_store *store, const char *path)
         fprintf(stderr, "%s: cannot set the admin's API token: %s\n", prog, vnet_strerror(rc));
         return -1;
     }
-    vnet_log(VNET_LOG_WARN, "controller", "admin API token %s %s", have ? "taken from" : "written to",
-             path);
+    vnet_log(VNET_LOG_WARN, "controller", "admin API token %s %s",
+             have ? "taken from" : "written to", path);
     return 0;
 }
 

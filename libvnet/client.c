@@ -303,8 +303,7 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
                    "the controller did not authenticate itself (does it have a key?): refusing "
                    "to go on");
             rc = VNET_EACCES;
-        } else if ((rc = vnet_hs_read_welcome(&hs, m.u.welcome.auth, m.u.welcome.auth_len)) !=
-                   0) {
+        } else if ((rc = vnet_hs_read_welcome(&hs, m.u.welcome.auth, m.u.welcome.auth_len)) != 0) {
             seterr(err, errlen, "%s",
                    "the controller does not hold the pinned key (wrong --controller-key?)");
             rc = VNET_EACCES;

@@ -26,15 +26,15 @@ bool vnet_name_valid(const char *s);
 
 /* A virtual network. */
 struct vnet_network {
-    uint64_t id;                 /* store-assigned, never reused */
-    uint64_t subscriber_id;      /* owner */
-    char name[VNET_NAME_MAX];    /* unique per subscriber */
-    uint32_t vni;                /* unique in the store */
-    struct vnet_prefix subnet4;  /* ip.family 0: none */
-    struct vnet_prefix subnet6;  /* ip.family 0: none */
-    uint32_t mtu;                /* the overlay MTU every node's TAP gets */
-    uint64_t revision;           /* bumped by every change of the network or its nodes */
-    uint8_t mode;                /* data plane: 0 plain VXLAN, 1 secure (VNET_MODE_*, store.h) */
+    uint64_t id;                /* store-assigned, never reused */
+    uint64_t subscriber_id;     /* owner */
+    char name[VNET_NAME_MAX];   /* unique per subscriber */
+    uint32_t vni;               /* unique in the store */
+    struct vnet_prefix subnet4; /* ip.family 0: none */
+    struct vnet_prefix subnet6; /* ip.family 0: none */
+    uint32_t mtu;               /* the overlay MTU every node's TAP gets */
+    uint64_t revision;          /* bumped by every change of the network or its nodes */
+    uint8_t mode;               /* data plane: 0 plain VXLAN, 1 secure (VNET_MODE_*, store.h) */
 };
 
 enum vnet_node_state {
@@ -45,17 +45,17 @@ enum vnet_node_state {
 
 /* A node of a network. */
 struct vnet_node {
-    uint64_t id;              /* store-assigned, never reused; the peer id in switch tables */
+    uint64_t id; /* store-assigned, never reused; the peer id in switch tables */
     uint64_t network_id;
     char name[VNET_NAME_MAX]; /* unique per network */
     uint8_t pubkey[VNET_PUBKEY_LEN];
     bool has_pubkey;
-    struct vnet_mac mac;                 /* virtual MAC, unique per network */
-    struct vnet_ip ips[VNET_NODE_IPS];   /* virtual IPs (family 0: unused), unique per network */
-    struct vnet_endpoint phys;           /* physical endpoint configured (family 0: none yet) */
-    struct vnet_endpoint observed;       /* as reported by the node / seen by the controller */
+    struct vnet_mac mac;               /* virtual MAC, unique per network */
+    struct vnet_ip ips[VNET_NODE_IPS]; /* virtual IPs (family 0: unused), unique per network */
+    struct vnet_endpoint phys;         /* physical endpoint configured (family 0: none yet) */
+    struct vnet_endpoint observed;     /* as reported by the node / seen by the controller */
     enum vnet_node_state state;
-    uint64_t revision;                   /* the network revision that last changed it */
+    uint64_t revision; /* the network revision that last changed it */
 };
 
 /* One entry of a network's change log. */

@@ -43,8 +43,8 @@ int vnet_join_token_parse(const char *s, uint8_t ctl_pub[32], uint8_t secret[VNE
 int vnet_join_seal(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SECRET_LEN],
                    uint8_t out[VNET_JOIN_SEALED_LEN]);
 
-#define VNET_API_TOKEN_LEN    32                       /* raw bytes */
-#define VNET_API_TOKEN_STRLEN 53                       /* "vnetapi1-" + 43 base64 + NUL */
+#define VNET_API_TOKEN_LEN    32                             /* raw bytes */
+#define VNET_API_TOKEN_STRLEN 53                             /* "vnetapi1-" + 43 base64 + NUL */
 #define VNET_API_SEALED_LEN   (VNET_API_TOKEN_LEN + 32 + 48) /* token || client key, sealed */
 
 /* A fresh API token: its text into @buf (VNET_API_TOKEN_STRLEN bytes at least) and the hash

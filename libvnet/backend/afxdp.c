@@ -29,9 +29,10 @@
  * tx_burst copies into free TX frames, submits the descriptors and kicks the kernel (sendto)
  * when the ring asks for it (XDP_USE_NEED_WAKEUP; copy mode always does).
  * Virtual side: the interface is put in promiscuous mode (PACKET_MR_PROMISC on an unbound
- * AF_PACKET socket, undone by the kernel at close) since frames for any MAC are ours. The fd to poll is the
- * socket's. No offloads (caps 0): frames are whole, checksums complete on tx. Frames larger than
- * a UMEM frame (FRAME_SIZE - XDP_PACKET_HEADROOM) are dropped, so MTUs above ~3800 do not work.
+ * AF_PACKET socket, undone by the kernel at close) since frames for any MAC are ours. The fd to
+ * poll is the socket's. No offloads (caps 0): frames are whole, checksums complete on tx. Frames
+ * larger than a UMEM frame (FRAME_SIZE - XDP_PACKET_HEADROOM) are dropped, so MTUs above ~3800 do
+ * not work.
  *
  * Underlay side: outer headers come from a per-destination prefix cached per queue, built with
  * the encap.h templates, and the next-hop MAC from the kernel's neighbour table
@@ -171,8 +172,7 @@ static int err_from_errno(int e)
         return VNET_EPERM;
     if (e == ENODEV || e == ENXIO)
         return VNET_ENOENT;
-    if (e == EOPNOTSUPP || e == ENOTSUP || e == EAFNOSUPPORT || e == ENOSYS ||
-        e == EPROTONOSUPPORT)
+    if (e == EOPNOTSUPP || e == ENOTSUP || e == EAFNOSUPPORT || e == ENOSYS || e == EPROTONOSUPPORT)
         return VNET_ENOTSUP;
     return -e;
 }
@@ -259,12 +259,11 @@ static int load_prog(struct xport *x)
     if (bpf_object__load(x->obj) != 0) {
         int e = errno;
         vnet_log(VNET_LOG_ERROR, MOD, "loading the XDP program: %s%s", strerror(e),
-                 e == EPERM || e == EACCES
-                     ? " (needs CAP_BPF and CAP_NET_ADMIN, or CAP_SYS_ADMIN)"
-                     : (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)
-                         ? " (the kernel lacks eBPF XDP or XSKMAP support: CONFIG_BPF_SYSCALL, "
-                           "CONFIG_XDP_SOCKETS)"
-                         : "");
+                 e == EPERM || e == EACCES ? " (needs CAP_BPF and CAP_NET_ADMIN, or CAP_SYS_ADMIN)"
+                 : (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)
+                     ? " (the kernel lacks eBPF XDP or XSKMAP support: CONFIG_BPF_SYSCALL, "
+                       "CONFIG_XDP_SOCKETS)"
+                     : "");
         return err_from_errno(e == EINVAL ? EOPNOTSUPP : e);
     }
     struct bpf_program *p = bpf_object__find_program_by_name(x->obj, "vnet_xdp_redirect");
@@ -362,8 +361,8 @@ static int try_queue(struct xport *x, struct xq *q, unsigned idx, uint16_t bind_
                  e == EAFNOSUPPORT ? " (the kernel has no AF_XDP: CONFIG_XDP_SOCKETS)"
                  : e == EPERM      ? " (needs CAP_NET_RAW and CAP_IPC_LOCK or a larger "
                                      "RLIMIT_MEMLOCK)"
-                 : e == ENOMEM ? " (RLIMIT_MEMLOCK too small)"
-                               : "");
+                 : e == ENOMEM     ? " (RLIMIT_MEMLOCK too small)"
+                                   : "");
         return err_from_errno(e);
     }
     struct xsk_socket_config sc = {
@@ -412,7 +411,7 @@ static int open_queue(struct xport *x, struct xq *q, unsigned idx)
         if (q->umem) /* the socket failed (umem errors are logged in try_queue) */
             vnet_log(VNET_LOG_ERROR, MOD, "%s: AF_XDP socket on queue %u: %s%s", x->ifname, idx,
                      strerror(e),
-                     e == EINVAL ? " (the interface has no such queue?)"
+                     e == EINVAL         ? " (the interface has no such queue?)"
                      : e == EAFNOSUPPORT ? " (the kernel has no AF_XDP: CONFIG_XDP_SOCKETS)"
                      : e == EPERM        ? " (needs CAP_NET_RAW)"
                                          : "");

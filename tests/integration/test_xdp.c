@@ -162,8 +162,8 @@ static void virtual_exchange(struct vnet_port *v)
     struct vnet_pkt *pk[NPKT];
     /* frames from B arrive: B's kernel asks for 10.7.0.1 */
     enter(ns_b);
-    ck_assert_int_eq(sh("ip neigh flush dev vb; (ping -c 3 -i 0.3 -W 1 10.7.0.1 >/dev/null 2>&1 &)"),
-                     0);
+    ck_assert_int_eq(
+        sh("ip neigh flush dev vb; (ping -c 3 -i 0.3 -W 1 10.7.0.1 >/dev/null 2>&1 &)"), 0);
     enter(ns_a);
     struct arp_match req = {.op = 1, .tpa = {10, 7, 0, 1}};
     int i = wait_match(v, is_arp, &req, 3000, pk);
@@ -384,8 +384,7 @@ static int setup_namespaces(void)
            "ip addr add fd08::1/64 dev ua nodad && ip link set ua up") != 0)
         return -1;
     for (int i = 0; i < 300; i++) {
-        if (sh("ip link show ua | grep -q 'state UP' && ip link show va | grep -q 'state UP'") ==
-            0)
+        if (sh("ip link show ua | grep -q 'state UP' && ip link show va | grep -q 'state UP'") == 0)
             return 0;
         usleep(10000);
     }
