@@ -502,8 +502,15 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
         if (a->state == A_UP)
             apply_delta(a, &m->u.delta);
         return;
-    case VNET_MSG_KEEPALIVE:
+    case VNET_MSG_KEEPALIVE: {
+        /* Answer at once: the controller judges a session dead by its own interval, which may
+         * be shorter than ours. */
+        struct vnet_msg k;
+        memset(&k, 0, sizeof(k));
+        k.type = VNET_MSG_KEEPALIVE;
+        send_msg(a, &k);
         return;
+    }
     case VNET_MSG_ERROR: {
         char why[VNET_MSG_TEXT_MAX + 32];
         snprintf(why, sizeof(why), "controller says: %s", m->u.error.text);
