@@ -59,8 +59,8 @@
  * GSO batch (pkt->gso_size) becomes one frame per segment, each with its own headers, all in the
  * same sendmmsg. Frames larger than the interface MTU are dropped.
  *   The next-hop MAC comes from the kernel's neighbour table (vnet_netdev_neigh_get, through
- * netlink, at most every NEIGH_TTL_MS per destination and queue). While it is missing, packets
- * to that destination are counted and dropped, and resolution is triggered by a zero-length
+ * netlink, at most every NEIGH_TTL_MS per destination and queue; outer.c). While it is missing,
+ * packets to that destination are counted and dropped, and resolution is triggered by a zero-length
  * UDP datagram to the destination's discard port (9) from an ordinary socket bound to the local
  * address (the kernel queues it, sends ARP/NDP and then the datagram, which the peer ignores or
  * answers with a harmless ICMP error); it is repeated every KICK_MS while unresolved, and the
@@ -89,6 +89,7 @@
  * Neighbour lookups go through vnet_netdev_neigh_get, which works in the network namespace of
  * the calling thread: call tx_burst from a thread in the interface's namespace.
  */
+#include "outer_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -130,28 +131,10 @@
 #define RING_FRAME     2048 /* nominal; V3 packs frames by their real size */
 #define RING_TOV_MS    1    /* hand a partly filled block over after this long */
 #define TX_BATCH       64   /* messages per sendmmsg */
-#define DST_SLOTS      64
-#define NEIGH_TTL_MS   2000
-#define NEIGH_RETRY_MS 10
-#define KICK_MS        500
-#define KICK_PORT      9 /* discard */
 #define DEFAULT_PORT   VNET_VXLAN_PORT
 #define VHDR_LEN       ((uint32_t)sizeof(struct virtio_net_hdr))
-#define OUTER_MAX      (VNET_ETH_HLEN + VNET_IP6_HLEN + VNET_UDP_HLEN)
 
 _Static_assert(sizeof(struct virtio_net_hdr) == 10, "virtio_net_hdr layout");
-
-enum { DST_EMPTY = 0, DST_PENDING, DST_VALID };
-
-/* A cached outer header prefix for one destination (underlay tx). */
-struct dst {
-    struct vnet_endpoint ep;
-    uint8_t hdr[OUTER_MAX]; /* Ethernet + IP + UDP, variable fields to be patched */
-    uint8_t hlen;
-    uint8_t state;
-    int64_t check_ms; /* next neighbour lookup */
-    int64_t kick_ms;  /* last resolution trigger */
-};
 
 struct rawq {
     int fd;
@@ -162,7 +145,7 @@ struct rawq {
     uint32_t segoff; /* underlay: payload bytes of the current frame already handed up */
     uint16_t ip_id;
     uint64_t rx_drops, tx_drops, neigh_drops;
-    struct dst dst[DST_SLOTS]; /* underlay only */
+    struct outer_dst dst[OUTER_DST_SLOTS]; /* underlay only */
 };
 
 struct raw {
@@ -914,79 +897,8 @@ static int tx_virtual(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, int
 
 /* ---- underlay side, send ---- */
 
-static uint32_t ep_hash(const struct vnet_endpoint *ep)
-{
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ ep->ip.addr[i]) * 16777619u;
-    h = (h ^ ep->port) * 16777619u;
-    return h ^ (h >> 15);
-}
-
-static void kick(struct raw *r, const struct vnet_endpoint *ep)
-{
-    struct vnet_endpoint k = *ep;
-    struct sockaddr_storage ss;
-    k.port = KICK_PORT;
-    int salen = vnet_endpoint_to_sockaddr(&k, &ss);
-    if (salen > 0 &&
-        sendto(r->kick, "", 0, MSG_DONTWAIT, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
-        vnet_log(VNET_LOG_DEBUG, MOD, "%s: neighbour trigger: %s", r->ifname, strerror(errno));
-}
-
-static bool build_prefix(const struct raw *r, struct dst *d, const struct vnet_mac *nh)
-{
-    struct vnet_encap_cfg c;
-    struct vnet_encap_tmpl t;
-    uint8_t scratch[VNET_ENCAP_OVERHEAD_MAX + VNET_INNER_MIN];
-    memset(&c, 0, sizeof(c));
-    memset(scratch, 0, sizeof(scratch));
-    c.src_mac = r->mac;
-    c.dst_mac = *nh;
-    c.src = r->local;
-    c.dst = d->ep;
-    c.flags = VNET_ENCAP_F_DF;
-    if (vnet_encap_tmpl_init(&c, &t) != 0)
-        return false;
-    int off =
-        vnet_encap_push(&t, scratch, VNET_ENCAP_OVERHEAD_MAX, VNET_INNER_MIN, 0, r->local.port, 0);
-    if (off < 0)
-        return false;
-    d->hlen = (uint8_t)(vnet_encap_tmpl_len(&t) - VNET_VXLAN_HLEN);
-    memcpy(d->hdr, scratch + off, d->hlen);
-    return true;
-}
-
-/* The cached outer header for @ep, or NULL while its next hop is unresolved. */
-static const struct dst *dst_get(struct raw *r, struct rawq *q, const struct vnet_endpoint *ep,
-                                 int64_t now)
-{
-    struct dst *d = &q->dst[ep_hash(ep) % DST_SLOTS];
-    if (d->state == DST_EMPTY || !vnet_endpoint_eq(&d->ep, ep)) {
-        memset(d, 0, sizeof(*d));
-        d->ep = *ep;
-        d->state = DST_PENDING;
-        d->kick_ms = now - KICK_MS;
-    }
-    if (now >= d->check_ms) {
-        struct vnet_mac nh;
-        if (vnet_netdev_neigh_get(r->ifindex, &ep->ip, &nh) == 0 && build_prefix(r, d, &nh)) {
-            d->state = DST_VALID;
-            d->check_ms = now + NEIGH_TTL_MS;
-        } else {
-            /* an entry we had stays in use while the kernel re-resolves */
-            if (now - d->kick_ms >= KICK_MS) {
-                kick(r, ep);
-                d->kick_ms = now;
-            }
-            d->check_ms = now + NEIGH_RETRY_MS;
-        }
-    }
-    return d->state == DST_VALID ? d : NULL;
-}
-
 /* Write the virtio header and the patched outer header for a @plen-byte payload to @out. */
-static size_t put_headers(struct rawq *q, const struct dst *d, uint32_t plen, uint8_t *out)
+static size_t put_headers(struct rawq *q, const struct outer_dst *d, uint32_t plen, uint8_t *out)
 {
     struct virtio_net_hdr vh;
     uint8_t *h = out + VHDR_LEN;
@@ -1024,6 +936,7 @@ static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, in
     b.m = 0;
     int done = 0;
     int64_t now = now_ms();
+    const struct outer_src osrc = {r->ifindex, r->ifname, MOD, r->mac, r->local, r->kick};
     uint32_t l3max = r->mtu;
     for (int i = 0; i < n; i++) {
         struct vnet_pkt *p = pkts[i];
@@ -1042,7 +955,7 @@ static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, in
                      r->ifname, seg, r->mtu);
             continue;
         }
-        const struct dst *d = dst_get(r, q, ep, now);
+        const struct outer_dst *d = outer_dst_get(&osrc, q->dst, ep, now);
         if (!d) {
             q->tx_drops++;
             q->neigh_drops++;

@@ -50,6 +50,7 @@
  * Errors: without CAP_NET_ADMIN/CAP_BPF, VNET_EPERM; a kernel without AF_XDP or XDP support,
  * VNET_ENOTSUP; each with a log line naming what is missing.
  */
+#include "outer_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -88,13 +89,7 @@
 #define NFRAMES        4096u
 #define FILL_FRAMES    (NFRAMES / 2)
 #define RING_SIZE      2048u /* fill, completion, rx, tx */
-#define DST_SLOTS      64
-#define NEIGH_TTL_MS   2000
-#define NEIGH_RETRY_MS 10
-#define KICK_MS        500
-#define KICK_PORT      9
 #define DEFAULT_PORT   VNET_VXLAN_PORT
-#define OUTER_MAX      (VNET_ETH_HLEN + VNET_IP6_HLEN + VNET_UDP_HLEN)
 #define MAX_FRAME      (FRAME_SIZE - XDP_PACKET_HEADROOM)
 
 _Static_assert(FILL_FRAMES <= RING_SIZE, "fill ring holds the RX half");
@@ -104,17 +99,6 @@ struct vnet_xdp_cfg { /* as in xdp_redirect.bpf.c */
     uint8_t addr[16];
     uint16_t port; /* network byte order */
     uint16_t pad;
-};
-
-enum { DST_EMPTY = 0, DST_PENDING, DST_VALID };
-
-struct dst {
-    struct vnet_endpoint ep;
-    uint8_t hdr[OUTER_MAX];
-    uint8_t hlen;
-    uint8_t state;
-    int64_t check_ms;
-    int64_t kick_ms;
 };
 
 struct xq {
@@ -128,7 +112,7 @@ struct xq {
     uint32_t outstanding; /* TX frames not yet completed */
     uint16_t ip_id;
     uint64_t rx_drops, tx_drops, neigh_drops;
-    struct dst dst[DST_SLOTS];
+    struct outer_dst dst[OUTER_DST_SLOTS];
 };
 
 struct xport {
@@ -737,78 +721,9 @@ static void kick_tx(struct xport *x, struct xq *q, uint32_t submitted)
     }
 }
 
-static uint32_t ep_hash(const struct vnet_endpoint *ep)
-{
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ ep->ip.addr[i]) * 16777619u;
-    h = (h ^ ep->port) * 16777619u;
-    return h ^ (h >> 15);
-}
-
-static void kick_neigh(struct xport *x, const struct vnet_endpoint *ep)
-{
-    struct vnet_endpoint k = *ep;
-    struct sockaddr_storage ss;
-    k.port = KICK_PORT;
-    int salen = vnet_endpoint_to_sockaddr(&k, &ss);
-    if (salen > 0 &&
-        sendto(x->kick, "", 0, MSG_DONTWAIT, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
-        vnet_log(VNET_LOG_DEBUG, MOD, "%s: neighbour trigger: %s", x->ifname, strerror(errno));
-}
-
-static bool build_prefix(const struct xport *x, struct dst *d, const struct vnet_mac *nh)
-{
-    struct vnet_encap_cfg c;
-    struct vnet_encap_tmpl t;
-    uint8_t scratch[VNET_ENCAP_OVERHEAD_MAX + VNET_INNER_MIN];
-    memset(&c, 0, sizeof(c));
-    memset(scratch, 0, sizeof(scratch));
-    c.src_mac = x->mac;
-    c.dst_mac = *nh;
-    c.src = x->local;
-    c.dst = d->ep;
-    c.flags = VNET_ENCAP_F_DF;
-    if (vnet_encap_tmpl_init(&c, &t) != 0)
-        return false;
-    int off =
-        vnet_encap_push(&t, scratch, VNET_ENCAP_OVERHEAD_MAX, VNET_INNER_MIN, 0, x->local.port, 0);
-    if (off < 0)
-        return false;
-    d->hlen = (uint8_t)(vnet_encap_tmpl_len(&t) - VNET_VXLAN_HLEN);
-    memcpy(d->hdr, scratch + off, d->hlen);
-    return true;
-}
-
-static const struct dst *dst_get(struct xport *x, struct xq *q, const struct vnet_endpoint *ep,
-                                 int64_t now)
-{
-    struct dst *d = &q->dst[ep_hash(ep) % DST_SLOTS];
-    if (d->state == DST_EMPTY || !vnet_endpoint_eq(&d->ep, ep)) {
-        memset(d, 0, sizeof(*d));
-        d->ep = *ep;
-        d->state = DST_PENDING;
-        d->kick_ms = now - KICK_MS;
-    }
-    if (now >= d->check_ms) {
-        struct vnet_mac nh;
-        if (vnet_netdev_neigh_get(x->ifindex, &ep->ip, &nh) == 0 && build_prefix(x, d, &nh)) {
-            d->state = DST_VALID;
-            d->check_ms = now + NEIGH_TTL_MS;
-        } else {
-            if (now - d->kick_ms >= KICK_MS) {
-                kick_neigh(x, ep);
-                d->kick_ms = now;
-            }
-            d->check_ms = now + NEIGH_RETRY_MS;
-        }
-    }
-    return d->state == DST_VALID ? d : NULL;
-}
-
 /* Outer headers + payload into @out; returns the frame length. */
-static uint32_t put_frame(struct xq *q, const struct dst *d, const uint8_t *data, uint32_t plen,
-                          uint8_t *out)
+static uint32_t put_frame(struct xq *q, const struct outer_dst *d, const uint8_t *data,
+                          uint32_t plen, uint8_t *out)
 {
     uint32_t ulen = plen + VNET_UDP_HLEN;
     uint8_t *udp = out + d->hlen - VNET_UDP_HLEN;
@@ -842,6 +757,7 @@ static int xdp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
     struct xq *q = &x->q[queue];
     reap(q);
     int64_t now = x->underlay ? now_ms() : 0;
+    const struct outer_src osrc = {x->ifindex, x->ifname, MOD, x->mac, x->local, x->kick};
     uint32_t idx = 0, want = 0;
     int i;
     /* one frame per packet (no GSO: caps 0); reserve as many descriptors as frames are free */
@@ -876,7 +792,7 @@ static int xdp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
                          x->ifname);
                 continue;
             }
-            const struct dst *d = dst_get(x, q, ep, now);
+            const struct outer_dst *d = outer_dst_get(&osrc, q->dst, ep, now);
             if (!d) {
                 q->tx_drops++;
                 q->neigh_drops++;

@@ -1,0 +1,40 @@
+/* Outer headers for the backends that write whole frames on the underlay (raw, xdp): a small
+ * per-queue cache of one prebuilt Ethernet + IP + UDP header per destination, with the next-hop
+ * MAC from the kernel's neighbour table, looked up again every NEIGH_TTL_MS and, while missing,
+ * resolution triggered by a zero-length datagram to the peer's discard port. Private. */
+#ifndef VNET_OUTER_INT_H
+#define VNET_OUTER_INT_H
+
+#include "vnet/encap.h"
+#include "vnet/types.h"
+
+#include <stdint.h>
+
+#define OUTER_DST_SLOTS 64
+#define OUTER_MAX       (VNET_ETH_HLEN + VNET_IP6_HLEN + VNET_UDP_HLEN)
+
+struct outer_dst {
+    struct vnet_endpoint ep;
+    uint8_t hdr[OUTER_MAX]; /* Ethernet + IP + UDP, variable fields to be patched */
+    uint8_t hlen;
+    uint8_t state;
+    int64_t check_ms; /* next neighbour lookup */
+    int64_t kick_ms;  /* last resolution trigger */
+};
+
+/* Where outer headers come from: the underlay interface and its local endpoint. */
+struct outer_src {
+    int ifindex;
+    const char *ifname;
+    const char *module; /* for log lines */
+    struct vnet_mac mac;
+    struct vnet_endpoint local;
+    int kick_fd; /* a UDP socket for resolution triggers */
+};
+
+/* The cached outer header for @ep in @tab (OUTER_DST_SLOTS entries, one queue's), or NULL
+ * while its next hop is unresolved. @now: monotonic ms. Not thread-safe per table. */
+const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_dst *tab,
+                                      const struct vnet_endpoint *ep, int64_t now);
+
+#endif
