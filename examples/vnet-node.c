@@ -12,6 +12,10 @@
  *             --mac MAC --ip ADDR/PREFIX --peer REMOTE_IP:PORT [--peer ...] \
  *             [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn] [--mtu N]
  *
+ * Either side may also be raw:IFNAME (AF_PACKET) or xdp:IFNAME (AF_XDP); with --fallback raw an
+ * xdp: port that AF_XDP cannot serve here (no permission, no kernel support, the interface has
+ * an XDP program already) is opened as raw: instead.
+ *
  * It runs in the foreground, logs to stderr, prints its counters on SIGUSR1 and at exit, and
  * exits cleanly on SIGINT/SIGTERM. Exit status: 0 after a clean stop, 1 when setup failed,
  * 2 for a usage error.
@@ -54,11 +58,12 @@ static void usage(FILE *f)
             "usage: %s --controller ADDR:PORT --network NAME --name NODE\n"
             "          [--key FILE (--controller-key KEY | --join TOKEN)]\n"
             "          --dev tap:NAME --underlay udp:LOCAL_IP:PORT [--learn] [--no-offload]\n"
+            "          [--fallback raw|none]\n"
             "   or: %s --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N --mac MAC\n"
             "          [--ip ADDR/PREFIX ...] --peer REMOTE_IP:PORT [--peer ...]\n"
             "          [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn]\n"
             "          [--mtu N] [--no-arp-proxy] [--no-offload] [--busy-poll US]\n"
-            "          [--queues N]\n"
+            "          [--queues N] [--fallback raw|none]\n"
             "          [--log-level error|warn|info|debug]\n"
             "\n"
             "  --controller the controller's node address (managed mode)\n"
@@ -76,6 +81,10 @@ static void usage(FILE *f)
             "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there;\n"
             "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME;\n"
             "               xdp:IFNAME,local=IP:PORT does the same with AF_XDP\n"
+            "  --fallback   raw: open an xdp: --dev or --underlay as raw: (AF_PACKET) when\n"
+            "               AF_XDP is not permitted, not supported by the kernel, or the\n"
+            "               interface has an XDP program already; none (default): that is\n"
+            "               an error\n"
             "  --vni        the network's 24-bit VXLAN network identifier\n"
             "  --mac        the TAP's virtual MAC\n"
             "  --ip         an address for the TAP (repeatable; IPv4 or IPv6 with prefix)\n"
@@ -109,6 +118,7 @@ struct opts {
     const char *key_file, *controller_key, *join, *genkey, *pubkey_file;
     uint32_t vni;
     bool have_vni, have_mac, learn, no_arp_proxy, no_offload;
+    bool fallback_raw; /* --fallback raw */
     struct vnet_mac mac;
     struct vnet_prefix ips[16];
     int nips;
@@ -152,7 +162,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         O_CTLKEY,
         O_JOIN,
         O_GENKEY,
-        O_PUBKEY
+        O_PUBKEY,
+        O_FALLBACK
     };
     static const struct option longopts[] = {
         {"dev", required_argument, NULL, 'd'},
@@ -177,6 +188,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"join", required_argument, NULL, O_JOIN},
         {"genkey", required_argument, NULL, O_GENKEY},
         {"pubkey", required_argument, NULL, O_PUBKEY},
+        {"fallback", required_argument, NULL, O_FALLBACK},
         {"log-level", required_argument, NULL, O_LOG},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
@@ -320,6 +332,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->busy_poll_us = (uint32_t)v;
             break;
         }
+        case O_FALLBACK:
+            if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "none") != 0)
+                return usage_error("bad --fallback '%s': want raw or none", optarg);
+            o->fallback_raw = strcmp(optarg, "raw") == 0;
+            break;
         case O_LOG: {
             enum vnet_log_level l;
             if (vnet_log_level_parse(optarg, &l))
@@ -407,6 +424,29 @@ static void print_stats(struct vnet_datapath *dp, struct vnet_table *t)
                  (unsigned long long)ps[i].tx_packets, (unsigned long long)ps[i].tx_bytes,
                  (unsigned long long)ps[i].rx_packets, (unsigned long long)ps[i].rx_bytes);
     }
+}
+
+/* Opens the port of --dev or --underlay (what) and logs why when it cannot. With --fallback raw,
+ * an xdp: spec that AF_XDP cannot serve here is opened as raw: (AF_PACKET), which takes the same
+ * IFNAME[,local=IP:PORT]: VNET_EPERM (no CAP_BPF/CAP_NET_ADMIN), VNET_ENOTSUP (no AF_XDP or XDP
+ * in the kernel), VNET_EBUSY (the interface has an XDP program already). Other errors (a bad
+ * spec, no such interface) stay errors: raw would fail the same way. */
+static int open_port(const char *what, const char *spec, const struct vnet_port_cfg *cfg,
+                     bool fallback_raw, struct vnet_port **out)
+{
+    char raw[256];
+    int rc = vnet_port_open(spec, cfg, out);
+    if ((rc == VNET_EPERM || rc == VNET_ENOTSUP || rc == VNET_EBUSY) && fallback_raw &&
+        strncmp(spec, "xdp:", 4) == 0 &&
+        (size_t)snprintf(raw, sizeof(raw), "raw:%s", spec + 4) < sizeof(raw)) {
+        vnet_log(VNET_LOG_WARN, "node", "%s %s: %s: falling back to %s", what, spec,
+                 vnet_strerror(rc), raw);
+        spec = raw;
+        rc = vnet_port_open(spec, cfg, out);
+    }
+    if (rc)
+        vnet_log(VNET_LOG_ERROR, "node", "%s %s: %s", what, spec, vnet_strerror(rc));
+    return rc;
 }
 
 /* ---- managed mode ---- */
@@ -578,11 +618,11 @@ static int run_managed(struct opts *o, const struct vnet_endpoint *local)
     uv_loop_init(&m.loop);
     int rc = vnet_table_create(NULL, &m.table);
     struct vnet_port_cfg vcfg = {.up = true, .offload = !o->no_offload};
-    if (!rc && (rc = vnet_port_open(o->dev, &vcfg, &m.vport)) != 0)
-        vnet_log(VNET_LOG_ERROR, "node", "--dev %s: %s", o->dev, vnet_strerror(rc));
+    if (!rc)
+        rc = open_port("--dev", o->dev, &vcfg, o->fallback_raw, &m.vport);
     struct vnet_port_cfg ucfg = {.offload = !o->no_offload};
-    if (!rc && (rc = vnet_port_open(o->underlay, &ucfg, &m.uport)) != 0)
-        vnet_log(VNET_LOG_ERROR, "node", "--underlay %s: %s", o->underlay, vnet_strerror(rc));
+    if (!rc)
+        rc = open_port("--underlay", o->underlay, &ucfg, o->fallback_raw, &m.uport);
     if (!rc) {
         struct vnet_port_info info;
         vnet_port_get_info(m.vport, &info);
@@ -803,11 +843,9 @@ int main(int argc, char **argv)
                                  .up = true,
                                  .offload = !o.no_offload,
                                  .queues = nq};
-    rc = vnet_port_open(o.dev, &vcfg, &vport);
-    if (rc) {
-        vnet_log(VNET_LOG_ERROR, "node", "--dev %s: %s", o.dev, vnet_strerror(rc));
+    rc = open_port("--dev", o.dev, &vcfg, o.fallback_raw, &vport);
+    if (rc)
         goto out;
-    }
     struct vnet_port_info vinfo;
     vnet_port_get_info(vport, &vinfo);
     for (int i = 0; i < o.nips; i++) {
@@ -821,11 +859,9 @@ int main(int argc, char **argv)
         }
     }
     struct vnet_port_cfg ucfg = {.offload = !o.no_offload, .queues = nq};
-    rc = vnet_port_open(o.underlay, &ucfg, &uport);
-    if (rc) {
-        vnet_log(VNET_LOG_ERROR, "node", "--underlay %s: %s", o.underlay, vnet_strerror(rc));
+    rc = open_port("--underlay", o.underlay, &ucfg, o.fallback_raw, &uport);
+    if (rc)
         goto out;
-    }
 
     /* The table: our own MAC (local), the static entries and the ARP bindings. */
     struct vnet_table_op self;

@@ -22,6 +22,7 @@ expect() { # status pattern args...
 }
 BASE=(--dev tap:x --underlay udp:10.0.0.1:4789 --mac 02:00:00:00:00:01)
 expect 0 "usage: " --help
+expect 0 "--fallback raw\|none" --help
 expect 0 "vnet-node [0-9]" --version
 expect 2 "--dev is required" --underlay udp:1.2.3.4:4789 --vni 1 --mac 02:00:00:00:00:01
 expect 2 "--vni is required" "${BASE[@]}"
@@ -39,5 +40,7 @@ expect 2 "unknown option '--bogus'" "${BASE[@]}" --vni 1 --bogus
 expect 2 "needs a value" "${BASE[@]}" --vni
 expect 2 "unexpected argument" "${BASE[@]}" --vni 1 extra
 expect 2 "bad --underlay" --dev tap:x --underlay tcp:1.2.3.4:5 --vni 1 --mac 02:00:00:00:00:01
+expect 2 "bad --fallback 'foo': want raw or none" "${BASE[@]}" --vni 1 --fallback foo
+expect 2 "needs a value" "${BASE[@]}" --vni 1 --fallback
 echo "$PASSES passed, $FAILS failed"
 [ $FAILS -eq 0 ]
