@@ -28,7 +28,7 @@ underlay_init
 underlay_host a 1
 underlay_host b 2
 # veth leaves transmit checksums to a NIC that is not there, and XDP cannot see that state
-# (see xdp_combos_test.sh); off, so that the result does not depend on the backend in use.
+# (see combo_test.sh); off, so that the result does not depend on the backend in use.
 for h in a b; do in_ns $h ethtool -K eth0 tx off >/dev/null; done
 ns_add g
 ip link add vm0 netns "$P-a" type veth peer name eth0 netns "$P-g"
