@@ -21,6 +21,16 @@
  *    64 KiB of payload per packet (kernel limits); larger packets are dropped. Without the
  *    capability such packets are still accepted: they are cut here into separate sendmmsg
  *    entries that point into the same buffer (no copy).
+ *  - Coalescing (with UDP_SEGMENT): consecutive packets of a burst to the same destination,
+ *    all of one size but the last (which may be shorter), go as one message whose iovecs are
+ *    the packets' buffers and whose segment size is the first one's length: one trip through
+ *    the sender's stack (and, over veth or to a receiver with UDP_GRO, through the
+ *    receiver's) for up to 64 datagrams, where each would pay its own. A burst of small
+ *    frames to one peer (a flood of 64-byte packets, a VM's ACKs) is where this pays. The
+ *    datagrams on the wire are the same as if sent one by one. A coalesced message that fails
+ *    is sent again one packet per message, so each packet meets its own fate; EIO (a route
+ *    whose device cannot checksum, where the kernel refuses UDP GSO) turns coalescing off for
+ *    the port, with an info log line.
  *
  * Don't fragment: sockets use IP_PMTUDISC_DO / IPV6_PMTUDISC_DO. Fragmented VXLAN is slow,
  * reassembly is fragile under loss, and RFC 7348 4.3 says VTEPs must not fragment. With DF
@@ -64,7 +74,8 @@
 
 #define MOD              "udp"
 #define UDP_BATCH        64
-#define UDP_MAX_SEGS     64 /* the kernel's UDP_MAX_SEGMENTS */
+#define UDP_IOV          256 /* iovecs per sendmmsg: coalesced messages take one a packet */
+#define UDP_MAX_SEGS     64  /* the kernel's UDP_MAX_SEGMENTS */
 #define UDP_MAX_QUEUES   64
 #define UDP_DEFAULT_PORT 4789
 #define UDP_DEFAULT_BUF  (4 << 20)
@@ -79,8 +90,9 @@ union sa {
 
 struct udp_port {
     unsigned nq;
-    int family; /* of the sockets: AF_INET or AF_INET6 */
-    bool gro;   /* UDP_GRO on: look for the cmsg */
+    int family;       /* of the sockets: AF_INET or AF_INET6 */
+    bool gro;         /* UDP_GRO on: look for the cmsg */
+    bool no_coalesce; /* set once the kernel refused a coalesced send (atomic) */
     uint32_t caps;
     int fds[];
 };
@@ -378,13 +390,30 @@ static void log_drop(const struct vnet_pkt *p, int e)
              p->gso_size, buf, strerror(e));
 }
 
+/* Can @q join a coalesced message whose datagrams are @seg bytes, @used of them so far with
+ * @bytes in all, to @dst? (See "Coalescing" at the top.) */
+static bool joins(const struct vnet_pkt *q, const union sa *dst, socklen_t salen, uint32_t seg,
+                  uint32_t used, uint32_t bytes, uint32_t maxlen, const struct udp_port *u)
+{
+    union sa qdst;
+    socklen_t qlen = 0;
+    uint32_t qmax = 0;
+    if (used >= UDP_MAX_SEGS || q->len == 0 || q->len > seg || bytes + q->len > maxlen ||
+        (q->gso_size != 0 && q->len > q->gso_size) || (uint64_t)q->off + q->len > q->cap)
+        return false;
+    return fill_dst(u, q, &qdst, &qlen, &qmax) == 0 && qlen == salen &&
+           memcmp(&qdst, dst, salen) == 0;
+}
+
 static int udp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
 {
     struct udp_port *u = state;
     struct mmsghdr mm[UDP_BATCH];
-    struct iovec iov[UDP_BATCH];
+    struct iovec iov[UDP_IOV];
     union sa sa[UDP_BATCH];
-    int owner[UDP_BATCH]; /* packet index of each message */
+    int owner[UDP_BATCH]; /* index of the (first) packet of each message */
+    int npk[UDP_BATCH];   /* packets a message carries whole: 1, more when coalesced, 0 for the
+                             second and later datagrams of a packet cut here */
     struct {
         _Alignas(struct cmsghdr) char buf[CMSG_SPACE(sizeof(uint16_t))];
     } cm[UDP_BATCH];
@@ -392,12 +421,14 @@ static int udp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
         return VNET_EINVAL;
     int fd = u->fds[queue];
     bool kgso = (u->caps & VNET_PORT_CAP_UDP_GSO) != 0;
-    int done = 0; /* packets taken: sent or dropped */
+    bool coalesce = kgso && !__atomic_load_n(&u->no_coalesce, __ATOMIC_RELAXED);
+    int done = 0;        /* packets taken: sent or dropped */
+    int alone_until = 0; /* packets before this index go one per message (a retry) */
 
     while (done < n) {
         /* build up to UDP_BATCH messages, from packet `done` to packet `next` */
-        int m = 0, next = done;
-        while (next < n) {
+        int m = 0, next = done, ni = 0;
+        while (next < n && ni < UDP_IOV) {
             const struct vnet_pkt *p = pkts[next];
             union sa dst;
             socklen_t salen = 0;
@@ -417,7 +448,7 @@ static int udp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
                 continue;
             }
             uint32_t nmsg = seg && !kgso ? nseg : 1;
-            if (m + (int)nmsg > UDP_BATCH)
+            if (m + (int)nmsg > UDP_BATCH || ni + (int)nmsg > UDP_IOV)
                 break;
             for (uint32_t s = 0; s < nmsg; s++, m++) {
                 struct msghdr *mh = &mm[m].msg_hdr;
@@ -425,25 +456,46 @@ static int udp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
                 sa[m] = dst;
                 mh->msg_name = &sa[m];
                 mh->msg_namelen = salen;
-                mh->msg_iov = &iov[m];
+                mh->msg_iov = &iov[ni];
                 mh->msg_iovlen = 1;
                 owner[m] = next;
+                npk[m] = s == 0;
+                uint16_t gso = 0;
                 if (nmsg == 1) {
-                    iov[m].iov_base = p->buf + p->off;
-                    iov[m].iov_len = p->len;
-                    if (seg) { /* kernel GSO */
-                        mh->msg_control = cm[m].buf;
-                        mh->msg_controllen = sizeof(cm[m].buf);
-                        struct cmsghdr *c = CMSG_FIRSTHDR(mh);
-                        c->cmsg_level = SOL_UDP;
-                        c->cmsg_type = UDP_SEGMENT;
-                        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-                        memcpy(CMSG_DATA(c), &p->gso_size, sizeof(uint16_t));
+                    iov[ni].iov_base = p->buf + p->off;
+                    iov[ni++].iov_len = p->len;
+                    if (seg) {
+                        gso = p->gso_size; /* kernel GSO */
+                    } else if (coalesce && next >= alone_until) {
+                        /* following packets of this size to the same place ride along */
+                        uint32_t used = 1, bytes = p->len;
+                        while (next + 1 < n && ni < UDP_IOV && bytes == used * p->len &&
+                               joins(pkts[next + 1], &dst, salen, p->len, used, bytes, maxlen, u)) {
+                            const struct vnet_pkt *q = pkts[++next];
+                            iov[ni].iov_base = q->buf + q->off;
+                            iov[ni++].iov_len = q->len;
+                            used++;
+                            bytes += q->len;
+                        }
+                        if (used > 1) {
+                            mh->msg_iovlen = used;
+                            npk[m] = (int)used;
+                            gso = (uint16_t)p->len;
+                        }
                     }
                 } else { /* cut here: one message per segment, same buffer */
                     uint32_t o = s * p->gso_size;
-                    iov[m].iov_base = p->buf + p->off + o;
-                    iov[m].iov_len = p->len - o < p->gso_size ? p->len - o : p->gso_size;
+                    iov[ni].iov_base = p->buf + p->off + o;
+                    iov[ni++].iov_len = p->len - o < p->gso_size ? p->len - o : p->gso_size;
+                }
+                if (gso) {
+                    mh->msg_control = cm[m].buf;
+                    mh->msg_controllen = sizeof(cm[m].buf);
+                    struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+                    c->cmsg_level = SOL_UDP;
+                    c->cmsg_type = UDP_SEGMENT;
+                    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                    memcpy(CMSG_DATA(c), &gso, sizeof(uint16_t));
                 }
             }
             next++;
@@ -469,18 +521,33 @@ static int udp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
                 e == ENOTSOCK || e == EFAULT) {
                 /* stop here. A packet cut in software and partly sent counts as taken (its
                  * other datagrams are lost, as UDP may lose them anyway). */
-                int taken = owner[k] + (k > 0 && owner[k - 1] == owner[k]);
+                int taken = owner[k] + (npk[k] == 0);
                 if (taken > 0 || (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM))
                     return taken;
                 return err_from_errno(e);
             }
+            if (npk[k] > 1) {
+                /* a coalesced message failed: send its packets one by one, so that each gets
+                 * its own fate (EIO: the route's device cannot checksum, so no GSO there) */
+                if (e == EIO) {
+                    coalesce = false;
+                    if (!__atomic_exchange_n(&u->no_coalesce, true, __ATOMIC_RELAXED))
+                        vnet_log(VNET_LOG_INFO, MOD,
+                                 "tx: the kernel refuses UDP GSO on this route (%s): datagrams "
+                                 "go one by one from now on",
+                                 strerror(e));
+                }
+                alone_until = owner[k] + npk[k];
+                break;
+            }
             /* this packet only: drop all its messages */
             int bad = owner[k];
             log_drop(pkts[bad], e);
-            while (k < m && owner[k] == bad)
+            k++;
+            while (k < m && npk[k] == 0 && owner[k] == bad)
                 k++;
         }
-        done = next;
+        done = k < m ? owner[k] : next;
     }
     return done;
 }
