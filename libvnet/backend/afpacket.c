@@ -55,9 +55,15 @@
  * can be VXLAN or a sealed packet) and per packet only lengths, IPv4 ID and header checksum are
  * patched. The UDP checksum is left to the kernel/NIC through the virtio header
  * (VIRTIO_NET_HDR_F_NEEDS_CSUM, the field preloaded with the pseudo-header sum), for IPv4 and
- * IPv6 alike. The source port is the local port, so peers answer where our filter listens. A UDP
- * GSO batch (pkt->gso_size) becomes one frame per segment, each with its own headers, all in the
- * same sendmmsg. Frames larger than the interface MTU are dropped.
+ * IPv6 alike. The source port is the local port, so peers answer where our filter listens. With
+ * cfg->offload a UDP GSO batch (pkt->gso_size) goes as one GSO frame (virtio gso_type
+ * UDP_L4: headers once, the kernel or NIC cuts it, as for a UDP socket with UDP_SEGMENT; over
+ * veth it reaches the peer whole), and consecutive packets of one size to one destination are
+ * coalesced into such a frame too (iovecs = the packets' buffers; the last may be shorter), so
+ * a burst of small datagrams costs one trip through the stack. If the kernel refuses GSO frames
+ * from packet sockets (EINVAL), the port logs it once and sends one frame per datagram from
+ * then on, as it does without cfg->offload. Datagrams larger than the interface MTU allows are
+ * dropped.
  *   The next-hop MAC comes from the kernel's neighbour table (vnet_netdev_neigh_get, through
  * netlink, at most every NEIGH_TTL_MS per destination and queue; outer.c). While it is missing,
  * packets to that destination are counted and dropped, and resolution is triggered by a zero-length
@@ -131,6 +137,8 @@
 #define RING_FRAME     2048 /* nominal; V3 packs frames by their real size */
 #define RING_TOV_MS    1    /* hand a partly filled block over after this long */
 #define TX_BATCH       64   /* messages per sendmmsg */
+#define TX_IOV         256  /* iovecs per sendmmsg: a coalesced frame takes one per packet */
+#define GSO_MAX_SEGS   64   /* datagrams per GSO frame (as UDP_MAX_SEGMENTS for sockets) */
 #define DEFAULT_PORT   VNET_VXLAN_PORT
 #define VHDR_LEN       ((uint32_t)sizeof(struct virtio_net_hdr))
 
@@ -152,6 +160,7 @@ struct raw {
     bool underlay;
     bool vhdr;    /* PACKET_VNET_HDR on the sockets */
     bool offload; /* cfg->offload */
+    bool no_gso;  /* underlay: the kernel refused a UDP GSO frame (atomic) */
     unsigned nq;
     int ifindex;
     char ifname[IFNAMSIZ];
@@ -784,25 +793,33 @@ static int raw_rx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
 
 struct txb {
     struct mmsghdr mm[TX_BATCH];
-    struct iovec iov[TX_BATCH][2];
-    int owner[TX_BATCH]; /* packet index of each message */
+    struct iovec iov[TX_IOV];
+    int owner[TX_BATCH]; /* index of the (first) packet of each message */
+    bool gso[TX_BATCH];  /* the message is one GSO frame (a batch, or packets coalesced) */
     uint8_t hdr[TX_BATCH][VHDR_LEN + OUTER_MAX];
-    int m;
+    int m, ni;
 };
 
+/* Start a message: @h (@hlen bytes, may be 0) then @d; more payloads may follow (txb_more). */
 static void txb_add(struct txb *b, int owner, const void *h, size_t hlen, const void *d,
                     size_t dlen)
 {
     int i = b->m++;
     struct msghdr *mh = &b->mm[i].msg_hdr;
     memset(mh, 0, sizeof(*mh));
-    int k = 0;
+    mh->msg_iov = &b->iov[b->ni];
     if (hlen)
-        b->iov[i][k++] = (struct iovec){(void *)h, hlen};
-    b->iov[i][k++] = (struct iovec){(void *)d, dlen};
-    mh->msg_iov = b->iov[i];
-    mh->msg_iovlen = (size_t)k;
+        b->iov[b->ni++] = (struct iovec){(void *)h, hlen};
+    b->iov[b->ni++] = (struct iovec){(void *)d, dlen};
+    mh->msg_iovlen = hlen ? 2 : 1;
     b->owner[i] = owner;
+    b->gso[i] = false;
+}
+
+static void txb_more(struct txb *b, const void *d, size_t dlen)
+{
+    b->iov[b->ni++] = (struct iovec){(void *)d, dlen};
+    b->mm[b->m - 1].msg_hdr.msg_iovlen++;
 }
 
 /* Send the batch. Returns the number of packets taken, counting from @first, or a negative
@@ -820,6 +837,17 @@ static int txb_flush(struct raw *r, struct rawq *q, struct txb *b, int first, in
         int e = rc == 0 ? EAGAIN : errno;
         if (e == EINTR)
             continue;
+        if (e == EINVAL && b->gso[k] && !__atomic_load_n(&r->no_gso, __ATOMIC_RELAXED)) {
+            /* the kernel takes no UDP GSO frames from packet sockets: go on without; the
+             * caller sends this packet and the rest again (they will be single frames) */
+            __atomic_store_n(&r->no_gso, true, __ATOMIC_RELAXED);
+            vnet_log(VNET_LOG_INFO, MOD,
+                     "%s: tx: the kernel refuses UDP GSO frames here: one frame per datagram",
+                     r->ifname);
+            int taken = b->owner[k];
+            b->m = b->ni = 0;
+            return taken - first;
+        }
         if (e == EINVAL || e == EMSGSIZE || e == EFAULT) {
             int bad = b->owner[k];
             vnet_log(VNET_LOG_DEBUG, MOD, "%s: tx: packet dropped: %s", r->ifname, strerror(e));
@@ -830,12 +858,12 @@ static int txb_flush(struct raw *r, struct rawq *q, struct txb *b, int first, in
         }
         /* stop; a packet partly sent (segments) counts as taken */
         int taken = b->owner[k] + (k > 0 && b->owner[k - 1] == b->owner[k]);
-        b->m = 0;
+        b->m = b->ni = 0;
         if (taken > first || e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ENOMEM)
             return taken - first;
         return err_from_errno(e);
     }
-    b->m = 0;
+    b->m = b->ni = 0;
     return next - first;
 }
 
@@ -847,7 +875,7 @@ static bool pkt_ok(const struct vnet_pkt *p)
 static int tx_virtual(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, int n)
 {
     struct txb b;
-    b.m = 0;
+    b.m = b.ni = 0;
     int done = 0;
     for (int i = 0; i < n; i++) {
         struct vnet_pkt *p = pkts[i];
@@ -897,8 +925,12 @@ static int tx_virtual(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, int
 
 /* ---- underlay side, send ---- */
 
-/* Write the virtio header and the patched outer header for a @plen-byte payload to @out. */
-static size_t put_headers(struct rawq *q, const struct outer_dst *d, uint32_t plen, uint8_t *out)
+/* Write the virtio header and the patched outer header for a @plen-byte payload to @out. With
+ * @gso, the payload is a batch of datagrams of @gso bytes (the last may be shorter) that the
+ * kernel (or NIC) cuts apart, as for a UDP socket with UDP_SEGMENT: the headers describe the
+ * whole, the pseudo-header sum covers the whole length, and segmentation patches each copy. */
+static size_t put_headers(struct rawq *q, const struct outer_dst *d, uint32_t plen, uint32_t gso,
+                          uint8_t *out)
 {
     struct virtio_net_hdr vh;
     uint8_t *h = out + VHDR_LEN;
@@ -909,7 +941,8 @@ static size_t put_headers(struct rawq *q, const struct outer_dst *d, uint32_t pl
     if (d->ep.ip.family == VNET_AF_INET) {
         uint8_t *ip = h + VNET_ETH_HLEN;
         wr16(ip + 2, (uint16_t)(ulen + VNET_IP4_HLEN));
-        wr16(ip + 4, q->ip_id++);
+        wr16(ip + 4, q->ip_id);
+        q->ip_id = (uint16_t)(q->ip_id + (gso ? (plen + gso - 1) / gso : 1));
         wr16(ip + 10, 0);
         wr16(ip + 10, vnet_csum(ip, VNET_IP4_HLEN));
         psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, (uint16_t)ulen);
@@ -926,18 +959,33 @@ static size_t put_headers(struct rawq *q, const struct outer_dst *d, uint32_t pl
     vh.csum_start = (uint16_t)(d->hlen - VNET_UDP_HLEN);
     vh.csum_offset = 6;
     vh.hdr_len = d->hlen;
+    if (gso) {
+        vh.gso_type = VIRTIO_NET_HDR_GSO_UDP_L4;
+        vh.gso_size = (uint16_t)gso;
+    }
     memcpy(out, &vh, sizeof(vh));
     return VHDR_LEN + d->hlen;
+}
+
+/* Can @q ride in the GSO frame being built: same destination, one datagram of at most @seg
+ * bytes (the frame's segment size), and room left? */
+static bool joins(const struct vnet_pkt *q, const struct vnet_endpoint *ep, uint32_t seg,
+                  uint32_t used, uint32_t bytes, uint32_t maxlen)
+{
+    return used < GSO_MAX_SEGS && pkt_ok(q) && q->len > 0 && q->len <= seg &&
+           (q->gso_size == 0 || q->len <= q->gso_size) && bytes + q->len <= maxlen &&
+           vnet_endpoint_eq(&q->peer, ep);
 }
 
 static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, int n)
 {
     struct txb b;
-    b.m = 0;
+    b.m = b.ni = 0;
     int done = 0;
     int64_t now = now_ms();
     const struct outer_src osrc = {r->ifindex, r->ifname, MOD, r->mac, r->local, r->kick};
     uint32_t l3max = r->mtu;
+    bool gso_ok = r->offload && !__atomic_load_n(&r->no_gso, __ATOMIC_RELAXED);
     for (int i = 0; i < n; i++) {
         struct vnet_pkt *p = pkts[i];
         const struct vnet_endpoint *ep = &p->peer;
@@ -949,7 +997,10 @@ static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, in
         uint32_t iph = ep->ip.family == VNET_AF_INET ? VNET_IP4_HLEN : VNET_IP6_HLEN;
         uint32_t seg = p->gso_size && p->len > p->gso_size ? p->gso_size : p->len;
         uint32_t nseg = p->len ? (p->len + seg - 1) / seg : 1;
-        if (seg + VNET_UDP_HLEN + iph > l3max || nseg > TX_BATCH) {
+        /* the most payload one frame's IP length field can describe */
+        uint32_t maxlen = ep->ip.family == VNET_AF_INET ? 65535 - VNET_IP4_HLEN - VNET_UDP_HLEN
+                                                        : 65535 - VNET_UDP_HLEN;
+        if (seg + VNET_UDP_HLEN + iph > l3max || nseg > TX_BATCH || p->len > maxlen) {
             q->tx_drops++;
             vnet_log(VNET_LOG_DEBUG, MOD, "%s: tx: %u-byte datagram over the MTU %u dropped",
                      r->ifname, seg, r->mtu);
@@ -961,7 +1012,11 @@ static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, in
             q->neigh_drops++;
             continue;
         }
-        if (b.m + (int)nseg > TX_BATCH) {
+        /* one GSO frame (a batch, or this datagram and the next ones of its size to the same
+         * place), or one frame per segment */
+        bool whole = gso_ok && nseg > 1;
+        uint32_t nmsg = whole || gso_ok ? 1 : nseg;
+        if (b.m + (int)nmsg > TX_BATCH || b.ni + (int)nmsg * 2 > TX_IOV) {
             int rc = txb_flush(r, q, &b, done, i);
             if (rc < 0)
                 return done ? done : rc;
@@ -970,9 +1025,32 @@ static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, in
                 return done;
         }
         const uint8_t *data = p->buf + p->off;
+        if (whole) {
+            size_t hl = put_headers(q, d, p->len, seg, b.hdr[b.m]);
+            txb_add(&b, i, b.hdr[b.m], hl, data, p->len);
+            b.gso[b.m - 1] = true;
+            continue;
+        }
+        if (gso_ok) {
+            uint32_t used = 1, bytes = p->len;
+            int last = i;
+            while (last + 1 < n && b.ni + (int)used + 2 <= TX_IOV && bytes == used * p->len &&
+                   joins(pkts[last + 1], ep, p->len, used, bytes, maxlen)) {
+                last++;
+                used++;
+                bytes += pkts[last]->len;
+            }
+            size_t hl = put_headers(q, d, bytes, used > 1 ? p->len : 0, b.hdr[b.m]);
+            txb_add(&b, i, b.hdr[b.m], hl, data, p->len);
+            for (int j = i + 1; j <= last; j++)
+                txb_more(&b, pkts[j]->buf + pkts[j]->off, pkts[j]->len);
+            b.gso[b.m - 1] = used > 1;
+            i = last;
+            continue;
+        }
         for (uint32_t s = 0; s < nseg; s++) {
             uint32_t o = s * seg, l = p->len - o < seg ? p->len - o : seg;
-            size_t hl = put_headers(q, d, l, b.hdr[b.m]);
+            size_t hl = put_headers(q, d, l, 0, b.hdr[b.m]);
             txb_add(&b, i, b.hdr[b.m], hl, data + o, l);
         }
     }
