@@ -34,6 +34,10 @@
 
 enum sess_kind { S_NEW = 0, S_NODE, S_CLIENT };
 
+/* TCP keepalive on every accepted connection: idle this long, the kernel probes the peer (a
+ * client is never closed for silence, see on_keepalive; this finds one that vanished). */
+#define TCP_KEEPALIVE_S 60
+
 struct session {
     union {
         uv_tcp_t tcp;
@@ -1418,6 +1422,7 @@ static void on_connection(uv_stream_t *lis, int status)
         int len = sizeof(ss);
         struct vnet_endpoint ep;
         uv_tcp_nodelay(&s->h.tcp, 1);
+        uv_tcp_keepalive(&s->h.tcp, 1, TCP_KEEPALIVE_S);
         if (uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &len) == 0 &&
             vnet_endpoint_from_sockaddr((struct sockaddr *)&ss, &ep) == 0)
             s->peer_ip = ep.ip;
@@ -1441,7 +1446,11 @@ static void on_keepalive(uv_timer_t *t)
     if (b)
         b->refs++;
     for (struct session *s = c->sessions; s; s = s->next) {
-        if (s->closing)
+        /* A client is a blocking program between requests (vnetctl, a script, the Python
+         * binding's Client): it reads nothing while idle and answers no keepalive, so its
+         * silence closes nothing and it is sent none. A client that is gone shows as a closed
+         * connection (Unix socket) or through TCP keepalive (set at accept). */
+        if (s->closing || s->kind == S_CLIENT)
             continue;
         if (now - s->last_rx > 3ull * c->keepalive_ms) {
             c->st.sessions_closed_dead++;

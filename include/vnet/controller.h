@@ -10,7 +10,8 @@
  *
  * A slow or stuck node never stalls the others: a session's unsent output is bounded; past the
  * bound no more deltas are queued for it and it gets one snapshot once its queue has drained.
- * Keepalives find dead sessions. Commits by other processes sharing the database are noticed by
+ * Keepalives find dead node sessions (clients may idle between requests; TCP keepalive finds
+ * clients that vanished). Commits by other processes sharing the database are noticed by
  * polling the store's change counter.
  *
  * Thread-safety: everything runs on the loop's thread.
