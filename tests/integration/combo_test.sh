@@ -168,22 +168,10 @@ fi
 
 # Bad packets to a's underlay endpoint from k: two garbage datagrams, a foreign VNI, and a frame
 # claiming b's (static) MAC from the wrong endpoint.
-cat >"$TMP/bad.py" <<'PY'
-import socket, struct, sys
-ma, mb, mk = sys.argv[1:4]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-dst = ("10.200.0.1", 4789)
-def vx(vni, inner):
-    return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + inner
-eth = lambda dst, src: bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + b"\x08\x00"
-s.sendto(b"\x00garbage", dst)
-s.sendto(b"\x08\x00\x00", dst)
-s.sendto(vx(43, eth(ma, mk) + b"x" * 46), dst)
-s.sendto(vx(42, eth(ma, mb) + b"x" * 46), dst)
-PY
+BAD=$(bad_packets_script)
 stats a $PID_A
 cp "$TMP/a.stats" "$TMP/a.before"
-in_ns k python3 "$TMP/bad.py" $MA $MB $MK
+in_ns k python3 "$BAD" $MA $MB $MK
 check "ping a -> b still works after bad packets" in_ns "${EP[a]}" ping -c 2 -i 0.2 -W 2 10.99.0.2
 stats a $PID_A
 cp "$TMP/a.stats" "$TMP/a.after"

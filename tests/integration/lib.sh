@@ -103,3 +103,23 @@ wait_listen() {
     sleep 0.05
   done
 }
+
+# Write a script that sends bad packets to the VXLAN endpoint 10.200.0.1:4789 (VNI 42): two
+# garbage datagrams, a frame for another VNI (43), and a frame claiming MAC_B from the wrong
+# endpoint; print its path. Run it as: python3 SCRIPT MAC_A MAC_B MAC_OF_THE_SENDER
+bad_packets_script() {
+  cat >"$TMP/bad.py" <<'PY'
+import socket, struct, sys
+ma, mb, mk = sys.argv[1:4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst = ("10.200.0.1", 4789)
+def vx(vni, inner):
+    return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + inner
+eth = lambda dst, src: bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + b"\x08\x00"
+s.sendto(b"\x00garbage", dst)
+s.sendto(b"\x08\x00\x00", dst)
+s.sendto(vx(43, eth(ma, mk) + b"x" * 46), dst)
+s.sendto(vx(42, eth(ma, mb) + b"x" * 46), dst)
+PY
+  echo "$TMP/bad.py"
+}

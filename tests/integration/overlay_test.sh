@@ -119,19 +119,7 @@ check "ICMPv6 packet-too-big reaches a's stack" \
 
 # Bad packets to a's underlay port from c: garbage, a foreign VNI, and a frame claiming b's
 # (static) MAC from the wrong endpoint.
-cat >"$TMP/bad.py" <<'PY'
-import socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-dst = ("10.200.0.1", 4789)
-def vx(vni, inner):
-    return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + inner
-eth = lambda dst, src: bytes.fromhex(dst.replace(":", "")) + bytes.fromhex(src.replace(":", "")) + b"\x08\x00"
-s.sendto(b"\x00garbage", dst)
-s.sendto(b"\x08\x00\x00", dst)
-s.sendto(vx(43, eth("02:00:00:00:00:0a", "02:00:00:00:00:0c") + b"x" * 46), dst)
-s.sendto(vx(42, eth("02:00:00:00:00:0a", "02:00:00:00:00:0b") + b"x" * 46), dst)
-PY
-in_ns c python3 "$TMP/bad.py"
+in_ns c python3 "$(bad_packets_script)" $MA $MB $MC
 check "ping a -> b still works after bad packets" in_ns a ping -c 2 -i 0.2 -W 2 10.99.0.2
 kill -USR1 $PID_A
 wait_log "$TMP/a.log" "spoof=" 5
