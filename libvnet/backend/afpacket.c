@@ -561,41 +561,6 @@ static void ring_next(struct rawq *q)
 
 /* ---- virtual side ---- */
 
-/* Where the L4 checksum of a CHECKSUM_PARTIAL frame is: Ethernet (one optional 802.1Q/AD
- * tag), IPv4 or IPv6 without extension headers, TCP or UDP. 0 or -1. */
-static int find_l4_csum(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off)
-{
-    uint32_t l3 = 14;
-    if (len < 14)
-        return -1;
-    uint16_t et = rd16(f + 12);
-    if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
-        if (len < 18)
-            return -1;
-        et = rd16(f + 16);
-        l3 = 18;
-    }
-    uint32_t l4;
-    uint8_t proto;
-    if (et == ETH_P_IP && len >= l3 + 20) {
-        l4 = l3 + (uint32_t)(f[l3] & 0xf) * 4;
-        proto = f[l3 + 9];
-    } else if (et == ETH_P_IPV6 && len >= l3 + 40) {
-        l4 = l3 + 40;
-        proto = f[l3 + 6];
-    } else {
-        return -1;
-    }
-    if (proto == IPPROTO_TCP && len >= l4 + 20)
-        *off = 16;
-    else if (proto == IPPROTO_UDP && len >= l4 + 8)
-        *off = 6;
-    else
-        return -1;
-    *start = (uint16_t)l4;
-    return 0;
-}
-
 /* One ring frame into @p (virtual side). false: dropped. */
 static bool rx_frame(struct raw *r, const struct tpacket3_hdr *h, struct vnet_pkt *p)
 {
@@ -637,7 +602,7 @@ static bool rx_frame(struct raw *r, const struct tpacket3_hdr *h, struct vnet_pk
             p->hdr_len = (uint16_t)(vh.hdr_len + shift);
         }
     } else if (st & TP_STATUS_CSUMNOTREADY) {
-        if (find_l4_csum(d, out, &p->csum_start, &p->csum_offset) != 0)
+        if (l4_csum_find(d, out, &p->csum_start, &p->csum_offset) != 0)
             return false;
         p->csum_flags = VNET_CSUM_PARTIAL;
         if (vnet_csum_complete(p) != 0)

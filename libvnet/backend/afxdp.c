@@ -42,10 +42,16 @@
  * to the local endpoint (with a filter that drops everything) claims the port: a second user is
  * VNET_EBUSY, and the host does not answer a datagram that reaches it anyway (a fragment, say)
  * with ICMP port unreachable. Received frames are checked (IPv4 header checksum, lengths, UDP
- * checksum when it is not 0 over IPv4). NOTE: a local sender on a veth peer with TX checksum
- * offload on produces frames whose UDP checksum is only the pseudo-header sum (XDP gives no
- * checksum metadata); those fail the check and are dropped: turn the peer's TX checksumming off
- * (ethtool -K PEER tx off), which real wires do not need.
+ * checksum when it is not 0 over IPv4).
+ *
+ * Checksums of local senders. A sender on a veth peer with transmit checksum offload on hands
+ * over frames whose TCP/UDP checksum field holds only the pseudo-header sum (CHECKSUM_PARTIAL),
+ * and XDP passes no checksum metadata. So a field holding exactly the pseudo-header sum is taken
+ * for "still to be computed" (l4_csum_pending): on the virtual side the frame is marked
+ * VNET_CSUM_PARTIAL and the datapath completes it before it leaves (a frame whose real checksum
+ * happens to be that value gets the same value again); on the underlay side the outer UDP
+ * checksum is accepted as is. Frames from real NICs arrive complete. No `ethtool -K tx off` is
+ * needed on the veths that feed an xdp port.
  *
  * Errors: without CAP_NET_ADMIN/CAP_BPF, VNET_EPERM; a kernel without AF_XDP or XDP support,
  * VNET_ENOTSUP; each with a log line naming what is missing.
@@ -617,7 +623,11 @@ static bool parse_outer(const struct xport *x, const uint8_t *f, uint32_t len, s
         return false;
     uint16_t c = rd16(udp + 6);
     if (c != 0 || v6) {
-        if (c == 0 || vnet_csum_fold(vnet_csum_partial(udp, ulen, psum + ulen)) != 0)
+        /* A sender behind a local veth with checksum offload on leaves only the pseudo-header
+         * sum in the field (and XDP does not say so): taken as is, as the kernel would. */
+        uint16_t pseudo = (uint16_t)(vnet_csum_fold(psum + ulen) ^ 0xffffu);
+        if (c == 0 ||
+            (vnet_csum_fold(vnet_csum_partial(udp, ulen, psum + ulen)) != 0 && c != pseudo))
             return false;
     }
     v->src.port = rd16(udp);
@@ -674,6 +684,11 @@ static int xdp_rx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
         p->gso_type = VNET_GSO_NONE;
         p->gso_size = p->hdr_len = p->csum_start = p->csum_offset = 0;
         p->csum_flags = 0;
+        /* a guest behind a veth with checksum offload on: its TCP/UDP checksum is still to be
+         * computed (the datapath does it before the frame leaves, as for a TAP's) */
+        if (!x->underlay &&
+            l4_csum_pending(p->buf + p->off, p->len, &p->csum_start, &p->csum_offset))
+            p->csum_flags = VNET_CSUM_PARTIAL;
         p->queue = (uint16_t)queue;
         out++;
     }

@@ -4,6 +4,8 @@
 #include "vnet/netdev.h"
 
 #include <errno.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -84,4 +86,85 @@ const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_
         }
     }
     return d->state == DST_VALID ? d : NULL;
+}
+
+/* ---- checksums of frames from local senders ---- */
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* Ethernet (one optional 802.1Q/AD tag), IPv4 or IPv6 without extension headers, TCP or UDP:
+ * the offsets of the IP and L4 headers, the L4 protocol. 0 or -1. */
+static int l4_locate(const uint8_t *f, uint32_t len, uint32_t *l3out, uint32_t *l4out,
+                     uint8_t *protoout)
+{
+    uint32_t l3 = 14, l4;
+    uint8_t proto;
+    if (len < 14)
+        return -1;
+    uint16_t et = rd16(f + 12);
+    if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
+        if (len < 18)
+            return -1;
+        et = rd16(f + 16);
+        l3 = 18;
+    }
+    if (et == ETH_P_IP && len >= l3 + 20 && f[l3] >> 4 == 4) {
+        l4 = l3 + (uint32_t)(f[l3] & 0xf) * 4;
+        proto = f[l3 + 9];
+    } else if (et == ETH_P_IPV6 && len >= l3 + 40 && f[l3] >> 4 == 6) {
+        l4 = l3 + 40;
+        proto = f[l3 + 6];
+    } else {
+        return -1;
+    }
+    if (!((proto == IPPROTO_TCP && len >= l4 + 20) || (proto == IPPROTO_UDP && len >= l4 + 8)))
+        return -1;
+    *l3out = l3;
+    *l4out = l4;
+    *protoout = proto;
+    return 0;
+}
+
+int l4_csum_find(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off)
+{
+    uint32_t l3, l4;
+    uint8_t proto;
+    if (l4_locate(f, len, &l3, &l4, &proto) != 0)
+        return -1;
+    *start = (uint16_t)l4;
+    *off = proto == IPPROTO_TCP ? 16 : 6;
+    return 0;
+}
+
+bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off)
+{
+    uint32_t l3, l4, l4len, sum;
+    uint8_t proto;
+    if (l4_locate(f, len, &l3, &l4, &proto) != 0)
+        return false;
+    uint16_t o = proto == IPPROTO_TCP ? 16 : 6;
+    if (f[l3] >> 4 == 4) {
+        uint32_t tot = rd16(f + l3 + 2);
+        if ((rd16(f + l3 + 6) & 0x3fff) || tot > len - l3 || tot < l4 - l3 + o + 2u)
+            return false; /* a fragment, or lengths that do not add up */
+        l4len = tot - (l4 - l3);
+        sum = vnet_csum_pseudo4(f + l3 + 12, f + l3 + 16, proto, (uint16_t)l4len);
+    } else {
+        l4len = rd16(f + l3 + 4);
+        if (l4len > len - l3 - 40 || l4len < o + 2u)
+            return false;
+        sum = vnet_csum_pseudo6(f + l3 + 8, f + l3 + 24, proto, l4len);
+    }
+    uint16_t field = rd16(f + l4 + o);
+    if (field == 0 && proto == IPPROTO_UDP)
+        return false; /* UDP without a checksum (IPv4); over IPv6 it is not valid either way */
+    uint16_t pseudo = (uint16_t)(vnet_csum_fold(sum) ^ 0xffffu); /* the sum, not complemented */
+    if (field != pseudo)
+        return false;
+    *start = (uint16_t)l4;
+    *off = o;
+    return true;
 }

@@ -8,6 +8,7 @@
 #include "vnet/encap.h"
 #include "vnet/types.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define OUTER_DST_SLOTS 64
@@ -36,5 +37,16 @@ struct outer_src {
  * while its next hop is unresolved. @now: monotonic ms. Not thread-safe per table. */
 const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_dst *tab,
                                       const struct vnet_endpoint *ep, int64_t now);
+
+/* Where the L4 checksum of a frame is: Ethernet (one optional 802.1Q/AD tag), IPv4 or IPv6
+ * without extension headers, TCP or UDP; offsets from the frame's start. 0 or -1. */
+int l4_csum_find(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off);
+
+/* A frame from a local sender with transmit checksum offload on (a veth peer) carries in its
+ * TCP/UDP checksum field only the pseudo-header sum, and when it comes through XDP nothing
+ * says so. True, with where the checksum is, when @f (as for l4_csum_find, not a fragment, and
+ * not UDP without a checksum) holds exactly that: the checksum is still to be computed. A
+ * complete frame whose checksum happens to be that value computes to the same value again. */
+bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off);
 
 #endif

@@ -11,8 +11,8 @@
 # run and during the 64-byte blast (the kernel paths spend softirq time that no process owns).
 #
 # Each row that puts an XDP program on an interface gets veths of its own (one XDP program per
-# interface), with transmit checksum offload off on the sending side: XDP cannot see a veth's
-# pending checksums (on real NICs frames arrive complete).
+# interface), with transmit checksum offload off on the sending side, so that frames arrive with
+# complete checksums, as from real NICs (xdp ports complete pending ones themselves otherwise).
 #
 # Usage: tests/bench/overlay.sh [BUILD_DIR]
 #   (root; env: RUNS=3 SECS=5 ROWS="tap+udp xdp+xdp" ONLY="tcp pps iperf64 rtt" KEEP_LOGS=1)
