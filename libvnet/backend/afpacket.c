@@ -395,45 +395,6 @@ static int open_queue(struct raw *r, struct rawq *q, unsigned idx, int *fanout_i
     return 0;
 }
 
-/* The UDP socket that keeps the host from sending ICMP port unreachable (see the top). */
-static int open_guard(struct raw *r)
-{
-    static const struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
-    struct sock_fprog prog = {.len = 1, .filter = (struct sock_filter *)drop_all};
-    struct sockaddr_storage ss;
-    int salen = vnet_endpoint_to_sockaddr(&r->local, &ss);
-    if (salen < 0)
-        return VNET_EINVAL;
-    r->guard = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-    if (r->guard < 0)
-        return err_from_errno(errno);
-    if (ss.ss_family == AF_INET6)
-        (void)setsockopt(r->guard, IPPROTO_IPV6, IPV6_V6ONLY, &(int){1}, sizeof(int));
-    if (setsockopt(r->guard, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
-        return -errno;
-    if (bind(r->guard, (struct sockaddr *)&ss, (socklen_t)salen) < 0) {
-        int e = errno;
-        char buf[VNET_ENDPOINT_STRLEN];
-        vnet_endpoint_format(&r->local, buf, sizeof(buf));
-        vnet_log(VNET_LOG_ERROR, MOD, "bind %s: %s%s", buf, strerror(e),
-                 e == EADDRNOTAVAIL ? " (the local address must be configured on the host)"
-                 : e == EADDRINUSE  ? " (another socket or port uses it)"
-                                    : "");
-        return e == EADDRNOTAVAIL ? VNET_EINVAL : e == EADDRINUSE ? VNET_EBUSY : err_from_errno(e);
-    }
-    /* the resolution trigger: same family, bound to the local address, any port */
-    r->kick = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-    if (r->kick < 0)
-        return err_from_errno(errno);
-    if (ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&ss)->sin_port = 0;
-    else
-        ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-    if (bind(r->kick, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
-        return err_from_errno(errno);
-    return 0;
-}
-
 static void raw_close(void *state)
 {
     struct raw *r = state;
@@ -498,7 +459,7 @@ static int raw_open(const char *arg, const struct vnet_port_cfg *cfg, void **sta
     if ((rc = vnet_netdev_get_mac(ifname, &r->mac)) != 0 ||
         (rc = vnet_netdev_get_mtu(ifname, &r->mtu)) != 0)
         goto fail;
-    if (underlay && (rc = open_guard(r)) != 0)
+    if (underlay && (rc = outer_open_sockets(&r->local, MOD, &r->guard, &r->kick)) != 0)
         goto fail;
     int fanout_id = 0;
     for (unsigned i = 0; i < nq; i++)

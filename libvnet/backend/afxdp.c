@@ -416,44 +416,6 @@ mapped:
     return 0;
 }
 
-/* The UDP socket that claims the local port (see the top); and the resolution trigger. */
-static int open_guard(struct xport *x)
-{
-    static const struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
-    struct sock_fprog prog = {.len = 1, .filter = (struct sock_filter *)drop_all};
-    struct sockaddr_storage ss;
-    int salen = vnet_endpoint_to_sockaddr(&x->local, &ss);
-    if (salen < 0)
-        return VNET_EINVAL;
-    x->guard = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-    if (x->guard < 0)
-        return err_from_errno(errno);
-    if (ss.ss_family == AF_INET6)
-        (void)setsockopt(x->guard, IPPROTO_IPV6, IPV6_V6ONLY, &(int){1}, sizeof(int));
-    if (setsockopt(x->guard, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
-        return -errno;
-    if (bind(x->guard, (struct sockaddr *)&ss, (socklen_t)salen) < 0) {
-        int e = errno;
-        char buf[VNET_ENDPOINT_STRLEN];
-        vnet_endpoint_format(&x->local, buf, sizeof(buf));
-        vnet_log(VNET_LOG_ERROR, MOD, "bind %s: %s%s", buf, strerror(e),
-                 e == EADDRNOTAVAIL ? " (the local address must be configured on the host)"
-                 : e == EADDRINUSE  ? " (another socket or port uses it)"
-                                    : "");
-        return e == EADDRNOTAVAIL ? VNET_EINVAL : e == EADDRINUSE ? VNET_EBUSY : err_from_errno(e);
-    }
-    x->kick = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
-    if (x->kick < 0)
-        return err_from_errno(errno);
-    if (ss.ss_family == AF_INET)
-        ((struct sockaddr_in *)&ss)->sin_port = 0;
-    else
-        ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-    if (bind(x->kick, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
-        return err_from_errno(errno);
-    return 0;
-}
-
 /* Virtual side: frames for any MAC are ours. The membership is dropped by the kernel when the
  * socket closes (a socket that is never bound receives nothing). */
 static int set_promisc(struct xport *x)
@@ -548,7 +510,7 @@ static int xdp_open(const char *arg, const struct vnet_port_cfg *cfg, void **sta
     if (x->mtu + VNET_ETH_HLEN + 4 > MAX_FRAME)
         vnet_log(VNET_LOG_WARN, MOD, "%s: MTU %u: frames over %u bytes will be dropped", ifname,
                  x->mtu, MAX_FRAME);
-    if (underlay && (rc = open_guard(x)) != 0)
+    if (underlay && (rc = outer_open_sockets(&x->local, MOD, &x->guard, &x->kick)) != 0)
         goto fail;
     if (!underlay && (rc = set_promisc(x)) != 0)
         goto fail;

@@ -1,9 +1,11 @@
 /* The outer-header cache shared by the raw and xdp underlays (outer_int.h). */
 #include "outer_int.h"
+#include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/netdev.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -167,4 +169,49 @@ bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *
     *start = (uint16_t)l4;
     *off = o;
     return true;
+}
+
+/* ---- the local endpoint's guard and kick sockets ---- */
+
+static int guard_err(int e)
+{
+    return e == EPERM || e == EACCES ? VNET_EPERM : -e;
+}
+
+int outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard, int *kick)
+{
+    static const struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {.len = 1, .filter = (struct sock_filter *)drop_all};
+    struct sockaddr_storage ss;
+    int salen = vnet_endpoint_to_sockaddr(local, &ss);
+    if (salen < 0)
+        return VNET_EINVAL;
+    *guard = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (*guard < 0)
+        return guard_err(errno);
+    if (ss.ss_family == AF_INET6)
+        (void)setsockopt(*guard, IPPROTO_IPV6, IPV6_V6ONLY, &(int){1}, sizeof(int));
+    if (setsockopt(*guard, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+        return guard_err(errno);
+    if (bind(*guard, (struct sockaddr *)&ss, (socklen_t)salen) < 0) {
+        int e = errno;
+        char buf[VNET_ENDPOINT_STRLEN];
+        vnet_endpoint_format(local, buf, sizeof(buf));
+        vnet_log(VNET_LOG_ERROR, module, "bind %s: %s%s", buf, strerror(e),
+                 e == EADDRNOTAVAIL ? " (the local address must be configured on the host)"
+                 : e == EADDRINUSE  ? " (another socket or port uses it)"
+                                    : "");
+        return e == EADDRNOTAVAIL ? VNET_EINVAL : e == EADDRINUSE ? VNET_EBUSY : guard_err(e);
+    }
+    /* the resolution trigger: same family, bound to the local address, any port */
+    *kick = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (*kick < 0)
+        return guard_err(errno);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = 0;
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+    if (bind(*kick, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
+        return guard_err(errno);
+    return 0;
 }

@@ -38,6 +38,15 @@ struct outer_src {
 const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_dst *tab,
                                       const struct vnet_endpoint *ep, int64_t now);
 
+/* The two ordinary UDP sockets of an underlay port on @local (IP:PORT): *guard is bound to it
+ * with a filter that drops everything (it claims the port, a second user is VNET_EBUSY, and
+ * keeps the host from answering datagrams that reach it with ICMP port unreachable); *kick is
+ * bound to the address on any port, for the neighbour resolution triggers. 0 or a VNET_E*
+ * code (logged, under @module, when the bind fails); the caller closes what was opened (>= 0)
+ * either way. */
+int outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard,
+                       int *kick);
+
 /* Where the L4 checksum of a frame is: Ethernet (one optional 802.1Q/AD tag), IPv4 or IPv6
  * without extension headers, TCP or UDP; offsets from the frame's start. 0 or -1. */
 int l4_csum_find(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off);
