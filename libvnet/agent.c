@@ -1,6 +1,7 @@
 /* The management daemon: one session with the controller on the caller's libuv loop; it turns
  * snapshots and deltas into switch-table batches. It keeps the network's nodes as it last saw
  * them, because a delta says what a node is now, and the table must lose what it was. */
+#include "vec_int.h"
 #include "vnet/agent.h"
 #include "vnet/crypto.h"
 #include "vnet/token.h"
@@ -212,14 +213,10 @@ struct opvec {
 
 static int op_push(struct opvec *o, const struct vnet_table_op *op)
 {
-    if (o->n == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 64;
-        struct vnet_table_op *v = realloc(o->v, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        o->v = v;
-        o->cap = cap;
-    }
+    struct vnet_table_op *v = vec_room(o->v, o->n, &o->cap, sizeof(*v), 64);
+    if (!v)
+        return VNET_ENOMEM;
+    o->v = v;
     o->v[o->n++] = *op;
     return 0;
 }

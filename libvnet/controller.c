@@ -17,6 +17,7 @@
  * and every later frame is encrypted. A subscriber's requests are scoped to its own networks:
  * anything else is "no network", exactly as if it did not exist.
  */
+#include "vec_int.h"
 #include "vnet/controller.h"
 #include "vnet/crypto.h"
 #include "vnet/token.h"
@@ -369,20 +370,16 @@ static void session_fail(struct session *s, int code, const char *text)
 
 struct node_vec {
     struct vnet_node *v;
-    uint32_t n, cap;
+    size_t n, cap;
 };
 
 static int collect_node(const struct vnet_node *n, void *arg)
 {
     struct node_vec *nv = arg;
-    if (nv->n == nv->cap) {
-        uint32_t cap = nv->cap ? nv->cap * 2 : 64;
-        struct vnet_node *v = realloc(nv->v, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        nv->v = v;
-        nv->cap = cap;
-    }
+    struct vnet_node *v = vec_room(nv->v, nv->n, &nv->cap, sizeof(*v), 64);
+    if (!v)
+        return VNET_ENOMEM;
+    nv->v = v;
     nv->v[nv->n++] = *n;
     return 0;
 }
@@ -428,20 +425,16 @@ static int send_snapshot(struct session *s)
 
 struct change_vec {
     struct vnet_change *v;
-    uint32_t n, cap;
+    size_t n, cap;
 };
 
 static int collect_change(const struct vnet_change *ch, void *arg)
 {
     struct change_vec *cv = arg;
-    if (cv->n == cv->cap) {
-        uint32_t cap = cv->cap ? cv->cap * 2 : 16;
-        struct vnet_change *v = realloc(cv->v, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        cv->v = v;
-        cv->cap = cap;
-    }
+    struct vnet_change *v = vec_room(cv->v, cv->n, &cv->cap, sizeof(*v), 16);
+    if (!v)
+        return VNET_ENOMEM;
+    cv->v = v;
     cv->v[cv->n++] = *ch;
     return 0;
 }

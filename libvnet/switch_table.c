@@ -28,6 +28,7 @@
  * indexes (after a rebuild) are freed after one grace period. All this runs on the writer's
  * thread inside apply/reclaim/synchronize; readers never block and never free.
  */
+#include "vec_int.h"
 #include "vnet/switch_table.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -741,14 +742,10 @@ static int retire_reserve(struct vnet_table *t, size_t more)
 
 static int uvec_push(struct uvec *u, uint32_t idx, uint8_t map)
 {
-    if (u->n == u->cap) {
-        size_t cap = u->cap ? u->cap * 2 : 64;
-        struct undo *v = realloc(u->v, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        u->v = v;
-        u->cap = cap;
-    }
+    struct undo *v = vec_room(u->v, u->n, &u->cap, sizeof(*v), 64);
+    if (!v)
+        return VNET_ENOMEM;
+    u->v = v;
     u->v[u->n].idx = idx;
     u->v[u->n].map = map;
     u->n++;
