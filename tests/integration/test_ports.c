@@ -13,6 +13,7 @@
 #include "vnet/netdev.h"
 #include "vnet/port.h"
 #include "vnet/types.h"
+#include "nstest.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -37,30 +38,6 @@
 static int ns_a = -1, ns_b = -1;
 
 /* ---- helpers ---- */
-
-static void enter(int ns)
-{
-    ck_assert_int_eq(setns(ns, CLONE_NEWNET), 0);
-}
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Log capture: errors and warnings go to stderr unless `quiet`; everything is kept in `logbuf`
  * so a test can check that a drop was reported. */
@@ -179,35 +156,6 @@ static struct vnet_ip ip_of(const char *s)
     struct vnet_ip ip;
     ck_assert_int_eq(vnet_ip_parse(s, &ip), 0);
     return ip;
-}
-
-static struct vnet_endpoint ep_of(const char *s)
-{
-    struct vnet_endpoint ep;
-    ck_assert_int_eq(vnet_endpoint_parse(s, &ep), 0);
-    return ep;
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    wr16(p, (uint16_t)(v >> 16));
-    wr16(p + 2, (uint16_t)v);
 }
 
 static uint32_t sum16(const uint8_t *d, size_t n, uint32_t s)

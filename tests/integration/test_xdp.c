@@ -15,6 +15,7 @@
 #include "vnet/log.h"
 #include "vnet/port.h"
 #include "vnet/types.h"
+#include "nstest.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -36,30 +37,6 @@ static int ns_a = -1, ns_b = -1;
 static uint8_t *bufs[NPKT];
 static struct vnet_pkt pool[NPKT];
 
-static void enter(int ns)
-{
-    ck_assert_int_eq(setns(ns, CLONE_NEWNET), 0);
-}
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 static void pkts_reset(struct vnet_pkt **pk)
 {
     for (int i = 0; i < NPKT; i++) {
@@ -69,18 +46,6 @@ static void pkts_reset(struct vnet_pkt **pk)
         pool[i].off = HEADROOM;
         pk[i] = &pool[i];
     }
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static struct vnet_endpoint ep_of(const char *s)
-{
-    struct vnet_endpoint ep;
-    ck_assert_int_eq(vnet_endpoint_parse(s, &ep), 0);
-    return ep;
 }
 
 static struct vnet_port *open_port(const char *spec)
