@@ -1,10 +1,14 @@
-/* The outer-header cache shared by the raw and xdp underlays (outer_int.h). */
+/* What the raw and xdp backends share (outer_int.h): their spec syntax, the outer-header cache,
+ * the guard and kick sockets of an underlay port, checksum helpers for frames from local senders.
+ */
 #include "outer_int.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/netdev.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <net/if.h>
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <netinet/in.h>
@@ -214,4 +218,60 @@ int outer_open_sockets(const struct vnet_endpoint *local, const char *module, in
     if (bind(*kick, (struct sockaddr *)&ss, (socklen_t)salen) < 0)
         return guard_err(errno);
     return 0;
+}
+
+/* ---- specs ---- */
+
+static bool valid_ifname(const char *s, size_t n)
+{
+    if (n == 0 || n >= IFNAMSIZ)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '/' || s[i] == ':' || s[i] == ',' || s[i] == '=' ||
+            isspace((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* "IP", "IP:PORT", "[IPv6]" or "[IPv6]:PORT"; a concrete address, port 1..65535. */
+static int parse_local(const char *s, struct vnet_endpoint *ep)
+{
+    char tmp[VNET_IP_STRLEN + 2];
+    size_t n = strlen(s);
+    if (vnet_endpoint_parse(s, ep) != 0) {
+        if (n >= 2 && s[0] == '[' && s[n - 1] == ']' && n - 2 < sizeof(tmp)) {
+            memcpy(tmp, s + 1, n - 2);
+            tmp[n - 2] = '\0';
+            if (vnet_ip_parse(tmp, &ep->ip) != 0 || ep->ip.family != VNET_AF_INET6)
+                return VNET_EINVAL;
+        } else if (vnet_ip_parse(s, &ep->ip) != 0 || ep->ip.family != VNET_AF_INET) {
+            return VNET_EINVAL;
+        }
+        ep->port = VNET_VXLAN_PORT;
+    }
+    static const uint8_t zero[16];
+    size_t alen = ep->ip.family == VNET_AF_INET ? 4 : 16;
+    if (ep->port == 0 || memcmp(ep->ip.addr, zero, alen) == 0)
+        return VNET_EINVAL;
+    if (ep->ip.family == VNET_AF_INET ? ep->ip.addr[0] >= 224 : ep->ip.addr[0] == 0xff)
+        return VNET_EINVAL; /* multicast: not an address of ours */
+    return 0;
+}
+
+int iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
+                     struct vnet_endpoint *local)
+{
+    const char *comma = strchr(arg, ',');
+    size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
+    if (!valid_ifname(arg, n))
+        return VNET_EINVAL;
+    memcpy(ifname, arg, n);
+    ifname[n] = '\0';
+    *underlay = false;
+    if (!comma)
+        return 0;
+    if (strncmp(comma + 1, "local=", 6) != 0 || strchr(comma + 1, ','))
+        return VNET_EINVAL;
+    *underlay = true;
+    return parse_local(comma + 7, local);
 }

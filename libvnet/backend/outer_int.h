@@ -8,6 +8,7 @@
 #include "vnet/encap.h"
 #include "vnet/types.h"
 
+#include <net/if.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +47,12 @@ const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_
  * either way. */
 int outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard,
                        int *kick);
+
+/* "IFNAME" (virtual side) or "IFNAME,local=IP[:PORT]" / "IFNAME,local=[IPv6][:PORT]" (underlay
+ * side; the port defaults to 4789, the address must be a concrete unicast one): @ifname gets
+ * the name (IFNAMSIZ bytes), *@underlay which side, @local the endpoint. 0 or VNET_EINVAL. */
+int iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
+                     struct vnet_endpoint *local);
 
 /* Where the L4 checksum of a frame is: Ethernet (one optional 802.1Q/AD tag), IPv4 or IPv6
  * without extension headers, TCP or UDP; offsets from the frame's start. 0 or -1. */
