@@ -56,8 +56,8 @@ static void usage(FILE *f)
             "               (first start; mode 0600; default <db path>.admin-token)\n"
             "  --genkey     write a new key file (mode 0600), print its public key, exit\n"
             "  --pubkey     print the public key of a key file, exit\n"
-            "  --keepalive  keepalive interval in ms (default 5000); a session silent for three\n"
-            "               intervals is closed\n",
+            "  --keepalive  keepalive interval in ms (default 5000); a node session silent for\n"
+            "               three intervals is closed (API clients may stay idle)\n",
             prog, prog);
 }
 
