@@ -44,7 +44,12 @@ ip -n "$B" link set veth0 up
 ip netns exec "$A" "$CTL" --db "$TMP/v.db" --key "$TMP/ctl.key" --listen 10.201.0.1:7700 \
   --api 127.0.0.1:7701 >"$TMP/ctl.log" 2>&1 &
 for i in $(seq 1 100); do ip netns exec "$A" ss -Hltn "sport = :7701" | grep -q LISTEN && break; sleep 0.05; done
-vnetctl() { ip netns exec "$A" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
+# A keyed controller's API wants its public key pinned and the admin token (written at its first
+# start next to the database).
+vnetctl() {
+  ip netns exec "$A" "$VNETCTL" --controller 127.0.0.1:7701 --controller-key "$(cat "$TMP/ctl.pub")" \
+    --token-file "$TMP/v.db.admin-token" "$@"
+}
 vnetctl network create plain --mode plain --subnet 10.61.0.0/24 --mtu 1400 >/dev/null
 vnetctl network create secure --mode secure --subnet 10.62.0.0/24 --mtu 1400 >/dev/null
 declare -A PORT=([plain]=4789 [secure]=4790) TAP=([plain]=vp0 [secure]=vs0)
