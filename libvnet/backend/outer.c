@@ -154,13 +154,13 @@ bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *
     uint16_t o = proto == IPPROTO_TCP ? 16 : 6;
     if (f[l3] >> 4 == 4) {
         uint32_t tot = rd16(f + l3 + 2);
-        if ((rd16(f + l3 + 6) & 0x3fff) || tot > len - l3 || tot < l4 - l3 + o + 2u)
-            return false; /* a fragment, or lengths that do not add up */
+        if ((rd16(f + l3 + 6) & 0x3fff) || tot != len - l3 || tot < l4 - l3 + o + 2u)
+            return false; /* a fragment, lengths that do not add up, or padding (not local) */
         l4len = tot - (l4 - l3);
         sum = vnet_csum_pseudo4(f + l3 + 12, f + l3 + 16, proto, (uint16_t)l4len);
     } else {
         l4len = rd16(f + l3 + 4);
-        if (l4len > len - l3 - 40 || l4len < o + 2u)
+        if (l4len != len - l3 - 40 || l4len < o + 2u)
             return false;
         sum = vnet_csum_pseudo6(f + l3 + 8, f + l3 + 24, proto, l4len);
     }

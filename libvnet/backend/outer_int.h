@@ -60,8 +60,9 @@ int l4_csum_find(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off)
 
 /* A frame from a local sender with transmit checksum offload on (a veth peer) carries in its
  * TCP/UDP checksum field only the pseudo-header sum, and when it comes through XDP nothing
- * says so. True, with where the checksum is, when @f (as for l4_csum_find, not a fragment, and
- * not UDP without a checksum) holds exactly that: the checksum is still to be computed. A
+ * says so. True, with where the checksum is, when @f (as for l4_csum_find, not a fragment, not
+ * UDP without a checksum, no bytes after the IP packet) holds exactly that: the checksum is
+ * still to be computed over the rest of the frame. A
  * complete frame whose checksum happens to be that value computes to the same value again. */
 bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off);
 
