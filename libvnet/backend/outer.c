@@ -117,7 +117,7 @@ static int l4_locate(const uint8_t *f, uint32_t len, uint32_t *l3out, uint32_t *
         et = rd16(f + 16);
         l3 = 18;
     }
-    if (et == ETH_P_IP && len >= l3 + 20 && f[l3] >> 4 == 4) {
+    if (et == ETH_P_IP && len >= l3 + 20 && f[l3] >> 4 == 4 && (f[l3] & 0xf) >= 5) {
         l4 = l3 + (uint32_t)(f[l3] & 0xf) * 4;
         proto = f[l3 + 9];
     } else if (et == ETH_P_IPV6 && len >= l3 + 40 && f[l3] >> 4 == 6) {

@@ -65,7 +65,8 @@ static void frames(const uint8_t *data, size_t size)
         CHECK((off == 6 || off == 16) && (size_t)start + off + 2 <= size);
     if (!l4_csum_pending(data, (uint32_t)size, &start, &off))
         return;
-    CHECK((off == 6 || off == 16) && (size_t)start + off + 2 <= size);
+    /* past a whole IP header (Ethernet + at least 20 bytes), inside the frame */
+    CHECK((off == 6 || off == 16) && start >= 14 + 20 && (size_t)start + off + 2 <= size);
     uint8_t *copy = malloc(size);
     CHECK(copy != NULL);
     memcpy(copy, data, size);
