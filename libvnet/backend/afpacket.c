@@ -520,68 +520,6 @@ static bool rx_frame(struct raw *r, const struct tpacket3_hdr *h, struct vnet_pk
 
 /* ---- underlay side, receive ---- */
 
-struct udp_view {
-    const uint8_t *payload;
-    uint32_t plen;
-    struct vnet_endpoint src;
-};
-
-static bool parse_outer(const struct raw *r, const uint8_t *f, uint32_t len, bool csum_ok,
-                        struct udp_view *v)
-{
-    if (len < 14)
-        return false;
-    const uint8_t *ip = f + 14, *udp;
-    uint32_t avail = len - 14, plen;
-    uint32_t psum;
-    bool v6;
-    memset(&v->src, 0, sizeof(v->src));
-    if (rd16(f + 12) == ETH_P_IP && r->local.ip.family == VNET_AF_INET) {
-        if (avail < 20 || ip[0] >> 4 != 4)
-            return false;
-        uint32_t hl = (uint32_t)(ip[0] & 0xf) * 4, tot = rd16(ip + 2);
-        if (hl < 20 || tot < hl || tot > avail || (rd16(ip + 6) & 0x3fff) || ip[9] != IPPROTO_UDP)
-            return false;
-        if (vnet_csum(ip, hl) != 0 || memcmp(ip + 16, r->local.ip.addr, 4) != 0)
-            return false;
-        udp = ip + hl;
-        plen = tot - hl;
-        v->src.ip.family = VNET_AF_INET;
-        memcpy(v->src.ip.addr, ip + 12, 4);
-        psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, 0);
-        v6 = false;
-    } else if (rd16(f + 12) == ETH_P_IPV6 && r->local.ip.family == VNET_AF_INET6) {
-        if (avail < 40 || ip[0] >> 4 != 6 || ip[6] != IPPROTO_UDP)
-            return false;
-        plen = rd16(ip + 4);
-        if (plen > avail - 40 || memcmp(ip + 24, r->local.ip.addr, 16) != 0)
-            return false;
-        udp = ip + 40;
-        v->src.ip.family = VNET_AF_INET6;
-        memcpy(v->src.ip.addr, ip + 8, 16);
-        psum = vnet_csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, 0);
-        v6 = true;
-    } else {
-        return false;
-    }
-    if (plen < 8)
-        return false;
-    uint32_t ulen = rd16(udp + 4);
-    if (ulen < 8 || ulen > plen || rd16(udp + 2) != r->local.port)
-        return false;
-    uint16_t c = rd16(udp + 6);
-    if (!csum_ok && (c != 0 || v6)) {
-        if (c == 0)
-            return false;
-        if (vnet_csum_fold(vnet_csum_partial(udp, ulen, psum + ulen)) != 0)
-            return false;
-    }
-    v->src.port = rd16(udp);
-    v->payload = udp + 8;
-    v->plen = ulen - 8;
-    return true;
-}
-
 /* One ring frame (or the next part of a GSO batch) into @p. Returns 1: @p filled; 0: frame
  * dropped; the ring only advances once the whole frame was handed up. */
 static int rx_dgram(struct raw *r, struct rawq *q, const struct tpacket3_hdr *h, struct vnet_pkt *p)
@@ -592,7 +530,7 @@ static int rx_dgram(struct raw *r, struct rawq *q, const struct tpacket3_hdr *h,
     memcpy(&vh, f - VHDR_LEN, sizeof(vh));
     bool csum_ok = (vh.flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) ||
                    (h->tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID));
-    if (h->tp_snaplen < h->tp_len || !parse_outer(r, f, h->tp_snaplen, csum_ok, &v))
+    if (h->tp_snaplen < h->tp_len || !outer_parse(&r->local, f, h->tp_snaplen, csum_ok, &v))
         goto drop;
     uint32_t seg = 0;
     if ((vh.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_UDP_L4 &&

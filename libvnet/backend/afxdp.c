@@ -480,68 +480,6 @@ fail:
 
 /* ---- receiving ---- */
 
-struct udp_view {
-    const uint8_t *payload;
-    uint32_t plen;
-    struct vnet_endpoint src;
-};
-
-static bool parse_outer(const struct xport *x, const uint8_t *f, uint32_t len, struct udp_view *v)
-{
-    if (len < 14)
-        return false;
-    const uint8_t *ip = f + 14, *udp;
-    uint32_t avail = len - 14, plen, psum;
-    bool v6;
-    memset(&v->src, 0, sizeof(v->src));
-    if (rd16(f + 12) == ETH_P_IP && x->local.ip.family == VNET_AF_INET) {
-        if (avail < 20 || ip[0] >> 4 != 4)
-            return false;
-        uint32_t hl = (uint32_t)(ip[0] & 0xf) * 4, tot = rd16(ip + 2);
-        if (hl < 20 || tot < hl || tot > avail || (rd16(ip + 6) & 0x3fff) || ip[9] != IPPROTO_UDP)
-            return false;
-        if (vnet_csum(ip, hl) != 0 || memcmp(ip + 16, x->local.ip.addr, 4) != 0)
-            return false;
-        udp = ip + hl;
-        plen = tot - hl;
-        v->src.ip.family = VNET_AF_INET;
-        memcpy(v->src.ip.addr, ip + 12, 4);
-        psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, 0);
-        v6 = false;
-    } else if (rd16(f + 12) == ETH_P_IPV6 && x->local.ip.family == VNET_AF_INET6) {
-        if (avail < 40 || ip[0] >> 4 != 6 || ip[6] != IPPROTO_UDP)
-            return false;
-        plen = rd16(ip + 4);
-        if (plen > avail - 40 || memcmp(ip + 24, x->local.ip.addr, 16) != 0)
-            return false;
-        udp = ip + 40;
-        v->src.ip.family = VNET_AF_INET6;
-        memcpy(v->src.ip.addr, ip + 8, 16);
-        psum = vnet_csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, 0);
-        v6 = true;
-    } else {
-        return false;
-    }
-    if (plen < 8)
-        return false;
-    uint32_t ulen = rd16(udp + 4);
-    if (ulen < 8 || ulen > plen || rd16(udp + 2) != x->local.port)
-        return false;
-    uint16_t c = rd16(udp + 6);
-    if (c != 0 || v6) {
-        /* A sender behind a local veth with checksum offload on leaves only the pseudo-header
-         * sum in the field (and XDP does not say so): taken as is, as the kernel would. */
-        uint16_t pseudo = (uint16_t)(vnet_csum_fold(psum + ulen) ^ 0xffffu);
-        if (c == 0 ||
-            (vnet_csum_fold(vnet_csum_partial(udp, ulen, psum + ulen)) != 0 && c != pseudo))
-            return false;
-    }
-    v->src.port = rd16(udp);
-    v->payload = udp + 8;
-    v->plen = ulen - 8;
-    return true;
-}
-
 static int xdp_rx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
 {
     struct xport *x = state;
@@ -571,7 +509,7 @@ static int xdp_rx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
         uint32_t room = p->cap - p->off;
         if (x->underlay) {
             struct udp_view v;
-            if (!parse_outer(x, f, d->len, &v) || v.plen > room) {
+            if (!outer_parse(&x->local, f, d->len, false, &v) || v.plen > room) {
                 q->rx_drops++;
                 continue;
             }

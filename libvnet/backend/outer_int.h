@@ -48,6 +48,21 @@ const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_
 int outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard,
                        int *kick);
 
+/* The UDP datagram in an underlay frame. */
+struct udp_view {
+    const uint8_t *payload;
+    uint32_t plen;
+    struct vnet_endpoint src; /* the outer source: the peer */
+};
+
+/* An untagged Ethernet frame carrying one unfragmented UDP datagram to @local (IP and port):
+ * the IPv4 header checksum, all lengths and, unless @csum_ok (the kernel vouched for it), the
+ * UDP checksum are checked (0 is "none" over IPv4 only). A UDP checksum field that holds just
+ * the pseudo-header sum, left by a local veth sender with checksum offload on, is taken as is.
+ * true with @v filled, false for anything else. */
+bool outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t len, bool csum_ok,
+                 struct udp_view *v);
+
 /* "IFNAME" (virtual side) or "IFNAME,local=IP[:PORT]" / "IFNAME,local=[IPv6][:PORT]" (underlay
  * side; the port defaults to 4789, the address must be a concrete unicast one): @ifname gets
  * the name (IFNAMSIZ bytes), *@underlay which side, @local the endpoint. 0 or VNET_EINVAL. */

@@ -4,6 +4,7 @@
  *    when a checksum is said to be pending, completing it (vnet_csum_complete, as the datapath
  *    does) yields a TCP/UDP checksum that verifies against the pseudo-header, also when the
  *    frame carries padding after the IP packet;
+ *  - outer_parse on the input as an underlay frame: what it accepts lies inside the frame;
  *  - iface_spec_parse on the input as a spec string: a parsed name is a valid interface name,
  *    and an underlay endpoint has a port.
  * A broken invariant traps. Seeds are well-formed frames with pending checksums (IPv4/IPv6,
@@ -83,6 +84,23 @@ static void frames(const uint8_t *data, size_t size)
     free(copy);
 }
 
+/* outer_parse: whatever it accepts lies inside the frame. */
+static void underlay(const uint8_t *data, size_t size)
+{
+    static const char *const locals[] = {"10.0.0.2:4789", "[fd00::2]:4789"};
+    for (int i = 0; i < 2; i++) {
+        struct vnet_endpoint local;
+        CHECK(vnet_endpoint_parse(locals[i], &local) == 0);
+        for (int ok = 0; ok < 2; ok++) {
+            struct udp_view v;
+            if (size > 0xffff || !outer_parse(&local, data, (uint32_t)size, ok, &v))
+                continue;
+            CHECK(v.payload >= data + 14 + 8 && v.payload + v.plen <= data + size);
+            CHECK(v.src.ip.family == local.ip.family);
+        }
+    }
+}
+
 static void specs(const uint8_t *data, size_t size)
 {
     char s[128], ifname[IFNAMSIZ];
@@ -114,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         frames(padded, size + pad);
         free(padded);
     }
+    underlay(data, size);
     specs(data, size);
     return 0;
 }
