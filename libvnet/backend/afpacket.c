@@ -95,6 +95,7 @@
  * Neighbour lookups go through vnet_netdev_neigh_get, which works in the network namespace of
  * the calling thread: call tx_burst from a thread in the interface's namespace.
  */
+#include "../bytes_int.h"
 #include "outer_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
@@ -171,17 +172,6 @@ struct raw {
     int kick;  /* underlay: UDP socket that triggers neighbour resolution */
     struct rawq q[];
 };
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
 
 static int64_t now_ms(void)
 {
@@ -477,9 +467,9 @@ static bool rx_frame(struct raw *r, const struct tpacket3_hdr *h, struct vnet_pk
     uint8_t *d = p->buf + p->off;
     if (tag) {
         memcpy(d, f, 12);
-        wr16(d + 12, (st & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid ? h->hv1.tp_vlan_tpid
-                                                                             : ETH_P_8021Q);
-        wr16(d + 14, h->hv1.tp_vlan_tci);
+        put16(d + 12, (st & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid ? h->hv1.tp_vlan_tpid
+                                                                              : ETH_P_8021Q);
+        put16(d + 14, h->hv1.tp_vlan_tci);
         memcpy(d + 16, f + 12, len - 12);
     } else {
         memcpy(d, f, len);
@@ -747,20 +737,20 @@ static size_t put_headers(struct rawq *q, const struct outer_dst *d, uint32_t pl
     memcpy(h, d->hdr, d->hlen);
     if (d->ep.ip.family == VNET_AF_INET) {
         uint8_t *ip = h + VNET_ETH_HLEN;
-        wr16(ip + 2, (uint16_t)(ulen + VNET_IP4_HLEN));
-        wr16(ip + 4, q->ip_id);
+        put16(ip + 2, (uint16_t)(ulen + VNET_IP4_HLEN));
+        put16(ip + 4, q->ip_id);
         q->ip_id = (uint16_t)(q->ip_id + (gso ? (plen + gso - 1) / gso : 1));
-        wr16(ip + 10, 0);
-        wr16(ip + 10, vnet_csum(ip, VNET_IP4_HLEN));
+        put16(ip + 10, 0);
+        put16(ip + 10, vnet_csum(ip, VNET_IP4_HLEN));
         psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, (uint16_t)ulen);
     } else {
         uint8_t *ip = h + VNET_ETH_HLEN;
-        wr16(ip + 4, (uint16_t)ulen);
+        put16(ip + 4, (uint16_t)ulen);
         psum = vnet_csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, ulen);
     }
-    wr16(udp + 4, (uint16_t)ulen);
+    put16(udp + 4, (uint16_t)ulen);
     /* the kernel (or NIC) sums from the UDP header on: preload the pseudo-header */
-    wr16(udp + 6, (uint16_t)psum);
+    put16(udp + 6, (uint16_t)psum);
     memset(&vh, 0, sizeof(vh));
     vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     vh.csum_start = (uint16_t)(d->hlen - VNET_UDP_HLEN);

@@ -56,6 +56,7 @@
  * Errors: without CAP_NET_ADMIN/CAP_BPF, VNET_EPERM; a kernel without AF_XDP or XDP support,
  * VNET_ENOTSUP; each with a log line naming what is missing.
  */
+#include "../bytes_int.h"
 #include "outer_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
@@ -136,17 +137,6 @@ struct xport {
     int prog_fd, xsks_fd, cfg_fd, link_fd;
     struct xq *q; /* nq, separately allocated (large) */
 };
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
 
 static int64_t now_ms(void)
 {
@@ -590,21 +580,21 @@ static uint32_t put_frame(struct xq *q, const struct outer_dst *d, const uint8_t
     memcpy(out, d->hdr, d->hlen);
     uint8_t *ip = out + VNET_ETH_HLEN;
     if (d->ep.ip.family == VNET_AF_INET) {
-        wr16(ip + 2, (uint16_t)(ulen + VNET_IP4_HLEN));
-        wr16(ip + 4, q->ip_id++);
-        wr16(ip + 10, 0);
-        wr16(ip + 10, vnet_csum(ip, VNET_IP4_HLEN));
+        put16(ip + 2, (uint16_t)(ulen + VNET_IP4_HLEN));
+        put16(ip + 4, q->ip_id++);
+        put16(ip + 10, 0);
+        put16(ip + 10, vnet_csum(ip, VNET_IP4_HLEN));
         psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, (uint16_t)ulen);
     } else {
-        wr16(ip + 4, (uint16_t)ulen);
+        put16(ip + 4, (uint16_t)ulen);
         psum = vnet_csum_pseudo6(ip + 8, ip + 24, IPPROTO_UDP, ulen);
     }
-    wr16(udp + 4, (uint16_t)ulen);
-    wr16(udp + 6, 0);
+    put16(udp + 4, (uint16_t)ulen);
+    put16(udp + 6, 0);
     uint32_t s = vnet_csum_partial(udp, VNET_UDP_HLEN, psum);
     s = vnet_csum_copy(udp + VNET_UDP_HLEN, data, plen, s);
     uint16_t c = vnet_csum_fold(s);
-    wr16(udp + 6, c == 0 ? 0xffff : c);
+    put16(udp + 6, c == 0 ? 0xffff : c);
     return d->hlen + plen;
 }
 

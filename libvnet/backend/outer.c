@@ -1,6 +1,7 @@
 /* What the raw and xdp backends share (outer_int.h): their spec syntax, the outer-header cache,
  * the guard and kick sockets of an underlay port, checksum helpers for frames from local senders.
  */
+#include "../bytes_int.h"
 #include "outer_int.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -96,11 +97,6 @@ const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_
 
 /* ---- checksums of frames from local senders ---- */
 
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* Ethernet (one optional 802.1Q/AD tag), IPv4 or IPv6 without extension headers, TCP or UDP:
  * the offsets of the IP and L4 headers, the L4 protocol. 0 or -1. */
 static int l4_locate(const uint8_t *f, uint32_t len, uint32_t *l3out, uint32_t *l4out,
@@ -110,11 +106,11 @@ static int l4_locate(const uint8_t *f, uint32_t len, uint32_t *l3out, uint32_t *
     uint8_t proto;
     if (len < 14)
         return -1;
-    uint16_t et = rd16(f + 12);
+    uint16_t et = get16(f + 12);
     if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
         if (len < 18)
             return -1;
-        et = rd16(f + 16);
+        et = get16(f + 16);
         l3 = 18;
     }
     if (et == ETH_P_IP && len >= l3 + 20 && f[l3] >> 4 == 4 && (f[l3] & 0xf) >= 5) {
@@ -153,18 +149,18 @@ bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *
         return false;
     uint16_t o = proto == IPPROTO_TCP ? 16 : 6;
     if (f[l3] >> 4 == 4) {
-        uint32_t tot = rd16(f + l3 + 2);
-        if ((rd16(f + l3 + 6) & 0x3fff) || tot != len - l3 || tot < l4 - l3 + o + 2u)
+        uint32_t tot = get16(f + l3 + 2);
+        if ((get16(f + l3 + 6) & 0x3fff) || tot != len - l3 || tot < l4 - l3 + o + 2u)
             return false; /* a fragment, lengths that do not add up, or padding (not local) */
         l4len = tot - (l4 - l3);
         sum = vnet_csum_pseudo4(f + l3 + 12, f + l3 + 16, proto, (uint16_t)l4len);
     } else {
-        l4len = rd16(f + l3 + 4);
+        l4len = get16(f + l3 + 4);
         if (l4len != len - l3 - 40 || l4len < o + 2u)
             return false;
         sum = vnet_csum_pseudo6(f + l3 + 8, f + l3 + 24, proto, l4len);
     }
-    uint16_t field = rd16(f + l4 + o);
+    uint16_t field = get16(f + l4 + o);
     if (field == 0 && proto == IPPROTO_UDP)
         return false; /* UDP without a checksum (IPv4); over IPv6 it is not valid either way */
     uint16_t pseudo = (uint16_t)(vnet_csum_fold(sum) ^ 0xffffu); /* the sum, not complemented */
@@ -287,11 +283,11 @@ bool outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t l
     uint32_t avail = len - 14, plen, psum;
     bool v6;
     memset(&v->src, 0, sizeof(v->src));
-    if (rd16(f + 12) == ETH_P_IP && local->ip.family == VNET_AF_INET) {
+    if (get16(f + 12) == ETH_P_IP && local->ip.family == VNET_AF_INET) {
         if (avail < 20 || ip[0] >> 4 != 4)
             return false;
-        uint32_t hl = (uint32_t)(ip[0] & 0xf) * 4, tot = rd16(ip + 2);
-        if (hl < 20 || tot < hl || tot > avail || (rd16(ip + 6) & 0x3fff) || ip[9] != IPPROTO_UDP)
+        uint32_t hl = (uint32_t)(ip[0] & 0xf) * 4, tot = get16(ip + 2);
+        if (hl < 20 || tot < hl || tot > avail || (get16(ip + 6) & 0x3fff) || ip[9] != IPPROTO_UDP)
             return false;
         if (vnet_csum(ip, hl) != 0 || memcmp(ip + 16, local->ip.addr, 4) != 0)
             return false;
@@ -301,10 +297,10 @@ bool outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t l
         memcpy(v->src.ip.addr, ip + 12, 4);
         psum = vnet_csum_pseudo4(ip + 12, ip + 16, IPPROTO_UDP, 0);
         v6 = false;
-    } else if (rd16(f + 12) == ETH_P_IPV6 && local->ip.family == VNET_AF_INET6) {
+    } else if (get16(f + 12) == ETH_P_IPV6 && local->ip.family == VNET_AF_INET6) {
         if (avail < 40 || ip[0] >> 4 != 6 || ip[6] != IPPROTO_UDP)
             return false;
-        plen = rd16(ip + 4);
+        plen = get16(ip + 4);
         if (plen > avail - 40 || memcmp(ip + 24, local->ip.addr, 16) != 0)
             return false;
         udp = ip + 40;
@@ -317,10 +313,10 @@ bool outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t l
     }
     if (plen < 8)
         return false;
-    uint32_t ulen = rd16(udp + 4);
-    if (ulen < 8 || ulen > plen || rd16(udp + 2) != local->port)
+    uint32_t ulen = get16(udp + 4);
+    if (ulen < 8 || ulen > plen || get16(udp + 2) != local->port)
         return false;
-    uint16_t c = rd16(udp + 6);
+    uint16_t c = get16(udp + 6);
     if (!csum_ok && (c != 0 || v6)) {
         /* A sender behind a local veth with checksum offload on leaves only the pseudo-header
          * sum in the field (and XDP does not say so): taken as is, as the kernel would. */
@@ -329,7 +325,7 @@ bool outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t l
             (vnet_csum_fold(vnet_csum_partial(udp, ulen, psum + ulen)) != 0 && c != pseudo))
             return false;
     }
-    v->src.port = rd16(udp);
+    v->src.port = get16(udp);
     v->payload = udp + 8;
     v->plen = ulen - 8;
     return true;
