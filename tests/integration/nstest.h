@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Move the calling thread into the network namespace open as @ns. */
 static inline void enter(int ns)
@@ -62,6 +63,26 @@ static inline void wr32(uint8_t *p, uint32_t v)
 {
     wr16(p, (uint16_t)(v >> 16));
     wr16(p + 2, (uint16_t)v);
+}
+
+/* Wait (at most 3 s, checking every 10 ms) until every interface named in the NULL-terminated
+ * list is operationally up in the calling thread's namespace (carrier and qdisc ready, so a
+ * first send is not lost). 0, or -1 with a message. */
+static inline int links_up(const char *first, ...)
+{
+    for (int i = 0; i < 300; i++) {
+        int down = 0;
+        va_list ap;
+        va_start(ap, first);
+        for (const char *d = first; d && !down; d = va_arg(ap, const char *))
+            down = sh("ip link show %s | grep -q 'state UP'", d) != 0;
+        va_end(ap);
+        if (!down)
+            return 0;
+        usleep(10000);
+    }
+    fprintf(stderr, "links did not come up\n");
+    return -1;
 }
 
 /* "IP:PORT" as an endpoint; the test fails on a typo. */

@@ -1141,13 +1141,9 @@ static int setup_namespaces(void)
            "ip neigh add fd77::2 lladdr 02:77:00:00:00:02 dev va nud permanent") != 0)
         return -1;
     /* wait for the link (carrier, qdisc) before the first test sends */
-    for (int i = 0; i < 200; i++) {
-        if (sh("ip link show va | grep -q 'state UP'") == 0)
-            return setns(ns_b, CLONE_NEWNET);
-        usleep(10000);
-    }
-    fprintf(stderr, "veth did not come up\n");
-    return -1;
+    if (links_up("va", (const char *)NULL) != 0)
+        return -1;
+    return setns(ns_b, CLONE_NEWNET);
 }
 
 int main(void)

@@ -631,14 +631,7 @@ static int setup_namespaces(void)
         sh("ip link set vg0 up && ip addr add 10.8.0.1/24 dev ua && "
            "ip addr add fd08::1/64 dev ua nodad && ip link set ua up") != 0)
         return -1;
-    for (int i = 0; i < 300; i++) {
-        if (sh("ip link show ua | grep -q 'state UP' && ip link show vg0 | grep -q 'state UP'") ==
-            0)
-            return 0;
-        usleep(10000);
-    }
-    fprintf(stderr, "veths did not come up\n");
-    return -1;
+    return links_up("ua", "vg0", (const char *)NULL);
 }
 
 int main(void)
