@@ -315,7 +315,14 @@ static int try_queue(struct xport *x, struct xq *q, unsigned idx, uint16_t bind_
     return 0;
 }
 
-static int open_queue(struct xport *x, struct xq *q, unsigned idx)
+/* A queue's binding to the socket that held it before is released by the kernel after that
+ * socket's close() has returned (the buffer pool is let go from a work queue, under the RTNL
+ * lock), so binding again right after a close (a port closed and reopened, a node restarted)
+ * can meet EBUSY for a few milliseconds. bind_queue tries again for up to BIND_BUSY_MS before
+ * it takes EBUSY for a queue that another socket really holds. */
+#define BIND_BUSY_MS 3000
+
+static int bind_queue(struct xport *x, struct xq *q, unsigned idx)
 {
     int rc;
     if (x->xdp_mode == XDP_FLAGS_DRV_MODE) {
@@ -330,6 +337,26 @@ static int open_queue(struct xport *x, struct xq *q, unsigned idx)
     }
     x->zerocopy = false;
     rc = try_queue(x, q, idx, XDP_USE_NEED_WAKEUP | XDP_COPY);
+mapped:
+    return rc;
+}
+
+static int open_queue(struct xport *x, struct xq *q, unsigned idx)
+{
+    int64_t deadline = now_ms() + BIND_BUSY_MS;
+    unsigned tries = 0, wait_ms = 1;
+    int rc;
+    while ((rc = bind_queue(x, q, idx)) == -EBUSY && now_ms() < deadline) {
+        close_queue(q);
+        tries++;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)wait_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        if (wait_ms < 32)
+            wait_ms *= 2;
+    }
+    if (tries)
+        vnet_log(VNET_LOG_DEBUG, MOD, "%s: queue %u: busy, bound after %u retries: %s", x->ifname,
+                 idx, tries, rc == 0 ? "ok" : strerror(-rc));
     if (rc != 0) {
         int e = -rc;
         if (q->umem) /* the socket failed (umem errors are logged in try_queue) */
@@ -338,10 +365,10 @@ static int open_queue(struct xport *x, struct xq *q, unsigned idx)
                      e == EINVAL         ? " (the interface has no such queue?)"
                      : e == EAFNOSUPPORT ? " (the kernel has no AF_XDP: CONFIG_XDP_SOCKETS)"
                      : e == EPERM        ? " (needs CAP_NET_RAW)"
+                     : e == EBUSY        ? " (another AF_XDP socket holds this queue)"
                                          : "");
         return rc < 0 && rc > -4096 ? err_from_errno(e) : rc;
     }
-mapped:
     rc = xsk_socket__update_xskmap(q->xsk, x->xsks_fd);
     if (rc != 0) {
         vnet_log(VNET_LOG_ERROR, MOD, "%s: XSKMAP update: %s", x->ifname, strerror(-rc));
