@@ -55,6 +55,13 @@ start_node() { # i name extra...
   LAST=$!
 }
 status() { vnetctl --json network status blue; }
+wait_converged() { # revision: both nodes acknowledged it
+  local i=0
+  until status | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if d['revision']>=$1 and d['converged']>=2 else 1)"; do
+    i=$((i + 1)); [ $i -gt 300 ] && { status; return 1; }
+    sleep 0.05
+  done
+}
 wait_connected() { # count
   local i=0
   until status | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['connected']>=$1 else 1)"; do
@@ -64,10 +71,8 @@ wait_connected() { # count
 }
 
 # Capture the control connection while nodes join and a node with a marker name is added.
-ip netns exec "$P-ctl" tcpdump -i eth0 -U -w "$TMP/ctl.pcap" tcp port 7700 >/dev/null 2>&1 &
-TCPDUMP=$!
-PIDS+=($TCPDUMP)
-sleep 0.5 # tcpdump has no readiness signal; a late start only shortens the capture
+capture_start ctl eth0 "$TMP/ctl.pcap" tcp port 7700 || exit 1
+TCPDUMP=$CAP_PID
 
 start_node 1 n1 --key "$K/n1.key" --controller-key "$CTLPUB"
 check "n1 (registered key, pinned controller) connects" wait_connected 1
@@ -76,22 +81,23 @@ check "n2 joins with its token" wait_connected 2
 check "n2's key file was created 0600" sh -c "test \$(stat -c %a $K/n2.key) = 600"
 check "n2's key is now registered (the one in its key file)" sh -c "ip netns exec $P-ctl $VNETCTL --controller 127.0.0.1:7701 --json node show blue n2 | grep -qF -e \"\$($NODE --pubkey $K/n2.key)\""
 check "ping n1 -> n2 over the overlay" in_ns n1 ping -c 2 -i 0.2 -W 2 10.100.0.2
+REV=$(status | python3 -c "import json,sys; print(json.load(sys.stdin)['revision'])")
 vnetctl node add blue MARKERNODE4242 --pubkey "$(cat "$K/evil.pub")" >/dev/null
-sleep 1 # let the delta reach the nodes before the capture ends
-kill $TCPDUMP; wait $TCPDUMP 2>/dev/null
+# the capture ends once both nodes have acknowledged the delta that carries the marker
+check "both nodes took the delta adding the marker node" wait_converged $((REV + 1))
+capture_sentinel n1 10.200.0.100 7700
+check "the capture holds everything up to the end marker" capture_wait "$TMP/ctl.pcap" ENDOFCAPTURE
+capture_stop $TCPDUMP
 check "the capture saw the control traffic" test "$(stat -c %s "$TMP/ctl.pcap")" -gt 2000
 check "no plaintext on the control connection (marker absent)" sh -c "! grep -aq MARKERNODE4242 $TMP/ctl.pcap"
 
 # The secure data plane (the default network mode with a keyed controller): a marker sent
 # through the overlay must appear on n2's TAP (the positive control) and never on the underlay.
 N2_PID=$(ip netns pids "$P-n2" | head -n1)
-ip netns exec "$P-n1" tcpdump -i eth0 -U -w "$TMP/under.pcap" udp port 4789 >/dev/null 2>&1 &
-TD1=$!
-PIDS+=($TD1)
-ip netns exec "$P-n2" tcpdump -i vn0 -U -w "$TMP/tap.pcap" udp port 9999 >/dev/null 2>&1 &
-TD2=$!
-PIDS+=($TD2)
-sleep 0.5 # tcpdump has no readiness signal
+capture_start n1 eth0 "$TMP/under.pcap" udp port 4789 || exit 1
+TD1=$CAP_PID
+capture_start n2 vn0 "$TMP/tap.pcap" udp port 9999 || exit 1
+TD2=$CAP_PID
 cat >"$TMP/marker.py" <<'PY'
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -100,9 +106,8 @@ for i in range(20):
 PY
 in_ns n1 python3 "$TMP/marker.py"
 in_ns n1 ping -c 3 -i 0.2 -W 2 -p 4d41524b45524d41524b4552 10.100.0.2 >/dev/null
-sleep 0.5
-kill $TD1 $TD2; wait $TD1 $TD2 2>/dev/null
-check "secure mode: the marker reached n2's TAP (control)" grep -aq "OVERLAYMARKER-7f3a9c" "$TMP/tap.pcap"
+check "secure mode: the marker reached n2's TAP (control)" capture_wait "$TMP/tap.pcap" "OVERLAYMARKER-7f3a9c"
+capture_stop $TD1 $TD2
 check "secure mode: the underlay capture holds traffic" test "$(stat -c %s "$TMP/under.pcap")" -gt 1500
 check "secure mode: no marker on the underlay" sh -c "! grep -aq OVERLAYMARKER-7f3a9c $TMP/under.pcap && ! grep -aq MARKERMARKER $TMP/under.pcap"
 

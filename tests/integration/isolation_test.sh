@@ -71,12 +71,10 @@ check "blue: h2 -> h1" in_ns h2 ping -c 2 -i 0.2 -W 2 10.52.0.1
 MAC_BLUE2=$(ip netns exec "$P-h2" cat /sys/class/net/vb0/address)
 MAC_RED2=$(ip netns exec "$P-h2" cat /sys/class/net/vr0/address)
 # Watch blue's TAP on h2 and red's TAP on h2 for anything of the other network.
-ip netns exec "$P-h2" tcpdump -i vb0 -U -w "$TMP/vb0.pcap" >/dev/null 2>&1 &
-T1=$!
-ip netns exec "$P-h2" tcpdump -i vr0 -U -w "$TMP/vr0.pcap" >/dev/null 2>&1 &
-T2=$!
-PIDS+=($T1 $T2)
-sleep 0.5 # tcpdump has no readiness signal
+capture_start h2 vb0 "$TMP/vb0.pcap" || exit 1
+T1=$CAP_PID
+capture_start h2 vr0 "$TMP/vr0.pcap" || exit 1
+T2=$CAP_PID
 # red -> blue: broadcast in red, and a unicast frame from red's TAP addressed to blue2's MAC.
 in_ns h1 ping -b -c 3 -i 0.2 -W 1 -p 52454452454452454452454452454452 10.51.0.255 >/dev/null 2>&1
 in_ns h1 ip neigh replace 10.51.0.77 lladdr "$MAC_BLUE2" dev vr0
@@ -85,10 +83,9 @@ in_ns h1 ping -c 3 -i 0.2 -W 1 -p 52454452454452454452454452454452 10.51.0.77 >/
 in_ns h1 ping -b -c 3 -i 0.2 -W 1 -p 424c5545424c5545424c5545424c5545 10.52.0.255 >/dev/null 2>&1
 in_ns h1 ip neigh replace 10.52.0.77 lladdr "$MAC_RED2" dev vb0
 in_ns h1 ping -c 3 -i 0.2 -W 1 -p 424c5545424c5545424c5545424c5545 10.52.0.77 >/dev/null 2>&1
-sleep 0.5
-kill $T1 $T2; wait $T1 $T2 2>/dev/null
-check "red's broadcast and unicast arrived in red (control)" grep -aq "REDREDRED" "$TMP/vr0.pcap"
-check "blue's traffic arrived in blue (control)" grep -aq "BLUEBLUE" "$TMP/vb0.pcap"
+check "red's broadcast and unicast arrived in red (control)" capture_wait "$TMP/vr0.pcap" "REDREDRED"
+check "blue's traffic arrived in blue (control)" capture_wait "$TMP/vb0.pcap" "BLUEBLUE"
+capture_stop $T1 $T2
 check "nothing of red on blue's TAP" sh -c "! grep -aq REDREDRED $TMP/vb0.pcap"
 check "nothing of blue on red's TAP" sh -c "! grep -aq BLUEBLUE $TMP/vr0.pcap"
 

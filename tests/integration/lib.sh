@@ -123,3 +123,48 @@ s.sendto(vx(42, eth(ma, mb) + b"x" * 46), dst)
 PY
   echo "$TMP/bad.py"
 }
+
+# Start tcpdump in namespace $P-$1 on interface $2, writing $3, with the filter in the rest;
+# returns once tcpdump says it is capturing (so nothing sent afterwards is missed). CAP_PID is
+# its pid (also in PIDS). Stop it with capture_stop.
+capture_start() { # ns dev file filter...
+  local ns=$1 dev=$2 out=$3 i=0
+  shift 3
+  ip netns exec "$P-$ns" tcpdump -i "$dev" --immediate-mode -U -w "$out" "$@" >/dev/null 2>"$out.log" &
+  CAP_PID=$!
+  PIDS+=($CAP_PID)
+  until grep -q "listening on" "$out.log" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 200 ] || ! kill -0 "$CAP_PID" 2>/dev/null; then
+      echo "tcpdump in $ns on $dev did not start:"
+      cat "$out.log"
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# Wait until the capture file $1 holds the bytes $2 (at most 10 s): the positive control that
+# the traffic of interest has been written before the capture is stopped.
+capture_wait() { # file marker
+  local i=0
+  until grep -aqF -e "$2" "$1" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 200 ] && { echo "capture $1 never held $2"; return 1; }
+    sleep 0.05
+  done
+}
+
+# For captures of encrypted traffic, which holds no marker to wait for: from namespace $P-$1,
+# open a TCP connection to $2:$3 and send the plaintext ENDOFCAPTURE; the capture has
+# everything sent before once it holds that (capture_wait FILE ENDOFCAPTURE). The server sees
+# a client that speaks no protocol and drops it.
+capture_sentinel() { # ns addr port
+  ip netns exec "$P-$1" python3 -c "import socket; s = socket.create_connection(('$2', $3), 5); s.sendall(b'ENDOFCAPTURE'); s.close()"
+}
+
+capture_stop() { # pid...
+  kill "$@" 2>/dev/null
+  wait "$@" 2>/dev/null
+  return 0
+}

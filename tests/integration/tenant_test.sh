@@ -169,16 +169,15 @@ check "bob's token is refused afterwards" refused "unknown API token" api "$TMP/
 check "subscriber list: admin and alice" test "$(json_len sock --json subscriber list)" = 2
 
 # ---- no plaintext on the API connection ----
-ip netns exec "$P-ctl" tcpdump -i lo -U -w "$TMP/api.pcap" tcp port 17701 >/dev/null 2>&1 &
-TCPDUMP=$!
-PIDS+=($TCPDUMP)
-sleep 0.5 # tcpdump has no readiness signal; a late start only shortens the capture
+capture_start ctl lo "$TMP/api.pcap" tcp port 17701 || exit 1
+TCPDUMP=$CAP_PID
 api "$TMP/alice.tok" network create MARKERNET4242 --subnet 10.9.0.0/24 >/dev/null
 api "$TMP/alice.tok" node add MARKERNET4242 MARKERNODE4242 >/dev/null
 api "$TMP/alice.tok" network show MARKERNET4242 >/dev/null
 api "$ADMIN" subscriber create MARKERSUB4242 >/dev/null
-sleep 0.5
-kill $TCPDUMP; wait $TCPDUMP 2>/dev/null
+capture_sentinel ctl 127.0.0.1 17701
+check "the capture holds everything up to the end marker" capture_wait "$TMP/api.pcap" ENDOFCAPTURE
+capture_stop $TCPDUMP
 check "the capture saw the API traffic" test "$(stat -c %s "$TMP/api.pcap")" -gt 2000
 check "no plaintext on the API connection (markers absent)" sh -c "! grep -aq MARKER $TMP/api.pcap"
 check "the API tokens are absent from the capture" sh -c "! grep -aqF -e \"\$(cut -c10- $TMP/alice.tok)\" $TMP/api.pcap"
