@@ -328,6 +328,30 @@ struct cmd {
     struct vnet_client_node_opts nd; /* node add; node move's phys */
 };
 
+/* Every command: its words, the names it takes (what they are, in order), its options. */
+static const struct command {
+    const char *obj, *verb;
+    enum op op;
+    const char *name, *node;
+    const char *opts;
+} commands[] = {
+    {"network", "create", NETWORK_CREATE, "network name", NULL, "vni subnet mtu mode"},
+    {"network", "list", NETWORK_LIST, NULL, NULL, NULL},
+    {"network", "show", NETWORK_SHOW, "network name", NULL, NULL},
+    {"network", "delete", NETWORK_DELETE, "network name", NULL, NULL},
+    {"network", "status", NETWORK_STATUS, "network name", NULL, NULL},
+    {"node", "add", NODE_ADD, "network name", "node name", "mac ip phys pubkey"},
+    {"node", "list", NODE_LIST, "network name", NULL, NULL},
+    {"node", "show", NODE_SHOW, "network name", "node name", NULL},
+    {"node", "move", NODE_MOVE, "network name", "node name", "phys"},
+    {"node", "remove", NODE_REMOVE, "network name", "node name", NULL},
+    {"node", "revoke", NODE_REVOKE, "network name", "node name", NULL},
+    {"subscriber", "create", SUBSCRIBER_CREATE, "subscriber name", NULL, NULL},
+    {"subscriber", "list", SUBSCRIBER_LIST, NULL, NULL, NULL},
+    {"subscriber", "delete", SUBSCRIBER_DELETE, "subscriber name", NULL, NULL},
+    {"subscriber", "token", SUBSCRIBER_TOKEN, "subscriber name", NULL, NULL},
+};
+
 static int want_name(const char *what, const char *s, char *dst)
 {
     if (!s)
@@ -360,67 +384,27 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
     const char *verb = i < argc ? argv[i++] : NULL;
     if (!verb)
         return usage_error("missing action after '%s'", obj);
-    int rc;
-    const char *extra_ok = NULL; /* which options the command takes */
-    if (strcmp(obj, "network") == 0) {
-        if (strcmp(verb, "create") == 0) {
-            c->op = NETWORK_CREATE;
-            extra_ok = "vni subnet mtu mode";
-        } else if (strcmp(verb, "list") == 0) {
-            c->op = NETWORK_LIST;
-        } else if (strcmp(verb, "show") == 0) {
-            c->op = NETWORK_SHOW;
-        } else if (strcmp(verb, "delete") == 0) {
-            c->op = NETWORK_DELETE;
-        } else if (strcmp(verb, "status") == 0) {
-            c->op = NETWORK_STATUS;
-        } else {
-            return usage_error("unknown action 'network %s'", verb);
-        }
-        if (c->op != NETWORK_LIST &&
-            (rc = want_name("network name", i < argc ? argv[i++] : NULL, c->name)) != 0)
-            return rc;
-    } else if (strcmp(obj, "node") == 0) {
-        if (strcmp(verb, "add") == 0) {
-            c->op = NODE_ADD;
-            extra_ok = "mac ip phys pubkey";
-        } else if (strcmp(verb, "list") == 0) {
-            c->op = NODE_LIST;
-        } else if (strcmp(verb, "show") == 0) {
-            c->op = NODE_SHOW;
-        } else if (strcmp(verb, "move") == 0) {
-            c->op = NODE_MOVE;
-            extra_ok = "phys";
-        } else if (strcmp(verb, "remove") == 0) {
-            c->op = NODE_REMOVE;
-        } else if (strcmp(verb, "revoke") == 0) {
-            c->op = NODE_REVOKE;
-        } else {
-            return usage_error("unknown action 'node %s'", verb);
-        }
-        if ((rc = want_name("network name", i < argc ? argv[i++] : NULL, c->name)) != 0)
-            return rc;
-        if (c->op != NODE_LIST &&
-            (rc = want_name("node name", i < argc ? argv[i++] : NULL, c->node)) != 0)
-            return rc;
-    } else if (strcmp(obj, "subscriber") == 0) {
-        if (strcmp(verb, "create") == 0)
-            c->op = SUBSCRIBER_CREATE;
-        else if (strcmp(verb, "list") == 0)
-            c->op = SUBSCRIBER_LIST;
-        else if (strcmp(verb, "delete") == 0)
-            c->op = SUBSCRIBER_DELETE;
-        else if (strcmp(verb, "token") == 0)
-            c->op = SUBSCRIBER_TOKEN;
-        else
-            return usage_error("unknown action 'subscriber %s'", verb);
-        /* The subscriber's name travels in the request's network field. */
-        if (c->op != SUBSCRIBER_LIST &&
-            (rc = want_name("subscriber name", i < argc ? argv[i++] : NULL, c->name)) != 0)
-            return rc;
-    } else {
-        return usage_error("unknown command '%s' (network, node, subscriber)", obj);
+    const struct command *k = NULL;
+    bool known = false;
+    for (size_t j = 0; j < sizeof(commands) / sizeof(commands[0]); j++) {
+        known |= strcmp(obj, commands[j].obj) == 0;
+        if (strcmp(obj, commands[j].obj) == 0 && strcmp(verb, commands[j].verb) == 0)
+            k = &commands[j];
     }
+    if (!known)
+        return usage_error("unknown command '%s' (network, node, subscriber)", obj);
+    if (!k) {
+        char what[128];
+        snprintf(what, sizeof(what), "%s %s", obj, verb);
+        return usage_error("unknown action '%s'", what);
+    }
+    c->op = k->op;
+    const char *extra_ok = k->opts;
+    int rc;
+    if (k->name && (rc = want_name(k->name, i < argc ? argv[i++] : NULL, c->name)) != 0)
+        return rc;
+    if (k->node && (rc = want_name(k->node, i < argc ? argv[i++] : NULL, c->node)) != 0)
+        return rc;
     while (i < argc) {
         const char *opt = argv[i++];
         if (strcmp(opt, "--json") == 0) { /* accepted after the command too */
