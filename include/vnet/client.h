@@ -9,6 +9,20 @@
  * token manages everything. Over the controller's Unix socket the client is the admin (the
  * socket's file permissions are the protection) and neither key nor token is used.
  *
+ * Typed calls. vnet_client_network_create(), vnet_client_node_add() (which returns the node's
+ * join token), vnet_client_network_status(), ...: one call per request, which builds the
+ * request, checks the controller's answer and hands back plain structs, so that programs and
+ * bindings never see the wire format (vnet_client_request() stays for tools that need it).
+ * Every typed call clears @err first (when given); on failure it returns a negative VNET_E*
+ * code and @err explains: the controller's own code and reason when it refused the request
+ * (VNET_ENOENT, VNET_EEXIST, VNET_EINVAL, VNET_EACCES, VNET_EPERM, VNET_EBUSY, VNET_ENOSPC,
+ * VNET_ENOTSUP, ...), or a transport error as vnet_client_request() returns it (the connection
+ * is then unusable: close it). VNET_EINVAL, with nothing sent, for a NULL client, a NULL
+ * output the call needs, or a name that is empty or longer than 63 bytes. Names are passed as
+ * they are: the admin may name another subscriber's network as "SUBSCRIBER/NETWORK". Lists
+ * are one allocation each (the struct and its arrays), freed with vnet_client_free(); single
+ * results are filled into the caller's struct.
+ *
  * Thread-safety: one thread per client handle.
  */
 #ifndef VNET_CLIENT_H
@@ -59,20 +73,7 @@ void vnet_client_close(struct vnet_client *c);
 int vnet_client_request(struct vnet_client *c, const struct vnet_msg_request *req,
                         struct vnet_msg *reply, char *err, size_t errlen);
 
-/* ---- typed calls ----
- *
- * One call per request: the call builds the request, checks the controller's answer and hands
- * back plain structs, so programs and bindings never see the wire format. Every call clears
- * @err first (when given); on failure it returns a negative VNET_E* code and @err explains:
- * the controller's own code and reason when it refused the request (VNET_ENOENT, VNET_EEXIST,
- * VNET_EINVAL, VNET_EACCES, VNET_EPERM, VNET_EBUSY, VNET_ENOSPC, VNET_ENOTSUP, ...), or a
- * transport error as vnet_client_request() returns it (the connection is then unusable: close
- * it). VNET_EINVAL with nothing sent for a NULL client or output, or a name that is empty or
- * longer than 63 bytes. Names are passed as they are: the admin may name another subscriber's
- * network as "SUBSCRIBER/NETWORK".
- *
- * Lists are one allocation each (the header and its arrays), freed with vnet_client_free().
- * Thread-safety: as the client handle, one thread at a time. */
+/* ---- typed calls (see the file comment) ---- */
 
 #define VNET_CLIENT_TOKEN_MAX 256 /* join and API tokens, with the NUL */
 
