@@ -103,10 +103,10 @@ static int short_reply(struct vnet_msg *m, char *err, size_t errlen, const char 
 
 #define ALIGN_UP(n) (((n) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1))
 
-/* One block: a header of @head bytes, then @n1 elements of @sz1 from @src1, then @n2 of @sz2
- * from @src2 (src2 NULL: zeroed). *arr1 and *arr2 point into it, even for n == 0. */
+/* One block: a header of @head bytes, then @n1 elements of @sz1 copied from @src1, then @n2
+ * zeroed elements of @sz2. *arr1 and *arr2 (may be NULL) point into it, even for n == 0. */
 static void *pack(size_t head, uint32_t n1, size_t sz1, const void *src1, void **arr1, uint32_t n2,
-                  size_t sz2, const void *src2, void **arr2)
+                  size_t sz2, void **arr2)
 {
     size_t off1 = ALIGN_UP(head), off2 = ALIGN_UP(off1 + (size_t)n1 * sz1);
     uint8_t *p = calloc(1, off2 + (size_t)n2 * sz2);
@@ -117,8 +117,6 @@ static void *pack(size_t head, uint32_t n1, size_t sz1, const void *src1, void *
         memcpy(p + off1, src1, (size_t)n1 * sz1);
     if (arr2)
         *arr2 = p + off2;
-    if (n2 && src2)
-        memcpy(p + off2, src2, (size_t)n2 * sz2);
     return p;
 }
 
@@ -198,7 +196,7 @@ int vnet_client_network_list(struct vnet_client *c, struct vnet_client_networks 
     struct vnet_client_networks *l;
     void *nets, *subs;
     l = pack(sizeof(*l), r->nnetworks, sizeof(*r->networks), r->networks, &nets,
-             owners ? r->nnetworks : 0, sizeof(struct vnet_subscriber), NULL, &subs);
+             owners ? r->nnetworks : 0, sizeof(struct vnet_subscriber), &subs);
     for (uint32_t i = 0; l && owners && i < r->nnetworks; i++)
         for (uint32_t j = 0; j < r->nsubscribers; j++)
             if (r->subscribers[j].id == r->networks[i].subscriber_id)
@@ -220,7 +218,7 @@ int vnet_client_network_show(struct vnet_client *c, const char *name,
     const struct vnet_msg_reply *r = &m.u.reply;
     struct vnet_client_network *v;
     void *nodes;
-    v = pack(sizeof(*v), r->nnodes, sizeof(*r->nodes), r->nodes, &nodes, 0, 0, NULL, NULL);
+    v = pack(sizeof(*v), r->nnodes, sizeof(*r->nodes), r->nodes, &nodes, 0, 0, NULL);
     if (v)
         *v = (struct vnet_client_network){r->networks[0], nodes, r->nnodes};
     if ((rc = done(&m, v)) == 0)
@@ -243,7 +241,7 @@ int vnet_client_network_status(struct vnet_client *c, const char *name,
     const struct vnet_msg_reply *r = &m.u.reply;
     struct vnet_client_status *v;
     void *st;
-    v = pack(sizeof(*v), r->nstatus, sizeof(*r->status), r->status, &st, 0, 0, NULL, NULL);
+    v = pack(sizeof(*v), r->nstatus, sizeof(*r->status), r->status, &st, 0, 0, NULL);
     if (v)
         *v = (struct vnet_client_status){r->networks[0], st, r->nstatus};
     if ((rc = done(&m, v)) == 0)
@@ -298,7 +296,7 @@ int vnet_client_node_list(struct vnet_client *c, const char *network,
     const struct vnet_msg_reply *r = &m.u.reply;
     struct vnet_client_nodes *l;
     void *nodes;
-    l = pack(sizeof(*l), r->nnodes, sizeof(*r->nodes), r->nodes, &nodes, 0, 0, NULL, NULL);
+    l = pack(sizeof(*l), r->nnodes, sizeof(*r->nodes), r->nodes, &nodes, 0, 0, NULL);
     if (l)
         *l = (struct vnet_client_nodes){nodes, r->nnodes};
     if ((rc = done(&m, l)) == 0)
@@ -399,7 +397,7 @@ int vnet_client_subscriber_list(struct vnet_client *c, struct vnet_client_subscr
     struct vnet_client_subscribers *l;
     void *subs;
     l = pack(sizeof(*l), r->nsubscribers, sizeof(*r->subscribers), r->subscribers, &subs, 0, 0,
-             NULL, NULL);
+             NULL);
     if (l)
         *l = (struct vnet_client_subscribers){subs, r->nsubscribers};
     if ((rc = done(&m, l)) == 0)
