@@ -21,7 +21,6 @@
 #include <vnet/client.h>
 #include <vnet/crypto.h>
 #include <vnet/error.h>
-#include <vnet/proto.h>
 #include <vnet/types.h>
 #include <vnet/vnet.h>
 
@@ -172,24 +171,21 @@ static void print_node_json(const struct vnet_node *n)
     printf("\"revision\":%llu}", (unsigned long long)n->revision);
 }
 
-/* The owner's name when the reply lists the subscribers (the admin's view), else NULL. */
-static const char *owner_of(const struct vnet_msg_reply *r, const struct vnet_network *n)
+/* The owner's name of networks[i] in the admin's view (@owners given), else NULL. */
+static const char *owner_of(const struct vnet_subscriber *owners, uint32_t i)
 {
-    for (uint32_t i = 0; i < r->nsubscribers; i++)
-        if (r->subscribers[i].id == n->subscriber_id)
-            return r->subscribers[i].name;
-    return NULL;
+    return owners && owners[i].name[0] ? owners[i].name : NULL;
 }
 
-static void print_networks(const struct vnet_msg_reply *r)
+static void print_networks(const struct vnet_network *v, const struct vnet_subscriber *owners,
+                           uint32_t count)
 {
-    bool owners = r->nsubscribers > 0;
     if (json) {
         printf("[");
-        for (uint32_t i = 0; i < r->nnetworks; i++) {
+        for (uint32_t i = 0; i < count; i++) {
             if (i)
                 putchar(',');
-            print_network_json(&r->networks[i], owners ? owner_of(r, &r->networks[i]) : NULL);
+            print_network_json(&v[i], owner_of(owners, i));
         }
         printf("]\n");
         return;
@@ -198,11 +194,11 @@ static void print_networks(const struct vnet_msg_reply *r)
         printf("%-16s ", "SUBSCRIBER");
     printf("%-20s %9s %-18s %-22s %6s %-7s %9s\n", "NETWORK", "VNI", "SUBNET4", "SUBNET6", "MTU",
            "MODE", "REVISION");
-    for (uint32_t i = 0; i < r->nnetworks; i++) {
-        const struct vnet_network *n = &r->networks[i];
+    for (uint32_t i = 0; i < count; i++) {
+        const struct vnet_network *n = &v[i];
         char a[64], b[64];
         if (owners) {
-            const char *o = owner_of(r, n);
+            const char *o = owner_of(owners, i);
             printf("%-16s ", o ? o : "?");
         }
         printf("%-20s %9u %-18s %-22s %6u %-7s %9llu\n", n->name, n->vni,
@@ -219,21 +215,21 @@ static void print_subscriber_json(const struct vnet_subscriber *s)
            s->admin ? "true" : "false", s->has_token ? "true" : "false");
 }
 
-static void print_subscribers(const struct vnet_msg_reply *r)
+static void print_subscribers(const struct vnet_subscriber *v, uint32_t count)
 {
     if (json) {
         printf("[");
-        for (uint32_t i = 0; i < r->nsubscribers; i++) {
+        for (uint32_t i = 0; i < count; i++) {
             if (i)
                 putchar(',');
-            print_subscriber_json(&r->subscribers[i]);
+            print_subscriber_json(&v[i]);
         }
         printf("]\n");
         return;
     }
     printf("%-20s %6s %-6s %-6s\n", "SUBSCRIBER", "ID", "ADMIN", "TOKEN");
-    for (uint32_t i = 0; i < r->nsubscribers; i++) {
-        const struct vnet_subscriber *s = &r->subscribers[i];
+    for (uint32_t i = 0; i < count; i++) {
+        const struct vnet_subscriber *s = &v[i];
         printf("%-20s %6llu %-6s %-6s\n", s->name, (unsigned long long)s->id,
                s->admin ? "yes" : "no", s->has_token ? "yes" : "no");
     }
@@ -265,21 +261,21 @@ static void print_nodes(const struct vnet_node *v, uint32_t n)
     }
 }
 
-static void print_status(const struct vnet_msg_reply *r)
+static void print_status(const struct vnet_client_status *r)
 {
-    const struct vnet_network *n = &r->networks[0];
+    const struct vnet_network *n = &r->network;
     uint32_t connected = 0, converged = 0;
-    for (uint32_t i = 0; i < r->nstatus; i++) {
-        connected += r->status[i].connected;
-        converged += r->status[i].acked == n->revision;
+    for (uint32_t i = 0; i < r->count; i++) {
+        connected += r->nodes[i].connected;
+        converged += r->nodes[i].acked == n->revision;
     }
     if (json) {
         printf("{");
         json_str("network", n->name, true);
         printf("\"revision\":%llu,\"nodes\":%u,\"connected\":%u,\"converged\":%u,\"status\":[",
-               (unsigned long long)n->revision, r->nstatus, connected, converged);
-        for (uint32_t i = 0; i < r->nstatus; i++) {
-            const struct vnet_node_status *s = &r->status[i];
+               (unsigned long long)n->revision, r->count, connected, converged);
+        for (uint32_t i = 0; i < r->count; i++) {
+            const struct vnet_node_status *s = &r->nodes[i];
             printf("%s{", i ? "," : "");
             json_str("node", s->node.name, true);
             printf("\"connected\":%s,\"acked\":%llu,\"converged\":%s}",
@@ -290,10 +286,10 @@ static void print_status(const struct vnet_msg_reply *r)
         return;
     }
     printf("network %s: revision %llu, %u nodes, %u connected, %u converged\n", n->name,
-           (unsigned long long)n->revision, r->nstatus, connected, converged);
+           (unsigned long long)n->revision, r->count, connected, converged);
     printf("%-16s %-10s %10s %-10s %-22s\n", "NODE", "CONNECTED", "ACKED", "CONVERGED", "OBSERVED");
-    for (uint32_t i = 0; i < r->nstatus; i++) {
-        const struct vnet_node_status *s = &r->status[i];
+    for (uint32_t i = 0; i < r->count; i++) {
+        const struct vnet_node_status *s = &r->nodes[i];
         char o[64];
         printf("%-16s %-10s %10llu %-10s %-22s\n", s->node.name, s->connected ? "yes" : "no",
                (unsigned long long)s->acked, s->acked == n->revision ? "yes" : "no",
@@ -303,11 +299,57 @@ static void print_status(const struct vnet_msg_reply *r)
 
 /* ---- arguments ---- */
 
+enum op {
+    NETWORK_CREATE = 1,
+    NETWORK_LIST,
+    NETWORK_SHOW,
+    NETWORK_DELETE,
+    NETWORK_STATUS,
+    NODE_ADD,
+    NODE_LIST,
+    NODE_SHOW,
+    NODE_MOVE,
+    NODE_REMOVE,
+    NODE_REVOKE,
+    SUBSCRIBER_CREATE,
+    SUBSCRIBER_LIST,
+    SUBSCRIBER_DELETE,
+    SUBSCRIBER_TOKEN,
+};
+
 struct cmd {
     const char *controller, *socket;
     const char *token_file, *controller_key;
     uint32_t timeout_ms;
-    struct vnet_msg_request req;
+    enum op op;
+    char name[VNET_NAME_MAX]; /* the network's or the subscriber's */
+    char node[VNET_NAME_MAX];
+    struct vnet_client_network_opts net;
+    struct vnet_client_node_opts nd; /* node add; node move's phys */
+};
+
+/* Every command: its words, the names it takes (what they are, in order), its options. */
+static const struct command {
+    const char *obj, *verb;
+    enum op op;
+    const char *name, *node;
+    const char *opts;
+} commands[] = {
+    {"network", "create", NETWORK_CREATE, "network name", NULL, "vni subnet mtu mode"},
+    {"network", "list", NETWORK_LIST, NULL, NULL, NULL},
+    {"network", "show", NETWORK_SHOW, "network name", NULL, NULL},
+    {"network", "delete", NETWORK_DELETE, "network name", NULL, NULL},
+    {"network", "status", NETWORK_STATUS, "network name", NULL, NULL},
+    {"node", "add", NODE_ADD, "network name", "node name", "mac ip phys pubkey"},
+    {"node", "list", NODE_LIST, "network name", NULL, NULL},
+    {"node", "show", NODE_SHOW, "network name", "node name", NULL},
+    {"node", "move", NODE_MOVE, "network name", "node name", "phys"},
+    {"node", "remove", NODE_REMOVE, "network name", "node name", NULL},
+    {"node", "revoke", NODE_REVOKE, "network name", "node name", NULL},
+    {"subscriber", "create", SUBSCRIBER_CREATE, "subscriber name", NULL, NULL},
+    {"subscriber", "list", SUBSCRIBER_LIST, NULL, NULL, NULL},
+    {"subscriber", "delete", SUBSCRIBER_DELETE, "subscriber name", NULL, NULL},
+    {"subscriber", "token", SUBSCRIBER_TOKEN, "subscriber name", NULL, NULL},
 };
 
 static int want_name(const char *what, const char *s, char *dst)
@@ -334,74 +376,35 @@ static int parse_u32(const char *s, unsigned long max, uint32_t *out)
 
 static int parse_command(int argc, char **argv, int i, struct cmd *c)
 {
-    struct vnet_msg_request *q = &c->req;
+    struct vnet_client_network_opts *net = &c->net;
+    struct vnet_client_node_opts *nd = &c->nd;
     if (i >= argc)
         return usage_error("%s", "missing command");
     const char *obj = argv[i++];
     const char *verb = i < argc ? argv[i++] : NULL;
     if (!verb)
         return usage_error("missing action after '%s'", obj);
-    int rc;
-    const char *extra_ok = NULL; /* which options the command takes */
-    if (strcmp(obj, "network") == 0) {
-        if (strcmp(verb, "create") == 0) {
-            q->op = VNET_REQ_NETWORK_CREATE;
-            extra_ok = "vni subnet mtu mode";
-        } else if (strcmp(verb, "list") == 0) {
-            q->op = VNET_REQ_NETWORK_LIST;
-        } else if (strcmp(verb, "show") == 0) {
-            q->op = VNET_REQ_NETWORK_SHOW;
-        } else if (strcmp(verb, "delete") == 0) {
-            q->op = VNET_REQ_NETWORK_DELETE;
-        } else if (strcmp(verb, "status") == 0) {
-            q->op = VNET_REQ_NETWORK_STATUS;
-        } else {
-            return usage_error("unknown action 'network %s'", verb);
-        }
-        if (q->op != VNET_REQ_NETWORK_LIST &&
-            (rc = want_name("network name", i < argc ? argv[i++] : NULL, q->network)) != 0)
-            return rc;
-    } else if (strcmp(obj, "node") == 0) {
-        if (strcmp(verb, "add") == 0) {
-            q->op = VNET_REQ_NODE_ADD;
-            extra_ok = "mac ip phys pubkey";
-        } else if (strcmp(verb, "list") == 0) {
-            q->op = VNET_REQ_NODE_LIST;
-        } else if (strcmp(verb, "show") == 0) {
-            q->op = VNET_REQ_NODE_SHOW;
-        } else if (strcmp(verb, "move") == 0) {
-            q->op = VNET_REQ_NODE_MOVE;
-            extra_ok = "phys";
-        } else if (strcmp(verb, "remove") == 0) {
-            q->op = VNET_REQ_NODE_REMOVE;
-        } else if (strcmp(verb, "revoke") == 0) {
-            q->op = VNET_REQ_NODE_REVOKE;
-        } else {
-            return usage_error("unknown action 'node %s'", verb);
-        }
-        if ((rc = want_name("network name", i < argc ? argv[i++] : NULL, q->network)) != 0)
-            return rc;
-        if (q->op != VNET_REQ_NODE_LIST &&
-            (rc = want_name("node name", i < argc ? argv[i++] : NULL, q->node)) != 0)
-            return rc;
-    } else if (strcmp(obj, "subscriber") == 0) {
-        if (strcmp(verb, "create") == 0)
-            q->op = VNET_REQ_SUBSCRIBER_CREATE;
-        else if (strcmp(verb, "list") == 0)
-            q->op = VNET_REQ_SUBSCRIBER_LIST;
-        else if (strcmp(verb, "delete") == 0)
-            q->op = VNET_REQ_SUBSCRIBER_DELETE;
-        else if (strcmp(verb, "token") == 0)
-            q->op = VNET_REQ_SUBSCRIBER_TOKEN;
-        else
-            return usage_error("unknown action 'subscriber %s'", verb);
-        /* The subscriber's name travels in the request's network field. */
-        if (q->op != VNET_REQ_SUBSCRIBER_LIST &&
-            (rc = want_name("subscriber name", i < argc ? argv[i++] : NULL, q->network)) != 0)
-            return rc;
-    } else {
-        return usage_error("unknown command '%s' (network, node, subscriber)", obj);
+    const struct command *k = NULL;
+    bool known = false;
+    for (size_t j = 0; j < sizeof(commands) / sizeof(commands[0]); j++) {
+        known |= strcmp(obj, commands[j].obj) == 0;
+        if (strcmp(obj, commands[j].obj) == 0 && strcmp(verb, commands[j].verb) == 0)
+            k = &commands[j];
     }
+    if (!known)
+        return usage_error("unknown command '%s' (network, node, subscriber)", obj);
+    if (!k) {
+        char what[128];
+        snprintf(what, sizeof(what), "%s %s", obj, verb);
+        return usage_error("unknown action '%s'", what);
+    }
+    c->op = k->op;
+    const char *extra_ok = k->opts;
+    int rc;
+    if (k->name && (rc = want_name(k->name, i < argc ? argv[i++] : NULL, c->name)) != 0)
+        return rc;
+    if (k->node && (rc = want_name(k->node, i < argc ? argv[i++] : NULL, c->node)) != 0)
+        return rc;
     while (i < argc) {
         const char *opt = argv[i++];
         if (strcmp(opt, "--json") == 0) { /* accepted after the command too */
@@ -416,60 +419,50 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
             return usage_error("option '%s' needs a value", opt);
         i++;
         if (strcmp(name, "vni") == 0) {
-            if (parse_u32(val, VNET_VNI_MAX, &q->vni) || q->vni == 0)
+            if (parse_u32(val, VNET_VNI_MAX, &net->vni) || net->vni == 0)
                 return usage_error("bad --vni '%s': want 1..16777215", val);
-            q->has |= VNET_REQ_HAS_VNI;
         } else if (strcmp(name, "mode") == 0) {
             if (strcmp(val, "plain") == 0)
-                q->mode = 0;
+                net->mode = VNET_CLIENT_MODE_PLAIN;
             else if (strcmp(val, "secure") == 0)
-                q->mode = 1;
+                net->mode = VNET_CLIENT_MODE_SECURE;
             else
                 return usage_error("bad --mode '%s': plain or secure", val);
-            q->has |= VNET_REQ_HAS_MODE;
         } else if (strcmp(name, "mtu") == 0) {
-            if (parse_u32(val, 65000, &q->mtu) || q->mtu < 576)
+            if (parse_u32(val, 65000, &net->mtu) || net->mtu < 576)
                 return usage_error("bad --mtu '%s': want 576..65000", val);
-            q->has |= VNET_REQ_HAS_MTU;
         } else if (strcmp(name, "subnet") == 0) {
             struct vnet_prefix p;
             if (vnet_prefix_parse(val, &p))
                 return usage_error("bad --subnet '%s': want CIDR like 10.0.0.0/24", val);
-            if (p.ip.family == VNET_AF_INET) {
-                q->subnet4 = p;
-                q->has |= VNET_REQ_HAS_SUBNET4;
-            } else {
-                q->subnet6 = p;
-                q->has |= VNET_REQ_HAS_SUBNET6;
-            }
+            if (p.ip.family == VNET_AF_INET)
+                net->subnet4 = p;
+            else
+                net->subnet6 = p;
         } else if (strcmp(name, "mac") == 0) {
-            if (vnet_mac_parse(val, &q->mac) || vnet_mac_is_multicast(&q->mac))
+            if (vnet_mac_parse(val, &nd->mac) || vnet_mac_is_multicast(&nd->mac))
                 return usage_error("bad --mac '%s': want a unicast xx:xx:xx:xx:xx:xx", val);
-            q->has |= VNET_REQ_HAS_MAC;
+            nd->has_mac = true;
         } else if (strcmp(name, "ip") == 0) {
             struct vnet_ip ip;
             if (vnet_ip_parse(val, &ip))
                 return usage_error("bad --ip '%s': want an IPv4 or IPv6 address", val);
-            if (ip.family == VNET_AF_INET) {
-                q->ip4 = ip;
-                q->has |= VNET_REQ_HAS_IP4;
-            } else {
-                q->ip6 = ip;
-                q->has |= VNET_REQ_HAS_IP6;
-            }
+            if (ip.family == VNET_AF_INET)
+                nd->ip4 = ip;
+            else
+                nd->ip6 = ip;
         } else if (strcmp(name, "pubkey") == 0) {
-            if (vnet_pubkey_parse(val, q->pubkey))
+            if (vnet_pubkey_parse(val, nd->pubkey))
                 return usage_error("bad --pubkey '%s': want the 43 characters that vnet-node "
                                    "--pubkey prints",
                                    val);
-            q->has |= VNET_REQ_HAS_PUBKEY;
+            nd->has_pubkey = true;
         } else if (strcmp(name, "phys") == 0) {
-            if (vnet_endpoint_parse(val, &q->phys))
+            if (vnet_endpoint_parse(val, &nd->phys))
                 return usage_error("bad --phys '%s': want IP:PORT or [IPv6]:PORT", val);
-            q->has |= VNET_REQ_HAS_PHYS;
         }
     }
-    if (q->op == VNET_REQ_NODE_MOVE && !(q->has & VNET_REQ_HAS_PHYS))
+    if (c->op == NODE_MOVE && !c->nd.phys.ip.family)
         return usage_error("%s", "node move needs --phys IP:PORT");
     return 0;
 }
@@ -534,6 +527,139 @@ static int load_token(const struct cmd *c, char *out, size_t outlen)
     }
     memset(raw, 0, sizeof(raw));
     return 0;
+}
+
+/* ---- the request ---- */
+
+static void print_new_token(const struct vnet_client_new_token *t)
+{
+    if (json) { /* {"subscriber": {...}, "token": "vnetapi1-..."} */
+        printf("{\"subscriber\":");
+        print_subscriber_json(&t->subscriber);
+        printf(",");
+        json_str("token", t->token[0] ? t->token : NULL, false);
+        printf("}\n");
+        return;
+    }
+    print_subscribers(&t->subscriber, 1);
+    printf("API token (shown once; keep it in a file of mode 0600): %s\n", t->token);
+}
+
+/* "{"ok":true}" or the human line @fmt about @name. */
+static void print_done(const char *fmt, const char *name)
+{
+    if (json)
+        printf("{\"ok\":true}\n");
+    else
+        printf(fmt, name);
+}
+
+/* Make the request of @c and print its result. Returns 0 or the code, with @err explaining. */
+static int run(struct vnet_client *cl, const struct cmd *c, char *err, size_t errlen)
+{
+    struct vnet_network net;
+    struct vnet_node node;
+    struct vnet_client_new_node added;
+    struct vnet_client_new_token tok;
+    struct vnet_client_networks *nets = NULL;
+    struct vnet_client_network *shown = NULL;
+    struct vnet_client_status *st = NULL;
+    struct vnet_client_nodes *nodes = NULL;
+    struct vnet_client_subscribers *subs = NULL;
+    int rc = 0;
+    switch (c->op) {
+    case NETWORK_CREATE:
+        if ((rc = vnet_client_network_create(cl, c->name, &c->net, &net, err, errlen)) == 0)
+            print_networks(&net, NULL, 1);
+        break;
+    case NETWORK_LIST:
+        if ((rc = vnet_client_network_list(cl, &nets, err, errlen)) == 0)
+            print_networks(nets->networks, nets->owners, nets->count);
+        break;
+    case NETWORK_SHOW:
+        if ((rc = vnet_client_network_show(cl, c->name, &shown, err, errlen)) != 0)
+            break;
+        if (json) {
+            printf("{\"network\":");
+            print_network_json(&shown->network, NULL);
+            printf(",\"nodes\":");
+            print_nodes(shown->nodes, shown->count);
+            printf("}\n");
+        } else {
+            print_networks(&shown->network, NULL, 1);
+            printf("\n");
+            print_nodes(shown->nodes, shown->count);
+        }
+        break;
+    case NETWORK_DELETE:
+        if ((rc = vnet_client_network_delete(cl, c->name, err, errlen)) == 0)
+            print_done("network %s removed\n", c->name);
+        break;
+    case NETWORK_STATUS:
+        if ((rc = vnet_client_network_status(cl, c->name, &st, err, errlen)) == 0)
+            print_status(st);
+        break;
+    case NODE_ADD:
+        if ((rc = vnet_client_node_add(cl, c->name, c->node, &c->nd, &added, err, errlen)) != 0)
+            break;
+        if (json) { /* {"node": {...}, "join_token": "..." | null} */
+            printf("{\"node\":");
+            print_node_json(&added.node);
+            printf(",");
+            json_str("join_token", added.join_token[0] ? added.join_token : NULL, false);
+            printf("}\n");
+            break;
+        }
+        print_nodes(&added.node, 1);
+        if (added.join_token[0])
+            printf("join token (single use, valid 24 h): %s\n", added.join_token);
+        break;
+    case NODE_LIST:
+        if ((rc = vnet_client_node_list(cl, c->name, &nodes, err, errlen)) == 0)
+            print_nodes(nodes->nodes, nodes->count);
+        break;
+    case NODE_SHOW:
+        if ((rc = vnet_client_node_show(cl, c->name, c->node, &node, err, errlen)) == 0)
+            print_nodes(&node, 1);
+        break;
+    case NODE_MOVE:
+        rc = vnet_client_node_move(cl, c->name, c->node, &c->nd.phys, &node, err, errlen);
+        if (rc == 0)
+            print_nodes(&node, 1);
+        break;
+    case NODE_REMOVE:
+        if ((rc = vnet_client_node_remove(cl, c->name, c->node, err, errlen)) == 0)
+            print_done("node %s removed\n", c->node);
+        break;
+    case NODE_REVOKE:
+        if ((rc = vnet_client_node_revoke(cl, c->name, c->node, err, errlen)) == 0)
+            print_done("node %s: key revoked\n", c->node);
+        break;
+    case SUBSCRIBER_CREATE:
+        if ((rc = vnet_client_subscriber_create(cl, c->name, &tok, err, errlen)) == 0)
+            print_new_token(&tok);
+        break;
+    case SUBSCRIBER_TOKEN:
+        if ((rc = vnet_client_subscriber_token(cl, c->name, &tok, err, errlen)) == 0)
+            print_new_token(&tok);
+        break;
+    case SUBSCRIBER_LIST:
+        if ((rc = vnet_client_subscriber_list(cl, &subs, err, errlen)) == 0)
+            print_subscribers(subs->subscribers, subs->count);
+        break;
+    case SUBSCRIBER_DELETE:
+        if ((rc = vnet_client_subscriber_delete(cl, c->name, err, errlen)) == 0)
+            print_done("subscriber %s removed\n", c->name);
+        break;
+    }
+    memset(&tok, 0, sizeof(tok));
+    memset(&added, 0, sizeof(added));
+    vnet_client_free(nets);
+    vnet_client_free(shown);
+    vnet_client_free(st);
+    vnet_client_free(nodes);
+    vnet_client_free(subs);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -611,103 +737,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, err[0] ? err : vnet_strerror(rc));
         return 1;
     }
-    struct vnet_msg m;
-    rc = vnet_client_request(cl, &c.req, &m, err, sizeof(err));
+    rc = run(cl, &c, err, sizeof(err));
     vnet_client_close(cl);
     if (rc) {
         fprintf(stderr, "%s: %s\n", prog, err[0] ? err : vnet_strerror(rc));
         return 1;
     }
-    const struct vnet_msg_reply *r = &m.u.reply;
-    if (r->code != 0) {
-        fprintf(stderr, "%s: %s\n", prog, r->text[0] ? r->text : vnet_strerror(r->code));
-        vnet_msg_free(&m);
-        return 1;
-    }
-    switch (c.req.op) {
-    case VNET_REQ_NETWORK_CREATE:
-    case VNET_REQ_NETWORK_LIST:
-        print_networks(r);
-        break;
-    case VNET_REQ_SUBSCRIBER_LIST:
-        print_subscribers(r);
-        break;
-    case VNET_REQ_SUBSCRIBER_CREATE:
-    case VNET_REQ_SUBSCRIBER_TOKEN:
-        if (json) { /* {"subscriber": {...}, "token": "vnetapi1-..."} */
-            printf("{\"subscriber\":");
-            if (r->nsubscribers)
-                print_subscriber_json(&r->subscribers[0]);
-            else
-                printf("null");
-            printf(",");
-            json_str("token", r->token[0] ? r->token : NULL, false);
-            printf("}\n");
-            break;
-        }
-        print_subscribers(r);
-        printf("API token (shown once; keep it in a file of mode 0600): %s\n", r->token);
-        break;
-    case VNET_REQ_SUBSCRIBER_DELETE:
-        if (json)
-            printf("{\"ok\":true}\n");
-        else
-            printf("subscriber %s removed\n", c.req.network);
-        break;
-    case VNET_REQ_NETWORK_SHOW:
-        if (json) {
-            printf("{\"network\":");
-            if (r->nnetworks)
-                print_network_json(&r->networks[0], NULL);
-            printf(",\"nodes\":");
-            print_nodes(r->nodes, r->nnodes);
-            printf("}\n");
-        } else {
-            print_networks(r);
-            printf("\n");
-            print_nodes(r->nodes, r->nnodes);
-        }
-        break;
-    case VNET_REQ_NETWORK_STATUS:
-        if (r->nnetworks)
-            print_status(r);
-        break;
-    case VNET_REQ_NODE_ADD:
-        if (json) { /* {"node": {...}, "join_token": "..." | null} */
-            printf("{\"node\":");
-            if (r->nnodes)
-                print_node_json(&r->nodes[0]);
-            else
-                printf("null");
-            printf(",");
-            json_str("join_token", r->token[0] ? r->token : NULL, false);
-            printf("}\n");
-            break;
-        }
-        print_nodes(r->nodes, r->nnodes);
-        if (r->token[0])
-            printf("join token (single use, valid 24 h): %s\n", r->token);
-        break;
-    case VNET_REQ_NODE_LIST:
-    case VNET_REQ_NODE_SHOW:
-    case VNET_REQ_NODE_MOVE:
-        print_nodes(r->nodes, r->nnodes);
-        break;
-    case VNET_REQ_NODE_REVOKE:
-        if (json)
-            printf("{\"ok\":true}\n");
-        else
-            printf("node %s: key revoked\n", c.req.node);
-        break;
-    case VNET_REQ_NETWORK_DELETE:
-    case VNET_REQ_NODE_REMOVE:
-        if (json)
-            printf("{\"ok\":true}\n");
-        else
-            printf("%s %s removed\n", c.req.op == VNET_REQ_NODE_REMOVE ? "node" : "network",
-                   c.req.op == VNET_REQ_NODE_REMOVE ? c.req.node : c.req.network);
-        break;
-    }
-    vnet_msg_free(&m);
     return 0;
 }

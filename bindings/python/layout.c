@@ -5,7 +5,6 @@
 #include <vnet/client.h>
 #include <vnet/datapath.h>
 #include <vnet/port.h>
-#include <vnet/proto.h>
 #include <vnet/switch_table.h>
 #include <vnet/vnet.h>
 
@@ -76,51 +75,63 @@ int main(void)
     F(vnet_subscriber, admin);
     F(vnet_subscriber, has_token);
     END();
-    BEGIN(vnet_msg_request);
-    F(vnet_msg_request, id);
-    F(vnet_msg_request, op);
-    F(vnet_msg_request, has);
-    F(vnet_msg_request, network);
-    F(vnet_msg_request, node);
-    F(vnet_msg_request, vni);
-    F(vnet_msg_request, subnet4);
-    F(vnet_msg_request, subnet6);
-    F(vnet_msg_request, mtu);
-    F(vnet_msg_request, mac);
-    F(vnet_msg_request, ip4);
-    F(vnet_msg_request, ip6);
-    F(vnet_msg_request, phys);
-    F(vnet_msg_request, pubkey);
-    F(vnet_msg_request, mode);
-    END();
     BEGIN(vnet_node_status);
     F(vnet_node_status, node);
     F(vnet_node_status, acked);
     F(vnet_node_status, connected);
     F(vnet_node_status, connected_since_ms);
     END();
-    BEGIN(vnet_msg_reply);
-    F(vnet_msg_reply, id);
-    F(vnet_msg_reply, code);
-    F(vnet_msg_reply, text);
-    F(vnet_msg_reply, networks);
-    F(vnet_msg_reply, nnetworks);
-    F(vnet_msg_reply, nodes);
-    F(vnet_msg_reply, nnodes);
-    F(vnet_msg_reply, status);
-    F(vnet_msg_reply, nstatus);
-    F(vnet_msg_reply, token);
-    F(vnet_msg_reply, subscribers);
-    F(vnet_msg_reply, nsubscribers);
-    END();
-    BEGIN(vnet_msg);
-    F(vnet_msg, type);
-    F(vnet_msg, u);
-    END();
     BEGIN(vnet_client_opts);
     F(vnet_client_opts, timeout_ms);
     F(vnet_client_opts, controller_pub);
     F(vnet_client_opts, token);
+    END();
+    BEGIN(vnet_client_network_opts);
+    F(vnet_client_network_opts, vni);
+    F(vnet_client_network_opts, subnet4);
+    F(vnet_client_network_opts, subnet6);
+    F(vnet_client_network_opts, mtu);
+    F(vnet_client_network_opts, mode);
+    END();
+    BEGIN(vnet_client_node_opts);
+    F(vnet_client_node_opts, mac);
+    F(vnet_client_node_opts, has_mac);
+    F(vnet_client_node_opts, ip4);
+    F(vnet_client_node_opts, ip6);
+    F(vnet_client_node_opts, phys);
+    F(vnet_client_node_opts, pubkey);
+    F(vnet_client_node_opts, has_pubkey);
+    END();
+    BEGIN(vnet_client_networks);
+    F(vnet_client_networks, networks);
+    F(vnet_client_networks, owners);
+    F(vnet_client_networks, count);
+    END();
+    BEGIN(vnet_client_network);
+    F(vnet_client_network, network);
+    F(vnet_client_network, nodes);
+    F(vnet_client_network, count);
+    END();
+    BEGIN(vnet_client_status);
+    F(vnet_client_status, network);
+    F(vnet_client_status, nodes);
+    F(vnet_client_status, count);
+    END();
+    BEGIN(vnet_client_nodes);
+    F(vnet_client_nodes, nodes);
+    F(vnet_client_nodes, count);
+    END();
+    BEGIN(vnet_client_subscribers);
+    F(vnet_client_subscribers, subscribers);
+    F(vnet_client_subscribers, count);
+    END();
+    BEGIN(vnet_client_new_node);
+    F(vnet_client_new_node, node);
+    F(vnet_client_new_node, join_token);
+    END();
+    BEGIN(vnet_client_new_token);
+    F(vnet_client_new_token, subscriber);
+    F(vnet_client_new_token, token);
     END();
     BEGIN(vnet_entry);
     F(vnet_entry, revision);
@@ -219,8 +230,9 @@ int main(void)
     F(vnet_dp_peer_stats, rx_bytes);
     END();
     printf(",\"constants\":{\"VNET_DP_DROP__MAX\":%d,\"VNET_DROP__MAX\":%d,\"VNET_NAME_MAX\":%d,"
-           "\"VNET_MSG_TEXT_MAX\":%d,\"VNET_PROTO_VERSION\":%d}",
-           VNET_DP_DROP__MAX, VNET_DROP__MAX, VNET_NAME_MAX, VNET_MSG_TEXT_MAX, VNET_PROTO_VERSION);
+           "\"VNET_CLIENT_TOKEN_MAX\":%d,\"VNET_CLIENT_MODE_SECURE\":%d}",
+           VNET_DP_DROP__MAX, VNET_DROP__MAX, VNET_NAME_MAX, VNET_CLIENT_TOKEN_MAX,
+           VNET_CLIENT_MODE_SECURE);
     printf("}\n");
     return 0;
 }

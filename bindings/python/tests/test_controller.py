@@ -151,3 +151,50 @@ def test_unreachable(tmp_path):
     assert ei.value.code < 0 and ei.value.name.startswith("VNET_E")
     with pytest.raises(vnet.VnetConnectionError):
         vnet.Client(f"127.0.0.1:{free_tcp_port()}", timeout=1)
+
+
+def test_subscribers(controller):
+    with vnet.Client(controller["sock"]) as c:
+        carol = c.subscriber_create("carol")
+        assert carol.name == "carol" and not carol.admin and carol.has_token
+        assert carol.token.startswith("vnetapi1-") and "vnetapi1" not in repr(carol)
+        with pytest.raises(vnet.ConflictError):
+            c.subscriber_create("carol")
+        subs = c.subscriber_list()
+        assert subs[0].admin and "carol" in [s.name for s in subs]
+        with vnet.Client(controller["api"], controller_key=controller["pub"], token=carol.token,
+                         timeout=5) as s:
+            assert s.network_create("cnet").subscriber_id == carol.id
+            nets = s.network_list()
+            assert [n.name for n in nets] == ["cnet"] and nets[0].owner is None
+            with pytest.raises(vnet.AccessDeniedError):
+                s.subscriber_list()
+        owners = {n.name: n.owner for n in c.network_list()}
+        assert owners["cnet"] == "carol"
+        rotated = c.subscriber_token("carol")
+        assert rotated.token and rotated.token != carol.token
+        with pytest.raises(vnet.AccessDeniedError):
+            vnet.Client(controller["api"], controller_key=controller["pub"], token=carol.token,
+                        timeout=5)
+        with pytest.raises(vnet.BusyError):
+            c.subscriber_delete("carol")
+        c.network_delete("carol/cnet")
+        c.subscriber_delete("carol")
+        with pytest.raises(vnet.NotFoundError):
+            c.subscriber_delete("carol")
+
+
+def test_refused_by_the_library(controller):
+    """Checked by the C typed calls before anything is sent; the session stays usable."""
+    with vnet.Client(controller["sock"]) as c:
+        with pytest.raises(vnet.InvalidArgumentError) as ei:
+            c.node_add("blue", "m", mac="03:00:00:00:00:01")  # multicast
+        assert "unicast" in ei.value.text
+        with pytest.raises(vnet.InvalidArgumentError) as ei:
+            c.node_show("blue", "y" * 64)
+        assert "node name" in ei.value.text
+        with pytest.raises(TypeError):
+            c.network_show(42)
+        assert "blue" in [n.name for n in c.network_list()]
+    with pytest.raises(vnet.StateError):
+        c.network_list()

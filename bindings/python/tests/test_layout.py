@@ -16,11 +16,17 @@ STRUCTS = {
     "vnet_network": _lib.Network,
     "vnet_node": _lib.Node,
     "vnet_subscriber": _lib.Subscriber,
-    "vnet_msg_request": _lib.MsgRequest,
     "vnet_node_status": _lib.NodeStatus,
-    "vnet_msg_reply": _lib.MsgReply,
-    "vnet_msg": _lib.Msg,
     "vnet_client_opts": _lib.ClientOpts,
+    "vnet_client_network_opts": _lib.ClientNetworkOpts,
+    "vnet_client_node_opts": _lib.ClientNodeOpts,
+    "vnet_client_networks": _lib.ClientNetworks,
+    "vnet_client_network": _lib.ClientNetwork,
+    "vnet_client_status": _lib.ClientStatus,
+    "vnet_client_nodes": _lib.ClientNodes,
+    "vnet_client_subscribers": _lib.ClientSubscribers,
+    "vnet_client_new_node": _lib.ClientNewNode,
+    "vnet_client_new_token": _lib.ClientNewToken,
     "vnet_entry": _lib.Entry,
     "vnet_table_opts": _lib.TableOpts,
     "vnet_table_op": _lib.TableOp,
@@ -55,4 +61,5 @@ def test_constants(layout):
     k = layout["constants"]
     assert k["VNET_DP_DROP__MAX"] == _lib.VNET_DP_DROP__MAX
     assert k["VNET_NAME_MAX"] == _lib.VNET_NAME_MAX
-    assert k["VNET_MSG_TEXT_MAX"] == _lib.VNET_MSG_TEXT_MAX
+    assert k["VNET_CLIENT_TOKEN_MAX"] == _lib.VNET_CLIENT_TOKEN_MAX
+    assert k["VNET_CLIENT_MODE_SECURE"] == _lib.CLIENT_MODE_SECURE

@@ -26,7 +26,7 @@ from .addr import (
     parse_pubkey,
     parse_vni,
 )
-from .client import Client, Network, NetworkStatus, Node, NodeState, NodeStatus
+from .client import Client, Network, NetworkStatus, Node, NodeState, NodeStatus, Subscriber
 from .datapath import Datapath, DatapathStats, PeerStats, PortInfo, PortStats
 from .errors import (
     AccessDeniedError,
@@ -77,6 +77,7 @@ __all__ = [
     "PortStats",
     "ProtocolError",
     "StateError",
+    "Subscriber",
     "Table",
     "TableStats",
     "VNI_ANY",

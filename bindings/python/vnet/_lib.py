@@ -17,13 +17,11 @@ from ctypes import (
     CFUNCTYPE,
     POINTER,
     Structure,
-    Union,
     c_bool,
     c_char,
     c_char_p,
     c_double,
     c_int,
-    c_int32,
     c_size_t,
     c_uint,
     c_uint8,
@@ -36,8 +34,6 @@ from ctypes import (
 VNET_NAME_MAX = 64
 VNET_PUBKEY_LEN = 32
 VNET_NODE_IPS = 2
-VNET_MSG_TEXT_MAX = 256
-VNET_AUTH_MAX = 512
 VNET_DP_DROP__MAX = 15
 VNET_VNI_MAX = 0xFFFFFF
 VNET_VNI_ANY = 0xFFFFFFFF
@@ -107,78 +103,7 @@ class Change(Structure):
     _fields_ = [("network_id", c_uint64), ("revision", c_uint64), ("op", c_int), ("node", Node)]
 
 
-# ---- proto.h ----
-
-REQ_HAS_VNI = 0x01
-REQ_HAS_SUBNET4 = 0x02
-REQ_HAS_SUBNET6 = 0x04
-REQ_HAS_MTU = 0x08
-REQ_HAS_MAC = 0x10
-REQ_HAS_IP4 = 0x20
-REQ_HAS_IP6 = 0x40
-REQ_HAS_PHYS = 0x80
-REQ_HAS_PUBKEY = 0x100
-REQ_HAS_MODE = 0x200
-
-(
-    REQ_NETWORK_CREATE,
-    REQ_NETWORK_LIST,
-    REQ_NETWORK_SHOW,
-    REQ_NETWORK_DELETE,
-    REQ_NETWORK_STATUS,
-    REQ_NODE_ADD,
-    REQ_NODE_LIST,
-    REQ_NODE_SHOW,
-    REQ_NODE_MOVE,
-    REQ_NODE_REMOVE,
-    REQ_SUBSCRIBER_CREATE,
-    REQ_SUBSCRIBER_LIST,
-    REQ_SUBSCRIBER_DELETE,
-    REQ_SUBSCRIBER_TOKEN,
-    REQ_NODE_REVOKE,
-) = range(1, 16)
-
-
-class MsgHello(Structure):
-    _fields_ = [
-        ("version", c_uint32),
-        ("role", c_int),
-        ("network", c_char * VNET_NAME_MAX),
-        ("node", c_char * VNET_NAME_MAX),
-        ("revision", c_uint64),
-        ("auth", c_uint8 * VNET_AUTH_MAX),
-        ("auth_len", c_uint32),
-    ]
-
-
-class MsgWelcome(Structure):
-    _fields_ = [
-        ("version", c_uint32),
-        ("network", Network),
-        ("node", Node),
-        ("auth", c_uint8 * VNET_AUTH_MAX),
-        ("auth_len", c_uint32),
-    ]
-
-
-class MsgRequest(Structure):
-    _fields_ = [
-        ("id", c_uint32),
-        ("op", c_int),
-        ("has", c_uint32),
-        ("network", c_char * VNET_NAME_MAX),
-        ("node", c_char * VNET_NAME_MAX),
-        ("vni", c_uint32),
-        ("subnet4", Prefix),
-        ("subnet6", Prefix),
-        ("mtu", c_uint32),
-        ("mac", Mac),
-        ("ip4", Ip),
-        ("ip6", Ip),
-        ("phys", Endpoint),
-        ("pubkey", c_uint8 * VNET_PUBKEY_LEN),
-        ("mode", c_uint8),
-    ]
+# ---- proto.h (plain data only) ----
 
 
 class NodeStatus(Structure):
@@ -190,44 +115,10 @@ class NodeStatus(Structure):
     ]
 
 
-class MsgReply(Structure):
-    _fields_ = [
-        ("id", c_uint32),
-        ("code", c_int32),
-        ("text", c_char * VNET_MSG_TEXT_MAX),
-        ("networks", POINTER(Network)),
-        ("nnetworks", c_uint32),
-        ("nodes", POINTER(Node)),
-        ("nnodes", c_uint32),
-        ("status", POINTER(NodeStatus)),
-        ("nstatus", c_uint32),
-        ("token", c_char * VNET_MSG_TEXT_MAX),
-        ("subscribers", POINTER(Subscriber)),
-        ("nsubscribers", c_uint32),
-    ]
-
-
-class MsgError(Structure):
-    _fields_ = [("code", c_int32), ("text", c_char * VNET_MSG_TEXT_MAX)]
-
-
-class MsgUnion(Union):
-    # Only the members the binding reads are spelled out; hello and welcome are the largest and
-    # fix the union's size (checked by test_layout).
-    _fields_ = [
-        ("hello", MsgHello),
-        ("welcome", MsgWelcome),
-        ("error", MsgError),
-        ("request", MsgRequest),
-        ("reply", MsgReply),
-    ]
-
-
-class Msg(Structure):
-    _fields_ = [("type", c_int), ("u", MsgUnion)]
-
-
 # ---- client.h ----
+
+VNET_CLIENT_TOKEN_MAX = 256
+CLIENT_MODE_DEFAULT, CLIENT_MODE_PLAIN, CLIENT_MODE_SECURE = range(3)
 
 
 class ClientOpts(Structure):
@@ -236,6 +127,60 @@ class ClientOpts(Structure):
         ("controller_pub", POINTER(c_uint8)),
         ("token", c_char_p),
     ]
+
+
+class ClientNetworkOpts(Structure):
+    _fields_ = [
+        ("vni", c_uint32),
+        ("subnet4", Prefix),
+        ("subnet6", Prefix),
+        ("mtu", c_uint32),
+        ("mode", c_int),
+    ]
+
+
+class ClientNodeOpts(Structure):
+    _fields_ = [
+        ("mac", Mac),
+        ("has_mac", c_bool),
+        ("ip4", Ip),
+        ("ip6", Ip),
+        ("phys", Endpoint),
+        ("pubkey", c_uint8 * VNET_PUBKEY_LEN),
+        ("has_pubkey", c_bool),
+    ]
+
+
+class ClientNetworks(Structure):
+    _fields_ = [
+        ("networks", POINTER(Network)),
+        ("owners", POINTER(Subscriber)),
+        ("count", c_uint32),
+    ]
+
+
+class ClientNetwork(Structure):
+    _fields_ = [("network", Network), ("nodes", POINTER(Node)), ("count", c_uint32)]
+
+
+class ClientStatus(Structure):
+    _fields_ = [("network", Network), ("nodes", POINTER(NodeStatus)), ("count", c_uint32)]
+
+
+class ClientNodes(Structure):
+    _fields_ = [("nodes", POINTER(Node)), ("count", c_uint32)]
+
+
+class ClientSubscribers(Structure):
+    _fields_ = [("subscribers", POINTER(Subscriber)), ("count", c_uint32)]
+
+
+class ClientNewNode(Structure):
+    _fields_ = [("node", Node), ("join_token", c_char * VNET_CLIENT_TOKEN_MAX)]
+
+
+class ClientNewToken(Structure):
+    _fields_ = [("subscriber", Subscriber), ("token", c_char * VNET_CLIENT_TOKEN_MAX)]
 
 
 # ---- switch_table.h ----
@@ -418,16 +363,61 @@ _PROTOS: dict[str, tuple[object, list[object]]] = {
     # crypto.h (public keys only)
     "vnet_pubkey_parse": (c_int, [c_char_p, POINTER(c_uint8)]),
     "vnet_pubkey_format": (c_int, [POINTER(c_uint8), c_char_p, c_size_t]),
-    # proto.h, client.h
-    "vnet_msg_free": (None, [POINTER(Msg)]),
+    # client.h
     "vnet_client_connect2": (
         c_int,
         [c_char_p, POINTER(ClientOpts), POINTER(c_void_p), c_char_p, c_size_t],
     ),
     "vnet_client_close": (None, [_P]),
-    "vnet_client_request": (
+    "vnet_client_free": (None, [_P]),
+    "vnet_client_network_create": (
         c_int,
-        [_P, POINTER(MsgRequest), POINTER(Msg), c_char_p, c_size_t],
+        [_P, c_char_p, POINTER(ClientNetworkOpts), POINTER(Network), c_char_p, c_size_t],
+    ),
+    "vnet_client_network_list": (
+        c_int,
+        [_P, POINTER(POINTER(ClientNetworks)), c_char_p, c_size_t],
+    ),
+    "vnet_client_network_show": (
+        c_int,
+        [_P, c_char_p, POINTER(POINTER(ClientNetwork)), c_char_p, c_size_t],
+    ),
+    "vnet_client_network_delete": (c_int, [_P, c_char_p, c_char_p, c_size_t]),
+    "vnet_client_network_status": (
+        c_int,
+        [_P, c_char_p, POINTER(POINTER(ClientStatus)), c_char_p, c_size_t],
+    ),
+    "vnet_client_node_add": (
+        c_int,
+        [_P, c_char_p, c_char_p, POINTER(ClientNodeOpts), POINTER(ClientNewNode), c_char_p,
+         c_size_t],
+    ),
+    "vnet_client_node_list": (
+        c_int,
+        [_P, c_char_p, POINTER(POINTER(ClientNodes)), c_char_p, c_size_t],
+    ),
+    "vnet_client_node_show": (
+        c_int,
+        [_P, c_char_p, c_char_p, POINTER(Node), c_char_p, c_size_t],
+    ),
+    "vnet_client_node_move": (
+        c_int,
+        [_P, c_char_p, c_char_p, POINTER(Endpoint), POINTER(Node), c_char_p, c_size_t],
+    ),
+    "vnet_client_node_remove": (c_int, [_P, c_char_p, c_char_p, c_char_p, c_size_t]),
+    "vnet_client_node_revoke": (c_int, [_P, c_char_p, c_char_p, c_char_p, c_size_t]),
+    "vnet_client_subscriber_create": (
+        c_int,
+        [_P, c_char_p, POINTER(ClientNewToken), c_char_p, c_size_t],
+    ),
+    "vnet_client_subscriber_list": (
+        c_int,
+        [_P, POINTER(POINTER(ClientSubscribers)), c_char_p, c_size_t],
+    ),
+    "vnet_client_subscriber_delete": (c_int, [_P, c_char_p, c_char_p, c_size_t]),
+    "vnet_client_subscriber_token": (
+        c_int,
+        [_P, c_char_p, POINTER(ClientNewToken), c_char_p, c_size_t],
     ),
     # switch_table.h
     "vnet_table_create": (c_int, [POINTER(TableOpts), POINTER(c_void_p)]),

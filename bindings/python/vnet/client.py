@@ -1,24 +1,26 @@
 """The subscriber API: requests to a vnet-controller, as vnetctl makes them.
 
 A :class:`Client` wraps ``struct vnet_client`` (blocking sockets with a timeout, no event
-loop). Each method builds one ``struct vnet_msg_request`` exactly as ``examples/vnetctl.c``
-does, sends it with ``vnet_client_request`` and turns the reply into dataclasses. A refusal
-raises the :class:`~vnet.errors.VnetError` subclass for the controller's code, with its text:
-:class:`~vnet.errors.ConflictError` (``VNET_EEXIST``), :class:`~vnet.errors.NotFoundError`
-(``VNET_ENOENT``), :class:`~vnet.errors.AccessDeniedError` (``VNET_EACCES``/``VNET_EPERM``),
-:class:`~vnet.errors.InvalidArgumentError` (``VNET_EINVAL``), ...
+loop). Each method is one typed call of ``include/vnet/client.h`` (``vnet_client_network_create``,
+``vnet_client_node_add``, ...), the same calls ``examples/vnetctl.c`` makes; the results become
+dataclasses. A refusal raises the :class:`~vnet.errors.VnetError` subclass for the controller's
+code, with its text: :class:`~vnet.errors.ConflictError` (``VNET_EEXIST``),
+:class:`~vnet.errors.NotFoundError` (``VNET_ENOENT``), :class:`~vnet.errors.AccessDeniedError`
+(``VNET_EACCES``/``VNET_EPERM``), :class:`~vnet.errors.InvalidArgumentError` (``VNET_EINVAL``),
+...
 
 A client handle is for one thread at a time (the library's rule).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Union
 
 from . import _lib
 from ._lib import lib
@@ -43,7 +45,15 @@ from .addr import (
 )
 from .errors import InvalidArgumentError, StateError, error_from_code
 
-__all__ = ["Client", "Network", "Node", "NodeState", "NodeStatus", "NetworkStatus"]
+__all__ = [
+    "Client",
+    "Network",
+    "Node",
+    "NodeState",
+    "NodeStatus",
+    "NetworkStatus",
+    "Subscriber",
+]
 
 _ERRLEN = 512
 
@@ -174,13 +184,33 @@ class NetworkStatus:
         )
 
 
+@dataclass
+class Subscriber:
+    """A subscriber (``struct vnet_subscriber``); ``token`` is set by subscriber_create and
+    subscriber_token only (shown once)."""
+
+    name: str
+    id: int
+    admin: bool
+    has_token: bool
+    token: Optional[str] = field(default=None, repr=False)
+
+    @classmethod
+    def _from_c(cls, s: _lib.Subscriber) -> "Subscriber":
+        return cls(name=s.name.decode(), id=s.id, admin=bool(s.admin), has_token=bool(s.has_token))
+
+
 def _name(s: str, what: str) -> bytes:
+    """The name's bytes; the library judges its length (VNET_EINVAL)."""
     if not isinstance(s, str):
         raise TypeError(f"{what}: expected str, got {type(s).__name__}")
-    b = s.encode()
-    if not b or len(b) >= _lib.VNET_NAME_MAX:
-        raise InvalidArgumentError(-errno.EINVAL, f"bad {what} {s!r}: 1 to 63 characters")
-    return b
+    return s.encode()
+
+
+def _one_or_many(v) -> Iterable:
+    if v is None:
+        return ()
+    return v if isinstance(v, (list, tuple)) else (v,)
 
 
 class Client:
@@ -254,26 +284,24 @@ class Client:
 
     # ---- plumbing ----
 
-    def _request(self, req: _lib.MsgRequest, what: str):
-        """Send @req; returns a context-managed reply the caller reads then frees."""
+    def _call(self, fn, what: str, *args) -> None:
+        """fn(handle, *args, err, errlen); raises the error for a negative code."""
         if self._h is None:
             raise StateError(-4000 - 4, "client is closed")
-        msg = _lib.Msg()
         err = ctypes.create_string_buffer(_ERRLEN)
-        rc = lib.vnet_client_request(self._h, ctypes.byref(req), ctypes.byref(msg), err, _ERRLEN)
+        rc = fn(self._h, *args, err, _ERRLEN)
         if rc:
             raise error_from_code(rc, err.value.decode(errors="replace") or None, what)
-        return _Reply(msg, what)
 
-    @staticmethod
-    def _req(op: int, network: Optional[str] = None, node: Optional[str] = None):
-        req = _lib.MsgRequest()
-        req.op = op
-        if network is not None:
-            req.network = _name(network, "network name")
-        if node is not None:
-            req.node = _name(node, "node name")
-        return req
+    @contextlib.contextmanager
+    def _list(self, fn, ctype, what: str, *args) -> Iterator:
+        """A list result of @fn, freed (vnet_client_free) when the block ends."""
+        out = ctypes.POINTER(ctype)()
+        self._call(fn, what, *args, ctypes.byref(out))
+        try:
+            yield out.contents
+        finally:
+            lib.vnet_client_free(out)
 
     # ---- networks ----
 
@@ -287,62 +315,65 @@ class Client:
     ) -> Network:
         """Create a network. ``subnet``: one prefix or a list (one IPv4, one IPv6); ``mode``:
         ``"plain"`` or ``"secure"`` (the controller's default when None)."""
-        req = self._req(_lib.REQ_NETWORK_CREATE, name)
-        if vni is not None:
+        o = _lib.ClientNetworkOpts()
+        if vni is not None:  # 0 would ask for the default
             if not isinstance(vni, int) or not 1 <= vni <= _lib.VNET_VNI_MAX:
                 raise InvalidArgumentError(-errno.EINVAL, f"bad vni {vni!r}: want 1..16777215")
-            req.vni = vni
-            req.has |= _lib.REQ_HAS_VNI
-        subnets: Iterable[PrefixLike]
-        if subnet is None:
-            subnets = ()
-        elif isinstance(subnet, (list, tuple)):
-            subnets = subnet
-        else:
-            subnets = (subnet,)  # type: ignore[assignment]
-        for s in subnets:
+            o.vni = vni
+        for s in _one_or_many(subnet):
             p = prefix_to_c(s)
             if p.ip.family == 4:
-                req.subnet4 = p
-                req.has |= _lib.REQ_HAS_SUBNET4
+                o.subnet4 = p
             else:
-                req.subnet6 = p
-                req.has |= _lib.REQ_HAS_SUBNET6
+                o.subnet6 = p
         if mtu is not None:
             if not isinstance(mtu, int) or not 576 <= mtu <= 65000:
                 raise InvalidArgumentError(-errno.EINVAL, f"bad mtu {mtu!r}: want 576..65000")
-            req.mtu = mtu
-            req.has |= _lib.REQ_HAS_MTU
+            o.mtu = mtu
         if mode is not None:
-            if mode not in ("plain", "secure"):
+            modes = {"plain": _lib.CLIENT_MODE_PLAIN, "secure": _lib.CLIENT_MODE_SECURE}
+            if mode not in modes:
                 raise InvalidArgumentError(-errno.EINVAL, f"bad mode {mode!r}: plain or secure")
-            req.mode = 1 if mode == "secure" else 0
-            req.has |= _lib.REQ_HAS_MODE
-        with self._request(req, f"network create {name}") as r:
-            return r.networks()[0]
+            o.mode = modes[mode]
+        out = _lib.Network()
+        self._call(
+            lib.vnet_client_network_create,
+            f"network create {name}",
+            _name(name, "network name"),
+            ctypes.byref(o),
+            ctypes.byref(out),
+        )
+        return Network._from_c(out)
 
     def network_list(self) -> List[Network]:
-        with self._request(self._req(_lib.REQ_NETWORK_LIST), "network list") as r:
-            nets = r.networks()
-            owners = {s.id: s.name.decode() for s in r.subscribers()}
-            for n in nets:
-                n.owner = owners.get(n.subscriber_id)
+        with self._list(lib.vnet_client_network_list, _lib.ClientNetworks, "network list") as r:
+            nets = [Network._from_c(r.networks[i]) for i in range(r.count)]
+            if r.owners:  # the admin's view
+                for i, n in enumerate(nets):
+                    n.owner = r.owners[i].name.decode() or None
             return nets
 
     def network_show(self, name: str) -> Network:
         """The network, with its nodes in ``.nodes``."""
-        with self._request(self._req(_lib.REQ_NETWORK_SHOW, name), f"network show {name}") as r:
-            net = r.networks()[0]
-            net.nodes = r.nodes()
+        what = f"network show {name}"
+        with self._list(
+            lib.vnet_client_network_show, _lib.ClientNetwork, what, _name(name, "network name")
+        ) as r:
+            net = Network._from_c(r.network)
+            net.nodes = [Node._from_c(r.nodes[i]) for i in range(r.count)]
             return net
 
     def network_delete(self, name: str) -> None:
-        with self._request(self._req(_lib.REQ_NETWORK_DELETE, name), f"network delete {name}"):
-            pass
+        self._call(
+            lib.vnet_client_network_delete, f"network delete {name}", _name(name, "network name")
+        )
 
     def network_status(self, name: str) -> NetworkStatus:
-        with self._request(self._req(_lib.REQ_NETWORK_STATUS, name), f"network status {name}") as r:
-            net = r.networks()[0]
+        what = f"network status {name}"
+        with self._list(
+            lib.vnet_client_network_status, _lib.ClientStatus, what, _name(name, "network name")
+        ) as r:
+            net = Network._from_c(r.network)
             st = [
                 NodeStatus(
                     node=Node._from_c(s.node),
@@ -351,7 +382,7 @@ class Client:
                     converged=s.acked == net.revision,
                     connected_since_ms=s.connected_since_ms,
                 )
-                for s in r.status()
+                for s in (r.nodes[i] for i in range(r.count))
             ]
             return NetworkStatus(net, st)
 
@@ -369,102 +400,101 @@ class Client:
         """Add a node. ``ip``: one address or a list (one IPv4, one IPv6); default the next free
         ones. The returned node's ``join_token`` holds its single-use join token when the
         controller has a key and no ``pubkey`` was given."""
-        req = self._req(_lib.REQ_NODE_ADD, network, name)
+        o = _lib.ClientNodeOpts()
         if mac is not None:
-            req.mac = mac_to_c(mac)
-            if req.mac.b[0] & 1:
-                raise InvalidArgumentError(-errno.EINVAL, f"bad mac {mac!r}: want a unicast MAC")
-            req.has |= _lib.REQ_HAS_MAC
-        ips: Iterable[IPLike]
-        if ip is None:
-            ips = ()
-        elif isinstance(ip, (list, tuple)):
-            ips = ip
-        else:
-            ips = (ip,)  # type: ignore[assignment]
-        for a in ips:
+            o.mac = mac_to_c(mac)
+            o.has_mac = True
+        for a in _one_or_many(ip):
             c = ip_to_c(a)
             if c.family == 4:
-                req.ip4 = c
-                req.has |= _lib.REQ_HAS_IP4
+                o.ip4 = c
             else:
-                req.ip6 = c
-                req.has |= _lib.REQ_HAS_IP6
+                o.ip6 = c
         if phys is not None:
-            req.phys = endpoint_to_c(phys)
-            req.has |= _lib.REQ_HAS_PHYS
+            o.phys = endpoint_to_c(phys)
         if pubkey is not None:
-            req.pubkey[:] = list(parse_pubkey(pubkey))
-            req.has |= _lib.REQ_HAS_PUBKEY
-        with self._request(req, f"node add {network} {name}") as r:
-            node = r.nodes()[0]
-            node.join_token = r.token() or None
-            return node
+            o.pubkey[:] = list(parse_pubkey(pubkey))
+            o.has_pubkey = True
+        out = _lib.ClientNewNode()
+        self._call(
+            lib.vnet_client_node_add,
+            f"node add {network} {name}",
+            _name(network, "network name"),
+            _name(name, "node name"),
+            ctypes.byref(o),
+            ctypes.byref(out),
+        )
+        node = Node._from_c(out.node)
+        node.join_token = out.join_token.decode() or None
+        return node
 
     def node_list(self, network: str) -> List[Node]:
-        with self._request(self._req(_lib.REQ_NODE_LIST, network), f"node list {network}") as r:
-            return r.nodes()
+        what = f"node list {network}"
+        with self._list(
+            lib.vnet_client_node_list, _lib.ClientNodes, what, _name(network, "network name")
+        ) as r:
+            return [Node._from_c(r.nodes[i]) for i in range(r.count)]
+
+    def _node_call(self, fn, what: str, network: str, name: str, *args) -> Node:
+        out = _lib.Node()
+        names = (_name(network, "network name"), _name(name, "node name"))
+        self._call(fn, f"{what} {network} {name}", *names, *args, ctypes.byref(out))
+        return Node._from_c(out)
 
     def node_show(self, network: str, name: str) -> Node:
-        req = self._req(_lib.REQ_NODE_SHOW, network, name)
-        with self._request(req, f"node show {network} {name}") as r:
-            return r.nodes()[0]
+        return self._node_call(lib.vnet_client_node_show, "node show", network, name)
 
     def node_move(self, network: str, name: str, phys: EndpointLike) -> Node:
         """Set a node's physical endpoint."""
-        req = self._req(_lib.REQ_NODE_MOVE, network, name)
-        req.phys = endpoint_to_c(phys)
-        req.has |= _lib.REQ_HAS_PHYS
-        with self._request(req, f"node move {network} {name}") as r:
-            return r.nodes()[0]
+        ep = endpoint_to_c(phys)
+        return self._node_call(
+            lib.vnet_client_node_move, "node move", network, name, ctypes.byref(ep)
+        )
 
     def node_remove(self, network: str, name: str) -> None:
-        req = self._req(_lib.REQ_NODE_REMOVE, network, name)
-        with self._request(req, f"node remove {network} {name}"):
-            pass
+        self._call(
+            lib.vnet_client_node_remove,
+            f"node remove {network} {name}",
+            _name(network, "network name"),
+            _name(name, "node name"),
+        )
 
     def node_revoke(self, network: str, name: str) -> None:
         """Forget a node's key: it is disconnected and refused until it enrols again."""
-        req = self._req(_lib.REQ_NODE_REVOKE, network, name)
-        with self._request(req, f"node revoke {network} {name}"):
-            pass
+        self._call(
+            lib.vnet_client_node_revoke,
+            f"node revoke {network} {name}",
+            _name(network, "network name"),
+            _name(name, "node name"),
+        )
 
+    # ---- subscribers (the admin only) ----
 
-class _Reply:
-    """A decoded reply: raises for a refusal on entry, frees the C arrays on exit."""
+    def _new_token(self, fn, what: str, name: str) -> Subscriber:
+        out = _lib.ClientNewToken()
+        self._call(fn, f"{what} {name}", _name(name, "subscriber name"), ctypes.byref(out))
+        sub = Subscriber._from_c(out.subscriber)
+        sub.token = out.token.decode()
+        ctypes.memset(ctypes.addressof(out), 0, ctypes.sizeof(out))
+        return sub
 
-    def __init__(self, msg: _lib.Msg, what: str):
-        self._msg = msg
-        self._what = what
+    def subscriber_create(self, name: str) -> Subscriber:
+        """Create a subscriber; its API token (shown this once) is in ``.token``."""
+        return self._new_token(lib.vnet_client_subscriber_create, "subscriber create", name)
 
-    def __enter__(self) -> "_Reply":
-        r = self._msg.u.reply
-        if r.code != 0:
-            code, text = r.code, r.text.decode(errors="replace")
-            lib.vnet_msg_free(ctypes.byref(self._msg))
-            raise error_from_code(code, text or None, self._what)
-        return self
+    def subscriber_token(self, name: str) -> Subscriber:
+        """A new API token for a subscriber (in ``.token``); the old one stops working."""
+        return self._new_token(lib.vnet_client_subscriber_token, "subscriber token", name)
 
-    def __exit__(self, *exc) -> None:
-        lib.vnet_msg_free(ctypes.byref(self._msg))
+    def subscriber_list(self) -> List[Subscriber]:
+        what = "subscriber list"
+        with self._list(lib.vnet_client_subscriber_list, _lib.ClientSubscribers, what) as r:
+            return [Subscriber._from_c(r.subscribers[i]) for i in range(r.count)]
 
-    @property
-    def _r(self) -> _lib.MsgReply:
-        return self._msg.u.reply
-
-    def networks(self) -> List[Network]:
-        return [Network._from_c(self._r.networks[i]) for i in range(self._r.nnetworks)]
-
-    def nodes(self) -> List[Node]:
-        return [Node._from_c(self._r.nodes[i]) for i in range(self._r.nnodes)]
-
-    def status(self) -> List[_lib.NodeStatus]:
-        return [self._r.status[i] for i in range(self._r.nstatus)]
-
-    def subscribers(self) -> List[_lib.Subscriber]:
-        return [self._r.subscribers[i] for i in range(self._r.nsubscribers)]
-
-    def token(self) -> str:
-        return self._r.token.decode(errors="replace")
-
-
+    def subscriber_delete(self, name: str) -> None:
+        """Delete a subscriber (refused with ``VNET_EBUSY`` while it owns networks)."""
+        self._call(
+            lib.vnet_client_subscriber_delete,
+            f"subscriber delete {name}",
+            _name(name, "subscriber name"),
+        )
