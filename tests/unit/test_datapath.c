@@ -31,6 +31,7 @@
 static const struct vnet_mac MA = {{0x02, 0, 0, 0, 0, 0x0a}};
 static const struct vnet_mac MB = {{0x02, 0, 0, 0, 0, 0x0b}};
 static const struct vnet_mac MC = {{0x02, 0, 0, 0, 0, 0x0c}};
+static const struct vnet_mac MD = {{0x02, 0, 0, 0, 0, 0x0d}};
 static const struct vnet_mac MU = {{0x02, 0, 0, 0, 0, 0x0e}};
 static const struct vnet_mac BCAST = {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
 static const struct vnet_mac MCAST = {{0x01, 0x00, 0x5e, 0x00, 0x00, 0x01}};
@@ -500,6 +501,75 @@ START_TEST(underlay_full_counted)
 }
 END_TEST
 
+/* With multiqueue ports, one datapath per queue over one table: each serves its own queue of
+ * both ports and nothing else. */
+START_TEST(one_datapath_per_queue)
+{
+    ck_assert_int_eq(memport_register(), 0);
+    struct memport *vm, *um;
+    struct memport_opts vo = {.name = "vq", .queues = 2}, uo = {.name = "uq", .queues = 2};
+    ck_assert_int_eq(memport_create(&vo, &vm), 0);
+    ck_assert_int_eq(memport_create(&uo, &um), 0);
+    struct vnet_port_cfg pcfg = {.queues = 2};
+    struct vnet_port *vport, *uport;
+    ck_assert_int_eq(vnet_port_open("mem:vq", &pcfg, &vport), 0);
+    ck_assert_int_eq(vnet_port_open("mem:uq", &pcfg, &uport), 0);
+    struct vnet_table *t;
+    ck_assert_int_eq(vnet_table_create(NULL, &t), 0);
+    const struct vnet_table_op ops[] = {put(&MB, EP_B, 2, VNET_ENTRY_STATIC)};
+    ck_assert_int_eq(vnet_table_apply(t, ops, 1, 1), 0);
+    struct vnet_datapath *dp[2];
+    for (unsigned q = 0; q < 2; q++) {
+        struct vnet_datapath_cfg cfg = {
+            .table = t, .vport = vport, .uport = uport, .vni = VNI, .queue = q};
+        ck_assert_int_eq(vnet_datapath_create(&cfg, &dp[q]), 0);
+        const struct vnet_endpoint peers[] = {EP_B};
+        ck_assert_int_eq(vnet_datapath_set_peers(dp[q], peers, 1), 0);
+    }
+    uint8_t f[100], g[110], d[200];
+    frame(f, &MB, &MA, sizeof(f));
+    frame(g, &MA, &MB, sizeof(g));
+    ck_assert_int_eq(memport_inject(vm, 1, f, sizeof(f), NULL), 0);
+    struct vnet_endpoint b = EP_B;
+    ck_assert_int_eq(memport_inject(um, 0, d, vxlan(d, VNI, g, sizeof(g)), &b), 0);
+    int fds[2];
+    ck_assert_int_eq(vnet_datapath_fds(dp[1], fds), 0);
+    ck_assert(fd_readable(fds[0]) && !fd_readable(fds[1]));
+
+    ck_assert_int_eq(vnet_datapath_poll(dp[1], 0), 1); /* queue 1: the virtual port's frame */
+    ck_assert_uint_eq(memport_tx_count(um, 0), 0);
+    ck_assert_uint_eq(memport_tx_count(um, 1), 1);
+    ck_assert_uint_eq(memport_rx_count(um, 0), 1);     /* not dp[1]'s to take */
+    ck_assert_int_eq(vnet_datapath_poll(dp[0], 0), 1); /* queue 0: the underlay's */
+    ck_assert_uint_eq(memport_tx_count(vm, 0), 1);
+    ck_assert_uint_eq(memport_tx_count(vm, 1), 0);
+    struct memport_frame o;
+    ck_assert_int_eq(memport_take(um, 1, &o), 0);
+    expect_ep(&o.peer, EP_B);
+    ck_assert_uint_eq(o.len, VNET_VXLAN_HLEN + sizeof(f));
+    ck_assert_mem_eq(o.data + VNET_VXLAN_HLEN, f, sizeof(f));
+    memport_frame_free(&o);
+    ck_assert_int_eq(memport_take(vm, 0, &o), 0);
+    ck_assert_uint_eq(o.len, sizeof(g));
+    ck_assert_mem_eq(o.data, g, sizeof(g));
+    memport_frame_free(&o);
+    struct vnet_datapath_stats s0, s1;
+    vnet_datapath_get_stats(dp[0], &s0);
+    vnet_datapath_get_stats(dp[1], &s1);
+    ck_assert_uint_eq(s0.vport.rx_packets + s0.uport.tx_packets, 0);
+    ck_assert_uint_eq(s0.uport.rx_packets, 1);
+    ck_assert_uint_eq(s1.vport.rx_packets, 1);
+    ck_assert_uint_eq(s1.uport.rx_packets, 0);
+    for (unsigned q = 0; q < 2; q++)
+        vnet_datapath_destroy(dp[q]);
+    vnet_port_close(vport);
+    vnet_port_close(uport);
+    memport_destroy(vm);
+    memport_destroy(um);
+    vnet_table_destroy(t);
+}
+END_TEST
+
 /* ==== flooding ==== */
 
 /* @f went out once to each of B and C, in the peer list's order, and nowhere else. */
@@ -589,7 +659,7 @@ END_TEST
 
 /* ==== learning ==== */
 
-/* The entry for MU: NULL, or its endpoint in *out. */
+/* The entry for @mac (NULL if none); its endpoint in *out. */
 static const struct vnet_entry *lookup(struct node *n, const struct vnet_mac *mac,
                                        struct vnet_endpoint *out)
 {
@@ -729,6 +799,35 @@ END_TEST
 START_TEST(spoofed_source_dropped_learning_off)
 {
     spoof_dropped(&DEFAULTS);
+}
+END_TEST
+
+/* The learn queue holds 1024 entries until the writer drains it: one more is counted (the
+ * frame is still delivered), and the drain writes the 1024 in batches. */
+START_TEST(learn_queue_full_counted)
+{
+    struct node_opts o = {.learn = true};
+    struct node n;
+    node_a(&n, &o);
+    uint8_t f[64];
+    struct vnet_datapath_stats s0 = stats(&n);
+    for (unsigned i = 0; i < 1025; i++) {
+        const struct vnet_mac src = {{0x02, 0x10, 0, 0, (uint8_t)(i >> 8), (uint8_t)i}};
+        frame(f, &MA, &src, sizeof(f));
+        inject_vxlan(&n, f, sizeof(f), EP_C);
+    }
+    int handled = 0, rc;
+    while ((rc = vnet_datapath_poll(n.dp, 0)) > 0)
+        handled += rc;
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(handled, 1025);
+    ck_assert_uint_eq(memport_tx_count(n.vm, 0), 1025);
+    struct vnet_datapath_stats s1 = stats(&n);
+    expect_drops(&s0, &s1, VNET_DP_DROP_LEARN_FULL, 1);
+    ck_assert_int_eq(vnet_datapath_learn_drain(n.dp), 1024);
+    ck_assert_uint_eq(DELTA(s0, stats(&n), learned), 1024);
+    ck_assert_uint_eq(vnet_table_count(n.table), 3 + 1024);
+    node_down(&n);
 }
 END_TEST
 
@@ -1099,7 +1198,8 @@ static struct vnet_dp_peer dp_peer(struct vnet_endpoint e, uint64_t id, const ui
 }
 
 /* Nodes A (id 1) and B (id 2) in secure mode, each knowing the other's MAC and key. B's table
- * also holds MC at C (node 3). @b_pub_for_a: the key A believes B has (NULL: B's own). */
+ * also holds MC at C (node 3) and MD of node 4 at A's address (another port). @b_pub_for_a:
+ * the key A believes B has (NULL: B's own). */
 static void pair_up(struct pair *p, const uint8_t *b_pub_for_a)
 {
     ck_assert_int_eq(vnet_key_generate(&p->ka), 0);
@@ -1116,9 +1216,10 @@ static void pair_up(struct pair *p, const uint8_t *b_pub_for_a)
         put(&MB, EP_B, 2, VNET_ENTRY_LOCAL),
         put(&MA, EP_A, 1, VNET_ENTRY_STATIC),
         put(&MC, EP_C, 3, VNET_ENTRY_STATIC),
+        put(&MD, ep(1, 4790), 4, VNET_ENTRY_STATIC),
     };
     ck_assert_int_eq(vnet_table_apply(p->a.table, ta, 2, 1), 0);
-    ck_assert_int_eq(vnet_table_apply(p->b.table, tb, 3, 1), 0);
+    ck_assert_int_eq(vnet_table_apply(p->b.table, tb, 4, 1), 0);
     struct vnet_dp_peer to_b = dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub);
     struct vnet_dp_peer to_a = dp_peer(EP_A, 1, p->ka.pub);
     ck_assert_int_eq(vnet_datapath_set_peer_list(p->a.dp, &to_b, 1), 0);
@@ -1264,6 +1365,17 @@ START_TEST(sealed_from_elsewhere_dropped)
     struct vnet_datapath_stats s2 = stats(&p.b);
     expect_drops(&s1, &s2, VNET_DP_DROP_SPOOF, 1);
     memport_frame_free(&d);
+
+    /* MD belongs to node 4, which shares A's underlay address (behind the same NAT, say): the
+     * address matches, but A's key is not node 4's. */
+    frame(f, &MB, &MD, sizeof(f));
+    d = seal_via(&p.a, f, sizeof(f), EP_B);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_quiet(&p.b);
+    struct vnet_datapath_stats s3 = stats(&p.b);
+    expect_drops(&s2, &s3, VNET_DP_DROP_SPOOF, 1);
+    memport_frame_free(&d);
     pair_down(&p);
 }
 END_TEST
@@ -1329,6 +1441,7 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, self_and_short_frames_dropped);
     tcase_add_test(tc, fds_are_the_ports);
     tcase_add_test(tc, underlay_full_counted);
+    tcase_add_test(tc, one_datapath_per_queue);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("flooding");
@@ -1344,6 +1457,7 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, spoofed_source_dropped_learning_on);
     tcase_add_test(tc, spoofed_source_dropped_learning_off);
     tcase_add_test(tc, nothing_learned_from_strangers);
+    tcase_add_test(tc, learn_queue_full_counted);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("arp_nd_proxy");
