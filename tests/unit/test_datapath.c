@@ -17,6 +17,7 @@
 #include "vnet/datapath.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
+#include "vnet/offload.h"
 #include "vnet/switch_table.h"
 #include "vnet/types.h"
 
@@ -183,9 +184,10 @@ static size_t vxlan(uint8_t *d, uint32_t vni, const uint8_t *inner, size_t len)
 
 struct node_opts {
     bool learn, no_arp_proxy, secure;
-    uint32_t mtu;       /* cfg.mtu */
-    uint32_t vport_mtu; /* the virtual port's MTU (memport) */
-    size_t utx_limit;   /* the underlay's tx FIFO */
+    uint32_t mtu;          /* cfg.mtu */
+    uint32_t vport_mtu;    /* the virtual port's MTU (memport) */
+    size_t utx_limit;      /* the underlay's tx FIFO */
+    uint32_t vcaps, ucaps; /* VNET_PORT_CAP_* of the virtual port and the underlay */
     const struct vnet_keypair *key;
 };
 
@@ -204,8 +206,8 @@ static void node_up(struct node *n, const char *tag, const struct node_opts *o)
     snprintf(vname, sizeof(vname), "v%s", tag);
     snprintf(uname, sizeof(uname), "u%s", tag);
     ck_assert_int_eq(memport_register(), 0);
-    struct memport_opts vo = {.name = vname, .mtu = o->vport_mtu};
-    struct memport_opts uo = {.name = uname, .tx_limit = o->utx_limit};
+    struct memport_opts vo = {.name = vname, .mtu = o->vport_mtu, .caps = o->vcaps};
+    struct memport_opts uo = {.name = uname, .tx_limit = o->utx_limit, .caps = o->ucaps};
     ck_assert_int_eq(memport_create(&vo, &n->vm), 0);
     ck_assert_int_eq(memport_create(&uo, &n->um), 0);
     snprintf(spec, sizeof(spec), "mem:%s", vname);
@@ -318,16 +320,24 @@ static void expect_ep(const struct vnet_endpoint *got, struct vnet_endpoint want
     ck_assert_str_eq(g, w);
 }
 
+/* @d must be a VXLAN header for VNI followed by exactly @inner. */
+static void expect_vxlan_bytes(const uint8_t *d, const uint8_t *inner, size_t len)
+{
+    uint8_t hdr[8] = {VNET_VXLAN_FLAG_I}; /* flags, 3 reserved, VNI (24 bits), 1 reserved */
+    hdr[4] = (uint8_t)(VNI >> 16);
+    hdr[5] = (uint8_t)(VNI >> 8);
+    hdr[6] = (uint8_t)VNI;
+    ck_assert_mem_eq(d, hdr, 8);
+    ck_assert_mem_eq(d + 8, inner, len);
+}
+
 /* What the node sent on the underlay must be exactly @inner in VXLAN for VNI, to @to. */
 static void expect_vxlan(struct node *n, const uint8_t *inner, size_t len, struct vnet_endpoint to)
 {
     struct memport_frame f = take(n->um);
     expect_ep(&f.peer, to);
     ck_assert_uint_eq(f.len, VNET_VXLAN_HLEN + len);
-    const uint8_t hdr[8] = {0x08,         0, 0, 0, (uint8_t)(VNI >> 16), (uint8_t)(VNI >> 8),
-                            (uint8_t)VNI, 0};
-    ck_assert_mem_eq(f.data, hdr, 8);
-    ck_assert_mem_eq(f.data + 8, inner, len);
+    expect_vxlan_bytes(f.data, inner, len);
     memport_frame_free(&f);
 }
 
@@ -1179,6 +1189,176 @@ START_TEST(mtu_limit_exact)
 }
 END_TEST
 
+/* ==== offloads ==== */
+
+#define MSS 1000
+
+static uint8_t payload[3 * MSS];
+
+static void fill_payload(void)
+{
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)(i * 13 + 5);
+}
+
+#define TCP_ACK 0x10
+#define TCP_PSH 0x08
+
+/* A TCP/IPv4 frame (DF set) with valid checksums: @plen bytes of @data after the headers. */
+static size_t tcp4(uint8_t *f, bool to_b, uint32_t seq, uint16_t id, uint8_t flags,
+                   const uint8_t *data, size_t plen)
+{
+    eth(f, to_b ? &MB : &MA, to_b ? &MA : &MB, 0x0800);
+    uint8_t *ip = f + 14, *tcp = ip + 20;
+    memset(ip, 0, 40);
+    ip[0] = 0x45;
+    put16(ip + 2, (uint16_t)(40 + plen));
+    put16(ip + 4, id);
+    put16(ip + 6, 0x4000);
+    ip[8] = 64;
+    ip[9] = 6;
+    memcpy(ip + 12, to_b ? IP_A : IP_B, 4);
+    memcpy(ip + 16, to_b ? IP_B : IP_A, 4);
+    put16(ip + 10, vnet_csum(ip, 20));
+    put16(tcp, 40000);
+    put16(tcp + 2, 5201);
+    tcp[4] = (uint8_t)(seq >> 24);
+    tcp[5] = (uint8_t)(seq >> 16);
+    tcp[6] = (uint8_t)(seq >> 8);
+    tcp[7] = (uint8_t)seq;
+    tcp[11] = 77; /* ack number */
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    put16(tcp + 14, 512); /* window */
+    memcpy(tcp + 20, data, plen);
+    uint32_t sum = vnet_csum_pseudo4(ip + 12, ip + 16, 6, (uint16_t)(20 + plen));
+    put16(tcp + 16, vnet_csum_fold(vnet_csum_partial(tcp, 20 + plen, sum)));
+    return 54 + plen;
+}
+
+/* A TSO frame of 3 * MSS bytes from the virtual port leaves as three wire-sized frames, each
+ * exactly what a sender would have built for that segment (seq, IP ID, PSH on the last,
+ * checksums), behind its own VXLAN header: one datagram each, or one UDP GSO batch when the
+ * underlay takes them. */
+static void tso_out(uint32_t ucaps)
+{
+    struct node_opts o = {.ucaps = ucaps};
+    struct node n;
+    node_a(&n, &o);
+    fill_payload();
+    static uint8_t f[54 + 3 * MSS], want[3][54 + MSS];
+    size_t len = tcp4(f, true, 1000, 100, TCP_ACK | TCP_PSH, payload, sizeof(payload));
+    struct memport_frame in = {.data = f,
+                               .len = len,
+                               .gso_type = VNET_GSO_TCPV4,
+                               .gso_size = MSS,
+                               .hdr_len = 54,
+                               .csum_flags = VNET_CSUM_PARTIAL,
+                               .csum_start = 34,
+                               .csum_offset = 16};
+    for (int k = 0; k < 3; k++)
+        tcp4(want[k], true, 1000 + (uint32_t)k * MSS, (uint16_t)(100 + k),
+             k == 2 ? TCP_ACK | TCP_PSH : TCP_ACK, payload + k * MSS, MSS);
+    struct vnet_datapath_stats s0 = stats(&n);
+    ck_assert_int_eq(memport_inject_frame(n.vm, 0, &in), 0);
+    poll_dp(&n, 1);
+    if (ucaps & VNET_PORT_CAP_UDP_GSO) {
+        struct memport_frame d = take(n.um);
+        const size_t stride = VNET_VXLAN_HLEN + sizeof(want[0]);
+        expect_ep(&d.peer, EP_B);
+        ck_assert_uint_eq(d.len, 3 * stride);
+        ck_assert_uint_eq(d.gso_size, stride);
+        for (int k = 0; k < 3; k++) {
+            expect_vxlan_bytes(d.data + k * stride, want[k], sizeof(want[k]));
+        }
+        memport_frame_free(&d);
+    } else {
+        for (int k = 0; k < 3; k++)
+            expect_vxlan(&n, want[k], sizeof(want[k]), EP_B);
+    }
+    expect_quiet(&n);
+    struct vnet_datapath_stats s1 = stats(&n);
+    expect_drops(&s0, &s1, NO_DROPS, 0);
+    ck_assert_uint_eq(DELTA(s0, s1, gso_frames), 1);
+    ck_assert_uint_eq(DELTA(s0, s1, uport.tx_packets), ucaps & VNET_PORT_CAP_UDP_GSO ? 1 : 3);
+    node_down(&n);
+}
+
+START_TEST(tso_segmented)
+{
+    tso_out(0);
+}
+END_TEST
+
+START_TEST(tso_segmented_into_udp_gso_batch)
+{
+    tso_out(VNET_PORT_CAP_UDP_GSO);
+}
+END_TEST
+
+/* Three in-order segments from a peer reach a virtual port that takes TSO as one frame with
+ * GSO metadata; a port that does not gets them as they came. */
+static void gro_in(uint32_t vcaps)
+{
+    struct node_opts o = {.vcaps = vcaps};
+    struct node n;
+    node_a(&n, &o);
+    fill_payload();
+    static uint8_t seg[3][54 + MSS], merged[54 + 3 * MSS];
+    size_t len = 0;
+    for (int k = 0; k < 3; k++) {
+        len = tcp4(seg[k], false, 1000 + (uint32_t)k * MSS, (uint16_t)(100 + k),
+                   k == 2 ? TCP_ACK | TCP_PSH : TCP_ACK, payload + k * MSS, MSS);
+        inject_vxlan(&n, seg[k], len, EP_B);
+    }
+    struct vnet_datapath_stats s0 = stats(&n);
+    poll_dp(&n, 3);
+    struct vnet_datapath_stats s1 = stats(&n);
+    expect_drops(&s0, &s1, NO_DROPS, 0);
+    ck_assert_uint_eq(DELTA(s0, s1, uport.rx_packets), 3);
+    if (!(vcaps & VNET_PORT_CAP_TSO)) {
+        for (int k = 0; k < 3; k++)
+            expect_virtual(&n, seg[k], len);
+        ck_assert_uint_eq(DELTA(s0, s1, gro_frames), 0);
+        node_down(&n);
+        return;
+    }
+    size_t mlen = tcp4(merged, false, 1000, 100, TCP_ACK | TCP_PSH, payload, sizeof(payload));
+    struct memport_frame r = take(n.vm);
+    ck_assert_uint_eq(r.len, mlen);
+    ck_assert_uint_eq(r.gso_type, VNET_GSO_TCPV4);
+    ck_assert_uint_eq(r.gso_size, MSS);
+    ck_assert_uint_eq(r.csum_flags, VNET_CSUM_PARTIAL);
+    ck_assert_uint_eq(r.csum_start, 34);
+    ck_assert_uint_eq(r.csum_offset, 16);
+    /* Completing the partial checksum gives the frame the sender would have sent in one. */
+    struct vnet_pkt p = {.buf = r.data,
+                         .cap = (uint32_t)r.len,
+                         .len = (uint32_t)r.len,
+                         .csum_flags = VNET_CSUM_PARTIAL,
+                         .csum_start = r.csum_start,
+                         .csum_offset = r.csum_offset};
+    ck_assert_int_eq(vnet_csum_complete(&p), 0);
+    ck_assert_mem_eq(r.data, merged, mlen);
+    memport_frame_free(&r);
+    expect_quiet(&n);
+    ck_assert_uint_eq(DELTA(s0, s1, gro_frames), 1);
+    ck_assert_uint_eq(DELTA(s0, s1, vport.tx_packets), 1);
+    node_down(&n);
+}
+
+START_TEST(gro_merged_for_a_tso_port)
+{
+    gro_in(VNET_PORT_CAP_TSO | VNET_PORT_CAP_CSUM);
+}
+END_TEST
+
+START_TEST(no_gro_without_tso)
+{
+    gro_in(0);
+}
+END_TEST
+
 /* ==== secure mode ==== */
 
 struct pair {
@@ -1380,6 +1560,41 @@ START_TEST(sealed_from_elsewhere_dropped)
 }
 END_TEST
 
+/* A destination whose node this one holds no key for: nothing leaves, in the clear or not. */
+START_TEST(no_key_no_frame)
+{
+    struct pair p;
+    pair_up(&p, NULL);
+    const struct vnet_table_op ops[] = {put(&MC, EP_C, 3, VNET_ENTRY_STATIC)};
+    ck_assert_int_eq(vnet_table_apply(p.a.table, ops, 1, 2), 0);
+    uint8_t f[100];
+    frame(f, &MC, &MA, sizeof(f));
+    struct vnet_datapath_stats s0 = stats(&p.a);
+    inject_v(&p.a, f, sizeof(f)); /* C is no peer of A's */
+    poll_dp(&p.a, 1);
+    expect_quiet(&p.a);
+    struct vnet_datapath_stats s1 = stats(&p.a);
+    expect_drops(&s0, &s1, VNET_DP_DROP_NO_KEY, 1);
+    /* C a peer, but without a public key. */
+    struct vnet_dp_peer peers[2] = {dp_peer(EP_B, 2, p.kb.pub), dp_peer(EP_C, 3, p.kb.pub)};
+    peers[1].has_pubkey = false;
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.a.dp, peers, 2), 0);
+    inject_v(&p.a, f, sizeof(f));
+    poll_dp(&p.a, 1);
+    expect_quiet(&p.a);
+    struct vnet_datapath_stats s2 = stats(&p.a);
+    expect_drops(&s1, &s2, VNET_DP_DROP_NO_KEY, 1);
+    /* B, kept across the new peer list, still gets its frames. */
+    frame(f, &MB, &MA, sizeof(f));
+    struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_virtual(&p.b, f, sizeof(f));
+    memport_frame_free(&d);
+    pair_down(&p);
+}
+END_TEST
+
 START_TEST(wrong_peer_key_does_not_open)
 {
     struct vnet_keypair other;
@@ -1479,11 +1694,19 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, mtu_limit_exact);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("offload");
+    tcase_add_test(tc, tso_segmented);
+    tcase_add_test(tc, tso_segmented_into_udp_gso_batch);
+    tcase_add_test(tc, gro_merged_for_a_tso_port);
+    tcase_add_test(tc, no_gro_without_tso);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("secure");
     tcase_add_test(tc, sealed_frames_round_trip);
     tcase_add_test(tc, tampered_and_replayed_dropped);
     tcase_add_test(tc, sealed_from_elsewhere_dropped);
     tcase_add_test(tc, wrong_peer_key_does_not_open);
+    tcase_add_test(tc, no_key_no_frame);
     tcase_add_test(tc, secure_flood_sealed_per_peer);
     suite_add_tcase(s, tc);
     return s;
