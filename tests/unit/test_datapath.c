@@ -356,6 +356,16 @@ static void expect_quiet(struct node *n)
     ck_assert_uint_eq(memport_tx_count(n->um, 0), 0);
 }
 
+/* @f in VXLAN from @from reaches the virtual port as it was, and nothing else comes out. */
+static void expect_delivered(struct node *n, const uint8_t *f, size_t len,
+                             struct vnet_endpoint from)
+{
+    inject_vxlan(n, f, len, from);
+    poll_dp(n, 1);
+    expect_virtual(n, f, len);
+    expect_quiet(n);
+}
+
 static struct vnet_datapath_stats stats(const struct node *n)
 {
     struct vnet_datapath_stats s;
@@ -376,6 +386,19 @@ static void expect_drops(const struct vnet_datapath_stats *a, const struct vnet_
 }
 
 #define NO_DROPS VNET_DP_DROP__MAX
+
+/* Poll once (@handled packets): nothing may come out of either port, and since *@since exactly
+ * @count drops of @why (and no other drop) must have been counted; *@since is then updated. */
+static void poll_dropped(struct node *n, int handled, struct vnet_datapath_stats *since,
+                         enum vnet_dp_drop why, uint64_t count)
+{
+    ck_assert_int_eq(vnet_datapath_poll(n->dp, 0), handled);
+    expect_quiet(n);
+    struct vnet_datapath_stats now;
+    vnet_datapath_get_stats(n->dp, &now);
+    expect_drops(since, &now, why, count);
+    *since = now;
+}
 
 #define DELTA(a, b, field) ((b).field - (a).field)
 
@@ -426,10 +449,7 @@ START_TEST(ingress_to_the_virtual_port)
     uint8_t f[200];
     frame(f, &MA, &MB, sizeof(f));
     struct vnet_datapath_stats s0 = stats(&n);
-    inject_vxlan(&n, f, sizeof(f), EP_B);
-    poll_dp(&n, 1);
-    expect_virtual(&n, f, sizeof(f));
-    expect_quiet(&n);
+    expect_delivered(&n, f, sizeof(f), EP_B);
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, NO_DROPS, 0);
     ck_assert_uint_eq(DELTA(s0, s1, uport.rx_packets), 1);
@@ -451,17 +471,11 @@ START_TEST(self_and_short_frames_dropped)
     node_a(&n, &DEFAULTS);
     uint8_t f[64];
     frame(f, &MA, &MA, sizeof(f)); /* to this node's own MAC */
-    struct vnet_datapath_stats s0 = stats(&n);
+    struct vnet_datapath_stats s0 = stats(&n), s = s0;
     inject_v(&n, f, sizeof(f));
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_SELF, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_SELF, 1);
     inject_v(&n, f, 13); /* shorter than Ethernet */
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s2 = stats(&n);
-    expect_drops(&s1, &s2, VNET_DP_DROP_SHORT, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_SHORT, 1);
     node_down(&n);
 }
 END_TEST
@@ -582,9 +596,12 @@ END_TEST
 
 /* ==== flooding ==== */
 
-/* @f went out once to each of B and C, in the peer list's order, and nowhere else. */
+/* @f, sent from the virtual port, goes out once to each of B and C, in the peer list's order,
+ * and nowhere else. */
 static void expect_flooded(struct node *n, const uint8_t *f, size_t len)
 {
+    inject_v(n, f, len);
+    poll_dp(n, 1);
     expect_vxlan(n, f, len, EP_B);
     expect_vxlan(n, f, len, EP_C);
     expect_quiet(n);
@@ -597,8 +614,6 @@ START_TEST(broadcast_to_every_peer)
     uint8_t f[120];
     frame(f, &BCAST, &MA, sizeof(f));
     struct vnet_datapath_stats s0 = stats(&n);
-    inject_v(&n, f, sizeof(f));
-    poll_dp(&n, 1);
     expect_flooded(&n, f, sizeof(f)); /* and not back to the virtual port */
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, NO_DROPS, 0);
@@ -617,11 +632,7 @@ START_TEST(unknown_unicast_and_multicast_flooded)
     frame(f, &MU, &MA, sizeof(f));
     frame(g, &MCAST, &MA, sizeof(g));
     struct vnet_datapath_stats s0 = stats(&n);
-    inject_v(&n, f, sizeof(f));
-    poll_dp(&n, 1);
     expect_flooded(&n, f, sizeof(f));
-    inject_v(&n, g, sizeof(g));
-    poll_dp(&n, 1);
     expect_flooded(&n, g, sizeof(g));
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, NO_DROPS, 0);
@@ -638,13 +649,10 @@ START_TEST(flood_without_peers_dropped)
     ck_assert_int_eq(vnet_datapath_set_peers(n.dp, NULL, 0), 0);
     uint8_t f[80];
     frame(f, &BCAST, &MA, sizeof(f));
-    struct vnet_datapath_stats s0 = stats(&n);
+    struct vnet_datapath_stats s0 = stats(&n), s = s0;
     inject_v(&n, f, sizeof(f));
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_NO_PEERS, 1);
-    ck_assert_uint_eq(DELTA(s0, s1, flooded), 0);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_NO_PEERS, 1);
+    ck_assert_uint_eq(DELTA(s0, s, flooded), 0);
     node_down(&n);
 }
 END_TEST
@@ -656,9 +664,7 @@ START_TEST(received_broadcast_not_flooded_again)
     uint8_t f[80];
     frame(f, &BCAST, &MB, sizeof(f));
     struct vnet_datapath_stats s0 = stats(&n);
-    inject_vxlan(&n, f, sizeof(f), EP_B);
-    poll_dp(&n, 1);
-    expect_virtual(&n, f, sizeof(f));
+    expect_delivered(&n, f, sizeof(f), EP_B);
     expect_quiet(&n); /* nothing back to B, nothing on to C */
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, NO_DROPS, 0);
@@ -689,9 +695,7 @@ START_TEST(learns_where_learning_is_on)
     struct vnet_endpoint from_c = EP_C;
     from_c.port = 55555; /* senders pick a source port per flow: the peer's port is kept */
     struct vnet_datapath_stats s0 = stats(&n);
-    inject_vxlan(&n, f, sizeof(f), from_c);
-    poll_dp(&n, 1);
-    expect_virtual(&n, f, sizeof(f));
+    expect_delivered(&n, f, sizeof(f), from_c);
     ck_assert(fd_readable(vnet_datapath_learn_fd(n.dp)));
     ck_assert_int_eq(vnet_datapath_learn_drain(n.dp), 1);
     ck_assert(!fd_readable(vnet_datapath_learn_fd(n.dp)));
@@ -713,16 +717,12 @@ START_TEST(learns_where_learning_is_on)
     expect_quiet(&n);
 
     /* A learned MAC that moves to B follows it. */
-    inject_vxlan(&n, f, sizeof(f), EP_B);
-    poll_dp(&n, 1);
-    expect_virtual(&n, f, sizeof(f));
+    expect_delivered(&n, f, sizeof(f), EP_B);
     ck_assert_int_eq(vnet_datapath_learn_drain(n.dp), 1);
     lookup(&n, &MU, &at);
     expect_ep(&at, EP_B);
     /* Nothing new to learn from the same place again. */
-    inject_vxlan(&n, f, sizeof(f), EP_B);
-    poll_dp(&n, 1);
-    expect_virtual(&n, f, sizeof(f));
+    expect_delivered(&n, f, sizeof(f), EP_B);
     ck_assert_int_eq(vnet_datapath_learn_drain(n.dp), 0);
     struct vnet_datapath_stats s2 = stats(&n);
     expect_drops(&s0, &s2, NO_DROPS, 0);
@@ -747,8 +747,6 @@ START_TEST(no_learning_where_it_is_off)
     struct vnet_endpoint at;
     ck_assert_ptr_null(lookup(&n, &MU, &at));
     frame(g, &MU, &MA, sizeof(g));
-    inject_v(&n, g, sizeof(g));
-    poll_dp(&n, 1);
     expect_flooded(&n, g, sizeof(g));
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, NO_DROPS, 0);
@@ -765,12 +763,9 @@ static void spoof_dropped(const struct node_opts *o)
     node_a(&n, o);
     uint8_t f[90];
     frame(f, &MA, &MB, sizeof(f));
-    struct vnet_datapath_stats s0 = stats(&n);
+    struct vnet_datapath_stats s0 = stats(&n), s = s0;
     inject_vxlan(&n, f, sizeof(f), EP_C);
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_SPOOF, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_SPOOF, 1);
     ck_assert_int_eq(vnet_datapath_learn_drain(n.dp), 0);
     struct vnet_endpoint at;
     const struct vnet_entry *e = lookup(&n, &MB, &at);
@@ -781,20 +776,14 @@ static void spoof_dropped(const struct node_opts *o)
     /* A multicast source MAC is never valid; this node's own MAC from outside is "self". */
     frame(f, &MA, &MCAST, sizeof(f));
     inject_vxlan(&n, f, sizeof(f), EP_B);
-    poll_dp(&n, 1);
-    struct vnet_datapath_stats s2 = stats(&n);
-    expect_drops(&s1, &s2, VNET_DP_DROP_SPOOF, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_SPOOF, 1);
     frame(f, &MB, &MA, sizeof(f));
     inject_vxlan(&n, f, sizeof(f), EP_B);
-    poll_dp(&n, 1);
-    struct vnet_datapath_stats s3 = stats(&n);
-    expect_drops(&s2, &s3, VNET_DP_DROP_SELF, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_SELF, 1);
     expect_quiet(&n);
     /* The real B still gets through. */
     frame(f, &MA, &MB, sizeof(f));
-    inject_vxlan(&n, f, sizeof(f), EP_B);
-    poll_dp(&n, 1);
-    expect_virtual(&n, f, sizeof(f));
+    expect_delivered(&n, f, sizeof(f), EP_B);
     ck_assert_uint_eq(DELTA(s0, stats(&n), learned), 0);
     node_down(&n);
 }
@@ -848,12 +837,9 @@ START_TEST(nothing_learned_from_strangers)
     node_a(&n, &o);
     uint8_t f[90];
     frame(f, &MA, &MU, sizeof(f));
-    struct vnet_datapath_stats s0 = stats(&n);
+    struct vnet_datapath_stats s0 = stats(&n), s = s0;
     inject_vxlan(&n, f, sizeof(f), EP_X);
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_UNKNOWN_PEER, 1);
     ck_assert_int_eq(vnet_datapath_learn_drain(n.dp), 0);
     struct vnet_endpoint at;
     ck_assert_ptr_null(lookup(&n, &MU, &at));
@@ -904,8 +890,6 @@ START_TEST(arp_for_unknown_address_flooded)
     const uint8_t nobody[4] = {10, 1, 0, 99};
     arp_request(f, nobody);
     struct vnet_datapath_stats s0 = stats(&n);
-    inject_v(&n, f, sizeof(f));
-    poll_dp(&n, 1);
     expect_flooded(&n, f, sizeof(f));
     struct vnet_datapath_stats s1 = stats(&n);
     ck_assert_uint_eq(DELTA(s0, s1, arp_replies), 0);
@@ -923,11 +907,7 @@ START_TEST(no_proxy_when_turned_off)
     arp_request(f, IP_B);
     size_t glen = nd_solicit(g, IP6_B, false);
     struct vnet_datapath_stats s0 = stats(&n);
-    inject_v(&n, f, sizeof(f));
-    poll_dp(&n, 1);
     expect_flooded(&n, f, sizeof(f));
-    inject_v(&n, g, glen);
-    poll_dp(&n, 1);
     expect_flooded(&n, g, glen);
     struct vnet_datapath_stats s1 = stats(&n);
     ck_assert_uint_eq(DELTA(s0, s1, arp_replies), 0);
@@ -990,8 +970,6 @@ START_TEST(nd_answered_from_the_table)
     /* Unknown target: flooded. */
     const uint8_t nobody[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99};
     len = nd_solicit(f, nobody, false);
-    inject_v(&n, f, len);
-    poll_dp(&n, 1);
     expect_flooded(&n, f, len);
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, NO_DROPS, 0);
@@ -1010,13 +988,10 @@ START_TEST(foreign_vni_dropped)
     node_a(&n, &DEFAULTS);
     uint8_t f[80], d[100];
     frame(f, &MA, &MB, sizeof(f));
-    struct vnet_datapath_stats s0 = stats(&n);
+    struct vnet_datapath_stats s0 = stats(&n), s = s0;
     inject_u(&n, d, vxlan(d, VNI + 1, f, sizeof(f)), EP_B);
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_FOREIGN_VNI, 1);
-    ck_assert_uint_eq(DELTA(s0, s1, uport.rx_packets), 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_FOREIGN_VNI, 1);
+    ck_assert_uint_eq(DELTA(s0, s, uport.rx_packets), 1);
     node_down(&n);
 }
 END_TEST
@@ -1027,19 +1002,13 @@ START_TEST(unknown_peer_dropped)
     node_a(&n, &DEFAULTS);
     uint8_t f[80];
     frame(f, &MA, &MU, sizeof(f));
-    struct vnet_datapath_stats s0 = stats(&n);
+    struct vnet_datapath_stats s0 = stats(&n), s = s0;
     inject_vxlan(&n, f, sizeof(f), EP_X);
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_UNKNOWN_PEER, 1);
     /* A stranger claiming a known MAC is a spoof. */
     frame(f, &MA, &MC, sizeof(f));
     inject_vxlan(&n, f, sizeof(f), EP_X);
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s2 = stats(&n);
-    expect_drops(&s1, &s2, VNET_DP_DROP_SPOOF, 1);
+    poll_dropped(&n, 1, &s, VNET_DP_DROP_SPOOF, 1);
     node_down(&n);
 }
 END_TEST
@@ -1080,6 +1049,27 @@ END_TEST
 
 /* ==== MTU ==== */
 
+/* Send @f (over the MTU, MA -> MB) from the virtual port: nothing may reach the underlay, one
+ * too_big drop and one answer must be counted, and the answer (returned, for the caller to
+ * check and free) goes back to the sender, from the destination's MAC, with @ethertype. */
+static struct memport_frame too_big_answer(struct node *n, const uint8_t *f, size_t len,
+                                           uint16_t ethertype)
+{
+    struct vnet_datapath_stats s0 = stats(n);
+    inject_v(n, f, len);
+    poll_dp(n, 1);
+    ck_assert_uint_eq(memport_tx_count(n->um, 0), 0);
+    struct memport_frame r = take(n->vm);
+    expect_quiet(n);
+    ck_assert_mem_eq(r.data, MA.b, 6);
+    ck_assert_mem_eq(r.data + 6, MB.b, 6);
+    ck_assert_uint_eq(get16(r.data + 12), ethertype);
+    struct vnet_datapath_stats s1 = stats(n);
+    expect_drops(&s0, &s1, VNET_DP_DROP_TOO_BIG, 1);
+    ck_assert_uint_eq(DELTA(s0, s1, too_big_sent), 1);
+    return r;
+}
+
 /* IPv4, DF set, over the MTU: dropped, and an ICMP "fragmentation needed" back to the sender. */
 START_TEST(ipv4_too_big_answered)
 {
@@ -1088,16 +1078,9 @@ START_TEST(ipv4_too_big_answered)
     node_a(&n, &o);
     static uint8_t f[1600];
     size_t len = ipv4(f, 14 + 1500, true);
-    struct vnet_datapath_stats s0 = stats(&n);
-    inject_v(&n, f, len);
-    poll_dp(&n, 1);
-    ck_assert_uint_eq(memport_tx_count(n.um, 0), 0);
-    struct memport_frame r = take(n.vm);
+    struct memport_frame r = too_big_answer(&n, f, len, 0x0800);
     const uint8_t *ip = r.data + 14, *ic = ip + 20;
     ck_assert_uint_eq(r.len, 14 + 20 + 8 + 548);
-    ck_assert_mem_eq(r.data, MA.b, 6); /* back to the sender */
-    ck_assert_mem_eq(r.data + 6, MB.b, 6);
-    ck_assert_uint_eq(get16(r.data + 12), 0x0800);
     ck_assert_uint_eq(ip[0], 0x45);
     ck_assert_uint_eq(get16(ip + 2), 20 + 8 + 548);
     ck_assert_uint_eq(ip[9], 1);
@@ -1110,10 +1093,6 @@ START_TEST(ipv4_too_big_answered)
     ck_assert_uint_eq(vnet_csum(ic, 8 + 548), 0);
     ck_assert_mem_eq(ic + 8, f + 14, 548); /* the original, from its IP header on */
     memport_frame_free(&r);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_TOO_BIG, 1);
-    ck_assert_uint_eq(DELTA(s0, s1, too_big_sent), 1);
     node_down(&n);
 }
 END_TEST
@@ -1125,17 +1104,10 @@ START_TEST(ipv6_too_big_answered)
     node_a(&n, &o);
     static uint8_t f[1600];
     size_t len = ipv6(f, 14 + 1500);
-    struct vnet_datapath_stats s0 = stats(&n);
-    inject_v(&n, f, len);
-    poll_dp(&n, 1);
-    ck_assert_uint_eq(memport_tx_count(n.um, 0), 0);
-    struct memport_frame r = take(n.vm);
+    struct memport_frame r = too_big_answer(&n, f, len, 0x86dd);
     const size_t quote = 1280 - 48;
     const uint8_t *ip = r.data + 14, *ic = ip + 40;
     ck_assert_uint_eq(r.len, 14 + 40 + 8 + quote);
-    ck_assert_mem_eq(r.data, MA.b, 6);
-    ck_assert_mem_eq(r.data + 6, MB.b, 6);
-    ck_assert_uint_eq(get16(r.data + 12), 0x86dd);
     ck_assert_uint_eq(get16(ip + 4), 8 + quote);
     ck_assert_uint_eq(ip[6], 58);
     ck_assert_mem_eq(ip + 8, IP6_B, 16);
@@ -1148,10 +1120,6 @@ START_TEST(ipv6_too_big_answered)
     ck_assert_uint_eq(vnet_csum_fold(vnet_csum_partial(ic, 8 + quote, sum)), 0);
     ck_assert_mem_eq(ic + 8, f + 14, quote);
     memport_frame_free(&r);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s1 = stats(&n);
-    expect_drops(&s0, &s1, VNET_DP_DROP_TOO_BIG, 1);
-    ck_assert_uint_eq(DELTA(s0, s1, too_big_sent), 1);
     node_down(&n);
 }
 END_TEST
@@ -1174,17 +1142,14 @@ START_TEST(mtu_limit_exact)
     poll_dp(&n, 1);
     ck_assert_uint_eq(memport_tx_count(n.um, 0), 0);
     ck_assert_uint_eq(memport_tx_count(n.vm, 0), 1); /* the ICMP */
+    memport_clear(n.vm);
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, VNET_DP_DROP_TOO_BIG, 1);
     ck_assert_uint_eq(DELTA(s0, s1, too_big_sent), 1);
-    memport_clear(n.vm);
     len = ipv4(f, 14 + 1450 + 5, false);
     inject_v(&n, f, len);
-    poll_dp(&n, 1);
-    expect_quiet(&n);
-    struct vnet_datapath_stats s2 = stats(&n);
-    expect_drops(&s1, &s2, VNET_DP_DROP_TOO_BIG, 1);
-    ck_assert_uint_eq(DELTA(s1, s2, too_big_sent), 0);
+    poll_dropped(&n, 1, &s1, VNET_DP_DROP_TOO_BIG, 1);
+    ck_assert_uint_eq(DELTA(s0, s1, too_big_sent), 1); /* no second one */
     node_down(&n);
 }
 END_TEST
@@ -1480,16 +1445,13 @@ START_TEST(tampered_and_replayed_dropped)
     frame(g, &MB, &MA, sizeof(g));
     struct memport_frame d1 = seal_via(&p.a, f, sizeof(f), EP_B);
     struct memport_frame d2 = seal_via(&p.a, g, sizeof(g), EP_B);
-    struct vnet_datapath_stats s0 = stats(&p.b);
+    struct vnet_datapath_stats s0 = stats(&p.b), s = s0;
 
     inject_u(&p.b, d1.data, d1.len, EP_A);
     poll_dp(&p.b, 1);
     expect_virtual(&p.b, f, sizeof(f));
     inject_u(&p.b, d1.data, d1.len, EP_A); /* again */
-    poll_dp(&p.b, 1);
-    expect_quiet(&p.b);
-    struct vnet_datapath_stats s1 = stats(&p.b);
-    expect_drops(&s0, &s1, VNET_DP_DROP_REPLAY, 1);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_REPLAY, 1);
 
     /* One flipped bit in the ciphertext, the tag, or the header; and a truncated copy. */
     const size_t at[] = {VNET_SEAL_HDR_LEN + 20, d2.len - 1, 2};
@@ -1499,10 +1461,7 @@ START_TEST(tampered_and_replayed_dropped)
         d2.data[at[i]] ^= 0x01;
     }
     inject_u(&p.b, d2.data, d2.len - 5, EP_A);
-    poll_dp(&p.b, 4);
-    expect_quiet(&p.b);
-    struct vnet_datapath_stats s2 = stats(&p.b);
-    expect_drops(&s1, &s2, VNET_DP_DROP_AUTH, 4);
+    poll_dropped(&p.b, 4, &s, VNET_DP_DROP_AUTH, 4);
 
     /* The forgeries did not use up d2's counter: the real one still opens. */
     inject_u(&p.b, d2.data, d2.len, EP_A);
@@ -1510,11 +1469,8 @@ START_TEST(tampered_and_replayed_dropped)
     expect_virtual(&p.b, g, sizeof(g));
     /* A plain VXLAN frame does not authenticate either. */
     inject_vxlan(&p.b, g, sizeof(g), EP_A);
-    poll_dp(&p.b, 1);
-    expect_quiet(&p.b);
-    struct vnet_datapath_stats s3 = stats(&p.b);
-    expect_drops(&s2, &s3, VNET_DP_DROP_AUTH, 1);
-    ck_assert_uint_eq(DELTA(s0, s3, vport.tx_packets), 2);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_AUTH, 1);
+    ck_assert_uint_eq(DELTA(s0, s, vport.tx_packets), 2);
     memport_frame_free(&d1);
     memport_frame_free(&d2);
     pair_down(&p);
@@ -1528,22 +1484,16 @@ START_TEST(sealed_from_elsewhere_dropped)
     uint8_t f[100];
     frame(f, &MB, &MA, sizeof(f));
     struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
-    struct vnet_datapath_stats s0 = stats(&p.b);
+    struct vnet_datapath_stats s0 = stats(&p.b), s = s0;
     inject_u(&p.b, d.data, d.len, EP_X); /* A's packet, from a node B has no key for */
-    poll_dp(&p.b, 1);
-    expect_quiet(&p.b);
-    struct vnet_datapath_stats s1 = stats(&p.b);
-    expect_drops(&s0, &s1, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_UNKNOWN_PEER, 1);
     memport_frame_free(&d);
 
     /* A, under its own key, claiming MC (node 3's MAC): a spoof. */
     frame(f, &MB, &MC, sizeof(f));
     d = seal_via(&p.a, f, sizeof(f), EP_B);
     inject_u(&p.b, d.data, d.len, EP_A);
-    poll_dp(&p.b, 1);
-    expect_quiet(&p.b);
-    struct vnet_datapath_stats s2 = stats(&p.b);
-    expect_drops(&s1, &s2, VNET_DP_DROP_SPOOF, 1);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_SPOOF, 1);
     memport_frame_free(&d);
 
     /* MD belongs to node 4, which shares A's underlay address (behind the same NAT, say): the
@@ -1551,10 +1501,7 @@ START_TEST(sealed_from_elsewhere_dropped)
     frame(f, &MB, &MD, sizeof(f));
     d = seal_via(&p.a, f, sizeof(f), EP_B);
     inject_u(&p.b, d.data, d.len, EP_A);
-    poll_dp(&p.b, 1);
-    expect_quiet(&p.b);
-    struct vnet_datapath_stats s3 = stats(&p.b);
-    expect_drops(&s2, &s3, VNET_DP_DROP_SPOOF, 1);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_SPOOF, 1);
     memport_frame_free(&d);
     pair_down(&p);
 }
@@ -1569,21 +1516,15 @@ START_TEST(no_key_no_frame)
     ck_assert_int_eq(vnet_table_apply(p.a.table, ops, 1, 2), 0);
     uint8_t f[100];
     frame(f, &MC, &MA, sizeof(f));
-    struct vnet_datapath_stats s0 = stats(&p.a);
+    struct vnet_datapath_stats s0 = stats(&p.a), s = s0;
     inject_v(&p.a, f, sizeof(f)); /* C is no peer of A's */
-    poll_dp(&p.a, 1);
-    expect_quiet(&p.a);
-    struct vnet_datapath_stats s1 = stats(&p.a);
-    expect_drops(&s0, &s1, VNET_DP_DROP_NO_KEY, 1);
+    poll_dropped(&p.a, 1, &s, VNET_DP_DROP_NO_KEY, 1);
     /* C a peer, but without a public key. */
     struct vnet_dp_peer peers[2] = {dp_peer(EP_B, 2, p.kb.pub), dp_peer(EP_C, 3, p.kb.pub)};
     peers[1].has_pubkey = false;
     ck_assert_int_eq(vnet_datapath_set_peer_list(p.a.dp, peers, 2), 0);
     inject_v(&p.a, f, sizeof(f));
-    poll_dp(&p.a, 1);
-    expect_quiet(&p.a);
-    struct vnet_datapath_stats s2 = stats(&p.a);
-    expect_drops(&s1, &s2, VNET_DP_DROP_NO_KEY, 1);
+    poll_dropped(&p.a, 1, &s, VNET_DP_DROP_NO_KEY, 1);
     /* B, kept across the new peer list, still gets its frames. */
     frame(f, &MB, &MA, sizeof(f));
     struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
@@ -1604,12 +1545,9 @@ START_TEST(wrong_peer_key_does_not_open)
     uint8_t f[100];
     frame(f, &MB, &MA, sizeof(f));
     struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
-    struct vnet_datapath_stats s0 = stats(&p.b);
+    struct vnet_datapath_stats s0 = stats(&p.b), s = s0;
     inject_u(&p.b, d.data, d.len, EP_A);
-    poll_dp(&p.b, 1);
-    expect_quiet(&p.b);
-    struct vnet_datapath_stats s1 = stats(&p.b);
-    expect_drops(&s0, &s1, VNET_DP_DROP_AUTH, 1);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_AUTH, 1);
     memport_frame_free(&d);
     pair_down(&p);
 }
