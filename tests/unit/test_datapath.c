@@ -1581,6 +1581,71 @@ START_TEST(secure_flood_sealed_per_peer)
 }
 END_TEST
 
+/* ==== the mem backend itself ==== */
+
+START_TEST(mem_backend_contract)
+{
+    ck_assert_int_eq(memport_register(), 0);
+    ck_assert_int_eq(memport_register(), 0); /* again: already there */
+    struct memport *m, *dup;
+    struct memport_opts mo = {.name = "m0", .queues = 2, .mtu = 9000};
+    ck_assert_int_eq(memport_create(&mo, &m), 0);
+    ck_assert_int_eq(memport_create(&mo, &dup), VNET_EEXIST);
+    struct vnet_port *p, *q;
+    ck_assert_int_eq(vnet_port_open("mem:nosuch", NULL, &p), VNET_ENOENT);
+    struct vnet_port_cfg three = {.queues = 3};
+    ck_assert_int_eq(vnet_port_open("mem:m0", &three, &p), VNET_ENOTSUP);
+    ck_assert_int_eq(vnet_port_open("mem:m0", NULL, &p), 0);
+    ck_assert_int_eq(vnet_port_open("mem:m0", NULL, &q), VNET_EBUSY);
+    ck_assert(memport_is_open(m));
+    struct vnet_port_info info;
+    ck_assert_int_eq(vnet_port_get_info(p, &info), 0);
+    ck_assert_str_eq(info.backend, "mem");
+    ck_assert_str_eq(info.ifname, "m0");
+    ck_assert_uint_eq(info.mtu, 9000);
+    ck_assert_uint_eq(info.queues, 2);
+    ck_assert_int_eq(vnet_port_fd(p, 2), VNET_EINVAL);
+
+    /* rx: in order, with the sender; a frame too big for the buffer is dropped and counted. */
+    uint8_t a[10] = {1}, b[20] = {2}, buf[2][32];
+    struct vnet_endpoint from = EP_B;
+    ck_assert_int_eq(memport_inject(m, 1, a, sizeof(a), &from), 0);
+    ck_assert_int_eq(memport_inject(m, 1, buf, 40, NULL), 0);
+    ck_assert_int_eq(memport_inject(m, 1, b, sizeof(b), NULL), 0);
+    ck_assert(fd_readable(vnet_port_fd(p, 1)) && !fd_readable(vnet_port_fd(p, 0)));
+    struct vnet_pkt pk[2] = {{.buf = buf[0], .cap = 32, .off = 8}, {.buf = buf[1], .cap = 32}};
+    struct vnet_pkt *pp[2] = {&pk[0], &pk[1]};
+    ck_assert_int_eq(vnet_port_rx_burst(p, 1, pp, 2), 2);
+    ck_assert_uint_eq(pk[0].len, 10);
+    ck_assert_mem_eq(buf[0] + 8, a, 10);
+    expect_ep(&pk[0].peer, EP_B);
+    ck_assert_uint_eq(pk[1].len, 20);
+    ck_assert_uint_eq(pk[1].queue, 1);
+    ck_assert_uint_eq(memport_rx_dropped(m), 1);
+    ck_assert(!fd_readable(vnet_port_fd(p, 1)));
+    ck_assert_int_eq(vnet_port_rx_burst(p, 1, pp, 2), 0);
+
+    /* tx: copies, with the destination, taken oldest first. */
+    pk[0].peer = EP_C;
+    ck_assert_int_eq(vnet_port_tx_burst(p, 0, pp, 2), 2);
+    buf[0][8] = 0xee; /* the port kept a copy */
+    ck_assert_uint_eq(memport_tx_count(m, 0), 2);
+    struct memport_frame f;
+    ck_assert_int_eq(memport_take(m, 0, &f), 0);
+    ck_assert_mem_eq(f.data, a, 10);
+    expect_ep(&f.peer, EP_C);
+    memport_frame_free(&f);
+    ck_assert_int_eq(memport_take(m, 0, &f), 0);
+    ck_assert_uint_eq(f.len, 20);
+    memport_frame_free(&f);
+    ck_assert_int_eq(memport_take(m, 0, &f), VNET_ENOENT);
+    vnet_port_close(p);
+    ck_assert(!memport_is_open(m));
+    ck_assert_uint_eq(memport_open_count(m), 1);
+    memport_destroy(m);
+}
+END_TEST
+
 /* ==== the suite ==== */
 
 Suite *vnet_datapath_suite(void);
@@ -1646,6 +1711,10 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, wrong_peer_key_does_not_open);
     tcase_add_test(tc, no_key_no_frame);
     tcase_add_test(tc, secure_flood_sealed_per_peer);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("mem_backend");
+    tcase_add_test(tc, mem_backend_contract);
     suite_add_tcase(s, tc);
     return s;
 }
