@@ -732,6 +732,31 @@ START_TEST(learns_where_learning_is_on)
 }
 END_TEST
 
+/* Every frame of a burst from a new MAC reaches the learn queue before the writer drains it:
+ * the MAC is still written once, at the place it was seen last. */
+START_TEST(burst_from_new_mac_learned_once)
+{
+    struct node_opts o = {.learn = true};
+    struct node n;
+    node_a(&n, &o);
+    uint8_t f[90];
+    frame(f, &MA, &MU, sizeof(f));
+    struct vnet_datapath_stats s0 = stats(&n);
+    for (int i = 0; i < 5; i++)
+        inject_vxlan(&n, f, sizeof(f), i < 4 ? EP_C : EP_B);
+    poll_dp(&n, 5);
+    ck_assert_uint_eq(memport_tx_count(n.vm, 0), 5);
+    ck_assert_int_eq(vnet_datapath_learn_drain(n.dp), 1);
+    struct vnet_endpoint at;
+    ck_assert_ptr_nonnull(lookup(&n, &MU, &at));
+    expect_ep(&at, EP_B);
+    struct vnet_datapath_stats s1 = stats(&n);
+    ck_assert_uint_eq(DELTA(s0, s1, learned), 1);
+    expect_drops(&s0, &s1, NO_DROPS, 0);
+    node_down(&n);
+}
+END_TEST
+
 START_TEST(no_learning_where_it_is_off)
 {
     struct node n;
@@ -1671,6 +1696,7 @@ Suite *vnet_datapath_suite(void)
 
     tc = tcase_create("learning");
     tcase_add_test(tc, learns_where_learning_is_on);
+    tcase_add_test(tc, burst_from_new_mac_learned_once);
     tcase_add_test(tc, no_learning_where_it_is_off);
     tcase_add_test(tc, spoofed_source_dropped_learning_on);
     tcase_add_test(tc, spoofed_source_dropped_learning_off);
