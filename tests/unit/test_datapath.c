@@ -184,10 +184,10 @@ static size_t vxlan(uint8_t *d, uint32_t vni, const uint8_t *inner, size_t len)
 
 struct node_opts {
     bool learn, no_arp_proxy, secure;
-    uint32_t mtu;          /* cfg.mtu */
-    uint32_t vport_mtu;    /* the virtual port's MTU (memport) */
-    size_t utx_limit;      /* the underlay's tx FIFO */
-    uint32_t vcaps, ucaps; /* VNET_PORT_CAP_* of the virtual port and the underlay */
+    uint32_t mtu;                /* cfg.mtu */
+    uint32_t vport_mtu;          /* the virtual port's MTU (memport) */
+    size_t utx_limit, vtx_limit; /* the tx FIFOs of the underlay and the virtual port */
+    uint32_t vcaps, ucaps;       /* VNET_PORT_CAP_* of the virtual port and the underlay */
     const struct vnet_keypair *key;
 };
 
@@ -206,7 +206,8 @@ static void node_up(struct node *n, const char *tag, const struct node_opts *o)
     snprintf(vname, sizeof(vname), "v%s", tag);
     snprintf(uname, sizeof(uname), "u%s", tag);
     ck_assert_int_eq(memport_register(), 0);
-    struct memport_opts vo = {.name = vname, .mtu = o->vport_mtu, .caps = o->vcaps};
+    struct memport_opts vo = {
+        .name = vname, .mtu = o->vport_mtu, .caps = o->vcaps, .tx_limit = o->vtx_limit};
     struct memport_opts uo = {.name = uname, .tx_limit = o->utx_limit, .caps = o->ucaps};
     ck_assert_int_eq(memport_create(&vo, &n->vm), 0);
     ck_assert_int_eq(memport_create(&uo, &n->um), 0);
@@ -521,6 +522,25 @@ START_TEST(underlay_full_counted)
     struct vnet_datapath_stats s1 = stats(&n);
     expect_drops(&s0, &s1, VNET_DP_DROP_TX_UNDERLAY, 1);
     ck_assert_uint_eq(DELTA(s0, s1, uport.tx_packets), 1);
+    node_down(&n);
+}
+END_TEST
+
+START_TEST(virtual_port_full_counted)
+{
+    struct node_opts o = {.vtx_limit = 2};
+    struct node n;
+    node_a(&n, &o);
+    uint8_t f[100];
+    frame(f, &MA, &MB, sizeof(f));
+    struct vnet_datapath_stats s0 = stats(&n);
+    for (int i = 0; i < 3; i++)
+        inject_vxlan(&n, f, sizeof(f), EP_B);
+    poll_dp(&n, 3);
+    ck_assert_uint_eq(memport_tx_count(n.vm, 0), 2);
+    struct vnet_datapath_stats s1 = stats(&n);
+    expect_drops(&s0, &s1, VNET_DP_DROP_TX_VIRTUAL, 1);
+    ck_assert_uint_eq(DELTA(s0, s1, vport.tx_packets), 2);
     node_down(&n);
 }
 END_TEST
@@ -1369,13 +1389,13 @@ static struct vnet_dp_peer dp_peer(struct vnet_endpoint e, uint64_t id, const ui
 
 /* Nodes A (id 1) and B (id 2) in secure mode, each knowing the other's MAC and key. B's table
  * also holds MC at C (node 3) and MD of node 4 at A's address (another port). @b_pub_for_a:
- * the key A believes B has (NULL: B's own). */
-static void pair_up(struct pair *p, const uint8_t *b_pub_for_a)
+ * the key A believes B has (NULL: B's own). @b_vcaps: capabilities of B's virtual port. */
+static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps)
 {
     ck_assert_int_eq(vnet_key_generate(&p->ka), 0);
     ck_assert_int_eq(vnet_key_generate(&p->kb), 0);
     struct node_opts oa = {.secure = true, .key = &p->ka};
-    struct node_opts ob = {.secure = true, .key = &p->kb};
+    struct node_opts ob = {.secure = true, .key = &p->kb, .vcaps = b_vcaps};
     node_up(&p->a, "a", &oa);
     node_up(&p->b, "b", &ob);
     const struct vnet_table_op ta[] = {
@@ -1430,7 +1450,7 @@ static bool contains(const uint8_t *hay, size_t n, const uint8_t *needle, size_t
 START_TEST(sealed_frames_round_trip)
 {
     struct pair p;
-    pair_up(&p, NULL);
+    pair_up(&p, NULL, 0);
     uint8_t f[300], g[200];
     frame(f, &MB, &MA, sizeof(f));
     frame(g, &MA, &MB, sizeof(g));
@@ -1464,7 +1484,7 @@ END_TEST
 START_TEST(tampered_and_replayed_dropped)
 {
     struct pair p;
-    pair_up(&p, NULL);
+    pair_up(&p, NULL, 0);
     uint8_t f[300], g[250];
     frame(f, &MB, &MA, sizeof(f));
     frame(g, &MB, &MA, sizeof(g));
@@ -1502,10 +1522,57 @@ START_TEST(tampered_and_replayed_dropped)
 }
 END_TEST
 
+/* A TSO frame in secure mode: each segment sealed on its own; B, whose virtual port takes
+ * TSO, opens them and hands them on merged. */
+START_TEST(sealed_tso_segments_merged)
+{
+    struct pair p;
+    pair_up(&p, NULL, VNET_PORT_CAP_TSO | VNET_PORT_CAP_CSUM);
+    fill_payload();
+    static uint8_t f[54 + 3 * MSS], seg[54 + MSS];
+    size_t len = tcp4(f, true, 1000, 100, TCP_ACK | TCP_PSH, payload, sizeof(payload));
+    struct memport_frame in = {.data = f,
+                               .len = len,
+                               .gso_type = VNET_GSO_TCPV4,
+                               .gso_size = MSS,
+                               .csum_flags = VNET_CSUM_PARTIAL,
+                               .csum_start = 34,
+                               .csum_offset = 16};
+    struct vnet_datapath_stats a0 = stats(&p.a), b0 = stats(&p.b);
+    ck_assert_int_eq(memport_inject_frame(p.a.vm, 0, &in), 0);
+    poll_dp(&p.a, 1);
+    ck_assert_uint_eq(memport_tx_count(p.a.um, 0), 3);
+    for (int k = 0; k < 3; k++) {
+        struct memport_frame d = take(p.a.um);
+        expect_ep(&d.peer, EP_B);
+        ck_assert_uint_eq(d.len, sizeof(seg) + VNET_SEAL_OVERHEAD);
+        tcp4(seg, true, 1000 + (uint32_t)k * MSS, (uint16_t)(100 + k),
+             k == 2 ? TCP_ACK | TCP_PSH : TCP_ACK, payload + k * MSS, MSS);
+        ck_assert(!contains(d.data, d.len, seg + 54, 32));
+        inject_u(&p.b, d.data, d.len, EP_A);
+        memport_frame_free(&d);
+    }
+    poll_dp(&p.b, 3);
+    struct memport_frame r = take(p.b.vm);
+    ck_assert_uint_eq(r.len, len);
+    ck_assert_uint_eq(r.gso_type, VNET_GSO_TCPV4);
+    ck_assert_uint_eq(r.gso_size, MSS);
+    ck_assert_mem_eq(r.data + 54, payload, sizeof(payload));
+    memport_frame_free(&r);
+    expect_quiet(&p.b);
+    struct vnet_datapath_stats a1 = stats(&p.a), b1 = stats(&p.b);
+    expect_drops(&a0, &a1, NO_DROPS, 0);
+    expect_drops(&b0, &b1, NO_DROPS, 0);
+    ck_assert_uint_eq(DELTA(a0, a1, gso_frames), 1);
+    ck_assert_uint_eq(DELTA(b0, b1, gro_frames), 1);
+    pair_down(&p);
+}
+END_TEST
+
 START_TEST(sealed_from_elsewhere_dropped)
 {
     struct pair p;
-    pair_up(&p, NULL);
+    pair_up(&p, NULL, 0);
     uint8_t f[100];
     frame(f, &MB, &MA, sizeof(f));
     struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
@@ -1536,7 +1603,7 @@ END_TEST
 START_TEST(no_key_no_frame)
 {
     struct pair p;
-    pair_up(&p, NULL);
+    pair_up(&p, NULL, 0);
     const struct vnet_table_op ops[] = {put(&MC, EP_C, 3, VNET_ENTRY_STATIC)};
     ck_assert_int_eq(vnet_table_apply(p.a.table, ops, 1, 2), 0);
     uint8_t f[100];
@@ -1566,7 +1633,7 @@ START_TEST(wrong_peer_key_does_not_open)
     struct vnet_keypair other;
     ck_assert_int_eq(vnet_key_generate(&other), 0);
     struct pair p;
-    pair_up(&p, other.pub); /* A seals for a key B does not hold */
+    pair_up(&p, other.pub, 0); /* A seals for a key B does not hold */
     uint8_t f[100];
     frame(f, &MB, &MA, sizeof(f));
     struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
@@ -1581,7 +1648,7 @@ END_TEST
 START_TEST(secure_flood_sealed_per_peer)
 {
     struct pair p;
-    pair_up(&p, NULL);
+    pair_up(&p, NULL, 0);
     uint8_t f[120];
     frame(f, &BCAST, &MA, sizeof(f));
     struct vnet_datapath_stats a0 = stats(&p.a);
@@ -1684,6 +1751,7 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, self_and_short_frames_dropped);
     tcase_add_test(tc, fds_are_the_ports);
     tcase_add_test(tc, underlay_full_counted);
+    tcase_add_test(tc, virtual_port_full_counted);
     tcase_add_test(tc, one_datapath_per_queue);
     suite_add_tcase(s, tc);
 
@@ -1733,6 +1801,7 @@ Suite *vnet_datapath_suite(void)
     tc = tcase_create("secure");
     tcase_add_test(tc, sealed_frames_round_trip);
     tcase_add_test(tc, tampered_and_replayed_dropped);
+    tcase_add_test(tc, sealed_tso_segments_merged);
     tcase_add_test(tc, sealed_from_elsewhere_dropped);
     tcase_add_test(tc, wrong_peer_key_does_not_open);
     tcase_add_test(tc, no_key_no_frame);
