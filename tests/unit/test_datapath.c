@@ -1246,6 +1246,22 @@ static size_t tcp4(uint8_t *f, bool to_b, uint32_t seq, uint16_t id, uint8_t fla
     return 54 + plen;
 }
 
+/* A TSO frame MA -> MB of 3 * MSS payload bytes, as a TAP hands it over (metadata included). */
+static struct memport_frame tso_frame(void)
+{
+    static uint8_t f[54 + 3 * MSS];
+    fill_payload();
+    struct memport_frame in = {.data = f,
+                               .gso_type = VNET_GSO_TCPV4,
+                               .gso_size = MSS,
+                               .hdr_len = 54,
+                               .csum_flags = VNET_CSUM_PARTIAL,
+                               .csum_start = 34,
+                               .csum_offset = 16};
+    in.len = tcp4(f, true, 1000, 100, TCP_ACK | TCP_PSH, payload, sizeof(payload));
+    return in;
+}
+
 /* A TSO frame of 3 * MSS bytes from the virtual port leaves as three wire-sized frames, each
  * exactly what a sender would have built for that segment (seq, IP ID, PSH on the last,
  * checksums), behind its own VXLAN header: one datagram each, or one UDP GSO batch when the
@@ -1255,17 +1271,8 @@ static void tso_out(uint32_t ucaps)
     struct node_opts o = {.ucaps = ucaps};
     struct node n;
     node_a(&n, &o);
-    fill_payload();
-    static uint8_t f[54 + 3 * MSS], want[3][54 + MSS];
-    size_t len = tcp4(f, true, 1000, 100, TCP_ACK | TCP_PSH, payload, sizeof(payload));
-    struct memport_frame in = {.data = f,
-                               .len = len,
-                               .gso_type = VNET_GSO_TCPV4,
-                               .gso_size = MSS,
-                               .hdr_len = 54,
-                               .csum_flags = VNET_CSUM_PARTIAL,
-                               .csum_start = 34,
-                               .csum_offset = 16};
+    static uint8_t want[3][54 + MSS];
+    struct memport_frame in = tso_frame();
     for (int k = 0; k < 3; k++)
         tcp4(want[k], true, 1000 + (uint32_t)k * MSS, (uint16_t)(100 + k),
              k == 2 ? TCP_ACK | TCP_PSH : TCP_ACK, payload + k * MSS, MSS);
@@ -1528,16 +1535,8 @@ START_TEST(sealed_tso_segments_merged)
 {
     struct pair p;
     pair_up(&p, NULL, VNET_PORT_CAP_TSO | VNET_PORT_CAP_CSUM);
-    fill_payload();
-    static uint8_t f[54 + 3 * MSS], seg[54 + MSS];
-    size_t len = tcp4(f, true, 1000, 100, TCP_ACK | TCP_PSH, payload, sizeof(payload));
-    struct memport_frame in = {.data = f,
-                               .len = len,
-                               .gso_type = VNET_GSO_TCPV4,
-                               .gso_size = MSS,
-                               .csum_flags = VNET_CSUM_PARTIAL,
-                               .csum_start = 34,
-                               .csum_offset = 16};
+    static uint8_t seg[54 + MSS];
+    struct memport_frame in = tso_frame();
     struct vnet_datapath_stats a0 = stats(&p.a), b0 = stats(&p.b);
     ck_assert_int_eq(memport_inject_frame(p.a.vm, 0, &in), 0);
     poll_dp(&p.a, 1);
@@ -1554,7 +1553,7 @@ START_TEST(sealed_tso_segments_merged)
     }
     poll_dp(&p.b, 3);
     struct memport_frame r = take(p.b.vm);
-    ck_assert_uint_eq(r.len, len);
+    ck_assert_uint_eq(r.len, in.len);
     ck_assert_uint_eq(r.gso_type, VNET_GSO_TCPV4);
     ck_assert_uint_eq(r.gso_size, MSS);
     ck_assert_mem_eq(r.data + 54, payload, sizeof(payload));
