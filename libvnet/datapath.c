@@ -1125,13 +1125,20 @@ int vnet_datapath_learn_drain(struct vnet_datapath *dp)
                 if (vnet_endpoint_eq(&cur, &it->ep))
                     continue;
             }
-            memset(&ops[n], 0, sizeof(ops[n]));
-            ops[n].type = VNET_TABLE_PUT;
-            ops[n].vni = dp->vni;
-            ops[n].mac = it->mac;
-            ops[n].ep = it->ep;
-            ops[n].flags = VNET_ENTRY_LEARNED;
-            n++;
+            /* Every frame of a burst from a new MAC was queued: write it once, where it was
+             * seen last. */
+            size_t k = 0;
+            while (k < n && !vnet_mac_eq(&ops[k].mac, &it->mac))
+                k++;
+            if (k == n) {
+                memset(&ops[n], 0, sizeof(ops[n]));
+                ops[n].type = VNET_TABLE_PUT;
+                ops[n].vni = dp->vni;
+                ops[n].mac = it->mac;
+                ops[n].flags = VNET_ENTRY_LEARNED;
+                n++;
+            }
+            ops[k].ep = it->ep;
         }
         __atomic_store_n(&dp->ring_tail, tail, __ATOMIC_RELEASE);
         if (n == 0 && tail == head)

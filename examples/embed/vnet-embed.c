@@ -9,7 +9,9 @@
  *    pair standing for the VM's virtio ring. rx_burst takes the frames the VM transmitted;
  *    tx_burst hands frames to the VM. The port's fd is an eventfd the VM side signals when it
  *    queues frames (a virtio "kick"); a second eventfd tells the VM that frames wait for it
- *    (a virtio "call").
+ *    (a virtio "call"). (vmq is kept small to show the ops table; tests/helpers/memport.c is a
+ *    fuller in-memory backend, with queues, underlay endpoints and offload metadata, that the
+ *    unit tests drive the datapath with.)
  *  - It drives the datapath from its own epoll loop: the fds from vnet_datapath_fds(), and
  *    vnet_datapath_poll(dp, budget) when one is readable. No thread, no libuv of its own.
  *  - The "VM", in the same loop, is a tiny IPv4 stack: it resolves --ping's address with ARP,
