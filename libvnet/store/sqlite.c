@@ -124,45 +124,39 @@ enum st {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_DATA_VERSION,
-    ST_SUB_GET,
     ST_SUB_BY_ID,
     ST_SUB_BY_NAME,
     ST_SUB_BY_TOKEN,
-    ST_SUB_INSERT,
     ST_SUB_LIST,
+    ST_SUB_INSERT,
     ST_SUB_SET_TOKEN,
     ST_SUB_DELETE,
-    ST_SUB_NETS,
     ST_NET_BY_ID,
+    ST_NET_BY_VNI,
     ST_NET_BY_NAME,
     ST_NET_BY_NAME_ANY,
-    ST_NET_BY_VNI,
-    ST_NET_FREE_VNI,
-    ST_NET_INSERT,
     ST_NET_LIST,
     ST_NET_LIST_SUB,
+    ST_NET_FREE_VNI,
+    ST_NET_INSERT,
     ST_NET_SET_REV,
     ST_NET_DELETE,
-    ST_NODE_BY_NAME,
     ST_NODE_BY_ID,
+    ST_NODE_BY_NAME,
     ST_NODE_BY_MAC,
     ST_NODE_BY_IP4,
     ST_NODE_BY_IP6,
+    ST_NODE_BY_PUBKEY,
+    ST_NODE_BY_TOKEN,
+    ST_NODE_LIST,
     ST_NODE_IP4_FROM,
     ST_NODE_IP6_FROM,
     ST_NODE_INSERT,
-    ST_NODE_LIST,
-    ST_NODE_SET_PHYS,
-    ST_NODE_SET_OBSERVED,
-    ST_NODE_DELETE,
-    ST_NODE_BY_PUBKEY,
-    ST_NODE_PUBKEY_USER,
-    ST_NODE_SET_PUBKEY,
+    ST_NODE_UPDATE,
     ST_NODE_SET_TOKEN,
-    ST_NODE_BY_TOKEN,
+    ST_NODE_DELETE,
     ST_CHG_INSERT,
     ST_CHG_PRUNE,
-    ST_CHG_DELETE_NET,
     ST_CHG_OLDEST,
     ST_CHG_SINCE,
     ST_CHG_LAST,
@@ -176,61 +170,54 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_DATA_VERSION] = "PRAGMA data_version",
-    [ST_SUB_GET] = "SELECT name FROM subscribers WHERE id = ?1",
     [ST_SUB_BY_ID] = "SELECT " SUB_COLS " FROM subscribers WHERE id = ?1",
     [ST_SUB_BY_NAME] = "SELECT " SUB_COLS " FROM subscribers WHERE name = ?1",
     [ST_SUB_BY_TOKEN] = "SELECT " SUB_COLS " FROM subscribers WHERE token_hash = ?1",
+    [ST_SUB_LIST] = "SELECT " SUB_COLS " FROM subscribers ORDER BY id",
     [ST_SUB_INSERT] = "INSERT INTO subscribers (name, created, token_hash) "
                       "VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER), ?2)",
-    [ST_SUB_LIST] = "SELECT " SUB_COLS " FROM subscribers ORDER BY id",
     [ST_SUB_SET_TOKEN] = "UPDATE subscribers SET token_hash = ?2 WHERE id = ?1",
     [ST_SUB_DELETE] = "DELETE FROM subscribers WHERE id = ?1",
-    [ST_SUB_NETS] = "SELECT name FROM networks WHERE subscriber_id = ?1 ORDER BY name LIMIT 1",
     [ST_NET_BY_ID] = "SELECT " NET_COLS " FROM networks WHERE id = ?1",
+    [ST_NET_BY_VNI] = "SELECT " NET_COLS " FROM networks WHERE vni = ?1",
     [ST_NET_BY_NAME] = "SELECT " NET_COLS " FROM networks WHERE subscriber_id = ?1 AND name = ?2",
-    [ST_NET_BY_NAME_ANY] = "SELECT " NET_COLS " FROM networks WHERE name = ?1 ORDER BY id LIMIT 1",
-    [ST_NET_BY_VNI] = "SELECT name FROM networks WHERE vni = ?1",
+    [ST_NET_BY_NAME_ANY] = "SELECT " NET_COLS " FROM networks WHERE name = ?2 ORDER BY id LIMIT 1",
+    [ST_NET_LIST] = "SELECT " NET_COLS " FROM networks ORDER BY name, id",
+    [ST_NET_LIST_SUB] = "SELECT " NET_COLS " FROM networks WHERE subscriber_id = ?1 "
+                        "ORDER BY name, id",
     [ST_NET_FREE_VNI] = "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM networks WHERE vni = 1) "
                         "UNION ALL SELECT vni + 1 FROM networks a WHERE vni < 16777215 AND "
                         "NOT EXISTS (SELECT 1 FROM networks b WHERE b.vni = a.vni + 1) "
                         "ORDER BY 1 LIMIT 1",
     [ST_NET_INSERT] = "INSERT INTO networks (subscriber_id, name, vni, subnet4, subnet6, mtu, "
-                      "revision, mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
-    [ST_NET_LIST] = "SELECT " NET_COLS " FROM networks ORDER BY name, id",
-    [ST_NET_LIST_SUB] = "SELECT " NET_COLS " FROM networks WHERE subscriber_id = ?1 ORDER BY name",
+                      "revision, mode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_NET_SET_REV] = "UPDATE networks SET revision = ?2 WHERE id = ?1",
     [ST_NET_DELETE] = "DELETE FROM networks WHERE id = ?1",
-    [ST_NODE_BY_NAME] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 AND name = ?2",
     [ST_NODE_BY_ID] = "SELECT " NODE_COLS " FROM nodes WHERE id = ?1",
-    [ST_NODE_BY_MAC] = "SELECT name FROM nodes WHERE network_id = ?1 AND mac = ?2",
-    [ST_NODE_BY_IP4] = "SELECT name FROM nodes WHERE network_id = ?1 AND ip4 = ?2",
-    [ST_NODE_BY_IP6] = "SELECT name FROM nodes WHERE network_id = ?1 AND ip6 = ?2",
-    [ST_NODE_IP4_FROM] = "SELECT ip4 FROM nodes WHERE network_id = ?1 AND ip4 >= ?2 ORDER BY ip4",
-    [ST_NODE_IP6_FROM] = "SELECT ip6 FROM nodes WHERE network_id = ?1 AND ip6 >= ?2 ORDER BY ip6",
-    [ST_NODE_INSERT] = "INSERT INTO nodes (network_id, name, pubkey, mac, ip4, ip6, phys_ip, "
-                       "phys_port, observed_ip, observed_port, state, revision) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    [ST_NODE_LIST] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 ORDER BY name",
-    [ST_NODE_SET_PHYS] = "UPDATE nodes SET phys_ip = ?2, phys_port = ?3, revision = ?4 "
-                         "WHERE id = ?1",
-    [ST_NODE_SET_OBSERVED] = "UPDATE nodes SET observed_ip = ?2, observed_port = ?3, state = ?4, "
-                             "revision = ?5 WHERE id = ?1",
-    [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
+    [ST_NODE_BY_NAME] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 AND name = ?2",
+    [ST_NODE_BY_MAC] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 AND mac = ?2",
+    [ST_NODE_BY_IP4] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 AND ip4 = ?2",
+    [ST_NODE_BY_IP6] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 AND ip6 = ?2",
     [ST_NODE_BY_PUBKEY] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 AND "
-                          "pubkey = ?2 ORDER BY id LIMIT 2",
-    [ST_NODE_PUBKEY_USER] = "SELECT name FROM nodes WHERE network_id = ?1 AND pubkey = ?2 AND "
-                            "id != ?3 ORDER BY id LIMIT 1",
-    /* Setting or clearing the key also cancels a pending join token. */
-    [ST_NODE_SET_PUBKEY] = "UPDATE nodes SET pubkey = ?2, revision = ?3, join_token_hash = NULL, "
-                           "join_token_expires = 0 WHERE id = ?1",
-    [ST_NODE_SET_TOKEN] = "UPDATE nodes SET join_token_hash = ?2, join_token_expires = ?3 "
-                          "WHERE id = ?1",
+                          "pubkey = ?2 AND id > ?3 ORDER BY id LIMIT 1",
     [ST_NODE_BY_TOKEN] = "SELECT " NODE_COLS ", join_token_expires FROM nodes "
                          "WHERE join_token_hash = ?1",
+    [ST_NODE_LIST] = "SELECT " NODE_COLS " FROM nodes WHERE network_id = ?1 ORDER BY name",
+    [ST_NODE_IP4_FROM] = "SELECT ip4 FROM nodes WHERE network_id = ?1 AND ip4 >= ?2 ORDER BY ip4",
+    [ST_NODE_IP6_FROM] = "SELECT ip6 FROM nodes WHERE network_id = ?1 AND ip6 >= ?2 ORDER BY ip6",
+    /* node_insert and node_update share the parameter numbers (bind_node()). */
+    [ST_NODE_INSERT] = "INSERT INTO nodes (network_id, name, mac, ip4, ip6, pubkey, phys_ip, "
+                       "phys_port, observed_ip, observed_port, state, revision) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [ST_NODE_UPDATE] = "UPDATE nodes SET pubkey = ?6, phys_ip = ?7, phys_port = ?8, "
+                       "observed_ip = ?9, observed_port = ?10, state = ?11, revision = ?12 "
+                       "WHERE id = ?13",
+    [ST_NODE_SET_TOKEN] = "UPDATE nodes SET join_token_hash = ?2, join_token_expires = ?3 "
+                          "WHERE id = ?1",
+    [ST_NODE_DELETE] = "DELETE FROM nodes WHERE id = ?1",
     [ST_CHG_INSERT] = "INSERT INTO changes (network_id, revision, op, payload) "
                       "VALUES (?1, ?2, ?3, ?4)",
     [ST_CHG_PRUNE] = "DELETE FROM changes WHERE network_id = ?1 AND revision <= ?2",
-    [ST_CHG_DELETE_NET] = "DELETE FROM changes WHERE network_id = ?1",
     [ST_CHG_OLDEST] = "SELECT min(revision) FROM changes WHERE network_id = ?1",
     [ST_CHG_SINCE] = "SELECT revision, op, payload FROM changes WHERE network_id = ?1 AND "
                      "revision > ?2 ORDER BY revision",
@@ -241,7 +228,6 @@ static const char *const st_sql[ST_COUNT] = {
 struct sq {
     sqlite3 *db;
     char *path;
-    uint32_t retention;
     uint32_t busy_ms;
     sqlite3_stmt *st[ST_COUNT];
     /* IP assignment hint (see the top of the file): valid while data_version is dv. */
@@ -249,85 +235,60 @@ struct sq {
     uint64_t hint_net; /* 0: none */
     bool hint_valid[2];
     struct vnet_ip hint_next[2]; /* all host addresses below are in use */
-    /* set by a request, applied after its commit */
+    /* set by node_free_ip(), applied after the transaction's commit */
+    uint64_t pend_net;
     bool pend_valid[2];
     struct vnet_ip pend_next[2];
 };
 
 /* ---- errors ---- */
 
-/* Map an SQLite result to a VNET_E* code and describe it in @err, or log it when the call
- * has no error buffer. */
+/* Map an SQLite result to a VNET_E* code and describe it in @err. */
 static int fail(struct sq *s, int rc, char *err, size_t errlen, const char *what)
 {
-    char buf[256];
-    int code;
     const char *msg = sqlite3_errmsg(s->db);
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-        code = VNET_EBUSY;
-        snprintf(buf, sizeof(buf), "%s: database %s is locked by another process (waited %u ms)",
-                 what, s->path, s->busy_ms);
-        break;
+        vnet_store_seterr(err, errlen,
+                          "%s: database %s is locked by another process (waited %u ms)", what,
+                          s->path, s->busy_ms);
+        return VNET_EBUSY;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-        code = VNET_ECORRUPT;
-        snprintf(buf, sizeof(buf), "%s: database %s is damaged or not a database: %s", what,
-                 s->path, msg);
-        break;
+        vnet_store_seterr(err, errlen, "%s: database %s is damaged or not a database: %s", what,
+                          s->path, msg);
+        return VNET_ECORRUPT;
     case SQLITE_NOMEM:
-        code = VNET_ENOMEM;
-        snprintf(buf, sizeof(buf), "%s: out of memory", what);
-        break;
+        vnet_store_seterr(err, errlen, "%s: out of memory", what);
+        return VNET_ENOMEM;
     case SQLITE_READONLY:
-        code = VNET_EPERM;
-        snprintf(buf, sizeof(buf), "%s: database %s is read-only: %s", what, s->path, msg);
-        break;
+        vnet_store_seterr(err, errlen, "%s: database %s is read-only: %s", what, s->path, msg);
+        return VNET_EPERM;
     case SQLITE_CONSTRAINT:
-        code = (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) ? VNET_EEXIST
+        vnet_store_seterr(err, errlen, "%s: %s", what, msg);
+        return (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) ? VNET_EEXIST
                                                                                       : VNET_EIO;
-        snprintf(buf, sizeof(buf), "%s: %s", what, msg);
-        break;
     default:
-        code = VNET_EIO;
-        snprintf(buf, sizeof(buf), "%s: %s (database %s)", what, msg, s->path);
-        break;
+        vnet_store_seterr(err, errlen, "%s: %s (database %s)", what, msg, s->path);
+        return VNET_EIO;
     }
-    if (err && errlen)
-        snprintf(err, errlen, "%s", buf);
-    else
-        vnet_log(VNET_LOG_WARN, "store", "%s", buf);
-    return code;
 }
 
 static int corrupt(struct sq *s, char *err, size_t errlen, const char *what)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "%s: database %s holds a malformed value", what, s->path);
-    else
-        vnet_log(VNET_LOG_WARN, "store", "%s: database %s holds a malformed value", what, s->path);
+    vnet_store_seterr(err, errlen, "%s: database %s holds a malformed value", what, s->path);
     return VNET_ECORRUPT;
 }
 
-/* ---- statement helpers ---- */
+/* ---- binding and reading ---- */
 
 static sqlite3_stmt *use(struct sq *s, enum st id)
 {
     sqlite3_stmt *st = s->st[id];
     sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return st;
-}
-
-/* Step a statement that returns no row (or whose rows are ignored), then reset it. */
-static int run(struct sq *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
-{
-    int rc = sqlite3_step(st);
-    while (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    int code = rc == SQLITE_DONE ? 0 : fail(s, rc, err, errlen, what);
-    sqlite3_reset(st);
-    return code;
 }
 
 static unsigned ip_len(uint8_t family)
@@ -335,12 +296,17 @@ static unsigned ip_len(uint8_t family)
     return family == VNET_AF_INET ? 4 : 16;
 }
 
+static void bind_blob(sqlite3_stmt *st, int idx, const void *p, size_t len)
+{
+    if (p)
+        sqlite3_bind_blob(st, idx, p, (int)len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
 static void bind_ip(sqlite3_stmt *st, int idx, const struct vnet_ip *ip)
 {
-    if (ip->family == VNET_AF_NONE)
-        sqlite3_bind_null(st, idx);
-    else
-        sqlite3_bind_blob(st, idx, ip->addr, (int)ip_len(ip->family), SQLITE_TRANSIENT);
+    bind_blob(st, idx, ip->family ? ip->addr : NULL, ip_len(ip->family));
 }
 
 static void bind_text(sqlite3_stmt *st, int idx, const char *s)
@@ -350,7 +316,16 @@ static void bind_text(sqlite3_stmt *st, int idx, const char *s)
 
 static void bind_u64(sqlite3_stmt *st, int idx, uint64_t v)
 {
-    sqlite3_bind_int64(st, idx, (sqlite3_int64)v);
+    sqlite3_bind_int64(st, idx, v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v);
+}
+
+static void bind_prefix(sqlite3_stmt *st, int idx, const struct vnet_prefix *p)
+{
+    char buf[VNET_PREFIX_STRLEN];
+    if (p->ip.family && vnet_prefix_format(p, buf, sizeof(buf)) > 0)
+        bind_text(st, idx, buf);
+    else
+        sqlite3_bind_null(st, idx);
 }
 
 static uint64_t col_u64(sqlite3_stmt *st, int col)
@@ -386,6 +361,7 @@ static bool col_ip(sqlite3_stmt *st, int col, uint8_t family, struct vnet_ip *ou
 
 static bool col_ep(sqlite3_stmt *st, int col, struct vnet_endpoint *out)
 {
+    memset(out, 0, sizeof(*out));
     if (!col_ip(st, col, VNET_AF_NONE, &out->ip))
         return false;
     int64_t port = sqlite3_column_int64(st, col + 1);
@@ -404,9 +380,13 @@ static bool col_prefix(sqlite3_stmt *st, int col, uint8_t family, struct vnet_pr
     return t && vnet_prefix_parse(t, out) == 0 && out->ip.family == family;
 }
 
-/* Read a row of NET_COLS. */
-static bool row_network(sqlite3_stmt *st, struct vnet_network *n)
+/* Row readers: false when the row holds a value the library never writes. */
+typedef bool (*row_fn)(sqlite3_stmt *st, void *out);
+
+/* A row of NET_COLS. */
+static bool row_network(sqlite3_stmt *st, void *out)
 {
+    struct vnet_network *n = out;
     memset(n, 0, sizeof(*n));
     n->id = col_u64(st, 0);
     n->subscriber_id = col_u64(st, 1);
@@ -421,9 +401,10 @@ static bool row_network(sqlite3_stmt *st, struct vnet_network *n)
            mtu > 0 && mtu <= UINT32_MAX && (mode == VNET_MODE_PLAIN || mode == VNET_MODE_SECURE);
 }
 
-/* Read a row of NODE_COLS. */
-static bool row_node(sqlite3_stmt *st, struct vnet_node *n)
+/* A row of NODE_COLS. */
+static bool row_node(sqlite3_stmt *st, void *out)
 {
+    struct vnet_node *n = out;
     memset(n, 0, sizeof(*n));
     n->id = col_u64(st, 0);
     n->network_id = col_u64(st, 1);
@@ -447,161 +428,108 @@ static bool row_node(sqlite3_stmt *st, struct vnet_node *n)
            col_ep(st, 7, &n->phys) && col_ep(st, 9, &n->observed);
 }
 
-/* Step @st for one network row: 0, VNET_ENOENT, or an error. Resets @st. */
-static int fetch_network(struct sq *s, sqlite3_stmt *st, struct vnet_network *out, char *err,
-                         size_t errlen)
+/* A row of SUB_COLS. */
+static bool row_subscriber(sqlite3_stmt *st, void *out)
 {
-    int rc = sqlite3_step(st), code = 0;
+    struct vnet_subscriber *sub = out;
+    memset(sub, 0, sizeof(*sub));
+    sub->id = col_u64(st, 0);
+    sub->admin = sub->id == VNET_SUBSCRIBER_ADMIN;
+    sub->has_token = sqlite3_column_int(st, 2) != 0;
+    return col_name(st, 1, sub->name);
+}
+
+/* Step @st for at most one row, read by @row into @out: 0, VNET_ENOENT or an error. */
+static int get_row(struct sq *s, sqlite3_stmt *st, row_fn row, void *out, char *err, size_t errlen,
+                   const char *what)
+{
+    int rc = sqlite3_step(st), code;
     if (rc == SQLITE_ROW)
-        code = row_network(st, out) ? 0 : corrupt(s, err, errlen, "reading a network");
-    else if (rc == SQLITE_DONE)
-        code = VNET_ENOENT;
+        code = row(st, out) ? 0 : corrupt(s, err, errlen, what);
     else
-        code = fail(s, rc, err, errlen, "reading a network");
+        code = rc == SQLITE_DONE ? VNET_ENOENT : fail(s, rc, err, errlen, what);
     sqlite3_reset(st);
     return code;
 }
 
-static int fetch_node(struct sq *s, sqlite3_stmt *st, struct vnet_node *out, char *err,
-                      size_t errlen)
+/* Step a statement that returns no row. VNET_ENOENT when it is an UPDATE that changed none. */
+static int run(struct sq *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
 {
-    int rc = sqlite3_step(st), code = 0;
-    if (rc == SQLITE_ROW)
-        code = row_node(st, out) ? 0 : corrupt(s, err, errlen, "reading a node");
-    else if (rc == SQLITE_DONE)
-        code = VNET_ENOENT;
-    else
-        code = fail(s, rc, err, errlen, "reading a node");
+    int rc = sqlite3_step(st);
+    int code = rc == SQLITE_DONE ? 0 : fail(s, rc, err, errlen, what);
     sqlite3_reset(st);
     return code;
 }
 
-/* Step @st for one name column: 0 with the name in @name, VNET_ENOENT, or an error. */
-static int fetch_name(struct sq *s, sqlite3_stmt *st, char *name, char *err, size_t errlen)
+static int run_update(struct sq *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
 {
-    int rc = sqlite3_step(st), code = 0;
-    if (rc == SQLITE_ROW)
-        code = col_name(st, 0, name) ? 0 : corrupt(s, err, errlen, "reading a name");
-    else if (rc == SQLITE_DONE)
-        code = VNET_ENOENT;
-    else
-        code = fail(s, rc, err, errlen, "reading a name");
+    int rc = run(s, st, err, errlen, what);
+    return rc ? rc : sqlite3_changes(s->db) > 0 ? 0 : VNET_ENOENT;
+}
+
+/* Walks: @emit reads the current row and calls the caller's function. */
+struct walk {
+    union {
+        vnet_store_subscriber_fn sub;
+        vnet_store_network_fn net;
+        vnet_store_node_fn node;
+        vnet_store_id_fn id;
+        vnet_store_change_row_fn change;
+    } fn;
+    void *arg;
+    bool bad; /* a row could not be read */
+};
+
+typedef int (*emit_fn)(sqlite3_stmt *st, struct walk *w);
+
+static int walk(struct sq *s, sqlite3_stmt *st, emit_fn emit, struct walk *w, char *err,
+                size_t errlen, const char *what)
+{
+    int rc, code = 0;
+    while (!code && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        code = emit(st, w);
+    if (w->bad)
+        code = corrupt(s, err, errlen, what);
+    else if (!code && rc != SQLITE_DONE)
+        code = fail(s, rc, err, errlen, what);
     sqlite3_reset(st);
     return code;
 }
 
-static int network_by_id(struct sq *s, uint64_t id, struct vnet_network *out, char *err,
-                         size_t errlen)
+static int emit_sub(sqlite3_stmt *st, struct walk *w)
 {
-    sqlite3_stmt *st = use(s, ST_NET_BY_ID);
-    bind_u64(st, 1, id);
-    int rc = fetch_network(s, st, out, err, errlen);
-    if (rc == VNET_ENOENT)
-        vnet_store_seterr(err, errlen, "no network with id %" PRIu64, id);
-    return rc;
+    struct vnet_subscriber x;
+    w->bad = !row_subscriber(st, &x);
+    return w->bad ? -1 : w->fn.sub(&x, w->arg);
 }
 
-static int node_by_name(struct sq *s, const struct vnet_network *net, const char *name,
-                        struct vnet_node *out, char *err, size_t errlen)
+static int emit_net(sqlite3_stmt *st, struct walk *w)
 {
-    sqlite3_stmt *st = use(s, ST_NODE_BY_NAME);
-    bind_u64(st, 1, net->id);
-    bind_text(st, 2, name);
-    int rc = fetch_node(s, st, out, err, errlen);
-    if (rc == VNET_ENOENT)
-        vnet_store_seterr(err, errlen, "no node '%s' in network '%s'", name, net->name);
-    return rc;
+    struct vnet_network x;
+    w->bad = !row_network(st, &x);
+    return w->bad ? -1 : w->fn.net(&x, w->arg);
 }
 
-/* The name of the node of network @net_id other than @except_id whose key is @pub, in @name:
- * 0 when there is one, VNET_ENOENT when the key is free. */
-static int pubkey_user(struct sq *s, uint64_t net_id, const uint8_t *pub, uint64_t except_id,
-                       char *name, char *err, size_t errlen)
+static int emit_node(sqlite3_stmt *st, struct walk *w)
 {
-    sqlite3_stmt *st = use(s, ST_NODE_PUBKEY_USER);
-    bind_u64(st, 1, net_id);
-    sqlite3_bind_blob(st, 2, pub, VNET_PUBKEY_LEN, SQLITE_TRANSIENT);
-    bind_u64(st, 3, except_id);
-    return fetch_name(s, st, name, err, errlen);
+    struct vnet_node x;
+    w->bad = !row_node(st, &x);
+    return w->bad ? -1 : w->fn.node(&x, w->arg);
 }
 
-/* Log what a call without an error buffer failed with, unless @rc is an answer (no such row,
- * a conflict) rather than a failure. */
-static int log_failure(int rc, const char *err)
+static int emit_id(sqlite3_stmt *st, struct walk *w)
 {
-    if (rc && rc != VNET_ENOENT && rc != VNET_EEXIST && err[0])
-        vnet_log(VNET_LOG_WARN, "store", "%s", err);
-    return rc;
+    return w->fn.id(col_u64(st, 0), w->arg);
 }
 
-/* ---- transactions ---- */
-
-static int tx_begin(struct sq *s, bool write, char *err, size_t errlen)
+static int emit_change(sqlite3_stmt *st, struct walk *w)
 {
-    int rc =
-        run(s, use(s, write ? ST_BEGIN : ST_BEGIN_READ), err, errlen, "starting a transaction");
-    if (rc || !write)
-        return rc;
-    s->pend_valid[0] = s->pend_valid[1] = false;
-    sqlite3_stmt *st = use(s, ST_DATA_VERSION);
-    int r = sqlite3_step(st);
-    int64_t dv = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_reset(st);
-    if (dv != s->dv || dv < 0) { /* another connection committed: forget the hint */
-        s->hint_net = 0;
-        s->dv = dv;
-    }
-    return 0;
-}
-
-/* Commit when @rc is 0, else roll back; returns the request's result. */
-static int tx_end(struct sq *s, int rc, char *err, size_t errlen)
-{
-    if (rc == 0) {
-        rc = run(s, use(s, ST_COMMIT), err, errlen, "committing");
-        if (rc == 0)
-            return 0;
-    }
-    if (!sqlite3_get_autocommit(s->db)) /* some errors have rolled back already */
-        run(s, use(s, ST_ROLLBACK), NULL, 0, "rolling back");
-    return rc;
-}
-
-/* Bump @net's revision to @rev, append one change record and apply the retention. */
-static int log_change(struct sq *s, uint64_t net_id, uint64_t rev, int op,
-                      const struct vnet_node *node, char *err, size_t errlen)
-{
-    uint8_t buf[VNET_STORE_NODE_ENC_MAX];
-    int len = 0;
-    if (node) {
-        len = vnet_store_node_encode(node, buf, sizeof(buf));
-        if (len < 0) {
-            vnet_store_seterr(err, errlen, "cannot encode node '%s' for the change log",
-                              node->name);
-            return VNET_EINVAL;
-        }
-    }
-    sqlite3_stmt *st = use(s, ST_NET_SET_REV);
-    bind_u64(st, 1, net_id);
-    bind_u64(st, 2, rev);
-    int rc = run(s, st, err, errlen, "updating the network revision");
-    if (rc)
-        return rc;
-    st = use(s, ST_CHG_INSERT);
-    bind_u64(st, 1, net_id);
-    bind_u64(st, 2, rev);
-    sqlite3_bind_int(st, 3, op);
-    if (node)
-        sqlite3_bind_blob(st, 4, buf, len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, 4);
-    rc = run(s, st, err, errlen, "appending to the change log");
-    if (rc || rev <= s->retention)
-        return rc;
-    st = use(s, ST_CHG_PRUNE);
-    bind_u64(st, 1, net_id);
-    bind_u64(st, 2, rev - s->retention);
-    return run(s, st, err, errlen, "pruning the change log");
+    struct vnet_store_change_row r;
+    r.revision = col_u64(st, 0);
+    r.op = sqlite3_column_int(st, 1);
+    r.payload = sqlite3_column_blob(st, 2);
+    r.payload_len = (size_t)sqlite3_column_bytes(st, 2);
+    return w->fn.change(&r, w->arg);
 }
 
 /* ---- open / close ---- */
@@ -784,7 +712,6 @@ static int sq_open(const char *path, const struct vnet_store_opts *o, void **sta
         free(s);
         return VNET_ENOMEM;
     }
-    s->retention = o->retention;
     s->busy_ms = o->busy_timeout_ms;
     s->dv = -1;
     int flags = (o->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
@@ -836,1090 +763,477 @@ static int sq_open(const char *path, const struct vnet_store_opts *o, void **sta
     return 0;
 }
 
-/* ---- networks ---- */
+/* ---- transactions ---- */
 
-static int network_create_tx(struct sq *s, const struct vnet_network_spec *sp,
-                             struct vnet_network *out, char *err, size_t errlen)
-{
-    char name[VNET_NAME_MAX], sub[VNET_NAME_MAX];
-    sqlite3_stmt *st = use(s, ST_SUB_GET);
-    bind_u64(st, 1, sp->subscriber_id);
-    int rc = fetch_name(s, st, sub, err, errlen);
-    if (rc == VNET_ENOENT)
-        vnet_store_seterr(err, errlen, "no subscriber with id %" PRIu64, sp->subscriber_id);
-    if (rc)
-        return rc;
-    struct vnet_network n;
-    st = use(s, ST_NET_BY_NAME);
-    bind_u64(st, 1, sp->subscriber_id);
-    bind_text(st, 2, sp->name);
-    rc = fetch_network(s, st, &n, err, errlen);
-    if (rc == 0) {
-        vnet_store_seterr(err, errlen, "network '%s' already exists for subscriber '%s'", sp->name,
-                          sub);
-        return VNET_EEXIST;
-    }
-    if (rc != VNET_ENOENT)
-        return rc;
-
-    uint32_t vni = sp->vni;
-    if (sp->has_vni) {
-        st = use(s, ST_NET_BY_VNI);
-        sqlite3_bind_int64(st, 1, vni);
-        rc = fetch_name(s, st, name, err, errlen);
-        if (rc == 0) {
-            vnet_store_seterr(err, errlen, "VNI %u is used by network '%s'", vni, name);
-            return VNET_EEXIST;
-        }
-        if (rc != VNET_ENOENT)
-            return rc;
-    } else {
-        st = use(s, ST_NET_FREE_VNI);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-            vni = (uint32_t)sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
-        if (rc == SQLITE_DONE) {
-            vnet_store_seterr(err, errlen, "no free VNI left");
-            return VNET_ENOSPC;
-        }
-        if (rc != SQLITE_ROW)
-            return fail(s, rc, err, errlen, "choosing a VNI");
-    }
-
-    char p4[VNET_PREFIX_STRLEN], p6[VNET_PREFIX_STRLEN];
-    st = use(s, ST_NET_INSERT);
-    bind_u64(st, 1, sp->subscriber_id);
-    bind_text(st, 2, sp->name);
-    sqlite3_bind_int64(st, 3, vni);
-    if (sp->subnet4.ip.family && vnet_prefix_format(&sp->subnet4, p4, sizeof(p4)) > 0)
-        bind_text(st, 4, p4);
-    else
-        sqlite3_bind_null(st, 4);
-    if (sp->subnet6.ip.family && vnet_prefix_format(&sp->subnet6, p6, sizeof(p6)) > 0)
-        bind_text(st, 5, p6);
-    else
-        sqlite3_bind_null(st, 5);
-    sqlite3_bind_int64(st, 6, sp->mtu);
-    sqlite3_bind_int(st, 7, sp->mode);
-    rc = run(s, st, err, errlen, "creating the network");
-    if (rc)
-        return rc;
-    memset(&n, 0, sizeof(n));
-    n.id = (uint64_t)sqlite3_last_insert_rowid(s->db);
-    n.subscriber_id = sp->subscriber_id;
-    snprintf(n.name, sizeof(n.name), "%s", sp->name);
-    n.vni = vni;
-    n.subnet4 = sp->subnet4;
-    n.subnet6 = sp->subnet6;
-    n.mtu = sp->mtu;
-    n.revision = 1;
-    n.mode = (uint8_t)sp->mode;
-    rc = log_change(s, n.id, 1, VNET_CHANGE_NET_PUT, NULL, err, errlen);
-    if (!rc)
-        *out = n;
-    return rc;
-}
-
-static int sq_network_create(void *state, const struct vnet_network_spec *spec,
-                             struct vnet_network *out, char *err, size_t errlen)
+static int sq_begin(void *state, bool write, char *err, size_t errlen)
 {
     struct sq *s = state;
-    int rc = tx_begin(s, true, err, errlen);
-    if (rc)
+    int rc =
+        run(s, use(s, write ? ST_BEGIN : ST_BEGIN_READ), err, errlen, "starting a transaction");
+    if (rc || !write)
         return rc;
-    return tx_end(s, network_create_tx(s, spec, out, err, errlen), err, errlen);
-}
-
-static int sq_network_get(void *state, uint64_t subscriber_id, const char *name,
-                          struct vnet_network *out)
-{
-    struct sq *s = state;
-    sqlite3_stmt *st;
-    if (subscriber_id) {
-        st = use(s, ST_NET_BY_NAME);
-        bind_u64(st, 1, subscriber_id);
-        bind_text(st, 2, name);
-    } else {
-        st = use(s, ST_NET_BY_NAME_ANY);
-        bind_text(st, 1, name);
-    }
-    return fetch_network(s, st, out, NULL, 0);
-}
-
-static int sq_network_get_by_id(void *state, uint64_t id, struct vnet_network *out)
-{
-    return network_by_id(state, id, out, NULL, 0);
-}
-
-/* Lists are read whole before the callbacks run, so a callback may call the store again. */
-struct vec {
-    void *items;
-    size_t n, cap, size;
-};
-
-static void *vec_push(struct vec *v)
-{
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        void *p = realloc(v->items, cap * v->size);
-        if (!p)
-            return NULL;
-        v->items = p;
-        v->cap = cap;
-    }
-    return (char *)v->items + v->size * v->n++;
-}
-
-static int sq_network_list(void *state, uint64_t subscriber_id, vnet_store_network_fn fn, void *arg)
-{
-    struct sq *s = state;
-    struct vec v = {NULL, 0, 0, sizeof(struct vnet_network)};
-    sqlite3_stmt *st = use(s, subscriber_id ? ST_NET_LIST_SUB : ST_NET_LIST);
-    if (subscriber_id)
-        bind_u64(st, 1, subscriber_id);
-    int rc, code = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct vnet_network *n = vec_push(&v);
-        if (!n) {
-            code = VNET_ENOMEM;
-            break;
-        }
-        if (!row_network(st, n)) {
-            code = corrupt(s, NULL, 0, "listing networks");
-            break;
-        }
-    }
-    if (!code && rc != SQLITE_DONE)
-        code = fail(s, rc, NULL, 0, "listing networks");
+    s->pend_net = 0;
+    sqlite3_stmt *st = use(s, ST_DATA_VERSION);
+    int r = sqlite3_step(st);
+    int64_t dv = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_reset(st);
-    for (size_t i = 0; !code && i < v.n; i++)
-        code = fn((struct vnet_network *)v.items + i, arg);
-    free(v.items);
-    return code;
+    if (dv != s->dv || dv < 0) { /* another connection committed: forget the hint */
+        s->hint_net = 0;
+        s->dv = dv;
+    }
+    return 0;
 }
 
-static int network_delete_tx(struct sq *s, uint64_t id, char *err, size_t errlen)
-{
-    struct vnet_network net;
-    int rc = network_by_id(s, id, &net, err, errlen);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = use(s, ST_CHG_DELETE_NET);
-    bind_u64(st, 1, id);
-    rc = run(s, st, err, errlen, "deleting the change log");
-    if (rc)
-        return rc;
-    st = use(s, ST_NET_DELETE);
-    bind_u64(st, 1, id);
-    rc = run(s, st, err, errlen, "deleting the network");
-    if (rc)
-        return rc;
-    /* The tombstone: it makes pollers of vnet_store_changed_networks() see the deletion. */
-    st = use(s, ST_CHG_INSERT);
-    bind_u64(st, 1, id);
-    bind_u64(st, 2, net.revision + 1);
-    sqlite3_bind_int(st, 3, VNET_STORE_CHANGE_NET_DEL);
-    sqlite3_bind_null(st, 4);
-    return run(s, st, err, errlen, "appending to the change log");
-}
-
-static int sq_network_delete(void *state, uint64_t network_id, char *err, size_t errlen)
+static int sq_commit(void *state, char *err, size_t errlen)
 {
     struct sq *s = state;
-    int rc = tx_begin(s, true, err, errlen);
-    if (rc)
+    int rc = run(s, use(s, ST_COMMIT), err, errlen, "committing");
+    if (rc || !s->pend_net)
         return rc;
-    rc = tx_end(s, network_delete_tx(s, network_id, err, errlen), err, errlen);
-    if (s->hint_net == network_id)
-        s->hint_net = 0;
-    return rc;
+    if (s->hint_net != s->pend_net) {
+        s->hint_net = s->pend_net;
+        s->hint_valid[0] = s->hint_valid[1] = false;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (s->pend_valid[i]) {
+            s->hint_valid[i] = true;
+            s->hint_next[i] = s->pend_next[i];
+        }
+    }
+    s->pend_net = 0;
+    return 0;
+}
+
+static void sq_rollback(void *state)
+{
+    struct sq *s = state;
+    s->pend_net = 0;
+    if (!sqlite3_get_autocommit(s->db)) /* some errors have rolled back already */
+        run(s, use(s, ST_ROLLBACK), NULL, 0, "rolling back");
 }
 
 /* ---- subscribers ---- */
 
-static bool row_subscriber(sqlite3_stmt *st, struct vnet_subscriber *out)
+static int sub_get(struct sq *s, sqlite3_stmt *st, struct vnet_subscriber *out, char *err,
+                   size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    out->id = col_u64(st, 0);
-    out->admin = out->id == VNET_SUBSCRIBER_ADMIN;
-    out->has_token = sqlite3_column_int(st, 2) != 0;
-    return col_name(st, 1, out->name);
+    return get_row(s, st, row_subscriber, out, err, errlen, "reading a subscriber");
 }
 
-static int fetch_subscriber(struct sq *s, sqlite3_stmt *st, struct vnet_subscriber *out, char *err,
-                            size_t errlen)
+static int sq_subscriber_get(void *state, uint64_t id, struct vnet_subscriber *out, char *err,
+                             size_t errlen)
 {
-    int rc = sqlite3_step(st), code = 0;
-    if (rc == SQLITE_ROW)
-        code = row_subscriber(st, out) ? 0 : corrupt(s, err, errlen, "reading a subscriber");
-    else if (rc == SQLITE_DONE)
-        code = VNET_ENOENT;
-    else
-        code = fail(s, rc, err, errlen, "reading a subscriber");
-    sqlite3_reset(st);
-    return code;
+    sqlite3_stmt *st = use(state, ST_SUB_BY_ID);
+    bind_u64(st, 1, id);
+    return sub_get(state, st, out, err, errlen);
 }
 
-/* The subscriber holding @hash, other than @except_id: 0 when there is one, VNET_ENOENT. */
-static int token_user(struct sq *s, const uint8_t *hash, uint64_t except_id, char *err,
-                      size_t errlen)
+static int sq_subscriber_by_name(void *state, const char *name, struct vnet_subscriber *out,
+                                 char *err, size_t errlen)
 {
-    struct vnet_subscriber sub;
-    sqlite3_stmt *st = use(s, ST_SUB_BY_TOKEN);
-    sqlite3_bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
-    int rc = fetch_subscriber(s, st, &sub, err, errlen);
-    if (rc == 0 && sub.id == except_id)
-        rc = VNET_ENOENT;
+    sqlite3_stmt *st = use(state, ST_SUB_BY_NAME);
+    bind_text(st, 1, name);
+    return sub_get(state, st, out, err, errlen);
+}
+
+static int sq_subscriber_by_token(void *state, const uint8_t *hash, struct vnet_subscriber *out,
+                                  char *err, size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_SUB_BY_TOKEN);
+    bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN);
+    return sub_get(state, st, out, err, errlen);
+}
+
+static int sq_subscriber_list(void *state, vnet_store_subscriber_fn fn, void *arg, char *err,
+                              size_t errlen)
+{
+    struct walk w = {.fn.sub = fn, .arg = arg};
+    return walk(state, use(state, ST_SUB_LIST), emit_sub, &w, err, errlen, "listing subscribers");
+}
+
+static int sq_subscriber_insert(void *state, const char *name, const uint8_t *hash, uint64_t *id,
+                                char *err, size_t errlen)
+{
+    struct sq *s = state;
+    sqlite3_stmt *st = use(s, ST_SUB_INSERT);
+    bind_text(st, 1, name);
+    bind_blob(st, 2, hash, VNET_TOKEN_HASH_LEN);
+    int rc = run(s, st, err, errlen, "creating the subscriber");
+    if (!rc)
+        *id = (uint64_t)sqlite3_last_insert_rowid(s->db);
     return rc;
 }
 
-static void bind_hash(sqlite3_stmt *st, int idx, const uint8_t *hash)
-{
-    if (hash)
-        sqlite3_bind_blob(st, idx, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, idx);
-}
-
-static int subscriber_create_tx(struct sq *s, const char *name, const uint8_t *hash,
-                                struct vnet_subscriber *out, char *err, size_t errlen)
-{
-    struct vnet_subscriber sub;
-    sqlite3_stmt *st = use(s, ST_SUB_BY_NAME);
-    bind_text(st, 1, name);
-    int rc = fetch_subscriber(s, st, &sub, err, errlen);
-    if (rc == 0) {
-        vnet_store_seterr(err, errlen, "subscriber '%s' already exists", name);
-        return VNET_EEXIST;
-    }
-    if (rc != VNET_ENOENT)
-        return rc;
-    if (hash) {
-        rc = token_user(s, hash, 0, err, errlen);
-        if (rc == 0) { /* a token is never shared: do not say whose it is */
-            vnet_store_seterr(err, errlen, "subscriber '%s': the token is already in use", name);
-            return VNET_EEXIST;
-        }
-        if (rc != VNET_ENOENT)
-            return rc;
-    }
-    st = use(s, ST_SUB_INSERT);
-    bind_text(st, 1, name);
-    bind_hash(st, 2, hash);
-    rc = run(s, st, err, errlen, "creating the subscriber");
-    if (rc)
-        return rc;
-    memset(out, 0, sizeof(*out));
-    out->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
-    snprintf(out->name, sizeof(out->name), "%s", name);
-    out->admin = out->id == VNET_SUBSCRIBER_ADMIN;
-    out->has_token = hash != NULL;
-    return 0;
-}
-
-static int sq_subscriber_create(void *state, const char *name, const uint8_t *token_hash,
-                                struct vnet_subscriber *out, char *err, size_t errlen)
-{
-    struct sq *s = state;
-    int rc = tx_begin(s, true, err, errlen);
-    if (rc)
-        return rc;
-    return tx_end(s, subscriber_create_tx(s, name, token_hash, out, err, errlen), err, errlen);
-}
-
-static int sq_subscriber_get(void *state, const char *name, struct vnet_subscriber *out)
-{
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_SUB_BY_NAME);
-    bind_text(st, 1, name);
-    return fetch_subscriber(s, st, out, NULL, 0);
-}
-
-static int sq_subscriber_get_by_id(void *state, uint64_t id, struct vnet_subscriber *out)
-{
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_SUB_BY_ID);
-    bind_u64(st, 1, id);
-    return fetch_subscriber(s, st, out, NULL, 0);
-}
-
-static int sq_subscriber_by_token(void *state, const uint8_t *token_hash,
-                                  struct vnet_subscriber *out)
-{
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_SUB_BY_TOKEN);
-    sqlite3_bind_blob(st, 1, token_hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
-    return fetch_subscriber(s, st, out, NULL, 0);
-}
-
-static int sq_subscriber_list(void *state, vnet_store_subscriber_fn fn, void *arg)
-{
-    struct sq *s = state;
-    struct vec v = {NULL, 0, 0, sizeof(struct vnet_subscriber)};
-    sqlite3_stmt *st = use(s, ST_SUB_LIST);
-    int rc, code = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct vnet_subscriber *sub = vec_push(&v);
-        if (!sub) {
-            code = VNET_ENOMEM;
-            break;
-        }
-        if (!row_subscriber(st, sub)) {
-            code = corrupt(s, NULL, 0, "listing subscribers");
-            break;
-        }
-    }
-    if (!code && rc != SQLITE_DONE)
-        code = fail(s, rc, NULL, 0, "listing subscribers");
-    sqlite3_reset(st);
-    for (size_t i = 0; !code && i < v.n; i++)
-        code = fn((struct vnet_subscriber *)v.items + i, arg);
-    free(v.items);
-    return code;
-}
-
-static int subscriber_set_token_tx(struct sq *s, uint64_t id, const uint8_t *hash, char *err,
+static int sq_subscriber_set_token(void *state, uint64_t id, const uint8_t *hash, char *err,
                                    size_t errlen)
 {
-    struct vnet_subscriber sub;
-    sqlite3_stmt *st = use(s, ST_SUB_BY_ID);
+    sqlite3_stmt *st = use(state, ST_SUB_SET_TOKEN);
     bind_u64(st, 1, id);
-    int rc = fetch_subscriber(s, st, &sub, err, errlen);
-    if (rc)
-        return rc;
-    if (hash) {
-        rc = token_user(s, hash, id, err, errlen);
-        if (rc == 0) {
-            vnet_store_seterr(err, errlen, "subscriber '%s': the token is already in use",
-                              sub.name);
-            return VNET_EEXIST;
-        }
-        if (rc != VNET_ENOENT)
-            return rc;
-    }
-    st = use(s, ST_SUB_SET_TOKEN);
-    bind_u64(st, 1, id);
-    bind_hash(st, 2, hash);
-    return run(s, st, err, errlen, "setting the subscriber's token");
+    bind_blob(st, 2, hash, VNET_TOKEN_HASH_LEN);
+    return run_update(state, st, err, errlen, "setting the subscriber's token");
 }
 
-static int sq_subscriber_set_token(void *state, uint64_t id, const uint8_t *token_hash)
+/* Statements that take one id and change rows. */
+static int run_id(struct sq *s, enum st id_st, uint64_t id, char *err, size_t errlen,
+                  const char *what)
+{
+    sqlite3_stmt *st = use(s, id_st);
+    bind_u64(st, 1, id);
+    return run_update(s, st, err, errlen, what);
+}
+
+static int sq_subscriber_delete(void *state, uint64_t id, char *err, size_t errlen)
+{
+    return run_id(state, ST_SUB_DELETE, id, err, errlen, "deleting the subscriber");
+}
+
+/* ---- networks ---- */
+
+static int net_get(struct sq *s, sqlite3_stmt *st, struct vnet_network *out, char *err,
+                   size_t errlen)
+{
+    return get_row(s, st, row_network, out, err, errlen, "reading a network");
+}
+
+static int sq_network_get(void *state, uint64_t id, struct vnet_network *out, char *err,
+                          size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_NET_BY_ID);
+    bind_u64(st, 1, id);
+    return net_get(state, st, out, err, errlen);
+}
+
+static int sq_network_by_vni(void *state, uint32_t vni, struct vnet_network *out, char *err,
+                             size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_NET_BY_VNI);
+    sqlite3_bind_int64(st, 1, vni);
+    return net_get(state, st, out, err, errlen);
+}
+
+static int sq_network_by_name(void *state, uint64_t subscriber_id, const char *name,
+                              struct vnet_network *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = use(state, subscriber_id ? ST_NET_BY_NAME : ST_NET_BY_NAME_ANY);
+    if (subscriber_id)
+        bind_u64(st, 1, subscriber_id);
+    bind_text(st, 2, name);
+    return net_get(state, st, out, err, errlen);
+}
+
+static int sq_network_list(void *state, uint64_t subscriber_id, vnet_store_network_fn fn, void *arg,
+                           char *err, size_t errlen)
+{
+    struct walk w = {.fn.net = fn, .arg = arg};
+    sqlite3_stmt *st = use(state, subscriber_id ? ST_NET_LIST_SUB : ST_NET_LIST);
+    if (subscriber_id)
+        bind_u64(st, 1, subscriber_id);
+    return walk(state, st, emit_net, &w, err, errlen, "listing networks");
+}
+
+static int sq_network_free_vni(void *state, uint32_t *vni, char *err, size_t errlen)
 {
     struct sq *s = state;
-    char err[256] = "";
-    int rc = tx_begin(s, true, err, sizeof(err));
-    if (!rc)
-        rc = tx_end(s, subscriber_set_token_tx(s, id, token_hash, err, sizeof(err)), err,
-                    sizeof(err));
-    return log_failure(rc, err);
+    sqlite3_stmt *st = use(s, ST_NET_FREE_VNI);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *vni = (uint32_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW    ? 0
+           : rc == SQLITE_DONE ? VNET_ENOSPC
+                               : fail(s, rc, err, errlen, "choosing a VNI");
 }
 
-#define OWNS_NETWORKS 1 /* private: subscriber_delete_tx's refusal, VNET_EBUSY to the caller */
-
-static int subscriber_delete_tx(struct sq *s, uint64_t id, char *err, size_t errlen)
-{
-    char name[VNET_NAME_MAX];
-    struct vnet_subscriber sub;
-    sqlite3_stmt *st = use(s, ST_SUB_BY_ID);
-    bind_u64(st, 1, id);
-    int rc = fetch_subscriber(s, st, &sub, err, errlen);
-    if (rc)
-        return rc;
-    st = use(s, ST_SUB_NETS);
-    bind_u64(st, 1, id);
-    rc = fetch_name(s, st, name, err, errlen);
-    if (rc == 0)
-        return OWNS_NETWORKS;
-    if (rc != VNET_ENOENT)
-        return rc;
-    st = use(s, ST_SUB_DELETE);
-    bind_u64(st, 1, id);
-    return run(s, st, err, errlen, "deleting the subscriber");
-}
-
-static int sq_subscriber_delete(void *state, uint64_t id)
+static int sq_network_insert(void *state, struct vnet_network *n, char *err, size_t errlen)
 {
     struct sq *s = state;
-    char err[256] = "";
-    int rc = tx_begin(s, true, err, sizeof(err));
+    sqlite3_stmt *st = use(s, ST_NET_INSERT);
+    bind_u64(st, 1, n->subscriber_id);
+    bind_text(st, 2, n->name);
+    sqlite3_bind_int64(st, 3, n->vni);
+    bind_prefix(st, 4, &n->subnet4);
+    bind_prefix(st, 5, &n->subnet6);
+    sqlite3_bind_int64(st, 6, n->mtu);
+    bind_u64(st, 7, n->revision);
+    sqlite3_bind_int(st, 8, n->mode);
+    int rc = run(s, st, err, errlen, "creating the network");
     if (!rc)
-        rc = tx_end(s, subscriber_delete_tx(s, id, err, sizeof(err)), err, sizeof(err));
-    if (rc == OWNS_NETWORKS)
-        return VNET_EBUSY;
-    return log_failure(rc, err);
+        n->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int sq_network_set_revision(void *state, uint64_t id, uint64_t revision, char *err,
+                                   size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_NET_SET_REV);
+    bind_u64(st, 1, id);
+    bind_u64(st, 2, revision);
+    return run_update(state, st, err, errlen, "updating the network revision");
+}
+
+static int sq_network_delete(void *state, uint64_t id, char *err, size_t errlen)
+{
+    struct sq *s = state;
+    s->hint_net = 0;
+    return run_id(s, ST_NET_DELETE, id, err, errlen, "deleting the network");
 }
 
 /* ---- nodes ---- */
 
-/* The name of the node of @net using @ip, in @name: 0 when used, VNET_ENOENT when free. */
-static int ip_user(struct sq *s, uint64_t net_id, const struct vnet_ip *ip, char *name, char *err,
-                   size_t errlen)
+static int node_get(struct sq *s, sqlite3_stmt *st, struct vnet_node *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(s, ip->family == VNET_AF_INET ? ST_NODE_BY_IP4 : ST_NODE_BY_IP6);
-    bind_u64(st, 1, net_id);
-    bind_ip(st, 2, ip);
-    return fetch_name(s, st, name, err, errlen);
+    return get_row(s, st, row_node, out, err, errlen, "reading a node");
 }
 
-static int mac_user(struct sq *s, uint64_t net_id, const struct vnet_mac *mac, char *name,
-                    char *err, size_t errlen)
+/* The node lookups by network and one key column. */
+static int node_by(struct sq *s, enum st id, uint64_t network_id, const void *key, size_t len,
+                   struct vnet_node *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(s, ST_NODE_BY_MAC);
-    bind_u64(st, 1, net_id);
-    sqlite3_bind_blob(st, 2, mac->b, 6, SQLITE_TRANSIENT);
-    return fetch_name(s, st, name, err, errlen);
+    sqlite3_stmt *st = use(s, id);
+    bind_u64(st, 1, network_id);
+    if (id == ST_NODE_BY_NAME)
+        bind_text(st, 2, key);
+    else
+        bind_blob(st, 2, key, len);
+    return node_get(s, st, out, err, errlen);
 }
 
-/* The lowest free host address of @net's subnet of family slot @slot (0: IPv4, 1: IPv6). */
-static int assign_ip(struct sq *s, const struct vnet_network *net, int slot, struct vnet_ip *out,
-                     char *err, size_t errlen)
+static int sq_node_get(void *state, uint64_t id, struct vnet_node *out, char *err, size_t errlen)
 {
-    const struct vnet_prefix *p = slot ? &net->subnet6 : &net->subnet4;
-    struct vnet_ip cand, last;
-    vnet_store_subnet_first(p, &cand);
-    vnet_store_subnet_last(p, &last);
-    if (s->hint_net == net->id && s->hint_valid[slot] &&
+    sqlite3_stmt *st = use(state, ST_NODE_BY_ID);
+    bind_u64(st, 1, id);
+    return node_get(state, st, out, err, errlen);
+}
+
+static int sq_node_by_name(void *state, uint64_t network_id, const char *name,
+                           struct vnet_node *out, char *err, size_t errlen)
+{
+    return node_by(state, ST_NODE_BY_NAME, network_id, name, 0, out, err, errlen);
+}
+
+static int sq_node_by_mac(void *state, uint64_t network_id, const struct vnet_mac *mac,
+                          struct vnet_node *out, char *err, size_t errlen)
+{
+    return node_by(state, ST_NODE_BY_MAC, network_id, mac->b, 6, out, err, errlen);
+}
+
+static int sq_node_by_ip(void *state, uint64_t network_id, const struct vnet_ip *ip,
+                         struct vnet_node *out, char *err, size_t errlen)
+{
+    return node_by(state, ip->family == VNET_AF_INET ? ST_NODE_BY_IP4 : ST_NODE_BY_IP6, network_id,
+                   ip->addr, ip_len(ip->family), out, err, errlen);
+}
+
+static int sq_node_by_pubkey(void *state, uint64_t network_id, const uint8_t *pub,
+                             uint64_t after_id, struct vnet_node *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_NODE_BY_PUBKEY);
+    bind_u64(st, 1, network_id);
+    bind_blob(st, 2, pub, VNET_PUBKEY_LEN);
+    bind_u64(st, 3, after_id);
+    return node_get(state, st, out, err, errlen);
+}
+
+struct node_token {
+    struct vnet_node node;
+    uint64_t expires;
+};
+
+static bool row_node_token(sqlite3_stmt *st, void *out)
+{
+    struct node_token *t = out;
+    t->expires = col_u64(st, 13);
+    return row_node(st, &t->node);
+}
+
+static int sq_node_by_join_token(void *state, const uint8_t *hash, struct vnet_node *out,
+                                 uint64_t *expires, char *err, size_t errlen)
+{
+    struct node_token t;
+    sqlite3_stmt *st = use(state, ST_NODE_BY_TOKEN);
+    bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN);
+    int rc = get_row(state, st, row_node_token, &t, err, errlen, "reading a node");
+    if (!rc) {
+        *out = t.node;
+        *expires = t.expires;
+    }
+    return rc;
+}
+
+static int sq_node_list(void *state, uint64_t network_id, vnet_store_node_fn fn, void *arg,
+                        char *err, size_t errlen)
+{
+    struct walk w = {.fn.node = fn, .arg = arg};
+    sqlite3_stmt *st = use(state, ST_NODE_LIST);
+    bind_u64(st, 1, network_id);
+    return walk(state, st, emit_node, &w, err, errlen, "listing nodes");
+}
+
+/* Walk the used addresses upwards from @first (or the hint, when it is higher) to the first
+ * gap. */
+static int sq_node_free_ip(void *state, uint64_t network_id, const struct vnet_ip *first,
+                           const struct vnet_ip *last, struct vnet_ip *out, char *err,
+                           size_t errlen)
+{
+    struct sq *s = state;
+    int slot = first->family == VNET_AF_INET6;
+    struct vnet_ip cand = *first;
+    if (s->hint_net == network_id && s->hint_valid[slot] &&
         vnet_store_ip_cmp(&s->hint_next[slot], &cand) > 0)
         cand = s->hint_next[slot];
     unsigned len = ip_len(cand.family);
-    bool full = vnet_store_ip_cmp(&cand, &last) > 0;
+    bool full = vnet_store_ip_cmp(&cand, last) > 0;
     sqlite3_stmt *st = use(s, slot ? ST_NODE_IP6_FROM : ST_NODE_IP4_FROM);
-    bind_u64(st, 1, net->id);
+    bind_u64(st, 1, network_id);
     bind_ip(st, 2, &cand);
-    int rc = SQLITE_DONE;
-    while (!full && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int rc = SQLITE_DONE, code = 0;
+    while (!full && !code && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const void *b = sqlite3_column_blob(st, 0);
         if (!b || (unsigned)sqlite3_column_bytes(st, 0) != len) {
-            sqlite3_reset(st);
-            return corrupt(s, err, errlen, "assigning an IP");
+            code = corrupt(s, err, errlen, "assigning an IP");
+            break;
         }
         int c = memcmp(b, cand.addr, len);
         if (c > 0)
             break; /* a gap: cand is free */
-        if (c == 0 && (vnet_store_ip_cmp(&cand, &last) >= 0 || !vnet_store_ip_inc(&cand)))
+        if (c == 0 && (vnet_store_ip_cmp(&cand, last) >= 0 || !vnet_store_ip_inc(&cand)))
             full = true;
     }
     sqlite3_reset(st);
-    if (!full && rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return fail(s, rc, err, errlen, "assigning an IP");
-    if (full) {
-        char pbuf[VNET_PREFIX_STRLEN];
-        vnet_prefix_format(p, pbuf, sizeof(pbuf));
-        vnet_store_seterr(err, errlen, "no free %s address left in subnet %s of network '%s'",
-                          slot ? "IPv6" : "IPv4", pbuf, net->name);
-        return VNET_ENOSPC;
-    }
+    if (!code && !full && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        code = fail(s, rc, err, errlen, "assigning an IP");
+    if (code || full)
+        return code ? code : VNET_ENOSPC;
     *out = cand;
-    s->pend_next[slot] = cand;
-    s->pend_valid[slot] = vnet_store_ip_inc(&s->pend_next[slot]);
+    if (!s->pend_net || s->pend_net == network_id) {
+        if (s->pend_net != network_id)
+            s->pend_valid[0] = s->pend_valid[1] = false;
+        s->pend_net = network_id;
+        s->pend_next[slot] = cand;
+        s->pend_valid[slot] = vnet_store_ip_inc(&s->pend_next[slot]);
+    }
     return 0;
 }
 
-static int node_add_tx(struct sq *s, uint64_t network_id, const struct vnet_node_spec *sp,
-                       struct vnet_node *out, char *err, size_t errlen)
+/* Parameters 1..12 of ST_NODE_INSERT and ST_NODE_UPDATE. */
+static void bind_node(sqlite3_stmt *st, const struct vnet_node *n)
 {
-    char other[VNET_NAME_MAX], buf[VNET_IP_STRLEN];
-    struct vnet_network net;
-    struct vnet_node n;
-    int rc = network_by_id(s, network_id, &net, err, errlen);
-    if (rc)
-        return rc;
-    rc = node_by_name(s, &net, sp->name, &n, err, errlen);
-    if (rc == 0) {
-        vnet_store_seterr(err, errlen, "node '%s' already exists in network '%s'", sp->name,
-                          net.name);
-        return VNET_EEXIST;
-    }
-    if (rc != VNET_ENOENT)
-        return rc;
-    memset(&n, 0, sizeof(n));
-    n.network_id = net.id;
-    snprintf(n.name, sizeof(n.name), "%s", sp->name);
-    if (sp->pubkey) {
-        rc = pubkey_user(s, net.id, sp->pubkey, 0, other, err, errlen);
-        if (rc == 0) {
-            vnet_store_seterr(err, errlen, "the public key is used by node '%s' in network '%s'",
-                              other, net.name);
-            return VNET_EEXIST;
-        }
-        if (rc != VNET_ENOENT)
-            return rc;
-        memcpy(n.pubkey, sp->pubkey, VNET_PUBKEY_LEN);
-        n.has_pubkey = true;
-    }
-    n.phys = sp->phys;
-    n.state = VNET_NODE_PENDING;
+    bind_u64(st, 1, n->network_id);
+    bind_text(st, 2, n->name);
+    bind_blob(st, 3, n->mac.b, 6);
+    bind_ip(st, 4, &n->ips[0]);
+    bind_ip(st, 5, &n->ips[1]);
+    bind_blob(st, 6, n->has_pubkey ? n->pubkey : NULL, VNET_PUBKEY_LEN);
+    bind_ip(st, 7, &n->phys.ip);
+    sqlite3_bind_int(st, 8, n->phys.port);
+    bind_ip(st, 9, &n->observed.ip);
+    sqlite3_bind_int(st, 10, n->observed.port);
+    sqlite3_bind_int(st, 11, n->state);
+    bind_u64(st, 12, n->revision);
+}
 
-    if (sp->has_mac) {
-        n.mac = sp->mac;
-        rc = mac_user(s, net.id, &n.mac, other, err, errlen);
-        if (rc == 0) {
-            vnet_mac_format(&n.mac, buf, sizeof(buf));
-            vnet_store_seterr(err, errlen, "MAC %s is used by node '%s' in network '%s'", buf,
-                              other, net.name);
-            return VNET_EEXIST;
-        }
-        if (rc != VNET_ENOENT)
-            return rc;
-    } else {
-        /* Locally administered unicast, 40 random bits: a collision is rare; retry it. */
-        rc = 0;
-        for (int tries = 0; tries < 32 && rc != VNET_ENOENT; tries++) {
-            n.mac.b[0] = 0x02;
-            sqlite3_randomness(5, n.mac.b + 1);
-            rc = mac_user(s, net.id, &n.mac, other, err, errlen);
-            if (rc && rc != VNET_ENOENT)
-                return rc;
-        }
-        if (rc != VNET_ENOENT) {
-            vnet_store_seterr(err, errlen, "could not pick a free MAC in network '%s'", net.name);
-            return VNET_EIO;
-        }
-    }
-
-    for (int slot = 0; slot < VNET_NODE_IPS; slot++) {
-        const struct vnet_ip *ip = &sp->ips[slot];
-        if (ip->family == VNET_AF_NONE) {
-            const struct vnet_prefix *p = slot ? &net.subnet6 : &net.subnet4;
-            if (p->ip.family && (rc = assign_ip(s, &net, slot, &n.ips[slot], err, errlen)))
-                return rc;
-            continue;
-        }
-        if ((rc = vnet_store_check_ip(&net, ip, err, errlen)))
-            return rc;
-        rc = ip_user(s, net.id, ip, other, err, errlen);
-        if (rc == 0) {
-            vnet_ip_format(ip, buf, sizeof(buf));
-            vnet_store_seterr(err, errlen, "IP %s is used by node '%s' in network '%s'", buf, other,
-                              net.name);
-            return VNET_EEXIST;
-        }
-        if (rc != VNET_ENOENT)
-            return rc;
-        n.ips[slot] = *ip;
-    }
-
-    n.revision = net.revision + 1;
+static int sq_node_insert(void *state, struct vnet_node *n, char *err, size_t errlen)
+{
+    struct sq *s = state;
     sqlite3_stmt *st = use(s, ST_NODE_INSERT);
-    bind_u64(st, 1, net.id);
-    bind_text(st, 2, n.name);
-    if (n.has_pubkey)
-        sqlite3_bind_blob(st, 3, n.pubkey, VNET_PUBKEY_LEN, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, 3);
-    sqlite3_bind_blob(st, 4, n.mac.b, 6, SQLITE_TRANSIENT);
-    bind_ip(st, 5, &n.ips[0]);
-    bind_ip(st, 6, &n.ips[1]);
-    bind_ip(st, 7, &n.phys.ip);
-    sqlite3_bind_int(st, 8, n.phys.port);
-    sqlite3_bind_null(st, 9);
-    sqlite3_bind_int(st, 10, 0);
-    sqlite3_bind_int(st, 11, n.state);
-    bind_u64(st, 12, n.revision);
-    rc = run(s, st, err, errlen, "adding the node");
-    if (rc)
-        return rc;
-    n.id = (uint64_t)sqlite3_last_insert_rowid(s->db);
-    rc = log_change(s, net.id, n.revision, VNET_CHANGE_NODE_PUT, &n, err, errlen);
+    bind_node(st, n);
+    int rc = run(s, st, err, errlen, "adding the node");
     if (!rc)
-        *out = n;
+        n->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
     return rc;
 }
 
-static int sq_node_add(void *state, uint64_t network_id, const struct vnet_node_spec *spec,
-                       struct vnet_node *out, char *err, size_t errlen)
+static int sq_node_update(void *state, const struct vnet_node *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_NODE_UPDATE);
+    bind_node(st, n);
+    bind_u64(st, 13, n->id);
+    return run_update(state, st, err, errlen, "updating the node");
+}
+
+static int sq_node_set_join_token(void *state, uint64_t id, const uint8_t *hash, uint64_t expires,
+                                  char *err, size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_NODE_SET_TOKEN);
+    bind_u64(st, 1, id);
+    bind_blob(st, 2, hash, VNET_TOKEN_HASH_LEN);
+    bind_u64(st, 3, expires);
+    return run_update(state, st, err, errlen, "setting the node's join token");
+}
+
+static int sq_node_delete(void *state, uint64_t id, char *err, size_t errlen)
 {
     struct sq *s = state;
-    int rc = tx_begin(s, true, err, errlen);
-    if (rc)
-        return rc;
-    rc = tx_end(s, node_add_tx(s, network_id, spec, out, err, errlen), err, errlen);
-    if (rc == 0) {
-        if (s->hint_net != network_id) {
-            s->hint_net = network_id;
-            s->hint_valid[0] = s->hint_valid[1] = false;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (s->pend_valid[i]) {
-                s->hint_valid[i] = true;
-                s->hint_next[i] = s->pend_next[i];
-            }
-        }
-    }
-    return rc;
-}
-
-static int sq_node_get(void *state, uint64_t network_id, const char *name, struct vnet_node *out)
-{
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_NODE_BY_NAME);
-    bind_u64(st, 1, network_id);
-    bind_text(st, 2, name);
-    return fetch_node(s, st, out, NULL, 0);
-}
-
-static int sq_node_get_by_id(void *state, uint64_t node_id, struct vnet_node *out)
-{
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_NODE_BY_ID);
-    bind_u64(st, 1, node_id);
-    return fetch_node(s, st, out, NULL, 0);
-}
-
-static int sq_node_list(void *state, uint64_t network_id, vnet_store_node_fn fn, void *arg)
-{
-    struct sq *s = state;
-    struct vec v = {NULL, 0, 0, sizeof(struct vnet_node)};
-    struct vnet_network net;
-    int rc = tx_begin(s, false, NULL, 0);
-    if (rc)
-        return rc;
-    int code = network_by_id(s, network_id, &net, NULL, 0);
-    sqlite3_stmt *st = use(s, ST_NODE_LIST);
-    bind_u64(st, 1, network_id);
-    rc = SQLITE_DONE;
-    while (!code && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct vnet_node *n = vec_push(&v);
-        if (!n)
-            code = VNET_ENOMEM;
-        else if (!row_node(st, n))
-            code = corrupt(s, NULL, 0, "listing nodes");
-    }
-    if (!code && rc != SQLITE_DONE)
-        code = fail(s, rc, NULL, 0, "listing nodes");
-    sqlite3_reset(st);
-    code = tx_end(s, code, NULL, 0);
-    for (size_t i = 0; !code && i < v.n; i++)
-        code = fn((struct vnet_node *)v.items + i, arg);
-    free(v.items);
-    return code;
-}
-
-static int node_move_tx(struct sq *s, uint64_t network_id, const char *name,
-                        const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
-                        size_t errlen)
-{
-    struct vnet_network net;
-    struct vnet_node n;
-    int rc = network_by_id(s, network_id, &net, err, errlen);
-    if (!rc)
-        rc = node_by_name(s, &net, name, &n, err, errlen);
-    if (rc)
-        return rc;
-    if (vnet_endpoint_eq(&n.phys, phys)) { /* nothing changes: no record */
-        *out = n;
-        return 0;
-    }
-    n.phys = *phys;
-    n.revision = net.revision + 1;
-    sqlite3_stmt *st = use(s, ST_NODE_SET_PHYS);
-    bind_u64(st, 1, n.id);
-    bind_ip(st, 2, &n.phys.ip);
-    sqlite3_bind_int(st, 3, n.phys.port);
-    bind_u64(st, 4, n.revision);
-    rc = run(s, st, err, errlen, "moving the node");
-    if (!rc)
-        rc = log_change(s, net.id, n.revision, VNET_CHANGE_NODE_PUT, &n, err, errlen);
-    if (!rc)
-        *out = n;
-    return rc;
-}
-
-static int sq_node_move(void *state, uint64_t network_id, const char *name,
-                        const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
-                        size_t errlen)
-{
-    struct sq *s = state;
-    int rc = tx_begin(s, true, err, errlen);
-    if (rc)
-        return rc;
-    return tx_end(s, node_move_tx(s, network_id, name, phys, out, err, errlen), err, errlen);
-}
-
-static int node_set_observed_tx(struct sq *s, uint64_t node_id,
-                                const struct vnet_endpoint *observed, struct vnet_node *out,
-                                char *err, size_t errlen)
-{
-    struct vnet_network net;
-    struct vnet_node n;
-    sqlite3_stmt *st = use(s, ST_NODE_BY_ID);
-    bind_u64(st, 1, node_id);
-    int rc = fetch_node(s, st, &n, err, errlen);
-    if (!rc)
-        rc = network_by_id(s, n.network_id, &net, err, errlen);
-    if (rc)
-        return rc;
-    if (vnet_endpoint_eq(&n.observed, observed) && n.state == VNET_NODE_ACTIVE) {
-        *out = n;
-        return 0;
-    }
-    n.observed = *observed;
-    n.state = VNET_NODE_ACTIVE;
-    n.revision = net.revision + 1;
-    st = use(s, ST_NODE_SET_OBSERVED);
-    bind_u64(st, 1, n.id);
-    bind_ip(st, 2, &n.observed.ip);
-    sqlite3_bind_int(st, 3, n.observed.port);
-    sqlite3_bind_int(st, 4, n.state);
-    bind_u64(st, 5, n.revision);
-    rc = run(s, st, err, errlen, "recording the observed endpoint");
-    if (!rc)
-        rc = log_change(s, net.id, n.revision, VNET_CHANGE_NODE_PUT, &n, err, errlen);
-    if (!rc)
-        *out = n;
-    return rc;
-}
-
-static int sq_node_set_observed(void *state, uint64_t node_id, const struct vnet_endpoint *observed,
-                                struct vnet_node *out)
-{
-    struct sq *s = state;
-    char err[256];
-    int rc = tx_begin(s, true, NULL, 0);
-    if (rc)
-        return rc;
-    err[0] = '\0';
-    rc = tx_end(s, node_set_observed_tx(s, node_id, observed, out, err, sizeof(err)), err,
-                sizeof(err));
-    if (rc && rc != VNET_ENOENT && err[0])
-        vnet_log(VNET_LOG_WARN, "store", "%s", err);
-    return rc;
-}
-
-static int node_remove_tx(struct sq *s, uint64_t network_id, const char *name, uint64_t *revision,
-                          char *err, size_t errlen)
-{
-    struct vnet_network net;
-    struct vnet_node n;
-    int rc = network_by_id(s, network_id, &net, err, errlen);
-    if (!rc)
-        rc = node_by_name(s, &net, name, &n, err, errlen);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = use(s, ST_NODE_DELETE);
-    bind_u64(st, 1, n.id);
-    rc = run(s, st, err, errlen, "removing the node");
-    if (rc)
-        return rc;
-    n.state = VNET_NODE_REMOVED;
-    n.revision = net.revision + 1;
-    rc = log_change(s, net.id, n.revision, VNET_CHANGE_NODE_DEL, &n, err, errlen);
-    if (!rc)
-        *revision = n.revision;
-    return rc;
-}
-
-static int sq_node_remove(void *state, uint64_t network_id, const char *name, uint64_t *revision,
-                          char *err, size_t errlen)
-{
-    struct sq *s = state;
-    int rc = tx_begin(s, true, err, errlen);
-    if (rc)
-        return rc;
-    rc = tx_end(s, node_remove_tx(s, network_id, name, revision, err, errlen), err, errlen);
-    if (s->hint_net == network_id) /* its addresses are free again */
-        s->hint_net = 0;
-    return rc;
-}
-
-/* ---- node keys and enrolment ---- */
-
-/* Set (@pub non-NULL) or clear node @n's key, cancel its join token; a change record when the
- * key changes. @n is updated. */
-static int node_key_tx(struct sq *s, struct vnet_node *n, const uint8_t *pub, char *err,
-                       size_t errlen)
-{
-    char other[VNET_NAME_MAX];
-    struct vnet_network net;
-    int rc = network_by_id(s, n->network_id, &net, err, errlen);
-    if (rc)
-        return rc;
-    if (pub) {
-        rc = pubkey_user(s, net.id, pub, n->id, other, err, errlen);
-        if (rc == 0) {
-            vnet_store_seterr(err, errlen, "the public key is used by node '%s' in network '%s'",
-                              other, net.name);
-            return VNET_EEXIST;
-        }
-        if (rc != VNET_ENOENT)
-            return rc;
-    }
-    bool same =
-        pub ? n->has_pubkey && memcmp(n->pubkey, pub, VNET_PUBKEY_LEN) == 0 : !n->has_pubkey;
-    if (!same) {
-        n->has_pubkey = pub != NULL;
-        memset(n->pubkey, 0, VNET_PUBKEY_LEN);
-        if (pub)
-            memcpy(n->pubkey, pub, VNET_PUBKEY_LEN);
-        n->revision = net.revision + 1;
-    }
-    sqlite3_stmt *st = use(s, ST_NODE_SET_PUBKEY);
-    bind_u64(st, 1, n->id);
-    if (n->has_pubkey)
-        sqlite3_bind_blob(st, 2, n->pubkey, VNET_PUBKEY_LEN, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, 2);
-    bind_u64(st, 3, n->revision);
-    rc = run(s, st, err, errlen, "setting the node's key");
-    if (!rc && !same)
-        rc = log_change(s, net.id, n->revision, VNET_CHANGE_NODE_PUT, n, err, errlen);
-    return rc;
-}
-
-static int node_by_id_tx(struct sq *s, uint64_t node_id, struct vnet_node *n, char *err,
-                         size_t errlen)
-{
-    sqlite3_stmt *st = use(s, ST_NODE_BY_ID);
-    bind_u64(st, 1, node_id);
-    int rc = fetch_node(s, st, n, err, errlen);
-    if (rc == VNET_ENOENT)
-        vnet_store_seterr(err, errlen, "no node with id %" PRIu64, node_id);
-    return rc;
-}
-
-static int sq_node_set_pubkey(void *state, uint64_t node_id, const uint8_t *pub)
-{
-    struct sq *s = state;
-    struct vnet_node n;
-    char err[256] = "";
-    int rc = tx_begin(s, true, err, sizeof(err));
-    if (rc)
-        return log_failure(rc, err);
-    rc = node_by_id_tx(s, node_id, &n, err, sizeof(err));
-    if (!rc)
-        rc = node_key_tx(s, &n, pub, err, sizeof(err));
-    return log_failure(tx_end(s, rc, err, sizeof(err)), err);
-}
-
-static int sq_node_revoke(void *state, uint64_t node_id)
-{
-    struct sq *s = state;
-    struct vnet_node n;
-    char err[256] = "";
-    int rc = tx_begin(s, true, err, sizeof(err));
-    if (rc)
-        return log_failure(rc, err);
-    rc = node_by_id_tx(s, node_id, &n, err, sizeof(err));
-    if (!rc)
-        rc = node_key_tx(s, &n, NULL, err, sizeof(err));
-    return log_failure(tx_end(s, rc, err, sizeof(err)), err);
-}
-
-static int node_set_join_token_tx(struct sq *s, uint64_t node_id, const uint8_t *hash,
-                                  uint64_t expires, char *err, size_t errlen)
-{
-    struct vnet_node n;
-    int rc = node_by_id_tx(s, node_id, &n, err, errlen);
-    if (rc)
-        return rc;
-    if (hash) {
-        sqlite3_stmt *st = use(s, ST_NODE_BY_TOKEN);
-        sqlite3_bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
-        struct vnet_node other;
-        rc = fetch_node(s, st, &other, err, errlen);
-        if (rc == 0 && other.id != node_id) {
-            vnet_store_seterr(err, errlen, "node '%s': the join token is already in use", n.name);
-            return VNET_EEXIST;
-        }
-        if (rc && rc != VNET_ENOENT)
-            return rc;
-    }
-    sqlite3_stmt *st = use(s, ST_NODE_SET_TOKEN);
-    bind_u64(st, 1, node_id);
-    bind_hash(st, 2, hash);
-    sqlite3_bind_int64(st, 3, expires > INT64_MAX ? INT64_MAX : (sqlite3_int64)expires);
-    return run(s, st, err, errlen, "setting the node's join token");
-}
-
-static int sq_node_set_join_token(void *state, uint64_t node_id, const uint8_t *token_hash,
-                                  uint64_t expires_unix)
-{
-    struct sq *s = state;
-    char err[256] = "";
-    int rc = tx_begin(s, true, err, sizeof(err));
-    if (!rc)
-        rc = tx_end(s,
-                    node_set_join_token_tx(s, node_id, token_hash, expires_unix, err, sizeof(err)),
-                    err, sizeof(err));
-    return log_failure(rc, err);
-}
-
-static int node_join_tx(struct sq *s, const uint8_t *hash, const uint8_t *pub, uint64_t now,
-                        struct vnet_node *out, char *err, size_t errlen)
-{
-    struct vnet_node n;
-    sqlite3_stmt *st = use(s, ST_NODE_BY_TOKEN);
-    sqlite3_bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st), code = 0;
-    uint64_t expires = 0;
-    if (rc == SQLITE_ROW) {
-        code = row_node(st, &n) ? 0 : corrupt(s, err, errlen, "reading a node");
-        expires = col_u64(st, 13);
-    } else if (rc == SQLITE_DONE) {
-        code = VNET_ENOENT;
-        vnet_store_seterr(err, errlen, "unknown or already used join token");
-    } else {
-        code = fail(s, rc, err, errlen, "reading a node");
-    }
-    sqlite3_reset(st);
-    if (code)
-        return code;
-    if (expires && now >= expires) {
-        vnet_store_seterr(err, errlen, "the join token of node '%s' expired", n.name);
-        return VNET_ETIMEDOUT;
-    }
-    rc = node_key_tx(s, &n, pub, err, errlen); /* also consumes the token */
-    if (!rc)
-        *out = n;
-    return rc;
-}
-
-static int sq_node_join(void *state, const uint8_t *token_hash, const uint8_t *pub,
-                        uint64_t now_unix, struct vnet_node *out, char *err, size_t errlen)
-{
-    struct sq *s = state;
-    int rc = tx_begin(s, true, err, errlen);
-    if (rc)
-        return rc;
-    return tx_end(s, node_join_tx(s, token_hash, pub, now_unix, out, err, errlen), err, errlen);
-}
-
-static int sq_node_by_pubkey(void *state, uint64_t network_id, const uint8_t *pub,
-                             struct vnet_node *out)
-{
-    struct sq *s = state;
-    struct vnet_node n;
-    sqlite3_stmt *st = use(s, ST_NODE_BY_PUBKEY);
-    bind_u64(st, 1, network_id);
-    sqlite3_bind_blob(st, 2, pub, VNET_PUBKEY_LEN, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st), code = 0;
-    if (rc == SQLITE_ROW) {
-        code = row_node(st, &n) ? 0 : corrupt(s, NULL, 0, "reading a node");
-        rc = sqlite3_step(st);
-        /* Two nodes with one key (only in files from before schema v3): neither is
-         * authenticated, since the key does not say which node it is. */
-        if (!code && rc == SQLITE_ROW) {
-            vnet_log(VNET_LOG_WARN, "store",
-                     "nodes %" PRIu64 " and %" PRIu64 " of network %" PRIu64
-                     " share a public key: refusing it; revoke one",
-                     n.id, col_u64(st, 0), network_id);
-            code = VNET_EEXIST;
-        } else if (!code && rc != SQLITE_DONE) {
-            code = fail(s, rc, NULL, 0, "reading a node");
-        }
-    } else if (rc == SQLITE_DONE) {
-        code = VNET_ENOENT;
-    } else {
-        code = fail(s, rc, NULL, 0, "reading a node");
-    }
-    sqlite3_reset(st);
-    if (!code)
-        *out = n;
-    return code;
+    s->hint_net = 0; /* its addresses are free again */
+    return run_id(s, ST_NODE_DELETE, id, err, errlen, "removing the node");
 }
 
 /* ---- change log ---- */
 
-static int changes_read(struct sq *s, uint64_t network_id, uint64_t since, struct vec *v)
+static int sq_change_append(void *state, uint64_t network_id, uint64_t revision, int op,
+                            const void *payload, size_t len, char *err, size_t errlen)
 {
-    struct vnet_network net;
-    int rc = network_by_id(s, network_id, &net, NULL, 0);
-    if (rc)
-        return rc;
-    if (since > net.revision)
-        return VNET_ERANGE; /* the caller's state is not from this store's history */
-    if (since == net.revision)
-        return 0;
-    sqlite3_stmt *st = use(s, ST_CHG_OLDEST);
+    sqlite3_stmt *st = use(state, ST_CHG_INSERT);
     bind_u64(st, 1, network_id);
-    rc = sqlite3_step(st);
-    bool none = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL;
-    uint64_t oldest = rc == SQLITE_ROW ? col_u64(st, 0) : 0;
-    sqlite3_reset(st);
+    bind_u64(st, 2, revision);
+    sqlite3_bind_int(st, 3, op);
+    bind_blob(st, 4, payload, len);
+    return run(state, st, err, errlen, "appending to the change log");
+}
+
+static int sq_change_prune(void *state, uint64_t network_id, uint64_t upto, char *err,
+                           size_t errlen)
+{
+    sqlite3_stmt *st = use(state, ST_CHG_PRUNE);
+    bind_u64(st, 1, network_id);
+    bind_u64(st, 2, upto);
+    return run(state, st, err, errlen, "pruning the change log");
+}
+
+/* One integer of a one-row query: VNET_ENOENT when it is NULL. */
+static int get_u64(struct sq *s, sqlite3_stmt *st, uint64_t *out, char *err, size_t errlen)
+{
+    int rc = sqlite3_step(st), code = 0;
     if (rc != SQLITE_ROW)
-        return fail(s, rc, NULL, 0, "reading the change log");
-    if (none || oldest > since + 1)
-        return VNET_ERANGE;
-
-    st = use(s, ST_CHG_SINCE);
-    bind_u64(st, 1, network_id);
-    bind_u64(st, 2, since);
-    int code = 0;
-    while (!code && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct vnet_change *c = vec_push(v);
-        if (!c) {
-            code = VNET_ENOMEM;
-            break;
-        }
-        memset(c, 0, sizeof(*c));
-        c->network_id = network_id;
-        c->revision = col_u64(st, 0);
-        int op = sqlite3_column_int(st, 1);
-        c->op = (enum vnet_change_op)op;
-        if (op == VNET_CHANGE_NODE_PUT || op == VNET_CHANGE_NODE_DEL) {
-            const void *b = sqlite3_column_blob(st, 2);
-            int n = sqlite3_column_bytes(st, 2);
-            if (!b || vnet_store_node_decode(b, (size_t)n, &c->node) != 0)
-                code = corrupt(s, NULL, 0, "reading the change log");
-        } else if (op != VNET_CHANGE_NET_PUT) {
-            code = corrupt(s, NULL, 0, "reading the change log");
-        }
-    }
-    if (!code && rc != SQLITE_DONE)
-        code = fail(s, rc, NULL, 0, "reading the change log");
-    sqlite3_reset(st);
-    return code;
-}
-
-static int sq_changes_since(void *state, uint64_t network_id, uint64_t since,
-                            vnet_store_change_fn fn, void *arg)
-{
-    struct sq *s = state;
-    struct vec v = {NULL, 0, 0, sizeof(struct vnet_change)};
-    int rc = tx_begin(s, false, NULL, 0);
-    if (rc)
-        return rc;
-    rc = tx_end(s, changes_read(s, network_id, since, &v), NULL, 0);
-    for (size_t i = 0; !rc && i < v.n; i++)
-        rc = fn((struct vnet_change *)v.items + i, arg);
-    free(v.items);
-    return rc;
-}
-
-static int sq_last_change(void *state, uint64_t *out)
-{
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_CHG_LAST);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+        code = fail(s, rc, err, errlen, "reading the change log");
+    else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+        code = VNET_ENOENT;
+    else
         *out = col_u64(st, 0);
     sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : fail(s, rc, NULL, 0, "reading the change log");
+    return code;
 }
 
-static int sq_changed_networks(void *state, uint64_t since, vnet_store_id_fn fn, void *arg)
+static int sq_change_oldest(void *state, uint64_t network_id, uint64_t *revision, char *err,
+                            size_t errlen)
 {
-    struct sq *s = state;
-    struct vec v = {NULL, 0, 0, sizeof(uint64_t)};
-    sqlite3_stmt *st = use(s, ST_CHG_NETS);
+    sqlite3_stmt *st = use(state, ST_CHG_OLDEST);
+    bind_u64(st, 1, network_id);
+    return get_u64(state, st, revision, err, errlen);
+}
+
+static int sq_change_list(void *state, uint64_t network_id, uint64_t since,
+                          vnet_store_change_row_fn fn, void *arg, char *err, size_t errlen)
+{
+    struct walk w = {.fn.change = fn, .arg = arg};
+    sqlite3_stmt *st = use(state, ST_CHG_SINCE);
+    bind_u64(st, 1, network_id);
+    bind_u64(st, 2, since);
+    return walk(state, st, emit_change, &w, err, errlen, "reading the change log");
+}
+
+static int sq_change_last(void *state, uint64_t *id, char *err, size_t errlen)
+{
+    return get_u64(state, use(state, ST_CHG_LAST), id, err, errlen);
+}
+
+static int sq_change_networks(void *state, uint64_t since, vnet_store_id_fn fn, void *arg,
+                              char *err, size_t errlen)
+{
+    struct walk w = {.fn.id = fn, .arg = arg};
+    sqlite3_stmt *st = use(state, ST_CHG_NETS);
     bind_u64(st, 1, since);
-    int rc, code = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t *id = vec_push(&v);
-        if (!id) {
-            code = VNET_ENOMEM;
-            break;
-        }
-        *id = col_u64(st, 0);
-    }
-    if (!code && rc != SQLITE_DONE)
-        code = fail(s, rc, NULL, 0, "reading the change log");
-    sqlite3_reset(st);
-    for (size_t i = 0; !code && i < v.n; i++)
-        code = fn(((uint64_t *)v.items)[i], arg);
-    free(v.items);
-    return code;
+    return walk(state, st, emit_id, &w, err, errlen, "reading the change log");
 }
 
 const struct vnet_store_ops vnet_store_sqlite_ops = {
@@ -1927,31 +1241,40 @@ const struct vnet_store_ops vnet_store_sqlite_ops = {
     .scheme = "sqlite",
     .open = sq_open,
     .close = sq_close,
-    .network_create = sq_network_create,
-    .network_get = sq_network_get,
-    .network_get_by_id = sq_network_get_by_id,
-    .network_list = sq_network_list,
-    .network_delete = sq_network_delete,
-    .node_add = sq_node_add,
-    .node_get = sq_node_get,
-    .node_get_by_id = sq_node_get_by_id,
-    .node_list = sq_node_list,
-    .node_move = sq_node_move,
-    .node_set_observed = sq_node_set_observed,
-    .node_remove = sq_node_remove,
-    .node_set_pubkey = sq_node_set_pubkey,
-    .node_set_join_token = sq_node_set_join_token,
-    .node_join = sq_node_join,
-    .node_by_pubkey = sq_node_by_pubkey,
-    .node_revoke = sq_node_revoke,
-    .subscriber_create = sq_subscriber_create,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
     .subscriber_get = sq_subscriber_get,
-    .subscriber_get_by_id = sq_subscriber_get_by_id,
+    .subscriber_by_name = sq_subscriber_by_name,
     .subscriber_by_token = sq_subscriber_by_token,
     .subscriber_list = sq_subscriber_list,
+    .subscriber_insert = sq_subscriber_insert,
     .subscriber_set_token = sq_subscriber_set_token,
     .subscriber_delete = sq_subscriber_delete,
-    .changes_since = sq_changes_since,
-    .last_change = sq_last_change,
-    .changed_networks = sq_changed_networks,
+    .network_get = sq_network_get,
+    .network_by_vni = sq_network_by_vni,
+    .network_by_name = sq_network_by_name,
+    .network_list = sq_network_list,
+    .network_free_vni = sq_network_free_vni,
+    .network_insert = sq_network_insert,
+    .network_set_revision = sq_network_set_revision,
+    .network_delete = sq_network_delete,
+    .node_get = sq_node_get,
+    .node_by_name = sq_node_by_name,
+    .node_by_mac = sq_node_by_mac,
+    .node_by_ip = sq_node_by_ip,
+    .node_by_pubkey = sq_node_by_pubkey,
+    .node_by_join_token = sq_node_by_join_token,
+    .node_list = sq_node_list,
+    .node_free_ip = sq_node_free_ip,
+    .node_insert = sq_node_insert,
+    .node_update = sq_node_update,
+    .node_set_join_token = sq_node_set_join_token,
+    .node_delete = sq_node_delete,
+    .change_append = sq_change_append,
+    .change_prune = sq_change_prune,
+    .change_oldest = sq_change_oldest,
+    .change_list = sq_change_list,
+    .change_last = sq_change_last,
+    .change_networks = sq_change_networks,
 };

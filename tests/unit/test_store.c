@@ -453,12 +453,15 @@ START_TEST(t_uri_and_register)
     ops.scheme = "Bad!";
     ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
     ops.scheme = "dummy";
-    ops.node_add = NULL;
+    ops.node_insert = NULL;
     ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
-    ops.node_add = vnet_store_sqlite_ops.node_add;
-    ops.node_join = NULL; /* the members of ops version 2 are required too */
+    ops.node_insert = vnet_store_sqlite_ops.node_insert;
+    ops.change_networks = NULL; /* every member is required, the last one too */
     ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
-    ops.node_join = vnet_store_sqlite_ops.node_join;
+    ops.change_networks = vnet_store_sqlite_ops.change_networks;
+    ops.begin = NULL;
+    ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
+    ops.begin = vnet_store_sqlite_ops.begin;
     ops.subscriber_delete = NULL;
     ck_assert_int_eq(vnet_store_register(&ops), VNET_EINVAL);
     ops.subscriber_delete = vnet_store_sqlite_ops.subscriber_delete;
