@@ -95,6 +95,11 @@ static const struct vnet_store_ops *find_engine(const char *scheme, size_t len)
     return found;
 }
 
+const struct vnet_store_ops *vnet_store_engine(const char *scheme)
+{
+    return scheme ? find_engine(scheme, strlen(scheme)) : NULL;
+}
+
 void vnet_store_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen)

@@ -194,6 +194,10 @@ struct vnet_store_ops {
  * 2..31 characters of [a-z0-9+.-] starting with a letter; a NULL member). Thread-safe. */
 int vnet_store_register(const struct vnet_store_ops *ops);
 
+/* The engine registered for @scheme ("sqlite"), or NULL: for engines that wrap another one
+ * (fault injection in tests, tracing). Thread-safe. */
+const struct vnet_store_ops *vnet_store_engine(const char *scheme);
+
 extern const struct vnet_store_ops vnet_store_sqlite_ops;
 
 /* ---- helpers for engines ---- */
