@@ -1,4 +1,4 @@
-/* The SQLite store engine.
+/* The SQLite store engine: SQL and row marshalling for the primitives of sys/store.h.
  *
  * One database file in WAL mode, so readers in other processes (a controller polling
  * vnet_store_last_change(), vnetctl listing) never wait for the writer and the writer never
@@ -6,19 +6,20 @@
  * survives a crash of the process; a power loss may lose the last commits but never leaves
  * a half-written one (docs/store.md).
  *
- * Every write is one BEGIN IMMEDIATE ... COMMIT: the write lock is taken first, so a busy
- * database fails at the start (after the busy timeout) rather than on the first UPDATE, and
- * every check sees the data it then writes to. Any error rolls the whole request back.
+ * A write transaction is BEGIN IMMEDIATE: the write lock is taken first, so a busy database
+ * fails at the start (after the busy timeout) rather than on the first UPDATE, and every check
+ * the dispatcher makes sees the data it then writes to.
  *
  * The schema carries its version in PRAGMA user_version and is migrated on open by the steps
  * of `migrations` (a new file runs them all). The file carries application_id 'VNET' so that
  * another program's SQLite file is refused rather than written to.
  *
- * Statements are prepared once at open (SQLITE_PREPARE_PERSISTENT) and reset after each use.
- * IP assignment takes the lowest free address; to avoid rescanning a network's addresses for
+ * Statements are prepared once at open (SQLITE_PREPARE_PERSISTENT) and reset before each use.
+ * node_free_ip() takes the lowest free address; to avoid rescanning a network's addresses for
  * every added node, the engine remembers per network and family an address below which all
- * are in use. The hint is only advanced after a commit, dropped when this handle removes a
- * node, and dropped when PRAGMA data_version shows that another connection committed.
+ * are in use. The hint is only advanced after a commit, dropped when this handle deletes a
+ * node or network, and dropped when PRAGMA data_version shows that another connection
+ * committed.
  */
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -118,51 +119,20 @@ _Static_assert(NMIGRATIONS == VNET_STORE_SCHEMA_VERSION, "one migration step per
     "observed_port, state, revision"
 #define SUB_COLS "id, name, token_hash IS NOT NULL"
 
+/* clang-format off */
 enum st {
-    ST_BEGIN,
-    ST_BEGIN_READ,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_DATA_VERSION,
-    ST_SUB_BY_ID,
-    ST_SUB_BY_NAME,
-    ST_SUB_BY_TOKEN,
-    ST_SUB_LIST,
-    ST_SUB_INSERT,
-    ST_SUB_SET_TOKEN,
+    ST_BEGIN, ST_BEGIN_READ, ST_COMMIT, ST_ROLLBACK, ST_DATA_VERSION,
+    ST_SUB_BY_ID, ST_SUB_BY_NAME, ST_SUB_BY_TOKEN, ST_SUB_LIST, ST_SUB_INSERT, ST_SUB_SET_TOKEN,
     ST_SUB_DELETE,
-    ST_NET_BY_ID,
-    ST_NET_BY_VNI,
-    ST_NET_BY_NAME,
-    ST_NET_BY_NAME_ANY,
-    ST_NET_LIST,
-    ST_NET_LIST_SUB,
-    ST_NET_FREE_VNI,
-    ST_NET_INSERT,
-    ST_NET_SET_REV,
-    ST_NET_DELETE,
-    ST_NODE_BY_ID,
-    ST_NODE_BY_NAME,
-    ST_NODE_BY_MAC,
-    ST_NODE_BY_IP4,
-    ST_NODE_BY_IP6,
-    ST_NODE_BY_PUBKEY,
-    ST_NODE_BY_TOKEN,
-    ST_NODE_LIST,
-    ST_NODE_IP4_FROM,
-    ST_NODE_IP6_FROM,
-    ST_NODE_INSERT,
-    ST_NODE_UPDATE,
-    ST_NODE_SET_TOKEN,
-    ST_NODE_DELETE,
-    ST_CHG_INSERT,
-    ST_CHG_PRUNE,
-    ST_CHG_OLDEST,
-    ST_CHG_SINCE,
-    ST_CHG_LAST,
-    ST_CHG_NETS,
+    ST_NET_BY_ID, ST_NET_BY_VNI, ST_NET_BY_NAME, ST_NET_LIST,
+    ST_NET_FREE_VNI, ST_NET_INSERT, ST_NET_SET_REV, ST_NET_DELETE,
+    ST_NODE_BY_ID, ST_NODE_BY_NAME, ST_NODE_BY_MAC, ST_NODE_BY_IP4, ST_NODE_BY_IP6,
+    ST_NODE_BY_PUBKEY, ST_NODE_BY_TOKEN, ST_NODE_LIST, ST_NODE_IP4_FROM, ST_NODE_IP6_FROM,
+    ST_NODE_INSERT, ST_NODE_UPDATE, ST_NODE_SET_TOKEN, ST_NODE_DELETE,
+    ST_CHG_INSERT, ST_CHG_PRUNE, ST_CHG_OLDEST, ST_CHG_SINCE, ST_CHG_LAST, ST_CHG_NETS,
     ST_COUNT
 };
+/* clang-format on */
 
 static const char *const st_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -180,11 +150,11 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_SUB_DELETE] = "DELETE FROM subscribers WHERE id = ?1",
     [ST_NET_BY_ID] = "SELECT " NET_COLS " FROM networks WHERE id = ?1",
     [ST_NET_BY_VNI] = "SELECT " NET_COLS " FROM networks WHERE vni = ?1",
-    [ST_NET_BY_NAME] = "SELECT " NET_COLS " FROM networks WHERE subscriber_id = ?1 AND name = ?2",
-    [ST_NET_BY_NAME_ANY] = "SELECT " NET_COLS " FROM networks WHERE name = ?2 ORDER BY id LIMIT 1",
-    [ST_NET_LIST] = "SELECT " NET_COLS " FROM networks ORDER BY name, id",
-    [ST_NET_LIST_SUB] = "SELECT " NET_COLS " FROM networks WHERE subscriber_id = ?1 "
-                        "ORDER BY name, id",
+    /* ?1: the owner, 0 for any */
+    [ST_NET_BY_NAME] = "SELECT " NET_COLS " FROM networks WHERE name = ?2 AND "
+                       "(?1 = 0 OR subscriber_id = ?1) ORDER BY id LIMIT 1",
+    [ST_NET_LIST] = "SELECT " NET_COLS " FROM networks WHERE ?1 = 0 OR subscriber_id = ?1 "
+                    "ORDER BY name, id",
     [ST_NET_FREE_VNI] = "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM networks WHERE vni = 1) "
                         "UNION ALL SELECT vni + 1 FROM networks a WHERE vni < 16777215 AND "
                         "NOT EXISTS (SELECT 1 FROM networks b WHERE b.vni = a.vni + 1) "
@@ -281,52 +251,57 @@ static int corrupt(struct sq *s, char *err, size_t errlen, const char *what)
     return VNET_ECORRUPT;
 }
 
-/* ---- binding and reading ---- */
-
-static sqlite3_stmt *use(struct sq *s, enum st id)
-{
-    sqlite3_stmt *st = s->st[id];
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return st;
-}
+/* ---- binding ---- */
 
 static unsigned ip_len(uint8_t family)
 {
     return family == VNET_AF_INET ? 4 : 16;
 }
 
-static void bind_blob(sqlite3_stmt *st, int idx, const void *p, size_t len)
+/* One statement parameter: an integer, a text or a blob (a NULL pointer binds SQL NULL). */
+struct arg {
+    char type; /* 'i', 't', 'b' */
+    union {
+        uint64_t u;
+        const char *t;
+        const void *p;
+    };
+    size_t len;
+};
+
+#define U(v)    ((struct arg){'i', {.u = (v)}, 0})
+#define T(v)    ((struct arg){'t', {.t = (v)}, 0})
+#define B(v, n) ((struct arg){'b', {.p = (v)}, (n)})
+#define IP(ip)  B((ip)->family ? (ip)->addr : NULL, ip_len((ip)->family))
+#define HASH(h) B((h), VNET_TOKEN_HASH_LEN)
+#define ARGS(...)                                                                                  \
+    (const struct arg[])                                                                           \
+    {                                                                                              \
+        __VA_ARGS__                                                                                \
+    }
+#define NARGS(...) (sizeof(ARGS(__VA_ARGS__)) / sizeof(struct arg))
+
+/* Statement @id, reset, with parameters 1..@n bound from @a. */
+static sqlite3_stmt *prep_args(struct sq *s, enum st id, const struct arg *a, size_t n)
 {
-    if (p)
-        sqlite3_bind_blob(st, idx, p, (int)len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, idx);
+    sqlite3_stmt *st = s->st[id];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    for (int i = 1; i <= (int)n; i++, a++) {
+        if (a->type == 'i')
+            sqlite3_bind_int64(st, i, a->u > INT64_MAX ? INT64_MAX : (sqlite3_int64)a->u);
+        else if (a->type == 't' && a->t)
+            sqlite3_bind_text(st, i, a->t, -1, SQLITE_TRANSIENT);
+        else if (a->type == 'b' && a->p)
+            sqlite3_bind_blob(st, i, a->p, (int)a->len, SQLITE_TRANSIENT);
+    }
+    return st;
 }
 
-static void bind_ip(sqlite3_stmt *st, int idx, const struct vnet_ip *ip)
-{
-    bind_blob(st, idx, ip->family ? ip->addr : NULL, ip_len(ip->family));
-}
+#define PREP(s, id, ...) prep_args((s), (id), ARGS(__VA_ARGS__), NARGS(__VA_ARGS__))
+#define PREP0(s, id)     prep_args((s), (id), NULL, 0)
 
-static void bind_text(sqlite3_stmt *st, int idx, const char *s)
-{
-    sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
-}
-
-static void bind_u64(sqlite3_stmt *st, int idx, uint64_t v)
-{
-    sqlite3_bind_int64(st, idx, v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v);
-}
-
-static void bind_prefix(sqlite3_stmt *st, int idx, const struct vnet_prefix *p)
-{
-    char buf[VNET_PREFIX_STRLEN];
-    if (p->ip.family && vnet_prefix_format(p, buf, sizeof(buf)) > 0)
-        bind_text(st, idx, buf);
-    else
-        sqlite3_bind_null(st, idx);
-}
+/* ---- reading ---- */
 
 static uint64_t col_u64(sqlite3_stmt *st, int col)
 {
@@ -439,12 +414,37 @@ static bool row_subscriber(sqlite3_stmt *st, void *out)
     return col_name(st, 1, sub->name);
 }
 
-/* Step @st for at most one row, read by @row into @out: 0, VNET_ENOENT or an error. */
+/* A row of NODE_COLS and the join token's expiry. */
+struct node_token {
+    struct vnet_node node;
+    uint64_t expires;
+};
+
+static bool row_node_token(sqlite3_stmt *st, void *out)
+{
+    struct node_token *t = out;
+    t->expires = col_u64(st, 13);
+    return row_node(st, &t->node);
+}
+
+/* One integer column; NULL is no row. */
+static bool row_u64(sqlite3_stmt *st, void *out)
+{
+    *(uint64_t *)out = col_u64(st, 0);
+    return true;
+}
+
+/* ---- stepping ---- */
+
+/* Step @st for at most one row, read by @row into @out: 0, VNET_ENOENT (no row, or a NULL
+ * first column) or an error. */
 static int get_row(struct sq *s, sqlite3_stmt *st, row_fn row, void *out, char *err, size_t errlen,
                    const char *what)
 {
     int rc = sqlite3_step(st), code;
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_NULL)
+        code = VNET_ENOENT;
+    else if (rc == SQLITE_ROW)
         code = row(st, out) ? 0 : corrupt(s, err, errlen, what);
     else
         code = rc == SQLITE_DONE ? VNET_ENOENT : fail(s, rc, err, errlen, what);
@@ -452,19 +452,14 @@ static int get_row(struct sq *s, sqlite3_stmt *st, row_fn row, void *out, char *
     return code;
 }
 
-/* Step a statement that returns no row. VNET_ENOENT when it is an UPDATE that changed none. */
-static int run(struct sq *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
+/* Step a statement that returns no row; with @must_change, VNET_ENOENT when it changed none. */
+static int run(struct sq *s, sqlite3_stmt *st, bool must_change, char *err, size_t errlen,
+               const char *what)
 {
     int rc = sqlite3_step(st);
     int code = rc == SQLITE_DONE ? 0 : fail(s, rc, err, errlen, what);
     sqlite3_reset(st);
-    return code;
-}
-
-static int run_update(struct sq *s, sqlite3_stmt *st, char *err, size_t errlen, const char *what)
-{
-    int rc = run(s, st, err, errlen, what);
-    return rc ? rc : sqlite3_changes(s->db) > 0 ? 0 : VNET_ENOENT;
+    return code || !must_change || sqlite3_changes(s->db) > 0 ? code : VNET_ENOENT;
 }
 
 /* Walks: @emit reads the current row and calls the caller's function. */
@@ -534,23 +529,27 @@ static int emit_change(sqlite3_stmt *st, struct walk *w)
 
 /* ---- open / close ---- */
 
-static int pragma_int(struct sq *s, const char *sql, int64_t *out, char *err, size_t errlen)
+/* Run one statement outside the prepared set and keep the first column of its first row (0
+ * and "" when there is none). */
+static int query1(struct sq *s, const char *sql, int64_t *num, char *text, size_t textlen,
+                  char *err, size_t errlen, const char *what)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK) {
+    if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            *out = sqlite3_column_int64(st, 0);
-            rc = SQLITE_OK;
-        } else if (rc == SQLITE_DONE) {
-            *out = 0;
-            rc = SQLITE_OK;
-        }
-    }
-    int code = rc == SQLITE_OK ? 0 : fail(s, rc, err, errlen, "opening the store");
+    const char *t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    *num = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (text)
+        snprintf(text, textlen, "%s", t ? t : "");
+    int code = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, rc, err, errlen, what);
     sqlite3_finalize(st);
     return code;
+}
+
+static int pragma_int(struct sq *s, const char *sql, int64_t *out, char *err, size_t errlen)
+{
+    return query1(s, sql, out, NULL, 0, err, errlen, "opening the store");
 }
 
 static int exec(struct sq *s, const char *sql, char *err, size_t errlen, const char *what)
@@ -561,52 +560,44 @@ static int exec(struct sq *s, const char *sql, char *err, size_t errlen, const c
 
 static int set_wal(struct sq *s, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    char mode[16] = "";
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            const char *t = (const char *)sqlite3_column_text(st, 0);
-            snprintf(mode, sizeof(mode), "%s", t ? t : "");
-            rc = SQLITE_OK;
-        }
-    }
-    int code = rc == SQLITE_OK ? 0 : fail(s, rc, err, errlen, "switching to WAL mode");
-    sqlite3_finalize(st);
-    if (!code && strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0) {
+    char mode[16];
+    int64_t n;
+    int rc = query1(s, "PRAGMA journal_mode = WAL", &n, mode, sizeof(mode), err, errlen,
+                    "switching to WAL mode");
+    if (!rc && strcmp(mode, "wal") != 0 && strcmp(mode, "memory") != 0) {
         vnet_store_seterr(err, errlen, "database %s cannot use WAL mode (journal mode '%s')",
                           s->path, mode);
-        code = VNET_EIO;
+        rc = VNET_EIO;
     }
-    return code;
+    return rc;
 }
 
 static int quick_check(struct sq *s, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &st, NULL);
-    int code = 0;
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(st, 0);
-        if (!t || strcmp(t, "ok") != 0) {
-            vnet_store_seterr(err, errlen, "database %s is damaged: %s", s->path,
-                              t ? t : "quick_check failed");
-            for (char *c = err; *c; c++) /* one line */
-                if (*c == '\n')
-                    *c = ' ';
-            code = VNET_ECORRUPT;
-        }
-    } else {
-        code = fail(s, rc, err, errlen, "checking the database");
+    char res[200];
+    int64_t n;
+    int rc = query1(s, "PRAGMA quick_check(1)", &n, res, sizeof(res), err, errlen,
+                    "checking the database");
+    if (!rc && strcmp(res, "ok") != 0) {
+        for (char *c = res; *c; c++) /* one line */
+            if (*c == '\n')
+                *c = ' ';
+        vnet_store_seterr(err, errlen, "database %s is damaged: %s", s->path,
+                          res[0] ? res : "quick_check failed");
+        rc = VNET_ECORRUPT;
     }
-    sqlite3_finalize(st);
-    return code;
+    return rc;
 }
 
-/* Bring the schema from @from to VNET_STORE_SCHEMA_VERSION in one transaction. */
+static int too_new(struct sq *s, int64_t v, char *err, size_t errlen)
+{
+    vnet_store_seterr(err, errlen,
+                      "database %s has schema version %" PRId64 ", newer than this library's (%d)",
+                      s->path, v, VNET_STORE_SCHEMA_VERSION);
+    return VNET_EVERSION;
+}
+
+/* Bring the schema to VNET_STORE_SCHEMA_VERSION in one transaction. */
 static int migrate(struct sq *s, char *err, size_t errlen)
 {
     int64_t v;
@@ -614,13 +605,8 @@ static int migrate(struct sq *s, char *err, size_t errlen)
     if (rc)
         return rc;
     rc = pragma_int(s, "PRAGMA user_version", &v, err, errlen); /* another process may have */
-    if (!rc && v > VNET_STORE_SCHEMA_VERSION) {
-        vnet_store_seterr(err, errlen,
-                          "database %s has schema version %" PRId64
-                          ", newer than this library's (%d)",
-                          s->path, v, VNET_STORE_SCHEMA_VERSION);
-        rc = VNET_EVERSION;
-    }
+    if (!rc && v > VNET_STORE_SCHEMA_VERSION)
+        rc = too_new(s, v, err, errlen);
     for (size_t i = 0; !rc && i < NMIGRATIONS; i++) {
         if (migrations[i].version <= v)
             continue;
@@ -681,13 +667,8 @@ static int check_file(struct sq *s, bool read_only, int64_t *version, char *err,
                           s->path, app, v);
         return VNET_ECORRUPT;
     }
-    if (v > VNET_STORE_SCHEMA_VERSION) {
-        vnet_store_seterr(err, errlen,
-                          "database %s has schema version %" PRId64
-                          ", newer than this library's (%d)",
-                          s->path, v, VNET_STORE_SCHEMA_VERSION);
-        return VNET_EVERSION;
-    }
+    if (v > VNET_STORE_SCHEMA_VERSION)
+        return too_new(s, v, err, errlen);
     if (read_only && v < VNET_STORE_SCHEMA_VERSION) {
         vnet_store_seterr(err, errlen,
                           "database %s has schema version %" PRId64
@@ -768,14 +749,15 @@ static int sq_open(const char *path, const struct vnet_store_opts *o, void **sta
 static int sq_begin(void *state, bool write, char *err, size_t errlen)
 {
     struct sq *s = state;
-    int rc =
-        run(s, use(s, write ? ST_BEGIN : ST_BEGIN_READ), err, errlen, "starting a transaction");
+    int rc = run(s, PREP0(s, write ? ST_BEGIN : ST_BEGIN_READ), false, err, errlen,
+                 "starting a transaction");
     if (rc || !write)
         return rc;
     s->pend_net = 0;
-    sqlite3_stmt *st = use(s, ST_DATA_VERSION);
-    int r = sqlite3_step(st);
-    int64_t dv = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    int64_t dv = -1;
+    sqlite3_stmt *st = PREP0(s, ST_DATA_VERSION);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        dv = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     if (dv != s->dv || dv < 0) { /* another connection committed: forget the hint */
         s->hint_net = 0;
@@ -787,7 +769,7 @@ static int sq_begin(void *state, bool write, char *err, size_t errlen)
 static int sq_commit(void *state, char *err, size_t errlen)
 {
     struct sq *s = state;
-    int rc = run(s, use(s, ST_COMMIT), err, errlen, "committing");
+    int rc = run(s, PREP0(s, ST_COMMIT), false, err, errlen, "committing");
     if (rc || !s->pend_net)
         return rc;
     if (s->hint_net != s->pend_net) {
@@ -809,250 +791,174 @@ static void sq_rollback(void *state)
     struct sq *s = state;
     s->pend_net = 0;
     if (!sqlite3_get_autocommit(s->db)) /* some errors have rolled back already */
-        run(s, use(s, ST_ROLLBACK), NULL, 0, "rolling back");
+        run(s, PREP0(s, ST_ROLLBACK), false, NULL, 0, "rolling back");
 }
 
 /* ---- subscribers ---- */
 
-static int sub_get(struct sq *s, sqlite3_stmt *st, struct vnet_subscriber *out, char *err,
-                   size_t errlen)
-{
-    return get_row(s, st, row_subscriber, out, err, errlen, "reading a subscriber");
-}
+#define GET_SUB(s, st, out)                                                                        \
+    get_row((s), (st), row_subscriber, (out), err, errlen, "reading a subscriber")
 
-static int sq_subscriber_get(void *state, uint64_t id, struct vnet_subscriber *out, char *err,
+static int sq_subscriber_get(void *s, uint64_t id, struct vnet_subscriber *out, char *err,
                              size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_SUB_BY_ID);
-    bind_u64(st, 1, id);
-    return sub_get(state, st, out, err, errlen);
+    return GET_SUB(s, PREP(s, ST_SUB_BY_ID, U(id)), out);
 }
 
-static int sq_subscriber_by_name(void *state, const char *name, struct vnet_subscriber *out,
-                                 char *err, size_t errlen)
+static int sq_subscriber_by_name(void *s, const char *name, struct vnet_subscriber *out, char *err,
+                                 size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_SUB_BY_NAME);
-    bind_text(st, 1, name);
-    return sub_get(state, st, out, err, errlen);
+    return GET_SUB(s, PREP(s, ST_SUB_BY_NAME, T(name)), out);
 }
 
-static int sq_subscriber_by_token(void *state, const uint8_t *hash, struct vnet_subscriber *out,
+static int sq_subscriber_by_token(void *s, const uint8_t *hash, struct vnet_subscriber *out,
                                   char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_SUB_BY_TOKEN);
-    bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN);
-    return sub_get(state, st, out, err, errlen);
+    return GET_SUB(s, PREP(s, ST_SUB_BY_TOKEN, HASH(hash)), out);
 }
 
-static int sq_subscriber_list(void *state, vnet_store_subscriber_fn fn, void *arg, char *err,
+static int sq_subscriber_list(void *s, vnet_store_subscriber_fn fn, void *arg, char *err,
                               size_t errlen)
 {
     struct walk w = {.fn.sub = fn, .arg = arg};
-    return walk(state, use(state, ST_SUB_LIST), emit_sub, &w, err, errlen, "listing subscribers");
+    return walk(s, PREP0(s, ST_SUB_LIST), emit_sub, &w, err, errlen, "listing subscribers");
 }
 
-static int sq_subscriber_insert(void *state, const char *name, const uint8_t *hash, uint64_t *id,
-                                char *err, size_t errlen)
+/* Run an INSERT and give the new row's id. */
+static int insert(struct sq *s, sqlite3_stmt *st, uint64_t *id, char *err, size_t errlen,
+                  const char *what)
 {
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_SUB_INSERT);
-    bind_text(st, 1, name);
-    bind_blob(st, 2, hash, VNET_TOKEN_HASH_LEN);
-    int rc = run(s, st, err, errlen, "creating the subscriber");
+    int rc = run(s, st, false, err, errlen, what);
     if (!rc)
         *id = (uint64_t)sqlite3_last_insert_rowid(s->db);
     return rc;
 }
 
-static int sq_subscriber_set_token(void *state, uint64_t id, const uint8_t *hash, char *err,
+static int sq_subscriber_insert(void *s, const char *name, const uint8_t *hash, uint64_t *id,
+                                char *err, size_t errlen)
+{
+    return insert(s, PREP(s, ST_SUB_INSERT, T(name), HASH(hash)), id, err, errlen,
+                  "creating the subscriber");
+}
+
+static int sq_subscriber_set_token(void *s, uint64_t id, const uint8_t *hash, char *err,
                                    size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_SUB_SET_TOKEN);
-    bind_u64(st, 1, id);
-    bind_blob(st, 2, hash, VNET_TOKEN_HASH_LEN);
-    return run_update(state, st, err, errlen, "setting the subscriber's token");
+    return run(s, PREP(s, ST_SUB_SET_TOKEN, U(id), HASH(hash)), true, err, errlen,
+               "setting the subscriber's token");
 }
 
-/* Statements that take one id and change rows. */
-static int run_id(struct sq *s, enum st id_st, uint64_t id, char *err, size_t errlen,
-                  const char *what)
+static int sq_subscriber_delete(void *s, uint64_t id, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(s, id_st);
-    bind_u64(st, 1, id);
-    return run_update(s, st, err, errlen, what);
-}
-
-static int sq_subscriber_delete(void *state, uint64_t id, char *err, size_t errlen)
-{
-    return run_id(state, ST_SUB_DELETE, id, err, errlen, "deleting the subscriber");
+    return run(s, PREP(s, ST_SUB_DELETE, U(id)), true, err, errlen, "deleting the subscriber");
 }
 
 /* ---- networks ---- */
 
-static int net_get(struct sq *s, sqlite3_stmt *st, struct vnet_network *out, char *err,
-                   size_t errlen)
+#define GET_NET(s, st, out) get_row((s), (st), row_network, (out), err, errlen, "reading a network")
+
+static int sq_network_get(void *s, uint64_t id, struct vnet_network *out, char *err, size_t errlen)
 {
-    return get_row(s, st, row_network, out, err, errlen, "reading a network");
+    return GET_NET(s, PREP(s, ST_NET_BY_ID, U(id)), out);
 }
 
-static int sq_network_get(void *state, uint64_t id, struct vnet_network *out, char *err,
-                          size_t errlen)
-{
-    sqlite3_stmt *st = use(state, ST_NET_BY_ID);
-    bind_u64(st, 1, id);
-    return net_get(state, st, out, err, errlen);
-}
-
-static int sq_network_by_vni(void *state, uint32_t vni, struct vnet_network *out, char *err,
+static int sq_network_by_vni(void *s, uint32_t vni, struct vnet_network *out, char *err,
                              size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_NET_BY_VNI);
-    sqlite3_bind_int64(st, 1, vni);
-    return net_get(state, st, out, err, errlen);
+    return GET_NET(s, PREP(s, ST_NET_BY_VNI, U(vni)), out);
 }
 
-static int sq_network_by_name(void *state, uint64_t subscriber_id, const char *name,
+static int sq_network_by_name(void *s, uint64_t subscriber_id, const char *name,
                               struct vnet_network *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(state, subscriber_id ? ST_NET_BY_NAME : ST_NET_BY_NAME_ANY);
-    if (subscriber_id)
-        bind_u64(st, 1, subscriber_id);
-    bind_text(st, 2, name);
-    return net_get(state, st, out, err, errlen);
+    return GET_NET(s, PREP(s, ST_NET_BY_NAME, U(subscriber_id), T(name)), out);
 }
 
-static int sq_network_list(void *state, uint64_t subscriber_id, vnet_store_network_fn fn, void *arg,
+static int sq_network_list(void *s, uint64_t subscriber_id, vnet_store_network_fn fn, void *arg,
                            char *err, size_t errlen)
 {
     struct walk w = {.fn.net = fn, .arg = arg};
-    sqlite3_stmt *st = use(state, subscriber_id ? ST_NET_LIST_SUB : ST_NET_LIST);
-    if (subscriber_id)
-        bind_u64(st, 1, subscriber_id);
-    return walk(state, st, emit_net, &w, err, errlen, "listing networks");
+    return walk(s, PREP(s, ST_NET_LIST, U(subscriber_id)), emit_net, &w, err, errlen,
+                "listing networks");
 }
 
-static int sq_network_free_vni(void *state, uint32_t *vni, char *err, size_t errlen)
+static int sq_network_free_vni(void *s, uint32_t *vni, char *err, size_t errlen)
 {
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_NET_FREE_VNI);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *vni = (uint32_t)sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW    ? 0
-           : rc == SQLITE_DONE ? VNET_ENOSPC
-                               : fail(s, rc, err, errlen, "choosing a VNI");
+    uint64_t v = 0;
+    int rc = get_row(s, PREP0(s, ST_NET_FREE_VNI), row_u64, &v, err, errlen, "choosing a VNI");
+    *vni = (uint32_t)v;
+    return rc == VNET_ENOENT ? VNET_ENOSPC : rc;
 }
 
-static int sq_network_insert(void *state, struct vnet_network *n, char *err, size_t errlen)
+static int sq_network_insert(void *s, struct vnet_network *n, char *err, size_t errlen)
 {
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_NET_INSERT);
-    bind_u64(st, 1, n->subscriber_id);
-    bind_text(st, 2, n->name);
-    sqlite3_bind_int64(st, 3, n->vni);
-    bind_prefix(st, 4, &n->subnet4);
-    bind_prefix(st, 5, &n->subnet6);
-    sqlite3_bind_int64(st, 6, n->mtu);
-    bind_u64(st, 7, n->revision);
-    sqlite3_bind_int(st, 8, n->mode);
-    int rc = run(s, st, err, errlen, "creating the network");
-    if (!rc)
-        n->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
-    return rc;
+    char p4[VNET_PREFIX_STRLEN] = "", p6[VNET_PREFIX_STRLEN] = "";
+    if (n->subnet4.ip.family)
+        vnet_prefix_format(&n->subnet4, p4, sizeof(p4));
+    if (n->subnet6.ip.family)
+        vnet_prefix_format(&n->subnet6, p6, sizeof(p6));
+    return insert(s,
+                  PREP(s, ST_NET_INSERT, U(n->subscriber_id), T(n->name), U(n->vni),
+                       T(p4[0] ? p4 : NULL), T(p6[0] ? p6 : NULL), U(n->mtu), U(n->revision),
+                       U(n->mode)),
+                  &n->id, err, errlen, "creating the network");
 }
 
-static int sq_network_set_revision(void *state, uint64_t id, uint64_t revision, char *err,
+static int sq_network_set_revision(void *s, uint64_t id, uint64_t revision, char *err,
                                    size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_NET_SET_REV);
-    bind_u64(st, 1, id);
-    bind_u64(st, 2, revision);
-    return run_update(state, st, err, errlen, "updating the network revision");
+    return run(s, PREP(s, ST_NET_SET_REV, U(id), U(revision)), true, err, errlen,
+               "updating the network revision");
 }
 
 static int sq_network_delete(void *state, uint64_t id, char *err, size_t errlen)
 {
     struct sq *s = state;
     s->hint_net = 0;
-    return run_id(s, ST_NET_DELETE, id, err, errlen, "deleting the network");
+    return run(s, PREP(s, ST_NET_DELETE, U(id)), true, err, errlen, "deleting the network");
 }
 
 /* ---- nodes ---- */
 
-static int node_get(struct sq *s, sqlite3_stmt *st, struct vnet_node *out, char *err, size_t errlen)
+#define GET_NODE(s, st, out) get_row((s), (st), row_node, (out), err, errlen, "reading a node")
+
+static int sq_node_get(void *s, uint64_t id, struct vnet_node *out, char *err, size_t errlen)
 {
-    return get_row(s, st, row_node, out, err, errlen, "reading a node");
+    return GET_NODE(s, PREP(s, ST_NODE_BY_ID, U(id)), out);
 }
 
-/* The node lookups by network and one key column. */
-static int node_by(struct sq *s, enum st id, uint64_t network_id, const void *key, size_t len,
-                   struct vnet_node *out, char *err, size_t errlen)
+static int sq_node_by_name(void *s, uint64_t network_id, const char *name, struct vnet_node *out,
+                           char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(s, id);
-    bind_u64(st, 1, network_id);
-    if (id == ST_NODE_BY_NAME)
-        bind_text(st, 2, key);
-    else
-        bind_blob(st, 2, key, len);
-    return node_get(s, st, out, err, errlen);
+    return GET_NODE(s, PREP(s, ST_NODE_BY_NAME, U(network_id), T(name)), out);
 }
 
-static int sq_node_get(void *state, uint64_t id, struct vnet_node *out, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = use(state, ST_NODE_BY_ID);
-    bind_u64(st, 1, id);
-    return node_get(state, st, out, err, errlen);
-}
-
-static int sq_node_by_name(void *state, uint64_t network_id, const char *name,
-                           struct vnet_node *out, char *err, size_t errlen)
-{
-    return node_by(state, ST_NODE_BY_NAME, network_id, name, 0, out, err, errlen);
-}
-
-static int sq_node_by_mac(void *state, uint64_t network_id, const struct vnet_mac *mac,
+static int sq_node_by_mac(void *s, uint64_t network_id, const struct vnet_mac *mac,
                           struct vnet_node *out, char *err, size_t errlen)
 {
-    return node_by(state, ST_NODE_BY_MAC, network_id, mac->b, 6, out, err, errlen);
+    return GET_NODE(s, PREP(s, ST_NODE_BY_MAC, U(network_id), B(mac->b, 6)), out);
 }
 
-static int sq_node_by_ip(void *state, uint64_t network_id, const struct vnet_ip *ip,
+static int sq_node_by_ip(void *s, uint64_t network_id, const struct vnet_ip *ip,
                          struct vnet_node *out, char *err, size_t errlen)
 {
-    return node_by(state, ip->family == VNET_AF_INET ? ST_NODE_BY_IP4 : ST_NODE_BY_IP6, network_id,
-                   ip->addr, ip_len(ip->family), out, err, errlen);
+    enum st id = ip->family == VNET_AF_INET ? ST_NODE_BY_IP4 : ST_NODE_BY_IP6;
+    return GET_NODE(s, PREP(s, id, U(network_id), IP(ip)), out);
 }
 
-static int sq_node_by_pubkey(void *state, uint64_t network_id, const uint8_t *pub,
-                             uint64_t after_id, struct vnet_node *out, char *err, size_t errlen)
+static int sq_node_by_pubkey(void *s, uint64_t network_id, const uint8_t *pub, uint64_t after_id,
+                             struct vnet_node *out, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_NODE_BY_PUBKEY);
-    bind_u64(st, 1, network_id);
-    bind_blob(st, 2, pub, VNET_PUBKEY_LEN);
-    bind_u64(st, 3, after_id);
-    return node_get(state, st, out, err, errlen);
+    return GET_NODE(
+        s, PREP(s, ST_NODE_BY_PUBKEY, U(network_id), B(pub, VNET_PUBKEY_LEN), U(after_id)), out);
 }
 
-struct node_token {
-    struct vnet_node node;
-    uint64_t expires;
-};
-
-static bool row_node_token(sqlite3_stmt *st, void *out)
-{
-    struct node_token *t = out;
-    t->expires = col_u64(st, 13);
-    return row_node(st, &t->node);
-}
-
-static int sq_node_by_join_token(void *state, const uint8_t *hash, struct vnet_node *out,
+static int sq_node_by_join_token(void *s, const uint8_t *hash, struct vnet_node *out,
                                  uint64_t *expires, char *err, size_t errlen)
 {
     struct node_token t;
-    sqlite3_stmt *st = use(state, ST_NODE_BY_TOKEN);
-    bind_blob(st, 1, hash, VNET_TOKEN_HASH_LEN);
-    int rc = get_row(state, st, row_node_token, &t, err, errlen, "reading a node");
+    int rc = get_row(s, PREP(s, ST_NODE_BY_TOKEN, HASH(hash)), row_node_token, &t, err, errlen,
+                     "reading a node");
     if (!rc) {
         *out = t.node;
         *expires = t.expires;
@@ -1060,13 +966,12 @@ static int sq_node_by_join_token(void *state, const uint8_t *hash, struct vnet_n
     return rc;
 }
 
-static int sq_node_list(void *state, uint64_t network_id, vnet_store_node_fn fn, void *arg,
-                        char *err, size_t errlen)
+static int sq_node_list(void *s, uint64_t network_id, vnet_store_node_fn fn, void *arg, char *err,
+                        size_t errlen)
 {
     struct walk w = {.fn.node = fn, .arg = arg};
-    sqlite3_stmt *st = use(state, ST_NODE_LIST);
-    bind_u64(st, 1, network_id);
-    return walk(state, st, emit_node, &w, err, errlen, "listing nodes");
+    return walk(s, PREP(s, ST_NODE_LIST, U(network_id)), emit_node, &w, err, errlen,
+                "listing nodes");
 }
 
 /* Walk the used addresses upwards from @first (or the hint, when it is higher) to the first
@@ -1083,11 +988,10 @@ static int sq_node_free_ip(void *state, uint64_t network_id, const struct vnet_i
         cand = s->hint_next[slot];
     unsigned len = ip_len(cand.family);
     bool full = vnet_store_ip_cmp(&cand, last) > 0;
-    sqlite3_stmt *st = use(s, slot ? ST_NODE_IP6_FROM : ST_NODE_IP4_FROM);
-    bind_u64(st, 1, network_id);
-    bind_ip(st, 2, &cand);
+    sqlite3_stmt *st =
+        PREP(s, slot ? ST_NODE_IP6_FROM : ST_NODE_IP4_FROM, U(network_id), IP(&cand));
     int rc = SQLITE_DONE, code = 0;
-    while (!full && !code && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (!full && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const void *b = sqlite3_column_blob(st, 0);
         if (!b || (unsigned)sqlite3_column_bytes(st, 0) != len) {
             code = corrupt(s, err, errlen, "assigning an IP");
@@ -1105,135 +1009,92 @@ static int sq_node_free_ip(void *state, uint64_t network_id, const struct vnet_i
     if (code || full)
         return code ? code : VNET_ENOSPC;
     *out = cand;
-    if (!s->pend_net || s->pend_net == network_id) {
-        if (s->pend_net != network_id)
-            s->pend_valid[0] = s->pend_valid[1] = false;
+    if (s->pend_net != network_id) { /* one network per transaction is hinted */
+        if (s->pend_net)
+            return 0;
         s->pend_net = network_id;
-        s->pend_next[slot] = cand;
-        s->pend_valid[slot] = vnet_store_ip_inc(&s->pend_next[slot]);
+        s->pend_valid[0] = s->pend_valid[1] = false;
     }
+    s->pend_next[slot] = cand;
+    s->pend_valid[slot] = vnet_store_ip_inc(&s->pend_next[slot]);
     return 0;
 }
 
-/* Parameters 1..12 of ST_NODE_INSERT and ST_NODE_UPDATE. */
-static void bind_node(sqlite3_stmt *st, const struct vnet_node *n)
+/* ST_NODE_INSERT and ST_NODE_UPDATE share parameters 1..12; the update's 13th is the id
+ * (which the insert, having no parameter 13, ignores). */
+static sqlite3_stmt *prep_node(struct sq *s, enum st id, const struct vnet_node *n)
 {
-    bind_u64(st, 1, n->network_id);
-    bind_text(st, 2, n->name);
-    bind_blob(st, 3, n->mac.b, 6);
-    bind_ip(st, 4, &n->ips[0]);
-    bind_ip(st, 5, &n->ips[1]);
-    bind_blob(st, 6, n->has_pubkey ? n->pubkey : NULL, VNET_PUBKEY_LEN);
-    bind_ip(st, 7, &n->phys.ip);
-    sqlite3_bind_int(st, 8, n->phys.port);
-    bind_ip(st, 9, &n->observed.ip);
-    sqlite3_bind_int(st, 10, n->observed.port);
-    sqlite3_bind_int(st, 11, n->state);
-    bind_u64(st, 12, n->revision);
+    return PREP(s, id, U(n->network_id), T(n->name), B(n->mac.b, 6), IP(&n->ips[0]), IP(&n->ips[1]),
+                B(n->has_pubkey ? n->pubkey : NULL, VNET_PUBKEY_LEN), IP(&n->phys.ip),
+                U(n->phys.port), IP(&n->observed.ip), U(n->observed.port), U(n->state),
+                U(n->revision), U(n->id));
 }
 
-static int sq_node_insert(void *state, struct vnet_node *n, char *err, size_t errlen)
+static int sq_node_insert(void *s, struct vnet_node *n, char *err, size_t errlen)
 {
-    struct sq *s = state;
-    sqlite3_stmt *st = use(s, ST_NODE_INSERT);
-    bind_node(st, n);
-    int rc = run(s, st, err, errlen, "adding the node");
-    if (!rc)
-        n->id = (uint64_t)sqlite3_last_insert_rowid(s->db);
-    return rc;
+    return insert(s, prep_node(s, ST_NODE_INSERT, n), &n->id, err, errlen, "adding the node");
 }
 
-static int sq_node_update(void *state, const struct vnet_node *n, char *err, size_t errlen)
+static int sq_node_update(void *s, const struct vnet_node *n, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_NODE_UPDATE);
-    bind_node(st, n);
-    bind_u64(st, 13, n->id);
-    return run_update(state, st, err, errlen, "updating the node");
+    return run(s, prep_node(s, ST_NODE_UPDATE, n), true, err, errlen, "updating the node");
 }
 
-static int sq_node_set_join_token(void *state, uint64_t id, const uint8_t *hash, uint64_t expires,
+static int sq_node_set_join_token(void *s, uint64_t id, const uint8_t *hash, uint64_t expires,
                                   char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_NODE_SET_TOKEN);
-    bind_u64(st, 1, id);
-    bind_blob(st, 2, hash, VNET_TOKEN_HASH_LEN);
-    bind_u64(st, 3, expires);
-    return run_update(state, st, err, errlen, "setting the node's join token");
+    return run(s, PREP(s, ST_NODE_SET_TOKEN, U(id), HASH(hash), U(expires)), true, err, errlen,
+               "setting the node's join token");
 }
 
 static int sq_node_delete(void *state, uint64_t id, char *err, size_t errlen)
 {
     struct sq *s = state;
     s->hint_net = 0; /* its addresses are free again */
-    return run_id(s, ST_NODE_DELETE, id, err, errlen, "removing the node");
+    return run(s, PREP(s, ST_NODE_DELETE, U(id)), true, err, errlen, "removing the node");
 }
 
 /* ---- change log ---- */
 
-static int sq_change_append(void *state, uint64_t network_id, uint64_t revision, int op,
+static int sq_change_append(void *s, uint64_t network_id, uint64_t revision, int op,
                             const void *payload, size_t len, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_CHG_INSERT);
-    bind_u64(st, 1, network_id);
-    bind_u64(st, 2, revision);
-    sqlite3_bind_int(st, 3, op);
-    bind_blob(st, 4, payload, len);
-    return run(state, st, err, errlen, "appending to the change log");
+    return run(s, PREP(s, ST_CHG_INSERT, U(network_id), U(revision), U(op), B(payload, len)), false,
+               err, errlen, "appending to the change log");
 }
 
-static int sq_change_prune(void *state, uint64_t network_id, uint64_t upto, char *err,
-                           size_t errlen)
+static int sq_change_prune(void *s, uint64_t network_id, uint64_t upto, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_CHG_PRUNE);
-    bind_u64(st, 1, network_id);
-    bind_u64(st, 2, upto);
-    return run(state, st, err, errlen, "pruning the change log");
+    return run(s, PREP(s, ST_CHG_PRUNE, U(network_id), U(upto)), false, err, errlen,
+               "pruning the change log");
 }
 
-/* One integer of a one-row query: VNET_ENOENT when it is NULL. */
-static int get_u64(struct sq *s, sqlite3_stmt *st, uint64_t *out, char *err, size_t errlen)
-{
-    int rc = sqlite3_step(st), code = 0;
-    if (rc != SQLITE_ROW)
-        code = fail(s, rc, err, errlen, "reading the change log");
-    else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
-        code = VNET_ENOENT;
-    else
-        *out = col_u64(st, 0);
-    sqlite3_reset(st);
-    return code;
-}
-
-static int sq_change_oldest(void *state, uint64_t network_id, uint64_t *revision, char *err,
+static int sq_change_oldest(void *s, uint64_t network_id, uint64_t *revision, char *err,
                             size_t errlen)
 {
-    sqlite3_stmt *st = use(state, ST_CHG_OLDEST);
-    bind_u64(st, 1, network_id);
-    return get_u64(state, st, revision, err, errlen);
+    return get_row(s, PREP(s, ST_CHG_OLDEST, U(network_id)), row_u64, revision, err, errlen,
+                   "reading the change log");
 }
 
-static int sq_change_list(void *state, uint64_t network_id, uint64_t since,
-                          vnet_store_change_row_fn fn, void *arg, char *err, size_t errlen)
+static int sq_change_list(void *s, uint64_t network_id, uint64_t since, vnet_store_change_row_fn fn,
+                          void *arg, char *err, size_t errlen)
 {
     struct walk w = {.fn.change = fn, .arg = arg};
-    sqlite3_stmt *st = use(state, ST_CHG_SINCE);
-    bind_u64(st, 1, network_id);
-    bind_u64(st, 2, since);
-    return walk(state, st, emit_change, &w, err, errlen, "reading the change log");
+    return walk(s, PREP(s, ST_CHG_SINCE, U(network_id), U(since)), emit_change, &w, err, errlen,
+                "reading the change log");
 }
 
-static int sq_change_last(void *state, uint64_t *id, char *err, size_t errlen)
+static int sq_change_last(void *s, uint64_t *id, char *err, size_t errlen)
 {
-    return get_u64(state, use(state, ST_CHG_LAST), id, err, errlen);
+    return get_row(s, PREP0(s, ST_CHG_LAST), row_u64, id, err, errlen, "reading the change log");
 }
 
-static int sq_change_networks(void *state, uint64_t since, vnet_store_id_fn fn, void *arg,
-                              char *err, size_t errlen)
+static int sq_change_networks(void *s, uint64_t since, vnet_store_id_fn fn, void *arg, char *err,
+                              size_t errlen)
 {
     struct walk w = {.fn.id = fn, .arg = arg};
-    sqlite3_stmt *st = use(state, ST_CHG_NETS);
-    bind_u64(st, 1, since);
-    return walk(state, st, emit_id, &w, err, errlen, "reading the change log");
+    return walk(s, PREP(s, ST_CHG_NETS, U(since)), emit_id, &w, err, errlen,
+                "reading the change log");
 }
 
 const struct vnet_store_ops vnet_store_sqlite_ops = {
