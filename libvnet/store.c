@@ -127,6 +127,14 @@ static int refuse_read_only(const struct vnet_store *s, char *err, size_t errlen
     return VNET_EPERM;
 }
 
+/* The start of the write calls that have an error buffer: a store, writable. */
+static int can_write(const struct vnet_store *s, char *err, size_t errlen)
+{
+    if (s)
+        return refuse_read_only(s, err, errlen);
+    vnet_store_seterr(err, errlen, "no store");
+    return VNET_EINVAL;
+}
 bool vnet_name_valid(const char *s)
 {
     if (!s)
@@ -953,26 +961,19 @@ int vnet_store_subscriber_create(struct vnet_store *s, const char *name,
 {
     struct vnet_subscriber tmp;
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
-    }
-    int rc = refuse_read_only(s, err, errlen);
-    if (rc)
-        return rc;
-    if (!vnet_name_valid(name)) {
+    int rc = can_write(s, err, errlen);
+    if (!rc && !vnet_name_valid(name)) {
         vnet_store_seterr(err, errlen,
                           "invalid subscriber name '%.63s': 1 to 63 characters of A-Z a-z 0-9 . _ "
                           "-, starting with a letter or digit",
                           name ? name : "(null)");
         return VNET_EINVAL;
     }
-    if (token_hash && !hash_ok(token_hash)) {
+    if (!rc && token_hash && !hash_ok(token_hash)) {
         vnet_store_seterr(err, errlen, "subscriber '%s': the token hash is all zeros", name);
         return VNET_EINVAL;
     }
-    rc = tx_begin(s, true, err, errlen);
-    if (!rc)
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
         rc = tx_end(s, subscriber_create_tx(s, name, token_hash, out ? out : &tmp, err, errlen),
                     err, errlen);
     return rc;
@@ -1136,16 +1137,10 @@ int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_sp
     struct vnet_network_spec sp;
     struct vnet_network tmp;
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
-    }
-    int rc = refuse_read_only(s, err, errlen);
+    int rc = can_write(s, err, errlen);
     if (!rc)
         rc = check_network_spec(spec, &sp, err, errlen);
-    if (!rc)
-        rc = tx_begin(s, true, err, errlen);
-    if (!rc)
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
         rc = tx_end(s, network_create_tx(s, &sp, out ? out : &tmp, err, errlen), err, errlen);
     return rc;
 }
@@ -1201,14 +1196,8 @@ static int network_delete_tx(struct vnet_store *s, uint64_t id, char *err, size_
 int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *err, size_t errlen)
 {
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
-    }
-    int rc = refuse_read_only(s, err, errlen);
-    if (!rc)
-        rc = tx_begin(s, true, err, errlen);
-    if (!rc)
+    int rc = can_write(s, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
         rc = tx_end(s, network_delete_tx(s, network_id, err, errlen), err, errlen);
     return rc;
 }
@@ -1332,16 +1321,10 @@ int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
     struct vnet_node_spec sp;
     struct vnet_node tmp;
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
-    }
-    int rc = refuse_read_only(s, err, errlen);
+    int rc = can_write(s, err, errlen);
     if (!rc)
         rc = check_node_spec(spec, &sp, err, errlen);
-    if (!rc)
-        rc = tx_begin(s, true, err, errlen);
-    if (!rc)
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
         rc = tx_end(s, node_add_tx(s, network_id, &sp, out ? out : &tmp, err, errlen), err, errlen);
     return rc;
 }
@@ -1418,9 +1401,7 @@ int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *
     int rc = refuse_read_only(s, err, errlen);
     struct vnet_endpoint ep = *phys;
     endpoint_norm(&ep);
-    if (!rc)
-        rc = tx_begin(s, true, err, errlen);
-    if (!rc)
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
         rc = tx_end(s, node_move_tx(s, network_id, name, &ep, out ? out : &tmp, err, errlen), err,
                     errlen);
     return rc;
@@ -1491,9 +1472,7 @@ int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char
         return VNET_EINVAL;
     }
     int rc = refuse_read_only(s, err, errlen);
-    if (!rc)
-        rc = tx_begin(s, true, err, errlen);
-    if (!rc)
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
         rc = tx_end(s, node_remove_tx(s, network_id, name, revision ? revision : &tmp, err, errlen),
                     err, errlen);
     return rc;
@@ -1624,9 +1603,7 @@ int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOK
         return VNET_EINVAL;
     }
     int rc = refuse_read_only(s, err, errlen);
-    if (!rc)
-        rc = tx_begin(s, true, err, errlen);
-    if (!rc)
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
         rc = tx_end(s, node_join_tx(s, token_hash, pub, now_unix, out ? out : &tmp, err, errlen),
                     err, errlen);
     return rc;
