@@ -603,7 +603,8 @@ static int sq_network_free_vni(void *s, uint32_t *vni, char *err, size_t errlen)
 {
     uint64_t v = 0;
     int rc = get_row(s, PREP0(s, ST_NET_FREE_VNI), row_u64, &v, err, errlen, "choosing a VNI");
-    *vni = (uint32_t)v;
+    if (!rc)
+        *vni = (uint32_t)v;
     return rc == VNET_ENOENT ? VNET_ENOSPC : rc;
 }
 

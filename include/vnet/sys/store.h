@@ -24,7 +24,8 @@
  *     VNET_ECORRUPT (a stored value the engine cannot read back), VNET_ENOMEM, VNET_EPERM
  *     (the database itself is read-only), VNET_EEXIST (a uniqueness constraint of the schema
  *     fired: the dispatcher checks first, so this is a race or a bug), VNET_EIO (other).
- *   - "Out" structs are filled whole (every field, zeroed padding) on 0 and untouched otherwise.
+ *   - Results (*out, *id, ...) are filled whole (every field, zeroed padding) on 0; after an
+ *     error their content is unspecified (the dispatcher does not use it).
  *   - Walks (the *_list members) call @fn once per row in the order given, inside the
  *     dispatcher's transaction; @fn does not call the engine. A non-zero return of @fn stops
  *     the walk and is returned.
