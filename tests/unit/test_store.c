@@ -732,28 +732,25 @@ START_TEST(t_node_add)
     REFUSED(VNET_EINVAL, "broadcast", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
     sp.mac = mac("00:00:00:00:00:00");
     REFUSED(VNET_EINVAL, "zero", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
+    static const struct {
+        const char *ip;
+        int code;
+        const char *text;
+    } bad_ips[] = {
+        {"10.0.0.5", VNET_EEXIST, "IP 10.0.0.5 is used by node 'n2' in network 'blue'"},
+        {"fd00::99", VNET_EEXIST, "IP fd00::99 is used by node 'n2' in network 'blue'"},
+        {"10.0.1.5", VNET_EINVAL, "IP 10.0.1.5 is not in subnet 10.0.0.0/24 of network 'blue'"},
+        {"10.0.0.0", VNET_EINVAL, "IP 10.0.0.0 is the network address of subnet 10.0.0.0/24"},
+        {"10.0.0.255", VNET_EINVAL, "IP 10.0.0.255 is the broadcast address of subnet 10.0.0.0/24"},
+        {"fd00::", VNET_EINVAL, "IP fd00:: is the network address of subnet fd00::/64"},
+        {"fd01::1", VNET_EINVAL, "not in subnet fd00::/64"},
+    };
     sp = node_spec("x");
-    sp.ips[0] = ip("10.0.0.5");
-    REFUSED(VNET_EEXIST, "IP 10.0.0.5 is used by node 'n2' in network 'blue'",
-            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
-    sp.ips[0] = ip("fd00::99");
-    REFUSED(VNET_EEXIST, "IP fd00::99 is used by node 'n2' in network 'blue'",
-            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
-    sp.ips[0] = ip("10.0.1.5");
-    REFUSED(VNET_EINVAL, "IP 10.0.1.5 is not in subnet 10.0.0.0/24 of network 'blue'",
-            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
-    sp.ips[0] = ip("10.0.0.0");
-    REFUSED(VNET_EINVAL, "IP 10.0.0.0 is the network address of subnet 10.0.0.0/24",
-            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
-    sp.ips[0] = ip("10.0.0.255");
-    REFUSED(VNET_EINVAL, "IP 10.0.0.255 is the broadcast address of subnet 10.0.0.0/24",
-            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
-    sp.ips[0] = ip("fd00::");
-    REFUSED(VNET_EINVAL, "IP fd00:: is the network address of subnet fd00::/64",
-            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
-    sp.ips[0] = ip("fd01::1");
-    REFUSED(VNET_EINVAL, "not in subnet fd00::/64",
-            vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    for (size_t i = 0; i < sizeof(bad_ips) / sizeof(bad_ips[0]); i++) {
+        sp.ips[0] = ip(bad_ips[i].ip);
+        REFUSED(bad_ips[i].code, bad_ips[i].text,
+                vnet_store_node_add(s, blue.id, &sp, NULL, err, sizeof(err)));
+    }
     sp.ips[0] = ip("10.0.0.9");
     sp.ips[1] = ip("10.0.0.10");
     REFUSED(VNET_EINVAL, "at most one IPv4",
