@@ -1,12 +1,18 @@
-/* The store: engine registry, URI dispatch and the checks that need no stored data.
+/* The store: engine registry, URI dispatch and every rule of the store, once for all engines.
  *
- * Every public call goes through here so that the argument checks, the defaults and the
- * read-only refusal are the same for every engine; engines only do what needs their data
- * (see include/vnet/sys/store.h for what an engine may rely on). */
+ * Every public call checks its arguments, applies the defaults and refuses writes on a
+ * read-only store, then runs one engine transaction of row primitives in which it does what
+ * needs the data: uniqueness checks and their messages, MAC and IP assignment, revision bumps,
+ * change records and their retention, token expiry (include/vnet/sys/store.h says what an
+ * engine does). */
 #include "vnet/sys/store.h"
+#include "vec_int.h"
 #include "vnet/error.h"
+#include "vnet/log.h"
 
+#include <inttypes.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +24,7 @@ struct vnet_store {
     const struct vnet_store_ops *ops;
     void *state;
     bool read_only;
+    uint32_t retention;
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -42,18 +49,25 @@ static bool scheme_valid(const char *s, size_t n)
     return true;
 }
 
+/* Every member is required. */
+static bool ops_complete(const struct vnet_store_ops *o)
+{
+    return o->open && o->close && o->begin && o->commit && o->rollback && o->subscriber_get &&
+           o->subscriber_by_name && o->subscriber_by_token && o->subscriber_list &&
+           o->subscriber_insert && o->subscriber_set_token && o->subscriber_delete &&
+           o->network_get && o->network_by_vni && o->network_by_name && o->network_list &&
+           o->network_free_vni && o->network_insert && o->network_set_revision &&
+           o->network_delete && o->node_get && o->node_by_name && o->node_by_mac && o->node_by_ip &&
+           o->node_by_pubkey && o->node_by_join_token && o->node_list && o->node_free_ip &&
+           o->node_insert && o->node_update && o->node_set_join_token && o->node_delete &&
+           o->change_append && o->change_prune && o->change_oldest && o->change_list &&
+           o->change_last && o->change_networks;
+}
+
 int vnet_store_register(const struct vnet_store_ops *ops)
 {
     if (!ops || ops->version != VNET_STORE_OPS_VERSION || !ops->scheme ||
-        !scheme_valid(ops->scheme, strlen(ops->scheme)) || !ops->open || !ops->close ||
-        !ops->network_create || !ops->network_get || !ops->network_get_by_id ||
-        !ops->network_list || !ops->network_delete || !ops->node_add || !ops->node_get ||
-        !ops->node_get_by_id || !ops->node_list || !ops->node_move || !ops->node_set_observed ||
-        !ops->node_remove || !ops->changes_since || !ops->last_change || !ops->changed_networks ||
-        !ops->subscriber_create || !ops->subscriber_get || !ops->subscriber_get_by_id ||
-        !ops->subscriber_by_token || !ops->subscriber_list || !ops->subscriber_set_token ||
-        !ops->subscriber_delete || !ops->node_set_pubkey || !ops->node_set_join_token ||
-        !ops->node_join || !ops->node_by_pubkey || !ops->node_revoke)
+        !scheme_valid(ops->scheme, strlen(ops->scheme)) || !ops_complete(ops))
         return VNET_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&reg_lock);
@@ -79,6 +93,11 @@ static const struct vnet_store_ops *find_engine(const char *scheme, size_t len)
             found = engines[i];
     pthread_mutex_unlock(&reg_lock);
     return found;
+}
+
+const struct vnet_store_ops *vnet_store_engine(const char *scheme)
+{
+    return scheme ? find_engine(scheme, strlen(scheme)) : NULL;
 }
 
 void vnet_store_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -108,6 +127,14 @@ static int refuse_read_only(const struct vnet_store *s, char *err, size_t errlen
     return VNET_EPERM;
 }
 
+/* The start of the write calls that have an error buffer: a store, writable. */
+static int can_write(const struct vnet_store *s, char *err, size_t errlen)
+{
+    if (s)
+        return refuse_read_only(s, err, errlen);
+    vnet_store_seterr(err, errlen, "no store");
+    return VNET_EINVAL;
+}
 bool vnet_name_valid(const char *s)
 {
     if (!s)
@@ -184,6 +211,10 @@ int vnet_store_open(const char *uri, const struct vnet_store_opts *opts, struct 
     if (!o.busy_timeout_ms)
         o.busy_timeout_ms = VNET_STORE_BUSY_MS_DEFAULT;
 
+    if (sodium_init() < 0) { /* the random MACs */
+        vnet_store_seterr(err, errlen, "libsodium cannot be initialised");
+        return VNET_EIO;
+    }
     struct vnet_store *s = calloc(1, sizeof(*s));
     if (!s)
         return VNET_ENOMEM;
@@ -194,6 +225,7 @@ int vnet_store_open(const char *uri, const struct vnet_store_opts *opts, struct 
     }
     s->ops = ops;
     s->read_only = o.read_only;
+    s->retention = o.retention;
     *out = s;
     return 0;
 }
@@ -240,8 +272,8 @@ static int check_subnet(const struct vnet_prefix *in, uint8_t family, struct vne
     return 0;
 }
 
-int vnet_store_check_network_spec(const struct vnet_network_spec *in, struct vnet_network_spec *out,
-                                  char *err, size_t errlen)
+static int check_network_spec(const struct vnet_network_spec *in, struct vnet_network_spec *out,
+                              char *err, size_t errlen)
 {
     if (!in || !out) {
         vnet_store_seterr(err, errlen, "no network spec given");
@@ -292,7 +324,7 @@ int vnet_store_check_network_spec(const struct vnet_network_spec *in, struct vne
     return 0;
 }
 
-int vnet_store_check_endpoint(const struct vnet_endpoint *ep)
+static int check_endpoint(const struct vnet_endpoint *ep)
 {
     if (!ep)
         return VNET_EINVAL;
@@ -311,8 +343,8 @@ static void endpoint_norm(struct vnet_endpoint *ep)
         memset(ep->ip.addr + 4, 0, 12);
 }
 
-int vnet_store_check_node_spec(const struct vnet_node_spec *in, struct vnet_node_spec *out,
-                               char *err, size_t errlen)
+static int check_node_spec(const struct vnet_node_spec *in, struct vnet_node_spec *out, char *err,
+                           size_t errlen)
 {
     char buf[VNET_MAC_STRLEN];
     if (!in || !out) {
@@ -365,7 +397,7 @@ int vnet_store_check_node_spec(const struct vnet_node_spec *in, struct vnet_node
         if (slot == 0)
             memset(o.ips[0].addr + 4, 0, 12);
     }
-    if (vnet_store_check_endpoint(&in->phys)) {
+    if (check_endpoint(&in->phys)) {
         vnet_store_seterr(err, errlen,
                           "bad physical endpoint: need an IPv4 or IPv6 address and a port "
                           "1..65535");
@@ -394,8 +426,8 @@ static bool host_bits_all(const struct vnet_prefix *p, const struct vnet_ip *ip,
     return true;
 }
 
-int vnet_store_check_ip(const struct vnet_network *net, const struct vnet_ip *ip, char *err,
-                        size_t errlen)
+static int check_ip(const struct vnet_network *net, const struct vnet_ip *ip, char *err,
+                    size_t errlen)
 {
     char ipbuf[VNET_IP_STRLEN], pbuf[VNET_PREFIX_STRLEN];
     if (!net || !ip || (ip->family != VNET_AF_INET && ip->family != VNET_AF_INET6)) {
@@ -447,7 +479,7 @@ bool vnet_store_ip_inc(struct vnet_ip *ip)
     return false;
 }
 
-void vnet_store_subnet_first(const struct vnet_prefix *p, struct vnet_ip *out)
+static void subnet_first(const struct vnet_prefix *p, struct vnet_ip *out)
 {
     struct vnet_prefix m = *p;
     prefix_mask(&m);
@@ -455,7 +487,7 @@ void vnet_store_subnet_first(const struct vnet_prefix *p, struct vnet_ip *out)
     vnet_store_ip_inc(out);
 }
 
-void vnet_store_subnet_last(const struct vnet_prefix *p, struct vnet_ip *out)
+static void subnet_last(const struct vnet_prefix *p, struct vnet_ip *out)
 {
     struct vnet_prefix m = *p;
     prefix_mask(&m);
@@ -655,7 +687,273 @@ int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node *out
     return 0;
 }
 
-/* ---- dispatch ---- */
+/* ---- the rules ----
+ *
+ * Every public call: the checks that need no data, then one engine transaction of row
+ * primitives. The *_tx functions run inside it and return 0 or an error with @err set; the
+ * caller commits or rolls back. */
+
+/* Log what a call without an error buffer failed with, unless @rc is an answer (no such row,
+ * a conflict) rather than a failure. */
+static int quiet(int rc, const char *err)
+{
+    if (rc && rc != VNET_ENOENT && rc != VNET_EEXIST && err[0])
+        vnet_log(VNET_LOG_WARN, "store", "%s", err);
+    return rc;
+}
+
+/* A lookup's result as a uniqueness check: found is VNET_EEXIST, not found is 0. */
+static int conflict(int rc)
+{
+    return rc == 0 ? VNET_EEXIST : rc == VNET_ENOENT ? 0 : rc;
+}
+
+static int tx_begin(struct vnet_store *s, bool write, char *err, size_t errlen)
+{
+    return s->ops->begin(s->state, write, err, errlen);
+}
+
+/* Commit when @rc is 0, else roll back; returns the request's result. */
+static int tx_end(struct vnet_store *s, int rc, char *err, size_t errlen)
+{
+    if (!rc && !(rc = s->ops->commit(s->state, err, errlen)))
+        return 0;
+    s->ops->rollback(s->state);
+    return rc;
+}
+
+/* Walks read every row into memory inside the engine call, then call the caller's function
+ * once the engine is done, so that it may call the store again. */
+enum walk_kind { WALK_SUB, WALK_NET, WALK_NODE, WALK_ID, WALK_CHANGE };
+
+struct walk {
+    enum walk_kind kind;
+    union {
+        vnet_store_subscriber_fn sub;
+        vnet_store_network_fn net;
+        vnet_store_node_fn node;
+        vnet_store_id_fn id;
+        vnet_store_change_fn change;
+    } fn;
+    void *arg;
+    void *items;
+    size_t n, cap, size;
+    uint64_t network_id; /* WALK_CHANGE */
+};
+
+static void *walk_room(struct walk *w)
+{
+    void *v = vec_room(w->items, w->n, &w->cap, w->size, 16);
+    if (!v)
+        return NULL;
+    w->items = v;
+    return (char *)v + w->size * w->n++;
+}
+
+static int walk_push(struct walk *w, const void *item)
+{
+    void *p = walk_room(w);
+    if (!p)
+        return VNET_ENOMEM;
+    memcpy(p, item, w->size);
+    return 0;
+}
+
+static int push_sub(const struct vnet_subscriber *x, void *w)
+{
+    return walk_push(w, x);
+}
+
+static int push_net(const struct vnet_network *x, void *w)
+{
+    return walk_push(w, x);
+}
+
+static int push_node(const struct vnet_node *x, void *w)
+{
+    return walk_push(w, x);
+}
+
+static int push_id(uint64_t id, void *w)
+{
+    return walk_push(w, &id);
+}
+
+/* A stored change record as the caller sees it; only the payload the dispatcher wrote. */
+static int push_change(const struct vnet_store_change_row *row, void *arg)
+{
+    struct walk *w = arg;
+    struct vnet_change c;
+    memset(&c, 0, sizeof(c));
+    c.network_id = w->network_id;
+    c.revision = row->revision;
+    c.op = (enum vnet_change_op)row->op;
+    bool node = row->op == VNET_CHANGE_NODE_PUT || row->op == VNET_CHANGE_NODE_DEL;
+    if (node ? !row->payload || vnet_store_node_decode(row->payload, row->payload_len, &c.node)
+             : row->op != VNET_CHANGE_NET_PUT)
+        return VNET_ECORRUPT;
+    return walk_push(w, &c);
+}
+
+/* Hand the rows read to the caller's function, unless @rc says the read failed. */
+static int walk_replay(struct walk *w, int rc)
+{
+    for (size_t i = 0; !rc && i < w->n; i++) {
+        const void *it = (const char *)w->items + w->size * i;
+        switch (w->kind) {
+        case WALK_SUB:
+            rc = w->fn.sub(it, w->arg);
+            break;
+        case WALK_NET:
+            rc = w->fn.net(it, w->arg);
+            break;
+        case WALK_NODE:
+            rc = w->fn.node(it, w->arg);
+            break;
+        case WALK_ID:
+            rc = w->fn.id(*(const uint64_t *)it, w->arg);
+            break;
+        case WALK_CHANGE:
+            rc = w->fn.change(it, w->arg);
+            break;
+        }
+    }
+    free(w->items);
+    return rc;
+}
+
+static struct walk walk_init(enum walk_kind kind, size_t size, void *arg)
+{
+    struct walk w;
+    memset(&w, 0, sizeof(w));
+    w.kind = kind;
+    w.size = size;
+    w.arg = arg;
+    return w;
+}
+
+static int network_by_id(struct vnet_store *s, uint64_t id, struct vnet_network *out, char *err,
+                         size_t errlen)
+{
+    int rc = s->ops->network_get(s->state, id, out, err, errlen);
+    if (rc == VNET_ENOENT)
+        vnet_store_seterr(err, errlen, "no network with id %" PRIu64, id);
+    return rc;
+}
+
+static int node_by_id(struct vnet_store *s, uint64_t id, struct vnet_node *out, char *err,
+                      size_t errlen)
+{
+    int rc = s->ops->node_get(s->state, id, out, err, errlen);
+    if (rc == VNET_ENOENT)
+        vnet_store_seterr(err, errlen, "no node with id %" PRIu64, id);
+    return rc;
+}
+
+static int node_by_name(struct vnet_store *s, const struct vnet_network *net, const char *name,
+                        struct vnet_node *out, char *err, size_t errlen)
+{
+    int rc = s->ops->node_by_name(s->state, net->id, name, out, err, errlen);
+    if (rc == VNET_ENOENT)
+        vnet_store_seterr(err, errlen, "no node '%s' in network '%s'", name, net->name);
+    return rc;
+}
+
+/* Network @net_id and one of its nodes by name. */
+static int net_and_node(struct vnet_store *s, uint64_t net_id, const char *name,
+                        struct vnet_network *net, struct vnet_node *n, char *err, size_t errlen)
+{
+    int rc = network_by_id(s, net_id, net, err, errlen);
+    return rc ? rc : node_by_name(s, net, name, n, err, errlen);
+}
+
+/* The node of network @net other than @except_id whose key is @pub: 0 when there is one,
+ * VNET_ENOENT when the key is free. */
+static int pubkey_user(struct vnet_store *s, uint64_t net_id, const uint8_t *pub,
+                       uint64_t except_id, struct vnet_node *out, char *err, size_t errlen)
+{
+    int rc = s->ops->node_by_pubkey(s->state, net_id, pub, 0, out, err, errlen);
+    if (!rc && out->id == except_id)
+        rc = s->ops->node_by_pubkey(s->state, net_id, pub, except_id, out, err, errlen);
+    return rc;
+}
+
+static int pubkey_free(struct vnet_store *s, const struct vnet_network *net, const uint8_t *pub,
+                       uint64_t except_id, char *err, size_t errlen)
+{
+    struct vnet_node other;
+    int rc = conflict(pubkey_user(s, net->id, pub, except_id, &other, err, errlen));
+    if (rc == VNET_EEXIST)
+        vnet_store_seterr(err, errlen, "the public key is used by node '%s' in network '%s'",
+                          other.name, net->name);
+    return rc;
+}
+
+/* Bump network @net_id's revision to @rev, append one change record (with @node's state for
+ * the node ops) and apply the retention. */
+static int log_change(struct vnet_store *s, uint64_t net_id, uint64_t rev, int op,
+                      const struct vnet_node *node, char *err, size_t errlen)
+{
+    uint8_t buf[VNET_STORE_NODE_ENC_MAX];
+    int len = 0;
+    if (node && (len = vnet_store_node_encode(node, buf, sizeof(buf))) < 0) {
+        vnet_store_seterr(err, errlen, "cannot encode node '%s' for the change log", node->name);
+        return VNET_EINVAL;
+    }
+    int rc = s->ops->network_set_revision(s->state, net_id, rev, err, errlen);
+    if (!rc)
+        rc = s->ops->change_append(s->state, net_id, rev, op, node ? buf : NULL, (size_t)len, err,
+                                   errlen);
+    if (!rc && rev > s->retention)
+        rc = s->ops->change_prune(s->state, net_id, rev - s->retention, err, errlen);
+    return rc;
+}
+
+/* Write node @n (already changed in memory) at network @net's next revision and log it. */
+static int node_put(struct vnet_store *s, const struct vnet_network *net, struct vnet_node *n,
+                    char *err, size_t errlen)
+{
+    n->revision = net->revision + 1;
+    int rc = s->ops->node_update(s->state, n, err, errlen);
+    return rc ? rc : log_change(s, net->id, n->revision, VNET_CHANGE_NODE_PUT, n, err, errlen);
+}
+
+/* ---- subscribers ---- */
+
+static int token_free(struct vnet_store *s, const uint8_t *hash, uint64_t except_id,
+                      const char *name, char *err, size_t errlen)
+{
+    struct vnet_subscriber other;
+    int rc = s->ops->subscriber_by_token(s->state, hash, &other, err, errlen);
+    if (!rc && other.id == except_id)
+        rc = VNET_ENOENT;
+    rc = conflict(rc);
+    if (rc == VNET_EEXIST) /* a token is never shared: do not say whose it is */
+        vnet_store_seterr(err, errlen, "subscriber '%s': the token is already in use", name);
+    return rc;
+}
+
+static int subscriber_create_tx(struct vnet_store *s, const char *name, const uint8_t *hash,
+                                struct vnet_subscriber *out, char *err, size_t errlen)
+{
+    struct vnet_subscriber sub;
+    int rc = conflict(s->ops->subscriber_by_name(s->state, name, &sub, err, errlen));
+    if (rc == VNET_EEXIST)
+        vnet_store_seterr(err, errlen, "subscriber '%s' already exists", name);
+    if (!rc && hash)
+        rc = token_free(s, hash, 0, name, err, errlen);
+    uint64_t id = 0;
+    if (!rc)
+        rc = s->ops->subscriber_insert(s->state, name, hash, &id, err, errlen);
+    if (rc)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    out->id = id;
+    snprintf(out->name, sizeof(out->name), "%s", name);
+    out->admin = id == VNET_SUBSCRIBER_ADMIN;
+    out->has_token = hash != NULL;
+    return 0;
+}
 
 int vnet_store_subscriber_create(struct vnet_store *s, const char *name,
                                  const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
@@ -663,41 +961,41 @@ int vnet_store_subscriber_create(struct vnet_store *s, const char *name,
 {
     struct vnet_subscriber tmp;
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
-    }
-    int rc = refuse_read_only(s, err, errlen);
-    if (rc)
-        return rc;
-    if (!vnet_name_valid(name)) {
+    int rc = can_write(s, err, errlen);
+    if (!rc && !vnet_name_valid(name)) {
         vnet_store_seterr(err, errlen,
                           "invalid subscriber name '%.63s': 1 to 63 characters of A-Z a-z 0-9 . _ "
                           "-, starting with a letter or digit",
                           name ? name : "(null)");
         return VNET_EINVAL;
     }
-    if (token_hash && !hash_ok(token_hash)) {
+    if (!rc && token_hash && !hash_ok(token_hash)) {
         vnet_store_seterr(err, errlen, "subscriber '%s': the token hash is all zeros", name);
         return VNET_EINVAL;
     }
-    return s->ops->subscriber_create(s->state, name, token_hash, out ? out : &tmp, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
+        rc = tx_end(s, subscriber_create_tx(s, name, token_hash, out ? out : &tmp, err, errlen),
+                    err, errlen);
+    return rc;
 }
 
 int vnet_store_subscriber_get(struct vnet_store *s, const char *name, struct vnet_subscriber *out)
 {
     struct vnet_subscriber tmp;
+    char err[256] = "";
     if (!s || !vnet_name_valid(name))
         return VNET_EINVAL;
-    return s->ops->subscriber_get(s->state, name, out ? out : &tmp);
+    return quiet(s->ops->subscriber_by_name(s->state, name, out ? out : &tmp, err, sizeof(err)),
+                 err);
 }
 
 int vnet_store_subscriber_get_by_id(struct vnet_store *s, uint64_t id, struct vnet_subscriber *out)
 {
     struct vnet_subscriber tmp;
+    char err[256] = "";
     if (!s)
         return VNET_EINVAL;
-    return s->ops->subscriber_get_by_id(s->state, id, out ? out : &tmp);
+    return quiet(s->ops->subscriber_get(s->state, id, out ? out : &tmp, err, sizeof(err)), err);
 }
 
 int vnet_store_subscriber_by_token(struct vnet_store *s,
@@ -705,28 +1003,49 @@ int vnet_store_subscriber_by_token(struct vnet_store *s,
                                    struct vnet_subscriber *out)
 {
     struct vnet_subscriber tmp;
+    char err[256] = "";
     if (!s || !token_hash)
         return VNET_EINVAL;
     if (!hash_ok(token_hash)) /* nobody has it: stored hashes are never all zeros */
         return VNET_ENOENT;
-    return s->ops->subscriber_by_token(s->state, token_hash, out ? out : &tmp);
+    return quiet(
+        s->ops->subscriber_by_token(s->state, token_hash, out ? out : &tmp, err, sizeof(err)), err);
 }
 
 int vnet_store_subscriber_list(struct vnet_store *s, vnet_store_subscriber_fn fn, void *arg)
 {
+    char err[256] = "";
     if (!s || !fn)
         return VNET_EINVAL;
-    return s->ops->subscriber_list(s->state, fn, arg);
+    struct walk w = walk_init(WALK_SUB, sizeof(struct vnet_subscriber), arg);
+    w.fn.sub = fn;
+    int rc = s->ops->subscriber_list(s->state, push_sub, &w, err, sizeof(err));
+    return walk_replay(&w, quiet(rc, err));
+}
+
+static int subscriber_set_token_tx(struct vnet_store *s, uint64_t id, const uint8_t *hash,
+                                   char *err, size_t errlen)
+{
+    struct vnet_subscriber sub;
+    int rc = s->ops->subscriber_get(s->state, id, &sub, err, errlen);
+    if (!rc && hash)
+        rc = token_free(s, hash, id, sub.name, err, errlen);
+    return rc ? rc : s->ops->subscriber_set_token(s->state, id, hash, err, errlen);
 }
 
 int vnet_store_subscriber_set_token(struct vnet_store *s, uint64_t id,
                                     const uint8_t token_hash[VNET_TOKEN_HASH_LEN])
 {
+    char err[256] = "";
     if (!s || (token_hash && !hash_ok(token_hash)))
         return VNET_EINVAL;
     if (s->read_only)
         return VNET_EPERM;
-    return s->ops->subscriber_set_token(s->state, id, token_hash);
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s, subscriber_set_token_tx(s, id, token_hash, err, sizeof(err)), err,
+                    sizeof(err));
+    return quiet(rc, err);
 }
 
 int vnet_store_admin_token_set(struct vnet_store *s, const uint8_t token_hash[VNET_TOKEN_HASH_LEN])
@@ -734,13 +1053,82 @@ int vnet_store_admin_token_set(struct vnet_store *s, const uint8_t token_hash[VN
     return vnet_store_subscriber_set_token(s, VNET_SUBSCRIBER_ADMIN, token_hash);
 }
 
+static int stop_at_first(const struct vnet_network *n, void *arg)
+{
+    (void)n;
+    (void)arg;
+    return 1;
+}
+
+static int subscriber_delete_tx(struct vnet_store *s, uint64_t id, char *err, size_t errlen)
+{
+    struct vnet_subscriber sub;
+    int rc = s->ops->subscriber_get(s->state, id, &sub, err, errlen);
+    if (!rc)
+        rc = s->ops->network_list(s->state, id, stop_at_first, NULL, err, errlen);
+    if (rc == 1) /* it owns a network: no message, so that it is not logged */
+        return VNET_EBUSY;
+    return rc ? rc : s->ops->subscriber_delete(s->state, id, err, errlen);
+}
+
 int vnet_store_subscriber_delete(struct vnet_store *s, uint64_t id)
 {
+    char err[256] = "";
     if (!s)
         return VNET_EINVAL;
     if (s->read_only || id == VNET_SUBSCRIBER_ADMIN)
         return VNET_EPERM;
-    return s->ops->subscriber_delete(s->state, id);
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s, subscriber_delete_tx(s, id, err, sizeof(err)), err, sizeof(err));
+    return quiet(rc, err);
+}
+
+/* ---- networks ---- */
+
+static int network_create_tx(struct vnet_store *s, const struct vnet_network_spec *sp,
+                             struct vnet_network *out, char *err, size_t errlen)
+{
+    struct vnet_subscriber sub;
+    struct vnet_network n, other;
+    int rc = s->ops->subscriber_get(s->state, sp->subscriber_id, &sub, err, errlen);
+    if (rc == VNET_ENOENT)
+        vnet_store_seterr(err, errlen, "no subscriber with id %" PRIu64, sp->subscriber_id);
+    if (!rc) {
+        rc = conflict(
+            s->ops->network_by_name(s->state, sp->subscriber_id, sp->name, &other, err, errlen));
+        if (rc == VNET_EEXIST)
+            vnet_store_seterr(err, errlen, "network '%s' already exists for subscriber '%s'",
+                              sp->name, sub.name);
+    }
+    if (rc)
+        return rc;
+    memset(&n, 0, sizeof(n));
+    n.vni = sp->vni;
+    if (sp->has_vni) {
+        rc = conflict(s->ops->network_by_vni(s->state, sp->vni, &other, err, errlen));
+        if (rc == VNET_EEXIST)
+            vnet_store_seterr(err, errlen, "VNI %u is used by network '%s'", sp->vni, other.name);
+    } else {
+        rc = s->ops->network_free_vni(s->state, &n.vni, err, errlen);
+        if (rc == VNET_ENOSPC)
+            vnet_store_seterr(err, errlen, "no free VNI left");
+    }
+    if (rc)
+        return rc;
+    n.subscriber_id = sp->subscriber_id;
+    snprintf(n.name, sizeof(n.name), "%s", sp->name);
+    n.subnet4 = sp->subnet4;
+    n.subnet6 = sp->subnet6;
+    n.mtu = sp->mtu;
+    n.revision = 1;
+    n.mode = (uint8_t)sp->mode;
+    rc = s->ops->network_insert(s->state, &n, err, errlen);
+    if (!rc)
+        rc = log_change(s, n.id, 1, VNET_CHANGE_NET_PUT, NULL, err, errlen);
+    if (!rc)
+        *out = n;
+    return rc;
 }
 
 int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_spec *spec,
@@ -749,54 +1137,181 @@ int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_sp
     struct vnet_network_spec sp;
     struct vnet_network tmp;
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
-    }
-    int rc = refuse_read_only(s, err, errlen);
+    int rc = can_write(s, err, errlen);
     if (!rc)
-        rc = vnet_store_check_network_spec(spec, &sp, err, errlen);
-    if (rc)
-        return rc;
-    return s->ops->network_create(s->state, &sp, out ? out : &tmp, err, errlen);
+        rc = check_network_spec(spec, &sp, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
+        rc = tx_end(s, network_create_tx(s, &sp, out ? out : &tmp, err, errlen), err, errlen);
+    return rc;
 }
 
 int vnet_store_network_get(struct vnet_store *s, uint64_t subscriber_id, const char *name,
                            struct vnet_network *out)
 {
     struct vnet_network tmp;
+    char err[256] = "";
     if (!s || !vnet_name_valid(name))
         return VNET_EINVAL;
-    return s->ops->network_get(s->state, subscriber_id, name, out ? out : &tmp);
+    return quiet(
+        s->ops->network_by_name(s->state, subscriber_id, name, out ? out : &tmp, err, sizeof(err)),
+        err);
 }
 
 int vnet_store_network_get_by_id(struct vnet_store *s, uint64_t id, struct vnet_network *out)
 {
     struct vnet_network tmp;
+    char err[256] = "";
     if (!s)
         return VNET_EINVAL;
-    return s->ops->network_get_by_id(s->state, id, out ? out : &tmp);
+    return quiet(s->ops->network_get(s->state, id, out ? out : &tmp, err, sizeof(err)), err);
 }
 
 int vnet_store_network_list(struct vnet_store *s, uint64_t subscriber_id, vnet_store_network_fn fn,
                             void *arg)
 {
+    char err[256] = "";
     if (!s || !fn)
         return VNET_EINVAL;
-    return s->ops->network_list(s->state, subscriber_id, fn, arg);
+    struct walk w = walk_init(WALK_NET, sizeof(struct vnet_network), arg);
+    w.fn.net = fn;
+    int rc = s->ops->network_list(s->state, subscriber_id, push_net, &w, err, sizeof(err));
+    return walk_replay(&w, quiet(rc, err));
+}
+
+static int network_delete_tx(struct vnet_store *s, uint64_t id, char *err, size_t errlen)
+{
+    struct vnet_network net;
+    int rc = network_by_id(s, id, &net, err, errlen);
+    if (!rc)
+        rc = s->ops->change_prune(s->state, id, UINT64_MAX, err, errlen);
+    if (!rc)
+        rc = s->ops->network_delete(s->state, id, err, errlen);
+    /* The tombstone: it makes pollers of vnet_store_changed_networks() see the deletion. */
+    if (!rc)
+        rc = s->ops->change_append(s->state, id, net.revision + 1, VNET_STORE_CHANGE_NET_DEL, NULL,
+                                   0, err, errlen);
+    return rc;
 }
 
 int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *err, size_t errlen)
 {
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
+    int rc = can_write(s, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
+        rc = tx_end(s, network_delete_tx(s, network_id, err, errlen), err, errlen);
+    return rc;
+}
+
+/* ---- nodes ---- */
+
+/* A locally administered unicast MAC, 40 random bits: a collision is rare; draw again. */
+static int assign_mac(struct vnet_store *s, const struct vnet_network *net, struct vnet_mac *mac,
+                      char *err, size_t errlen)
+{
+    struct vnet_node other;
+    for (int tries = 0; tries < 32; tries++) {
+        mac->b[0] = 0x02;
+        randombytes_buf(mac->b + 1, 5);
+        int rc = conflict(s->ops->node_by_mac(s->state, net->id, mac, &other, err, errlen));
+        if (rc != VNET_EEXIST)
+            return rc;
     }
-    int rc = refuse_read_only(s, err, errlen);
+    vnet_store_seterr(err, errlen, "could not pick a free MAC in network '%s'", net->name);
+    return VNET_EIO;
+}
+
+static int check_mac_free(struct vnet_store *s, const struct vnet_network *net,
+                          const struct vnet_mac *mac, char *err, size_t errlen)
+{
+    char buf[VNET_MAC_STRLEN];
+    struct vnet_node other;
+    int rc = conflict(s->ops->node_by_mac(s->state, net->id, mac, &other, err, errlen));
+    if (rc == VNET_EEXIST) {
+        vnet_mac_format(mac, buf, sizeof(buf));
+        vnet_store_seterr(err, errlen, "MAC %s is used by node '%s' in network '%s'", buf,
+                          other.name, net->name);
+    }
+    return rc;
+}
+
+/* The address of family slot @slot (0: IPv4, 1: IPv6) of a new node of @net: the one asked
+ * for in @want when it is free and in the subnet, else the lowest free one of the subnet
+ * (none when the network has no subnet of that family). */
+static int node_ip(struct vnet_store *s, const struct vnet_network *net, int slot,
+                   const struct vnet_ip *want, struct vnet_ip *out, char *err, size_t errlen)
+{
+    char buf[VNET_PREFIX_STRLEN];
+    struct vnet_node other;
+    const struct vnet_prefix *p = slot ? &net->subnet6 : &net->subnet4;
+    int rc;
+    if (want->family == VNET_AF_NONE) {
+        if (p->ip.family == VNET_AF_NONE)
+            return 0;
+        struct vnet_ip first, last;
+        subnet_first(p, &first);
+        subnet_last(p, &last);
+        rc = vnet_store_ip_cmp(&first, &last) > 0
+                 ? VNET_ENOSPC
+                 : s->ops->node_free_ip(s->state, net->id, &first, &last, out, err, errlen);
+        if (rc == VNET_ENOSPC) {
+            vnet_prefix_format(p, buf, sizeof(buf));
+            vnet_store_seterr(err, errlen, "no free %s address left in subnet %s of network '%s'",
+                              slot ? "IPv6" : "IPv4", buf, net->name);
+        }
+        return rc;
+    }
+    if ((rc = check_ip(net, want, err, errlen)))
+        return rc;
+    rc = conflict(s->ops->node_by_ip(s->state, net->id, want, &other, err, errlen));
+    if (rc == VNET_EEXIST) {
+        vnet_ip_format(want, buf, sizeof(buf));
+        vnet_store_seterr(err, errlen, "IP %s is used by node '%s' in network '%s'", buf,
+                          other.name, net->name);
+    }
+    if (!rc)
+        *out = *want;
+    return rc;
+}
+
+static int node_add_tx(struct vnet_store *s, uint64_t network_id, const struct vnet_node_spec *sp,
+                       struct vnet_node *out, char *err, size_t errlen)
+{
+    struct vnet_network net;
+    struct vnet_node n;
+    int rc = network_by_id(s, network_id, &net, err, errlen);
     if (rc)
         return rc;
-    return s->ops->network_delete(s->state, network_id, err, errlen);
+    rc = conflict(s->ops->node_by_name(s->state, net.id, sp->name, &n, err, errlen));
+    if (rc == VNET_EEXIST)
+        vnet_store_seterr(err, errlen, "node '%s' already exists in network '%s'", sp->name,
+                          net.name);
+    if (!rc && sp->pubkey)
+        rc = pubkey_free(s, &net, sp->pubkey, 0, err, errlen);
+    if (rc)
+        return rc;
+    memset(&n, 0, sizeof(n));
+    n.network_id = net.id;
+    snprintf(n.name, sizeof(n.name), "%s", sp->name);
+    if (sp->pubkey) {
+        memcpy(n.pubkey, sp->pubkey, VNET_PUBKEY_LEN);
+        n.has_pubkey = true;
+    }
+    n.phys = sp->phys;
+    n.state = VNET_NODE_PENDING;
+    n.mac = sp->mac;
+    rc = sp->has_mac ? check_mac_free(s, &net, &n.mac, err, errlen)
+                     : assign_mac(s, &net, &n.mac, err, errlen);
+    for (int slot = 0; !rc && slot < VNET_NODE_IPS; slot++)
+        rc = node_ip(s, &net, slot, &sp->ips[slot], &n.ips[slot], err, errlen);
+    if (rc)
+        return rc;
+    n.revision = net.revision + 1;
+    rc = s->ops->node_insert(s->state, &n, err, errlen);
+    if (!rc)
+        rc = log_change(s, net.id, n.revision, VNET_CHANGE_NODE_PUT, &n, err, errlen);
+    if (!rc)
+        *out = n;
+    return rc;
 }
 
 int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
@@ -806,41 +1321,67 @@ int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
     struct vnet_node_spec sp;
     struct vnet_node tmp;
     ERRBUF_FIX(err, errlen);
-    if (!s) {
-        vnet_store_seterr(err, errlen, "no store");
-        return VNET_EINVAL;
-    }
-    int rc = refuse_read_only(s, err, errlen);
+    int rc = can_write(s, err, errlen);
     if (!rc)
-        rc = vnet_store_check_node_spec(spec, &sp, err, errlen);
-    if (rc)
-        return rc;
-    return s->ops->node_add(s->state, network_id, &sp, out ? out : &tmp, err, errlen);
+        rc = check_node_spec(spec, &sp, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
+        rc = tx_end(s, node_add_tx(s, network_id, &sp, out ? out : &tmp, err, errlen), err, errlen);
+    return rc;
 }
 
 int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *name,
                         struct vnet_node *out)
 {
     struct vnet_node tmp;
+    char err[256] = "";
     if (!s || !vnet_name_valid(name))
         return VNET_EINVAL;
-    return s->ops->node_get(s->state, network_id, name, out ? out : &tmp);
+    return quiet(
+        s->ops->node_by_name(s->state, network_id, name, out ? out : &tmp, err, sizeof(err)), err);
 }
 
 int vnet_store_node_get_by_id(struct vnet_store *s, uint64_t node_id, struct vnet_node *out)
 {
     struct vnet_node tmp;
+    char err[256] = "";
     if (!s)
         return VNET_EINVAL;
-    return s->ops->node_get_by_id(s->state, node_id, out ? out : &tmp);
+    return quiet(s->ops->node_get(s->state, node_id, out ? out : &tmp, err, sizeof(err)), err);
 }
 
 int vnet_store_node_list(struct vnet_store *s, uint64_t network_id, vnet_store_node_fn fn,
                          void *arg)
 {
+    char err[256] = "";
+    struct vnet_network net;
     if (!s || !fn)
         return VNET_EINVAL;
-    return s->ops->node_list(s->state, network_id, fn, arg);
+    struct walk w = walk_init(WALK_NODE, sizeof(struct vnet_node), arg);
+    w.fn.node = fn;
+    int rc = tx_begin(s, false, err, sizeof(err));
+    if (!rc) {
+        int r = s->ops->network_get(s->state, network_id, &net, err, sizeof(err));
+        if (!r)
+            r = s->ops->node_list(s->state, network_id, push_node, &w, err, sizeof(err));
+        rc = tx_end(s, r, err, sizeof(err));
+    }
+    return walk_replay(&w, quiet(rc, err));
+}
+
+static int node_move_tx(struct vnet_store *s, uint64_t network_id, const char *name,
+                        const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
+                        size_t errlen)
+{
+    struct vnet_network net;
+    struct vnet_node n;
+    int rc = net_and_node(s, network_id, name, &net, &n, err, errlen);
+    if (!rc && !vnet_endpoint_eq(&n.phys, phys)) { /* else nothing changes: no record */
+        n.phys = *phys;
+        rc = node_put(s, &net, &n, err, errlen);
+    }
+    if (!rc)
+        *out = n;
+    return rc;
 }
 
 int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *name,
@@ -849,7 +1390,7 @@ int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *
 {
     struct vnet_node tmp;
     ERRBUF_FIX(err, errlen);
-    if (!s || !vnet_name_valid(name) || vnet_store_check_endpoint(phys)) {
+    if (!s || !vnet_name_valid(name) || check_endpoint(phys)) {
         vnet_store_seterr(err, errlen, "%s",
                           !s                       ? "no store"
                           : !vnet_name_valid(name) ? "invalid node name"
@@ -858,24 +1399,67 @@ int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *
         return VNET_EINVAL;
     }
     int rc = refuse_read_only(s, err, errlen);
-    if (rc)
-        return rc;
     struct vnet_endpoint ep = *phys;
     endpoint_norm(&ep);
-    return s->ops->node_move(s->state, network_id, name, &ep, out ? out : &tmp, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
+        rc = tx_end(s, node_move_tx(s, network_id, name, &ep, out ? out : &tmp, err, errlen), err,
+                    errlen);
+    return rc;
+}
+
+static int node_set_observed_tx(struct vnet_store *s, uint64_t node_id,
+                                const struct vnet_endpoint *observed, struct vnet_node *out,
+                                char *err, size_t errlen)
+{
+    struct vnet_network net;
+    struct vnet_node n;
+    int rc = s->ops->node_get(s->state, node_id, &n, err, errlen);
+    if (!rc)
+        rc = network_by_id(s, n.network_id, &net, err, errlen);
+    if (!rc && !(vnet_endpoint_eq(&n.observed, observed) && n.state == VNET_NODE_ACTIVE)) {
+        n.observed = *observed;
+        n.state = VNET_NODE_ACTIVE;
+        rc = node_put(s, &net, &n, err, errlen);
+    }
+    if (!rc)
+        *out = n;
+    return rc;
 }
 
 int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
                                  const struct vnet_endpoint *observed, struct vnet_node *out)
 {
     struct vnet_node tmp;
-    if (!s || vnet_store_check_endpoint(observed) || observed->ip.family == VNET_AF_NONE)
+    char err[256] = "";
+    if (!s || check_endpoint(observed) || observed->ip.family == VNET_AF_NONE)
         return VNET_EINVAL;
     if (s->read_only)
         return VNET_EPERM;
     struct vnet_endpoint ep = *observed;
     endpoint_norm(&ep);
-    return s->ops->node_set_observed(s->state, node_id, &ep, out ? out : &tmp);
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s, node_set_observed_tx(s, node_id, &ep, out ? out : &tmp, err, sizeof(err)),
+                    err, sizeof(err));
+    return quiet(rc, err);
+}
+
+static int node_remove_tx(struct vnet_store *s, uint64_t network_id, const char *name,
+                          uint64_t *revision, char *err, size_t errlen)
+{
+    struct vnet_network net;
+    struct vnet_node n;
+    int rc = net_and_node(s, network_id, name, &net, &n, err, errlen);
+    if (!rc)
+        rc = s->ops->node_delete(s->state, n.id, err, errlen);
+    if (rc)
+        return rc;
+    n.state = VNET_NODE_REMOVED;
+    n.revision = net.revision + 1;
+    rc = log_change(s, net.id, n.revision, VNET_CHANGE_NODE_DEL, &n, err, errlen);
+    if (!rc)
+        *revision = n.revision;
+    return rc;
 }
 
 int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char *name,
@@ -888,9 +1472,49 @@ int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char
         return VNET_EINVAL;
     }
     int rc = refuse_read_only(s, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
+        rc = tx_end(s, node_remove_tx(s, network_id, name, revision ? revision : &tmp, err, errlen),
+                    err, errlen);
+    return rc;
+}
+
+/* ---- node keys and enrolment ---- */
+
+/* Set (@pub non-NULL) or clear node @n's key and cancel its join token; a change record when
+ * the key changes. @n is updated. */
+static int node_key_tx(struct vnet_store *s, struct vnet_node *n, const uint8_t *pub, char *err,
+                       size_t errlen)
+{
+    struct vnet_network net;
+    int rc = network_by_id(s, n->network_id, &net, err, errlen);
+    if (!rc && pub)
+        rc = pubkey_free(s, &net, pub, n->id, err, errlen);
+    if (!rc)
+        rc = s->ops->node_set_join_token(s->state, n->id, NULL, 0, err, errlen);
     if (rc)
         return rc;
-    return s->ops->node_remove(s->state, network_id, name, revision ? revision : &tmp, err, errlen);
+    if (pub ? n->has_pubkey && memcmp(n->pubkey, pub, VNET_PUBKEY_LEN) == 0 : !n->has_pubkey)
+        return 0; /* the same key: no record */
+    n->has_pubkey = pub != NULL;
+    memset(n->pubkey, 0, VNET_PUBKEY_LEN);
+    if (pub)
+        memcpy(n->pubkey, pub, VNET_PUBKEY_LEN);
+    return node_put(s, &net, n, err, errlen);
+}
+
+/* Set (@pub) or clear node @node_id's key, for the calls without an error buffer. */
+static int node_key(struct vnet_store *s, uint64_t node_id, const uint8_t *pub)
+{
+    struct vnet_node n;
+    char err[256] = "";
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc) {
+        int r = node_by_id(s, node_id, &n, err, sizeof(err));
+        if (!r)
+            r = node_key_tx(s, &n, pub, err, sizeof(err));
+        rc = tx_end(s, r, err, sizeof(err));
+    }
+    return quiet(rc, err);
 }
 
 int vnet_store_node_set_pubkey(struct vnet_store *s, uint64_t node_id,
@@ -900,19 +1524,69 @@ int vnet_store_node_set_pubkey(struct vnet_store *s, uint64_t node_id,
         return VNET_EINVAL;
     if (s->read_only)
         return VNET_EPERM;
-    return s->ops->node_set_pubkey(s->state, node_id, pub);
+    return node_key(s, node_id, pub);
+}
+
+int vnet_store_node_revoke(struct vnet_store *s, uint64_t node_id)
+{
+    if (!s)
+        return VNET_EINVAL;
+    if (s->read_only)
+        return VNET_EPERM;
+    return node_key(s, node_id, NULL);
+}
+
+static int node_set_join_token_tx(struct vnet_store *s, uint64_t node_id, const uint8_t *hash,
+                                  uint64_t expires, char *err, size_t errlen)
+{
+    struct vnet_node n, other;
+    uint64_t other_expires;
+    int rc = node_by_id(s, node_id, &n, err, errlen);
+    if (!rc && hash) {
+        rc = s->ops->node_by_join_token(s->state, hash, &other, &other_expires, err, errlen);
+        rc = conflict(rc == 0 && other.id == node_id ? VNET_ENOENT : rc);
+        if (rc == VNET_EEXIST)
+            vnet_store_seterr(err, errlen, "node '%s': the join token is already in use", n.name);
+    }
+    return rc ? rc : s->ops->node_set_join_token(s->state, node_id, hash, expires, err, errlen);
 }
 
 int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_id,
                                    const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
                                    uint64_t expires_unix)
 {
+    char err[256] = "";
     if (!s || (token_hash && !hash_ok(token_hash)))
         return VNET_EINVAL;
     if (s->read_only)
         return VNET_EPERM;
-    return s->ops->node_set_join_token(s->state, node_id, token_hash,
-                                       token_hash ? expires_unix : 0);
+    int rc = tx_begin(s, true, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s,
+                    node_set_join_token_tx(s, node_id, token_hash, token_hash ? expires_unix : 0,
+                                           err, sizeof(err)),
+                    err, sizeof(err));
+    return quiet(rc, err);
+}
+
+static int node_join_tx(struct vnet_store *s, const uint8_t *hash, const uint8_t *pub, uint64_t now,
+                        struct vnet_node *out, char *err, size_t errlen)
+{
+    struct vnet_node n;
+    uint64_t expires = 0;
+    int rc = s->ops->node_by_join_token(s->state, hash, &n, &expires, err, errlen);
+    if (rc == VNET_ENOENT)
+        vnet_store_seterr(err, errlen, "unknown or already used join token");
+    if (rc)
+        return rc;
+    if (expires && now >= expires) {
+        vnet_store_seterr(err, errlen, "the join token of node '%s' expired", n.name);
+        return VNET_ETIMEDOUT;
+    }
+    rc = node_key_tx(s, &n, pub, err, errlen); /* also consumes the token */
+    if (!rc)
+        *out = n;
+    return rc;
 }
 
 int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
@@ -929,50 +1603,93 @@ int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOK
         return VNET_EINVAL;
     }
     int rc = refuse_read_only(s, err, errlen);
-    if (rc)
-        return rc;
-    return s->ops->node_join(s->state, token_hash, pub, now_unix, out ? out : &tmp, err, errlen);
+    if (!rc && !(rc = tx_begin(s, true, err, errlen)))
+        rc = tx_end(s, node_join_tx(s, token_hash, pub, now_unix, out ? out : &tmp, err, errlen),
+                    err, errlen);
+    return rc;
 }
 
 int vnet_store_node_by_pubkey(struct vnet_store *s, uint64_t network_id,
                               const uint8_t pub[VNET_PUBKEY_LEN], struct vnet_node *out)
 {
-    struct vnet_node tmp;
+    struct vnet_node n, second;
+    char err[256] = "";
     if (!s || !pub)
         return VNET_EINVAL;
     if (!key_ok(pub)) /* never stored */
         return VNET_ENOENT;
-    return s->ops->node_by_pubkey(s->state, network_id, pub, out ? out : &tmp);
+    int rc = s->ops->node_by_pubkey(s->state, network_id, pub, 0, &n, err, sizeof(err));
+    if (!rc)
+        rc = conflict(
+            s->ops->node_by_pubkey(s->state, network_id, pub, n.id, &second, err, sizeof(err)));
+    /* Two nodes with one key (only in files from before schema v3): neither is
+     * authenticated, since the key does not say which node it is. */
+    if (rc == VNET_EEXIST)
+        vnet_log(VNET_LOG_WARN, "store",
+                 "nodes %" PRIu64 " and %" PRIu64 " of network %" PRIu64
+                 " share a public key: refusing it; revoke one",
+                 n.id, second.id, network_id);
+    if (!rc && out)
+        *out = n;
+    return quiet(rc, err);
 }
 
-int vnet_store_node_revoke(struct vnet_store *s, uint64_t node_id)
+/* ---- change log ---- */
+
+static int changes_read(struct vnet_store *s, uint64_t network_id, uint64_t since, struct walk *w,
+                        char *err, size_t errlen)
 {
-    if (!s)
-        return VNET_EINVAL;
-    if (s->read_only)
-        return VNET_EPERM;
-    return s->ops->node_revoke(s->state, node_id);
+    struct vnet_network net;
+    uint64_t oldest;
+    int rc = s->ops->network_get(s->state, network_id, &net, err, errlen);
+    if (rc)
+        return rc;
+    if (since > net.revision)
+        return VNET_ERANGE; /* the caller's state is not from this store's history */
+    if (since == net.revision)
+        return 0;
+    rc = s->ops->change_oldest(s->state, network_id, &oldest, err, errlen);
+    if (rc == VNET_ENOENT || (!rc && oldest > since + 1))
+        return VNET_ERANGE;
+    if (!rc)
+        rc = s->ops->change_list(s->state, network_id, since, push_change, w, err, errlen);
+    if (rc == VNET_ECORRUPT && !err[0])
+        vnet_store_seterr(err, errlen, "network %" PRIu64 ": a malformed change record",
+                          network_id);
+    return rc;
 }
 
 int vnet_store_changes_since(struct vnet_store *s, uint64_t network_id, uint64_t since,
                              vnet_store_change_fn fn, void *arg)
 {
+    char err[256] = "";
     if (!s || !fn)
         return VNET_EINVAL;
-    return s->ops->changes_since(s->state, network_id, since, fn, arg);
+    struct walk w = walk_init(WALK_CHANGE, sizeof(struct vnet_change), arg);
+    w.fn.change = fn;
+    w.network_id = network_id;
+    int rc = tx_begin(s, false, err, sizeof(err));
+    if (!rc)
+        rc = tx_end(s, changes_read(s, network_id, since, &w, err, sizeof(err)), err, sizeof(err));
+    return walk_replay(&w, quiet(rc, err));
 }
 
 int vnet_store_last_change(struct vnet_store *s, uint64_t *out)
 {
+    char err[256] = "";
     if (!s || !out)
         return VNET_EINVAL;
-    return s->ops->last_change(s->state, out);
+    return quiet(s->ops->change_last(s->state, out, err, sizeof(err)), err);
 }
 
 int vnet_store_changed_networks(struct vnet_store *s, uint64_t since, vnet_store_id_fn fn,
                                 void *arg)
 {
+    char err[256] = "";
     if (!s || !fn)
         return VNET_EINVAL;
-    return s->ops->changed_networks(s->state, since, fn, arg);
+    struct walk w = walk_init(WALK_ID, sizeof(uint64_t), arg);
+    w.fn.id = fn;
+    int rc = s->ops->change_networks(s->state, since, push_id, &w, err, sizeof(err));
+    return walk_replay(&w, quiet(rc, err));
 }
