@@ -22,6 +22,8 @@
 #include "vnet/store.h"
 #include "vnet/token.h"
 
+#include "err_int.h"
+
 #define MOD "node"
 
 struct worker {
@@ -73,18 +75,6 @@ struct vnet_node_inst {
     vnet_node_close_cb close_cb;
     void *close_arg;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void vnet_node_options_init(struct vnet_node_options *o)
 {
@@ -138,19 +128,19 @@ static int open_port(const struct vnet_node_inst *n, const char *what, const cha
         rc = vnet_port_open(spec, cfg, out);
     }
     if (rc)
-        seterr(err, errlen, "%s%s %s: %s", n->prefix, what, spec, vnet_strerror(rc));
+        vnet__errf(err, errlen, "%s%s %s: %s", n->prefix, what, spec, vnet_strerror(rc));
     return rc;
 }
 
 int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t errlen)
 {
     if (!o) {
-        seterr(err, errlen, "no options");
+        vnet__errf(err, errlen, "no options");
         return VNET_EINVAL;
     }
     if (o->version != VNET_NODE_OPTIONS_VERSION) {
-        seterr(err, errlen, "options version %u, want %u (vnet_node_options_init)", o->version,
-               VNET_NODE_OPTIONS_VERSION);
+        vnet__errf(err, errlen, "options version %u, want %u (vnet_node_options_init)", o->version,
+                   VNET_NODE_OPTIONS_VERSION);
         return VNET_EINVAL;
     }
     const char *p = o->label_prefix ? o->label_prefix : "";
@@ -159,28 +149,29 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
     bool managed = o->controller || o->network || o->name;
     int rc = VNET_EINVAL;
     if (!o->dev)
-        seterr(err, errlen, "%sdev is required (tap:NAME)", p);
+        vnet__errf(err, errlen, "%sdev is required (tap:NAME)", p);
     else if (!o->underlay)
-        seterr(err, errlen, "%sunderlay is required (udp:IP:PORT)", p);
+        vnet__errf(err, errlen, "%sunderlay is required (udp:IP:PORT)", p);
     else if (managed && (!o->controller || !o->network || !o->name))
-        seterr(err, errlen, "managed mode needs %scontroller, %snetwork and %sname", p, p, p);
+        vnet__errf(err, errlen, "managed mode needs %scontroller, %snetwork and %sname", p, p, p);
     else if (managed && (o->join || o->controller_key) && !o->key_file)
-        seterr(err, errlen, "%sjoin and %scontroller-key need %skey FILE", p, p, p);
+        vnet__errf(err, errlen, "%sjoin and %scontroller-key need %skey FILE", p, p, p);
     else if (managed && o->key_file && !o->join && !o->controller_key)
-        seterr(err, errlen, "%skey needs %scontroller-key KEY (or %sjoin TOKEN)", p, p, p);
+        vnet__errf(err, errlen, "%skey needs %scontroller-key KEY (or %sjoin TOKEN)", p, p, p);
     else if (!managed && vnet_mac_eq(&o->mac, &zero_mac))
-        seterr(err, errlen, "%smac is required", p);
+        vnet__errf(err, errlen, "%smac is required", p);
     else if (!managed && vnet_mac_is_multicast(&o->mac))
-        seterr(err, errlen, "bad %smac: a multicast address", p);
+        vnet__errf(err, errlen, "bad %smac: a multicast address", p);
     else if (o->queues < 1 || o->queues > VNET_NODE_MAX_QUEUES)
-        seterr(err, errlen, "bad %squeues %u: 1..%d", p, o->queues, VNET_NODE_MAX_QUEUES);
+        vnet__errf(err, errlen, "bad %squeues %u: 1..%d", p, o->queues, VNET_NODE_MAX_QUEUES);
     else if (o->nips > VNET_NODE_MAX_IPS)
-        seterr(err, errlen, "too many %sip (max %d)", p, VNET_NODE_MAX_IPS);
+        vnet__errf(err, errlen, "too many %sip (max %d)", p, VNET_NODE_MAX_IPS);
     else if ((o->nips && !o->ips) || (o->npeers && !o->peers) || (o->nentries && !o->entries))
-        seterr(err, errlen, "an address, peer or entry array is NULL");
+        vnet__errf(err, errlen, "an address, peer or entry array is NULL");
     else if (vnet_node_underlay_local(o->underlay, &local))
-        seterr(err, errlen, "bad %sunderlay '%s': want udp:IP:PORT or raw|xdp:IFNAME,local=IP:PORT",
-               p, o->underlay);
+        vnet__errf(err, errlen,
+                   "bad %sunderlay '%s': want udp:IP:PORT or raw|xdp:IFNAME,local=IP:PORT", p,
+                   o->underlay);
     else
         rc = 0;
     return rc;
@@ -193,7 +184,7 @@ static int load_keys(struct vnet_node_inst *n, const struct vnet_node_options *o
 {
     if (o->join) {
         if (vnet_join_token_parse(o->join, n->ctl_pub, n->join_secret)) {
-            seterr(err, errlen, "%sjoin: not a join token", n->prefix);
+            vnet__errf(err, errlen, "%sjoin: not a join token", n->prefix);
             return VNET_EINVAL;
         }
         n->has_join = true;
@@ -201,12 +192,12 @@ static int load_keys(struct vnet_node_inst *n, const struct vnet_node_options *o
     if (o->controller_key) {
         uint8_t given[VNET_KEY_LEN];
         if (vnet_pubkey_parse(o->controller_key, given)) {
-            seterr(err, errlen, "%scontroller-key: not a public key", n->prefix);
+            vnet__errf(err, errlen, "%scontroller-key: not a public key", n->prefix);
             return VNET_EINVAL;
         }
         if (o->join && memcmp(given, n->ctl_pub, VNET_KEY_LEN) != 0) {
-            seterr(err, errlen, "%scontroller-key and the key in %sjoin differ", n->prefix,
-                   n->prefix);
+            vnet__errf(err, errlen, "%scontroller-key and the key in %sjoin differ", n->prefix,
+                       n->prefix);
             return VNET_EINVAL;
         }
         memcpy(n->ctl_pub, given, VNET_KEY_LEN);
@@ -221,12 +212,45 @@ static int load_keys(struct vnet_node_inst *n, const struct vnet_node_options *o
             vnet_log(VNET_LOG_WARN, MOD, "created key %s", o->key_file);
     }
     if (rc) {
-        seterr(err, errlen, "%skey %s: %s", n->prefix, o->key_file,
-               kerr[0] ? kerr : vnet_strerror(rc));
+        vnet__errf(err, errlen, "%skey %s: %s", n->prefix, o->key_file,
+                   kerr[0] ? kerr : vnet_strerror(rc));
         return rc;
     }
     n->has_kp = true;
     return 0;
+}
+
+/* One datapath per queue over the node's table and ports, configured as @base says, each
+ * given the last peer list. All or none: on failure none is left. */
+static int make_datapaths(struct vnet_node_inst *n, const struct vnet_datapath_cfg *base)
+{
+    struct vnet_datapath_cfg dcfg = *base;
+    dcfg.table = n->table;
+    dcfg.vport = n->vport;
+    dcfg.uport = n->uport;
+    int rc = 0;
+    for (unsigned q = 0; q < n->nq && !rc; q++) {
+        dcfg.queue = q;
+        if ((rc = vnet_datapath_create(&dcfg, &n->dp[q])) != 0)
+            break;
+        n->ndp++;
+        if (n->peers)
+            rc = vnet_datapath_set_peer_list(n->dp[q], n->peers, n->npeer_list);
+    }
+    if (rc) {
+        for (unsigned q = 0; q < n->ndp; q++)
+            vnet_datapath_destroy(n->dp[q]);
+        n->ndp = 0;
+    }
+    return rc;
+}
+
+static int add_local_mac(struct vnet_node_inst *n, const struct vnet_mac *mac)
+{
+    int rc = 0;
+    for (unsigned q = 0; q < n->ndp && !rc; q++)
+        rc = vnet_datapath_add_local_mac(n->dp[q], mac);
+    return rc;
 }
 
 /* Static mode: addresses, the table (own MAC, fixed entries, ARP bindings), the datapaths. */
@@ -238,7 +262,8 @@ static int setup_static(struct vnet_node_inst *n, const struct vnet_node_options
         if ((rc = vnet_netdev_add_addr(n->ifname, &o->ips[i])) != 0) {
             char buf[VNET_PREFIX_STRLEN];
             vnet_prefix_format(&o->ips[i], buf, sizeof(buf));
-            seterr(err, errlen, "%sip %s on %s: %s", n->prefix, buf, n->ifname, vnet_strerror(rc));
+            vnet__errf(err, errlen, "%sip %s on %s: %s", n->prefix, buf, n->ifname,
+                       vnet_strerror(rc));
             return rc;
         }
     }
@@ -266,28 +291,22 @@ static int setup_static(struct vnet_node_inst *n, const struct vnet_node_options
     rc = vnet_table_apply(n->table, ops, nops, 1);
     free(ops);
     if (rc) {
-        seterr(err, errlen, "static entries: %s", vnet_strerror(rc));
+        vnet__errf(err, errlen, "static entries: %s", vnet_strerror(rc));
         return rc;
     }
-    struct vnet_datapath_cfg dcfg = {.table = n->table,
-                                     .vport = n->vport,
-                                     .uport = n->uport,
-                                     .vni = o->vni,
-                                     .learn = o->learn,
-                                     .no_arp_proxy = !o->arp_proxy,
-                                     .mtu = n->mtu};
-    for (unsigned q = 0; q < n->nq && !rc; q++) {
-        dcfg.queue = q;
-        rc = vnet_datapath_create(&dcfg, &n->dp[q]);
-        if (!rc)
-            n->ndp++;
-        if (!rc)
-            rc = vnet_datapath_set_peers(n->dp[q], o->peers, o->npeers);
-        if (!rc)
-            rc = vnet_datapath_add_local_mac(n->dp[q], &o->mac);
-    }
+    /* The flood list, kept as the peer list a controller would give. */
+    n->peers = calloc(o->npeers ? o->npeers : 1, sizeof(*n->peers));
+    if (!n->peers)
+        return VNET_ENOMEM;
+    for (size_t i = 0; i < o->npeers; i++)
+        n->peers[i].ep = o->peers[i];
+    n->npeer_list = o->npeers;
+    struct vnet_datapath_cfg dcfg = {
+        .vni = o->vni, .learn = o->learn, .no_arp_proxy = !o->arp_proxy, .mtu = n->mtu};
+    if ((rc = make_datapaths(n, &dcfg)) == 0)
+        rc = add_local_mac(n, &o->mac);
     if (rc)
-        seterr(err, errlen, "datapath: %s", vnet_strerror(rc));
+        vnet__errf(err, errlen, "datapath: %s", vnet_strerror(rc));
     return rc;
 }
 
@@ -310,7 +329,7 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
                      struct vnet_node_inst **out, char *err, size_t errlen)
 {
     if (!o || !loop || !out) {
-        seterr(err, errlen, "no options, loop or result pointer");
+        vnet__errf(err, errlen, "no options, loop or result pointer");
         return VNET_EINVAL;
     }
     int rc = vnet_node_options_check(o, err, errlen);
@@ -343,7 +362,7 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
         n->local.ip.family == VNET_AF_INET6 ? VNET_ENCAP_OVERHEAD_V6 : VNET_ENCAP_OVERHEAD_V4;
     n->mtu = o->mtu ? o->mtu : 1500 - overhead;
     if ((rc = vnet_table_create(NULL, &n->table)) != 0) {
-        seterr(err, errlen, "switch table: %s", vnet_strerror(rc));
+        vnet__errf(err, errlen, "switch table: %s", vnet_strerror(rc));
         goto fail;
     }
     /* Managed mode: the MTU and MAC come with the welcome. */
@@ -370,7 +389,7 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
         goto fail;
     if ((n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         rc = VNET_ENOMEM;
-        seterr(err, errlen, "eventfd: %s", vnet_strerror(rc));
+        vnet__errf(err, errlen, "eventfd: %s", vnet_strerror(rc));
         goto fail;
     }
     uv_timer_init(loop, &n->anchor);
@@ -519,16 +538,11 @@ static void apply_welcome_netdev(struct vnet_node_inst *n, const struct vnet_net
     vnet_netdev_set_up(n->ifname, true);
 }
 
-/* The first welcome: one datapath per queue for the network's VNI and MTU. */
-static int make_datapaths(struct vnet_node_inst *n, const struct vnet_network *net)
+/* The first welcome: the datapaths for the network's VNI and MTU, plain or secure. */
+static int welcome_datapaths(struct vnet_node_inst *n, const struct vnet_network *net)
 {
-    struct vnet_datapath_cfg dcfg = {.table = n->table,
-                                     .vport = n->vport,
-                                     .uport = n->uport,
-                                     .vni = net->vni,
-                                     .learn = n->learn,
-                                     .no_arp_proxy = !n->arp_proxy,
-                                     .mtu = net->mtu};
+    struct vnet_datapath_cfg dcfg = {
+        .vni = net->vni, .learn = n->learn, .no_arp_proxy = !n->arp_proxy, .mtu = net->mtu};
     if (net->mode == VNET_MODE_SECURE) {
         if (!n->has_kp) {
             vnet_log(VNET_LOG_ERROR, MOD, "network %s is secure: the node needs %skey to take part",
@@ -546,24 +560,9 @@ static int make_datapaths(struct vnet_node_inst *n, const struct vnet_network *n
         dcfg.secure = true;
         dcfg.key = &n->kp;
     }
-    int rc = 0;
-    for (unsigned q = 0; q < n->nq && !rc; q++) {
-        dcfg.queue = q;
-        rc = vnet_datapath_create(&dcfg, &n->dp[q]);
-        if (!rc && n->peers)
-            rc = vnet_datapath_set_peer_list(n->dp[q], n->peers, n->npeer_list);
-        if (rc && n->dp[q]) {
-            vnet_datapath_destroy(n->dp[q]);
-            n->dp[q] = NULL;
-        }
-        if (!rc)
-            n->ndp++;
-    }
+    int rc = make_datapaths(n, &dcfg);
     if (rc) {
         vnet_log(VNET_LOG_ERROR, MOD, "datapath: %s", vnet_strerror(rc));
-        for (unsigned q = 0; q < n->ndp; q++)
-            vnet_datapath_destroy(n->dp[q]);
-        n->ndp = 0;
         return rc;
     }
     return run_datapaths(n);
@@ -575,10 +574,9 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
     char mac[VNET_MAC_STRLEN];
     vnet_mac_format(&self->mac, mac, sizeof(mac));
     apply_welcome_netdev(n, net, self, mac);
-    if (!n->ndp && make_datapaths(n, net) != 0)
+    if (!n->ndp && welcome_datapaths(n, net) != 0)
         return;
-    for (unsigned q = 0; q < n->ndp; q++)
-        vnet_datapath_add_local_mac(n->dp[q], &self->mac);
+    add_local_mac(n, &self->mac);
     vnet_log(VNET_LOG_WARN, MOD, "up: %s in network %s (vni %u, mtu %u, %s) as %s, mac %s",
              n->ifname, net->name, net->vni, net->mtu,
              net->mode == VNET_MODE_SECURE ? vnet_seal_suite_name(vnet_seal_suite_auto()) : "plain",

@@ -12,9 +12,9 @@
 
 #include "vnet/error.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+#include "err_int.h"
+
+void vnet__errf(char *err, size_t errlen, const char *fmt, ...)
 {
     if (!err || !errlen)
         return;
@@ -29,15 +29,15 @@ static int check_mode(const char *path, const char *what, const struct stat *st,
                       size_t errlen)
 {
     if (!S_ISREG(st->st_mode)) {
-        seterr(err, errlen, "%s %s is not a regular file", what, path);
+        vnet__errf(err, errlen, "%s %s is not a regular file", what, path);
         return VNET_EINVAL;
     }
     unsigned mode = (unsigned)st->st_mode & 07777;
     if (mode & 077) {
         const char *how = (mode & 044) ? "readable" : (mode & 022) ? "writable" : "accessible";
         const char *who = (mode & 007) ? "others" : "group";
-        seterr(err, errlen, "%s %s is %s by %s (mode %04o); chmod 600 it", what, path, how, who,
-               mode);
+        vnet__errf(err, errlen, "%s %s is %s by %s (mode %04o); chmod 600 it", what, path, how, who,
+                   mode);
         return VNET_EPERM;
     }
     return 0;
@@ -49,7 +49,7 @@ int vnet_secret_file_read(const char *path, const char *what, void *buf, size_t 
     if (!what)
         what = "secret file";
     if (!path || !*path || !buf || !len_out) {
-        seterr(err, errlen, "%s: no path or buffer", what);
+        vnet__errf(err, errlen, "%s: no path or buffer", what);
         return VNET_EINVAL;
     }
     /* O_NONBLOCK: a FIFO put in the key's place must not hang the caller; it fails the
@@ -57,14 +57,14 @@ int vnet_secret_file_read(const char *path, const char *what, void *buf, size_t 
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int rc = -errno;
-        seterr(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
+        vnet__errf(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
         return rc;
     }
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0) {
         rc = -errno;
-        seterr(err, errlen, "cannot stat %s %s: %s", what, path, strerror(errno));
+        vnet__errf(err, errlen, "cannot stat %s %s: %s", what, path, strerror(errno));
         goto out;
     }
     if ((rc = check_mode(path, what, &st, err, errlen)) != 0)
@@ -79,14 +79,14 @@ int vnet_secret_file_read(const char *path, const char *what, void *buf, size_t 
             continue;
         if (r < 0) {
             rc = -errno;
-            seterr(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+            vnet__errf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
             break;
         }
         if (r == 0)
             break;
         if (n == cap) {
             rc = VNET_EMSGSIZE;
-            seterr(err, errlen, "%s %s is longer than %zu bytes", what, path, cap);
+            vnet__errf(err, errlen, "%s %s is longer than %zu bytes", what, path, cap);
             break;
         }
         n += (size_t)r;
