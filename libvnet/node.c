@@ -154,6 +154,12 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
         vnet__errf(err, errlen, "%sunderlay is required (udp:IP:PORT)", p);
     else if (managed && (!o->controller || !o->network || !o->name))
         vnet__errf(err, errlen, "managed mode needs %scontroller, %snetwork and %sname", p, p, p);
+    else if (managed && vnet_endpoint_parse(o->controller, &local))
+        vnet__errf(err, errlen, "bad %scontroller '%s': want IP:PORT or [IPv6]:PORT", p,
+                   o->controller);
+    else if (managed && (!o->network[0] || strlen(o->network) >= VNET_NAME_MAX || !o->name[0] ||
+                         strlen(o->name) >= VNET_NAME_MAX))
+        vnet__errf(err, errlen, "bad %snetwork or %sname: 1 to 63 characters", p, p);
     else if (managed && (o->join || o->controller_key) && !o->key_file)
         vnet__errf(err, errlen, "%sjoin and %scontroller-key need %skey FILE", p, p, p);
     else if (managed && o->key_file && !o->join && !o->controller_key)

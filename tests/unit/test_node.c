@@ -333,7 +333,12 @@ START_TEST(t_options)
     o.nips = 0;
     o.network = "n";
     expect_check(&o, "managed mode needs --controller, --network and --name");
+    o.controller = "127.0.0.1";
+    o.name = "a";
+    expect_check(&o, "bad --controller '127.0.0.1'");
     o.controller = "127.0.0.1:1";
+    o.name = "";
+    expect_check(&o, "bad --network or --name");
     o.name = "a";
     memset(&o.mac, 0, sizeof(o.mac)); /* comes from the controller */
     expect_check(&o, NULL);
