@@ -386,12 +386,13 @@ END_TEST
 
 /* ---- a static node ---- */
 
-static void run_static(bool threads, unsigned queues)
+static void run_static(bool threads, unsigned queues, uint32_t busy_poll_us)
 {
     struct vnet_node_options o;
     static_options(&o);
     o.threads = threads;
     o.queues = queues;
+    o.busy_poll_us = busy_poll_us;
     struct vnet_node_inst *n = NULL;
     char err[256] = "";
     ck_assert_msg(vnet_node_create(&o, &loop, &n, err, sizeof(err)) == 0, "create: %s", err);
@@ -437,19 +438,25 @@ static void run_static(bool threads, unsigned queues)
 
 START_TEST(t_static_on_loop)
 {
-    run_static(false, 1);
+    run_static(false, 1, 0);
 }
 END_TEST
 
 START_TEST(t_static_worker)
 {
-    run_static(true, 1);
+    run_static(true, 1, 0);
+}
+END_TEST
+
+START_TEST(t_static_busy_poll)
+{
+    run_static(false, 1, 200); /* busy polling implies a worker */
 }
 END_TEST
 
 START_TEST(t_static_two_queues)
 {
-    run_static(false, 2); /* two queues imply workers */
+    run_static(false, 2, 0); /* two queues imply workers */
 }
 END_TEST
 
@@ -567,6 +574,7 @@ static Suite *vnet_node_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, t_static_on_loop);
     tcase_add_test(tc, t_static_worker);
+    tcase_add_test(tc, t_static_busy_poll);
     tcase_add_test(tc, t_static_two_queues);
     tcase_add_test(tc, t_close_unstarted);
     tcase_add_test(tc, t_create_errors);
