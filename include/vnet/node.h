@@ -59,7 +59,8 @@ struct vnet_node_options {
     bool fallback_raw;    /* open an xdp: port that AF_XDP cannot serve here as raw: */
     bool offload;         /* TSO/checksum offload on the TAP, UDP GSO/GRO (default true) */
     /* Prefix of the port and key names in log lines and errors: "--" makes them read
-     * "--dev tap:x: ..." as a program's options would; default "" ("dev tap:x: ..."). */
+     * "--dev tap:x: ..." as a program's options would; default "" ("dev tap:x: ...").
+     * At most 7 characters are used. */
     const char *label_prefix;
 
     /* The data path. */
@@ -69,7 +70,7 @@ struct vnet_node_options {
     bool learn;            /* learn MAC -> endpoint from frames of known peers */
     bool arp_proxy;        /* answer ARP/ND from the table (default true) */
 
-    /* Static mode (controller NULL). Arrays are copied. */
+    /* Static mode (controller NULL). The arrays are read by vnet_node_create() only. */
     uint32_t vni;
     struct vnet_mac mac; /* the virtual device's MAC (required) */
     uint32_t mtu;        /* the virtual device's MTU; 0: 1500 minus the encapsulation overhead */
