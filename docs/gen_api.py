@@ -7,9 +7,9 @@ import glob
 import os
 import re
 
-ORDER = ["vnet.h", "error.h", "log.h", "types.h", "switch_table.h", "encap.h", "offload.h",
+ORDER = ["vnet.h", "error.h", "log.h", "types.h", "secret.h", "switch_table.h", "encap.h", "offload.h",
          "port.h", "sys/port.h", "netdev.h", "datapath.h", "model.h", "store.h", "sys/store.h",
-         "proto.h", "crypto.h", "token.h", "controller.h", "agent.h", "client.h"]
+         "proto.h", "crypto.h", "token.h", "controller.h", "agent.h", "client.h", "node.h"]
 
 
 def clean_comment(c):

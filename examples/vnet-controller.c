@@ -14,10 +14,12 @@
  * it already holds one (a fresh database next to an existing file). The file is refused when
  * others may read it.
  */
+#include <sodium.h>
 #include <vnet/controller.h>
 #include <vnet/crypto.h>
 #include <vnet/error.h>
 #include <vnet/log.h>
+#include <vnet/secret.h>
 #include <vnet/store.h>
 #include <vnet/token.h>
 #include <vnet/vnet.h>
@@ -73,35 +75,21 @@ static int usage_error(const char *fmt, const char *arg)
  * the reason printed (loose permissions, not a regular file, unreadable, not a token). */
 static int read_token_file(const char *path, uint8_t raw[VNET_API_TOKEN_LEN])
 {
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
+    char buf[128], err[512];
+    size_t n;
+    int rc =
+        vnet_secret_file_read(path, "admin token file", buf, sizeof(buf) - 1, &n, err, sizeof(err));
+    if (rc == VNET_ENOENT)
         return 0;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        fprintf(stderr, "%s: admin token file %s: %s\n", prog, path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
-        fprintf(stderr, "%s: admin token file %s is %s (mode %04o); chmod 600 it\n", prog, path,
-                S_ISREG(st.st_mode) ? "readable by others" : "not a regular file",
-                (unsigned)(st.st_mode & 07777));
-        close(fd);
-        return -1;
-    }
-    char buf[128];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n < 0) {
-        fprintf(stderr, "%s: admin token file %s: %s\n", prog, path, strerror(errno));
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", prog, err);
         return -1;
     }
     buf[n] = '\0';
     if (n > 0 && buf[n - 1] == '\n')
         buf[n - 1] = '\0';
-    int rc = vnet_api_token_parse(buf, raw);
-    memset(buf, 0, sizeof(buf));
+    rc = vnet_api_token_parse(buf, raw);
+    sodium_memzero(buf, sizeof(buf));
     if (rc) {
         fprintf(stderr, "%s: admin token file %s does not hold an API token\n", prog, path);
         return -1;

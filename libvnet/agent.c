@@ -342,7 +342,7 @@ static void tell_peers(struct vnet_agent *a)
 {
     if (!a->cb.on_peers)
         return;
-    struct vnet_agent_peer *v = malloc((a->nnodes ? a->nnodes : 1) * sizeof(*v));
+    struct vnet_peer *v = malloc((a->nnodes ? a->nnodes : 1) * sizeof(*v));
     if (!v)
         return;
     size_t n = 0;

@@ -10,6 +10,7 @@
 #include "vnet/crypto.h"
 
 #include "vnet/error.h"
+#include "vnet/secret.h"
 #include "vnet/proto.h"
 
 #include <errno.h>
@@ -282,50 +283,15 @@ int vnet_key_load(const char *path, struct vnet_keypair *kp, char *err, size_t e
     }
     if (vnet_crypto_init() < 0)
         return VNET_EIO;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        int rc = -errno;
-        seterr(err, errlen, "cannot open key file %s: %s", path, strerror(errno));
-        return rc;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = -errno;
-        seterr(err, errlen, "cannot stat key file %s: %s", path, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        seterr(err, errlen, "key file %s is not a regular file", path);
-        close(fd);
-        return VNET_EINVAL;
-    }
-    unsigned mode = (unsigned)st.st_mode & 07777;
-    if (mode & 077) {
-        const char *what = (mode & 044) ? "readable" : (mode & 022) ? "writable" : "accessible";
-        const char *who = (mode & 007) ? "others" : "group";
-        seterr(err, errlen, "key file %s is %s by %s (mode %04o); chmod 600 it", path, what, who,
-               mode);
-        close(fd);
-        return VNET_EPERM;
-    }
     char buf[256];
     size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, sizeof(buf) - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int rc = -errno;
-            seterr(err, errlen, "cannot read key file %s: %s", path, strerror(errno));
-            close(fd);
-            sodium_memzero(buf, sizeof(buf));
-            return rc;
-        }
-        if (r == 0 || (n += (size_t)r) == sizeof(buf))
-            break;
+    int rrc = vnet_secret_file_read(path, "key file", buf, sizeof(buf), &n, err, errlen);
+    if (rrc == VNET_EMSGSIZE) {
+        n = sizeof(buf); /* longer than any key line: reported as malformed below */
+    } else if (rrc) {
+        sodium_memzero(buf, sizeof(buf));
+        return rrc;
     }
-    close(fd);
     /* Exactly: magic SP secret SP public [LF] */
     const size_t ml = strlen(VNET_KEYFILE_MAGIC);
     const size_t want = ml + 1 + B64_KEYLEN + 1 + B64_KEYLEN;

@@ -245,8 +245,7 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_dp_peer *peers,
-                                size_t n)
+int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers, size_t n)
 {
     if (n && !peers)
         return VNET_EINVAL;
@@ -327,7 +326,7 @@ int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint
 {
     if (n && !peers)
         return VNET_EINVAL;
-    struct vnet_dp_peer *v = calloc(n ? n : 1, sizeof(*v));
+    struct vnet_peer *v = calloc(n ? n : 1, sizeof(*v));
     if (!v)
         return VNET_ENOMEM;
     for (size_t i = 0; i < n; i++)

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "vnet/crypto.h"
+#include "vnet/datapath.h"
 #include "vnet/model.h"
 #include "vnet/switch_table.h"
 
@@ -26,20 +27,13 @@ extern "C" {
 
 struct vnet_agent;
 
-/* Another node of the network, as the data plane needs it. */
-struct vnet_agent_peer {
-    struct vnet_endpoint ep; /* where its frames go: configured, else reported */
-    uint64_t id;             /* node id: the peer_id of its switch-table entries */
-    bool has_pubkey;
-    uint8_t pubkey[VNET_PUBKEY_LEN];
-};
-
 struct vnet_agent_callbacks {
     /* The controller accepted the node: its network (VNI, MTU, subnets) and itself (MAC,
      * IPs). Called on every (re)connect; apply what changed (TAP MAC, MTU, addresses). */
     void (*on_welcome)(void *arg, const struct vnet_network *net, const struct vnet_node *self);
-    /* The other nodes changed: their endpoints (the flood list), ids and public keys. */
-    void (*on_peers)(void *arg, const struct vnet_agent_peer *peers, size_t n);
+    /* The other nodes changed: their endpoints (the flood list), ids and public keys, ready
+     * for vnet_datapath_set_peer_list(). */
+    void (*on_peers)(void *arg, const struct vnet_peer *peers, size_t n);
     /* The session went up (connected = 1) or down (0). */
     void (*on_state)(void *arg, int connected);
 };

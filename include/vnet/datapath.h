@@ -109,11 +109,13 @@ void vnet_datapath_destroy(struct vnet_datapath *dp);
  * VNET_EINVAL or VNET_ENOMEM. */
 int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers, size_t n);
 
-/* A peer: its underlay endpoint and, for secure mode, its node id (the peer_id of its table
- * entries) and public key. */
-struct vnet_dp_peer {
-    struct vnet_endpoint ep;
-    uint64_t id;
+/* Another node of the network, as the data plane needs it: its underlay endpoint and, for
+ * secure mode, its node id (the peer_id of its table entries) and public key. The agent
+ * reports peers in this form (vnet_agent_callbacks.on_peers), so they go to
+ * vnet_datapath_set_peer_list() as they are. */
+struct vnet_peer {
+    struct vnet_endpoint ep; /* where its frames go: configured, else reported */
+    uint64_t id;             /* node id; 0: unknown (static peers) */
     bool has_pubkey;
     uint8_t pubkey[32];
 };
@@ -121,8 +123,7 @@ struct vnet_dp_peer {
 /* Replace the peer list (flood list and, in secure mode, the keys). Copied. Writer thread.
  * Keys, counters and replay windows of peers that stay are kept. Returns 0, VNET_EINVAL,
  * VNET_ENOMEM, or a key-derivation error (e.g. VNET_EACCES for a degenerate public key). */
-int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_dp_peer *peers,
-                                size_t n);
+int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers, size_t n);
 
 /* Add a MAC of this node (the TAP's): frames claiming it from the underlay are dropped.
  * Writer thread. */

@@ -21,8 +21,9 @@
 #include "vnet/store.h"
 #include "vnet/proto.h"
 #include "vnet/client.h"
-/* controller.h and agent.h run on a libuv loop and include <uv.h>: include them yourself when
- * you use them, so that embedders without libuv never see it. */
+#include "vnet/secret.h"
+/* controller.h, agent.h and node.h run on a libuv loop and include <uv.h>: include them
+ * yourself when you use them, so that embedders without libuv never see it. */
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,207 @@
+/* libvnet: a whole node of an overlay in one object.
+ *
+ * A node instance owns what a node of a libvnet network is made of: the switch table, the two
+ * ports (the virtual side and the underlay), one datapath per queue and, in managed mode, the
+ * agent that keeps the session with the controller. It does for an embedder what vnet-node
+ * does: it opens the ports (falling back from xdp: to raw: when asked), loads or enrols the
+ * node's key, applies the controller's welcome (MTU, MAC and addresses of the virtual device,
+ * the datapath for the network's VNI, plain or secure) and its peer lists, and drives the
+ * datapaths.
+ *
+ *   static mode   (options.controller == NULL) the VNI, MAC, addresses, peers and fixed table
+ *                 entries come from the options; the datapaths exist from the start.
+ *   managed mode  (options.controller set) they come from the controller; the datapaths are
+ *                 made on the first welcome.
+ *
+ * Threads. The node lives on the caller's libuv loop: the agent, the table writes (learned
+ * entries, the controller's changes) and every callback run there, and the node is the table's
+ * writer. The datapaths run either on that loop too (one queue, no busy polling: uv_poll on
+ * the ports' fds) or on the node's own worker threads, one run-to-completion thread per queue
+ * (options.threads, or implied by queues > 1 or busy_poll_us > 0).
+ *
+ * Lifetime: vnet_node_create() opens everything; vnet_node_start() starts the agent and the
+ * datapaths; vnet_node_close() stops the workers, closes the agent and the loop handles and
+ * frees the node once the loop has run the close callbacks, then calls its callback (like
+ * uv_close). Log lines go through vnet_log() with the module "node".
+ *
+ * `struct vnet_node` (vnet/model.h) is a node's record in the configuration model; the running
+ * node is `struct vnet_node_inst`.
+ */
+#ifndef VNET_NODE_H
+#define VNET_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "vnet/agent.h"
+#include "vnet/datapath.h"
+#include "vnet/switch_table.h"
+#include "vnet/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vnet_node_inst;
+
+#define VNET_NODE_OPTIONS_VERSION 1
+#define VNET_NODE_MAX_QUEUES      16
+#define VNET_NODE_MAX_IPS         16
+
+struct vnet_node_options {
+    unsigned version; /* VNET_NODE_OPTIONS_VERSION (set by vnet_node_options_init) */
+
+    /* The ports (strings are copied where kept). */
+    const char *dev;      /* virtual side: "tap:NAME", "raw:IFNAME", "xdp:IFNAME" */
+    const char *underlay; /* "udp:IP[:PORT]", "raw:IFNAME,local=IP[:PORT]", "xdp:..." */
+    bool fallback_raw;    /* open an xdp: port that AF_XDP cannot serve here as raw: */
+    bool offload;         /* TSO/checksum offload on the TAP, UDP GSO/GRO (default true) */
+    /* Prefix of the port and key names in log lines and errors: "--" makes them read
+     * "--dev tap:x: ..." as a program's options would; default "" ("dev tap:x: ...").
+     * At most 7 characters are used. */
+    const char *label_prefix;
+
+    /* The data path. */
+    unsigned queues;       /* 1..VNET_NODE_MAX_QUEUES (default 1): multiqueue ports */
+    bool threads;          /* own worker threads even for one queue without busy polling */
+    uint32_t busy_poll_us; /* workers keep polling this long after the last packet (0: no) */
+    bool learn;            /* learn MAC -> endpoint from frames of known peers */
+    bool arp_proxy;        /* answer ARP/ND from the table (default true) */
+
+    /* Static mode (controller NULL). The arrays are read by vnet_node_create() only. */
+    uint32_t vni;
+    struct vnet_mac mac; /* the virtual device's MAC (required) */
+    uint32_t mtu;        /* the virtual device's MTU; 0: 1500 minus the encapsulation overhead */
+    const struct vnet_prefix *ips;     /* addresses for the virtual device */
+    size_t nips;                       /* at most VNET_NODE_MAX_IPS */
+    const struct vnet_endpoint *peers; /* the flood list */
+    size_t npeers;
+    /* Fixed table entries (VNET_TABLE_PUT with VNET_ENTRY_STATIC, VNET_TABLE_PUT_IP): their
+     * vni is set to @vni. The node adds its own MAC (local) and @ips bound to @mac. */
+    const struct vnet_table_op *entries;
+    size_t nentries;
+
+    /* Managed mode. */
+    const char *controller;         /* "IP:PORT" or "[IPv6]:PORT": managed mode when set */
+    const char *network, *name;     /* this node's network and name in it */
+    const char *key_file;           /* this node's key: authenticated, encrypted session; the
+                                       data plane's key in a secure network */
+    const char *controller_key;     /* the controller's public key (text form), pinned */
+    const char *join;               /* a join token: enrols @key_file (made when missing) */
+    struct vnet_agent_callbacks cb; /* also told (after the node applied it); may be empty */
+    void *cb_arg;
+};
+
+/**
+ * Fill @o with the defaults: version set, one queue, offload and ARP proxy on, the rest 0.
+ * Ownership: writes @o only. Returns: nothing. Thread-safety: thread-safe.
+ */
+void vnet_node_options_init(struct vnet_node_options *o);
+
+/**
+ * The local underlay endpoint an underlay spec names: "udp:IP[:PORT]" or
+ * "raw|xdp:IFNAME,local=IP[:PORT]" (the port defaults to 4789, as the backends do).
+ * Ownership: writes *@out only. Returns: 0, VNET_EINVAL when @spec names none.
+ * Thread-safety: thread-safe.
+ */
+int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out);
+
+/**
+ * Check @o as vnet_node_create() will, without opening anything: the ports and the underlay's
+ * local endpoint given, managed mode complete (controller, network and name; a key file with
+ * the controller's key or a join token, and neither of those without it), static mode with a
+ * unicast MAC, queues and arrays in range. Messages name options with @o->label_prefix
+ * ("--dev is required (tap:NAME)"), so a program can report them as usage errors.
+ * Ownership: reads @o; @err (may be NULL) receives the reason.
+ * Returns: 0, VNET_EINVAL. Thread-safety: thread-safe.
+ */
+int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t errlen);
+
+/**
+ * Create a node on @loop: check @o, open the table and both ports (@o->queues queues each),
+ * and in static mode configure the virtual device (addresses), fill the table and make the
+ * datapaths; in managed mode load the key (or make it, when @o->join enrols a missing
+ * @o->key_file; "created key FILE" is logged). Nothing runs until vnet_node_start().
+ * Ownership: @o and everything it points to are copied; @loop is retained and must outlive
+ * the node. *@out is set on success only; free it with vnet_node_close(). @err (may be NULL)
+ * receives a one-line reason on failure ("--dev xdp:vm0: operation not permitted").
+ * Returns: 0; VNET_EINVAL (missing or bad option: no dev/underlay, managed mode without
+ * network/name, a key file without controller key or join token, --controller-key differing
+ * from the join token's, queues out of range, a bad underlay spec); VNET_ENOMEM; a port's
+ * error (VNET_EPERM, VNET_ENOTSUP, VNET_EBUSY, ...); a key file's error (vnet_key_load).
+ * Thread-safety: the loop's thread.
+ */
+int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
+                     struct vnet_node_inst **out, char *err, size_t errlen);
+
+/**
+ * Start the node: in static mode the datapaths (on the loop or the workers) and "up: ..." is
+ * logged; in managed mode the agent ("managed: ..." is logged) and, on the controller's
+ * welcome, the datapaths.
+ * Ownership: none. Returns: 0; VNET_ESTATE when already started or closing; VNET_ENOMEM; a
+ * thread or agent creation error (the node is then left as it was: close it).
+ * Thread-safety: the loop's thread.
+ */
+int vnet_node_start(struct vnet_node_inst *n);
+
+typedef void (*vnet_node_close_cb)(void *userdata);
+
+/**
+ * Stop the workers (joined before this returns), close the agent and the node's loop handles,
+ * then, from the loop once their close callbacks have run, close the datapaths, ports and
+ * table, free the node and call @cb (may be NULL). Works on a started or a never started node.
+ * Ownership: @n must not be used after this call (it is freed before @cb runs); @userdata
+ * is passed to @cb, never freed. NULL @n is ignored.
+ * Thread-safety: the loop's thread.
+ */
+void vnet_node_close(struct vnet_node_inst *n, vnet_node_close_cb cb, void *userdata);
+
+/**
+ * How many datapaths the node runs: its queues, or 0 in managed mode before the first welcome.
+ * Returns: the count. Thread-safety: the loop's thread.
+ */
+unsigned vnet_node_queue_count(const struct vnet_node_inst *n);
+
+/**
+ * Counters of the datapath of @queue.
+ * Ownership: writes *@out. Returns: 0, VNET_ENOENT when that datapath does not exist (yet).
+ * Thread-safety: the loop's thread (counters are read while the workers run).
+ */
+int vnet_node_get_stats(const struct vnet_node_inst *n, unsigned queue,
+                        struct vnet_datapath_stats *out);
+
+/**
+ * Per-peer counters of the datapath of @queue: fills up to @max entries.
+ * Returns: the number of peers (0 when that datapath does not exist).
+ * Thread-safety: the loop's thread.
+ */
+size_t vnet_node_peer_stats(const struct vnet_node_inst *n, unsigned queue,
+                            struct vnet_dp_peer_stats *out, size_t max);
+
+/**
+ * Counters and state of the controller session.
+ * Ownership: writes *@out. Returns: 0, VNET_ENOENT in static mode or before start.
+ * Thread-safety: the loop's thread.
+ */
+int vnet_node_get_agent_stats(const struct vnet_node_inst *n, struct vnet_agent_stats *out);
+
+/**
+ * The node's switch table, for lookups and counts.
+ * Ownership: borrowed, valid until the node is closed; the node is its writer: do not apply
+ * changes to it. Returns: the table. Thread-safety: the loop's thread (lookups: any thread).
+ */
+struct vnet_table *vnet_node_table(const struct vnet_node_inst *n);
+
+/**
+ * The virtual device's interface name ("vn0").
+ * Ownership: borrowed, valid until the node is closed. Returns: the name, never NULL.
+ * Thread-safety: any thread.
+ */
+const char *vnet_node_ifname(const struct vnet_node_inst *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
