@@ -1383,9 +1383,9 @@ struct pair {
     struct node a, b;
 };
 
-static struct vnet_dp_peer dp_peer(struct vnet_endpoint e, uint64_t id, const uint8_t *pub)
+static struct vnet_peer dp_peer(struct vnet_endpoint e, uint64_t id, const uint8_t *pub)
 {
-    struct vnet_dp_peer p;
+    struct vnet_peer p;
     memset(&p, 0, sizeof(p));
     p.ep = e;
     p.id = id;
@@ -1417,8 +1417,8 @@ static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps
     };
     ck_assert_int_eq(vnet_table_apply(p->a.table, ta, 2, 1), 0);
     ck_assert_int_eq(vnet_table_apply(p->b.table, tb, 4, 1), 0);
-    struct vnet_dp_peer to_b = dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub);
-    struct vnet_dp_peer to_a = dp_peer(EP_A, 1, p->ka.pub);
+    struct vnet_peer to_b = dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub);
+    struct vnet_peer to_a = dp_peer(EP_A, 1, p->ka.pub);
     ck_assert_int_eq(vnet_datapath_set_peer_list(p->a.dp, &to_b, 1), 0);
     ck_assert_int_eq(vnet_datapath_set_peer_list(p->b.dp, &to_a, 1), 0);
     ck_assert_int_eq(vnet_datapath_add_local_mac(p->a.dp, &MA), 0);
@@ -1611,7 +1611,7 @@ START_TEST(no_key_no_frame)
     inject_v(&p.a, f, sizeof(f)); /* C is no peer of A's */
     poll_dropped(&p.a, 1, &s, VNET_DP_DROP_NO_KEY, 1);
     /* C a peer, but without a public key. */
-    struct vnet_dp_peer peers[2] = {dp_peer(EP_B, 2, p.kb.pub), dp_peer(EP_C, 3, p.kb.pub)};
+    struct vnet_peer peers[2] = {dp_peer(EP_B, 2, p.kb.pub), dp_peer(EP_C, 3, p.kb.pub)};
     peers[1].has_pubkey = false;
     ck_assert_int_eq(vnet_datapath_set_peer_list(p.a.dp, peers, 2), 0);
     inject_v(&p.a, f, sizeof(f));
