@@ -27,11 +27,9 @@
 #include <vnet/token.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -494,26 +492,11 @@ static int load_token(const struct cmd *c, char *out, size_t outlen)
             file = getenv("VNET_TOKEN_FILE");
         if (!file || !file[0])
             return 0;
-        int fd = open(file, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
-            fprintf(stderr, "%s: token file %s: %s\n", prog, file, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return 1;
-        }
-        if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
-            fprintf(stderr, "%s: token file %s is %s (mode %04o); chmod 600 it\n", prog, file,
-                    S_ISREG(st.st_mode) ? "readable by others" : "not a regular file",
-                    (unsigned)(st.st_mode & 07777));
-            close(fd);
-            return 1;
-        }
-        char buf[VNET_MSG_TEXT_MAX];
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n < 0) {
-            fprintf(stderr, "%s: token file %s: %s\n", prog, file, strerror(errno));
+        char buf[VNET_MSG_TEXT_MAX], why[256];
+        size_t n;
+        if (vnet_secret_file_read(file, "token file", buf, sizeof(buf) - 1, &n, why, sizeof(why)) !=
+            0) {
+            fprintf(stderr, "%s: %s\n", prog, why);
             return 1;
         }
         buf[n] = '\0';
