@@ -19,6 +19,7 @@
  */
 #include "vnet/controller.h"
 
+#include "controller_api_int.h"
 #include "session_int.h"
 #include "vec_int.h"
 #include "vnet/crypto.h"
@@ -233,22 +234,6 @@ static void session_fail(struct session *s, int code, const char *text)
 
 /* ---- snapshots and deltas ---- */
 
-struct node_vec {
-    struct vnet_node *v;
-    size_t n, cap;
-};
-
-static int collect_node(const struct vnet_node *n, void *arg)
-{
-    struct node_vec *nv = arg;
-    struct vnet_node *v = vec_room(nv->v, nv->n, &nv->cap, sizeof(*v), 64);
-    if (!v)
-        return VNET_ENOMEM;
-    nv->v = v;
-    nv->v[nv->n++] = *n;
-    return 0;
-}
-
 static struct vnet__frame *build_snapshot(struct vnet_controller *c, uint64_t network_id,
                                           uint64_t *revision)
 {
@@ -257,8 +242,8 @@ static struct vnet__frame *build_snapshot(struct vnet_controller *c, uint64_t ne
     m.type = VNET_MSG_SNAPSHOT;
     if (vnet_store_network_get_by_id(c->store, network_id, &m.u.snapshot.network) != 0)
         return NULL;
-    struct node_vec nv = {0};
-    if (vnet_store_node_list(c->store, network_id, collect_node, &nv) != 0) {
+    struct vnet__node_vec nv = {0};
+    if (vnet_store_node_list(c->store, network_id, vnet__api_collect_node, &nv) != 0) {
         free(nv.v);
         return NULL;
     }
@@ -709,404 +694,64 @@ static void drop_subscriber_sessions(struct vnet_controller *c, const struct ses
             session_fail(o, VNET_EACCES, why);
 }
 
-/* ---- subscriber requests ---- */
+/* ---- subscriber requests (controller_api.c) ---- */
 
-static int collect_network(const struct vnet_network *n, void *arg)
+static void api_committed(void *arg, uint64_t network_id)
 {
-    struct vnet_msg_reply *r = arg;
-    struct vnet_network *v = realloc(r->networks, (r->nnetworks + 1) * sizeof(*v));
-    if (!v)
-        return VNET_ENOMEM;
-    r->networks = v;
-    r->networks[r->nnetworks++] = *n;
-    return 0;
+    struct session *s = arg;
+    note_own_commit(s->c, network_id);
 }
 
-static int reply_nodes(struct vnet_controller *c, uint64_t network_id, struct vnet_msg_reply *r)
+static struct session *node_session(struct vnet_controller *c, uint64_t node_id)
 {
-    struct node_vec nv = {0};
-    int rc = vnet_store_node_list(c->store, network_id, collect_node, &nv);
-    r->nodes = nv.v;
-    r->nnodes = nv.n;
-    return rc;
+    for (struct session *s = c->sessions; s; s = s->next)
+        if (s->kind == S_NODE && !s->t.closing && s->node_id == node_id)
+            return s;
+    return NULL;
 }
 
-static bool node_connected(struct vnet_controller *c, uint64_t node_id, struct session **out)
+static void api_node_gone(void *arg, uint64_t node_id, int code, const char *why)
 {
-    for (struct session *s = c->sessions; s; s = s->next) {
-        if (s->kind == S_NODE && !s->t.closing && s->node_id == node_id) {
-            *out = s;
-            return true;
-        }
-    }
-    return false;
+    struct session *s = arg, *ns = node_session(s->c, node_id);
+    if (ns)
+        session_fail(ns, code, why);
 }
 
-#define JOIN_TOKEN_TTL_S (24 * 3600)
-
-static void make_join_token(struct vnet_controller *c, const struct vnet_node *n, char *out,
-                            size_t outlen)
+static void api_subscriber_gone(void *arg, uint64_t sub_id, const char *why)
 {
-    uint8_t secret[VNET_JOIN_SECRET_LEN], hash[VNET_TOKEN_HASH_BYTES];
-    vnet_token_random(secret, sizeof(secret));
-    vnet_token_hash(secret, sizeof(secret), hash);
-    if (vnet_store_node_set_join_token(c->store, n->id, hash,
-                                       unix_ms() / 1000 + JOIN_TOKEN_TTL_S) == 0)
-        vnet_join_token_format(c->key.pub, secret, out, outlen);
-    sodium_memzero(secret, sizeof(secret));
+    struct session *s = arg;
+    drop_subscriber_sessions(s->c, s, sub_id, why);
 }
 
-/* ---- request scope ---- */
-
-struct name_match {
-    const char *name;
-    struct vnet_network first;
-    unsigned n;
-};
-
-static int match_name(const struct vnet_network *n, void *arg)
+static void api_node_status(void *arg, struct vnet_node_status *st)
 {
-    struct name_match *m = arg;
-    if (strcmp(n->name, m->name) == 0 && m->n++ == 0)
-        m->first = *n;
-    return 0;
-}
-
-/* The network @name as session @s may see it. A subscriber: only its own (another's is "no
- * network", so existence is not leaked). The admin: "SUBSCRIBER/NAME" names any subscriber's
- * network; a plain NAME is the admin's own network of that name, else the one network of that
- * name whoever owns it (refused as ambiguous when several subscribers have one). */
-static int find_network(struct session *s, const char *name, struct vnet_network *out, char *err,
-                        size_t errlen)
-{
-    struct vnet_controller *c = s->c;
-    int rc;
-    const char *slash = s->admin ? strchr(name, '/') : NULL;
-    if (!s->admin) {
-        rc = vnet_store_network_get(c->store, s->sub_id, name, out);
-    } else if (slash) {
-        char sub_name[VNET_NAME_MAX];
-        struct vnet_subscriber sub;
-        snprintf(sub_name, sizeof(sub_name), "%.*s", (int)(slash - name), name);
-        if ((rc = vnet_store_subscriber_get(c->store, sub_name, &sub)) != 0) {
-            snprintf(err, errlen, "no subscriber '%s'", sub_name);
-            return VNET_ENOENT;
-        }
-        rc = vnet_store_network_get(c->store, sub.id, slash + 1, out);
+    struct session *s = arg, *ns = node_session(s->c, st->node.id);
+    if (ns) {
+        st->connected = 1;
+        st->acked = ns->acked_rev;
+        st->connected_since_ms = ns->since_unix_ms;
     } else {
-        rc = vnet_store_network_get(c->store, VNET_SUBSCRIBER_ADMIN, name, out);
-        if (rc == VNET_ENOENT) {
-            struct name_match m = {.name = name};
-            rc = vnet_store_network_list(c->store, 0, match_name, &m);
-            if (!rc && m.n == 0)
-                rc = VNET_ENOENT;
-            if (!rc && m.n > 1) {
-                snprintf(err, errlen,
-                         "%u subscribers have a network '%s': say which, as SUBSCRIBER/%s", m.n,
-                         name, name);
-                return VNET_EINVAL;
-            }
-            if (!rc)
-                *out = m.first;
-        }
+        struct acked *a = find_ack(s->c, st->node.id, false);
+        st->acked = a ? a->rev : 0;
     }
-    if (rc)
-        snprintf(err, errlen, "no network '%s'", name);
-    return rc == VNET_EINVAL ? VNET_ENOENT : rc; /* an invalid name names no network */
-}
-
-static int collect_subscriber(const struct vnet_subscriber *sub, void *arg)
-{
-    struct vnet_msg_reply *r = arg;
-    struct vnet_subscriber *v = realloc(r->subscribers, (r->nsubscribers + 1) * sizeof(*v));
-    if (!v)
-        return VNET_ENOMEM;
-    r->subscribers = v;
-    r->subscribers[r->nsubscribers++] = *sub;
-    return 0;
-}
-
-static bool subscriber_op(enum vnet_req_op op)
-{
-    return op == VNET_REQ_SUBSCRIBER_CREATE || op == VNET_REQ_SUBSCRIBER_LIST ||
-           op == VNET_REQ_SUBSCRIBER_DELETE || op == VNET_REQ_SUBSCRIBER_TOKEN;
-}
-
-/* subscriber.create/list/delete/token, for the admin. */
-static int handle_subscriber_request(struct session *s, const struct vnet_msg_request *q,
-                                     struct vnet_msg_reply *r, char *err, size_t errlen)
-{
-    struct vnet_controller *c = s->c;
-    struct vnet_subscriber sub;
-    uint8_t hash[VNET_TOKEN_HASH_BYTES];
-    int rc;
-    if (!s->admin) {
-        snprintf(err, errlen, "only the admin manages subscribers");
-        return VNET_EPERM;
-    }
-    if (q->op == VNET_REQ_SUBSCRIBER_LIST)
-        return vnet_store_subscriber_list(c->store, collect_subscriber, r);
-    if (q->op == VNET_REQ_SUBSCRIBER_CREATE) {
-        if (!vnet_name_valid(q->network)) {
-            snprintf(err, errlen, "invalid subscriber name '%s'", q->network);
-            return VNET_EINVAL;
-        }
-        rc = vnet_api_token_new(r->token, sizeof(r->token), hash);
-        if (rc > 0)
-            rc = vnet_store_subscriber_create(c->store, q->network, hash, &sub, err, errlen);
-        if (!rc)
-            rc = collect_subscriber(&sub, r);
-        if (rc) {
-            sodium_memzero(r->token, sizeof(r->token));
-        } else {
-            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' created", sub.name);
-        }
-        return rc;
-    }
-    if ((rc = vnet_store_subscriber_get(c->store, q->network, &sub)) != 0) {
-        snprintf(err, errlen, "no subscriber '%s'", q->network);
-        return rc == VNET_EINVAL ? VNET_ENOENT : rc;
-    }
-    if (q->op == VNET_REQ_SUBSCRIBER_DELETE) {
-        rc = vnet_store_subscriber_delete(c->store, sub.id);
-        if (rc == VNET_EPERM)
-            snprintf(err, errlen, "the admin cannot be deleted");
-        else if (rc == VNET_EBUSY)
-            snprintf(err, errlen, "subscriber '%s' owns networks: delete them first", sub.name);
-        if (!rc) {
-            drop_subscriber_sessions(c, s, sub.id, "subscriber deleted");
-            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' deleted", sub.name);
-        }
-        return rc;
-    }
-    /* SUBSCRIBER_TOKEN: the old token stops working at once, and so do its open sessions. */
-    rc = vnet_api_token_new(r->token, sizeof(r->token), hash);
-    if (rc > 0)
-        rc = vnet_store_subscriber_set_token(c->store, sub.id, hash);
-    if (!rc) {
-        sub.has_token = true;
-        rc = collect_subscriber(&sub, r);
-    }
-    if (rc) {
-        sodium_memzero(r->token, sizeof(r->token));
-        return rc;
-    }
-    drop_subscriber_sessions(c, s, sub.id, "API token replaced");
-    vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s': new API token", sub.name);
-    return 0;
 }
 
 static void handle_request(struct session *s, const struct vnet_msg_request *q)
 {
     struct vnet_controller *c = s->c;
+    struct vnet__api_env env = {
+        .store = c->store,
+        .key = c->has_key ? &c->key : NULL,
+        .committed = api_committed,
+        .node_gone = api_node_gone,
+        .subscriber_gone = api_subscriber_gone,
+        .node_status = api_node_status,
+        .arg = s,
+    };
+    struct vnet__api_caller who = {.admin = s->admin, .sub_id = s->sub_id};
     struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_REPLY;
-    struct vnet_msg_reply *r = &m.u.reply;
-    r->id = q->id;
-    char *err = r->text;
-    size_t errlen = sizeof(r->text);
-    struct vnet_network net;
-    int rc = 0;
     c->st.requests++;
-
-    if (subscriber_op(q->op)) {
-        rc = handle_subscriber_request(s, q, r, err, errlen);
-        goto out;
-    }
-    bool need_net = q->op != VNET_REQ_NETWORK_CREATE && q->op != VNET_REQ_NETWORK_LIST;
-    if (need_net && (rc = find_network(s, q->network, &net, err, errlen)) != 0)
-        goto out;
-    switch (q->op) {
-    case VNET_REQ_NETWORK_CREATE: {
-        struct vnet_network_spec spec;
-        struct vnet_subscriber owner;
-        memset(&spec, 0, sizeof(spec));
-        spec.name = q->network;
-        spec.subscriber_id = s->sub_id;
-        const char *slash = s->admin ? strchr(q->network, '/') : NULL;
-        if (slash) { /* the admin creates a network for a subscriber: SUBSCRIBER/NAME */
-            char sub_name[VNET_NAME_MAX];
-            snprintf(sub_name, sizeof(sub_name), "%.*s", (int)(slash - q->network), q->network);
-            if (vnet_store_subscriber_get(c->store, sub_name, &owner) != 0) {
-                rc = VNET_ENOENT;
-                snprintf(err, errlen, "no subscriber '%s'", sub_name);
-                break;
-            }
-            spec.subscriber_id = owner.id;
-            spec.name = slash + 1;
-        }
-        spec.has_vni = (q->has & VNET_REQ_HAS_VNI) != 0;
-        spec.vni = q->vni;
-        if (q->has & VNET_REQ_HAS_SUBNET4)
-            spec.subnet4 = q->subnet4;
-        if (q->has & VNET_REQ_HAS_SUBNET6)
-            spec.subnet6 = q->subnet6;
-        if (q->has & VNET_REQ_HAS_MTU)
-            spec.mtu = q->mtu;
-        /* Secure (the default) needs node keys, which only a controller with a key has. */
-        spec.has_mode = true;
-        spec.mode = (q->has & VNET_REQ_HAS_MODE) ? q->mode
-                    : c->has_key                 ? VNET_MODE_SECURE
-                                                 : VNET_MODE_PLAIN;
-        if (spec.mode == VNET_MODE_SECURE && !c->has_key) {
-            rc = VNET_ENOTSUP;
-            snprintf(err, errlen,
-                     "mode secure needs node keys: start vnet-controller with --key (or use "
-                     "--mode plain)");
-            break;
-        }
-        /* 1400 leaves room for the secure header and an IPv6 underlay on 1500-byte links. */
-        if (!(q->has & VNET_REQ_HAS_MTU) && spec.mode == VNET_MODE_SECURE)
-            spec.mtu = 1400;
-        struct vnet_network out;
-        rc = vnet_store_network_create(c->store, &spec, &out, err, errlen);
-        if (rc == VNET_EEXIST && !s->admin && strncmp(err, "VNI ", 4) == 0)
-            snprintf(err, errlen, "VNI %u is not available", q->vni); /* not whose it is */
-        if (rc == 0) {
-            rc = collect_network(&out, r);
-            note_own_commit(c, out.id);
-        }
-        break;
-    }
-    case VNET_REQ_NETWORK_LIST:
-        rc = vnet_store_network_list(c->store, s->admin ? 0 : s->sub_id, collect_network, r);
-        if (!rc && s->admin) /* to name the owners */
-            rc = vnet_store_subscriber_list(c->store, collect_subscriber, r);
-        break;
-    case VNET_REQ_NETWORK_SHOW:
-        rc = collect_network(&net, r);
-        if (!rc)
-            rc = reply_nodes(c, net.id, r);
-        break;
-    case VNET_REQ_NETWORK_DELETE:
-        rc = vnet_store_network_delete(c->store, net.id, err, errlen);
-        if (!rc)
-            note_own_commit(c, net.id);
-        break;
-    case VNET_REQ_NETWORK_STATUS: {
-        rc = collect_network(&net, r);
-        struct node_vec nv = {0};
-        if (!rc)
-            rc = vnet_store_node_list(c->store, net.id, collect_node, &nv);
-        if (!rc && nv.n) {
-            r->status = calloc(nv.n, sizeof(*r->status));
-            if (!r->status)
-                rc = VNET_ENOMEM;
-        }
-        for (uint32_t i = 0; !rc && i < nv.n; i++) {
-            struct vnet_node_status *st = &r->status[i];
-            struct session *ns;
-            st->node = nv.v[i];
-            if (node_connected(c, nv.v[i].id, &ns)) {
-                st->connected = 1;
-                st->acked = ns->acked_rev;
-                st->connected_since_ms = ns->since_unix_ms;
-            } else {
-                struct acked *a = find_ack(c, nv.v[i].id, false);
-                st->acked = a ? a->rev : 0;
-            }
-            r->nstatus = i + 1;
-        }
-        free(nv.v);
-        break;
-    }
-    case VNET_REQ_NODE_ADD: {
-        struct vnet_node_spec spec;
-        memset(&spec, 0, sizeof(spec));
-        spec.name = q->node;
-        spec.has_mac = (q->has & VNET_REQ_HAS_MAC) != 0;
-        spec.mac = q->mac;
-        if (q->has & VNET_REQ_HAS_IP4)
-            spec.ips[0] = q->ip4;
-        if (q->has & VNET_REQ_HAS_IP6)
-            spec.ips[1] = q->ip6;
-        if (q->has & VNET_REQ_HAS_PHYS)
-            spec.phys = q->phys;
-        if (q->has & VNET_REQ_HAS_PUBKEY)
-            spec.pubkey = q->pubkey;
-        struct vnet_node out;
-        rc = vnet_store_node_add(c->store, net.id, &spec, &out, err, errlen);
-        if (rc == 0) {
-            r->nodes = malloc(sizeof(*r->nodes));
-            if (r->nodes) {
-                r->nodes[0] = out;
-                r->nnodes = 1;
-            }
-            note_own_commit(c, net.id);
-            /* Without a key given, the node enrols its own with a single-use join token. */
-            if (c->has_key && !spec.pubkey)
-                make_join_token(c, &out, r->token, sizeof(r->token));
-        }
-        break;
-    }
-    case VNET_REQ_NODE_LIST:
-        rc = reply_nodes(c, net.id, r);
-        break;
-    case VNET_REQ_NODE_SHOW:
-    case VNET_REQ_NODE_MOVE: {
-        struct vnet_node out;
-        if (q->op == VNET_REQ_NODE_SHOW) {
-            rc = vnet_store_node_get(c->store, net.id, q->node, &out);
-            if (rc)
-                snprintf(err, errlen, "no node '%s' in network '%s'", q->node, q->network);
-        } else if (!(q->has & VNET_REQ_HAS_PHYS)) {
-            rc = VNET_EINVAL;
-            snprintf(err, errlen, "node move needs a physical endpoint");
-        } else {
-            rc = vnet_store_node_move(c->store, net.id, q->node, &q->phys, &out, err, errlen);
-            if (!rc)
-                note_own_commit(c, net.id);
-        }
-        if (!rc) {
-            r->nodes = malloc(sizeof(*r->nodes));
-            if (r->nodes) {
-                r->nodes[0] = out;
-                r->nnodes = 1;
-            }
-        }
-        break;
-    }
-    case VNET_REQ_NODE_REMOVE: {
-        struct vnet_node gone;
-        bool had = vnet_store_node_get(c->store, net.id, q->node, &gone) == 0;
-        uint64_t rev = 0;
-        rc = vnet_store_node_remove(c->store, net.id, q->node, &rev, err, errlen);
-        if (!rc) {
-            note_own_commit(c, net.id);
-            struct session *ns;
-            if (had && node_connected(c, gone.id, &ns))
-                session_fail(ns, VNET_ENOENT, "node removed from its network");
-        }
-        break;
-    }
-    case VNET_REQ_NODE_REVOKE: {
-        struct vnet_node n;
-        rc = vnet_store_node_get(c->store, net.id, q->node, &n);
-        if (rc) {
-            snprintf(err, errlen, "no node '%s' in network '%s'", q->node, q->network);
-            break;
-        }
-        rc = vnet_store_node_revoke(c->store, n.id);
-        if (!rc) {
-            note_own_commit(c, net.id); /* the others drop its key */
-            struct session *ns;
-            vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s': key revoked", n.name,
-                     net.name);
-            if (node_connected(c, n.id, &ns))
-                session_fail(ns, VNET_EACCES, "key revoked");
-        }
-        break;
-    }
-    default:
-        rc = VNET_EINVAL;
-        snprintf(err, errlen, "unknown request %d", (int)q->op);
-    }
-out:
-    r->code = rc;
-    if (rc && !r->text[0])
-        snprintf(err, errlen, "%s", vnet_strerror(rc));
-    if (rc)
+    if (vnet__api_handle(&env, &who, q, &m) != 0)
         c->st.errors++;
     send_msg(s, &m);
     vnet_msg_free(&m);
