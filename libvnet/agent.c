@@ -46,7 +46,7 @@ struct vnet_agent {
     uint8_t join_secret[VNET_JOIN_SECRET_LEN];
 
     bool destroying;
-    int pending_closes;
+    bool retry_open; /* the retry timer is not closed yet */
     struct vnet_agent_stats st;
     char rxbuf[65536];
 };
@@ -61,57 +61,46 @@ static void on_retry(uv_timer_t *t)
 
 /* ---- lifecycle helpers ---- */
 
+/* Free the agent once it is being destroyed and none of its handles is left in the loop. */
 static void maybe_free(struct vnet_agent *a)
 {
-    if (a->destroying && a->pending_closes == 0) {
-        vnet_key_wipe(&a->key);
-        sodium_memzero(a->join_secret, sizeof(a->join_secret));
-        free(a->nodes);
-        free(a->controller);
-        free(a->network);
-        free(a->node);
-        free(a);
-    }
+    if (!a->destroying || a->retry_open || a->tcp_open)
+        return;
+    vnet_key_wipe(&a->key);
+    sodium_memzero(a->join_secret, sizeof(a->join_secret));
+    free(a->nodes);
+    free(a->controller);
+    free(a->network);
+    free(a->node);
+    free(a);
 }
 
-static void on_closed(uv_handle_t *h)
-{
-    struct vnet_agent *a = h->data;
-    a->pending_closes--;
-    maybe_free(a);
-}
-
-/* The connection is closed: reconnect (unless going away). */
+/* The connection is closed: reconnect after a jittered backoff (unless going away). */
 static void on_sess_closed(struct vnet__sess_uv *t)
 {
     struct vnet_agent *a = t->data;
     a->tcp_open = false;
-    a->pending_closes--;
-    if (!a->destroying) {
-        /* reconnect after a jittered backoff */
-        double jitter = 0.75 + 0.5 * ((double)randombytes_uniform(1000) / 1000.0);
-        uint64_t delay = (uint64_t)(a->backoff * jitter);
-        a->backoff = a->backoff * 2 > a->backoff_max ? a->backoff_max : a->backoff * 2;
-        uv_timer_start(&a->retry, on_retry, delay, 0);
-    }
-    maybe_free(a);
-}
-
-static void close_h(struct vnet_agent *a, uv_handle_t *h)
-{
-    if (uv_is_closing(h))
+    if (a->destroying) {
+        maybe_free(a);
         return;
-    h->data = a;
-    a->pending_closes++;
-    uv_close(h, on_closed);
+    }
+    double jitter = 0.75 + 0.5 * ((double)randombytes_uniform(1000) / 1000.0);
+    uint64_t delay = (uint64_t)(a->backoff * jitter);
+    a->backoff = a->backoff * 2 > a->backoff_max ? a->backoff_max : a->backoff * 2;
+    uv_timer_start(&a->retry, on_retry, delay, 0);
 }
 
 static void close_sess(struct vnet_agent *a)
 {
-    if (a->tcp_open && !a->t.closing) {
-        a->pending_closes++;
-        vnet__sess_uv_close(&a->t);
-    }
+    if (a->tcp_open)
+        vnet__sess_uv_close(&a->t); /* a no-op when already closing */
+}
+
+static void on_retry_closed(uv_handle_t *h)
+{
+    struct vnet_agent *a = h->data;
+    a->retry_open = false;
+    maybe_free(a);
 }
 
 static void drop_session(struct vnet_agent *a, const char *why)
@@ -166,12 +155,7 @@ struct opvec {
 
 static int op_push(struct opvec *o, const struct vnet_table_op *op)
 {
-    struct vnet_table_op *v = vec_room(o->v, o->n, &o->cap, sizeof(*v), 64);
-    if (!v)
-        return VNET_ENOMEM;
-    o->v = v;
-    o->v[o->n++] = *op;
-    return 0;
+    return vec_push(&o->v, &o->n, &o->cap, sizeof(*op), 64, op);
 }
 
 /* Where frames for @n go: the endpoint configured for it, else the one it reported. */
@@ -269,16 +253,7 @@ static int keep_node(struct vnet_agent *a, const struct vnet_node *n)
         *k = *n;
         return 0;
     }
-    if (a->nnodes == a->capnodes) {
-        size_t cap = a->capnodes ? a->capnodes * 2 : 64;
-        struct vnet_node *v = realloc(a->nodes, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        a->nodes = v;
-        a->capnodes = cap;
-    }
-    a->nodes[a->nnodes++] = *n;
-    return 0;
+    return vec_push(&a->nodes, &a->nnodes, &a->capnodes, sizeof(*n), 64, n);
 }
 
 static void forget_node(struct vnet_agent *a, uint64_t id)
@@ -609,6 +584,7 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
     }
     uv_timer_init(a->loop, &a->retry);
     a->retry.data = a;
+    a->retry_open = true;
     start_connect(a);
     *out = a;
     return 0;
@@ -619,7 +595,7 @@ void vnet_agent_destroy(struct vnet_agent *a)
     if (!a || a->destroying)
         return;
     a->destroying = true;
-    close_h(a, (uv_handle_t *)&a->retry);
+    uv_close((uv_handle_t *)&a->retry, on_retry_closed);
     close_sess(a);
     maybe_free(a);
 }

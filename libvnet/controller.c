@@ -134,14 +134,10 @@ static void mark_dirty(struct vnet_controller *c, uint64_t network_id)
     for (size_t i = 0; i < c->ndirty; i++)
         if (c->dirty[i] == network_id)
             return;
-    if (c->ndirty == c->capdirty) {
-        size_t cap = c->capdirty ? c->capdirty * 2 : 16;
-        uint64_t *d = realloc(c->dirty, cap * sizeof(*d));
-        if (!d)
-            return; /* the store poller will find the change again */
-        c->dirty = d;
-        c->capdirty = cap;
-    }
+    uint64_t *d = vec_room(c->dirty, c->ndirty, &c->capdirty, sizeof(*d), 16);
+    if (!d)
+        return; /* the store poller will find the change again */
+    c->dirty = d;
     c->dirty[c->ndirty++] = network_id;
 }
 
@@ -152,14 +148,10 @@ static struct acked *find_ack(struct vnet_controller *c, uint64_t node_id, bool 
             return &c->acks[i];
     if (!create)
         return NULL;
-    if (c->nacks == c->capacks) {
-        size_t cap = c->capacks ? c->capacks * 2 : 64;
-        struct acked *a = realloc(c->acks, cap * sizeof(*a));
-        if (!a)
-            return NULL;
-        c->acks = a;
-        c->capacks = cap;
-    }
+    struct acked *a = vec_room(c->acks, c->nacks, &c->capacks, sizeof(*a), 64);
+    if (!a)
+        return NULL;
+    c->acks = a;
     c->acks[c->nacks].node_id = node_id;
     c->acks[c->nacks].rev = 0;
     c->acks[c->nacks].hello_ts = 0;
@@ -280,12 +272,7 @@ struct change_vec {
 static int collect_change(const struct vnet_change *ch, void *arg)
 {
     struct change_vec *cv = arg;
-    struct vnet_change *v = vec_room(cv->v, cv->n, &cv->cap, sizeof(*v), 16);
-    if (!v)
-        return VNET_ENOMEM;
-    cv->v = v;
-    cv->v[cv->n++] = *ch;
-    return 0;
+    return vec_push(&cv->v, &cv->n, &cv->cap, sizeof(*ch), 16, ch);
 }
 
 /* Bring every node session of @network_id up to the network's revision. */
@@ -515,13 +502,19 @@ static int find_node_network(struct vnet_controller *c, const char *spec, struct
     return vnet_store_network_get(c->store, owner.id, slash + 1, out);
 }
 
+/* An empty WELCOME: the answer to a hello that is let in. */
+static void welcome_init(struct vnet_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = VNET_MSG_WELCOME;
+    m->u.welcome.version = VNET_PROTO_VERSION;
+}
+
 static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
 {
     struct vnet_controller *c = s->c;
     struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_WELCOME;
-    m.u.welcome.version = VNET_PROTO_VERSION;
+    welcome_init(&m);
     char text[VNET_MSG_TEXT_MAX];
     if (find_node_network(c, h->network, &m.u.welcome.network) != 0) {
         snprintf(text, sizeof(text), "no network '%s'", h->network);
@@ -657,9 +650,7 @@ static void handle_client_hello(struct session *s, const struct vnet_msg_hello *
 {
     struct vnet_controller *c = s->c;
     struct vnet_msg w;
-    memset(&w, 0, sizeof(w));
-    w.type = VNET_MSG_WELCOME;
-    w.u.welcome.version = VNET_PROTO_VERSION;
+    welcome_init(&w);
     bool secure = !s->local && c->has_key;
     if (secure) {
         if (authenticate_client(s, h, &w.u.welcome) != 0)

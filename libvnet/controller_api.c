@@ -52,12 +52,7 @@ static void subscriber_gone(const struct req *x, uint64_t sub_id, const char *wh
 int vnet__api_collect_node(const struct vnet_node *n, void *arg)
 {
     struct vnet__node_vec *nv = arg;
-    struct vnet_node *v = vec_room(nv->v, nv->n, &nv->cap, sizeof(*v), 64);
-    if (!v)
-        return VNET_ENOMEM;
-    nv->v = v;
-    nv->v[nv->n++] = *n;
-    return 0;
+    return vec_push(&nv->v, &nv->n, &nv->cap, sizeof(*n), 64, n);
 }
 
 static int collect_network(const struct vnet_network *n, void *arg)
