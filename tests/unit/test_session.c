@@ -299,6 +299,16 @@ START_TEST(t_bad_frames)
     vnet_buf_free(&f);
     vnet__sess_fd_close(&i);
     vnet__sess_fd_close(&r);
+    sealed_pair(&i, &r, &f); /* the largest message, sealed, is awaited */
+    over = VNET__SESS_SEALED_MAX;
+    big[0] = (uint8_t)(over >> 24);
+    big[1] = (uint8_t)(over >> 16);
+    big[2] = (uint8_t)(over >> 8);
+    big[3] = (uint8_t)over;
+    ck_assert_int_eq(feed_next(&r.codec, big, 4), 0);
+    vnet_buf_free(&f);
+    vnet__sess_fd_close(&i);
+    vnet__sess_fd_close(&r);
 
     struct vnet__sess s;
     memset(&s, 0, sizeof(s));
