@@ -495,9 +495,7 @@ static void on_connected(uv_connect_t *req, int status)
     snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", a->node);
     m.u.hello.revision = a->st.revision;
     if (a->has_key) {
-        char prologue[2 * VNET_NAME_MAX + 16];
-        snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", a->network, a->node);
-        int rc = vnet__sess_hello(&a->t.codec, &a->key, a->ctl_pub, prologue, &m.u.hello);
+        int rc = vnet__sess_hello(&a->t.codec, &a->key, a->ctl_pub, &m.u.hello);
         if (!rc && a->has_join) {
             rc = vnet_join_seal(a->ctl_pub, a->join_secret, m.u.hello.auth + m.u.hello.auth_len);
             m.u.hello.auth_len += VNET_JOIN_SEALED_LEN;

@@ -15,8 +15,6 @@
 #include <sys/un.h>
 #include <sodium.h>
 
-#define CLIENT_PROLOGUE "vnet-client" /* binds the role into the handshake transcript */
-
 struct vnet_client {
     struct vnet__sess_fd t;
     uint32_t timeout_ms;
@@ -55,7 +53,7 @@ static int write_auth(struct vnet_client *c, const struct vnet_client_opts *o,
     uint8_t raw[VNET_API_TOKEN_LEN];
     int rc = vnet_key_generate(&me); /* clients have no registered key: a fresh one each time */
     if (!rc)
-        rc = vnet__sess_hello(&c->t.codec, &me, o->controller_pub, CLIENT_PROLOGUE, h);
+        rc = vnet__sess_hello(&c->t.codec, &me, o->controller_pub, h);
     if (rc) {
         seterr(err, errlen, "handshake: %s", vnet_strerror(rc));
     } else if (o->token) {

@@ -398,8 +398,6 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
     char text[VNET_MSG_TEXT_MAX];
     uint8_t claimed[VNET_KEY_LEN];
     uint64_t ts = 0;
-    char prologue[2 * VNET_NAME_MAX + 16];
-    snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", h->network, h->node);
     if (h->auth_len < VNET_HS_HELLO_LEN) {
         snprintf(text, sizeof(text), "node '%s': authentication required (no key in hello)",
                  h->node);
@@ -408,7 +406,7 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
         session_fail(s, VNET_EACCES, text);
         return VNET_EACCES;
     }
-    int rc = vnet__sess_read_hello(&s->t.codec, &c->key, prologue, h, claimed, &ts);
+    int rc = vnet__sess_read_hello(&s->t.codec, &c->key, h, claimed, &ts);
     if (rc) {
         snprintf(text, sizeof(text),
                  "node '%s': handshake failed (%s): wrong controller key or tampered hello",
@@ -576,8 +574,6 @@ static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e
 
 /* ---- client sessions ---- */
 
-#define CLIENT_PROLOGUE "vnet-client" /* the role, bound into the handshake transcript */
-
 static void client_refuse(struct session *s, const char *text)
 {
     vnet__sess_hs_abort(&s->t.codec);
@@ -603,7 +599,7 @@ static int authenticate_client(struct session *s, const struct vnet_msg_hello *h
                          "an API token (vnetctl --controller-key KEY --token-file FILE)");
         return VNET_EACCES;
     }
-    int rc = vnet__sess_read_hello(&s->t.codec, &c->key, CLIENT_PROLOGUE, h, claimed, NULL);
+    int rc = vnet__sess_read_hello(&s->t.codec, &c->key, h, claimed, NULL);
     if (rc) {
         snprintf(text, sizeof(text),
                  "handshake failed (%s): wrong controller key or tampered hello",

@@ -133,13 +133,24 @@ static uint64_t unix_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int vnet__sess_hello(struct vnet__sess *s, const struct vnet_keypair *me,
-                     const uint8_t peer_pub[VNET_KEY_LEN], const char *prologue,
-                     struct vnet_msg_hello *h)
+/* The prologue binds the HELLO's plaintext to the handshake (docs/security.md): the role, and
+ * for a node its network and name, so that neither can be changed on the way. */
+static size_t hello_prologue(const struct vnet_msg_hello *h, char *buf, size_t len)
 {
-    size_t n = 0;
+    int n = h->role == VNET_ROLE_CLIENT
+                ? snprintf(buf, len, "vnet-client")
+                : snprintf(buf, len, "vnet-node/%.*s/%.*s", (int)sizeof(h->network), h->network,
+                           (int)sizeof(h->node), h->node);
+    return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+int vnet__sess_hello(struct vnet__sess *s, const struct vnet_keypair *me,
+                     const uint8_t peer_pub[VNET_KEY_LEN], struct vnet_msg_hello *h)
+{
+    char prologue[VNET_HS_PROLOGUE_MAX + 1];
+    size_t plen = hello_prologue(h, prologue, sizeof(prologue)), n = 0;
     /* The timestamp lets the controller refuse a replayed HELLO (docs/security.md). */
-    int rc = vnet_hs_init_initiator(&s->hs, me, peer_pub, prologue, strlen(prologue));
+    int rc = vnet_hs_init_initiator(&s->hs, me, peer_pub, prologue, plen);
     if (!rc)
         rc = vnet_hs_write_hello(&s->hs, unix_ms(), h->auth, sizeof(h->auth), &n);
     if (rc)
@@ -170,11 +181,13 @@ int vnet__sess_welcome(struct vnet__sess *s, const struct vnet_msg_welcome *w)
     return 0;
 }
 
-int vnet__sess_read_hello(struct vnet__sess *s, const struct vnet_keypair *me, const char *prologue,
+int vnet__sess_read_hello(struct vnet__sess *s, const struct vnet_keypair *me,
                           const struct vnet_msg_hello *h, uint8_t claimed[VNET_KEY_LEN],
                           uint64_t *ts)
 {
-    int rc = vnet_hs_init_responder(&s->hs, me, prologue, strlen(prologue));
+    char prologue[VNET_HS_PROLOGUE_MAX + 1];
+    size_t plen = hello_prologue(h, prologue, sizeof(prologue));
+    int rc = vnet_hs_init_responder(&s->hs, me, prologue, plen);
     if (!rc)
         rc = vnet_hs_read_hello(&s->hs, h->auth, VNET_HS_HELLO_LEN, claimed, ts);
     if (rc)
@@ -473,7 +486,9 @@ void vnet__sess_uv_fail(struct vnet__sess_uv *t, int code, const char *text)
         uv_read_stop(&t->h.stream);
         t->reading = false;
     }
-    uv_timer_stop(&t->ka);
+    /* Nothing more is sent either; the timer still ends a peer that never lets the ERROR
+     * drain (it is silent now, as far as we listen). */
+    t->ka_send = false;
     /* libuv writes what is queued before a shutdown completes, not before a close. */
     uv_shutdown_t *req = malloc(sizeof(*req));
     if (!req || uv_shutdown(req, &t->h.stream, on_uv_shutdown) != 0) {

@@ -63,20 +63,21 @@ int vnet__sess_feed(struct vnet__sess *s, const uint8_t *data, size_t len);
 int vnet__sess_next(struct vnet__sess *s, struct vnet_msg *m, char *why, size_t whylen);
 
 /* Initiator (node, client): start the handshake with our key @me and the pinned responder key
- * @peer_pub, bound to @prologue, and write its first message to h->auth (h->auth_len set; the
- * caller may append a sealed token behind it). Returns 0 or what vnet_hs_* returns. */
+ * @peer_pub and write its first message to h->auth (h->auth_len set; the caller may append a
+ * sealed token behind it). The handshake is bound to h->role and, for a node, h->network and
+ * h->node: fill them first. Returns 0 or what vnet_hs_* returns. */
 int vnet__sess_hello(struct vnet__sess *s, const struct vnet_keypair *me,
-                     const uint8_t peer_pub[VNET_KEY_LEN], const char *prologue,
-                     struct vnet_msg_hello *h);
+                     const uint8_t peer_pub[VNET_KEY_LEN], struct vnet_msg_hello *h);
 /* Initiator: check WELCOME.auth and switch the session to the channel. Returns 0 or
  * VNET_EACCES (absent, tampered, or not from the pinned key). */
 int vnet__sess_welcome(struct vnet__sess *s, const struct vnet_msg_welcome *w);
 
 /* Responder (controller): check the handshake at the start of h->auth (the caller checked that
- * h->auth_len >= VNET_HS_HELLO_LEN) with our key @me and @prologue; gives the initiator's proven
- * static key and HELLO timestamp (@ts may be NULL). Returns 0 or what vnet_hs_read_hello()
- * returns (the handshake is wiped then). */
-int vnet__sess_read_hello(struct vnet__sess *s, const struct vnet_keypair *me, const char *prologue,
+ * h->auth_len >= VNET_HS_HELLO_LEN) with our key @me, bound to the HELLO's role, network and
+ * node as the initiator's was; gives the initiator's proven static key and HELLO timestamp
+ * (@ts may be NULL). Returns 0 or what vnet_hs_read_hello() returns: VNET_EACCES also when
+ * the plaintext fields were changed on the way (the handshake is wiped then). */
+int vnet__sess_read_hello(struct vnet__sess *s, const struct vnet_keypair *me,
                           const struct vnet_msg_hello *h, uint8_t claimed[VNET_KEY_LEN],
                           uint64_t *ts);
 /* Responder: accept the initiator and write WELCOME.auth to @w. Returns 0 or VNET_ESTATE. */

@@ -15,8 +15,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define PROLOGUE "vnet-test"
-
 static struct vnet_keypair node_key, ctl_key, other_key;
 
 static void keys(void)
@@ -73,7 +71,7 @@ static int fd_handshake(struct vnet__sess_fd *i, struct vnet__sess_fd *r,
 {
     char why[192];
     struct vnet_msg m = hello_msg();
-    ck_assert_int_eq(vnet__sess_hello(&i->codec, &node_key, pinned, PROLOGUE, &m.u.hello), 0);
+    ck_assert_int_eq(vnet__sess_hello(&i->codec, &node_key, pinned, &m.u.hello), 0);
     ck_assert_uint_eq(m.u.hello.auth_len, VNET_HS_HELLO_LEN);
     ck_assert_int_eq(vnet__sess_fd_send(i, &m, soon()), 0);
 
@@ -82,7 +80,7 @@ static int fd_handshake(struct vnet__sess_fd *i, struct vnet__sess_fd *r,
     ck_assert_int_eq(h.type, VNET_MSG_HELLO);
     uint8_t claimed[VNET_KEY_LEN];
     uint64_t ts = 0;
-    int rc = vnet__sess_read_hello(&r->codec, &ctl_key, PROLOGUE, &h.u.hello, claimed, &ts);
+    int rc = vnet__sess_read_hello(&r->codec, &ctl_key, &h.u.hello, claimed, &ts);
     vnet_msg_free(&h);
     if (rc)
         return rc;
@@ -176,13 +174,25 @@ START_TEST(t_fd_wrong_key)
     pair(sv);
     fd_open(&i, sv[0]);
     struct vnet_msg m = hello_msg();
-    ck_assert_int_eq(vnet__sess_hello(&i.codec, &node_key, ctl_key.pub, PROLOGUE, &m.u.hello), 0);
+    ck_assert_int_eq(vnet__sess_hello(&i.codec, &node_key, ctl_key.pub, &m.u.hello), 0);
     struct vnet__sess impostor;
     memset(&impostor, 0, sizeof(impostor));
     uint8_t claimed[VNET_KEY_LEN];
-    ck_assert_int_eq(
-        vnet__sess_read_hello(&impostor, &other_key, PROLOGUE, &m.u.hello, claimed, NULL),
-        VNET_EACCES);
+    ck_assert_int_eq(vnet__sess_read_hello(&impostor, &other_key, &m.u.hello, claimed, NULL),
+                     VNET_EACCES);
+    /* The HELLO's plaintext is bound to the handshake: another node name does not pass. */
+    struct vnet__sess resp;
+    memset(&resp, 0, sizeof(resp));
+    snprintf(m.u.hello.node, sizeof(m.u.hello.node), "b");
+    ck_assert_int_eq(vnet__sess_read_hello(&resp, &ctl_key, &m.u.hello, claimed, NULL),
+                     VNET_EACCES);
+    snprintf(m.u.hello.node, sizeof(m.u.hello.node), "a");
+    m.u.hello.role = VNET_ROLE_CLIENT;
+    ck_assert_int_eq(vnet__sess_read_hello(&resp, &ctl_key, &m.u.hello, claimed, NULL),
+                     VNET_EACCES);
+    m.u.hello.role = VNET_ROLE_NODE;
+    ck_assert_int_eq(vnet__sess_read_hello(&resp, &ctl_key, &m.u.hello, claimed, NULL), 0);
+    vnet__sess_wipe(&resp);
     struct vnet_msg_welcome w;
     memset(&w, 0, sizeof(w));
     ck_assert_int_eq(vnet__sess_welcome(&i.codec, &w), VNET_EACCES); /* no auth at all */
@@ -191,11 +201,9 @@ START_TEST(t_fd_wrong_key)
 
     pair(sv);
     fd_open(&i, sv[0]);
-    struct vnet__sess resp;
     memset(&resp, 0, sizeof(resp));
-    ck_assert_int_eq(vnet__sess_hello(&i.codec, &node_key, ctl_key.pub, PROLOGUE, &m.u.hello), 0);
-    ck_assert_int_eq(vnet__sess_read_hello(&resp, &ctl_key, PROLOGUE, &m.u.hello, claimed, NULL),
-                     0);
+    ck_assert_int_eq(vnet__sess_hello(&i.codec, &node_key, ctl_key.pub, &m.u.hello), 0);
+    ck_assert_int_eq(vnet__sess_read_hello(&resp, &ctl_key, &m.u.hello, claimed, NULL), 0);
     ck_assert_int_eq(vnet__sess_accept(&resp, &w), 0);
     w.auth[w.auth_len / 2] ^= 1;
     ck_assert_int_eq(vnet__sess_welcome(&i.codec, &w), VNET_EACCES);
@@ -361,8 +369,7 @@ static void on_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
         w.type = VNET_MSG_WELCOME;
         w.u.welcome.version = VNET_PROTO_VERSION;
         ck_assert(e->responder);
-        ck_assert_int_eq(
-            vnet__sess_read_hello(&t->codec, &ctl_key, PROLOGUE, &m->u.hello, claimed, NULL), 0);
+        ck_assert_int_eq(vnet__sess_read_hello(&t->codec, &ctl_key, &m->u.hello, claimed, NULL), 0);
         ck_assert_int_eq(vnet__sess_accept(&t->codec, &w.u.welcome), 0);
         ck_assert_int_eq(vnet__sess_uv_send(t, &w), 0);
         ck_assert_int_eq(vnet__sess_secure(&t->codec), 0);
@@ -471,7 +478,7 @@ START_TEST(t_uv_handshake)
     uv_pair(&a, &b);
     b.responder = true;
     struct vnet_msg m = hello_msg();
-    ck_assert_int_eq(vnet__sess_hello(&a.t.codec, &node_key, ctl_key.pub, PROLOGUE, &m.u.hello), 0);
+    ck_assert_int_eq(vnet__sess_hello(&a.t.codec, &node_key, ctl_key.pub, &m.u.hello), 0);
     ck_assert_int_eq(vnet__sess_uv_send(&a.t, &m), 0);
     run_for(2000, false);
     ck_assert_uint_eq(b.requests, 1);
