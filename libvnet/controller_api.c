@@ -55,15 +55,22 @@ int vnet__api_collect_node(const struct vnet_node *n, void *arg)
     return vec_push(&nv->v, &nv->n, &nv->cap, sizeof(*n), 64, n);
 }
 
+/* Append one element to a reply's array (@vp: its T **, @n: its count). Replies are small:
+ * one realloc per element. */
+static int reply_push(void *vp, uint32_t *n, size_t size, const void *elem)
+{
+    size_t len = *n, cap = *n;
+    if (len >= UINT32_MAX)
+        return VNET_ENOMEM;
+    int rc = vec_push(vp, &len, &cap, size, 1, elem);
+    *n = (uint32_t)len;
+    return rc;
+}
+
 static int collect_network(const struct vnet_network *n, void *arg)
 {
     struct vnet_msg_reply *r = arg;
-    struct vnet_network *v = realloc(r->networks, (r->nnetworks + 1) * sizeof(*v));
-    if (!v)
-        return VNET_ENOMEM;
-    r->networks = v;
-    r->networks[r->nnetworks++] = *n;
-    return 0;
+    return reply_push(&r->networks, &r->nnetworks, sizeof(*n), n);
 }
 
 static int reply_nodes(const struct req *x, uint64_t network_id, struct vnet_msg_reply *r)
@@ -150,12 +157,7 @@ static int find_network(const struct req *x, const char *name, struct vnet_netwo
 static int collect_subscriber(const struct vnet_subscriber *sub, void *arg)
 {
     struct vnet_msg_reply *r = arg;
-    struct vnet_subscriber *v = realloc(r->subscribers, (r->nsubscribers + 1) * sizeof(*v));
-    if (!v)
-        return VNET_ENOMEM;
-    r->subscribers = v;
-    r->subscribers[r->nsubscribers++] = *sub;
-    return 0;
+    return reply_push(&r->subscribers, &r->nsubscribers, sizeof(*sub), sub);
 }
 
 static bool subscriber_op(enum vnet_req_op op)
