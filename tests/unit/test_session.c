@@ -343,7 +343,7 @@ struct end {
     bool responder, answer_keepalives, closed;
     unsigned keepalives, requests, errors;
     uint64_t ka_at[64]; /* uv_now() of each keepalive received */
-    int down_code;
+    int down_code, refused;
     uint64_t down_at;
     struct end *peer;
 };
@@ -369,7 +369,11 @@ static void on_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
         w.type = VNET_MSG_WELCOME;
         w.u.welcome.version = VNET_PROTO_VERSION;
         ck_assert(e->responder);
-        ck_assert_int_eq(vnet__sess_read_hello(&t->codec, &ctl_key, &m->u.hello, claimed, NULL), 0);
+        e->refused = vnet__sess_read_hello(&t->codec, &ctl_key, &m->u.hello, claimed, NULL);
+        if (e->refused) { /* as the controller does: say why, then close */
+            vnet__sess_uv_fail(t, VNET_EACCES, "handshake failed");
+            return;
+        }
         ck_assert_int_eq(vnet__sess_accept(&t->codec, &w.u.welcome), 0);
         ck_assert_int_eq(vnet__sess_uv_send(t, &w), 0);
         ck_assert_int_eq(vnet__sess_secure(&t->codec), 0);
@@ -471,16 +475,30 @@ static void uv_done(struct end *a, struct end *b)
     ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
 
+/* A new pair; @a says HELLO pinning @pinned, @b answers as ctl_key; run until @b has the
+ * first sealed request (or the session failed). */
+static void uv_handshake(struct end *a, struct end *b, const uint8_t pinned[VNET_KEY_LEN])
+{
+    uv_pair(a, b);
+    b->responder = true;
+    struct vnet_msg m = hello_msg();
+    ck_assert_int_eq(vnet__sess_hello(&a->t.codec, &node_key, pinned, &m.u.hello), 0);
+    ck_assert_int_eq(vnet__sess_uv_send(&a->t, &m), 0);
+    run_for(2000, false);
+}
+
+/* Bytes on @e's stream as they are, bypassing its codec. */
+static void raw_write(struct end *e, const uint8_t *p, size_t n)
+{
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    ck_assert_int_eq(uv_try_write(&e->t.h.stream, &b, 1), (int)n);
+}
+
 START_TEST(t_uv_handshake)
 {
     keys();
     struct end a, b;
-    uv_pair(&a, &b);
-    b.responder = true;
-    struct vnet_msg m = hello_msg();
-    ck_assert_int_eq(vnet__sess_hello(&a.t.codec, &node_key, ctl_key.pub, &m.u.hello), 0);
-    ck_assert_int_eq(vnet__sess_uv_send(&a.t, &m), 0);
-    run_for(2000, false);
+    uv_handshake(&a, &b, ctl_key.pub);
     ck_assert_uint_eq(b.requests, 1);
     ck_assert(a.t.codec.secure && b.t.codec.secure);
 
@@ -495,7 +513,8 @@ START_TEST(t_uv_handshake)
 
     /* Failing a session: the ERROR arrives, then the end of the stream. */
     vnet__sess_uv_fail(&b.t, VNET_EACCES, "go away");
-    run_for(2000, false);
+    while (!a.down_code)
+        run_for(2000, false);
     ck_assert_uint_eq(a.errors, 1);
     ck_assert_int_eq(a.down_code, VNET_EIO);
     uv_done(&a, &b);
@@ -517,9 +536,11 @@ START_TEST(t_uv_keepalive)
     ck_assert_int_eq(a.down_code, VNET_ETIMEDOUT);
     uint64_t silent = a.down_at - t0;
     ck_assert_msg(silent > 3 * ka, "declared dead after %llu ms", (unsigned long long)silent);
-    ck_assert_msg(silent <= 5 * ka + 50, "declared dead only after %llu ms",
-                  (unsigned long long)silent);
-    ck_assert_uint_ge(b.keepalives, 2);
+    ck_assert_msg(silent < 1000, "declared dead only after %llu ms", (unsigned long long)silent);
+    /* Counted in ticks, which a loaded machine only delays: dead at the first tick after three
+     * silent intervals, the fourth at the latest, so at most three keepalives went out. */
+    ck_assert_uint_ge(b.keepalives, 1);
+    ck_assert_uint_le(b.keepalives, 3);
     for (unsigned k = 1; k < b.keepalives && k < 64; k++)
         ck_assert_msg(b.ka_at[k] - b.ka_at[k - 1] + 2 >= ka, "keepalives %llu ms apart",
                       (unsigned long long)(b.ka_at[k] - b.ka_at[k - 1]));
@@ -546,6 +567,58 @@ START_TEST(t_uv_keepalive)
 }
 END_TEST
 
+START_TEST(t_uv_refused)
+{
+    keys();
+    struct end a, b;
+
+    /* Another pinned key: the responder cannot read the HELLO and says so; the node hears the
+     * ERROR, then the end of the stream. */
+    uv_handshake(&a, &b, other_key.pub);
+    while (!a.down_code) /* each end's down stops the loop: wait for the node's */
+        run_for(2000, false);
+    ck_assert_int_eq(b.refused, VNET_EACCES);
+    ck_assert_uint_eq(a.errors, 1);
+    ck_assert_int_eq(a.down_code, VNET_EIO);
+    ck_assert(!a.t.codec.secure && !b.t.codec.secure);
+    uv_done(&a, &b);
+
+    /* A tampered sealed frame ends the session. */
+    uv_handshake(&a, &b, ctl_key.pub);
+    ck_assert_uint_eq(b.requests, 1);
+    struct vnet_msg q = request_msg(42, "blue");
+    struct vnet_buf f = {0};
+    ck_assert_int_eq(vnet__sess_encode(&a.t.codec, &q, &f), 0);
+    f.data[f.len - 1] ^= 1;
+    raw_write(&a, f.data, f.len);
+    vnet_buf_free(&f);
+    run_for(2000, false);
+    ck_assert_int_eq(b.down_code, VNET_EACCES);
+    ck_assert_uint_eq(b.requests, 1);
+    uv_done(&a, &b);
+
+    /* A truncated one too (the length prefix agrees with the shorter body). */
+    uv_handshake(&a, &b, ctl_key.pub);
+    ck_assert_int_eq(vnet__sess_encode(&a.t.codec, &q, &f), 0);
+    uint32_t n = (uint32_t)f.len - 4 - 2;
+    uint8_t pre[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(f.data, pre, 4);
+    raw_write(&a, f.data, f.len - 2);
+    vnet_buf_free(&f);
+    run_for(2000, false);
+    ck_assert_int_eq(b.down_code, VNET_EACCES);
+    uv_done(&a, &b);
+
+    /* An oversized one is refused on its length prefix alone. */
+    uv_handshake(&a, &b, ctl_key.pub);
+    static const uint8_t huge[] = {0x7f, 0xff, 0xff, 0xff};
+    raw_write(&a, huge, sizeof(huge));
+    run_for(2000, false);
+    ck_assert_int_eq(b.down_code, VNET_EMSGSIZE);
+    uv_done(&a, &b);
+}
+END_TEST
+
 static Suite *session_suite(void)
 {
     Suite *s = suite_create("session");
@@ -556,6 +629,7 @@ static Suite *session_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("uv");
     tcase_add_test(tc, t_uv_handshake);
+    tcase_add_test(tc, t_uv_refused);
     tcase_add_test(tc, t_uv_keepalive);
     suite_add_tcase(s, tc);
     return s;
