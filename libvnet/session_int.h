@@ -28,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 /* The largest frame on a sealed connection: the largest message plus the channel's overhead. */
@@ -42,8 +43,8 @@ struct vnet__sess {
     bool secure;             /* every frame body sealed/opened */
 };
 
-/* Start (or start over: wipes what was there) with an unsealed connection whose frames may be
- * @max bytes (0: VNET_FRAME_MAX). */
+/* Start (or start over: wipes what was there; @s is zeroed or was initialised) with an unsealed
+ * connection whose frames may be @max bytes (0: VNET_FRAME_MAX). */
 void vnet__sess_init(struct vnet__sess *s, uint32_t max);
 /* Free the reader's buffer and wipe the keys. Safe twice. */
 void vnet__sess_wipe(struct vnet__sess *s);
@@ -163,7 +164,9 @@ int vnet__sess_uv_write(struct vnet__sess_uv *t, struct vnet__frame *f);
 size_t vnet__sess_uv_queued(const struct vnet__sess_uv *t);
 /* Close the handles; on_closed follows. Safe to call twice. */
 void vnet__sess_uv_close(struct vnet__sess_uv *t);
-/* Send ERROR(@code, @text), let it drain (shutdown), then close. */
+/* End the session with a reason: queue ERROR(@code, @text), stop reading and sending, and shut
+ * the stream down; once the ERROR is written, on_down(VNET_EIO) asks the owner to close. The
+ * dead-peer check goes on meanwhile (a peer that never lets the ERROR drain is still ended). */
 void vnet__sess_uv_fail(struct vnet__sess_uv *t, int code, const char *text);
 
 /* ---- blocking fd transport ---- */
