@@ -1,8 +1,10 @@
 /* The management daemon: one session with the controller on the caller's libuv loop; it turns
  * snapshots and deltas into switch-table batches. It keeps the network's nodes as it last saw
  * them, because a delta says what a node is now, and the table must lose what it was. */
-#include "vec_int.h"
 #include "vnet/agent.h"
+
+#include "session_int.h"
+#include "vec_int.h"
 #include "vnet/crypto.h"
 #include "vnet/token.h"
 #include "vnet/error.h"
@@ -17,11 +19,6 @@
 
 enum agent_state { A_IDLE, A_CONNECTING, A_HELLO, A_UP };
 
-struct wreq {
-    uv_write_t req;
-    struct vnet_buf buf;
-};
-
 struct vnet_agent {
     uv_loop_t *loop;
     char *controller, *network, *node;
@@ -31,13 +28,11 @@ struct vnet_agent {
     struct vnet_agent_callbacks cb;
     void *cb_arg;
 
-    uv_tcp_t tcp;
-    bool tcp_open;
+    struct vnet__sess_uv t; /* the connection, its codec and keepalive timer */
+    bool tcp_open;          /* t is initialised and not closed yet */
     uv_connect_t conn;
-    uv_timer_t retry, keepalive;
+    uv_timer_t retry;
     enum agent_state state;
-    struct vnet_frame_reader rd;
-    uint64_t last_rx;
 
     struct vnet_network net;
     struct vnet_node self;
@@ -45,28 +40,19 @@ struct vnet_agent {
     struct vnet_node *nodes; /* the network as last applied, self included */
     size_t nnodes, capnodes;
 
-    bool has_key, has_join, secure;
+    bool has_key, has_join;
     struct vnet_keypair key;
     uint8_t ctl_pub[VNET_KEY_LEN];
     uint8_t join_secret[VNET_JOIN_SECRET_LEN];
-    struct vnet_hs hs;
-    struct vnet_chan tx, rx;
 
     bool destroying;
-    int pending_closes;
+    bool retry_open; /* the retry timer is not closed yet */
     struct vnet_agent_stats st;
     char rxbuf[65536];
 };
 
 static void start_connect(struct vnet_agent *a);
 static void drop_session(struct vnet_agent *a, const char *why);
-
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void on_retry(uv_timer_t *t)
 {
@@ -75,46 +61,46 @@ static void on_retry(uv_timer_t *t)
 
 /* ---- lifecycle helpers ---- */
 
+/* Free the agent once it is being destroyed and none of its handles is left in the loop. */
 static void maybe_free(struct vnet_agent *a)
 {
-    if (a->destroying && a->pending_closes == 0) {
-        vnet_key_wipe(&a->key);
-        sodium_memzero(a->join_secret, sizeof(a->join_secret));
-        vnet_hs_wipe(&a->hs);
-        vnet_chan_wipe(&a->tx);
-        vnet_chan_wipe(&a->rx);
-        vnet_frame_reader_free(&a->rd);
-        free(a->nodes);
-        free(a->controller);
-        free(a->network);
-        free(a->node);
-        free(a);
-    }
+    if (!a->destroying || a->retry_open || a->tcp_open)
+        return;
+    vnet_key_wipe(&a->key);
+    sodium_memzero(a->join_secret, sizeof(a->join_secret));
+    free(a->nodes);
+    free(a->controller);
+    free(a->network);
+    free(a->node);
+    free(a);
 }
 
-static void on_closed(uv_handle_t *h)
+/* The connection is closed: reconnect after a jittered backoff (unless going away). */
+static void on_sess_closed(struct vnet__sess_uv *t)
+{
+    struct vnet_agent *a = t->data;
+    a->tcp_open = false;
+    if (a->destroying) {
+        maybe_free(a);
+        return;
+    }
+    double jitter = 0.75 + 0.5 * ((double)randombytes_uniform(1000) / 1000.0);
+    uint64_t delay = (uint64_t)(a->backoff * jitter);
+    a->backoff = a->backoff * 2 > a->backoff_max ? a->backoff_max : a->backoff * 2;
+    uv_timer_start(&a->retry, on_retry, delay, 0);
+}
+
+static void close_sess(struct vnet_agent *a)
+{
+    if (a->tcp_open)
+        vnet__sess_uv_close(&a->t); /* a no-op when already closing */
+}
+
+static void on_retry_closed(uv_handle_t *h)
 {
     struct vnet_agent *a = h->data;
-    if (h == (uv_handle_t *)&a->tcp)
-        a->tcp_open = false;
-    a->pending_closes--;
-    if (!a->destroying && h == (uv_handle_t *)&a->tcp) {
-        /* reconnect after a jittered backoff */
-        double jitter = 0.75 + 0.5 * ((double)randombytes_uniform(1000) / 1000.0);
-        uint64_t delay = (uint64_t)(a->backoff * jitter);
-        a->backoff = a->backoff * 2 > a->backoff_max ? a->backoff_max : a->backoff * 2;
-        uv_timer_start(&a->retry, on_retry, delay, 0);
-    }
+    a->retry_open = false;
     maybe_free(a);
-}
-
-static void close_h(struct vnet_agent *a, uv_handle_t *h)
-{
-    if (uv_is_closing(h))
-        return;
-    h->data = a;
-    a->pending_closes++;
-    uv_close(h, on_closed);
 }
 
 static void drop_session(struct vnet_agent *a, const char *why)
@@ -123,63 +109,19 @@ static void drop_session(struct vnet_agent *a, const char *why)
         vnet_log(VNET_LOG_WARN, "agent", "controller session down: %s", why);
         bool was_up = a->state == A_UP;
         a->state = A_IDLE;
-        uv_timer_stop(&a->keepalive);
         if (was_up && a->cb.on_state)
             a->cb.on_state(a->cb_arg, 0);
     }
-    if (a->tcp_open)
-        close_h(a, (uv_handle_t *)&a->tcp);
+    close_sess(a);
 }
 
 /* ---- output ---- */
-
-static void on_written(uv_write_t *req, int status)
-{
-    struct wreq *w = (struct wreq *)req;
-    vnet_buf_free(&w->buf);
-    free(w);
-    (void)status; /* a failed write shows up as a read error too */
-}
 
 static int send_msg(struct vnet_agent *a, const struct vnet_msg *m)
 {
     if (!a->tcp_open)
         return VNET_ESTATE;
-    struct wreq *w = calloc(1, sizeof(*w));
-    if (!w)
-        return VNET_ENOMEM;
-    int rc = vnet_msg_encode(m, &w->buf);
-    if (!rc && a->secure) {
-        /* Seal the body; the frame keeps its length prefix, now of the sealed bytes. */
-        size_t body = w->buf.len - 4, sl = vnet_chan_sealed_len(&a->tx, body), outl = 0;
-        uint8_t *sealed = malloc(4 + sl);
-        rc = sealed ? vnet_chan_seal(&a->tx, w->buf.data + 4, body, sealed + 4, sl, &outl)
-                    : VNET_ENOMEM;
-        if (!rc) {
-            sealed[0] = (uint8_t)(outl >> 24);
-            sealed[1] = (uint8_t)(outl >> 16);
-            sealed[2] = (uint8_t)(outl >> 8);
-            sealed[3] = (uint8_t)outl;
-            vnet_buf_free(&w->buf);
-            w->buf.data = sealed;
-            w->buf.len = w->buf.cap = 4 + outl;
-        } else {
-            free(sealed);
-        }
-    }
-    if (rc) {
-        vnet_buf_free(&w->buf);
-        free(w);
-        return rc;
-    }
-    uv_buf_t b = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
-    rc = uv_write(&w->req, (uv_stream_t *)&a->tcp, &b, 1, on_written);
-    if (rc) {
-        vnet_buf_free(&w->buf);
-        free(w);
-        drop_session(a, uv_strerror(rc));
-    }
-    return rc;
+    return vnet__sess_uv_send(&a->t, m); /* a failure is reported through on_sess_down */
 }
 
 static void send_ack(struct vnet_agent *a, uint64_t rev)
@@ -213,12 +155,7 @@ struct opvec {
 
 static int op_push(struct opvec *o, const struct vnet_table_op *op)
 {
-    struct vnet_table_op *v = vec_room(o->v, o->n, &o->cap, sizeof(*v), 64);
-    if (!v)
-        return VNET_ENOMEM;
-    o->v = v;
-    o->v[o->n++] = *op;
-    return 0;
+    return vec_push(&o->v, &o->n, &o->cap, sizeof(*op), 64, op);
 }
 
 /* Where frames for @n go: the endpoint configured for it, else the one it reported. */
@@ -316,16 +253,7 @@ static int keep_node(struct vnet_agent *a, const struct vnet_node *n)
         *k = *n;
         return 0;
     }
-    if (a->nnodes == a->capnodes) {
-        size_t cap = a->capnodes ? a->capnodes * 2 : 64;
-        struct vnet_node *v = realloc(a->nodes, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        a->nodes = v;
-        a->capnodes = cap;
-    }
-    a->nodes[a->nnodes++] = *n;
-    return 0;
+    return vec_push(&a->nodes, &a->nnodes, &a->capnodes, sizeof(*n), 64, n);
 }
 
 static void forget_node(struct vnet_agent *a, uint64_t id)
@@ -459,17 +387,12 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
             return;
         }
         if (a->has_key) {
-            int rc = vnet_hs_read_welcome(&a->hs, m->u.welcome.auth, m->u.welcome.auth_len);
-            if (!rc)
-                rc = vnet_hs_split(&a->hs, &a->tx, &a->rx);
-            if (rc) {
-                vnet_hs_wipe(&a->hs);
+            if (vnet__sess_welcome(&a->t.codec, &m->u.welcome) != 0) {
                 a->st.errors++;
                 drop_session(a, "the controller did not prove the pinned key (wrong "
                                 "--controller-key, or an impostor)");
                 return;
             }
-            a->secure = true;
             if (a->has_join) { /* used: the key is registered now */
                 a->has_join = false;
                 sodium_memzero(a->join_secret, sizeof(a->join_secret));
@@ -520,76 +443,31 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct vnet_agent *a = h->data;
-    (void)suggested;
-    *buf = uv_buf_init(a->rxbuf, sizeof(a->rxbuf));
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-    struct vnet_agent *a = st->data;
-    if (nread < 0) {
-        drop_session(a, nread == UV_EOF ? "closed by the controller" : uv_strerror((int)nread));
-        return;
-    }
-    if (nread == 0)
-        return;
-    a->last_rx = uv_now(a->loop);
-    if (vnet_frame_reader_feed(&a->rd, (const uint8_t *)buf->base, (size_t)nread) != 0) {
-        drop_session(a, "out of memory");
-        return;
-    }
-    while (a->state != A_IDLE) {
-        const uint8_t *body;
-        size_t len;
-        int rc = vnet_frame_reader_next(&a->rd, &body, &len);
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            drop_session(a, "frame over the size limit");
-            break;
-        }
-        uint8_t *plain = NULL;
-        if (a->secure) {
-            size_t plen = 0;
-            plain = malloc(len ? len : 1);
-            if (!plain || vnet_chan_open(&a->rx, body, len, plain, len, &plen) != 0) {
-                free(plain);
-                drop_session(a, "a frame from the controller does not authenticate");
-                break;
-            }
-            body = plain;
-            len = plen;
-        }
-        struct vnet_msg m;
-        char err[128] = "";
-        int drc = vnet_msg_decode(body, len, &m, err, sizeof(err));
-        free(plain);
-        if (drc != 0) {
-            char why[160];
-            snprintf(why, sizeof(why), "malformed message from the controller: %s", err);
-            drop_session(a, why);
-            break;
-        }
-        handle(a, &m);
-        vnet_msg_free(&m);
-    }
-}
-
-static void on_keepalive(uv_timer_t *t)
+static void on_sess_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
 {
     struct vnet_agent *a = t->data;
-    if (uv_now(a->loop) - a->last_rx > 3ull * a->keepalive_ms) {
-        drop_session(a, "controller silent");
-        return;
-    }
-    struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_KEEPALIVE;
-    send_msg(a, &m);
+    if (a->state != A_IDLE)
+        handle(a, m);
 }
+
+static void on_sess_down(struct vnet__sess_uv *t, int code, const char *why)
+{
+    struct vnet_agent *a = t->data;
+    char text[256];
+    if (code == VNET_ETIMEDOUT)
+        snprintf(text, sizeof(text), "controller %s", why);
+    else if (code == VNET_EIO || code == VNET_ENOMEM)
+        snprintf(text, sizeof(text), "%s", why);
+    else
+        snprintf(text, sizeof(text), "from the controller: %s", why);
+    drop_session(a, text);
+}
+
+static const struct vnet__sess_uv_cbs sess_cbs = {
+    .on_msg = on_sess_msg,
+    .on_down = on_sess_down,
+    .on_closed = on_sess_closed,
+};
 
 static void on_connected(uv_connect_t *req, int status)
 {
@@ -603,15 +481,11 @@ static void on_connected(uv_connect_t *req, int status)
         return;
     }
     a->state = A_HELLO;
-    a->last_rx = uv_now(a->loop);
-    a->secure = false;
-    vnet_chan_wipe(&a->tx);
-    vnet_chan_wipe(&a->rx);
-    vnet_frame_reader_free(&a->rd);
-    vnet_frame_reader_init(&a->rd, VNET_FRAME_MAX + VNET_CHAN_HEADER_LEN + VNET_CHAN_OVERHEAD);
-    uv_tcp_nodelay(&a->tcp, 1);
-    a->tcp.data = a;
-    uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
+    uv_tcp_nodelay(&a->t.h.tcp, 1);
+    if (vnet__sess_uv_start(&a->t) != 0) {
+        drop_session(a, "cannot read");
+        return;
+    }
     struct vnet_msg m;
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_HELLO;
@@ -621,24 +495,18 @@ static void on_connected(uv_connect_t *req, int status)
     snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", a->node);
     m.u.hello.revision = a->st.revision;
     if (a->has_key) {
-        char prologue[2 * VNET_NAME_MAX + 16];
-        int plen = snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", a->network, a->node);
-        size_t n = 0;
-        int rc = vnet_hs_init_initiator(&a->hs, &a->key, a->ctl_pub, prologue, (size_t)plen);
-        if (!rc)
-            rc = vnet_hs_write_hello(&a->hs, unix_ms(), m.u.hello.auth, sizeof(m.u.hello.auth), &n);
+        int rc = vnet__sess_hello(&a->t.codec, &a->key, a->ctl_pub, &m.u.hello);
         if (!rc && a->has_join) {
-            rc = vnet_join_seal(a->ctl_pub, a->join_secret, m.u.hello.auth + n);
-            n += VNET_JOIN_SEALED_LEN;
+            rc = vnet_join_seal(a->ctl_pub, a->join_secret, m.u.hello.auth + m.u.hello.auth_len);
+            m.u.hello.auth_len += VNET_JOIN_SEALED_LEN;
         }
         if (rc) {
             drop_session(a, "cannot start the handshake");
             return;
         }
-        m.u.hello.auth_len = (uint32_t)n;
     }
     send_msg(a, &m);
-    uv_timer_start(&a->keepalive, on_keepalive, a->keepalive_ms, a->keepalive_ms);
+    vnet__sess_uv_keepalive(&a->t, a->keepalive_ms, true);
 }
 
 static int parse_addr(const char *s, struct sockaddr_storage *ss)
@@ -657,13 +525,14 @@ static void start_connect(struct vnet_agent *a)
     struct sockaddr_storage ss;
     if (parse_addr(a->controller, &ss) != 0)
         return;
-    if (uv_tcp_init(a->loop, &a->tcp) != 0)
+    /* Frames may be sealed from the first reply on: the reader allows for the overhead. */
+    if (vnet__sess_uv_init(&a->t, a->loop, false, VNET__SESS_SEALED_MAX, a->rxbuf, sizeof(a->rxbuf),
+                           &sess_cbs, a) != 0)
         return;
     a->tcp_open = true;
-    a->tcp.data = a;
     a->conn.data = a;
     a->state = A_CONNECTING;
-    int rc = uv_tcp_connect(&a->conn, &a->tcp, (struct sockaddr *)&ss, on_connected);
+    int rc = uv_tcp_connect(&a->conn, &a->t.h.tcp, (struct sockaddr *)&ss, on_connected);
     if (rc) {
         a->state = A_IDLE;
         drop_session(a, uv_strerror(rc));
@@ -711,11 +580,9 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
             a->has_join = true;
         }
     }
-    vnet_frame_reader_init(&a->rd, 0);
     uv_timer_init(a->loop, &a->retry);
     a->retry.data = a;
-    uv_timer_init(a->loop, &a->keepalive);
-    a->keepalive.data = a;
+    a->retry_open = true;
     start_connect(a);
     *out = a;
     return 0;
@@ -726,10 +593,8 @@ void vnet_agent_destroy(struct vnet_agent *a)
     if (!a || a->destroying)
         return;
     a->destroying = true;
-    close_h(a, (uv_handle_t *)&a->retry);
-    close_h(a, (uv_handle_t *)&a->keepalive);
-    if (a->tcp_open)
-        close_h(a, (uv_handle_t *)&a->tcp);
+    uv_close((uv_handle_t *)&a->retry, on_retry_closed);
+    close_sess(a);
     maybe_free(a);
 }
 

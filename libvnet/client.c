@@ -2,30 +2,23 @@
  * controller key, HELLO carries the handshake (and the sealed API token) and every later frame
  * body goes through the channel (vnet_chan_seal/open), as for node sessions. */
 #include "vnet/client.h"
+
+#include "session_int.h"
 #include "vnet/crypto.h"
 #include "vnet/error.h"
 #include "vnet/token.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sodium.h>
-#include <time.h>
-#include <unistd.h>
-
-#define CLIENT_PROLOGUE "vnet-client" /* binds the role into the handshake transcript */
 
 struct vnet_client {
-    int fd;
+    struct vnet__sess_fd t;
     uint32_t timeout_ms;
     uint32_t next_id;
-    struct vnet_frame_reader rd;
-    bool secure; /* after the handshake: every frame body sealed/opened */
-    struct vnet_chan tx, rx;
 };
 
 static void seterr(char *err, size_t errlen, const char *fmt, const char *arg)
@@ -34,152 +27,33 @@ static void seterr(char *err, size_t errlen, const char *fmt, const char *arg)
         snprintf(err, errlen, fmt, arg);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int wait_fd(int fd, short ev, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return VNET_ETIMEDOUT;
-        struct pollfd p = {.fd = fd, .events = ev};
-        int rc = poll(&p, 1, (int)left);
-        if (rc > 0)
-            return 0;
-        if (rc < 0 && errno != EINTR)
-            return -errno;
-    }
-}
-
-static int write_all(struct vnet_client *c, const uint8_t *p, size_t n, int64_t deadline)
-{
-    while (n > 0) {
-        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w > 0) {
-            p += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR)
-            return -errno;
-        int rc = wait_fd(c->fd, POLLOUT, deadline);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* Read until one whole message other than a keepalive has been decoded. */
+/* The next message other than a keepalive, with the failure told in the controller's terms. */
 static int read_msg(struct vnet_client *c, struct vnet_msg *m, int64_t deadline, char *err,
                     size_t errlen)
 {
-    for (;;) {
-        const uint8_t *body;
-        size_t len;
-        int rc = vnet_frame_reader_next(&c->rd, &body, &len);
-        if (rc < 0) {
-            seterr(err, errlen, "%s", "frame over the size limit");
-            return rc;
-        }
-        if (rc == 1) {
-            char why[128] = "";
-            uint8_t *plain = NULL;
-            if (c->secure) {
-                size_t plen = 0;
-                plain = malloc(len ? len : 1);
-                if (!plain)
-                    return VNET_ENOMEM;
-                rc = vnet_chan_open(&c->rx, body, len, plain, len, &plen);
-                if (rc) {
-                    free(plain);
-                    seterr(err, errlen, "%s", "a frame from the controller does not authenticate");
-                    return VNET_EACCES;
-                }
-                body = plain;
-                len = plen;
-            }
-            rc = vnet_msg_decode(body, len, m, why, sizeof(why));
-            free(plain);
-            if (rc) {
-                seterr(err, errlen, "malformed reply: %s", why);
-                return rc;
-            }
-            if (m->type == VNET_MSG_KEEPALIVE) {
-                vnet_msg_free(m);
-                continue;
-            }
-            return 0;
-        }
-        uint8_t buf[16384];
-        ssize_t r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (r == 0) {
-            seterr(err, errlen, "%s", "the controller closed the connection");
-            return VNET_EIO;
-        }
-        if (r < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                return -errno;
-            rc = wait_fd(c->fd, POLLIN, deadline);
-            if (rc) {
-                seterr(err, errlen, "%s", "no answer from the controller in time");
-                return rc;
-            }
-            continue;
-        }
-        rc = vnet_frame_reader_feed(&c->rd, buf, (size_t)r);
-        if (rc)
-            return rc;
-    }
-}
-
-static int send_msg(struct vnet_client *c, const struct vnet_msg *m, int64_t deadline)
-{
-    struct vnet_buf b = {0};
-    int rc = vnet_msg_encode(m, &b);
-    if (!rc && c->secure) {
-        size_t body = b.len - 4, outl = 0;
-        size_t sl = vnet_chan_sealed_len(&c->tx, body);
-        uint8_t *sealed = malloc(4 + sl);
-        if (!sealed) {
-            rc = VNET_ENOMEM;
-        } else if ((rc = vnet_chan_seal(&c->tx, b.data + 4, body, sealed + 4, sl, &outl)) == 0) {
-            sealed[0] = (uint8_t)(outl >> 24);
-            sealed[1] = (uint8_t)(outl >> 16);
-            sealed[2] = (uint8_t)(outl >> 8);
-            sealed[3] = (uint8_t)outl;
-            rc = write_all(c, sealed, 4 + outl, deadline);
-        }
-        free(sealed);
-    } else if (!rc) {
-        rc = write_all(c, b.data, b.len, deadline);
-    }
-    vnet_buf_free(&b);
+    char why[192] = "";
+    int rc = vnet__sess_fd_recv(&c->t, m, deadline, why, sizeof(why));
+    if (rc == VNET_ETIMEDOUT)
+        seterr(err, errlen, "%s", "no answer from the controller in time");
+    else if (rc == VNET_EIO)
+        seterr(err, errlen, "%s", "the controller closed the connection");
+    else if (rc == VNET_EACCES)
+        seterr(err, errlen, "%s", "a frame from the controller does not authenticate");
+    else if (rc)
+        seterr(err, errlen, "bad reply: %s", why);
     return rc;
 }
 
 /* HELLO.auth for an authenticated session: the handshake's first message, then the API token
  * (if any) sealed to the controller together with this connection's static key. */
-static int write_auth(struct vnet_hs *hs, const struct vnet_client_opts *o,
+static int write_auth(struct vnet_client *c, const struct vnet_client_opts *o,
                       struct vnet_msg_hello *h, char *err, size_t errlen)
 {
     struct vnet_keypair me;
     uint8_t raw[VNET_API_TOKEN_LEN];
-    size_t n = 0;
     int rc = vnet_key_generate(&me); /* clients have no registered key: a fresh one each time */
     if (!rc)
-        rc = vnet_hs_init_initiator(hs, &me, o->controller_pub, CLIENT_PROLOGUE,
-                                    strlen(CLIENT_PROLOGUE));
-    if (!rc) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        rc = vnet_hs_write_hello(hs, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000,
-                                 h->auth, sizeof(h->auth), &n);
-    }
+        rc = vnet__sess_hello(&c->t.codec, &me, o->controller_pub, h);
     if (rc) {
         seterr(err, errlen, "handshake: %s", vnet_strerror(rc));
     } else if (o->token) {
@@ -187,15 +61,14 @@ static int write_auth(struct vnet_hs *hs, const struct vnet_client_opts *o,
         if (rc)
             seterr(err, errlen, "%s", "malformed API token (want vnetapi1-...)");
         else
-            rc = vnet_api_token_seal(o->controller_pub, raw, me.pub, h->auth + n);
+            rc = vnet_api_token_seal(o->controller_pub, raw, me.pub, h->auth + h->auth_len);
         if (!rc)
-            n += VNET_API_SEALED_LEN;
+            h->auth_len += VNET_API_SEALED_LEN;
         sodium_memzero(raw, sizeof(raw));
     }
     vnet_key_wipe(&me);
-    h->auth_len = (uint32_t)n;
     if (rc)
-        vnet_hs_wipe(hs);
+        vnet__sess_hs_abort(&c->t.codec);
     return rc;
 }
 
@@ -251,20 +124,10 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
     if (!c)
         return VNET_ENOMEM;
     c->timeout_ms = o.timeout_ms ? o.timeout_ms : 10000;
-    vnet_frame_reader_init(&c->rd, 0);
-    c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int64_t deadline = now_ms() + c->timeout_ms;
-    int rc = c->fd < 0 ? -errno : 0;
-    if (!rc && connect(c->fd, (struct sockaddr *)&ss, sslen) < 0) {
-        if (errno != EINPROGRESS) {
-            rc = -errno;
-        } else if ((rc = wait_fd(c->fd, POLLOUT, deadline)) == 0) {
-            int soerr = 0;
-            socklen_t l = sizeof(soerr);
-            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &l);
-            rc = -soerr;
-        }
-    }
+    c->t.fd = -1;
+    vnet__sess_init(&c->t.codec, 0);
+    int64_t deadline = vnet__sess_now_ms() + c->timeout_ms;
+    int rc = vnet__sess_fd_connect(&c->t, (struct sockaddr *)&ss, sslen, deadline);
     if (rc) {
         seterr(err, errlen, "cannot connect to %s: ", addr);
         if (err && errlen) {
@@ -275,16 +138,14 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
         return rc;
     }
     struct vnet_msg m;
-    struct vnet_hs hs;
     memset(&m, 0, sizeof(m));
-    memset(&hs, 0, sizeof(hs));
     m.type = VNET_MSG_HELLO;
     m.u.hello.version = VNET_PROTO_VERSION;
     m.u.hello.role = VNET_ROLE_CLIENT;
     if (o.controller_pub)
-        rc = write_auth(&hs, &o, &m.u.hello, err, errlen);
+        rc = write_auth(c, &o, &m.u.hello, err, errlen);
     if (!rc)
-        rc = send_msg(c, &m, deadline);
+        rc = vnet__sess_fd_send(&c->t, &m, deadline);
     sodium_memzero(&m, sizeof(m)); /* the sealed token */
     if (!rc)
         rc = read_msg(c, &m, deadline, err, errlen);
@@ -303,16 +164,11 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
                    "the controller did not authenticate itself (does it have a key?): refusing "
                    "to go on");
             rc = VNET_EACCES;
-        } else if ((rc = vnet_hs_read_welcome(&hs, m.u.welcome.auth, m.u.welcome.auth_len)) != 0) {
+        } else if ((rc = vnet__sess_welcome(&c->t.codec, &m.u.welcome)) != 0) {
             seterr(err, errlen, "%s",
                    "the controller does not hold the pinned key (wrong --controller-key?)");
-            rc = VNET_EACCES;
-        } else if ((rc = vnet_hs_split(&hs, &c->tx, &c->rx)) == 0) {
-            c->secure = true;
-            c->rd.max = VNET_FRAME_MAX + VNET_CHAN_HEADER_LEN + VNET_CHAN_OVERHEAD;
         }
     }
-    vnet_hs_wipe(&hs);
     vnet_msg_free(&m); /* a welcome or an error */
     if (rc) {
         vnet_client_close(c);
@@ -326,24 +182,20 @@ void vnet_client_close(struct vnet_client *c)
 {
     if (!c)
         return;
-    if (c->fd >= 0)
-        close(c->fd);
-    vnet_frame_reader_free(&c->rd);
-    vnet_chan_wipe(&c->tx);
-    vnet_chan_wipe(&c->rx);
+    vnet__sess_fd_close(&c->t);
     free(c);
 }
 
 int vnet_client_request(struct vnet_client *c, const struct vnet_msg_request *req,
                         struct vnet_msg *reply, char *err, size_t errlen)
 {
-    int64_t deadline = now_ms() + c->timeout_ms;
+    int64_t deadline = vnet__sess_now_ms() + c->timeout_ms;
     struct vnet_msg m;
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_REQUEST;
     m.u.request = *req;
     m.u.request.id = ++c->next_id;
-    int rc = send_msg(c, &m, deadline);
+    int rc = vnet__sess_fd_send(&c->t, &m, deadline);
     if (rc) {
         seterr(err, errlen, "cannot send the request: %s", vnet_strerror(rc));
         return rc;

@@ -17,8 +17,11 @@
  * and every later frame is encrypted. A subscriber's requests are scoped to its own networks:
  * anything else is "no network", exactly as if it did not exist.
  */
-#include "vec_int.h"
 #include "vnet/controller.h"
+
+#include "controller_api_int.h"
+#include "session_int.h"
+#include "vec_int.h"
 #include "vnet/crypto.h"
 #include "vnet/token.h"
 #include "vnet/error.h"
@@ -36,44 +39,23 @@
 enum sess_kind { S_NEW = 0, S_NODE, S_CLIENT };
 
 /* TCP keepalive on every accepted connection: idle this long, the kernel probes the peer (a
- * client is never closed for silence, see on_keepalive; this finds one that vanished). */
+ * client is never closed for silence, see handle_client_hello; this finds one that vanished). */
 #define TCP_KEEPALIVE_S 60
 
 struct session {
-    union {
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-        uv_stream_t stream;
-        uv_handle_t handle;
-    } h;
+    struct vnet__sess_uv t; /* the connection: framing, channel, keepalive timer */
     struct vnet_controller *c;
     struct session *prev, *next;
     enum sess_kind kind;
-    bool closing;
     bool need_snapshot;
-    struct vnet_frame_reader rd;
     uint64_t network_id, node_id;
     uint64_t sent_rev, acked_rev;
-    uint64_t last_rx; /* uv_now */
     uint64_t since_unix_ms;
     struct vnet_ip peer_ip; /* TCP peer (family 0 for the Unix socket) */
-    bool secure;            /* after the handshake: every frame sealed/opened */
-    struct vnet_chan tx, rx;
-    bool local;      /* on the Unix socket */
-    bool admin;      /* a client acting as the admin: sees every subscriber's data */
-    uint64_t sub_id; /* a client's subscriber */
+    bool local;             /* on the Unix socket */
+    bool admin;             /* a client acting as the admin: sees every subscriber's data */
+    uint64_t sub_id;        /* a client's subscriber */
     char sub_name[VNET_NAME_MAX];
-};
-
-struct wbuf {
-    unsigned refs;
-    size_t len;
-    uint8_t data[];
-};
-
-struct wreq {
-    uv_write_t req;
-    struct wbuf *b;
 };
 
 /* What the controller remembers of a node between sessions, for `network status`. */
@@ -93,7 +75,7 @@ struct vnet_controller {
     bool has_node_lis, has_api_lis, has_unix_lis;
     char *unix_path;
     uv_check_t check;
-    uv_timer_t keepalive, poller;
+    uv_timer_t poller;
     uint32_t keepalive_ms, poll_ms;
     size_t queue_max;
     struct session *sessions;
@@ -152,14 +134,10 @@ static void mark_dirty(struct vnet_controller *c, uint64_t network_id)
     for (size_t i = 0; i < c->ndirty; i++)
         if (c->dirty[i] == network_id)
             return;
-    if (c->ndirty == c->capdirty) {
-        size_t cap = c->capdirty ? c->capdirty * 2 : 16;
-        uint64_t *d = realloc(c->dirty, cap * sizeof(*d));
-        if (!d)
-            return; /* the store poller will find the change again */
-        c->dirty = d;
-        c->capdirty = cap;
-    }
+    uint64_t *d = vec_room(c->dirty, c->ndirty, &c->capdirty, sizeof(*d), 16);
+    if (!d)
+        return; /* the store poller will find the change again */
+    c->dirty = d;
     c->dirty[c->ndirty++] = network_id;
 }
 
@@ -170,14 +148,10 @@ static struct acked *find_ack(struct vnet_controller *c, uint64_t node_id, bool 
             return &c->acks[i];
     if (!create)
         return NULL;
-    if (c->nacks == c->capacks) {
-        size_t cap = c->capacks ? c->capacks * 2 : 64;
-        struct acked *a = realloc(c->acks, cap * sizeof(*a));
-        if (!a)
-            return NULL;
-        c->acks = a;
-        c->capacks = cap;
-    }
+    struct acked *a = vec_room(c->acks, c->nacks, &c->capacks, sizeof(*a), 64);
+    if (!a)
+        return NULL;
+    c->acks = a;
     c->acks[c->nacks].node_id = node_id;
     c->acks[c->nacks].rev = 0;
     c->acks[c->nacks].hello_ts = 0;
@@ -186,127 +160,32 @@ static struct acked *find_ack(struct vnet_controller *c, uint64_t node_id, bool 
 
 /* ---- sessions: output ---- */
 
-static struct wbuf *encode(const struct vnet_msg *m)
-{
-    struct vnet_buf b = {0};
-    if (vnet_msg_encode(m, &b) != 0) {
-        vnet_buf_free(&b);
-        return NULL;
-    }
-    struct wbuf *w = malloc(sizeof(*w) + b.len);
-    if (w) {
-        w->refs = 0;
-        w->len = b.len;
-        memcpy(w->data, b.data, b.len);
-    }
-    vnet_buf_free(&b);
-    return w;
-}
-
-static void wbuf_unref(struct wbuf *b)
-{
-    if (b && --b->refs == 0)
-        free(b);
-}
-
 static void session_close(struct session *s);
-static int send_snapshot(struct session *s);
 
-static void on_written(uv_write_t *req, int status)
-{
-    struct wreq *w = (struct wreq *)req;
-    struct session *s = req->data;
-    wbuf_unref(w->b);
-    free(w);
-    if (status < 0) {
-        session_close(s);
-        return;
-    }
-    if (!s->closing && s->need_snapshot && uv_stream_get_write_queue_size(&s->h.stream) == 0) {
-        s->need_snapshot = false;
-        send_snapshot(s);
-    }
-}
-
-/* Queue @b on @s; with @droppable, refuse (and ask for a snapshot later) when the session's
+/* Queue @f on @s; with @droppable, refuse (and ask for a snapshot later) when the session's
  * output is over the bound. */
-static int session_write(struct session *s, struct wbuf *b, bool droppable)
+static int session_write(struct session *s, struct vnet__frame *f, bool droppable)
 {
-    if (s->closing)
+    if (s->t.closing)
         return VNET_ESTATE;
-    if (droppable &&
-        (s->need_snapshot || uv_stream_get_write_queue_size(&s->h.stream) > s->c->queue_max)) {
+    if (droppable && (s->need_snapshot || vnet__sess_uv_queued(&s->t) > s->c->queue_max)) {
         s->need_snapshot = true;
         s->c->lagging = true;
         return VNET_ENOBUFS;
     }
-    struct wbuf *sealed = NULL;
-    if (s->secure) {
-        /* Each session has its own keys: seal a copy (in send order, which the stream needs). */
-        size_t body = b->len - 4;
-        size_t sl = vnet_chan_sealed_len(&s->tx, body);
-        size_t outl = 0;
-        sealed = malloc(sizeof(*sealed) + 4 + sl);
-        if (!sealed)
-            return VNET_ENOMEM;
-        sealed->refs = 0;
-        if (vnet_chan_seal(&s->tx, b->data + 4, body, sealed->data + 4, sl, &outl) != 0) {
-            free(sealed);
-            session_close(s);
-            return VNET_EIO;
-        }
-        sealed->data[0] = (uint8_t)(outl >> 24);
-        sealed->data[1] = (uint8_t)(outl >> 16);
-        sealed->data[2] = (uint8_t)(outl >> 8);
-        sealed->data[3] = (uint8_t)outl;
-        sealed->len = 4 + outl;
-        b = sealed;
-    }
-    struct wreq *w = malloc(sizeof(*w));
-    if (!w) {
-        free(sealed);
-        return VNET_ENOMEM;
-    }
-    w->b = b;
-    b->refs++;
-    w->req.data = s;
-    uv_buf_t buf = uv_buf_init((char *)b->data, (unsigned)b->len);
-    int rc = uv_write(&w->req, &s->h.stream, &buf, 1, on_written);
-    if (rc < 0) {
-        b->refs--;
-        free(w);
-        session_close(s);
-        return rc;
-    }
-    return 0;
+    return vnet__sess_uv_write(&s->t, f);
 }
 
 static int send_msg(struct session *s, const struct vnet_msg *m)
 {
-    struct wbuf *b = encode(m);
-    if (!b)
-        return VNET_ENOMEM;
-    b->refs++;
-    int rc = session_write(s, b, false);
-    wbuf_unref(b);
-    return rc;
-}
-
-static void send_error(struct session *s, int code, const char *text)
-{
-    struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_ERROR;
-    m.u.error.code = code;
-    snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", text);
-    send_msg(s, &m);
+    return vnet__sess_uv_send(&s->t, m);
 }
 
 /* ---- sessions: lifecycle ---- */
 
-static void on_session_closed(uv_handle_t *h)
+static void on_sess_closed(struct vnet__sess_uv *t)
 {
-    struct session *s = h->data;
+    struct session *s = t->data;
     struct vnet_controller *c = s->c;
     if (s->prev)
         s->prev->next = s->next;
@@ -314,9 +193,6 @@ static void on_session_closed(uv_handle_t *h)
         c->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    vnet_frame_reader_free(&s->rd);
-    vnet_chan_wipe(&s->tx);
-    vnet_chan_wipe(&s->rx);
     free(s);
     c->pending_closes--;
     maybe_free(c);
@@ -324,9 +200,8 @@ static void on_session_closed(uv_handle_t *h)
 
 static void session_close(struct session *s)
 {
-    if (s->closing)
+    if (s->t.closing)
         return;
-    s->closing = true;
     if (s->kind == S_NODE) {
         struct acked *a = find_ack(s->c, s->node_id, true);
         if (a && s->acked_rev > a->rev)
@@ -337,70 +212,37 @@ static void session_close(struct session *s)
     else if (s->kind == S_CLIENT)
         s->c->st.client_sessions--;
     s->c->pending_closes++;
-    s->h.handle.data = s;
-    uv_close(&s->h.handle, on_session_closed);
+    vnet__sess_uv_close(&s->t);
 }
 
-/* Send an error and close: the error is queued before the close, and libuv writes queued
- * data before closing a stream... only with shutdown; so shut down first. */
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    struct session *s = req->data;
-    free(req);
-    session_close(s);
-}
-
+/* Tell the peer why (ERROR), then close once that is written. */
 static void session_fail(struct session *s, int code, const char *text)
 {
-    if (s->closing)
+    if (s->t.closing)
         return;
     vnet_log(VNET_LOG_INFO, "controller", "closing session: %s", text);
-    send_error(s, code, text);
-    uv_shutdown_t *req = malloc(sizeof(*req));
-    if (!req || uv_shutdown(req, &s->h.stream, on_shutdown) != 0) {
-        free(req);
-        session_close(s);
-        return;
-    }
-    req->data = s;
+    vnet__sess_uv_fail(&s->t, code, text);
 }
 
 /* ---- snapshots and deltas ---- */
 
-struct node_vec {
-    struct vnet_node *v;
-    size_t n, cap;
-};
-
-static int collect_node(const struct vnet_node *n, void *arg)
-{
-    struct node_vec *nv = arg;
-    struct vnet_node *v = vec_room(nv->v, nv->n, &nv->cap, sizeof(*v), 64);
-    if (!v)
-        return VNET_ENOMEM;
-    nv->v = v;
-    nv->v[nv->n++] = *n;
-    return 0;
-}
-
-static struct wbuf *build_snapshot(struct vnet_controller *c, uint64_t network_id,
-                                   uint64_t *revision)
+static struct vnet__frame *build_snapshot(struct vnet_controller *c, uint64_t network_id,
+                                          uint64_t *revision)
 {
     struct vnet_msg m;
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_SNAPSHOT;
     if (vnet_store_network_get_by_id(c->store, network_id, &m.u.snapshot.network) != 0)
         return NULL;
-    struct node_vec nv = {0};
-    if (vnet_store_node_list(c->store, network_id, collect_node, &nv) != 0) {
+    struct vnet__node_vec nv = {0};
+    if (vnet_store_node_list(c->store, network_id, vnet__api_collect_node, &nv) != 0) {
         free(nv.v);
         return NULL;
     }
     m.u.snapshot.nodes = nv.v;
     m.u.snapshot.nnodes = nv.n;
     *revision = m.u.snapshot.network.revision;
-    struct wbuf *b = encode(&m);
+    struct vnet__frame *b = vnet__frame_encode(&m);
     free(nv.v);
     return b;
 }
@@ -408,14 +250,13 @@ static struct wbuf *build_snapshot(struct vnet_controller *c, uint64_t network_i
 static int send_snapshot(struct session *s)
 {
     uint64_t rev;
-    struct wbuf *b = build_snapshot(s->c, s->network_id, &rev);
+    struct vnet__frame *b = build_snapshot(s->c, s->network_id, &rev);
     if (!b) {
         session_fail(s, VNET_EIO, "cannot read the network for a snapshot");
         return VNET_EIO;
     }
-    b->refs++;
     int rc = session_write(s, b, false);
-    wbuf_unref(b);
+    vnet__frame_unref(b);
     if (rc == 0) {
         s->sent_rev = rev;
         s->c->st.snapshots_sent++;
@@ -431,12 +272,7 @@ struct change_vec {
 static int collect_change(const struct vnet_change *ch, void *arg)
 {
     struct change_vec *cv = arg;
-    struct vnet_change *v = vec_room(cv->v, cv->n, &cv->cap, sizeof(*v), 16);
-    if (!v)
-        return VNET_ENOMEM;
-    cv->v = v;
-    cv->v[cv->n++] = *ch;
-    return 0;
+    return vec_push(&cv->v, &cv->n, &cv->cap, sizeof(*ch), 16, ch);
 }
 
 /* Bring every node session of @network_id up to the network's revision. */
@@ -455,7 +291,7 @@ static void push_network(struct vnet_controller *c, uint64_t network_id)
         uint64_t from = 0;
         bool found = false;
         for (struct session *s = c->sessions; s; s = s->next) {
-            if (s->kind != S_NODE || s->closing || s->network_id != network_id ||
+            if (s->kind != S_NODE || s->t.closing || s->network_id != network_id ||
                 s->sent_rev >= net.revision || s->need_snapshot)
                 continue;
             from = s->sent_rev;
@@ -466,7 +302,7 @@ static void push_network(struct vnet_controller *c, uint64_t network_id)
             return;
         struct change_vec cv = {0};
         int rc = vnet_store_changes_since(c->store, network_id, from, collect_change, &cv);
-        struct wbuf *b = NULL;
+        struct vnet__frame *b = NULL;
         if (rc == 0 && cv.n > 0) {
             struct vnet_msg m;
             memset(&m, 0, sizeof(m));
@@ -475,14 +311,12 @@ static void push_network(struct vnet_controller *c, uint64_t network_id)
             m.u.delta.to = cv.v[cv.n - 1].revision;
             m.u.delta.changes = cv.v;
             m.u.delta.nchanges = cv.n;
-            b = encode(&m);
+            b = vnet__frame_encode(&m);
         }
         uint64_t to = cv.n ? cv.v[cv.n - 1].revision : net.revision;
         free(cv.v);
-        if (b)
-            b->refs++;
         for (struct session *s = c->sessions; s; s = s->next) {
-            if (s->kind != S_NODE || s->closing || s->network_id != network_id ||
+            if (s->kind != S_NODE || s->t.closing || s->network_id != network_id ||
                 s->sent_rev != from || s->need_snapshot)
                 continue;
             if (b) {
@@ -499,7 +333,7 @@ static void push_network(struct vnet_controller *c, uint64_t network_id)
                     s->sent_rev = net.revision; /* failed and closing: out of the loop */
             }
         }
-        wbuf_unref(b);
+        vnet__frame_unref(b);
     }
 }
 
@@ -516,9 +350,9 @@ static void on_check(uv_check_t *h)
         return;
     c->lagging = false;
     for (struct session *s = c->sessions; s; s = s->next) {
-        if (s->kind != S_NODE || s->closing || !s->need_snapshot)
+        if (s->kind != S_NODE || s->t.closing || !s->need_snapshot)
             continue;
-        if (uv_stream_get_write_queue_size(&s->h.stream) == 0) {
+        if (vnet__sess_uv_queued(&s->t) == 0) {
             s->need_snapshot = false;
             send_snapshot(s);
         } else {
@@ -558,14 +392,12 @@ static void on_poll_store(uv_timer_t *t)
  * session has been failed with a clear reason. */
 static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
                              const struct vnet_network *net, struct vnet_node *node,
-                             struct vnet_hs *hs, uint8_t *out, size_t *outlen)
+                             struct vnet_msg_welcome *w)
 {
     struct vnet_controller *c = s->c;
     char text[VNET_MSG_TEXT_MAX];
     uint8_t claimed[VNET_KEY_LEN];
     uint64_t ts = 0;
-    char prologue[2 * VNET_NAME_MAX + 16];
-    int plen = snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", h->network, h->node);
     if (h->auth_len < VNET_HS_HELLO_LEN) {
         snprintf(text, sizeof(text), "node '%s': authentication required (no key in hello)",
                  h->node);
@@ -574,11 +406,8 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
         session_fail(s, VNET_EACCES, text);
         return VNET_EACCES;
     }
-    int rc = vnet_hs_init_responder(hs, &c->key, prologue, (size_t)plen);
-    if (!rc)
-        rc = vnet_hs_read_hello(hs, h->auth, VNET_HS_HELLO_LEN, claimed, &ts);
+    int rc = vnet__sess_read_hello(&s->t.codec, &c->key, h, claimed, &ts);
     if (rc) {
-        vnet_hs_wipe(hs);
         snprintf(text, sizeof(text),
                  "node '%s': handshake failed (%s): wrong controller key or tampered hello",
                  h->node, vnet_strerror(rc));
@@ -615,7 +444,7 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
             }
         }
         if (rc) {
-            vnet_hs_wipe(hs);
+            vnet__sess_hs_abort(&s->t.codec);
             snprintf(text, sizeof(text), "node '%s': join refused: %s", h->node,
                      err[0] ? err : vnet_strerror(rc));
             vnet_log(VNET_LOG_WARN, "controller", "%s", text);
@@ -624,7 +453,7 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
         }
     }
     if (!node->has_pubkey || sodium_memcmp(node->pubkey, claimed, VNET_KEY_LEN) != 0) {
-        vnet_hs_wipe(hs);
+        vnet__sess_hs_abort(&s->t.codec);
         char pub[VNET_PUBKEY_STRLEN];
         vnet_pubkey_format(claimed, pub, sizeof(pub));
         snprintf(text, sizeof(text), "node '%s': key %s is not registered for it%s", h->node, pub,
@@ -636,7 +465,7 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
     }
     struct acked *a = find_ack(c, node->id, true);
     if (a && ts <= a->hello_ts) {
-        vnet_hs_wipe(hs);
+        vnet__sess_hs_abort(&s->t.codec);
         snprintf(text, sizeof(text), "node '%s': replayed hello", h->node);
         vnet_log(VNET_LOG_WARN, "controller", "%s", text);
         session_fail(s, VNET_EACCES, text);
@@ -644,9 +473,8 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
     }
     if (a)
         a->hello_ts = ts;
-    rc = vnet_hs_accept(hs, out, VNET_HS_WELCOME_LEN, outlen);
+    rc = vnet__sess_accept(&s->t.codec, w);
     if (rc) {
-        vnet_hs_wipe(hs);
         session_fail(s, VNET_EIO, "handshake failed");
         return rc;
     }
@@ -672,13 +500,19 @@ static int find_node_network(struct vnet_controller *c, const char *spec, struct
     return vnet_store_network_get(c->store, owner.id, slash + 1, out);
 }
 
+/* An empty WELCOME: the answer to a hello that is let in. */
+static void welcome_init(struct vnet_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->type = VNET_MSG_WELCOME;
+    m->u.welcome.version = VNET_PROTO_VERSION;
+}
+
 static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
 {
     struct vnet_controller *c = s->c;
     struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_WELCOME;
-    m.u.welcome.version = VNET_PROTO_VERSION;
+    welcome_init(&m);
     char text[VNET_MSG_TEXT_MAX];
     if (find_node_network(c, h->network, &m.u.welcome.network) != 0) {
         snprintf(text, sizeof(text), "no network '%s'", h->network);
@@ -690,17 +524,9 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
         session_fail(s, VNET_ENOENT, text);
         return;
     }
-    uint8_t welcome_auth[VNET_HS_WELCOME_LEN];
-    size_t welcome_len = 0;
-    struct vnet_hs hs;
-    if (c->has_key) {
-        int rc = authenticate_node(s, h, &m.u.welcome.network, &m.u.welcome.node, &hs, welcome_auth,
-                                   &welcome_len);
-        if (rc)
-            return;
-        memcpy(m.u.welcome.auth, welcome_auth, welcome_len);
-        m.u.welcome.auth_len = (uint32_t)welcome_len;
-    }
+    if (c->has_key &&
+        authenticate_node(s, h, &m.u.welcome.network, &m.u.welcome.node, &m.u.welcome) != 0)
+        return;
     /* One session per node: the newest wins (the old one is likely a dead connection). */
     for (struct session *o = c->sessions; o; o = o->next)
         if (o != s && o->kind == S_NODE && o->node_id == m.u.welcome.node.id)
@@ -712,15 +538,11 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     s->since_unix_ms = unix_ms();
     if (send_msg(s, &m) != 0) /* WELCOME itself goes out in the clear */
         return;
-    if (c->has_key) {
-        if (vnet_hs_split(&hs, &s->tx, &s->rx) != 0) {
-            session_fail(s, VNET_EIO, "handshake failed");
-            return;
-        }
-        s->secure = true;
-        vnet_frame_reader_free(&s->rd); /* nothing may follow HELLO unsealed */
-        vnet_frame_reader_init(&s->rd, VNET_FRAME_MAX + VNET_CHAN_HEADER_LEN + VNET_CHAN_OVERHEAD);
+    if (c->has_key && vnet__sess_secure(&s->t.codec) != 0) {
+        session_fail(s, VNET_EIO, "handshake failed");
+        return;
     }
+    vnet__sess_uv_keepalive(&s->t, c->keepalive_ms, true);
     uint64_t rev = m.u.welcome.network.revision;
     if (h->revision > 0 && h->revision <= rev) {
         s->sent_rev = h->revision;
@@ -752,12 +574,9 @@ static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e
 
 /* ---- client sessions ---- */
 
-#define CLIENT_PROLOGUE "vnet-client" /* the role, bound into the handshake transcript */
-
-static void client_refuse(struct session *s, struct vnet_hs *hs, const char *text)
+static void client_refuse(struct session *s, const char *text)
 {
-    if (hs)
-        vnet_hs_wipe(hs);
+    vnet__sess_hs_abort(&s->t.codec);
     vnet_log(VNET_LOG_WARN, "controller", "api client refused: %s", text);
     s->c->st.sessions_closed_bad++;
     session_fail(s, VNET_EACCES, text);
@@ -768,7 +587,7 @@ static void client_refuse(struct session *s, struct vnet_hs *hs, const char *tex
  * success the handshake is ready to split and @out holds WELCOME.auth; on failure the
  * session has been failed with the reason. */
 static int authenticate_client(struct session *s, const struct vnet_msg_hello *h,
-                               struct vnet_hs *hs, uint8_t *out, size_t *outlen)
+                               struct vnet_msg_welcome *w)
 {
     struct vnet_controller *c = s->c;
     uint8_t claimed[VNET_KEY_LEN], bound[VNET_KEY_LEN], raw[VNET_API_TOKEN_LEN];
@@ -776,48 +595,43 @@ static int authenticate_client(struct session *s, const struct vnet_msg_hello *h
     struct vnet_subscriber sub;
     char text[VNET_MSG_TEXT_MAX];
     if (h->auth_len < VNET_HS_HELLO_LEN) {
-        client_refuse(s, NULL,
-                      "authentication required: this controller's API needs its public key and "
-                      "an API token (vnetctl --controller-key KEY --token-file FILE)");
+        client_refuse(s, "authentication required: this controller's API needs its public key and "
+                         "an API token (vnetctl --controller-key KEY --token-file FILE)");
         return VNET_EACCES;
     }
-    int rc = vnet_hs_init_responder(hs, &c->key, CLIENT_PROLOGUE, strlen(CLIENT_PROLOGUE));
-    if (!rc)
-        rc = vnet_hs_read_hello(hs, h->auth, VNET_HS_HELLO_LEN, claimed, NULL);
+    int rc = vnet__sess_read_hello(&s->t.codec, &c->key, h, claimed, NULL);
     if (rc) {
         snprintf(text, sizeof(text),
                  "handshake failed (%s): wrong controller key or tampered hello",
                  vnet_strerror(rc));
-        client_refuse(s, hs, text);
+        client_refuse(s, text);
         return VNET_EACCES;
     }
     uint32_t extra = h->auth_len - VNET_HS_HELLO_LEN;
     if (extra == 0) {
-        client_refuse(s, hs, "no API token: give one (vnetctl --token-file FILE or VNET_TOKEN)");
+        client_refuse(s, "no API token: give one (vnetctl --token-file FILE or VNET_TOKEN)");
         return VNET_EACCES;
     }
     rc =
         vnet_api_token_open(c->key.pub, c->key.sec, h->auth + VNET_HS_HELLO_LEN, extra, raw, bound);
     if (rc) {
-        client_refuse(s, hs, "API token unreadable");
+        client_refuse(s, "API token unreadable");
         return VNET_EACCES;
     }
     if (sodium_memcmp(bound, claimed, VNET_KEY_LEN) != 0) {
         sodium_memzero(raw, sizeof(raw));
-        client_refuse(s, hs, "API token not bound to this handshake");
+        client_refuse(s, "API token not bound to this handshake");
         return VNET_EACCES;
     }
     vnet_token_hash(raw, sizeof(raw), hash);
     sodium_memzero(raw, sizeof(raw));
     rc = vnet_store_subscriber_by_token(c->store, hash, &sub);
     if (rc) {
-        client_refuse(s, hs,
-                      rc == VNET_ENOENT ? "unknown API token" : "cannot check the API token");
+        client_refuse(s, rc == VNET_ENOENT ? "unknown API token" : "cannot check the API token");
         return VNET_EACCES;
     }
-    rc = vnet_hs_accept(hs, out, VNET_HS_WELCOME_LEN, outlen);
+    rc = vnet__sess_accept(&s->t.codec, w);
     if (rc) {
-        vnet_hs_wipe(hs);
         session_fail(s, VNET_EIO, "handshake failed");
         return rc;
     }
@@ -832,16 +646,11 @@ static void handle_client_hello(struct session *s, const struct vnet_msg_hello *
 {
     struct vnet_controller *c = s->c;
     struct vnet_msg w;
-    struct vnet_hs hs;
-    size_t auth_len = 0;
-    memset(&w, 0, sizeof(w));
-    w.type = VNET_MSG_WELCOME;
-    w.u.welcome.version = VNET_PROTO_VERSION;
+    welcome_init(&w);
     bool secure = !s->local && c->has_key;
     if (secure) {
-        if (authenticate_client(s, h, &hs, w.u.welcome.auth, &auth_len) != 0)
+        if (authenticate_client(s, h, &w.u.welcome) != 0)
             return;
-        w.u.welcome.auth_len = (uint32_t)auth_len;
     } else {
         /* The Unix socket's permissions, or an open API (no key: the program warns). */
         s->admin = true;
@@ -850,20 +659,17 @@ static void handle_client_hello(struct session *s, const struct vnet_msg_hello *
     }
     s->kind = S_CLIENT;
     c->st.client_sessions++;
+    /* A client is a blocking program between requests (vnetctl, a script, the Python
+     * binding's Client): it reads nothing while idle and answers no keepalive, so its silence
+     * closes nothing and it is sent none. A client that is gone shows as a closed connection
+     * (Unix socket) or through TCP keepalive (set at accept). */
+    vnet__sess_uv_keepalive(&s->t, 0, false);
     if (send_msg(s, &w) != 0) { /* WELCOME itself goes out in the clear */
-        if (secure)
-            vnet_hs_wipe(&hs);
+        vnet__sess_hs_abort(&s->t.codec);
         return;
     }
-    if (secure) {
-        if (vnet_hs_split(&hs, &s->tx, &s->rx) != 0) {
-            session_fail(s, VNET_EIO, "handshake failed");
-            return;
-        }
-        s->secure = true;
-        vnet_frame_reader_free(&s->rd); /* nothing may follow HELLO unsealed */
-        vnet_frame_reader_init(&s->rd, VNET_FRAME_MAX + VNET_CHAN_HEADER_LEN + VNET_CHAN_OVERHEAD);
-    }
+    if (secure && vnet__sess_secure(&s->t.codec) != 0)
+        session_fail(s, VNET_EIO, "handshake failed");
 }
 
 /* Close the other authenticated sessions of subscriber @id (deleted, or its token replaced). */
@@ -871,408 +677,68 @@ static void drop_subscriber_sessions(struct vnet_controller *c, const struct ses
                                      uint64_t id, const char *why)
 {
     for (struct session *o = c->sessions; o; o = o->next)
-        if (o != except && o->kind == S_CLIENT && o->secure && o->sub_id == id)
+        if (o != except && o->kind == S_CLIENT && o->t.codec.secure && o->sub_id == id)
             session_fail(o, VNET_EACCES, why);
 }
 
-/* ---- subscriber requests ---- */
+/* ---- subscriber requests (controller_api.c) ---- */
 
-static int collect_network(const struct vnet_network *n, void *arg)
+static void api_committed(void *arg, uint64_t network_id)
 {
-    struct vnet_msg_reply *r = arg;
-    struct vnet_network *v = realloc(r->networks, (r->nnetworks + 1) * sizeof(*v));
-    if (!v)
-        return VNET_ENOMEM;
-    r->networks = v;
-    r->networks[r->nnetworks++] = *n;
-    return 0;
+    struct session *s = arg;
+    note_own_commit(s->c, network_id);
 }
 
-static int reply_nodes(struct vnet_controller *c, uint64_t network_id, struct vnet_msg_reply *r)
+static struct session *node_session(struct vnet_controller *c, uint64_t node_id)
 {
-    struct node_vec nv = {0};
-    int rc = vnet_store_node_list(c->store, network_id, collect_node, &nv);
-    r->nodes = nv.v;
-    r->nnodes = nv.n;
-    return rc;
+    for (struct session *s = c->sessions; s; s = s->next)
+        if (s->kind == S_NODE && !s->t.closing && s->node_id == node_id)
+            return s;
+    return NULL;
 }
 
-static bool node_connected(struct vnet_controller *c, uint64_t node_id, struct session **out)
+static void api_node_gone(void *arg, uint64_t node_id, int code, const char *why)
 {
-    for (struct session *s = c->sessions; s; s = s->next) {
-        if (s->kind == S_NODE && !s->closing && s->node_id == node_id) {
-            *out = s;
-            return true;
-        }
-    }
-    return false;
+    struct session *s = arg, *ns = node_session(s->c, node_id);
+    if (ns)
+        session_fail(ns, code, why);
 }
 
-#define JOIN_TOKEN_TTL_S (24 * 3600)
-
-static void make_join_token(struct vnet_controller *c, const struct vnet_node *n, char *out,
-                            size_t outlen)
+static void api_subscriber_gone(void *arg, uint64_t sub_id, const char *why)
 {
-    uint8_t secret[VNET_JOIN_SECRET_LEN], hash[VNET_TOKEN_HASH_BYTES];
-    vnet_token_random(secret, sizeof(secret));
-    vnet_token_hash(secret, sizeof(secret), hash);
-    if (vnet_store_node_set_join_token(c->store, n->id, hash,
-                                       unix_ms() / 1000 + JOIN_TOKEN_TTL_S) == 0)
-        vnet_join_token_format(c->key.pub, secret, out, outlen);
-    sodium_memzero(secret, sizeof(secret));
+    struct session *s = arg;
+    drop_subscriber_sessions(s->c, s, sub_id, why);
 }
 
-/* ---- request scope ---- */
-
-struct name_match {
-    const char *name;
-    struct vnet_network first;
-    unsigned n;
-};
-
-static int match_name(const struct vnet_network *n, void *arg)
+static void api_node_status(void *arg, struct vnet_node_status *st)
 {
-    struct name_match *m = arg;
-    if (strcmp(n->name, m->name) == 0 && m->n++ == 0)
-        m->first = *n;
-    return 0;
-}
-
-/* The network @name as session @s may see it. A subscriber: only its own (another's is "no
- * network", so existence is not leaked). The admin: "SUBSCRIBER/NAME" names any subscriber's
- * network; a plain NAME is the admin's own network of that name, else the one network of that
- * name whoever owns it (refused as ambiguous when several subscribers have one). */
-static int find_network(struct session *s, const char *name, struct vnet_network *out, char *err,
-                        size_t errlen)
-{
-    struct vnet_controller *c = s->c;
-    int rc;
-    const char *slash = s->admin ? strchr(name, '/') : NULL;
-    if (!s->admin) {
-        rc = vnet_store_network_get(c->store, s->sub_id, name, out);
-    } else if (slash) {
-        char sub_name[VNET_NAME_MAX];
-        struct vnet_subscriber sub;
-        snprintf(sub_name, sizeof(sub_name), "%.*s", (int)(slash - name), name);
-        if ((rc = vnet_store_subscriber_get(c->store, sub_name, &sub)) != 0) {
-            snprintf(err, errlen, "no subscriber '%s'", sub_name);
-            return VNET_ENOENT;
-        }
-        rc = vnet_store_network_get(c->store, sub.id, slash + 1, out);
+    struct session *s = arg, *ns = node_session(s->c, st->node.id);
+    if (ns) {
+        st->connected = 1;
+        st->acked = ns->acked_rev;
+        st->connected_since_ms = ns->since_unix_ms;
     } else {
-        rc = vnet_store_network_get(c->store, VNET_SUBSCRIBER_ADMIN, name, out);
-        if (rc == VNET_ENOENT) {
-            struct name_match m = {.name = name};
-            rc = vnet_store_network_list(c->store, 0, match_name, &m);
-            if (!rc && m.n == 0)
-                rc = VNET_ENOENT;
-            if (!rc && m.n > 1) {
-                snprintf(err, errlen,
-                         "%u subscribers have a network '%s': say which, as SUBSCRIBER/%s", m.n,
-                         name, name);
-                return VNET_EINVAL;
-            }
-            if (!rc)
-                *out = m.first;
-        }
+        struct acked *a = find_ack(s->c, st->node.id, false);
+        st->acked = a ? a->rev : 0;
     }
-    if (rc)
-        snprintf(err, errlen, "no network '%s'", name);
-    return rc == VNET_EINVAL ? VNET_ENOENT : rc; /* an invalid name names no network */
-}
-
-static int collect_subscriber(const struct vnet_subscriber *sub, void *arg)
-{
-    struct vnet_msg_reply *r = arg;
-    struct vnet_subscriber *v = realloc(r->subscribers, (r->nsubscribers + 1) * sizeof(*v));
-    if (!v)
-        return VNET_ENOMEM;
-    r->subscribers = v;
-    r->subscribers[r->nsubscribers++] = *sub;
-    return 0;
-}
-
-static bool subscriber_op(enum vnet_req_op op)
-{
-    return op == VNET_REQ_SUBSCRIBER_CREATE || op == VNET_REQ_SUBSCRIBER_LIST ||
-           op == VNET_REQ_SUBSCRIBER_DELETE || op == VNET_REQ_SUBSCRIBER_TOKEN;
-}
-
-/* subscriber.create/list/delete/token, for the admin. */
-static int handle_subscriber_request(struct session *s, const struct vnet_msg_request *q,
-                                     struct vnet_msg_reply *r, char *err, size_t errlen)
-{
-    struct vnet_controller *c = s->c;
-    struct vnet_subscriber sub;
-    uint8_t hash[VNET_TOKEN_HASH_BYTES];
-    int rc;
-    if (!s->admin) {
-        snprintf(err, errlen, "only the admin manages subscribers");
-        return VNET_EPERM;
-    }
-    if (q->op == VNET_REQ_SUBSCRIBER_LIST)
-        return vnet_store_subscriber_list(c->store, collect_subscriber, r);
-    if (q->op == VNET_REQ_SUBSCRIBER_CREATE) {
-        if (!vnet_name_valid(q->network)) {
-            snprintf(err, errlen, "invalid subscriber name '%s'", q->network);
-            return VNET_EINVAL;
-        }
-        rc = vnet_api_token_new(r->token, sizeof(r->token), hash);
-        if (rc > 0)
-            rc = vnet_store_subscriber_create(c->store, q->network, hash, &sub, err, errlen);
-        if (!rc)
-            rc = collect_subscriber(&sub, r);
-        if (rc) {
-            sodium_memzero(r->token, sizeof(r->token));
-        } else {
-            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' created", sub.name);
-        }
-        return rc;
-    }
-    if ((rc = vnet_store_subscriber_get(c->store, q->network, &sub)) != 0) {
-        snprintf(err, errlen, "no subscriber '%s'", q->network);
-        return rc == VNET_EINVAL ? VNET_ENOENT : rc;
-    }
-    if (q->op == VNET_REQ_SUBSCRIBER_DELETE) {
-        rc = vnet_store_subscriber_delete(c->store, sub.id);
-        if (rc == VNET_EPERM)
-            snprintf(err, errlen, "the admin cannot be deleted");
-        else if (rc == VNET_EBUSY)
-            snprintf(err, errlen, "subscriber '%s' owns networks: delete them first", sub.name);
-        if (!rc) {
-            drop_subscriber_sessions(c, s, sub.id, "subscriber deleted");
-            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' deleted", sub.name);
-        }
-        return rc;
-    }
-    /* SUBSCRIBER_TOKEN: the old token stops working at once, and so do its open sessions. */
-    rc = vnet_api_token_new(r->token, sizeof(r->token), hash);
-    if (rc > 0)
-        rc = vnet_store_subscriber_set_token(c->store, sub.id, hash);
-    if (!rc) {
-        sub.has_token = true;
-        rc = collect_subscriber(&sub, r);
-    }
-    if (rc) {
-        sodium_memzero(r->token, sizeof(r->token));
-        return rc;
-    }
-    drop_subscriber_sessions(c, s, sub.id, "API token replaced");
-    vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s': new API token", sub.name);
-    return 0;
 }
 
 static void handle_request(struct session *s, const struct vnet_msg_request *q)
 {
     struct vnet_controller *c = s->c;
+    struct vnet__api_env env = {
+        .store = c->store,
+        .key = c->has_key ? &c->key : NULL,
+        .committed = api_committed,
+        .node_gone = api_node_gone,
+        .subscriber_gone = api_subscriber_gone,
+        .node_status = api_node_status,
+        .arg = s,
+    };
+    struct vnet__api_caller who = {.admin = s->admin, .sub_id = s->sub_id};
     struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_REPLY;
-    struct vnet_msg_reply *r = &m.u.reply;
-    r->id = q->id;
-    char *err = r->text;
-    size_t errlen = sizeof(r->text);
-    struct vnet_network net;
-    int rc = 0;
     c->st.requests++;
-
-    if (subscriber_op(q->op)) {
-        rc = handle_subscriber_request(s, q, r, err, errlen);
-        goto out;
-    }
-    bool need_net = q->op != VNET_REQ_NETWORK_CREATE && q->op != VNET_REQ_NETWORK_LIST;
-    if (need_net && (rc = find_network(s, q->network, &net, err, errlen)) != 0)
-        goto out;
-    switch (q->op) {
-    case VNET_REQ_NETWORK_CREATE: {
-        struct vnet_network_spec spec;
-        struct vnet_subscriber owner;
-        memset(&spec, 0, sizeof(spec));
-        spec.name = q->network;
-        spec.subscriber_id = s->sub_id;
-        const char *slash = s->admin ? strchr(q->network, '/') : NULL;
-        if (slash) { /* the admin creates a network for a subscriber: SUBSCRIBER/NAME */
-            char sub_name[VNET_NAME_MAX];
-            snprintf(sub_name, sizeof(sub_name), "%.*s", (int)(slash - q->network), q->network);
-            if (vnet_store_subscriber_get(c->store, sub_name, &owner) != 0) {
-                rc = VNET_ENOENT;
-                snprintf(err, errlen, "no subscriber '%s'", sub_name);
-                break;
-            }
-            spec.subscriber_id = owner.id;
-            spec.name = slash + 1;
-        }
-        spec.has_vni = (q->has & VNET_REQ_HAS_VNI) != 0;
-        spec.vni = q->vni;
-        if (q->has & VNET_REQ_HAS_SUBNET4)
-            spec.subnet4 = q->subnet4;
-        if (q->has & VNET_REQ_HAS_SUBNET6)
-            spec.subnet6 = q->subnet6;
-        if (q->has & VNET_REQ_HAS_MTU)
-            spec.mtu = q->mtu;
-        /* Secure (the default) needs node keys, which only a controller with a key has. */
-        spec.has_mode = true;
-        spec.mode = (q->has & VNET_REQ_HAS_MODE) ? q->mode
-                    : c->has_key                 ? VNET_MODE_SECURE
-                                                 : VNET_MODE_PLAIN;
-        if (spec.mode == VNET_MODE_SECURE && !c->has_key) {
-            rc = VNET_ENOTSUP;
-            snprintf(err, errlen,
-                     "mode secure needs node keys: start vnet-controller with --key (or use "
-                     "--mode plain)");
-            break;
-        }
-        /* 1400 leaves room for the secure header and an IPv6 underlay on 1500-byte links. */
-        if (!(q->has & VNET_REQ_HAS_MTU) && spec.mode == VNET_MODE_SECURE)
-            spec.mtu = 1400;
-        struct vnet_network out;
-        rc = vnet_store_network_create(c->store, &spec, &out, err, errlen);
-        if (rc == VNET_EEXIST && !s->admin && strncmp(err, "VNI ", 4) == 0)
-            snprintf(err, errlen, "VNI %u is not available", q->vni); /* not whose it is */
-        if (rc == 0) {
-            rc = collect_network(&out, r);
-            note_own_commit(c, out.id);
-        }
-        break;
-    }
-    case VNET_REQ_NETWORK_LIST:
-        rc = vnet_store_network_list(c->store, s->admin ? 0 : s->sub_id, collect_network, r);
-        if (!rc && s->admin) /* to name the owners */
-            rc = vnet_store_subscriber_list(c->store, collect_subscriber, r);
-        break;
-    case VNET_REQ_NETWORK_SHOW:
-        rc = collect_network(&net, r);
-        if (!rc)
-            rc = reply_nodes(c, net.id, r);
-        break;
-    case VNET_REQ_NETWORK_DELETE:
-        rc = vnet_store_network_delete(c->store, net.id, err, errlen);
-        if (!rc)
-            note_own_commit(c, net.id);
-        break;
-    case VNET_REQ_NETWORK_STATUS: {
-        rc = collect_network(&net, r);
-        struct node_vec nv = {0};
-        if (!rc)
-            rc = vnet_store_node_list(c->store, net.id, collect_node, &nv);
-        if (!rc && nv.n) {
-            r->status = calloc(nv.n, sizeof(*r->status));
-            if (!r->status)
-                rc = VNET_ENOMEM;
-        }
-        for (uint32_t i = 0; !rc && i < nv.n; i++) {
-            struct vnet_node_status *st = &r->status[i];
-            struct session *ns;
-            st->node = nv.v[i];
-            if (node_connected(c, nv.v[i].id, &ns)) {
-                st->connected = 1;
-                st->acked = ns->acked_rev;
-                st->connected_since_ms = ns->since_unix_ms;
-            } else {
-                struct acked *a = find_ack(c, nv.v[i].id, false);
-                st->acked = a ? a->rev : 0;
-            }
-            r->nstatus = i + 1;
-        }
-        free(nv.v);
-        break;
-    }
-    case VNET_REQ_NODE_ADD: {
-        struct vnet_node_spec spec;
-        memset(&spec, 0, sizeof(spec));
-        spec.name = q->node;
-        spec.has_mac = (q->has & VNET_REQ_HAS_MAC) != 0;
-        spec.mac = q->mac;
-        if (q->has & VNET_REQ_HAS_IP4)
-            spec.ips[0] = q->ip4;
-        if (q->has & VNET_REQ_HAS_IP6)
-            spec.ips[1] = q->ip6;
-        if (q->has & VNET_REQ_HAS_PHYS)
-            spec.phys = q->phys;
-        if (q->has & VNET_REQ_HAS_PUBKEY)
-            spec.pubkey = q->pubkey;
-        struct vnet_node out;
-        rc = vnet_store_node_add(c->store, net.id, &spec, &out, err, errlen);
-        if (rc == 0) {
-            r->nodes = malloc(sizeof(*r->nodes));
-            if (r->nodes) {
-                r->nodes[0] = out;
-                r->nnodes = 1;
-            }
-            note_own_commit(c, net.id);
-            /* Without a key given, the node enrols its own with a single-use join token. */
-            if (c->has_key && !spec.pubkey)
-                make_join_token(c, &out, r->token, sizeof(r->token));
-        }
-        break;
-    }
-    case VNET_REQ_NODE_LIST:
-        rc = reply_nodes(c, net.id, r);
-        break;
-    case VNET_REQ_NODE_SHOW:
-    case VNET_REQ_NODE_MOVE: {
-        struct vnet_node out;
-        if (q->op == VNET_REQ_NODE_SHOW) {
-            rc = vnet_store_node_get(c->store, net.id, q->node, &out);
-            if (rc)
-                snprintf(err, errlen, "no node '%s' in network '%s'", q->node, q->network);
-        } else if (!(q->has & VNET_REQ_HAS_PHYS)) {
-            rc = VNET_EINVAL;
-            snprintf(err, errlen, "node move needs a physical endpoint");
-        } else {
-            rc = vnet_store_node_move(c->store, net.id, q->node, &q->phys, &out, err, errlen);
-            if (!rc)
-                note_own_commit(c, net.id);
-        }
-        if (!rc) {
-            r->nodes = malloc(sizeof(*r->nodes));
-            if (r->nodes) {
-                r->nodes[0] = out;
-                r->nnodes = 1;
-            }
-        }
-        break;
-    }
-    case VNET_REQ_NODE_REMOVE: {
-        struct vnet_node gone;
-        bool had = vnet_store_node_get(c->store, net.id, q->node, &gone) == 0;
-        uint64_t rev = 0;
-        rc = vnet_store_node_remove(c->store, net.id, q->node, &rev, err, errlen);
-        if (!rc) {
-            note_own_commit(c, net.id);
-            struct session *ns;
-            if (had && node_connected(c, gone.id, &ns))
-                session_fail(ns, VNET_ENOENT, "node removed from its network");
-        }
-        break;
-    }
-    case VNET_REQ_NODE_REVOKE: {
-        struct vnet_node n;
-        rc = vnet_store_node_get(c->store, net.id, q->node, &n);
-        if (rc) {
-            snprintf(err, errlen, "no node '%s' in network '%s'", q->node, q->network);
-            break;
-        }
-        rc = vnet_store_node_revoke(c->store, n.id);
-        if (!rc) {
-            note_own_commit(c, net.id); /* the others drop its key */
-            struct session *ns;
-            vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s': key revoked", n.name,
-                     net.name);
-            if (node_connected(c, n.id, &ns))
-                session_fail(ns, VNET_EACCES, "key revoked");
-        }
-        break;
-    }
-    default:
-        rc = VNET_EINVAL;
-        snprintf(err, errlen, "unknown request %d", (int)q->op);
-    }
-out:
-    r->code = rc;
-    if (rc && !r->text[0])
-        snprintf(err, errlen, "%s", vnet_strerror(rc));
-    if (rc)
+    if (vnet__api_handle(&env, &who, q, &m) != 0)
         c->st.errors++;
     send_msg(s, &m);
     vnet_msg_free(&m);
@@ -1280,106 +746,91 @@ out:
 
 /* ---- input ---- */
 
-static void handle_frame(struct session *s, const uint8_t *body, size_t len)
+static void on_sess_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
 {
-    struct vnet_msg m;
-    char err[128] = "";
-    if (vnet_msg_decode(body, len, &m, err, sizeof(err)) != 0) {
-        char text[VNET_MSG_TEXT_MAX];
-        snprintf(text, sizeof(text), "malformed message: %s", err[0] ? err : "?");
-        s->c->st.sessions_closed_bad++;
-        session_fail(s, VNET_EPROTO, text);
-        return;
-    }
+    struct session *s = t->data;
     if (s->kind == S_NEW) {
-        if (m.type != VNET_MSG_HELLO) {
+        if (m->type != VNET_MSG_HELLO) {
             session_fail(s, VNET_EPROTO, "the first message must be hello");
-        } else if (m.u.hello.version != VNET_PROTO_VERSION) {
+        } else if (m->u.hello.version != VNET_PROTO_VERSION) {
             session_fail(s, VNET_EVERSION, "unsupported protocol version");
-        } else if (m.u.hello.role == VNET_ROLE_NODE) {
-            handle_node_hello(s, &m.u.hello);
-        } else if (m.u.hello.role == VNET_ROLE_CLIENT) {
-            handle_client_hello(s, &m.u.hello);
+        } else if (m->u.hello.role == VNET_ROLE_NODE) {
+            handle_node_hello(s, &m->u.hello);
+        } else if (m->u.hello.role == VNET_ROLE_CLIENT) {
+            handle_client_hello(s, &m->u.hello);
         } else {
             session_fail(s, VNET_EPROTO, "unknown role");
         }
-    } else if (m.type == VNET_MSG_KEEPALIVE) {
-        /* last_rx already updated */
-    } else if (s->kind == S_NODE && m.type == VNET_MSG_ACK) {
+    } else if (m->type == VNET_MSG_KEEPALIVE) {
+        /* the transport noted the traffic */
+    } else if (s->kind == S_NODE && m->type == VNET_MSG_ACK) {
         /* Kept in the session; remembered in the controller's table when it closes. */
-        if (m.u.ack.revision > s->acked_rev && m.u.ack.revision <= s->sent_rev)
-            s->acked_rev = m.u.ack.revision;
-    } else if (s->kind == S_NODE && m.type == VNET_MSG_ENDPOINT) {
-        handle_endpoint(s, &m.u.endpoint);
-    } else if (s->kind == S_CLIENT && m.type == VNET_MSG_REQUEST) {
-        handle_request(s, &m.u.request);
-    } else if (m.type == VNET_MSG_ERROR) {
-        vnet_log(VNET_LOG_INFO, "controller", "peer error %d: %s", m.u.error.code, m.u.error.text);
+        if (m->u.ack.revision > s->acked_rev && m->u.ack.revision <= s->sent_rev)
+            s->acked_rev = m->u.ack.revision;
+    } else if (s->kind == S_NODE && m->type == VNET_MSG_ENDPOINT) {
+        handle_endpoint(s, &m->u.endpoint);
+    } else if (s->kind == S_CLIENT && m->type == VNET_MSG_REQUEST) {
+        handle_request(s, &m->u.request);
+    } else if (m->type == VNET_MSG_ERROR) {
+        vnet_log(VNET_LOG_INFO, "controller", "peer error %d: %s", m->u.error.code,
+                 m->u.error.text);
         session_close(s);
     } else {
         session_fail(s, VNET_EPROTO, "unexpected message");
     }
-    vnet_msg_free(&m);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* The connection failed: say why where the peer can still hear it. */
+static void on_sess_down(struct vnet__sess_uv *t, int code, const char *why)
 {
-    struct session *s = h->data;
-    (void)suggested;
-    *buf = uv_buf_init(s->c->rxbuf, sizeof(s->c->rxbuf));
-}
-
-static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-    struct session *s = st->data;
-    if (nread < 0) {
+    struct session *s = t->data;
+    struct vnet_controller *c = s->c;
+    switch (code) {
+    case VNET_EIO: /* closed or reset by the peer */
         session_close(s);
         return;
-    }
-    if (nread == 0 || s->closing)
+    case VNET_ETIMEDOUT:
+        c->st.sessions_closed_dead++;
+        vnet_log(VNET_LOG_INFO, "controller", "session %s: closed", why);
+        session_close(s);
         return;
-    s->last_rx = uv_now(s->c->loop);
-    if (vnet_frame_reader_feed(&s->rd, (const uint8_t *)buf->base, (size_t)nread) != 0) {
-        session_fail(s, VNET_ENOMEM, "out of memory");
+    case VNET_EACCES: /* a sealed frame does not authenticate: nothing more is said */
+        if (s->kind == S_CLIENT)
+            vnet_log(VNET_LOG_WARN, "controller",
+                     "session of subscriber '%s': a frame does not authenticate: closed",
+                     s->sub_name);
+        else
+            vnet_log(VNET_LOG_WARN, "controller",
+                     "session of node %llu: a frame does not authenticate: closed",
+                     (unsigned long long)s->node_id);
+        c->st.sessions_closed_bad++;
+        session_close(s);
         return;
-    }
-    for (;;) {
-        const uint8_t *body;
-        size_t len;
-        int rc = vnet_frame_reader_next(&s->rd, &body, &len);
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            s->c->st.sessions_closed_bad++;
-            session_fail(s, VNET_EMSGSIZE, "frame over the size limit");
-            break;
-        }
-        if (s->secure) {
-            uint8_t *plain = malloc(len ? len : 1);
-            size_t plen = 0;
-            if (!plain || vnet_chan_open(&s->rx, body, len, plain, len, &plen) != 0) {
-                free(plain);
-                if (s->kind == S_CLIENT)
-                    vnet_log(VNET_LOG_WARN, "controller",
-                             "session of subscriber '%s': a frame does not authenticate: closed",
-                             s->sub_name);
-                else
-                    vnet_log(VNET_LOG_WARN, "controller",
-                             "session of node %llu: a frame does not authenticate: closed",
-                             (unsigned long long)s->node_id);
-                s->c->st.sessions_closed_bad++;
-                session_close(s);
-                break;
-            }
-            handle_frame(s, plain, plen);
-            free(plain);
-        } else {
-            handle_frame(s, body, len);
-        }
-        if (s->closing)
-            break;
+    case VNET_ENOMEM:
+        session_fail(s, VNET_ENOMEM, why);
+        return;
+    default: /* over the size limit, or malformed */
+        c->st.sessions_closed_bad++;
+        session_fail(s, code == VNET_EMSGSIZE ? VNET_EMSGSIZE : VNET_EPROTO, why);
     }
 }
+
+/* Output drained: a session that fell behind gets its snapshot now. */
+static void on_sess_drained(struct vnet__sess_uv *t)
+{
+    struct session *s = t->data;
+    if (s->need_snapshot) {
+        s->need_snapshot = false;
+        send_snapshot(s);
+    }
+}
+
+static const struct vnet__sess_uv_cbs sess_cbs = {
+    .on_msg = on_sess_msg,
+    .on_down = on_sess_down,
+    .on_drained = on_sess_drained,
+    .on_closed = on_sess_closed,
+};
 
 static void on_connection(uv_stream_t *lis, int status)
 {
@@ -1390,23 +841,17 @@ static void on_connection(uv_stream_t *lis, int status)
     if (!s)
         return;
     s->c = c;
-    int rc;
     s->local = lis->type == UV_NAMED_PIPE;
-    if (s->local)
-        rc = uv_pipe_init(c->loop, &s->h.pipe, 0);
-    else
-        rc = uv_tcp_init(c->loop, &s->h.tcp);
-    if (rc) {
+    if (vnet__sess_uv_init(&s->t, c->loop, s->local, 0, c->rxbuf, sizeof(c->rxbuf), &sess_cbs, s) !=
+        0) {
         free(s);
         return;
     }
-    s->h.handle.data = s;
-    vnet_frame_reader_init(&s->rd, 0);
     s->next = c->sessions;
     if (c->sessions)
         c->sessions->prev = s;
     c->sessions = s;
-    if (uv_accept(lis, &s->h.stream) != 0) {
+    if (uv_accept(lis, &s->t.h.stream) != 0) {
         session_close(s);
         return;
     }
@@ -1414,51 +859,18 @@ static void on_connection(uv_stream_t *lis, int status)
         struct sockaddr_storage ss;
         int len = sizeof(ss);
         struct vnet_endpoint ep;
-        uv_tcp_nodelay(&s->h.tcp, 1);
-        uv_tcp_keepalive(&s->h.tcp, 1, TCP_KEEPALIVE_S);
-        if (uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &len) == 0 &&
+        uv_tcp_nodelay(&s->t.h.tcp, 1);
+        uv_tcp_keepalive(&s->t.h.tcp, 1, TCP_KEEPALIVE_S);
+        if (uv_tcp_getpeername(&s->t.h.tcp, (struct sockaddr *)&ss, &len) == 0 &&
             vnet_endpoint_from_sockaddr((struct sockaddr *)&ss, &ep) == 0)
             s->peer_ip = ep.ip;
     }
-    s->last_rx = uv_now(c->loop);
-    s->h.stream.data = s;
-    if (uv_read_start(&s->h.stream, on_alloc, on_read) != 0)
+    if (vnet__sess_uv_start(&s->t) != 0) {
         session_close(s);
-}
-
-/* ---- timers ---- */
-
-static void on_keepalive(uv_timer_t *t)
-{
-    struct vnet_controller *c = t->data;
-    uint64_t now = uv_now(c->loop);
-    struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_KEEPALIVE;
-    struct wbuf *b = encode(&m);
-    if (b)
-        b->refs++;
-    for (struct session *s = c->sessions; s; s = s->next) {
-        /* A client is a blocking program between requests (vnetctl, a script, the Python
-         * binding's Client): it reads nothing while idle and answers no keepalive, so its
-         * silence closes nothing and it is sent none. A client that is gone shows as a closed
-         * connection (Unix socket) or through TCP keepalive (set at accept). */
-        if (s->closing || s->kind == S_CLIENT)
-            continue;
-        if (now - s->last_rx > 3ull * c->keepalive_ms) {
-            c->st.sessions_closed_dead++;
-            vnet_log(VNET_LOG_INFO, "controller", "session silent for %llu ms: closed",
-                     (unsigned long long)(now - s->last_rx));
-            session_close(s);
-            continue;
-        }
-        /* Only to a session with nothing queued: one that has output pending is not idle, and
-         * a keepalive refused at the bound must not ask for a snapshot (a client session has
-         * none to get; a node session would get a needless one). */
-        if (b && s->kind != S_NEW && uv_stream_get_write_queue_size(&s->h.stream) == 0)
-            session_write(s, b, false);
+        return;
     }
-    wbuf_unref(b);
+    /* Until its hello, a new session is only watched: silent too long, it is closed. */
+    vnet__sess_uv_keepalive(&s->t, c->keepalive_ms, false);
 }
 
 /* ---- setup ---- */
@@ -1560,9 +972,6 @@ int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_co
     uv_check_init(c->loop, &c->check);
     c->check.data = c;
     uv_check_start(&c->check, on_check);
-    uv_timer_init(c->loop, &c->keepalive);
-    c->keepalive.data = c;
-    uv_timer_start(&c->keepalive, on_keepalive, c->keepalive_ms, c->keepalive_ms);
     uv_timer_init(c->loop, &c->poller);
     c->poller.data = c;
     if (c->poll_ms != UINT32_MAX)
@@ -1593,7 +1002,6 @@ void vnet_controller_destroy(struct vnet_controller *c)
     for (struct session *s = c->sessions; s; s = s->next)
         session_close(s);
     close_handle(c, (uv_handle_t *)&c->check);
-    close_handle(c, (uv_handle_t *)&c->keepalive);
     close_handle(c, (uv_handle_t *)&c->poller);
     if (c->has_node_lis)
         close_handle(c, &c->node_lis.handle);
