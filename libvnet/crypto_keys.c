@@ -9,6 +9,8 @@
  */
 #include "vnet/crypto.h"
 
+#include "err_int.h"
+
 #include "vnet/error.h"
 #include "vnet/model.h"
 #include "vnet/secret.h"
@@ -26,18 +28,6 @@
 
 _Static_assert(VNET_KEY_LEN == crypto_scalarmult_BYTES, "X25519 key size");
 _Static_assert(VNET_KEY_LEN == VNET_PUBKEY_LEN, "model pubkey size");
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 int vnet_crypto_init(void)
 {
@@ -160,7 +150,7 @@ static int save_direct(const char *path, const char *line, size_t n, char *err, 
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         int rc = -errno;
-        seterr(err, errlen, "cannot create key file %s: %s", path, strerror(errno));
+        vnet__errf(err, errlen, "cannot create key file %s: %s", path, strerror(errno));
         return rc;
     }
     int rc = write_all(fd, line, n);
@@ -168,7 +158,7 @@ static int save_direct(const char *path, const char *line, size_t n, char *err, 
         rc = -errno;
     close(fd);
     if (rc < 0) {
-        seterr(err, errlen, "cannot write key file %s: %s", path, strerror(-rc));
+        vnet__errf(err, errlen, "cannot write key file %s: %s", path, strerror(-rc));
         unlink(path);
     }
     return rc;
@@ -177,7 +167,7 @@ static int save_direct(const char *path, const char *line, size_t n, char *err, 
 int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err, size_t errlen)
 {
     if (!path || !*path || !kp) {
-        seterr(err, errlen, "no key file path");
+        vnet__errf(err, errlen, "no key file path");
         return VNET_EINVAL;
     }
     if (vnet_crypto_init() < 0)
@@ -200,12 +190,12 @@ int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err, si
     int fd = mkstemp(tmp); /* mode 0600, O_EXCL */
     if (fd < 0) {
         rc = -errno;
-        seterr(err, errlen, "cannot create key file %s: %s", path, strerror(errno));
+        vnet__errf(err, errlen, "cannot create key file %s: %s", path, strerror(errno));
         goto out;
     }
     if (fchmod(fd, 0600) != 0 || (rc = write_all(fd, line, (size_t)n)) != 0 || fsync(fd) != 0) {
         rc = -errno;
-        seterr(err, errlen, "cannot write key file %s: %s", tmp, strerror(errno));
+        vnet__errf(err, errlen, "cannot write key file %s: %s", tmp, strerror(errno));
         close(fd);
         unlink(tmp);
         goto out;
@@ -220,17 +210,17 @@ int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err, si
     } else if (errno == EEXIST) {
         unlink(tmp);
         rc = VNET_EEXIST;
-        seterr(err, errlen, "key file %s already exists; not overwriting it", path);
+        vnet__errf(err, errlen, "key file %s already exists; not overwriting it", path);
     } else if (errno == EPERM || errno == ENOTSUP || errno == ENOSYS || errno == EMLINK) {
         unlink(tmp);
         rc = save_direct(path, line, (size_t)n, err, errlen);
         if (rc == VNET_EEXIST)
-            seterr(err, errlen, "key file %s already exists; not overwriting it", path);
+            vnet__errf(err, errlen, "key file %s already exists; not overwriting it", path);
         if (rc == 0)
             fsync_dir_of(path);
     } else {
         rc = -errno;
-        seterr(err, errlen, "cannot create key file %s: %s", path, strerror(errno));
+        vnet__errf(err, errlen, "cannot create key file %s: %s", path, strerror(errno));
         unlink(tmp);
     }
 out:
@@ -245,7 +235,7 @@ int vnet_key_load(const char *path, struct vnet_keypair *kp, char *err, size_t e
         return VNET_EINVAL;
     sodium_memzero(kp, sizeof(*kp));
     if (!path || !*path) {
-        seterr(err, errlen, "no key file path");
+        vnet__errf(err, errlen, "no key file path");
         return VNET_EINVAL;
     }
     if (vnet_crypto_init() < 0)
@@ -267,18 +257,20 @@ int vnet_key_load(const char *path, struct vnet_keypair *kp, char *err, size_t e
         n = want;
     if (n != want || memcmp(buf, VNET_KEYFILE_MAGIC, ml) != 0 || buf[ml] != ' ' ||
         buf[ml + 1 + B64_KEYLEN] != ' ') {
-        seterr(err, errlen, "key file %s is malformed (expected one line \"%s <secret> <public>\")",
-               path, VNET_KEYFILE_MAGIC);
+        vnet__errf(err, errlen,
+                   "key file %s is malformed (expected one line \"%s <secret> <public>\")", path,
+                   VNET_KEYFILE_MAGIC);
         goto out;
     }
     uint8_t pub[32];
     if (b64key_decode(buf + ml + 1, B64_KEYLEN, kp->sec) != 0 ||
         b64key_decode(buf + ml + 2 + B64_KEYLEN, B64_KEYLEN, pub) != 0) {
-        seterr(err, errlen, "key file %s is malformed (bad base64 key)", path);
+        vnet__errf(err, errlen, "key file %s is malformed (bad base64 key)", path);
         goto out;
     }
     if (crypto_scalarmult_base(kp->pub, kp->sec) != 0 || sodium_memcmp(kp->pub, pub, 32) != 0) {
-        seterr(err, errlen, "key file %s is corrupt: public key does not match secret key", path);
+        vnet__errf(err, errlen, "key file %s is corrupt: public key does not match secret key",
+                   path);
         goto out;
     }
     rc = 0;
