@@ -9,6 +9,8 @@
 #ifndef VNET_ERROR_H
 #define VNET_ERROR_H
 
+#include "vnet/common.h"
+
 #include <errno.h>
 
 #ifdef __cplusplus
@@ -44,10 +46,10 @@ extern "C" {
 
 /* A short human description of @code ("invalid argument"). Never NULL; unknown codes give
  * "unknown error". The string is static. */
-const char *vnet_strerror(int code);
+VNET_API const char *vnet_strerror(int code);
 
 /* The symbolic name of @code ("VNET_EINVAL"), or "VNET_E?" for unknown codes. Static. */
-const char *vnet_err_name(int code);
+VNET_API const char *vnet_err_name(int code);
 
 #ifdef __cplusplus
 }
