@@ -274,8 +274,8 @@ enum vnet_seal_suite {
 /* Which suite VNET_SEAL_AUTO means on this machine. All nodes of a network must use the same
  * suite: a network that has one node without AES must configure VNET_SEAL_CHACHA20. */
 VNET_API enum vnet_seal_suite vnet_seal_suite_auto(void);
-VNET_API const char *
-vnet_seal_suite_name(enum vnet_seal_suite s); /* "aes256gcm", "chacha20poly1305" */
+/* The suite's name: "aes256gcm", "chacha20poly1305". */
+VNET_API const char *vnet_seal_suite_name(enum vnet_seal_suite s);
 
 /* The key of one direction (sender -> receiver) for one epoch. Caller-allocated, private. */
 struct vnet_seal_key {
