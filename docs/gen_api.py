@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate docs/api.md from the public headers: each header's opening comment, then every
-function declaration with the comment in front of it. Run from the repository root:
+function declaration with the comment in front of it (the VNET_API export marker left out). Run from the repository root:
     /usr/bin/python3 docs/gen_api.py > docs/api.md
 """
 import glob
@@ -36,7 +36,7 @@ def main():
             out.append(clean_comment(m.group(1)))
             out.append("")
         # function declarations (ending with ');' at top level) with an optional comment before
-        for fm in re.finditer(r"(/\*(?:(?!\*/).)*\*/\s*)?\n((?:static inline )?[a-z_][\w \*]*\b(vnet_\w+)\s*\([^;{]*\)\s*(?:__attribute__\(\(.*?\)\))?\s*[;{])",
+        for fm in re.finditer(r"(/\*(?:(?!\*/).)*\*/\s*)?\n(?:VNET_API )?((?:static inline )?[a-z_][\w \*]*\b(vnet_\w+)\s*\([^;{]*\)\s*(?:__attribute__\(\(.*?\)\))?\s*[;{])",
                               text, re.S):
             comment, decl, name = fm.group(1), fm.group(2), fm.group(3)
             decl = re.sub(r"\s+", " ", decl.rstrip("{;").strip())

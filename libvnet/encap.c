@@ -6,15 +6,14 @@
  * work in vnet_encap_push is one fixed-size copy, a handful of 16-bit stores and two folds (plus
  * a pass over the payload only when a UDP checksum is wanted).
  *
- * Checksums are computed over native-order loads with a 64-bit accumulator and byte-swapped
- * once at the end: the ones'-complement sum commutes with byte swapping (RFC 1071, 2.(B)), so
- * the API can speak big-endian word values in host order without swapping per word.
+ * The checksum functions of encap.h (vnet_csum*) live in csum.c, with libvnet's other checksums.
  *
  * The parser checks lengths before every read, in the order the headers appear, so each
  * rejection names the first thing that was wrong. Its error paths go through drop(), kept out
  * of line so the accept path stays short.
  */
 #include "bytes_int.h"
+#include "csum_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
 
@@ -99,131 +98,6 @@ drop(struct vnet_drop_stats *stats, enum vnet_drop_reason *reason, enum vnet_dro
     if (reason)
         *reason = r;
     return vnet_drop_reason_code(r);
-}
-
-/* ---- Checksums ---- */
-
-/* Fold a 64-bit ones'-complement accumulator to 16 bits. */
-static inline uint32_t fold64(uint64_t s)
-{
-    s = (s & 0xffffffffu) + (s >> 32);
-    s = (s & 0xffffffffu) + (s >> 32);
-    s = (s & 0xffffu) + (s >> 16);
-    s = (s & 0xffffu) + (s >> 16);
-    return (uint32_t)s;
-}
-
-static inline uint32_t fold32(uint32_t s)
-{
-    s = (s & 0xffffu) + (s >> 16);
-    s = (s & 0xffffu) + (s >> 16);
-    return s;
-}
-
-/* Sum native 64-bit loads with end-around carry, in four independent accumulators so the
- * carry chains overlap. Each accumulator stays a ones'-complement sum, folded at the end. */
-static inline uint64_t add_carry(uint64_t a, uint64_t b)
-{
-    a += b;
-    return a + (a < b);
-}
-
-static inline uint64_t sum_native(const uint8_t *p, size_t len)
-{
-    uint64_t a = 0, b = 0, c = 0, d = 0, w0, w1, w2, w3;
-    while (len >= 32) {
-        memcpy(&w0, p, 8);
-        memcpy(&w1, p + 8, 8);
-        memcpy(&w2, p + 16, 8);
-        memcpy(&w3, p + 24, 8);
-        a = add_carry(a, w0);
-        b = add_carry(b, w1);
-        c = add_carry(c, w2);
-        d = add_carry(d, w3);
-        p += 32;
-        len -= 32;
-    }
-    while (len >= 8) {
-        memcpy(&w0, p, 8);
-        a = add_carry(a, w0);
-        p += 8;
-        len -= 8;
-    }
-    /* Tail of 0..7 bytes, at even offsets, so 16-bit words keep their positions. An odd last
-     * byte is the first (high) byte of a zero-padded word: in a native load that is its low
-     * byte on little-endian machines and its high byte on big-endian ones. */
-    if (len & 4) {
-        uint32_t t;
-        memcpy(&t, p, 4);
-        b = add_carry(b, t);
-        p += 4;
-    }
-    if (len & 2) {
-        uint16_t t;
-        memcpy(&t, p, 2);
-        c = add_carry(c, t);
-        p += 2;
-    }
-    if (len & 1) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        d = add_carry(d, *p);
-#else
-        d = add_carry(d, (uint64_t)*p << 8);
-#endif
-    }
-    return add_carry(add_carry(a, b), add_carry(c, d));
-}
-
-static inline uint32_t to_be_sum(uint32_t native16)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (uint32_t)__builtin_bswap16((uint16_t)native16);
-#else
-    return native16;
-#endif
-}
-
-uint32_t vnet_csum_partial(const void *data, size_t len, uint32_t sum)
-{
-    uint32_t s = to_be_sum(fold64(sum_native(data, len)));
-    return fold64((uint64_t)s + sum);
-}
-
-uint16_t vnet_csum_fold(uint32_t sum)
-{
-    return (uint16_t)~fold32(sum);
-}
-
-uint16_t vnet_csum(const void *data, size_t len)
-{
-    return vnet_csum_fold(vnet_csum_partial(data, len, 0));
-}
-
-uint16_t vnet_csum_update16(uint16_t csum, uint16_t old, uint16_t new_val)
-{
-    uint32_t s = (uint32_t)(uint16_t)~csum + (uint16_t)~old + new_val;
-    return vnet_csum_fold(s);
-}
-
-uint16_t vnet_csum_update32(uint16_t csum, uint32_t old, uint32_t new_val)
-{
-    uint32_t s = (uint32_t)(uint16_t)~csum + (uint16_t) ~(old >> 16) + (uint16_t)~old +
-                 (new_val >> 16) + (new_val & 0xffffu);
-    return vnet_csum_fold(s);
-}
-
-uint32_t vnet_csum_pseudo4(const uint8_t src[4], const uint8_t dst[4], uint8_t proto, uint16_t len)
-{
-    uint32_t s = (uint32_t)get16(src) + get16(src + 2) + get16(dst) + get16(dst + 2);
-    return fold32(s + proto + len);
-}
-
-uint32_t vnet_csum_pseudo6(const uint8_t src[16], const uint8_t dst[16], uint8_t proto,
-                           uint32_t len)
-{
-    uint32_t s = vnet_csum_partial(src, 16, 0);
-    s = vnet_csum_partial(dst, 16, s);
-    return fold32(s + (len >> 16) + (len & 0xffffu) + proto);
 }
 
 /* ---- VXLAN header ---- */
@@ -357,7 +231,7 @@ int vnet_encap_tmpl_init(const struct vnet_encap_cfg *cfg, struct vnet_encap_tmp
     put16(udp + 2, dport);
     vnet_vxlan_encode(udp + VNET_UDP_HLEN, 0);
     /* Fixed part of the UDP checksum: destination port and the VXLAN flags word. */
-    n.udp_sum = fold32(n.udp_sum + dport + ((uint32_t)VNET_VXLAN_FLAG_I << 8));
+    n.udp_sum = vnet__csum_fold32(n.udp_sum + dport + ((uint32_t)VNET_VXLAN_FLAG_I << 8));
     *t = n;
     return 0;
 }
@@ -368,7 +242,7 @@ static inline uint16_t udp_csum(const struct vnet_encap_tmpl *t, const uint8_t *
                                 size_t inner_len, uint16_t udp_len, uint16_t sport, uint32_t vni)
 {
     uint32_t s = t->udp_sum + 2u * udp_len + sport + (vni >> 8) + ((vni & 0xffu) << 8);
-    s = vnet_csum_partial(inner, inner_len, fold32(s));
+    s = vnet_csum_partial(inner, inner_len, vnet__csum_fold32(s));
     uint16_t c = vnet_csum_fold(s);
     return c ? c : 0xffff; /* RFC 768: a computed 0 is sent as all ones */
 }
@@ -483,7 +357,7 @@ int vnet_encap_parse(const uint8_t *frame, size_t len, uint16_t dport, unsigned 
             return drop(stats, reason, VNET_DROP_ZERO_UDP_CSUM6);
     } else if (!(flags & VNET_DECAP_F_NO_UDP_CSUM)) {
         /* The pseudo-header length is the UDP length (RFC 768 / RFC 8200 8.1). */
-        uint32_t s = vnet_csum_partial(udp, ulen, fold32(psum + (uint32_t)ulen));
+        uint32_t s = vnet_csum_partial(udp, ulen, vnet__csum_fold32(psum + (uint32_t)ulen));
         if (vnet_csum_fold(s) != 0)
             return drop(stats, reason, VNET_DROP_BAD_UDP_CSUM);
     }

@@ -1,7 +1,21 @@
-/* Error names and messages. Static strings only, so vnet_strerror() is thread-safe. */
+/* Error names and messages. Static strings only, so vnet_strerror() is thread-safe.
+ *
+ * libvnet's own codes and the errno values it names in error.h have their texts here; every
+ * other negated errno value (a socket's -ECONNREFUSED, say) gets the C library's. glibc's
+ * strerrordesc_np()/strerrorname_np() return static strings (strerror() may write a buffer for
+ * numbers it does not know); other C libraries' strerror() (musl's) returns static strings too.
+ */
 #include "vnet/error.h"
 
 #include <stddef.h>
+#include <string.h>
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+#define HAVE_STRERRORDESC_NP 1
+#endif
+
+/* The errno range: 1..4095 on Linux (what the kernel can return as -errno). */
+#define ERRNO_MAX 4095
 
 struct err_desc {
     int code;
@@ -46,11 +60,31 @@ static const struct err_desc *find(int code)
 const char *vnet_strerror(int code)
 {
     const struct err_desc *d = find(code);
-    return d ? d->msg : "unknown error";
+    if (d)
+        return d->msg;
+    if (code < 0 && code >= -ERRNO_MAX) {
+#ifdef HAVE_STRERRORDESC_NP
+        const char *s = strerrordesc_np(-code);
+        if (s)
+            return s;
+#else
+        return strerror(-code);
+#endif
+    }
+    return "unknown error";
 }
 
 const char *vnet_err_name(int code)
 {
     const struct err_desc *d = find(code);
-    return d ? d->name : "VNET_E?";
+    if (d)
+        return d->name;
+#ifdef HAVE_STRERRORDESC_NP
+    if (code < 0 && code >= -ERRNO_MAX) {
+        const char *s = strerrorname_np(-code);
+        if (s)
+            return s;
+    }
+#endif
+    return "VNET_E?";
 }

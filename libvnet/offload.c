@@ -14,10 +14,10 @@
  * first segment of a run is held by pointer and only copied once a second one joins it, so
  * frames that do not merge leave without any copy.
  *
- * Sums are taken over native-order 64-bit loads with end-around carry and byte-swapped once at
- * the end, like encap.c (the ones'-complement sum commutes with byte swapping, RFC 1071).
+ * vnet_csum_copy and vnet_csum_complete live in csum.c, with libvnet's other checksums.
  */
 #include "bytes_int.h"
+#include "csum_int.h"
 #include "vnet/offload.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
@@ -40,175 +40,6 @@
 #define TCP_CWR 0x80
 
 #define GSO_PREFIX_MAX 4096
-
-/* ---- Copy and checksum ---- */
-
-static inline uint64_t add_carry(uint64_t a, uint64_t b)
-{
-    a += b;
-    return a + (a < b);
-}
-
-static inline uint32_t fold64(uint64_t s)
-{
-    s = (s & 0xffffffffu) + (s >> 32);
-    s = (s & 0xffffffffu) + (s >> 32);
-    s = (s & 0xffffu) + (s >> 16);
-    s = (s & 0xffffu) + (s >> 16);
-    return (uint32_t)s;
-}
-
-static inline uint32_t to_be_sum(uint32_t native16)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (uint32_t)__builtin_bswap16((uint16_t)native16);
-#else
-    return native16;
-#endif
-}
-
-/* Native-order sum of [s, s + len) while copying it to d, portable version. Four independent
- * accumulators keep the carry chains short; fixed-size memcpy compiles to plain moves. */
-static uint64_t copy_sum_scalar(uint8_t *restrict d, const uint8_t *restrict s, size_t len)
-{
-    uint64_t a = 0, b = 0, c = 0, e = 0, w0, w1, w2, w3;
-    while (len >= 32) {
-        memcpy(&w0, s, 8);
-        memcpy(&w1, s + 8, 8);
-        memcpy(&w2, s + 16, 8);
-        memcpy(&w3, s + 24, 8);
-        memcpy(d, &w0, 8);
-        memcpy(d + 8, &w1, 8);
-        memcpy(d + 16, &w2, 8);
-        memcpy(d + 24, &w3, 8);
-        a = add_carry(a, w0);
-        b = add_carry(b, w1);
-        c = add_carry(c, w2);
-        e = add_carry(e, w3);
-        s += 32;
-        d += 32;
-        len -= 32;
-    }
-    while (len >= 8) {
-        memcpy(&w0, s, 8);
-        memcpy(d, &w0, 8);
-        a = add_carry(a, w0);
-        s += 8;
-        d += 8;
-        len -= 8;
-    }
-    /* 0..7 bytes left, at an even offset: words keep their positions. */
-    if (len & 4) {
-        uint32_t t;
-        memcpy(&t, s, 4);
-        memcpy(d, &t, 4);
-        b = add_carry(b, t);
-        s += 4;
-        d += 4;
-    }
-    if (len & 2) {
-        uint16_t t;
-        memcpy(&t, s, 2);
-        memcpy(d, &t, 2);
-        c = add_carry(c, t);
-        s += 2;
-        d += 2;
-    }
-    if (len & 1) {
-        *d = *s;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        e = add_carry(e, *s);
-#else
-        e = add_carry(e, (uint64_t)*s << 8);
-#endif
-    }
-    return add_carry(add_carry(a, b), add_carry(c, e));
-}
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define HAVE_COPY_SUM_AVX2 1
-
-/* The same with 32-byte vectors: 32-bit words are zero-extended into 64-bit lanes, which
- * cannot overflow (2^32 additions), so there is no carry to track in the loop; the native
- * 32-bit words fold to the same ones'-complement sum as 16-bit ones. Scalar code does the
- * tail. Selected at run time (AVX2 is not in the x86-64 baseline). */
-__attribute__((target("avx2"))) static uint64_t copy_sum_avx2(uint8_t *restrict d,
-                                                              const uint8_t *restrict s, size_t len)
-{
-    const __m256i z = _mm256_setzero_si256();
-    __m256i a0 = z, a1 = z, a2 = z, a3 = z;
-    while (len >= 64) {
-        __m256i v0 = _mm256_loadu_si256((const __m256i *)s);
-        __m256i v1 = _mm256_loadu_si256((const __m256i *)(s + 32));
-        _mm256_storeu_si256((__m256i *)d, v0);
-        _mm256_storeu_si256((__m256i *)(d + 32), v1);
-        a0 = _mm256_add_epi64(a0, _mm256_unpacklo_epi32(v0, z));
-        a1 = _mm256_add_epi64(a1, _mm256_unpackhi_epi32(v0, z));
-        a2 = _mm256_add_epi64(a2, _mm256_unpacklo_epi32(v1, z));
-        a3 = _mm256_add_epi64(a3, _mm256_unpackhi_epi32(v1, z));
-        s += 64;
-        d += 64;
-        len -= 64;
-    }
-    __m256i t = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
-    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
-    uint64_t lo = (uint64_t)_mm_cvtsi128_si64(h), hi = (uint64_t)_mm_extract_epi64(h, 1);
-    uint64_t sum = add_carry(lo, hi);
-    return add_carry(sum, copy_sum_scalar(d, s, len));
-}
-
-static int have_avx2 = -1;
-#endif
-
-static inline uint64_t copy_sum_native(uint8_t *restrict d, const uint8_t *restrict s, size_t len)
-{
-#ifdef HAVE_COPY_SUM_AVX2
-    if (len >= 128) {
-        int avx2 = __atomic_load_n(&have_avx2, __ATOMIC_RELAXED);
-        if (avx2 < 0) {
-            __builtin_cpu_init();
-            avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-            __atomic_store_n(&have_avx2, avx2, __ATOMIC_RELAXED);
-        }
-        if (avx2)
-            return copy_sum_avx2(d, s, len);
-    }
-#endif
-    return copy_sum_scalar(d, s, len);
-}
-
-uint32_t vnet_csum_copy(void *dst, const void *src, size_t len, uint32_t sum)
-{
-    uint32_t s = to_be_sum(fold64(copy_sum_native(dst, src, len)));
-    return fold64((uint64_t)s + sum);
-}
-
-/* The value for the checksum field of a UDP datagram or TCP segment whose whole sum (pseudo-
- * header included, field zero) is @sum. 0 is sent as 0xffff: the same number in ones'
- * complement, and the only form UDP allows (0 means "no checksum"). */
-static inline uint16_t l4_csum(uint32_t sum)
-{
-    uint16_t c = vnet_csum_fold(sum);
-    return c ? c : 0xffff;
-}
-
-int vnet_csum_complete(struct vnet_pkt *pkt)
-{
-    if (!pkt)
-        return VNET_EINVAL;
-    if (!(pkt->csum_flags & VNET_CSUM_PARTIAL))
-        return 0;
-    if ((pkt->gso_type & ~VNET_GSO_F_ECN) != VNET_GSO_NONE || !pkt->buf ||
-        (uint64_t)pkt->off + pkt->len > pkt->cap ||
-        (uint32_t)pkt->csum_start + pkt->csum_offset + 2 > pkt->len)
-        return VNET_EINVAL;
-    uint8_t *d = vnet_pkt_data(pkt);
-    uint32_t sum = vnet_csum_partial(d + pkt->csum_start, pkt->len - pkt->csum_start, 0);
-    put16(d + pkt->csum_start + pkt->csum_offset, l4_csum(sum));
-    pkt->csum_flags &= (uint8_t)~VNET_CSUM_PARTIAL;
-    return 0;
-}
 
 /* ---- Header parsing ---- */
 
@@ -428,7 +259,7 @@ int vnet_gso_segment(const struct vnet_pkt *pkt, size_t prefix, unsigned max_seg
         uint32_t cs = pkt->csum_start;
         memcpy(d, f, cs);
         uint32_t sum = vnet_csum_copy(d + cs, f + cs, len - cs, 0);
-        put16(d + cs + pkt->csum_offset, l4_csum(sum));
+        put16(d + cs + pkt->csum_offset, vnet__csum_l4(sum));
         return 1;
     }
 
@@ -476,7 +307,7 @@ int vnet_gso_segment(const struct vnet_pkt *pkt, size_t prefix, unsigned max_seg
         csum_field[0] = csum_field[1] = 0;
         uint32_t sum = vnet_csum_partial(l4, l4hl, pseudo + l4len);
         sum = vnet_csum_copy(d + h->hlen, src, pay, sum);
-        put16(csum_field, tcp ? vnet_csum_fold(sum) : l4_csum(sum));
+        put16(csum_field, tcp ? vnet_csum_fold(sum) : vnet__csum_l4(sum));
         src += pay;
     }
     return (int)p.nsegs;
@@ -580,7 +411,7 @@ static bool gro_csum_ok(const struct vnet_gro *g, const uint8_t *f, const struct
                         uint32_t psum)
 {
     uint32_t sum = vnet_csum_partial(f + h->l4off, h->hlen - h->l4off, psum);
-    sum = fold64((uint64_t)sum + g->f_.pseudo + (h->end - h->l4off));
+    sum = vnet__csum_fold64((uint64_t)sum + g->f_.pseudo + (h->end - h->l4off));
     return vnet_csum_fold(sum) == 0;
 }
 

@@ -32,7 +32,6 @@
 #include "vnet/switch_table.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
-#include "switch_table_int.h"
 
 #include <sched.h>
 #include <sodium.h>
@@ -1335,9 +1334,4 @@ int vnet_table_defer_free(struct vnet_table *t, void *ptr)
     uint64_t e = __atomic_add_fetch(&t->epoch, 1, __ATOMIC_SEQ_CST);
     t->retire.v[t->retire.head + t->retire.n - 1].epoch = e;
     return 0;
-}
-
-void vnet_table_test_set_gen(struct vnet_table *t, uint32_t gen)
-{
-    STORE_RELEASE(&t->gen, gen == 0 ? 1 : gen);
 }

@@ -60,13 +60,13 @@ struct vnet_agent_cfg {
 };
 
 /* Create and start connecting. Returns 0 or VNET_EINVAL / VNET_ENOMEM. */
-int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out);
+VNET_API int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out);
 
 /* Close the session; freed once the loop has run the close callbacks. NULL ignored. */
-void vnet_agent_destroy(struct vnet_agent *a);
+VNET_API void vnet_agent_destroy(struct vnet_agent *a);
 
 /* Tell the controller a new endpoint (e.g. after the underlay address changed). */
-int vnet_agent_report_endpoint(struct vnet_agent *a, const struct vnet_endpoint *ep);
+VNET_API int vnet_agent_report_endpoint(struct vnet_agent *a, const struct vnet_endpoint *ep);
 
 struct vnet_agent_stats {
     uint64_t connects, snapshots, deltas, acks, errors;
@@ -74,7 +74,7 @@ struct vnet_agent_stats {
     int connected;
 };
 /* Counters and state of the session, for monitoring. Loop thread. */
-void vnet_agent_get_stats(const struct vnet_agent *a, struct vnet_agent_stats *out);
+VNET_API void vnet_agent_get_stats(const struct vnet_agent *a, struct vnet_agent_stats *out);
 
 #ifdef __cplusplus
 }

@@ -56,22 +56,22 @@ struct vnet_client_opts {
  * ...), VNET_ETIMEDOUT, VNET_EPROTO, VNET_EACCES (the controller refused the token or the
  * lack of one, or did not prove the pinned key) or another code of the controller's ERROR;
  * @err explains. */
-int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
-                         struct vnet_client **out, char *err, size_t errlen);
+VNET_API int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
+                                  struct vnet_client **out, char *err, size_t errlen);
 
 /* vnet_client_connect2() with only a timeout: an unauthenticated session (a Unix socket, or a
  * controller without a key). */
-int vnet_client_connect(const char *addr, uint32_t timeout_ms, struct vnet_client **out, char *err,
-                        size_t errlen);
+VNET_API int vnet_client_connect(const char *addr, uint32_t timeout_ms, struct vnet_client **out,
+                                 char *err, size_t errlen);
 
 /* Close the connection and free the client. NULL is ignored. */
-void vnet_client_close(struct vnet_client *c);
+VNET_API void vnet_client_close(struct vnet_client *c);
 
 /* Send @req (its id is set by the client) and wait for the reply. Returns 0 with *reply
  * filled (free it with vnet_msg_free; reply->u.reply.code tells whether the controller
  * refused the request), or a transport error (the connection is then unusable). */
-int vnet_client_request(struct vnet_client *c, const struct vnet_msg_request *req,
-                        struct vnet_msg *reply, char *err, size_t errlen);
+VNET_API int vnet_client_request(struct vnet_client *c, const struct vnet_msg_request *req,
+                                 struct vnet_msg *reply, char *err, size_t errlen);
 
 /* ---- typed calls (see the file comment) ---- */
 
@@ -159,7 +159,7 @@ struct vnet_client_new_token {
  * _subscribers pointer).
  * Thread-safety: any thread.
  */
-void vnet_client_free(void *list);
+VNET_API void vnet_client_free(void *list);
 
 /**
  * Create the network @name with @opts (NULL: the controller's defaults).
@@ -170,9 +170,9 @@ void vnet_client_free(void *list);
  * such subscriber), or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_network_create(struct vnet_client *c, const char *name,
-                               const struct vnet_client_network_opts *opts,
-                               struct vnet_network *out, char *err, size_t errlen);
+VNET_API int vnet_client_network_create(struct vnet_client *c, const char *name,
+                                        const struct vnet_client_network_opts *opts,
+                                        struct vnet_network *out, char *err, size_t errlen);
 
 /**
  * List the networks the caller may see (the admin: every one, with its owner).
@@ -180,8 +180,8 @@ int vnet_client_network_create(struct vnet_client *c, const char *name,
  * Returns: 0 or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_network_list(struct vnet_client *c, struct vnet_client_networks **out, char *err,
-                             size_t errlen);
+VNET_API int vnet_client_network_list(struct vnet_client *c, struct vnet_client_networks **out,
+                                      char *err, size_t errlen);
 
 /**
  * Show the network @name with its nodes.
@@ -189,8 +189,8 @@ int vnet_client_network_list(struct vnet_client *c, struct vnet_client_networks 
  * Returns: 0, VNET_ENOENT (no such network) or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_network_show(struct vnet_client *c, const char *name,
-                             struct vnet_client_network **out, char *err, size_t errlen);
+VNET_API int vnet_client_network_show(struct vnet_client *c, const char *name,
+                                      struct vnet_client_network **out, char *err, size_t errlen);
 
 /**
  * Delete the network @name with its nodes.
@@ -198,7 +198,8 @@ int vnet_client_network_show(struct vnet_client *c, const char *name,
  * Returns: 0, VNET_ENOENT or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_network_delete(struct vnet_client *c, const char *name, char *err, size_t errlen);
+VNET_API int vnet_client_network_delete(struct vnet_client *c, const char *name, char *err,
+                                        size_t errlen);
 
 /**
  * What the controller knows of the sessions of network @name's nodes.
@@ -206,8 +207,8 @@ int vnet_client_network_delete(struct vnet_client *c, const char *name, char *er
  * Returns: 0, VNET_ENOENT or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_network_status(struct vnet_client *c, const char *name,
-                               struct vnet_client_status **out, char *err, size_t errlen);
+VNET_API int vnet_client_network_status(struct vnet_client *c, const char *name,
+                                        struct vnet_client_status **out, char *err, size_t errlen);
 
 /**
  * Add the node @name to @network with @opts (NULL: the controller's defaults). The result
@@ -218,9 +219,9 @@ int vnet_client_network_status(struct vnet_client *c, const char *name,
  * field), VNET_ENOSPC (no free address left) or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_node_add(struct vnet_client *c, const char *network, const char *name,
-                         const struct vnet_client_node_opts *opts, struct vnet_client_new_node *out,
-                         char *err, size_t errlen);
+VNET_API int vnet_client_node_add(struct vnet_client *c, const char *network, const char *name,
+                                  const struct vnet_client_node_opts *opts,
+                                  struct vnet_client_new_node *out, char *err, size_t errlen);
 
 /**
  * List the nodes of @network.
@@ -228,8 +229,8 @@ int vnet_client_node_add(struct vnet_client *c, const char *network, const char 
  * Returns: 0, VNET_ENOENT or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_node_list(struct vnet_client *c, const char *network,
-                          struct vnet_client_nodes **out, char *err, size_t errlen);
+VNET_API int vnet_client_node_list(struct vnet_client *c, const char *network,
+                                   struct vnet_client_nodes **out, char *err, size_t errlen);
 
 /**
  * Show the node @name of @network.
@@ -237,8 +238,8 @@ int vnet_client_node_list(struct vnet_client *c, const char *network,
  * Returns: 0, VNET_ENOENT or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_node_show(struct vnet_client *c, const char *network, const char *name,
-                          struct vnet_node *out, char *err, size_t errlen);
+VNET_API int vnet_client_node_show(struct vnet_client *c, const char *network, const char *name,
+                                   struct vnet_node *out, char *err, size_t errlen);
 
 /**
  * Set the physical (underlay) endpoint of node @name of @network to @phys.
@@ -247,17 +248,17 @@ int vnet_client_node_show(struct vnet_client *c, const char *network, const char
  * typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_node_move(struct vnet_client *c, const char *network, const char *name,
-                          const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
-                          size_t errlen);
+VNET_API int vnet_client_node_move(struct vnet_client *c, const char *network, const char *name,
+                                   const struct vnet_endpoint *phys, struct vnet_node *out,
+                                   char *err, size_t errlen);
 
 /**
  * Remove the node @name from @network; its session, if any, is closed.
  * Returns: 0, VNET_ENOENT or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_node_remove(struct vnet_client *c, const char *network, const char *name, char *err,
-                            size_t errlen);
+VNET_API int vnet_client_node_remove(struct vnet_client *c, const char *network, const char *name,
+                                     char *err, size_t errlen);
 
 /**
  * Forget the key of node @name of @network: it is disconnected and refused until it enrols
@@ -265,8 +266,8 @@ int vnet_client_node_remove(struct vnet_client *c, const char *network, const ch
  * Returns: 0, VNET_ENOENT or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_node_revoke(struct vnet_client *c, const char *network, const char *name, char *err,
-                            size_t errlen);
+VNET_API int vnet_client_node_revoke(struct vnet_client *c, const char *network, const char *name,
+                                     char *err, size_t errlen);
 
 /**
  * (Admin) Create the subscriber @name with a new API token.
@@ -274,8 +275,9 @@ int vnet_client_node_revoke(struct vnet_client *c, const char *network, const ch
  * Returns: 0, VNET_EEXIST, VNET_EPERM (not the admin) or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_subscriber_create(struct vnet_client *c, const char *name,
-                                  struct vnet_client_new_token *out, char *err, size_t errlen);
+VNET_API int vnet_client_subscriber_create(struct vnet_client *c, const char *name,
+                                           struct vnet_client_new_token *out, char *err,
+                                           size_t errlen);
 
 /**
  * (Admin) List every subscriber.
@@ -283,8 +285,9 @@ int vnet_client_subscriber_create(struct vnet_client *c, const char *name,
  * Returns: 0, VNET_EPERM (not the admin) or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_subscriber_list(struct vnet_client *c, struct vnet_client_subscribers **out,
-                                char *err, size_t errlen);
+VNET_API int vnet_client_subscriber_list(struct vnet_client *c,
+                                         struct vnet_client_subscribers **out, char *err,
+                                         size_t errlen);
 
 /**
  * (Admin) Delete the subscriber @name.
@@ -292,8 +295,8 @@ int vnet_client_subscriber_list(struct vnet_client *c, struct vnet_client_subscr
  * typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_subscriber_delete(struct vnet_client *c, const char *name, char *err,
-                                  size_t errlen);
+VNET_API int vnet_client_subscriber_delete(struct vnet_client *c, const char *name, char *err,
+                                           size_t errlen);
 
 /**
  * (Admin) Give the subscriber @name a new API token; the old one stops working and its
@@ -302,8 +305,9 @@ int vnet_client_subscriber_delete(struct vnet_client *c, const char *name, char 
  * Returns: 0, VNET_ENOENT, VNET_EPERM or as the other typed calls.
  * Thread-safety: one thread per client.
  */
-int vnet_client_subscriber_token(struct vnet_client *c, const char *name,
-                                 struct vnet_client_new_token *out, char *err, size_t errlen);
+VNET_API int vnet_client_subscriber_token(struct vnet_client *c, const char *name,
+                                          struct vnet_client_new_token *out, char *err,
+                                          size_t errlen);
 
 #ifdef __cplusplus
 }

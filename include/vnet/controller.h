@@ -55,15 +55,16 @@ struct vnet_controller_cfg {
 /* Create the controller and start listening. Returns 0, VNET_EINVAL (bad address, missing
  * loop/store), or a negative error from the socket layer (VNET_EADDRINUSE-like errnos as
  * negative errno values). The caller owns *out. */
-int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_controller **out);
+VNET_API int vnet_controller_create(const struct vnet_controller_cfg *cfg,
+                                    struct vnet_controller **out);
 
 /* Close every session and listener. The memory is freed once the loop has run the close
  * callbacks: run the loop (uv_run) after this until it returns. NULL ignored. */
-void vnet_controller_destroy(struct vnet_controller *c);
+VNET_API void vnet_controller_destroy(struct vnet_controller *c);
 
 /* The actual listening ports (useful with port 0). 0 when that listener is off. */
-int vnet_controller_node_port(const struct vnet_controller *c);
-int vnet_controller_api_port(const struct vnet_controller *c);
+VNET_API int vnet_controller_node_port(const struct vnet_controller *c);
+VNET_API int vnet_controller_api_port(const struct vnet_controller *c);
 
 struct vnet_controller_stats {
     uint64_t node_sessions, client_sessions; /* open now */
@@ -71,7 +72,8 @@ struct vnet_controller_stats {
     uint64_t sessions_closed_slow, sessions_closed_dead, sessions_closed_bad;
 };
 /* Counters, for monitoring and tests. Loop thread. */
-void vnet_controller_get_stats(const struct vnet_controller *c, struct vnet_controller_stats *out);
+VNET_API void vnet_controller_get_stats(const struct vnet_controller *c,
+                                        struct vnet_controller_stats *out);
 
 #ifdef __cplusplus
 }

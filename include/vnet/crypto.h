@@ -42,6 +42,8 @@
 #ifndef VNET_CRYPTO_H
 #define VNET_CRYPTO_H
 
+#include "vnet/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,7 +57,7 @@ extern "C" {
 
 /* Initialise libsodium. Every init/generate/load call below does it itself; calling it early
  * (once, at startup) only moves the cost. Returns 0 or VNET_EIO. */
-int vnet_crypto_init(void);
+VNET_API int vnet_crypto_init(void);
 
 /* ======================================================================================== */
 /* Identity keys                                                                             */
@@ -71,14 +73,14 @@ struct vnet_keypair {
 };
 
 /* Generate a fresh X25519 keypair. Returns 0, or VNET_EIO if libsodium cannot initialise. */
-int vnet_key_generate(struct vnet_keypair *kp);
+VNET_API int vnet_key_generate(struct vnet_keypair *kp);
 
 /* Fill @kp from a 32-byte secret (the public half is computed). Returns 0 or VNET_EINVAL for a
  * secret whose public key would be degenerate. */
-int vnet_key_from_secret(struct vnet_keypair *kp, const uint8_t sec[VNET_KEY_LEN]);
+VNET_API int vnet_key_from_secret(struct vnet_keypair *kp, const uint8_t sec[VNET_KEY_LEN]);
 
 /* Overwrite @kp with zeros (sodium_memzero, not optimised away). */
-void vnet_key_wipe(struct vnet_keypair *kp);
+VNET_API void vnet_key_wipe(struct vnet_keypair *kp);
 
 /* Write @kp to a new file @path, mode 0600, as one line
  *   "vnet-key-v1 <secret, 43 chars base64url> <public, 43 chars base64url>\n".
@@ -87,7 +89,8 @@ void vnet_key_wipe(struct vnet_keypair *kp);
  * @path is never overwritten. Returns 0, VNET_EEXIST (@path exists), or a negative errno value
  * (VNET_EACCES, VNET_ENOENT for a missing directory, VNET_EIO, ...); a human explanation goes to
  * @err (may be NULL). */
-int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err, size_t errlen);
+VNET_API int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err,
+                           size_t errlen);
 
 /* Read a key file written by vnet_key_save(). Refuses a file that group or others may read or
  * write (VNET_EPERM, "key file /x is readable by others (mode 0644); chmod 600 it"), something
@@ -95,14 +98,14 @@ int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err, si
  * or whose public key does not match the secret (VNET_EINVAL), a missing file (VNET_ENOENT)
  * and other open/read failures (negative errno). @err (may be NULL) receives the reason. On
  * error @kp is zeroed. */
-int vnet_key_load(const char *path, struct vnet_keypair *kp, char *err, size_t errlen);
+VNET_API int vnet_key_load(const char *path, struct vnet_keypair *kp, char *err, size_t errlen);
 
 /* Public key <-> 43 characters of URL-safe base64 without padding ("vnet pubkey" form used on
  * command lines and in the database). format returns 43, or VNET_ENOSPC when @len <
  * VNET_PUBKEY_STRLEN (then buf holds ""). parse accepts exactly 43 characters in canonical
  * form, nothing around them, and returns 0 or VNET_EINVAL (@out untouched). */
-int vnet_pubkey_format(const uint8_t pub[VNET_KEY_LEN], char *buf, size_t len);
-int vnet_pubkey_parse(const char *s, uint8_t out[VNET_KEY_LEN]);
+VNET_API int vnet_pubkey_format(const uint8_t pub[VNET_KEY_LEN], char *buf, size_t len);
+VNET_API int vnet_pubkey_parse(const char *s, uint8_t out[VNET_KEY_LEN]);
 
 /* ======================================================================================== */
 /* Control channel: handshake                                                                */
@@ -133,21 +136,21 @@ struct vnet_hs {
  * hashed into the transcript: both sides must pass the same bytes, so the plaintext HELLO fields
  * can be bound to the handshake (docs/security.md recommends network and node names).
  * Returns 0, VNET_EINVAL (bad argument, @responder_pub equal to our own key) or VNET_EIO. */
-int vnet_hs_init_initiator(struct vnet_hs *hs, const struct vnet_keypair *me,
-                           const uint8_t responder_pub[VNET_KEY_LEN], const void *prologue,
-                           size_t prologue_len);
+VNET_API int vnet_hs_init_initiator(struct vnet_hs *hs, const struct vnet_keypair *me,
+                                    const uint8_t responder_pub[VNET_KEY_LEN], const void *prologue,
+                                    size_t prologue_len);
 
 /* Start a handshake as the responder (the controller), with its static keypair @me. */
-int vnet_hs_init_responder(struct vnet_hs *hs, const struct vnet_keypair *me, const void *prologue,
-                           size_t prologue_len);
+VNET_API int vnet_hs_init_responder(struct vnet_hs *hs, const struct vnet_keypair *me,
+                                    const void *prologue, size_t prologue_len);
 
 /* Initiator: write the HELLO.auth blob (VNET_HS_HELLO_LEN bytes) to @out. @timestamp is any
  * value that grows between successive handshakes of this node (unix time in ms is the
  * intended use); it is encrypted and authenticated and handed to the responder, which may
  * refuse a HELLO not newer than the last one it accepted from that node (replayed HELLO).
  * Returns 0, VNET_ENOSPC, VNET_ESTATE, VNET_EACCES (degenerate responder key). */
-int vnet_hs_write_hello(struct vnet_hs *hs, uint64_t timestamp, uint8_t *out, size_t outcap,
-                        size_t *outlen);
+VNET_API int vnet_hs_write_hello(struct vnet_hs *hs, uint64_t timestamp, uint8_t *out,
+                                 size_t outcap, size_t *outlen);
 
 /* Responder: check a HELLO.auth blob. On success returns 0 with the initiator's static public key
  * in @claimed_pub (proven: the initiator holds its secret half) and its timestamp in
@@ -157,26 +160,26 @@ int vnet_hs_write_hello(struct vnet_hs *hs, uint64_t timestamp, uint8_t *out, si
  * type byte), VNET_EACCES (does not authenticate: tampered, or encrypted to another
  * controller key, i.e. the node pinned a different key), VNET_ESTATE. The state is unusable
  * after an error. */
-int vnet_hs_read_hello(struct vnet_hs *hs, const uint8_t *in, size_t len,
-                       uint8_t claimed_pub[VNET_KEY_LEN], uint64_t *timestamp);
+VNET_API int vnet_hs_read_hello(struct vnet_hs *hs, const uint8_t *in, size_t len,
+                                uint8_t claimed_pub[VNET_KEY_LEN], uint64_t *timestamp);
 
 /* Responder: write the WELCOME.auth blob (VNET_HS_WELCOME_LEN bytes) accepting the initiator
  * whose key read_hello returned. Then vnet_hs_split(). Returns 0, VNET_ENOSPC, VNET_ESTATE. */
-int vnet_hs_accept(struct vnet_hs *hs, uint8_t *out, size_t outcap, size_t *outlen);
+VNET_API int vnet_hs_accept(struct vnet_hs *hs, uint8_t *out, size_t outcap, size_t *outlen);
 
 /* Initiator: check the WELCOME.auth blob. Returns 0 (the responder holds the pinned key and
  * answered this very HELLO), VNET_ETRUNC/VNET_EMALFORM, VNET_EVERSION, VNET_EACCES (tampered,
  * or not from the pinned controller), VNET_ESTATE. The state is unusable after an error. */
-int vnet_hs_read_welcome(struct vnet_hs *hs, const uint8_t *in, size_t len);
+VNET_API int vnet_hs_read_welcome(struct vnet_hs *hs, const uint8_t *in, size_t len);
 
 struct vnet_chan;
 /* After a completed handshake (initiator: read_welcome succeeded; responder: accept done),
  * derive the two channel directions: @tx seals what this side sends, @rx opens what it
  * receives. Wipes @hs. Returns 0 or VNET_ESTATE. */
-int vnet_hs_split(struct vnet_hs *hs, struct vnet_chan *tx, struct vnet_chan *rx);
+VNET_API int vnet_hs_split(struct vnet_hs *hs, struct vnet_chan *tx, struct vnet_chan *rx);
 
 /* Zero the handshake state (secrets included). Safe on any state. */
-void vnet_hs_wipe(struct vnet_hs *hs);
+VNET_API void vnet_hs_wipe(struct vnet_hs *hs);
 
 /* ======================================================================================== */
 /* Control channel: frames                                                                   */
@@ -197,24 +200,24 @@ struct vnet_chan {
 };
 
 /* Bytes vnet_chan_seal() will write for a @len-byte body: len + 17, plus 24 on the first. */
-size_t vnet_chan_sealed_len(const struct vnet_chan *c, size_t len);
+VNET_API size_t vnet_chan_sealed_len(const struct vnet_chan *c, size_t len);
 
 /* Encrypt and authenticate one frame body @in (len bytes, <= VNET_CHAN_MAX) into @out (which
  * must not overlap @in); *outlen = vnet_chan_sealed_len(). The caller sends the result as the
  * body of one length-prefixed frame. Returns 0, VNET_ENOSPC, VNET_EMSGSIZE, VNET_ESTATE (not a
  * sealing channel, or broken). */
-int vnet_chan_seal(struct vnet_chan *c, const uint8_t *in, size_t len, uint8_t *out, size_t outcap,
-                   size_t *outlen);
+VNET_API int vnet_chan_seal(struct vnet_chan *c, const uint8_t *in, size_t len, uint8_t *out,
+                            size_t outcap, size_t *outlen);
 
 /* Verify and decrypt one received frame body into @out (needs len - 17, and - 24 more for the
  * first frame; no overlap). Any failure breaks the channel for good (VNET_ESTATE afterwards):
  * the caller closes the connection. Returns 0 with *outlen set, VNET_ETRUNC, VNET_ENOSPC,
  * VNET_EACCES (tampered, replayed, reordered, truncated, or from another session),
  * VNET_EPROTO (a secretstream tag other than MESSAGE), VNET_ESTATE. */
-int vnet_chan_open(struct vnet_chan *c, const uint8_t *in, size_t len, uint8_t *out, size_t outcap,
-                   size_t *outlen);
+VNET_API int vnet_chan_open(struct vnet_chan *c, const uint8_t *in, size_t len, uint8_t *out,
+                            size_t outcap, size_t *outlen);
 
-void vnet_chan_wipe(struct vnet_chan *c);
+VNET_API void vnet_chan_wipe(struct vnet_chan *c);
 
 /* ======================================================================================== */
 /* Data plane: anti-replay window                                                            */
@@ -229,14 +232,14 @@ struct vnet_replay {
     uint64_t bitmap[VNET_REPLAY_BITS / 64];
 };
 
-void vnet_replay_init(struct vnet_replay *r);
+VNET_API void vnet_replay_init(struct vnet_replay *r);
 /* Would @counter be accepted? 0, VNET_EEXIST (seen) or VNET_ERANGE (behind the window).
  * Does not modify the window: call it before authenticating, and vnet_replay_update() only
  * after the packet authenticated. */
-int vnet_replay_check(const struct vnet_replay *r, uint64_t counter);
+VNET_API int vnet_replay_check(const struct vnet_replay *r, uint64_t counter);
 /* Record @counter as received (after vnet_replay_check() said 0 and the packet authenticated).
  * Returns 0, or what vnet_replay_check() would return (nothing is changed then). */
-int vnet_replay_update(struct vnet_replay *r, uint64_t counter);
+VNET_API int vnet_replay_update(struct vnet_replay *r, uint64_t counter);
 
 /* ======================================================================================== */
 /* Data plane: packet protection                                                             */
@@ -270,8 +273,9 @@ enum vnet_seal_suite {
 
 /* Which suite VNET_SEAL_AUTO means on this machine. All nodes of a network must use the same
  * suite: a network that has one node without AES must configure VNET_SEAL_CHACHA20. */
-enum vnet_seal_suite vnet_seal_suite_auto(void);
-const char *vnet_seal_suite_name(enum vnet_seal_suite s); /* "aes256gcm", "chacha20poly1305" */
+VNET_API enum vnet_seal_suite vnet_seal_suite_auto(void);
+/* The suite's name: "aes256gcm", "chacha20poly1305". */
+VNET_API const char *vnet_seal_suite_name(enum vnet_seal_suite s);
 
 /* The key of one direction (sender -> receiver) for one epoch. Caller-allocated, private. */
 struct vnet_seal_key {
@@ -291,31 +295,32 @@ enum vnet_seal_dir {
  * sender pub, receiver pub, @vni, @epoch). Both ends derive the same key, no message needed.
  * Returns 0, VNET_EINVAL (peer_pub is our own key, vni over 24 bits, bad suite), VNET_EACCES
  * (degenerate peer key), VNET_ENOTSUP (AES asked for but unavailable). */
-int vnet_seal_key_derive(struct vnet_seal_key *k, const struct vnet_keypair *me,
-                         const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
-                         enum vnet_seal_suite suite, uint64_t epoch, enum vnet_seal_dir dir);
+VNET_API int vnet_seal_key_derive(struct vnet_seal_key *k, const struct vnet_keypair *me,
+                                  const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
+                                  enum vnet_seal_suite suite, uint64_t epoch,
+                                  enum vnet_seal_dir dir);
 
 /* Low level. Seal @len bytes (<= VNET_SEAL_MAX_LEN) with @counter (< VNET_SEAL_COUNTER_MAX,
  * never reused with this key: the caller's duty here) into @out: len + VNET_SEAL_OVERHEAD
  * bytes. In place: @out + VNET_SEAL_HDR_LEN may equal @in; no other overlap. Returns the
  * packet length, VNET_ENOSPC, VNET_EMSGSIZE, VNET_ERANGE, VNET_EINVAL. */
-int vnet_seal_encrypt(const struct vnet_seal_key *k, uint64_t counter, const uint8_t *in,
-                      size_t len, uint8_t *out, size_t outcap);
+VNET_API int vnet_seal_encrypt(const struct vnet_seal_key *k, uint64_t counter, const uint8_t *in,
+                               size_t len, uint8_t *out, size_t outcap);
 
 /* Low level. Parse the header only (no authentication!). Returns 0, VNET_ETRUNC (shorter than
  * the overhead), VNET_EVERSION, VNET_EMALFORM (flags set), VNET_EMSGSIZE (over
  * VNET_SEAL_MAX_LEN). */
-int vnet_seal_parse(const uint8_t *in, size_t len, uint64_t *epoch, uint64_t *counter,
-                    enum vnet_seal_suite *suite);
+VNET_API int vnet_seal_parse(const uint8_t *in, size_t len, uint64_t *epoch, uint64_t *counter,
+                             enum vnet_seal_suite *suite);
 
 /* Low level. Verify and decrypt one packet made with @k (no replay check) into @out:
  * len - VNET_SEAL_OVERHEAD bytes; @out may equal @in + VNET_SEAL_HDR_LEN. Returns the
  * plaintext length with *counter set, VNET_ETRUNC, VNET_EVERSION, VNET_EMALFORM, VNET_ENOTSUP
  * (other suite), VNET_ENOENT (other epoch), VNET_ENOSPC, VNET_EACCES. */
-int vnet_seal_decrypt(const struct vnet_seal_key *k, const uint8_t *in, size_t len, uint8_t *out,
-                      size_t outcap, uint64_t *counter);
+VNET_API int vnet_seal_decrypt(const struct vnet_seal_key *k, const uint8_t *in, size_t len,
+                               uint8_t *out, size_t outcap, uint64_t *counter);
 
-void vnet_seal_key_wipe(struct vnet_seal_key *k);
+VNET_API void vnet_seal_key_wipe(struct vnet_seal_key *k);
 
 /* High level: everything one node needs for one peer in one network: the transmit key with
  * its counter and rekeying, the receive keys (current epoch, previous epoch during the grace
@@ -356,16 +361,16 @@ struct vnet_seal_peer {
  * << 32 | 32 random bits, so a restarted node never reuses a key. @now_ms: wall-clock unix
  * time in ms (also for every later call). Returns 0, VNET_EINVAL, VNET_EACCES, VNET_ENOTSUP
  * (as vnet_seal_key_derive). The X25519 computation (~50 us) happens here once. */
-int vnet_seal_peer_init(struct vnet_seal_peer *p, const struct vnet_keypair *me,
-                        const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
-                        enum vnet_seal_suite suite, uint64_t now_ms);
+VNET_API int vnet_seal_peer_init(struct vnet_seal_peer *p, const struct vnet_keypair *me,
+                                 const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
+                                 enum vnet_seal_suite suite, uint64_t now_ms);
 
 /* Seal one packet for the peer: rekeys first (new epoch, counter 0) when the policy above
  * says so, then seals with the next counter. Output len + VNET_SEAL_OVERHEAD bytes; in place
  * as vnet_seal_encrypt(). Returns the packet length, VNET_ENOSPC, VNET_EMSGSIZE. No
  * allocation, no syscall except the random bits at rekey time. */
-int vnet_seal_peer_seal(struct vnet_seal_tx *tx, uint64_t now_ms, const uint8_t *in, size_t len,
-                        uint8_t *out, size_t outcap);
+VNET_API int vnet_seal_peer_seal(struct vnet_seal_tx *tx, uint64_t now_ms, const uint8_t *in,
+                                 size_t len, uint8_t *out, size_t outcap);
 
 /* Open one packet from the peer: picks the key by epoch (current; previous within the grace
  * period; a newer, recent epoch is tried and adopted only once a packet of it authenticates),
@@ -374,16 +379,16 @@ int vnet_seal_peer_seal(struct vnet_seal_tx *tx, uint64_t now_ms, const uint8_t 
  * VNET_ENOTSUP, VNET_ENOENT (no key for that epoch: stale or too old), VNET_EEXIST (replay),
  * VNET_ERANGE (behind the window), VNET_EACCES (forged/tampered/other sender), VNET_ENOSPC.
  * @out may equal @in + VNET_SEAL_HDR_LEN (in place). */
-int vnet_seal_peer_open(struct vnet_seal_rx *rx, uint64_t now_ms, const uint8_t *in, size_t len,
-                        uint8_t *out, size_t outcap);
+VNET_API int vnet_seal_peer_open(struct vnet_seal_rx *rx, uint64_t now_ms, const uint8_t *in,
+                                 size_t len, uint8_t *out, size_t outcap);
 
 /* Force a transmit rekey at the next seal (e.g. on operator request). */
-void vnet_seal_peer_rekey(struct vnet_seal_tx *tx);
+VNET_API void vnet_seal_peer_rekey(struct vnet_seal_tx *tx);
 
 /* Current transmit epoch (for logs and tests). */
-uint64_t vnet_seal_peer_tx_epoch(const struct vnet_seal_tx *tx);
+VNET_API uint64_t vnet_seal_peer_tx_epoch(const struct vnet_seal_tx *tx);
 
-void vnet_seal_peer_wipe(struct vnet_seal_peer *p);
+VNET_API void vnet_seal_peer_wipe(struct vnet_seal_peer *p);
 
 #ifdef __cplusplus
 }

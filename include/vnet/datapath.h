@@ -78,7 +78,7 @@ enum vnet_dp_drop {
     VNET_DP_DROP__MAX
 };
 
-const char *vnet_dp_drop_name(enum vnet_dp_drop d);
+VNET_API const char *vnet_dp_drop_name(enum vnet_dp_drop d);
 
 struct vnet_dp_port_stats {
     uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
@@ -99,15 +99,16 @@ struct vnet_dp_peer_stats {
 
 /* Create a datapath. Returns 0, VNET_EINVAL (missing table/port, bad VNI or burst),
  * VNET_ENOMEM, VNET_ENOSPC (the table has no reader slot left). */
-int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapath **out);
+VNET_API int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapath **out);
 
 /* Stop it (if started) and free it. The ports and the table are not closed. NULL ignored. */
-void vnet_datapath_destroy(struct vnet_datapath *dp);
+VNET_API void vnet_datapath_destroy(struct vnet_datapath *dp);
 
 /* Replace the flood list: the underlay endpoints of every other node of the network. Copied.
  * Call from the table's writer thread (the old list is freed after a grace period). Returns 0,
  * VNET_EINVAL or VNET_ENOMEM. */
-int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers, size_t n);
+VNET_API int vnet_datapath_set_peers(struct vnet_datapath *dp, const struct vnet_endpoint *peers,
+                                     size_t n);
 
 /* Another node of the network, as the data plane needs it: its underlay endpoint and, for
  * secure mode, its node id (the peer_id of its table entries) and public key. The agent
@@ -123,44 +124,46 @@ struct vnet_peer {
 /* Replace the peer list (flood list and, in secure mode, the keys). Copied. Writer thread.
  * Keys, counters and replay windows of peers that stay are kept. Returns 0, VNET_EINVAL,
  * VNET_ENOMEM, or a key-derivation error (e.g. VNET_EACCES for a degenerate public key). */
-int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers, size_t n);
+VNET_API int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers,
+                                         size_t n);
 
 /* Add a MAC of this node (the TAP's): frames claiming it from the underlay are dropped.
  * Writer thread. */
-int vnet_datapath_add_local_mac(struct vnet_datapath *dp, const struct vnet_mac *mac);
+VNET_API int vnet_datapath_add_local_mac(struct vnet_datapath *dp, const struct vnet_mac *mac);
 
 /* Handle up to @budget packets from each port; never blocks. Returns packets handled (0:
  * nothing was ready) or a negative error from a port. */
-int vnet_datapath_poll(struct vnet_datapath *dp, int budget);
+VNET_API int vnet_datapath_poll(struct vnet_datapath *dp, int budget);
 
 /* The same for only the ports in @which (VNET_DP_VPORT, VNET_DP_UPORT): for a caller that
  * knows from poll(2) which fds are readable, to save the reads that would find nothing. */
 #define VNET_DP_VPORT 0x1
 #define VNET_DP_UPORT 0x2
-int vnet_datapath_poll_ports(struct vnet_datapath *dp, unsigned which, int budget);
+VNET_API int vnet_datapath_poll_ports(struct vnet_datapath *dp, unsigned which, int budget);
 
 /* The fds to poll for readability: fds[0] the virtual port, fds[1] the underlay. */
-int vnet_datapath_fds(const struct vnet_datapath *dp, int fds[2]);
+VNET_API int vnet_datapath_fds(const struct vnet_datapath *dp, int fds[2]);
 
 /* Write queued learned entries into the table as one batch. Table's writer thread. Returns
  * the number of entries written, or a negative error from vnet_table_apply. */
-int vnet_datapath_learn_drain(struct vnet_datapath *dp);
+VNET_API int vnet_datapath_learn_drain(struct vnet_datapath *dp);
 
 /* An eventfd that becomes readable when learned entries wait for vnet_datapath_learn_drain. */
-int vnet_datapath_learn_fd(const struct vnet_datapath *dp);
+VNET_API int vnet_datapath_learn_fd(const struct vnet_datapath *dp);
 
 /* Run a worker thread that polls both ports (poll(2), 100 ms timeout) until stopped. */
-int vnet_datapath_start(struct vnet_datapath *dp);
+VNET_API int vnet_datapath_start(struct vnet_datapath *dp);
 /* Stop and join the worker thread (no-op when not started). */
-void vnet_datapath_stop(struct vnet_datapath *dp);
+VNET_API void vnet_datapath_stop(struct vnet_datapath *dp);
 
 /* Counters; consistent enough for monitoring (read without stopping the worker). */
-void vnet_datapath_get_stats(const struct vnet_datapath *dp, struct vnet_datapath_stats *out);
+VNET_API void vnet_datapath_get_stats(const struct vnet_datapath *dp,
+                                      struct vnet_datapath_stats *out);
 
 /* Per-peer counters: fills up to @max entries, returns how many peers there are. Writer
  * thread or the polling thread. */
-size_t vnet_datapath_peer_stats(const struct vnet_datapath *dp, struct vnet_dp_peer_stats *out,
-                                size_t max);
+VNET_API size_t vnet_datapath_peer_stats(const struct vnet_datapath *dp,
+                                         struct vnet_dp_peer_stats *out, size_t max);
 
 #ifdef __cplusplus
 }

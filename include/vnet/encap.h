@@ -94,17 +94,17 @@ struct vnet_drop_stats {
 
 /* The symbolic name of @r without prefix ("trunc_eth", "bad_ip_csum"), or "unknown" for a value
  * out of range. The string is static. Thread-safe. */
-const char *vnet_drop_reason_name(enum vnet_drop_reason r);
+VNET_API const char *vnet_drop_reason_name(enum vnet_drop_reason r);
 
 /* The error code that the decoders return for @r: VNET_ETRUNC for the TRUNC_* reasons,
  * VNET_ECHECKSUM for the checksum reasons, VNET_EMALFORM for the others, 0 for VNET_DROP_NONE
  * and VNET_EINVAL for a value out of range. Thread-safe. */
-int vnet_drop_reason_code(enum vnet_drop_reason r);
+VNET_API int vnet_drop_reason_code(enum vnet_drop_reason r);
 
 /* Add every counter of @src to @dst (summing per-thread stats). The caller makes sure that
  * nobody writes @dst meanwhile; reading a @src another thread is updating gives a value that
  * may lag by a few packets (plain, non-atomic 64-bit loads: exact on 64-bit platforms). */
-void vnet_drop_stats_add(struct vnet_drop_stats *dst, const struct vnet_drop_stats *src);
+VNET_API void vnet_drop_stats_add(struct vnet_drop_stats *dst, const struct vnet_drop_stats *src);
 
 /* ---- Internet checksum (RFC 1071, incremental update RFC 1624) ----
  *
@@ -117,37 +117,38 @@ void vnet_drop_stats_add(struct vnet_drop_stats *dst, const struct vnet_drop_sta
 /* Add the bytes [data, data + len) to @sum and return the folded partial sum. An odd trailing
  * byte counts as the high byte of a word, so when chaining buffers all but the last must have
  * even lengths. @data needs no alignment. Thread-safe. */
-uint32_t vnet_csum_partial(const void *data, size_t len, uint32_t sum);
+VNET_API uint32_t vnet_csum_partial(const void *data, size_t len, uint32_t sum);
 
 /* Fold a 32-bit sum of partial sums to 16 bits and complement it: the checksum to store. */
-uint16_t vnet_csum_fold(uint32_t sum);
+VNET_API uint16_t vnet_csum_fold(uint32_t sum);
 
 /* The checksum of [data, data + len): vnet_csum_fold(vnet_csum_partial(data, len, 0)). */
-uint16_t vnet_csum(const void *data, size_t len);
+VNET_API uint16_t vnet_csum(const void *data, size_t len);
 
 /* RFC 1624 eqn. 3: the new checksum after a 16-bit word of the covered data changed from @old
  * to @new_val (HC' = ~(~HC + ~m + m')). @csum, @old and @new_val are host order. */
-uint16_t vnet_csum_update16(uint16_t csum, uint16_t old, uint16_t new_val);
+VNET_API uint16_t vnet_csum_update16(uint16_t csum, uint16_t old, uint16_t new_val);
 
 /* The same for an aligned 32-bit field (an IPv4 address, two adjacent 16-bit words). */
-uint16_t vnet_csum_update32(uint16_t csum, uint32_t old, uint32_t new_val);
+VNET_API uint16_t vnet_csum_update32(uint16_t csum, uint32_t old, uint32_t new_val);
 
 /* Partial sum of the UDP/TCP pseudo-header: source and destination addresses (4 or 16 bytes,
  * wire order), protocol number and upper-layer length. */
-uint32_t vnet_csum_pseudo4(const uint8_t src[4], const uint8_t dst[4], uint8_t proto, uint16_t len);
-uint32_t vnet_csum_pseudo6(const uint8_t src[16], const uint8_t dst[16], uint8_t proto,
-                           uint32_t len);
+VNET_API uint32_t vnet_csum_pseudo4(const uint8_t src[4], const uint8_t dst[4], uint8_t proto,
+                                    uint16_t len);
+VNET_API uint32_t vnet_csum_pseudo6(const uint8_t src[16], const uint8_t dst[16], uint8_t proto,
+                                    uint32_t len);
 
 /* ---- UDP-payload level: the VXLAN header only ---- */
 
 /* Write the 8-byte VXLAN header for @vni (I flag set, reserved fields zero) at @hdr.
  * @vni must be <= VNET_VNI_MAX; higher bits are dropped. Thread-safe. */
-void vnet_vxlan_encode(uint8_t hdr[VNET_VXLAN_HLEN], uint32_t vni);
+VNET_API void vnet_vxlan_encode(uint8_t hdr[VNET_VXLAN_HLEN], uint32_t vni);
 
 /* Prepend a VXLAN header to the inner frame that starts at @buf + @headroom. Writes only
  * buf[headroom - 8 .. headroom). Returns the offset of the VXLAN header (headroom - 8), or
  * VNET_ENOSPC when @headroom < 8 and VNET_EINVAL when @vni > VNET_VNI_MAX (nothing written). */
-int vnet_vxlan_push(uint8_t *buf, size_t headroom, uint32_t vni);
+VNET_API int vnet_vxlan_push(uint8_t *buf, size_t headroom, uint32_t vni);
 
 /* Check the VXLAN header of a received UDP payload [p, p + len): at least 8 bytes, I flag set,
  * reserved bits ignored (RFC 7348: receivers MUST ignore them), and at least 14 bytes of inner
@@ -155,8 +156,8 @@ int vnet_vxlan_push(uint8_t *buf, size_t headroom, uint32_t vni);
  * is [p + 8, p + len). On failure returns VNET_ETRUNC (reasons TRUNC_VXLAN, TRUNC_INNER) or
  * VNET_EMALFORM (BAD_VXLAN_FLAGS), counts it in @stats and reports it in @reason (either may
  * be NULL). Reads nothing outside [p, p + len). */
-int vnet_vxlan_decode(const uint8_t *p, size_t len, struct vnet_drop_stats *stats, uint32_t *vni,
-                      enum vnet_drop_reason *reason);
+VNET_API int vnet_vxlan_decode(const uint8_t *p, size_t len, struct vnet_drop_stats *stats,
+                               uint32_t *vni, enum vnet_drop_reason *reason);
 
 /* ---- Outer UDP source port ---- */
 
@@ -166,7 +167,7 @@ int vnet_vxlan_decode(const uint8_t *p, size_t len, struct vnet_drop_stats *stat
  * multiply-shift like Linux' udp_flow_src_port(); the ports differ from Linux', which does not
  * matter to a receiver. min = max = 0 selects the default range VNET_ENCAP_SPORT_MIN..
  * VNET_ENCAP_SPORT_MAX; if @min > @max they are swapped. Thread-safe. */
-uint16_t vnet_encap_src_port(uint32_t flow_hash, uint16_t min, uint16_t max);
+VNET_API uint16_t vnet_encap_src_port(uint32_t flow_hash, uint16_t min, uint16_t max);
 
 /* ---- Whole-frame level ---- */
 
@@ -202,7 +203,7 @@ struct vnet_encap_tmpl {
 /* Build @t from @cfg. Both endpoints must be of the same family (IPv4 or IPv6). Returns 0, or
  * VNET_EINVAL for a NULL pointer, mixed or unknown families or a flow label above 20 bits
  * (@t is then left untouched). Thread-safe. */
-int vnet_encap_tmpl_init(const struct vnet_encap_cfg *cfg, struct vnet_encap_tmpl *t);
+VNET_API int vnet_encap_tmpl_init(const struct vnet_encap_cfg *cfg, struct vnet_encap_tmpl *t);
 
 /* The outer header length @t writes (VNET_ENCAP_OVERHEAD_V4 or _V6). */
 static inline size_t vnet_encap_tmpl_len(const struct vnet_encap_tmpl *t)
@@ -219,8 +220,8 @@ static inline size_t vnet_encap_tmpl_len(const struct vnet_encap_tmpl *t)
  * @headroom is smaller than the overhead, VNET_EINVAL for @vni > VNET_VNI_MAX or @inner_len <
  * VNET_INNER_MIN, VNET_EMSGSIZE when the IP length field would overflow. No allocation; the
  * caller owns @buf. */
-int vnet_encap_push(const struct vnet_encap_tmpl *t, uint8_t *buf, size_t headroom,
-                    size_t inner_len, uint32_t vni, uint16_t sport, uint16_t ip_id);
+VNET_API int vnet_encap_push(const struct vnet_encap_tmpl *t, uint8_t *buf, size_t headroom,
+                             size_t inner_len, uint32_t vni, uint16_t sport, uint16_t ip_id);
 
 /* Parse flags. */
 #define VNET_DECAP_F_ZERO_CSUM6  0x1u /* accept a zero UDP checksum over IPv6 (RFC 6935) */
@@ -258,9 +259,9 @@ struct vnet_encap_info {
  * Returns 0, or VNET_ETRUNC / VNET_EMALFORM / VNET_ECHECKSUM with the reason counted in @stats
  * and stored in @reason (either may be NULL); @info is then unspecified. Reads nothing outside
  * the frame; no allocation. */
-int vnet_encap_parse(const uint8_t *frame, size_t len, uint16_t dport, unsigned flags,
-                     struct vnet_drop_stats *stats, struct vnet_encap_info *info,
-                     enum vnet_drop_reason *reason);
+VNET_API int vnet_encap_parse(const uint8_t *frame, size_t len, uint16_t dport, unsigned flags,
+                              struct vnet_drop_stats *stats, struct vnet_encap_info *info,
+                              enum vnet_drop_reason *reason);
 
 #ifdef __cplusplus
 }

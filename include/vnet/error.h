@@ -9,6 +9,8 @@
 #ifndef VNET_ERROR_H
 #define VNET_ERROR_H
 
+#include "vnet/common.h"
+
 #include <errno.h>
 
 #ifdef __cplusplus
@@ -42,12 +44,24 @@ extern "C" {
 #define VNET_ECORRUPT  (VNET_E_BASE - 5) /* stored data is damaged */
 #define VNET_EVERSION  (VNET_E_BASE - 6) /* unsupported version (protocol, schema) */
 
-/* A short human description of @code ("invalid argument"). Never NULL; unknown codes give
- * "unknown error". The string is static. */
-const char *vnet_strerror(int code);
+/**
+ * A short human description of @code ("invalid argument").
+ * libvnet's own codes (below VNET_E_BASE) and the VNET_E* errno codes above have libvnet's
+ * texts; any other negated errno value (-1..-4095) has the C library's description of that
+ * errno ("Connection refused"). Any other number (-200, which no errno has) gives
+ * "unknown error".
+ * Ownership: the string is static; never NULL.
+ * Thread-safety: thread-safe.
+ */
+VNET_API const char *vnet_strerror(int code);
 
-/* The symbolic name of @code ("VNET_EINVAL"), or "VNET_E?" for unknown codes. Static. */
-const char *vnet_err_name(int code);
+/**
+ * The symbolic name of @code: "VNET_EINVAL" for the codes defined above, the errno's own name
+ * for any other negated errno value ("ECONNREFUSED" for -ECONNREFUSED), else "VNET_E?".
+ * Ownership: the string is static; never NULL.
+ * Thread-safety: thread-safe.
+ */
+VNET_API const char *vnet_err_name(int code);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,8 @@
 #ifndef VNET_LOG_H
 #define VNET_LOG_H
 
+#include "vnet/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,22 +29,22 @@ typedef void (*vnet_log_fn)(enum vnet_log_level level, const char *module, const
                             void *arg);
 
 /* Route messages to @fn (NULL restores the default stderr handler). @arg is passed back. */
-void vnet_log_set_handler(vnet_log_fn fn, void *arg);
+VNET_API void vnet_log_set_handler(vnet_log_fn fn, void *arg);
 
 /* Drop messages less severe than @level before they are formatted. Default VNET_LOG_WARN. */
-void vnet_log_set_level(enum vnet_log_level level);
+VNET_API void vnet_log_set_level(enum vnet_log_level level);
 
 /* The current threshold. */
-enum vnet_log_level vnet_log_get_level(void);
+VNET_API enum vnet_log_level vnet_log_get_level(void);
 
 /* "error", "warn", "info" or "debug". */
-const char *vnet_log_level_name(enum vnet_log_level level);
+VNET_API const char *vnet_log_level_name(enum vnet_log_level level);
 
 /* Parse a level name as printed by vnet_log_level_name(). Returns 0 or VNET_EINVAL. */
-int vnet_log_level_parse(const char *s, enum vnet_log_level *out);
+VNET_API int vnet_log_level_parse(const char *s, enum vnet_log_level *out);
 
 /* Log a message through the handler (for programs built on libvnet, and the library). */
-void vnet_log(enum vnet_log_level level, const char *module, const char *fmt, ...)
+VNET_API void vnet_log(enum vnet_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #ifdef __cplusplus

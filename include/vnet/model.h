@@ -22,7 +22,7 @@ extern "C" {
 #define VNET_NODE_IPS   2  /* one IPv4 and one IPv6 address at most */
 
 /* True when @s is a valid network or node name. */
-bool vnet_name_valid(const char *s);
+VNET_API bool vnet_name_valid(const char *s);
 
 /* A virtual network. */
 struct vnet_network {

@@ -27,38 +27,38 @@ extern "C" {
 #endif
 
 /* The interface index of @ifname (> 0), or a negative error (VNET_ENOENT: no such device). */
-int vnet_netdev_ifindex(const char *ifname);
+VNET_API int vnet_netdev_ifindex(const char *ifname);
 
 /* Set the administrative state of @ifname up or down (RTM_NEWLINK, only IFF_UP changes, so
  * other flags are never overwritten). Returns 0 or a negative error. */
-int vnet_netdev_set_up(const char *ifname, bool up);
+VNET_API int vnet_netdev_set_up(const char *ifname, bool up);
 
 /* Set the MTU of @ifname. Returns 0, VNET_EINVAL (0 or outside the device's range, as the
  * kernel decides), or another negative error. */
-int vnet_netdev_set_mtu(const char *ifname, uint32_t mtu);
+VNET_API int vnet_netdev_set_mtu(const char *ifname, uint32_t mtu);
 
 /* The MTU of @ifname into *mtu. Returns 0 or a negative error. */
-int vnet_netdev_get_mtu(const char *ifname, uint32_t *mtu);
+VNET_API int vnet_netdev_get_mtu(const char *ifname, uint32_t *mtu);
 
 /* Set the Ethernet address of @ifname. A zero or multicast address gives VNET_EINVAL. Devices
  * that cannot change their address while up give the kernel's error (VNET_EBUSY). */
-int vnet_netdev_set_mac(const char *ifname, const struct vnet_mac *mac);
+VNET_API int vnet_netdev_set_mac(const char *ifname, const struct vnet_mac *mac);
 
 /* The hardware address of @ifname into *mac (the first 6 bytes; devices without one, such as
  * "lo", give all zeros). Returns 0 or a negative error. */
-int vnet_netdev_get_mac(const char *ifname, struct vnet_mac *mac);
+VNET_API int vnet_netdev_get_mac(const char *ifname, struct vnet_mac *mac);
 
 /* Add the address @p ("10.0.0.1/24", "fd00::1/64") to @ifname (RTM_NEWADDR). IPv6 addresses
  * are added with IFA_F_NODAD, so they are usable at once instead of after duplicate address
  * detection. An address that is already there is success. Returns 0, VNET_EINVAL (bad family
  * or prefix length) or another negative error. */
-int vnet_netdev_add_addr(const char *ifname, const struct vnet_prefix *p);
+VNET_API int vnet_netdev_add_addr(const char *ifname, const struct vnet_prefix *p);
 
 /* Look up the neighbour (ARP or NDP) entry of @ip on the device @ifindex (RTM_GETNEIGH) and
  * store its link-layer address in *mac. Only entries holding a usable address count (states
  * PERMANENT, NOARP, REACHABLE, STALE, DELAY, PROBE); an absent, INCOMPLETE or FAILED entry
  * gives VNET_ENOENT, as does an unknown @ifindex. Never triggers resolution itself. */
-int vnet_netdev_neigh_get(int ifindex, const struct vnet_ip *ip, struct vnet_mac *mac);
+VNET_API int vnet_netdev_neigh_get(int ifindex, const struct vnet_ip *ip, struct vnet_mac *mac);
 
 #ifdef __cplusplus
 }

@@ -98,7 +98,7 @@ struct vnet_node_options {
  * Fill @o with the defaults: version set, one queue, offload and ARP proxy on, the rest 0.
  * Ownership: writes @o only. Returns: nothing. Thread-safety: thread-safe.
  */
-void vnet_node_options_init(struct vnet_node_options *o);
+VNET_API void vnet_node_options_init(struct vnet_node_options *o);
 
 /**
  * The local underlay endpoint an underlay spec names: "udp:IP[:PORT]" or
@@ -106,7 +106,7 @@ void vnet_node_options_init(struct vnet_node_options *o);
  * Ownership: writes *@out only. Returns: 0, VNET_EINVAL when @spec names none.
  * Thread-safety: thread-safe.
  */
-int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out);
+VNET_API int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out);
 
 /**
  * Check @o as vnet_node_create() will, without opening anything: the ports and the underlay's
@@ -117,7 +117,7 @@ int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out);
  * Ownership: reads @o; @err (may be NULL) receives the reason.
  * Returns: 0, VNET_EINVAL. Thread-safety: thread-safe.
  */
-int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t errlen);
+VNET_API int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t errlen);
 
 /**
  * Create a node on @loop: check @o, open the table and both ports (@o->queues queues each),
@@ -133,8 +133,8 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
  * error (VNET_EPERM, VNET_ENOTSUP, VNET_EBUSY, ...); a key file's error (vnet_key_load).
  * Thread-safety: the loop's thread.
  */
-int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
-                     struct vnet_node_inst **out, char *err, size_t errlen);
+VNET_API int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
+                              struct vnet_node_inst **out, char *err, size_t errlen);
 
 /**
  * Start the node: in static mode the datapaths (on the loop or the workers) and "up: ..." is
@@ -144,7 +144,7 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
  * thread or agent creation error (the node is then left as it was: close it).
  * Thread-safety: the loop's thread.
  */
-int vnet_node_start(struct vnet_node_inst *n);
+VNET_API int vnet_node_start(struct vnet_node_inst *n);
 
 typedef void (*vnet_node_close_cb)(void *userdata);
 
@@ -156,50 +156,51 @@ typedef void (*vnet_node_close_cb)(void *userdata);
  * is passed to @cb, never freed. NULL @n is ignored.
  * Thread-safety: the loop's thread.
  */
-void vnet_node_close(struct vnet_node_inst *n, vnet_node_close_cb cb, void *userdata);
+VNET_API void vnet_node_close(struct vnet_node_inst *n, vnet_node_close_cb cb, void *userdata);
 
 /**
  * How many datapaths the node runs: its queues, or 0 in managed mode before the first welcome.
  * Returns: the count. Thread-safety: the loop's thread.
  */
-unsigned vnet_node_queue_count(const struct vnet_node_inst *n);
+VNET_API unsigned vnet_node_queue_count(const struct vnet_node_inst *n);
 
 /**
  * Counters of the datapath of @queue.
  * Ownership: writes *@out. Returns: 0, VNET_ENOENT when that datapath does not exist (yet).
  * Thread-safety: the loop's thread (counters are read while the workers run).
  */
-int vnet_node_get_stats(const struct vnet_node_inst *n, unsigned queue,
-                        struct vnet_datapath_stats *out);
+VNET_API int vnet_node_get_stats(const struct vnet_node_inst *n, unsigned queue,
+                                 struct vnet_datapath_stats *out);
 
 /**
  * Per-peer counters of the datapath of @queue: fills up to @max entries.
  * Returns: the number of peers (0 when that datapath does not exist).
  * Thread-safety: the loop's thread.
  */
-size_t vnet_node_peer_stats(const struct vnet_node_inst *n, unsigned queue,
-                            struct vnet_dp_peer_stats *out, size_t max);
+VNET_API size_t vnet_node_peer_stats(const struct vnet_node_inst *n, unsigned queue,
+                                     struct vnet_dp_peer_stats *out, size_t max);
 
 /**
  * Counters and state of the controller session.
  * Ownership: writes *@out. Returns: 0, VNET_ENOENT in static mode or before start.
  * Thread-safety: the loop's thread.
  */
-int vnet_node_get_agent_stats(const struct vnet_node_inst *n, struct vnet_agent_stats *out);
+VNET_API int vnet_node_get_agent_stats(const struct vnet_node_inst *n,
+                                       struct vnet_agent_stats *out);
 
 /**
  * The node's switch table, for lookups and counts.
  * Ownership: borrowed, valid until the node is closed; the node is its writer: do not apply
  * changes to it. Returns: the table. Thread-safety: the loop's thread (lookups: any thread).
  */
-struct vnet_table *vnet_node_table(const struct vnet_node_inst *n);
+VNET_API struct vnet_table *vnet_node_table(const struct vnet_node_inst *n);
 
 /**
  * The virtual device's interface name ("vn0").
  * Ownership: borrowed, valid until the node is closed. Returns: the name, never NULL.
  * Thread-safety: any thread.
  */
-const char *vnet_node_ifname(const struct vnet_node_inst *n);
+VNET_API const char *vnet_node_ifname(const struct vnet_node_inst *n);
 
 #ifdef __cplusplus
 }

@@ -52,7 +52,7 @@ extern "C" {
 /* Copy [src, src + len) to @dst and, in the same pass, add the bytes to the partial sum @sum
  * (same conventions as vnet_csum_partial: big-endian words, an odd last byte is a high byte;
  * returns the folded partial sum). The ranges must not overlap. Thread-safe. */
-uint32_t vnet_csum_copy(void *dst, const void *src, size_t len, uint32_t sum);
+VNET_API uint32_t vnet_csum_copy(void *dst, const void *src, size_t len, uint32_t sum);
 
 /* Complete the partial checksum of @pkt in place: when pkt->csum_flags has VNET_CSUM_PARTIAL,
  * sum the data from csum_start to the end, store the checksum (big-endian; 0 is sent as 0xffff,
@@ -61,7 +61,7 @@ uint32_t vnet_csum_copy(void *dst, const void *src, size_t len, uint32_t sum);
  * (also when there was nothing to do), or VNET_EINVAL for a NULL @pkt, off + len beyond cap, a
  * checksum field not inside the data, or a GSO packet (its checksum is per segment: use
  * vnet_gso_segment); @pkt is then untouched. No allocation; the caller owns the packet. */
-int vnet_csum_complete(struct vnet_pkt *pkt);
+VNET_API int vnet_csum_complete(struct vnet_pkt *pkt);
 
 /* ---- Segmentation (GSO) ---- */
 
@@ -108,12 +108,12 @@ struct vnet_gso_info {
  * @max_segs segments, or a segment larger than an IP packet can be), VNET_ENOSPC (@out_cap
  * below info->total; vnet_gso_out_len tells the size). Reads only the packet's data, writes
  * only [out, out + total). No allocation; the caller owns both buffers. Thread-safe. */
-int vnet_gso_segment(const struct vnet_pkt *pkt, size_t prefix, unsigned max_segs, uint8_t *out,
-                     size_t out_cap, struct vnet_gso_info *info);
+VNET_API int vnet_gso_segment(const struct vnet_pkt *pkt, size_t prefix, unsigned max_segs,
+                              uint8_t *out, size_t out_cap, struct vnet_gso_info *info);
 
 /* The output size vnet_gso_segment needs for @pkt and @prefix (info->total), or the negative
  * error it would return for reasons other than VNET_ENOSPC and VNET_EMSGSIZE. Thread-safe. */
-long vnet_gso_out_len(const struct vnet_pkt *pkt, size_t prefix);
+VNET_API long vnet_gso_out_len(const struct vnet_pkt *pkt, size_t prefix);
 
 /* How many segments of @stride bytes one UDP_SEGMENT send may carry: min(VNET_GSO_MAX_SEGS,
  * VNET_UDP_GSO_MAX_BYTES / stride), at least 1. */
@@ -164,7 +164,7 @@ struct vnet_gro {
  * bytes never limit merging; less is allowed, merges then stop earlier). @g keeps @buf until it
  * is initialised again. @flags: VNET_GRO_F_*. Returns 0, or VNET_EINVAL for NULL pointers or
  * cap < 128. */
-int vnet_gro_init(struct vnet_gro *g, uint8_t *buf, size_t cap, unsigned flags);
+VNET_API int vnet_gro_init(struct vnet_gro *g, uint8_t *buf, size_t cap, unsigned flags);
 
 /* Offer the next received inner Ethernet frame [frame, frame + len), in arrival order.
  *
@@ -194,18 +194,18 @@ int vnet_gro_init(struct vnet_gro *g, uint8_t *buf, size_t cap, unsigned flags);
  *
  * Returns the number of outputs, or VNET_EINVAL for NULL pointers (nothing changes). Frames of
  * any content and length are accepted (non-TCP, malformed and short ones pass through). */
-int vnet_gro_feed(struct vnet_gro *g, uint8_t *frame, size_t len, struct vnet_pkt out[2]);
+VNET_API int vnet_gro_feed(struct vnet_gro *g, uint8_t *frame, size_t len, struct vnet_pkt out[2]);
 
 /* End the current merge: writes the held or merged frame, if any, to *out and returns 1, or
  * returns 0 when nothing was pending (VNET_EINVAL for NULL pointers). Same lifetimes as
  * vnet_gro_feed. */
-int vnet_gro_flush(struct vnet_gro *g, struct vnet_pkt *out);
+VNET_API int vnet_gro_flush(struct vnet_gro *g, struct vnet_pkt *out);
 
 /* Counters since vnet_gro_init: segments merged into larger frames, frames passed through, and
  * segments refused because their TCP checksum was wrong (VNET_GRO_F_VERIFY_CSUM). Any pointer
  * may be NULL. */
-void vnet_gro_stats(const struct vnet_gro *g, uint64_t *merged, uint64_t *passed,
-                    uint64_t *bad_csum);
+VNET_API void vnet_gro_stats(const struct vnet_gro *g, uint64_t *merged, uint64_t *passed,
+                             uint64_t *bad_csum);
 
 #ifdef __cplusplus
 }

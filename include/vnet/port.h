@@ -95,24 +95,25 @@ struct vnet_port_info {
  * "udp:[2001:db8::1]:4789"). @cfg may be NULL. Returns 0, VNET_ENOENT (no such backend),
  * VNET_EINVAL (bad spec or cfg), or the backend's error (VNET_EPERM without privileges, ...).
  * The caller owns *out and closes it with vnet_port_close(). */
-int vnet_port_open(const char *spec, const struct vnet_port_cfg *cfg, struct vnet_port **out);
+VNET_API int vnet_port_open(const char *spec, const struct vnet_port_cfg *cfg,
+                            struct vnet_port **out);
 
 /* Close the port and free it. NULL is ignored. */
-void vnet_port_close(struct vnet_port *p);
+VNET_API void vnet_port_close(struct vnet_port *p);
 
 /* Receive up to @n packets into the caller's buffers pkts[0..n) (buf and cap set, off is the
  * headroom wanted). Never blocks. Returns the number received (0: nothing ready) or a negative
  * error. Fills off, len, offload fields, queue and (udp) peer. */
-int vnet_port_rx_burst(struct vnet_port *p, unsigned queue, struct vnet_pkt **pkts, int n);
+VNET_API int vnet_port_rx_burst(struct vnet_port *p, unsigned queue, struct vnet_pkt **pkts, int n);
 
 /* Send up to @n packets. Never blocks. Returns how many were taken (the rest were not sent:
  * retry later or drop), or a negative error when none was. */
-int vnet_port_tx_burst(struct vnet_port *p, unsigned queue, struct vnet_pkt **pkts, int n);
+VNET_API int vnet_port_tx_burst(struct vnet_port *p, unsigned queue, struct vnet_pkt **pkts, int n);
 
 /* The file descriptor to poll for readability of @queue, or a negative error. */
-int vnet_port_fd(const struct vnet_port *p, unsigned queue);
+VNET_API int vnet_port_fd(const struct vnet_port *p, unsigned queue);
 
-int vnet_port_get_info(const struct vnet_port *p, struct vnet_port_info *out);
+VNET_API int vnet_port_get_info(const struct vnet_port *p, struct vnet_port_info *out);
 
 #ifdef __cplusplus
 }

@@ -191,24 +191,25 @@ struct vnet_msg {
 
 /* Free the arrays a decoded (or caller-built) message owns, and zero it. Safe on any
  * message that was zeroed first or decoded. */
-void vnet_msg_free(struct vnet_msg *m);
+VNET_API void vnet_msg_free(struct vnet_msg *m);
 
 /* A growable output buffer. */
 struct vnet_buf {
     uint8_t *data;
     size_t len, cap;
 };
-void vnet_buf_free(struct vnet_buf *b);
+VNET_API void vnet_buf_free(struct vnet_buf *b);
 
 /* Append one whole frame (length prefix + body) for @m to @out. Returns 0, VNET_EINVAL (bad
  * message: unknown type, string not terminated, ...), VNET_EMSGSIZE (over VNET_FRAME_MAX) or
  * VNET_ENOMEM. */
-int vnet_msg_encode(const struct vnet_msg *m, struct vnet_buf *out);
+VNET_API int vnet_msg_encode(const struct vnet_msg *m, struct vnet_buf *out);
 
 /* Decode one frame body (without the length prefix). Returns 0 and fills @m (free it with
  * vnet_msg_free), or VNET_EPROTO (malformed: the reason in @err when given) or VNET_ENOMEM.
  * On error @m holds nothing to free. */
-int vnet_msg_decode(const uint8_t *body, size_t len, struct vnet_msg *m, char *err, size_t errlen);
+VNET_API int vnet_msg_decode(const uint8_t *body, size_t len, struct vnet_msg *m, char *err,
+                             size_t errlen);
 
 /* Reassembles frames from a byte stream. */
 struct vnet_frame_reader {
@@ -218,18 +219,18 @@ struct vnet_frame_reader {
     uint32_t max; /* frame size limit; 0: VNET_FRAME_MAX */
 };
 
-void vnet_frame_reader_init(struct vnet_frame_reader *r, uint32_t max);
-void vnet_frame_reader_free(struct vnet_frame_reader *r);
+VNET_API void vnet_frame_reader_init(struct vnet_frame_reader *r, uint32_t max);
+VNET_API void vnet_frame_reader_free(struct vnet_frame_reader *r);
 /* Append received bytes. VNET_ENOMEM. */
-int vnet_frame_reader_feed(struct vnet_frame_reader *r, const uint8_t *data, size_t len);
+VNET_API int vnet_frame_reader_feed(struct vnet_frame_reader *r, const uint8_t *data, size_t len);
 /* The next complete frame's body: 1 and (*body, *len) valid until the next call on @r, 0 when
  * no complete frame is buffered, VNET_EMSGSIZE when the announced length is over the limit
  * (the stream is then unusable: close it). */
-int vnet_frame_reader_next(struct vnet_frame_reader *r, const uint8_t **body, size_t *len);
+VNET_API int vnet_frame_reader_next(struct vnet_frame_reader *r, const uint8_t **body, size_t *len);
 
-const char *vnet_msg_type_name(enum vnet_msg_type t);
-const char *vnet_req_op_name(enum vnet_req_op op); /* "network.create", ... */
-int vnet_req_op_parse(const char *s, enum vnet_req_op *out);
+VNET_API const char *vnet_msg_type_name(enum vnet_msg_type t);
+VNET_API const char *vnet_req_op_name(enum vnet_req_op op); /* "network.create", ... */
+VNET_API int vnet_req_op_parse(const char *s, enum vnet_req_op *out);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "vnet/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -30,8 +32,8 @@ extern "C" {
  * negative errno value when it cannot be opened or read (VNET_EACCES, VNET_EIO, ...).
  * Thread-safety: thread-safe.
  */
-int vnet_secret_file_read(const char *path, const char *what, void *buf, size_t cap,
-                          size_t *len_out, char *err, size_t errlen);
+VNET_API int vnet_secret_file_read(const char *path, const char *what, void *buf, size_t cap,
+                                   size_t *len_out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

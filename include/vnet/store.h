@@ -60,11 +60,11 @@ struct vnet_store_opts {
  * version; a read-only open never creates or changes the file (VNET_ENOENT when it does not
  * exist). @opts may be NULL (all defaults). Returns 0 or an error above; @err gets the
  * reason. *out is freed by vnet_store_close(). */
-int vnet_store_open(const char *uri, const struct vnet_store_opts *opts, struct vnet_store **out,
-                    char *err, size_t errlen);
+VNET_API int vnet_store_open(const char *uri, const struct vnet_store_opts *opts,
+                             struct vnet_store **out, char *err, size_t errlen);
 
 /* Close and free. NULL is ignored. */
-void vnet_store_close(struct vnet_store *s);
+VNET_API void vnet_store_close(struct vnet_store *s);
 
 /* The schema version this library writes. */
 #define VNET_STORE_SCHEMA_VERSION 3
@@ -90,39 +90,43 @@ struct vnet_subscriber {
  * VNET_EINVAL (invalid name; an all-zero hash, which is a caller bug, never a real hash),
  * VNET_EEXIST (name taken, or the hash is another subscriber's: the message does not name
  * it), VNET_EPERM (read-only) or an engine error. No change record (subscribers have no log). */
-int vnet_store_subscriber_create(struct vnet_store *s, const char *name,
-                                 const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
-                                 struct vnet_subscriber *out, char *err, size_t errlen);
+VNET_API int vnet_store_subscriber_create(struct vnet_store *s, const char *name,
+                                          const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                          struct vnet_subscriber *out, char *err, size_t errlen);
 
 /* Look up by name, or by token hash (to authenticate a subscriber session: hash the presented
  * token, then look it up). 0, VNET_ENOENT (no such name / no subscriber has that hash),
  * VNET_EINVAL (invalid name, NULL hash) or an engine error (logged). *out may be NULL. */
-int vnet_store_subscriber_get(struct vnet_store *s, const char *name, struct vnet_subscriber *out);
-int vnet_store_subscriber_get_by_id(struct vnet_store *s, uint64_t id, struct vnet_subscriber *out);
-int vnet_store_subscriber_by_token(struct vnet_store *s,
-                                   const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
-                                   struct vnet_subscriber *out);
+VNET_API int vnet_store_subscriber_get(struct vnet_store *s, const char *name,
+                                       struct vnet_subscriber *out);
+VNET_API int vnet_store_subscriber_get_by_id(struct vnet_store *s, uint64_t id,
+                                             struct vnet_subscriber *out);
+VNET_API int vnet_store_subscriber_by_token(struct vnet_store *s,
+                                            const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                            struct vnet_subscriber *out);
 
 /* Call @fn for each subscriber in id order (the admin first); a non-zero return stops the walk
  * and is returned. */
 typedef int (*vnet_store_subscriber_fn)(const struct vnet_subscriber *sub, void *arg);
-int vnet_store_subscriber_list(struct vnet_store *s, vnet_store_subscriber_fn fn, void *arg);
+VNET_API int vnet_store_subscriber_list(struct vnet_store *s, vnet_store_subscriber_fn fn,
+                                        void *arg);
 
 /* Replace subscriber @id's token hash (token rotation: the old token stops working when this
  * returns); NULL clears it (the subscriber can no longer authenticate). 0, VNET_ENOENT,
  * VNET_EEXIST (the hash is another subscriber's), VNET_EINVAL (all-zero hash), VNET_EPERM or
  * an engine error (logged). */
-int vnet_store_subscriber_set_token(struct vnet_store *s, uint64_t id,
-                                    const uint8_t token_hash[VNET_TOKEN_HASH_LEN]);
+VNET_API int vnet_store_subscriber_set_token(struct vnet_store *s, uint64_t id,
+                                             const uint8_t token_hash[VNET_TOKEN_HASH_LEN]);
 
 /* vnet_store_subscriber_set_token(s, VNET_SUBSCRIBER_ADMIN, token_hash). */
-int vnet_store_admin_token_set(struct vnet_store *s, const uint8_t token_hash[VNET_TOKEN_HASH_LEN]);
+VNET_API int vnet_store_admin_token_set(struct vnet_store *s,
+                                        const uint8_t token_hash[VNET_TOKEN_HASH_LEN]);
 
 /* Delete subscriber @id. Refused with VNET_EBUSY while it owns networks (delete them first;
  * a locked database also gives VNET_EBUSY, after the busy timeout: vnet_store_network_list()
  * tells them apart), VNET_EPERM for the admin subscriber (and on a read-only store),
  * VNET_ENOENT when there is none. Its id is never reused. Engine errors are logged. */
-int vnet_store_subscriber_delete(struct vnet_store *s, uint64_t id);
+VNET_API int vnet_store_subscriber_delete(struct vnet_store *s, uint64_t id);
 
 /* ---- networks ---- */
 
@@ -148,26 +152,28 @@ struct vnet_network_spec {
  * creation is the network's first change record (VNET_CHANGE_NET_PUT, revision 1). Subnets
  * are stored with their host bits cleared; IPv4 subnets are /1../30, IPv6 /1../127; MTU
  * 576..9216 (1280.. with an IPv6 subnet). VNET_ENOENT: no such subscriber. */
-int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_spec *spec,
-                              struct vnet_network *out, char *err, size_t errlen);
+VNET_API int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_spec *spec,
+                                       struct vnet_network *out, char *err, size_t errlen);
 
 /* Look up by subscriber and name (subscriber 0: any subscriber; the first match, lowest id).
  * With a non-zero subscriber, another subscriber's network of that name is VNET_ENOENT.
  * 0, VNET_ENOENT, VNET_EINVAL (invalid name) or an engine error. *out may be NULL.
  * vnet_store_network_get_by_id() does not check the owner: compare out->subscriber_id. */
-int vnet_store_network_get(struct vnet_store *s, uint64_t subscriber_id, const char *name,
-                           struct vnet_network *out);
-int vnet_store_network_get_by_id(struct vnet_store *s, uint64_t id, struct vnet_network *out);
+VNET_API int vnet_store_network_get(struct vnet_store *s, uint64_t subscriber_id, const char *name,
+                                    struct vnet_network *out);
+VNET_API int vnet_store_network_get_by_id(struct vnet_store *s, uint64_t id,
+                                          struct vnet_network *out);
 
 /* Call @fn for each network of @subscriber_id (0: all), ordered by name; a non-zero return
  * stops the walk and is returned. */
 typedef int (*vnet_store_network_fn)(const struct vnet_network *n, void *arg);
-int vnet_store_network_list(struct vnet_store *s, uint64_t subscriber_id, vnet_store_network_fn fn,
-                            void *arg);
+VNET_API int vnet_store_network_list(struct vnet_store *s, uint64_t subscriber_id,
+                                     vnet_store_network_fn fn, void *arg);
 
 /* Delete a network with its nodes and change log. Its id is never reused; the deletion is
  * still reported by vnet_store_changed_networks(). VNET_ENOENT: no such network. */
-int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *err, size_t errlen);
+VNET_API int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *err,
+                                       size_t errlen);
 
 /* ---- nodes ---- */
 
@@ -186,39 +192,41 @@ struct vnet_node_spec {
  * out->revision. Stored nodes have their IPv4 address (or family 0) in ips[0] and their IPv6
  * address (or family 0) in ips[1], state VNET_NODE_PENDING. A public key already used by a
  * node of the network is VNET_EEXIST. */
-int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
-                        const struct vnet_node_spec *spec, struct vnet_node *out, char *err,
-                        size_t errlen);
+VNET_API int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
+                                 const struct vnet_node_spec *spec, struct vnet_node *out,
+                                 char *err, size_t errlen);
 
 /* Look up a node: 0, VNET_ENOENT, VNET_EINVAL (invalid name) or an engine error. */
-int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *name,
-                        struct vnet_node *out);
-int vnet_store_node_get_by_id(struct vnet_store *s, uint64_t node_id, struct vnet_node *out);
+VNET_API int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *name,
+                                 struct vnet_node *out);
+VNET_API int vnet_store_node_get_by_id(struct vnet_store *s, uint64_t node_id,
+                                       struct vnet_node *out);
 
 /* Nodes of a network ordered by name (VNET_ENOENT: no such network); a non-zero return of
  * @fn stops the walk and is returned. The list is read whole first, so @fn may call the
  * store. The same holds for the other walks. */
 typedef int (*vnet_store_node_fn)(const struct vnet_node *n, void *arg);
-int vnet_store_node_list(struct vnet_store *s, uint64_t network_id, vnet_store_node_fn fn,
-                         void *arg);
+VNET_API int vnet_store_node_list(struct vnet_store *s, uint64_t network_id, vnet_store_node_fn fn,
+                                  void *arg);
 
 /* Change a node's configured physical endpoint (a move; family 0 clears it). One change
  * record, none when @phys equals the current endpoint. */
-int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *name,
-                         const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
-                         size_t errlen);
+VNET_API int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *name,
+                                  const struct vnet_endpoint *phys, struct vnet_node *out,
+                                  char *err, size_t errlen);
 
 /* Record the endpoint a node reported or the controller observed, and mark it active. A change
  * record only when the value (or the state) changed. 0, VNET_ENOENT, VNET_EINVAL (empty or
  * bad endpoint), VNET_EPERM or an engine error (logged). */
-int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
-                                 const struct vnet_endpoint *observed, struct vnet_node *out);
+VNET_API int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
+                                          const struct vnet_endpoint *observed,
+                                          struct vnet_node *out);
 
 /* Remove a node. One change record (VNET_CHANGE_NODE_DEL with its last state, state
  * VNET_NODE_REMOVED). *revision (may be NULL) gets the network's new revision. Its
  * addresses may then be given to other nodes; its id is never reused. */
-int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char *name,
-                           uint64_t *revision, char *err, size_t errlen);
+VNET_API int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char *name,
+                                    uint64_t *revision, char *err, size_t errlen);
 
 /* ---- node keys and enrolment ----
  *
@@ -235,8 +243,8 @@ int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char
  * (VNET_CHANGE_NODE_PUT), none when it is already the node's key. Cancels the node's join
  * token if it has one. VNET_EEXIST: another node of the network has this key. VNET_ENOENT,
  * VNET_EINVAL, VNET_EPERM or an engine error (logged). */
-int vnet_store_node_set_pubkey(struct vnet_store *s, uint64_t node_id,
-                               const uint8_t pub[VNET_PUBKEY_LEN]);
+VNET_API int vnet_store_node_set_pubkey(struct vnet_store *s, uint64_t node_id,
+                                        const uint8_t pub[VNET_PUBKEY_LEN]);
 
 /* Give node @node_id a join token: @token_hash (VNET_TOKEN_HASH_LEN bytes, not all zero)
  * valid until @expires_unix (Unix seconds, exclusive; 0: no expiry), replacing any earlier
@@ -244,9 +252,9 @@ int vnet_store_node_set_pubkey(struct vnet_store *s, uint64_t node_id,
  * the network's replicated state: no revision bump and no change record. The node may have a
  * key already (re-enrolment replaces it). VNET_EEXIST: the hash is another node's token.
  * VNET_ENOENT, VNET_EINVAL, VNET_EPERM or an engine error (logged). */
-int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_id,
-                                   const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
-                                   uint64_t expires_unix);
+VNET_API int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_id,
+                                            const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                            uint64_t expires_unix);
 
 /* Enrol: in one transaction, find the node whose join token hash is @token_hash, check that
  * it has not expired at @now_unix, set its public key to @pub, clear the token (single use)
@@ -255,22 +263,23 @@ int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_id,
  * VNET_ETIMEDOUT (the token expired: now_unix >= expires; it stays stored, unusable, until
  * replaced or cancelled), VNET_EEXIST (another node of the network has this key; the token is
  * not consumed), VNET_EINVAL (NULL or all-zero hash or key), VNET_EPERM, engine errors. */
-int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
-                         const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
-                         struct vnet_node *out, char *err, size_t errlen);
+VNET_API int vnet_store_node_join(struct vnet_store *s,
+                                  const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                  const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
+                                  struct vnet_node *out, char *err, size_t errlen);
 
 /* The node of @network_id whose public key is @pub, to authenticate a node session by its
  * static key. 0, VNET_ENOENT (none: unknown or revoked key), VNET_EEXIST (two nodes share the
  * key, possible only in a file from before schema v3: neither is authenticated, and a warning
  * is logged; revoke one), VNET_EINVAL or an engine error (logged). *out may be NULL. */
-int vnet_store_node_by_pubkey(struct vnet_store *s, uint64_t network_id,
-                              const uint8_t pub[VNET_PUBKEY_LEN], struct vnet_node *out);
+VNET_API int vnet_store_node_by_pubkey(struct vnet_store *s, uint64_t network_id,
+                                       const uint8_t pub[VNET_PUBKEY_LEN], struct vnet_node *out);
 
 /* Revoke node @node_id: clear its public key (one change record, so the other nodes drop the
  * key; none when it had no key) and cancel its join token. The node can no longer
  * authenticate until it enrols again with a new join token. 0, VNET_ENOENT, VNET_EPERM or an
  * engine error (logged). */
-int vnet_store_node_revoke(struct vnet_store *s, uint64_t node_id);
+VNET_API int vnet_store_node_revoke(struct vnet_store *s, uint64_t node_id);
 
 /* ---- change log ---- */
 
@@ -279,19 +288,19 @@ int vnet_store_node_revoke(struct vnet_store *s, uint64_t node_id);
  * network's revision (the caller then sends a snapshot), VNET_ENOENT (no such network), or
  * the callback's non-zero value. */
 typedef int (*vnet_store_change_fn)(const struct vnet_change *c, void *arg);
-int vnet_store_changes_since(struct vnet_store *s, uint64_t network_id, uint64_t since,
-                             vnet_store_change_fn fn, void *arg);
+VNET_API int vnet_store_changes_since(struct vnet_store *s, uint64_t network_id, uint64_t since,
+                                      vnet_store_change_fn fn, void *arg);
 
 /* The store-wide highest change id seen, for pollers that wake on other processes' commits:
  * changes when any network changes. */
-int vnet_store_last_change(struct vnet_store *s, uint64_t *out);
+VNET_API int vnet_store_last_change(struct vnet_store *s, uint64_t *out);
 
 /* Networks changed after store-wide change id @since (see vnet_store_last_change): @fn gets
  * each network id once, in increasing order. A network deleted after @since is reported too
  * (vnet_store_network_get_by_id() then returns VNET_ENOENT). */
 typedef int (*vnet_store_id_fn)(uint64_t id, void *arg);
-int vnet_store_changed_networks(struct vnet_store *s, uint64_t since, vnet_store_id_fn fn,
-                                void *arg);
+VNET_API int vnet_store_changed_networks(struct vnet_store *s, uint64_t since, vnet_store_id_fn fn,
+                                         void *arg);
 
 #ifdef __cplusplus
 }

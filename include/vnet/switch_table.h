@@ -66,7 +66,7 @@ static inline unsigned vnet_entry_flags(const struct vnet_entry *e)
     return e->priv_vf_ & 0x7f;
 }
 /* The physical endpoint of @e. */
-void vnet_entry_endpoint(const struct vnet_entry *e, struct vnet_endpoint *out);
+VNET_API void vnet_entry_endpoint(const struct vnet_entry *e, struct vnet_endpoint *out);
 
 struct vnet_table_opts {
     uint32_t max_entries;      /* MAC entries; 0: 16,777,216 */
@@ -77,34 +77,34 @@ struct vnet_table_opts {
 
 /* Create an empty table. @opts may be NULL for defaults. Returns 0, VNET_EINVAL or
  * VNET_ENOMEM. The caller owns *out and frees it with vnet_table_destroy(). */
-int vnet_table_create(const struct vnet_table_opts *opts, struct vnet_table **out);
+VNET_API int vnet_table_create(const struct vnet_table_opts *opts, struct vnet_table **out);
 
 /* Free the table and everything in it. No reader may use it any more. NULL is ignored. */
-void vnet_table_destroy(struct vnet_table *t);
+VNET_API void vnet_table_destroy(struct vnet_table *t);
 
 /* ---- Readers ---- */
 
 /* Register the calling thread as a reader (online). Returns 0, or VNET_ENOSPC when
  * max_readers are registered. Thread-safe. */
-int vnet_table_reader_register(struct vnet_table *t, struct vnet_table_reader **out);
+VNET_API int vnet_table_reader_register(struct vnet_table *t, struct vnet_table_reader **out);
 
 /* Unregister (implies offline). The handle is freed. Call from the reader's thread. */
-void vnet_table_reader_unregister(struct vnet_table_reader *r);
+VNET_API void vnet_table_reader_unregister(struct vnet_table_reader *r);
 
 /* Announce a quiescent state: the reader holds no entry pointer any more. Cheap (one store);
  * call it between bursts. */
-void vnet_table_quiescent(struct vnet_table_reader *r);
+VNET_API void vnet_table_quiescent(struct vnet_table_reader *r);
 
 /* Go offline before blocking (poll, sleep) so the writer does not wait for this reader;
  * online again before the next lookup. Offline implies quiescent. */
-void vnet_table_reader_offline(struct vnet_table_reader *r);
-void vnet_table_reader_online(struct vnet_table_reader *r);
+VNET_API void vnet_table_reader_offline(struct vnet_table_reader *r);
+VNET_API void vnet_table_reader_online(struct vnet_table_reader *r);
 
 /* ---- Lookups (reader) ---- */
 
 /* The entry for (@vni, @mac), or NULL. */
-const struct vnet_entry *vnet_table_lookup(const struct vnet_table *t, uint32_t vni,
-                                           const struct vnet_mac *mac);
+VNET_API const struct vnet_entry *vnet_table_lookup(const struct vnet_table *t, uint32_t vni,
+                                                    const struct vnet_mac *mac);
 
 struct vnet_table_key {
     uint32_t vni;
@@ -117,12 +117,12 @@ struct vnet_table_key {
  * prefetching buckets and entries so the memory accesses of the keys overlap. out[i] is the
  * entry or NULL; bit i of *hit_mask (may be NULL) is set on a hit. Returns the number of
  * hits, or VNET_EINVAL for a bad @n. */
-int vnet_table_lookup_burst(const struct vnet_table *t, const struct vnet_table_key *keys, int n,
-                            const struct vnet_entry **out, uint64_t *hit_mask);
+VNET_API int vnet_table_lookup_burst(const struct vnet_table *t, const struct vnet_table_key *keys,
+                                     int n, const struct vnet_entry **out, uint64_t *hit_mask);
 
 /* The MAC bound to (@vni, @ip): 0 and *mac filled, or VNET_ENOENT. */
-int vnet_table_lookup_ip(const struct vnet_table *t, uint32_t vni, const struct vnet_ip *ip,
-                         struct vnet_mac *mac);
+VNET_API int vnet_table_lookup_ip(const struct vnet_table *t, uint32_t vni,
+                                  const struct vnet_ip *ip, struct vnet_mac *mac);
 
 /* ---- Changes (writer) ---- */
 
@@ -150,40 +150,41 @@ struct vnet_table_op {
  * bad endpoint family, flags over 7 bits; nothing was changed), VNET_ENOSPC (max_entries or
  * max_ip_entries reached), VNET_ENOMEM. Also reclaims memory whose grace period has passed.
  * Writer. */
-int vnet_table_apply(struct vnet_table *t, const struct vnet_table_op *ops, size_t n,
-                     uint64_t revision);
+VNET_API int vnet_table_apply(struct vnet_table *t, const struct vnet_table_op *ops, size_t n,
+                              uint64_t revision);
 
 /* Free removed entries and old indexes whose grace period has passed, without waiting.
  * Returns how many items still wait for readers. Writer. */
-size_t vnet_table_reclaim(struct vnet_table *t);
+VNET_API size_t vnet_table_reclaim(struct vnet_table *t);
 
 /* Wait until every online reader has passed a quiescent state, then reclaim everything that
  * is pending. Blocks the caller (yielding the CPU); never call it from a reader. Writer. */
-void vnet_table_synchronize(struct vnet_table *t);
+VNET_API void vnet_table_synchronize(struct vnet_table *t);
 
 /* free(@ptr) once every reader has passed a quiescent state: call_rcu for data that readers of
  * this table also read (a datapath's peer list, say). The caller must have made @ptr
  * unreachable for new readers first. Returns 0 or VNET_ENOMEM (then nothing was queued and
  * the caller still owns @ptr). Writer. */
-int vnet_table_defer_free(struct vnet_table *t, void *ptr);
+VNET_API int vnet_table_defer_free(struct vnet_table *t, void *ptr);
 
 /* ---- Inspection (reader) ---- */
 
 /* Call @fn for each entry of @vni (VNET_VNI_ANY: all) in unspecified order; a non-zero
  * return stops the walk and is returned. */
 typedef int (*vnet_table_iter_fn)(const struct vnet_entry *e, void *arg);
-int vnet_table_foreach(const struct vnet_table *t, uint32_t vni, vnet_table_iter_fn fn, void *arg);
+VNET_API int vnet_table_foreach(const struct vnet_table *t, uint32_t vni, vnet_table_iter_fn fn,
+                                void *arg);
 
 typedef int (*vnet_table_ip_iter_fn)(uint32_t vni, const struct vnet_ip *ip,
                                      const struct vnet_mac *mac, void *arg);
-int vnet_table_foreach_ip(const struct vnet_table *t, uint32_t vni, vnet_table_ip_iter_fn fn,
-                          void *arg);
+VNET_API int vnet_table_foreach_ip(const struct vnet_table *t, uint32_t vni,
+                                   vnet_table_ip_iter_fn fn, void *arg);
 
 /* Number of MAC entries visible now. */
-size_t vnet_table_count(const struct vnet_table *t);
+VNET_API size_t vnet_table_count(const struct vnet_table *t);
 
 /* The revision of the last applied batch (0 for a new table). */
-uint64_t vnet_table_revision(const struct vnet_table *t);
+VNET_API uint64_t vnet_table_revision(const struct vnet_table *t);
 
 struct vnet_table_stats {
     uint64_t entries;    /* MAC entries visible */
@@ -200,7 +201,7 @@ struct vnet_table_stats {
 };
 
 /* Fill @out. Sizes are exact for the writer; a reader may see them a batch behind. */
-void vnet_table_get_stats(const struct vnet_table *t, struct vnet_table_stats *out);
+VNET_API void vnet_table_get_stats(const struct vnet_table *t, struct vnet_table_stats *out);
 
 #ifdef __cplusplus
 }

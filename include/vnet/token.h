@@ -19,6 +19,8 @@
 #ifndef VNET_TOKEN_H
 #define VNET_TOKEN_H
 
+#include "vnet/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,15 +35,17 @@ extern "C" {
 
 /* "vnet1-" followed by URL-safe base64 (no padding) of controller public key || secret.
  * Returns the length, or VNET_ENOSPC. */
-int vnet_join_token_format(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SECRET_LEN],
-                           char *buf, size_t len);
+VNET_API int vnet_join_token_format(const uint8_t ctl_pub[32],
+                                    const uint8_t secret[VNET_JOIN_SECRET_LEN], char *buf,
+                                    size_t len);
 
 /* Parse a join token. Returns 0 or VNET_EINVAL (any other text). */
-int vnet_join_token_parse(const char *s, uint8_t ctl_pub[32], uint8_t secret[VNET_JOIN_SECRET_LEN]);
+VNET_API int vnet_join_token_parse(const char *s, uint8_t ctl_pub[32],
+                                   uint8_t secret[VNET_JOIN_SECRET_LEN]);
 
 /* Seal @secret to @ctl_pub (anonymous sender): @out gets VNET_JOIN_SEALED_LEN bytes. */
-int vnet_join_seal(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SECRET_LEN],
-                   uint8_t out[VNET_JOIN_SEALED_LEN]);
+VNET_API int vnet_join_seal(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SECRET_LEN],
+                            uint8_t out[VNET_JOIN_SEALED_LEN]);
 
 #define VNET_API_TOKEN_LEN    32                             /* raw bytes */
 #define VNET_API_TOKEN_STRLEN 53                             /* "vnetapi1-" + 43 base64 + NUL */
@@ -49,32 +53,33 @@ int vnet_join_seal(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SEC
 
 /* A fresh API token: its text into @buf (VNET_API_TOKEN_STRLEN bytes at least) and the hash
  * the store keeps into @hash. Returns 52 (the text's length), VNET_ENOSPC or VNET_EIO. */
-int vnet_api_token_new(char *buf, size_t len, uint8_t hash[VNET_TOKEN_HASH_BYTES]);
+VNET_API int vnet_api_token_new(char *buf, size_t len, uint8_t hash[VNET_TOKEN_HASH_BYTES]);
 
 /* "vnetapi1-" + base64url(@raw). Returns the length (52) or VNET_ENOSPC. */
-int vnet_api_token_format(const uint8_t raw[VNET_API_TOKEN_LEN], char *buf, size_t len);
+VNET_API int vnet_api_token_format(const uint8_t raw[VNET_API_TOKEN_LEN], char *buf, size_t len);
 
 /* Parse an API token: exactly the 52 characters above, nothing around them. Returns 0 or
  * VNET_EINVAL (@raw untouched then). */
-int vnet_api_token_parse(const char *s, uint8_t raw[VNET_API_TOKEN_LEN]);
+VNET_API int vnet_api_token_parse(const char *s, uint8_t raw[VNET_API_TOKEN_LEN]);
 
 /* Seal @raw || @client_pub (the static public key of the client's handshake) to the
  * controller's key @ctl_pub (anonymous sender): VNET_API_SEALED_LEN bytes into @out.
  * Returns 0, VNET_EINVAL (degenerate @ctl_pub) or VNET_EIO. */
-int vnet_api_token_seal(const uint8_t ctl_pub[32], const uint8_t raw[VNET_API_TOKEN_LEN],
-                        const uint8_t client_pub[32], uint8_t out[VNET_API_SEALED_LEN]);
+VNET_API int vnet_api_token_seal(const uint8_t ctl_pub[32], const uint8_t raw[VNET_API_TOKEN_LEN],
+                                 const uint8_t client_pub[32], uint8_t out[VNET_API_SEALED_LEN]);
 
 /* The controller's side: open @in (@len bytes) with its keypair. Returns 0 with the token in
  * @raw and the client key it was bound to in @client_pub, VNET_EMALFORM (wrong length) or
  * VNET_EACCES (not sealed to this key, or tampered). */
-int vnet_api_token_open(const uint8_t ctl_pub[32], const uint8_t ctl_sec[32], const uint8_t *in,
-                        size_t len, uint8_t raw[VNET_API_TOKEN_LEN], uint8_t client_pub[32]);
+VNET_API int vnet_api_token_open(const uint8_t ctl_pub[32], const uint8_t ctl_sec[32],
+                                 const uint8_t *in, size_t len, uint8_t raw[VNET_API_TOKEN_LEN],
+                                 uint8_t client_pub[32]);
 
 /* The hash the store keeps of a secret or API token (BLAKE2b-256). */
-void vnet_token_hash(const void *secret, size_t len, uint8_t out[VNET_TOKEN_HASH_BYTES]);
+VNET_API void vnet_token_hash(const void *secret, size_t len, uint8_t out[VNET_TOKEN_HASH_BYTES]);
 
 /* A fresh random secret. */
-void vnet_token_random(uint8_t *out, size_t len);
+VNET_API void vnet_token_random(uint8_t *out, size_t len);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,8 @@
 #ifndef VNET_TYPES_H
 #define VNET_TYPES_H
 
+#include "vnet/common.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,8 +34,8 @@ struct vnet_mac {
 #define VNET_MAC_STRLEN 18 /* "01:23:45:67:89:ab" plus NUL */
 
 /* Accepts "01:23:45:67:89:ab" and "01-23-45-67-89-ab" (either case). */
-int vnet_mac_parse(const char *s, struct vnet_mac *out);
-int vnet_mac_format(const struct vnet_mac *mac, char *buf, size_t len);
+VNET_API int vnet_mac_parse(const char *s, struct vnet_mac *out);
+VNET_API int vnet_mac_format(const struct vnet_mac *mac, char *buf, size_t len);
 
 static inline bool vnet_mac_is_multicast(const struct vnet_mac *m)
 {
@@ -58,7 +60,7 @@ static inline bool vnet_mac_eq(const struct vnet_mac *a, const struct vnet_mac *
 #define VNET_VNI_MAX 0xFFFFFFu /* 24 bits (RFC 7348) */
 
 /* Decimal 0..16777215, no sign, no leading '+' or spaces. */
-int vnet_vni_parse(const char *s, uint32_t *out);
+VNET_API int vnet_vni_parse(const char *s, uint32_t *out);
 static inline bool vnet_vni_valid(uint64_t vni)
 {
     return vni <= VNET_VNI_MAX;
@@ -76,9 +78,9 @@ struct vnet_ip {
 
 #define VNET_IP_STRLEN 46 /* INET6_ADDRSTRLEN */
 
-int vnet_ip_parse(const char *s, struct vnet_ip *out);
-int vnet_ip_format(const struct vnet_ip *ip, char *buf, size_t len);
-bool vnet_ip_eq(const struct vnet_ip *a, const struct vnet_ip *b);
+VNET_API int vnet_ip_parse(const char *s, struct vnet_ip *out);
+VNET_API int vnet_ip_format(const struct vnet_ip *ip, char *buf, size_t len);
+VNET_API bool vnet_ip_eq(const struct vnet_ip *a, const struct vnet_ip *b);
 
 /* An address and prefix length, "10.0.0.1/24" or "fd00::1/64". The address keeps its host
  * bits (it names an interface address); vnet_prefix_contains() masks them. */
@@ -89,9 +91,9 @@ struct vnet_prefix {
 
 #define VNET_PREFIX_STRLEN (VNET_IP_STRLEN + 4)
 
-int vnet_prefix_parse(const char *s, struct vnet_prefix *out);
-int vnet_prefix_format(const struct vnet_prefix *p, char *buf, size_t len);
-bool vnet_prefix_contains(const struct vnet_prefix *p, const struct vnet_ip *ip);
+VNET_API int vnet_prefix_parse(const char *s, struct vnet_prefix *out);
+VNET_API int vnet_prefix_format(const struct vnet_prefix *p, char *buf, size_t len);
+VNET_API bool vnet_prefix_contains(const struct vnet_prefix *p, const struct vnet_ip *ip);
 
 /* ---- Physical endpoints ---- */
 
@@ -104,16 +106,16 @@ struct vnet_endpoint {
 #define VNET_ENDPOINT_STRLEN (VNET_IP_STRLEN + 8)
 
 /* "192.0.2.1:4789" or "[2001:db8::1]:4789". The port must be 1..65535. */
-int vnet_endpoint_parse(const char *s, struct vnet_endpoint *out);
-int vnet_endpoint_format(const struct vnet_endpoint *ep, char *buf, size_t len);
-bool vnet_endpoint_eq(const struct vnet_endpoint *a, const struct vnet_endpoint *b);
+VNET_API int vnet_endpoint_parse(const char *s, struct vnet_endpoint *out);
+VNET_API int vnet_endpoint_format(const struct vnet_endpoint *ep, char *buf, size_t len);
+VNET_API bool vnet_endpoint_eq(const struct vnet_endpoint *a, const struct vnet_endpoint *b);
 
 struct sockaddr;
 struct sockaddr_storage;
 /* Fill @ss from @ep; returns the sockaddr length, or VNET_EINVAL for a bad family. */
-int vnet_endpoint_to_sockaddr(const struct vnet_endpoint *ep, struct sockaddr_storage *ss);
+VNET_API int vnet_endpoint_to_sockaddr(const struct vnet_endpoint *ep, struct sockaddr_storage *ss);
 /* Fill @out from an AF_INET or AF_INET6 sockaddr (a v4-mapped IPv6 address becomes IPv4). */
-int vnet_endpoint_from_sockaddr(const struct sockaddr *sa, struct vnet_endpoint *out);
+VNET_API int vnet_endpoint_from_sockaddr(const struct sockaddr *sa, struct vnet_endpoint *out);
 
 #ifdef __cplusplus
 }

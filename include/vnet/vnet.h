@@ -7,6 +7,7 @@
 #ifndef VNET_VNET_H
 #define VNET_VNET_H
 
+#include "vnet/common.h"
 #include "vnet/version.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -31,7 +32,7 @@ extern "C" {
 
 /* The library's version string ("0.1.0"); may differ from VNET_VERSION_STRING when a program
  * was compiled against other headers than the library it links. */
-const char *vnet_version(void);
+VNET_API const char *vnet_version(void);
 
 #ifdef __cplusplus
 }

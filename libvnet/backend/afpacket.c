@@ -96,6 +96,7 @@
  * the calling thread: call tx_burst from a thread in the interface's namespace.
  */
 #include "../bytes_int.h"
+#include "../csum_int.h"
 #include "outer_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
@@ -360,7 +361,7 @@ static int raw_open(const char *arg, const struct vnet_port_cfg *cfg, void **sta
     bool underlay;
     struct vnet_endpoint local;
     memset(&local, 0, sizeof(local));
-    if (iface_spec_parse(arg, ifname, &underlay, &local) != 0) {
+    if (vnet__iface_spec_parse(arg, ifname, &underlay, &local) != 0) {
         vnet_log(VNET_LOG_ERROR, MOD,
                  "bad spec \"raw:%.64s\" (IFNAME, or IFNAME,local=IP[:PORT] / "
                  "IFNAME,local=[IPv6][:PORT])",
@@ -392,7 +393,7 @@ static int raw_open(const char *arg, const struct vnet_port_cfg *cfg, void **sta
     if ((rc = vnet_netdev_get_mac(ifname, &r->mac)) != 0 ||
         (rc = vnet_netdev_get_mtu(ifname, &r->mtu)) != 0)
         goto fail;
-    if (underlay && (rc = outer_open_sockets(&r->local, MOD, &r->guard, &r->kick)) != 0)
+    if (underlay && (rc = vnet__outer_open_sockets(&r->local, MOD, &r->guard, &r->kick)) != 0)
         goto fail;
     int fanout_id = 0;
     for (unsigned i = 0; i < nq; i++)
@@ -496,7 +497,7 @@ static bool rx_frame(struct raw *r, const struct tpacket3_hdr *h, struct vnet_pk
             p->hdr_len = (uint16_t)(vh.hdr_len + shift);
         }
     } else if (st & TP_STATUS_CSUMNOTREADY) {
-        if (l4_csum_find(d, out, &p->csum_start, &p->csum_offset) != 0)
+        if (vnet__csum_l4_find(d, out, &p->csum_start, &p->csum_offset) != 0)
             return false;
         p->csum_flags = VNET_CSUM_PARTIAL;
         if (vnet_csum_complete(p) != 0)
@@ -520,7 +521,7 @@ static int rx_dgram(struct raw *r, struct rawq *q, const struct tpacket3_hdr *h,
     memcpy(&vh, f - VHDR_LEN, sizeof(vh));
     bool csum_ok = (vh.flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) ||
                    (h->tp_status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID));
-    if (h->tp_snaplen < h->tp_len || !outer_parse(&r->local, f, h->tp_snaplen, csum_ok, &v))
+    if (h->tp_snaplen < h->tp_len || !vnet__outer_parse(&r->local, f, h->tp_snaplen, csum_ok, &v))
         goto drop;
     uint32_t seg = 0;
     if ((vh.gso_type & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_UDP_L4 &&
@@ -803,7 +804,7 @@ static int tx_underlay(struct raw *r, struct rawq *q, struct vnet_pkt **pkts, in
                      r->ifname, seg, r->mtu);
             continue;
         }
-        const struct outer_dst *d = outer_dst_get(&osrc, q->dst, ep, now);
+        const struct outer_dst *d = vnet__outer_dst_get(&osrc, q->dst, ep, now);
         if (!d) {
             q->tx_drops++;
             q->neigh_drops++;

@@ -47,7 +47,7 @@
  * Checksums of local senders. A sender on a veth peer with transmit checksum offload on hands
  * over frames whose TCP/UDP checksum field holds only the pseudo-header sum (CHECKSUM_PARTIAL),
  * and XDP passes no checksum metadata. So a field holding exactly the pseudo-header sum is taken
- * for "still to be computed" (l4_csum_pending): on the virtual side the frame is marked
+ * for "still to be computed" (vnet__csum_l4_pending): on the virtual side the frame is marked
  * VNET_CSUM_PARTIAL and the datapath completes it before it leaves (a frame whose real checksum
  * happens to be that value gets the same value again); on the underlay side the outer UDP
  * checksum is accepted as is. Frames from real NICs arrive complete. No `ethtool -K tx off` is
@@ -57,6 +57,7 @@
  * VNET_ENOTSUP; each with a log line naming what is missing.
  */
 #include "../bytes_int.h"
+#include "../csum_int.h"
 #include "outer_int.h"
 #include "vnet/encap.h"
 #include "vnet/error.h"
@@ -434,7 +435,7 @@ static int xdp_open(const char *arg, const struct vnet_port_cfg *cfg, void **sta
     bool underlay;
     struct vnet_endpoint local;
     memset(&local, 0, sizeof(local));
-    if (iface_spec_parse(arg, ifname, &underlay, &local) != 0) {
+    if (vnet__iface_spec_parse(arg, ifname, &underlay, &local) != 0) {
         vnet_log(VNET_LOG_ERROR, MOD,
                  "bad spec \"xdp:%.64s\" (IFNAME, or IFNAME,local=IP[:PORT] / "
                  "IFNAME,local=[IPv6][:PORT])",
@@ -471,7 +472,7 @@ static int xdp_open(const char *arg, const struct vnet_port_cfg *cfg, void **sta
     if (x->mtu + VNET_ETH_HLEN + 4 > MAX_FRAME)
         vnet_log(VNET_LOG_WARN, MOD, "%s: MTU %u: frames over %u bytes will be dropped", ifname,
                  x->mtu, MAX_FRAME);
-    if (underlay && (rc = outer_open_sockets(&x->local, MOD, &x->guard, &x->kick)) != 0)
+    if (underlay && (rc = vnet__outer_open_sockets(&x->local, MOD, &x->guard, &x->kick)) != 0)
         goto fail;
     if (!underlay && (rc = set_promisc(x)) != 0)
         goto fail;
@@ -526,7 +527,7 @@ static int xdp_rx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
         uint32_t room = p->cap - p->off;
         if (x->underlay) {
             struct udp_view v;
-            if (!outer_parse(&x->local, f, d->len, false, &v) || v.plen > room) {
+            if (!vnet__outer_parse(&x->local, f, d->len, false, &v) || v.plen > room) {
                 q->rx_drops++;
                 continue;
             }
@@ -548,7 +549,7 @@ static int xdp_rx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
         /* a guest behind a veth with checksum offload on: its TCP/UDP checksum is still to be
          * computed (the datapath does it before the frame leaves, as for a TAP's) */
         if (!x->underlay &&
-            l4_csum_pending(p->buf + p->off, p->len, &p->csum_start, &p->csum_offset))
+            vnet__csum_l4_pending(p->buf + p->off, p->len, &p->csum_start, &p->csum_offset))
             p->csum_flags = VNET_CSUM_PARTIAL;
         p->queue = (uint16_t)queue;
         out++;
@@ -668,7 +669,7 @@ static int xdp_tx(void *state, unsigned queue, struct vnet_pkt **pkts, int n)
                          x->ifname);
                 continue;
             }
-            const struct outer_dst *d = outer_dst_get(&osrc, q->dst, ep, now);
+            const struct outer_dst *d = vnet__outer_dst_get(&osrc, q->dst, ep, now);
             if (!d) {
                 q->tx_drops++;
                 q->neigh_drops++;

@@ -1,5 +1,6 @@
 /* What the raw and xdp backends share (outer_int.h): their spec syntax, the outer-header cache,
- * the guard and kick sockets of an underlay port, checksum helpers for frames from local senders.
+ * the guard and kick sockets of an underlay port and the parser of underlay frames. (Where the
+ * L4 checksum of a frame from a local sender lies is in ../csum.c, with the other checksums.)
  */
 #include "../bytes_int.h"
 #include "outer_int.h"
@@ -68,8 +69,8 @@ static bool build(const struct outer_src *src, struct outer_dst *d, const struct
     return true;
 }
 
-const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_dst *tab,
-                                      const struct vnet_endpoint *ep, int64_t now)
+const struct outer_dst *vnet__outer_dst_get(const struct outer_src *src, struct outer_dst *tab,
+                                            const struct vnet_endpoint *ep, int64_t now)
 {
     struct outer_dst *d = &tab[ep_hash(ep) % OUTER_DST_SLOTS];
     if (d->state == DST_EMPTY || !vnet_endpoint_eq(&d->ep, ep)) {
@@ -95,82 +96,6 @@ const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_
     return d->state == DST_VALID ? d : NULL;
 }
 
-/* ---- checksums of frames from local senders ---- */
-
-/* Ethernet (one optional 802.1Q/AD tag), IPv4 or IPv6 without extension headers, TCP or UDP:
- * the offsets of the IP and L4 headers, the L4 protocol. 0 or -1. */
-static int l4_locate(const uint8_t *f, uint32_t len, uint32_t *l3out, uint32_t *l4out,
-                     uint8_t *protoout)
-{
-    uint32_t l3 = 14, l4;
-    uint8_t proto;
-    if (len < 14)
-        return -1;
-    uint16_t et = get16(f + 12);
-    if (et == ETH_P_8021Q || et == ETH_P_8021AD) {
-        if (len < 18)
-            return -1;
-        et = get16(f + 16);
-        l3 = 18;
-    }
-    if (et == ETH_P_IP && len >= l3 + 20 && f[l3] >> 4 == 4 && (f[l3] & 0xf) >= 5) {
-        l4 = l3 + (uint32_t)(f[l3] & 0xf) * 4;
-        proto = f[l3 + 9];
-    } else if (et == ETH_P_IPV6 && len >= l3 + 40 && f[l3] >> 4 == 6) {
-        l4 = l3 + 40;
-        proto = f[l3 + 6];
-    } else {
-        return -1;
-    }
-    if (!((proto == IPPROTO_TCP && len >= l4 + 20) || (proto == IPPROTO_UDP && len >= l4 + 8)))
-        return -1;
-    *l3out = l3;
-    *l4out = l4;
-    *protoout = proto;
-    return 0;
-}
-
-int l4_csum_find(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off)
-{
-    uint32_t l3, l4;
-    uint8_t proto;
-    if (l4_locate(f, len, &l3, &l4, &proto) != 0)
-        return -1;
-    *start = (uint16_t)l4;
-    *off = proto == IPPROTO_TCP ? 16 : 6;
-    return 0;
-}
-
-bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off)
-{
-    uint32_t l3, l4, l4len, sum;
-    uint8_t proto;
-    if (l4_locate(f, len, &l3, &l4, &proto) != 0)
-        return false;
-    uint16_t o = proto == IPPROTO_TCP ? 16 : 6;
-    if (f[l3] >> 4 == 4) {
-        uint32_t tot = get16(f + l3 + 2);
-        if ((get16(f + l3 + 6) & 0x3fff) || tot != len - l3 || tot < l4 - l3 + o + 2u)
-            return false; /* a fragment, lengths that do not add up, or padding (not local) */
-        l4len = tot - (l4 - l3);
-        sum = vnet_csum_pseudo4(f + l3 + 12, f + l3 + 16, proto, (uint16_t)l4len);
-    } else {
-        l4len = get16(f + l3 + 4);
-        if (l4len != len - l3 - 40 || l4len < o + 2u)
-            return false;
-        sum = vnet_csum_pseudo6(f + l3 + 8, f + l3 + 24, proto, l4len);
-    }
-    uint16_t field = get16(f + l4 + o);
-    if (field == 0 && proto == IPPROTO_UDP)
-        return false; /* UDP without a checksum (IPv4); over IPv6 it is not valid either way */
-    uint16_t pseudo = (uint16_t)(vnet_csum_fold(sum) ^ 0xffffu); /* the sum, not complemented */
-    if (field != pseudo)
-        return false;
-    *start = (uint16_t)l4;
-    *off = o;
-    return true;
-}
-
 /* ---- the local endpoint's guard and kick sockets ---- */
 
 static int guard_err(int e)
@@ -178,7 +103,8 @@ static int guard_err(int e)
     return e == EPERM || e == EACCES ? VNET_EPERM : -e;
 }
 
-int outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard, int *kick)
+int vnet__outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard,
+                             int *kick)
 {
     static const struct sock_filter drop_all[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
     struct sock_fprog prog = {.len = 1, .filter = (struct sock_filter *)drop_all};
@@ -254,8 +180,8 @@ static int parse_local(const char *s, struct vnet_endpoint *ep)
     return 0;
 }
 
-int iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
-                     struct vnet_endpoint *local)
+int vnet__iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
+                           struct vnet_endpoint *local)
 {
     const char *comma = strchr(arg, ',');
     size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
@@ -274,8 +200,8 @@ int iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
 
 /* ---- receiving on the underlay ---- */
 
-bool outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t len, bool csum_ok,
-                 struct udp_view *v)
+bool vnet__outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t len,
+                       bool csum_ok, struct udp_view *v)
 {
     if (len < 14)
         return false;

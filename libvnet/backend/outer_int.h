@@ -36,8 +36,8 @@ struct outer_src {
 
 /* The cached outer header for @ep in @tab (OUTER_DST_SLOTS entries, one queue's), or NULL
  * while its next hop is unresolved. @now: monotonic ms. Not thread-safe per table. */
-const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_dst *tab,
-                                      const struct vnet_endpoint *ep, int64_t now);
+const struct outer_dst *vnet__outer_dst_get(const struct outer_src *src, struct outer_dst *tab,
+                                            const struct vnet_endpoint *ep, int64_t now);
 
 /* The two ordinary UDP sockets of an underlay port on @local (IP:PORT): *guard is bound to it
  * with a filter that drops everything (it claims the port, a second user is VNET_EBUSY, and
@@ -45,8 +45,8 @@ const struct outer_dst *outer_dst_get(const struct outer_src *src, struct outer_
  * bound to the address on any port, for the neighbour resolution triggers. 0 or a VNET_E*
  * code (logged, under @module, when the bind fails); the caller closes what was opened (>= 0)
  * either way. */
-int outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard,
-                       int *kick);
+int vnet__outer_open_sockets(const struct vnet_endpoint *local, const char *module, int *guard,
+                             int *kick);
 
 /* The UDP datagram in an underlay frame. */
 struct udp_view {
@@ -60,25 +60,13 @@ struct udp_view {
  * UDP checksum are checked (0 is "none" over IPv4 only). A UDP checksum field that holds just
  * the pseudo-header sum, left by a local veth sender with checksum offload on, is taken as is.
  * true with @v filled, false for anything else. */
-bool outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t len, bool csum_ok,
-                 struct udp_view *v);
+bool vnet__outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint32_t len,
+                       bool csum_ok, struct udp_view *v);
 
 /* "IFNAME" (virtual side) or "IFNAME,local=IP[:PORT]" / "IFNAME,local=[IPv6][:PORT]" (underlay
  * side; the port defaults to 4789, the address must be a concrete unicast one): @ifname gets
  * the name (IFNAMSIZ bytes), *@underlay which side, @local the endpoint. 0 or VNET_EINVAL. */
-int iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
-                     struct vnet_endpoint *local);
-
-/* Where the L4 checksum of a frame is: Ethernet (one optional 802.1Q/AD tag), IPv4 or IPv6
- * without extension headers, TCP or UDP; offsets from the frame's start. 0 or -1. */
-int l4_csum_find(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off);
-
-/* A frame from a local sender with transmit checksum offload on (a veth peer) carries in its
- * TCP/UDP checksum field only the pseudo-header sum, and when it comes through XDP nothing
- * says so. True, with where the checksum is, when @f (as for l4_csum_find, not a fragment, not
- * UDP without a checksum, no bytes after the IP packet) holds exactly that: the checksum is
- * still to be computed over the rest of the frame. A
- * complete frame whose checksum happens to be that value computes to the same value again. */
-bool l4_csum_pending(const uint8_t *f, uint32_t len, uint16_t *start, uint16_t *off);
+int vnet__iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
+                           struct vnet_endpoint *local);
 
 #endif

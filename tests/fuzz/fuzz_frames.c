@@ -1,16 +1,17 @@
 /* libFuzzer target for what the raw and xdp backends read from the wire or from an operator
- * before anything else looks at it (libvnet/backend/outer.c):
- *  - l4_csum_find / l4_csum_pending on whole Ethernet frames: never read past the frame, and
- *    when a checksum is said to be pending, completing it (vnet_csum_complete, as the datapath
- *    does) yields a TCP/UDP checksum that verifies against the pseudo-header, also when the
+ * before anything else looks at it (libvnet/backend/outer.c, libvnet/csum.c):
+ *  - vnet__csum_l4_find / vnet__csum_l4_pending on whole Ethernet frames: never read past the
+ * frame, and when a checksum is said to be pending, completing it (vnet_csum_complete, as the
+ * datapath does) yields a TCP/UDP checksum that verifies against the pseudo-header, also when the
  *    frame carries padding after the IP packet;
- *  - outer_parse on the input as an underlay frame: what it accepts lies inside the frame;
- *  - iface_spec_parse on the input as a spec string: a parsed name is a valid interface name,
+ *  - vnet__outer_parse on the input as an underlay frame: what it accepts lies inside the frame;
+ *  - vnet__iface_spec_parse on the input as a spec string: a parsed name is a valid interface name,
  *    and an underlay endpoint has a port.
  * A broken invariant traps. Seeds are well-formed frames with pending checksums (IPv4/IPv6,
  * TCP/UDP, with and without a VLAN tag), which the random mode then mutates.
  */
 #include "../../libvnet/backend/outer_int.h"
+#include "../../libvnet/csum_int.h"
 #include "vnet/encap.h"
 #include "vnet/offload.h"
 #include "vnet/port.h"
@@ -39,7 +40,7 @@ static void wr16(uint8_t *p, uint16_t v)
 }
 
 /* The L4 checksum of @f verifies against its pseudo-header (the frame's shape was accepted by
- * l4_csum_pending, so the offsets below are inside it). */
+ * vnet__csum_l4_pending, so the offsets below are inside it). */
 static bool l4_verifies(const uint8_t *f, uint16_t start)
 {
     uint32_t l3 = start >= 18 && rd16(f + 12) != 0x0800 && rd16(f + 12) != 0x86dd ? 18 : 14;
@@ -62,9 +63,9 @@ static void frames(const uint8_t *data, size_t size)
     uint16_t start = 0, off = 0;
     if (size > 0xffff)
         return;
-    if (l4_csum_find(data, (uint32_t)size, &start, &off) == 0)
+    if (vnet__csum_l4_find(data, (uint32_t)size, &start, &off) == 0)
         CHECK((off == 6 || off == 16) && (size_t)start + off + 2 <= size);
-    if (!l4_csum_pending(data, (uint32_t)size, &start, &off))
+    if (!vnet__csum_l4_pending(data, (uint32_t)size, &start, &off))
         return;
     /* past a whole IP header (Ethernet + at least 20 bytes), inside the frame */
     CHECK((off == 6 || off == 16) && start >= 14 + 20 && (size_t)start + off + 2 <= size);
@@ -84,7 +85,7 @@ static void frames(const uint8_t *data, size_t size)
     free(copy);
 }
 
-/* outer_parse: whatever it accepts lies inside the frame. */
+/* vnet__outer_parse: whatever it accepts lies inside the frame. */
 static void underlay(const uint8_t *data, size_t size)
 {
     static const char *const locals[] = {"10.0.0.2:4789", "[fd00::2]:4789"};
@@ -93,7 +94,7 @@ static void underlay(const uint8_t *data, size_t size)
         CHECK(vnet_endpoint_parse(locals[i], &local) == 0);
         for (int ok = 0; ok < 2; ok++) {
             struct udp_view v;
-            if (size > 0xffff || !outer_parse(&local, data, (uint32_t)size, ok, &v))
+            if (size > 0xffff || !vnet__outer_parse(&local, data, (uint32_t)size, ok, &v))
                 continue;
             CHECK(v.payload >= data + 14 + 8 && v.payload + v.plen <= data + size);
             CHECK(v.src.ip.family == local.ip.family);
@@ -112,7 +113,7 @@ static void specs(const uint8_t *data, size_t size)
     memset(&local, 0, sizeof(local));
     bool underlay = false;
     memset(ifname, 'x', sizeof(ifname));
-    if (iface_spec_parse(s, ifname, &underlay, &local) != 0)
+    if (vnet__iface_spec_parse(s, ifname, &underlay, &local) != 0)
         return;
     size_t n = strnlen(ifname, sizeof(ifname));
     CHECK(n > 0 && n < sizeof(ifname) && strchr(ifname, ',') == NULL);

@@ -1,4 +1,4 @@
-/* Unit tests of the base module: value types, errors and the log hook. */
+/* Unit tests of the base module: value types and the log hook (errors: test_error.c). */
 #include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/types.h"
@@ -164,16 +164,6 @@ START_TEST(t_endpoint)
 }
 END_TEST
 
-START_TEST(t_errors)
-{
-    ck_assert_str_eq(vnet_strerror(VNET_EINVAL), "invalid argument");
-    ck_assert_str_eq(vnet_err_name(VNET_ETRUNC), "VNET_ETRUNC");
-    ck_assert_str_eq(vnet_strerror(-123456), "unknown error");
-    ck_assert_str_eq(vnet_err_name(-123456), "VNET_E?");
-    ck_assert_int_eq(VNET_ENOENT, -ENOENT);
-}
-END_TEST
-
 static int log_calls;
 static char log_last[128];
 
@@ -212,7 +202,6 @@ int main(void)
     tcase_add_test(tc, t_vni);
     tcase_add_test(tc, t_ip_prefix);
     tcase_add_test(tc, t_endpoint);
-    tcase_add_test(tc, t_errors);
     tcase_add_test(tc, t_log);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -38,7 +38,8 @@ def strerror(code: int) -> str:
 
 
 def err_name(code: int) -> str:
-    """The symbolic name of ``code`` ("VNET_EINVAL"), "VNET_E?" when unknown."""
+    """The symbolic name of ``code`` ("VNET_EINVAL"; another errno's own name, "ECONNREFUSED"),
+    "VNET_E?" when unknown."""
     return lib.vnet_err_name(code).decode()
 
 

@@ -29,13 +29,13 @@ struct vnet_port_ops {
 
 /* Register a backend. The table must outlive its use. Returns 0, VNET_EEXIST (name taken),
  * VNET_ENOSPC (too many backends) or VNET_EINVAL (bad table or version). Thread-safe. */
-int vnet_port_register(const struct vnet_port_ops *ops);
+VNET_API int vnet_port_register(const struct vnet_port_ops *ops);
 
-extern const struct vnet_port_ops vnet_port_tap_ops;
-extern const struct vnet_port_ops vnet_port_udp_ops;
-extern const struct vnet_port_ops vnet_port_raw_ops;
+VNET_API extern const struct vnet_port_ops vnet_port_tap_ops;
+VNET_API extern const struct vnet_port_ops vnet_port_udp_ops;
+VNET_API extern const struct vnet_port_ops vnet_port_raw_ops;
 /* AF_XDP, "xdp:IFNAME[,local=IP[:PORT]]"; registered when built with libxdp (VNET_HAVE_XDP) */
-extern const struct vnet_port_ops vnet_port_xdp_ops;
+VNET_API extern const struct vnet_port_ops vnet_port_xdp_ops;
 
 #ifdef __cplusplus
 }

@@ -193,13 +193,13 @@ struct vnet_store_ops {
 /* Register an engine. The table must outlive its use. Returns 0, VNET_EEXIST (scheme taken),
  * VNET_ENOSPC (too many engines) or VNET_EINVAL (bad table, version or scheme: the scheme is
  * 2..31 characters of [a-z0-9+.-] starting with a letter; a NULL member). Thread-safe. */
-int vnet_store_register(const struct vnet_store_ops *ops);
+VNET_API int vnet_store_register(const struct vnet_store_ops *ops);
 
 /* The engine registered for @scheme ("sqlite"), or NULL: for engines that wrap another one
  * (fault injection in tests, tracing). Thread-safe. */
-const struct vnet_store_ops *vnet_store_engine(const char *scheme);
+VNET_API const struct vnet_store_ops *vnet_store_engine(const char *scheme);
 
-extern const struct vnet_store_ops vnet_store_sqlite_ops;
+VNET_API extern const struct vnet_store_ops vnet_store_sqlite_ops;
 
 /* ---- helpers for engines ---- */
 
@@ -215,14 +215,14 @@ extern const struct vnet_store_ops vnet_store_sqlite_ops;
 #define VNET_STORE_CHANGE_NET_DEL 4
 
 /* Write one line to @err (when non-NULL and errlen > 0), printf style. */
-void vnet_store_seterr(char *err, size_t errlen, const char *fmt, ...)
+VNET_API void vnet_store_seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Compare two addresses of the same family as unsigned big-endian numbers (<0, 0, >0). */
-int vnet_store_ip_cmp(const struct vnet_ip *a, const struct vnet_ip *b);
+VNET_API int vnet_store_ip_cmp(const struct vnet_ip *a, const struct vnet_ip *b);
 
 /* Add one to @ip. Returns false when it wrapped around (the all-ones address). */
-bool vnet_store_ip_inc(struct vnet_ip *ip);
+VNET_API bool vnet_store_ip_inc(struct vnet_ip *ip);
 
 /* Node records, the payload the dispatcher stores in NODE_PUT and NODE_DEL change records
  * (engines store it as opaque bytes): a compact, versioned, byte-order independent encoding
@@ -231,8 +231,8 @@ bool vnet_store_ip_inc(struct vnet_ip *ip);
  * VNET_EINVAL for a node that cannot be stored (bad name, family or state); decode returns 0
  * or VNET_ECORRUPT for anything but one well-formed record of exactly @len bytes. */
 #define VNET_STORE_NODE_ENC_MAX 256
-int vnet_store_node_encode(const struct vnet_node *n, uint8_t *buf, size_t len);
-int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node *out);
+VNET_API int vnet_store_node_encode(const struct vnet_node *n, uint8_t *buf, size_t len);
+VNET_API int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node *out);
 
 #ifdef __cplusplus
 }
