@@ -319,7 +319,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-static void print_stats(const struct vnet_node_inst *n, unsigned q)
+static void print_stats(const struct vnet_node *n, unsigned q)
 {
     struct vnet_datapath_stats st;
     if (vnet_node_get_stats(n, q, &st))
@@ -361,7 +361,7 @@ static uv_signal_t sigs[3]; /* SIGINT, SIGTERM, SIGUSR1 */
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    struct vnet_node_inst *n = h->data;
+    struct vnet_node *n = h->data;
     struct vnet_agent_stats as;
     if (!n)
         return;                             /* not started */
@@ -424,7 +424,7 @@ int main(int argc, char **argv)
         uv_signal_init(&loop, &sigs[i]);
         uv_signal_start(&sigs[i], on_signal, signums[i]);
     }
-    struct vnet_node_inst *n = NULL;
+    struct vnet_node *n = NULL;
     char err[512];
     int status = 1;
     if ((rc = vnet_node_create(&o.no, &loop, &n, err, sizeof(err))) != 0) {

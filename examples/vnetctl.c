@@ -150,7 +150,7 @@ static const char *state_name(enum vnet_node_state s)
     return s == VNET_NODE_ACTIVE ? "active" : s == VNET_NODE_PENDING ? "pending" : "removed";
 }
 
-static void print_node_json(const struct vnet_node *n)
+static void print_node_json(const struct vnet_node_info *n)
 {
     char mac[VNET_MAC_STRLEN], a[64], b[64], p[64], o[64];
     vnet_mac_format(&n->mac, mac, sizeof(mac));
@@ -233,7 +233,7 @@ static void print_subscribers(const struct vnet_subscriber *v, uint32_t count)
     }
 }
 
-static void print_nodes(const struct vnet_node *v, uint32_t n)
+static void print_nodes(const struct vnet_node_info *v, uint32_t n)
 {
     if (json) {
         printf("[");
@@ -541,7 +541,7 @@ static void print_done(const char *fmt, const char *name)
 static int run(struct vnet_client *cl, const struct cmd *c, char *err, size_t errlen)
 {
     struct vnet_network net;
-    struct vnet_node node;
+    struct vnet_node_info node;
     struct vnet_client_new_node added;
     struct vnet_client_new_token tok;
     struct vnet_client_networks *nets = NULL;

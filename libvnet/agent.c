@@ -35,9 +35,9 @@ struct vnet_agent {
     enum agent_state state;
 
     struct vnet_network net;
-    struct vnet_node self;
+    struct vnet_node_info self;
     bool have_net;
-    struct vnet_node *nodes; /* the network as last applied, self included */
+    struct vnet_node_info *nodes; /* the network as last applied, self included */
     size_t nnodes, capnodes;
 
     bool has_key, has_join;
@@ -159,7 +159,7 @@ static int op_push(struct opvec *o, const struct vnet_table_op *op)
 }
 
 /* Where frames for @n go: the endpoint configured for it, else the one it reported. */
-static bool node_endpoint(const struct vnet_node *n, struct vnet_endpoint *ep)
+static bool node_endpoint(const struct vnet_node_info *n, struct vnet_endpoint *ep)
 {
     if (n->phys.ip.family && n->phys.port) {
         *ep = n->phys;
@@ -172,7 +172,7 @@ static bool node_endpoint(const struct vnet_node *n, struct vnet_endpoint *ep)
     return false;
 }
 
-static int ops_add_node(struct vnet_agent *a, struct opvec *o, const struct vnet_node *n)
+static int ops_add_node(struct vnet_agent *a, struct opvec *o, const struct vnet_node_info *n)
 {
     struct vnet_table_op op;
     memset(&op, 0, sizeof(op));
@@ -208,8 +208,8 @@ static int ops_add_node(struct vnet_agent *a, struct opvec *o, const struct vnet
     return rc;
 }
 
-static int ops_del_node(struct vnet_agent *a, struct opvec *o, const struct vnet_node *old,
-                        const struct vnet_node *now)
+static int ops_del_node(struct vnet_agent *a, struct opvec *o, const struct vnet_node_info *old,
+                        const struct vnet_node_info *now)
 {
     int rc = 0;
     if (!now || !vnet_mac_eq(&old->mac, &now->mac)) {
@@ -238,7 +238,7 @@ static int ops_del_node(struct vnet_agent *a, struct opvec *o, const struct vnet
     return rc;
 }
 
-static struct vnet_node *find_node(struct vnet_agent *a, uint64_t id)
+static struct vnet_node_info *find_node(struct vnet_agent *a, uint64_t id)
 {
     for (size_t i = 0; i < a->nnodes; i++)
         if (a->nodes[i].id == id)
@@ -246,9 +246,9 @@ static struct vnet_node *find_node(struct vnet_agent *a, uint64_t id)
     return NULL;
 }
 
-static int keep_node(struct vnet_agent *a, const struct vnet_node *n)
+static int keep_node(struct vnet_agent *a, const struct vnet_node_info *n)
 {
-    struct vnet_node *k = find_node(a, n->id);
+    struct vnet_node_info *k = find_node(a, n->id);
     if (k) {
         *k = *n;
         return 0;
@@ -275,7 +275,7 @@ static void tell_peers(struct vnet_agent *a)
         return;
     size_t n = 0;
     for (size_t i = 0; i < a->nnodes; i++) {
-        const struct vnet_node *nd = &a->nodes[i];
+        const struct vnet_node_info *nd = &a->nodes[i];
         struct vnet_endpoint ep;
         if (nd->id == a->self.id || !node_endpoint(nd, &ep))
             continue;
@@ -343,7 +343,7 @@ static void apply_delta(struct vnet_agent *a, const struct vnet_msg_delta *d)
     int rc = 0;
     for (uint32_t i = 0; !rc && i < d->nchanges; i++) {
         const struct vnet_change *ch = &d->changes[i];
-        struct vnet_node *old = find_node(a, ch->node.id);
+        struct vnet_node_info *old = find_node(a, ch->node.id);
         if (ch->op == VNET_CHANGE_NODE_PUT) {
             if (old)
                 rc = ops_del_node(a, &o, old, &ch->node);

@@ -305,7 +305,7 @@ int vnet_client_node_list(struct vnet_client *c, const char *network,
 }
 
 /* NODE_SHOW and NODE_MOVE: the node as the reply has it. */
-static int call_node(struct vnet_client *c, struct vnet_msg_request *q, struct vnet_node *out,
+static int call_node(struct vnet_client *c, struct vnet_msg_request *q, struct vnet_node_info *out,
                      char *err, size_t errlen)
 {
     struct vnet_msg m;
@@ -321,7 +321,7 @@ static int call_node(struct vnet_client *c, struct vnet_msg_request *q, struct v
 }
 
 int vnet_client_node_show(struct vnet_client *c, const char *network, const char *name,
-                          struct vnet_node *out, char *err, size_t errlen)
+                          struct vnet_node_info *out, char *err, size_t errlen)
 {
     struct vnet_msg_request q;
     int rc = begin(c, out, &q, VNET_REQ_NODE_SHOW, "network name", network, name, err, errlen);
@@ -329,7 +329,7 @@ int vnet_client_node_show(struct vnet_client *c, const char *network, const char
 }
 
 int vnet_client_node_move(struct vnet_client *c, const char *network, const char *name,
-                          const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
+                          const struct vnet_endpoint *phys, struct vnet_node_info *out, char *err,
                           size_t errlen)
 {
     struct vnet_msg_request q;

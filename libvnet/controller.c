@@ -391,7 +391,7 @@ static void on_poll_store(uv_timer_t *t)
  * token sealed to our key). On success the handshake is ready to accept; on failure the
  * session has been failed with a clear reason. */
 static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
-                             const struct vnet_network *net, struct vnet_node *node,
+                             const struct vnet_network *net, struct vnet_node_info *node,
                              struct vnet_msg_welcome *w)
 {
     struct vnet_controller *c = s->c;
@@ -429,7 +429,7 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
         } else {
             vnet_token_hash(secret, sizeof(secret), hash);
             sodium_memzero(secret, sizeof(secret));
-            struct vnet_node joined;
+            struct vnet_node_info joined;
             rc = vnet_store_node_join(c->store, hash, claimed, unix_ms() / 1000, &joined, err,
                                       sizeof(err));
             if (!rc && joined.id != node->id) {
@@ -563,9 +563,9 @@ static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e
         ep.ip = s->peer_ip;
     if (ep.ip.family == 0 || ep.port == 0)
         return;
-    struct vnet_node n;
+    struct vnet_node_info n;
     uint64_t before = 0;
-    struct vnet_node old;
+    struct vnet_node_info old;
     if (vnet_store_node_get_by_id(s->c->store, s->node_id, &old) == 0)
         before = old.revision;
     if (vnet_store_node_set_observed(s->c->store, s->node_id, &ep, &n) == 0 && n.revision != before)

@@ -49,7 +49,7 @@ static void subscriber_gone(const struct req *x, uint64_t sub_id, const char *wh
         x->env->subscriber_gone(x->env->arg, sub_id, why);
 }
 
-int vnet__api_collect_node(const struct vnet_node *n, void *arg)
+int vnet__api_collect_node(const struct vnet_node_info *n, void *arg)
 {
     struct vnet__node_vec *nv = arg;
     return vec_push(&nv->v, &nv->n, &nv->cap, sizeof(*n), 64, n);
@@ -84,7 +84,7 @@ static int reply_nodes(const struct req *x, uint64_t network_id, struct vnet_msg
 
 #define JOIN_TOKEN_TTL_S (24 * 3600)
 
-static void make_join_token(const struct req *x, const struct vnet_node *n, char *out,
+static void make_join_token(const struct req *x, const struct vnet_node_info *n, char *out,
                             size_t outlen)
 {
     uint8_t secret[VNET_JOIN_SECRET_LEN], hash[VNET_TOKEN_HASH_BYTES];
@@ -351,7 +351,7 @@ int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_cal
             spec.phys = q->phys;
         if (q->has & VNET_REQ_HAS_PUBKEY)
             spec.pubkey = q->pubkey;
-        struct vnet_node out;
+        struct vnet_node_info out;
         rc = vnet_store_node_add(x->env->store, net.id, &spec, &out, err, errlen);
         if (rc == 0) {
             r->nodes = malloc(sizeof(*r->nodes));
@@ -371,7 +371,7 @@ int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_cal
         break;
     case VNET_REQ_NODE_SHOW:
     case VNET_REQ_NODE_MOVE: {
-        struct vnet_node out;
+        struct vnet_node_info out;
         if (q->op == VNET_REQ_NODE_SHOW) {
             rc = vnet_store_node_get(x->env->store, net.id, q->node, &out);
             if (rc)
@@ -394,7 +394,7 @@ int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_cal
         break;
     }
     case VNET_REQ_NODE_REMOVE: {
-        struct vnet_node gone;
+        struct vnet_node_info gone;
         bool had = vnet_store_node_get(x->env->store, net.id, q->node, &gone) == 0;
         uint64_t rev = 0;
         rc = vnet_store_node_remove(x->env->store, net.id, q->node, &rev, err, errlen);
@@ -406,7 +406,7 @@ int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_cal
         break;
     }
     case VNET_REQ_NODE_REVOKE: {
-        struct vnet_node n;
+        struct vnet_node_info n;
         rc = vnet_store_node_get(x->env->store, net.id, q->node, &n);
         if (rc) {
             snprintf(err, errlen, "no node '%s' in network '%s'", q->node, q->network);

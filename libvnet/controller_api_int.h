@@ -40,9 +40,9 @@ int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_cal
 
 /* A growable node array, and a vnet_store_node_list() callback appending to it. */
 struct vnet__node_vec {
-    struct vnet_node *v;
+    struct vnet_node_info *v;
     size_t n, cap;
 };
-int vnet__api_collect_node(const struct vnet_node *n, void *arg);
+int vnet__api_collect_node(const struct vnet_node_info *n, void *arg);
 
 #endif

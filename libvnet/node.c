@@ -27,13 +27,13 @@
 #define MOD "node"
 
 struct worker {
-    struct vnet_node_inst *n;
+    struct vnet_node *n;
     struct vnet_datapath *dp;
     pthread_t th;
     bool running;
 };
 
-struct vnet_node_inst {
+struct vnet_node {
     uv_loop_t *loop;
     char prefix[8]; /* label prefix of log lines ("--") */
     bool managed, learn, arp_proxy, threaded;
@@ -113,7 +113,7 @@ int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out)
  * VNET_EPERM (no CAP_BPF/CAP_NET_ADMIN), VNET_ENOTSUP (no AF_XDP or XDP in the kernel),
  * VNET_EBUSY (the interface has an XDP program already). Other errors (a bad spec, no such
  * interface) stay errors: raw would fail the same way. */
-static int open_port(const struct vnet_node_inst *n, const char *what, const char *spec,
+static int open_port(const struct vnet_node *n, const char *what, const char *spec,
                      const struct vnet_port_cfg *cfg, bool fallback_raw, struct vnet_port **out,
                      char *err, size_t errlen)
 {
@@ -185,7 +185,7 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
 
 /* Managed mode with a key: the controller's key (pinned or from the join token), and this
  * node's key, loaded or (enrolling) made. */
-static int load_keys(struct vnet_node_inst *n, const struct vnet_node_options *o, char *err,
+static int load_keys(struct vnet_node *n, const struct vnet_node_options *o, char *err,
                      size_t errlen)
 {
     if (o->join) {
@@ -228,7 +228,7 @@ static int load_keys(struct vnet_node_inst *n, const struct vnet_node_options *o
 
 /* One datapath per queue over the node's table and ports, configured as @base says, each
  * given the last peer list. All or none: on failure none is left. */
-static int make_datapaths(struct vnet_node_inst *n, const struct vnet_datapath_cfg *base)
+static int make_datapaths(struct vnet_node *n, const struct vnet_datapath_cfg *base)
 {
     struct vnet_datapath_cfg dcfg = *base;
     dcfg.table = n->table;
@@ -251,7 +251,7 @@ static int make_datapaths(struct vnet_node_inst *n, const struct vnet_datapath_c
     return rc;
 }
 
-static int add_local_mac(struct vnet_node_inst *n, const struct vnet_mac *mac)
+static int add_local_mac(struct vnet_node *n, const struct vnet_mac *mac)
 {
     int rc = 0;
     for (unsigned q = 0; q < n->ndp && !rc; q++)
@@ -260,7 +260,7 @@ static int add_local_mac(struct vnet_node_inst *n, const struct vnet_mac *mac)
 }
 
 /* Static mode: addresses, the table (own MAC, fixed entries, ARP bindings), the datapaths. */
-static int setup_static(struct vnet_node_inst *n, const struct vnet_node_options *o, char *err,
+static int setup_static(struct vnet_node *n, const struct vnet_node_options *o, char *err,
                         size_t errlen)
 {
     int rc = 0;
@@ -316,7 +316,7 @@ static int setup_static(struct vnet_node_inst *n, const struct vnet_node_options
     return rc;
 }
 
-static void free_node(struct vnet_node_inst *n)
+static void free_node(struct vnet_node *n)
 {
     for (unsigned q = 0; q < n->ndp; q++)
         vnet_datapath_destroy(n->dp[q]);
@@ -331,8 +331,8 @@ static void free_node(struct vnet_node_inst *n)
     free(n);
 }
 
-int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
-                     struct vnet_node_inst **out, char *err, size_t errlen)
+int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct vnet_node **out,
+                     char *err, size_t errlen)
 {
     if (!o || !loop || !out) {
         vnet__errf(err, errlen, "no options, loop or result pointer");
@@ -341,7 +341,7 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
     int rc = vnet_node_options_check(o, err, errlen);
     if (rc)
         return rc;
-    struct vnet_node_inst *n = calloc(1, sizeof(*n));
+    struct vnet_node *n = calloc(1, sizeof(*n));
     if (!n)
         return VNET_ENOMEM;
     n->loop = loop;
@@ -447,7 +447,7 @@ static void *worker_main(void *arg)
 
 static void on_port(uv_poll_t *h, int status, int events)
 {
-    struct vnet_node_inst *n = h->data;
+    struct vnet_node *n = h->data;
     (void)events;
     if (status < 0)
         return;
@@ -466,7 +466,7 @@ static void on_learn(uv_poll_t *h, int status, int events)
         vnet_log(VNET_LOG_WARN, MOD, "learning: %s", vnet_strerror(k));
 }
 
-static void stop_workers(struct vnet_node_inst *n)
+static void stop_workers(struct vnet_node *n)
 {
     uint64_t one = 1;
     if (n->stop_fd >= 0 && write(n->stop_fd, &one, sizeof(one)) < 0)
@@ -480,7 +480,7 @@ static void stop_workers(struct vnet_node_inst *n)
 
 /* Start polling the datapaths: their learn fds on the loop, their ports on the loop or on one
  * worker thread each. */
-static int run_datapaths(struct vnet_node_inst *n)
+static int run_datapaths(struct vnet_node *n)
 {
     for (unsigned q = 0; q < n->ndp; q++) {
         uv_poll_init(n->loop, &n->pl[q], vnet_datapath_learn_fd(n->dp[q]));
@@ -521,8 +521,8 @@ static int run_datapaths(struct vnet_node_inst *n)
 
 /* ---- managed mode: the agent's callbacks ---- */
 
-static void apply_welcome_netdev(struct vnet_node_inst *n, const struct vnet_network *net,
-                                 const struct vnet_node *self, const char *mac)
+static void apply_welcome_netdev(struct vnet_node *n, const struct vnet_network *net,
+                                 const struct vnet_node_info *self, const char *mac)
 {
     int rc = vnet_netdev_set_mtu(n->ifname, net->mtu);
     if (rc)
@@ -545,7 +545,7 @@ static void apply_welcome_netdev(struct vnet_node_inst *n, const struct vnet_net
 }
 
 /* The first welcome: the datapaths for the network's VNI and MTU, plain or secure. */
-static int welcome_datapaths(struct vnet_node_inst *n, const struct vnet_network *net)
+static int welcome_datapaths(struct vnet_node *n, const struct vnet_network *net)
 {
     struct vnet_datapath_cfg dcfg = {
         .vni = net->vni, .learn = n->learn, .no_arp_proxy = !n->arp_proxy, .mtu = net->mtu};
@@ -574,9 +574,9 @@ static int welcome_datapaths(struct vnet_node_inst *n, const struct vnet_network
     return run_datapaths(n);
 }
 
-static void on_welcome(void *arg, const struct vnet_network *net, const struct vnet_node *self)
+static void on_welcome(void *arg, const struct vnet_network *net, const struct vnet_node_info *self)
 {
-    struct vnet_node_inst *n = arg;
+    struct vnet_node *n = arg;
     char mac[VNET_MAC_STRLEN];
     vnet_mac_format(&self->mac, mac, sizeof(mac));
     apply_welcome_netdev(n, net, self, mac);
@@ -593,7 +593,7 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
 
 static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
 {
-    struct vnet_node_inst *n = arg;
+    struct vnet_node *n = arg;
     struct vnet_peer *copy = malloc((np ? np : 1) * sizeof(*copy));
     if (copy) {
         if (np)
@@ -613,13 +613,13 @@ static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
 
 static void on_state(void *arg, int connected)
 {
-    struct vnet_node_inst *n = arg;
+    struct vnet_node *n = arg;
     vnet_log(VNET_LOG_WARN, MOD, "controller %s", connected ? "connected" : "disconnected");
     if (n->cb.on_state)
         n->cb.on_state(n->cb_arg, connected);
 }
 
-int vnet_node_start(struct vnet_node_inst *n)
+int vnet_node_start(struct vnet_node *n)
 {
     if (!n)
         return VNET_EINVAL;
@@ -665,7 +665,7 @@ int vnet_node_start(struct vnet_node_inst *n)
 
 static void on_closed(uv_handle_t *h)
 {
-    struct vnet_node_inst *n = h->data;
+    struct vnet_node *n = h->data;
     if (--n->pending)
         return;
     vnet_node_close_cb cb = n->close_cb;
@@ -675,14 +675,14 @@ static void on_closed(uv_handle_t *h)
         cb(arg);
 }
 
-static void close_handle(struct vnet_node_inst *n, uv_handle_t *h)
+static void close_handle(struct vnet_node *n, uv_handle_t *h)
 {
     h->data = n;
     n->pending++;
     uv_close(h, on_closed);
 }
 
-void vnet_node_close(struct vnet_node_inst *n, vnet_node_close_cb cb, void *userdata)
+void vnet_node_close(struct vnet_node *n, vnet_node_close_cb cb, void *userdata)
 {
     if (!n || n->closing)
         return;
@@ -703,13 +703,12 @@ void vnet_node_close(struct vnet_node_inst *n, vnet_node_close_cb cb, void *user
 
 /* ---- what the node reports ---- */
 
-unsigned vnet_node_queue_count(const struct vnet_node_inst *n)
+unsigned vnet_node_queue_count(const struct vnet_node *n)
 {
     return n ? n->ndp : 0;
 }
 
-int vnet_node_get_stats(const struct vnet_node_inst *n, unsigned queue,
-                        struct vnet_datapath_stats *out)
+int vnet_node_get_stats(const struct vnet_node *n, unsigned queue, struct vnet_datapath_stats *out)
 {
     if (!n || !out)
         return VNET_EINVAL;
@@ -719,7 +718,7 @@ int vnet_node_get_stats(const struct vnet_node_inst *n, unsigned queue,
     return 0;
 }
 
-size_t vnet_node_peer_stats(const struct vnet_node_inst *n, unsigned queue,
+size_t vnet_node_peer_stats(const struct vnet_node *n, unsigned queue,
                             struct vnet_dp_peer_stats *out, size_t max)
 {
     if (!n || queue >= n->ndp)
@@ -727,7 +726,7 @@ size_t vnet_node_peer_stats(const struct vnet_node_inst *n, unsigned queue,
     return vnet_datapath_peer_stats(n->dp[queue], out, max);
 }
 
-int vnet_node_get_agent_stats(const struct vnet_node_inst *n, struct vnet_agent_stats *out)
+int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats *out)
 {
     if (!n || !out)
         return VNET_EINVAL;
@@ -737,12 +736,12 @@ int vnet_node_get_agent_stats(const struct vnet_node_inst *n, struct vnet_agent_
     return 0;
 }
 
-struct vnet_table *vnet_node_table(const struct vnet_node_inst *n)
+struct vnet_table *vnet_node_table(const struct vnet_node *n)
 {
     return n ? n->table : NULL;
 }
 
-const char *vnet_node_ifname(const struct vnet_node_inst *n)
+const char *vnet_node_ifname(const struct vnet_node *n)
 {
     return n ? n->ifname : "";
 }

@@ -394,7 +394,7 @@ static void put_network(struct enc *e, const struct vnet_network *n)
     put_uint(e, n->mode);
 }
 
-static void put_node(struct enc *e, const struct vnet_node *n)
+static void put_node(struct enc *e, const struct vnet_node_info *n)
 {
     if ((unsigned)n->state > VNET_NODE_REMOVED) {
         enc_inval(e);
@@ -1016,7 +1016,7 @@ static int dec_network(struct dec *d, struct vnet_network *n)
     return 0;
 }
 
-static int dec_node(struct dec *d, struct vnet_node *n)
+static int dec_node(struct dec *d, struct vnet_node_info *n)
 {
     uint64_t v = 0;
     if (dec_array(d, "node", NODE_FIELDS) || dec_u64(d, "node.id", &n->id) ||

@@ -562,7 +562,7 @@ static bool family_ok(uint8_t f)
     return f == VNET_AF_NONE || f == VNET_AF_INET || f == VNET_AF_INET6;
 }
 
-int vnet_store_node_encode(const struct vnet_node *n, uint8_t *buf, size_t len)
+int vnet_store_node_encode(const struct vnet_node_info *n, uint8_t *buf, size_t len)
 {
     if (!n || !buf)
         return VNET_EINVAL;
@@ -646,9 +646,9 @@ static void get_ep(struct rbuf *r, struct vnet_endpoint *ep)
     }
 }
 
-int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node *out)
+int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node_info *out)
 {
-    struct vnet_node n;
+    struct vnet_node_info n;
     if (!buf || !out)
         return VNET_EINVAL;
     memset(&n, 0, sizeof(n));
@@ -769,7 +769,7 @@ static int push_net(const struct vnet_network *x, void *w)
     return walk_push(w, x);
 }
 
-static int push_node(const struct vnet_node *x, void *w)
+static int push_node(const struct vnet_node_info *x, void *w)
 {
     return walk_push(w, x);
 }
@@ -841,7 +841,7 @@ static int network_by_id(struct vnet_store *s, uint64_t id, struct vnet_network 
     return rc;
 }
 
-static int node_by_id(struct vnet_store *s, uint64_t id, struct vnet_node *out, char *err,
+static int node_by_id(struct vnet_store *s, uint64_t id, struct vnet_node_info *out, char *err,
                       size_t errlen)
 {
     int rc = s->ops->node_get(s->state, id, out, err, errlen);
@@ -851,7 +851,7 @@ static int node_by_id(struct vnet_store *s, uint64_t id, struct vnet_node *out, 
 }
 
 static int node_by_name(struct vnet_store *s, const struct vnet_network *net, const char *name,
-                        struct vnet_node *out, char *err, size_t errlen)
+                        struct vnet_node_info *out, char *err, size_t errlen)
 {
     int rc = s->ops->node_by_name(s->state, net->id, name, out, err, errlen);
     if (rc == VNET_ENOENT)
@@ -861,7 +861,8 @@ static int node_by_name(struct vnet_store *s, const struct vnet_network *net, co
 
 /* Network @net_id and one of its nodes by name. */
 static int net_and_node(struct vnet_store *s, uint64_t net_id, const char *name,
-                        struct vnet_network *net, struct vnet_node *n, char *err, size_t errlen)
+                        struct vnet_network *net, struct vnet_node_info *n, char *err,
+                        size_t errlen)
 {
     int rc = network_by_id(s, net_id, net, err, errlen);
     return rc ? rc : node_by_name(s, net, name, n, err, errlen);
@@ -870,7 +871,7 @@ static int net_and_node(struct vnet_store *s, uint64_t net_id, const char *name,
 /* The node of network @net other than @except_id whose key is @pub: 0 when there is one,
  * VNET_ENOENT when the key is free. */
 static int pubkey_user(struct vnet_store *s, uint64_t net_id, const uint8_t *pub,
-                       uint64_t except_id, struct vnet_node *out, char *err, size_t errlen)
+                       uint64_t except_id, struct vnet_node_info *out, char *err, size_t errlen)
 {
     int rc = s->ops->node_by_pubkey(s->state, net_id, pub, 0, out, err, errlen);
     if (!rc && out->id == except_id)
@@ -881,7 +882,7 @@ static int pubkey_user(struct vnet_store *s, uint64_t net_id, const uint8_t *pub
 static int pubkey_free(struct vnet_store *s, const struct vnet_network *net, const uint8_t *pub,
                        uint64_t except_id, char *err, size_t errlen)
 {
-    struct vnet_node other;
+    struct vnet_node_info other;
     int rc = conflict(pubkey_user(s, net->id, pub, except_id, &other, err, errlen));
     if (rc == VNET_EEXIST)
         vnet_store_seterr(err, errlen, "the public key is used by node '%s' in network '%s'",
@@ -892,7 +893,7 @@ static int pubkey_free(struct vnet_store *s, const struct vnet_network *net, con
 /* Bump network @net_id's revision to @rev, append one change record (with @node's state for
  * the node ops) and apply the retention. */
 static int log_change(struct vnet_store *s, uint64_t net_id, uint64_t rev, int op,
-                      const struct vnet_node *node, char *err, size_t errlen)
+                      const struct vnet_node_info *node, char *err, size_t errlen)
 {
     uint8_t buf[VNET_STORE_NODE_ENC_MAX];
     int len = 0;
@@ -910,7 +911,7 @@ static int log_change(struct vnet_store *s, uint64_t net_id, uint64_t rev, int o
 }
 
 /* Write node @n (already changed in memory) at network @net's next revision and log it. */
-static int node_put(struct vnet_store *s, const struct vnet_network *net, struct vnet_node *n,
+static int node_put(struct vnet_store *s, const struct vnet_network *net, struct vnet_node_info *n,
                     char *err, size_t errlen)
 {
     n->revision = net->revision + 1;
@@ -1208,7 +1209,7 @@ int vnet_store_network_delete(struct vnet_store *s, uint64_t network_id, char *e
 static int assign_mac(struct vnet_store *s, const struct vnet_network *net, struct vnet_mac *mac,
                       char *err, size_t errlen)
 {
-    struct vnet_node other;
+    struct vnet_node_info other;
     for (int tries = 0; tries < 32; tries++) {
         mac->b[0] = 0x02;
         randombytes_buf(mac->b + 1, 5);
@@ -1224,7 +1225,7 @@ static int check_mac_free(struct vnet_store *s, const struct vnet_network *net,
                           const struct vnet_mac *mac, char *err, size_t errlen)
 {
     char buf[VNET_MAC_STRLEN];
-    struct vnet_node other;
+    struct vnet_node_info other;
     int rc = conflict(s->ops->node_by_mac(s->state, net->id, mac, &other, err, errlen));
     if (rc == VNET_EEXIST) {
         vnet_mac_format(mac, buf, sizeof(buf));
@@ -1241,7 +1242,7 @@ static int node_ip(struct vnet_store *s, const struct vnet_network *net, int slo
                    const struct vnet_ip *want, struct vnet_ip *out, char *err, size_t errlen)
 {
     char buf[VNET_PREFIX_STRLEN];
-    struct vnet_node other;
+    struct vnet_node_info other;
     const struct vnet_prefix *p = slot ? &net->subnet6 : &net->subnet4;
     int rc;
     if (want->family == VNET_AF_NONE) {
@@ -1274,10 +1275,10 @@ static int node_ip(struct vnet_store *s, const struct vnet_network *net, int slo
 }
 
 static int node_add_tx(struct vnet_store *s, uint64_t network_id, const struct vnet_node_spec *sp,
-                       struct vnet_node *out, char *err, size_t errlen)
+                       struct vnet_node_info *out, char *err, size_t errlen)
 {
     struct vnet_network net;
-    struct vnet_node n;
+    struct vnet_node_info n;
     int rc = network_by_id(s, network_id, &net, err, errlen);
     if (rc)
         return rc;
@@ -1315,11 +1316,11 @@ static int node_add_tx(struct vnet_store *s, uint64_t network_id, const struct v
 }
 
 int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
-                        const struct vnet_node_spec *spec, struct vnet_node *out, char *err,
+                        const struct vnet_node_spec *spec, struct vnet_node_info *out, char *err,
                         size_t errlen)
 {
     struct vnet_node_spec sp;
-    struct vnet_node tmp;
+    struct vnet_node_info tmp;
     ERRBUF_FIX(err, errlen);
     int rc = can_write(s, err, errlen);
     if (!rc)
@@ -1330,9 +1331,9 @@ int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
 }
 
 int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *name,
-                        struct vnet_node *out)
+                        struct vnet_node_info *out)
 {
-    struct vnet_node tmp;
+    struct vnet_node_info tmp;
     char err[256] = "";
     if (!s || !vnet_name_valid(name))
         return VNET_EINVAL;
@@ -1340,9 +1341,9 @@ int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *n
         s->ops->node_by_name(s->state, network_id, name, out ? out : &tmp, err, sizeof(err)), err);
 }
 
-int vnet_store_node_get_by_id(struct vnet_store *s, uint64_t node_id, struct vnet_node *out)
+int vnet_store_node_get_by_id(struct vnet_store *s, uint64_t node_id, struct vnet_node_info *out)
 {
-    struct vnet_node tmp;
+    struct vnet_node_info tmp;
     char err[256] = "";
     if (!s)
         return VNET_EINVAL;
@@ -1356,7 +1357,7 @@ int vnet_store_node_list(struct vnet_store *s, uint64_t network_id, vnet_store_n
     struct vnet_network net;
     if (!s || !fn)
         return VNET_EINVAL;
-    struct walk w = walk_init(WALK_NODE, sizeof(struct vnet_node), arg);
+    struct walk w = walk_init(WALK_NODE, sizeof(struct vnet_node_info), arg);
     w.fn.node = fn;
     int rc = tx_begin(s, false, err, sizeof(err));
     if (!rc) {
@@ -1369,11 +1370,11 @@ int vnet_store_node_list(struct vnet_store *s, uint64_t network_id, vnet_store_n
 }
 
 static int node_move_tx(struct vnet_store *s, uint64_t network_id, const char *name,
-                        const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
+                        const struct vnet_endpoint *phys, struct vnet_node_info *out, char *err,
                         size_t errlen)
 {
     struct vnet_network net;
-    struct vnet_node n;
+    struct vnet_node_info n;
     int rc = net_and_node(s, network_id, name, &net, &n, err, errlen);
     if (!rc && !vnet_endpoint_eq(&n.phys, phys)) { /* else nothing changes: no record */
         n.phys = *phys;
@@ -1385,10 +1386,10 @@ static int node_move_tx(struct vnet_store *s, uint64_t network_id, const char *n
 }
 
 int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *name,
-                         const struct vnet_endpoint *phys, struct vnet_node *out, char *err,
+                         const struct vnet_endpoint *phys, struct vnet_node_info *out, char *err,
                          size_t errlen)
 {
-    struct vnet_node tmp;
+    struct vnet_node_info tmp;
     ERRBUF_FIX(err, errlen);
     if (!s || !vnet_name_valid(name) || check_endpoint(phys)) {
         vnet_store_seterr(err, errlen, "%s",
@@ -1408,11 +1409,11 @@ int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *
 }
 
 static int node_set_observed_tx(struct vnet_store *s, uint64_t node_id,
-                                const struct vnet_endpoint *observed, struct vnet_node *out,
+                                const struct vnet_endpoint *observed, struct vnet_node_info *out,
                                 char *err, size_t errlen)
 {
     struct vnet_network net;
-    struct vnet_node n;
+    struct vnet_node_info n;
     int rc = s->ops->node_get(s->state, node_id, &n, err, errlen);
     if (!rc)
         rc = network_by_id(s, n.network_id, &net, err, errlen);
@@ -1427,9 +1428,9 @@ static int node_set_observed_tx(struct vnet_store *s, uint64_t node_id,
 }
 
 int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
-                                 const struct vnet_endpoint *observed, struct vnet_node *out)
+                                 const struct vnet_endpoint *observed, struct vnet_node_info *out)
 {
-    struct vnet_node tmp;
+    struct vnet_node_info tmp;
     char err[256] = "";
     if (!s || check_endpoint(observed) || observed->ip.family == VNET_AF_NONE)
         return VNET_EINVAL;
@@ -1448,7 +1449,7 @@ static int node_remove_tx(struct vnet_store *s, uint64_t network_id, const char 
                           uint64_t *revision, char *err, size_t errlen)
 {
     struct vnet_network net;
-    struct vnet_node n;
+    struct vnet_node_info n;
     int rc = net_and_node(s, network_id, name, &net, &n, err, errlen);
     if (!rc)
         rc = s->ops->node_delete(s->state, n.id, err, errlen);
@@ -1482,8 +1483,8 @@ int vnet_store_node_remove(struct vnet_store *s, uint64_t network_id, const char
 
 /* Set (@pub non-NULL) or clear node @n's key and cancel its join token; a change record when
  * the key changes. @n is updated. */
-static int node_key_tx(struct vnet_store *s, struct vnet_node *n, const uint8_t *pub, char *err,
-                       size_t errlen)
+static int node_key_tx(struct vnet_store *s, struct vnet_node_info *n, const uint8_t *pub,
+                       char *err, size_t errlen)
 {
     struct vnet_network net;
     int rc = network_by_id(s, n->network_id, &net, err, errlen);
@@ -1505,7 +1506,7 @@ static int node_key_tx(struct vnet_store *s, struct vnet_node *n, const uint8_t 
 /* Set (@pub) or clear node @node_id's key, for the calls without an error buffer. */
 static int node_key(struct vnet_store *s, uint64_t node_id, const uint8_t *pub)
 {
-    struct vnet_node n;
+    struct vnet_node_info n;
     char err[256] = "";
     int rc = tx_begin(s, true, err, sizeof(err));
     if (!rc) {
@@ -1539,7 +1540,7 @@ int vnet_store_node_revoke(struct vnet_store *s, uint64_t node_id)
 static int node_set_join_token_tx(struct vnet_store *s, uint64_t node_id, const uint8_t *hash,
                                   uint64_t expires, char *err, size_t errlen)
 {
-    struct vnet_node n, other;
+    struct vnet_node_info n, other;
     uint64_t other_expires;
     int rc = node_by_id(s, node_id, &n, err, errlen);
     if (!rc && hash) {
@@ -1570,9 +1571,9 @@ int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_id,
 }
 
 static int node_join_tx(struct vnet_store *s, const uint8_t *hash, const uint8_t *pub, uint64_t now,
-                        struct vnet_node *out, char *err, size_t errlen)
+                        struct vnet_node_info *out, char *err, size_t errlen)
 {
-    struct vnet_node n;
+    struct vnet_node_info n;
     uint64_t expires = 0;
     int rc = s->ops->node_by_join_token(s->state, hash, &n, &expires, err, errlen);
     if (rc == VNET_ENOENT)
@@ -1591,9 +1592,9 @@ static int node_join_tx(struct vnet_store *s, const uint8_t *hash, const uint8_t
 
 int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
                          const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
-                         struct vnet_node *out, char *err, size_t errlen)
+                         struct vnet_node_info *out, char *err, size_t errlen)
 {
-    struct vnet_node tmp;
+    struct vnet_node_info tmp;
     ERRBUF_FIX(err, errlen);
     if (!s || !hash_ok(token_hash) || !key_ok(pub)) {
         vnet_store_seterr(err, errlen, "%s",
@@ -1610,9 +1611,9 @@ int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOK
 }
 
 int vnet_store_node_by_pubkey(struct vnet_store *s, uint64_t network_id,
-                              const uint8_t pub[VNET_PUBKEY_LEN], struct vnet_node *out)
+                              const uint8_t pub[VNET_PUBKEY_LEN], struct vnet_node_info *out)
 {
-    struct vnet_node n, second;
+    struct vnet_node_info n, second;
     char err[256] = "";
     if (!s || !pub)
         return VNET_EINVAL;

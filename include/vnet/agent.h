@@ -30,7 +30,8 @@ struct vnet_agent;
 struct vnet_agent_callbacks {
     /* The controller accepted the node: its network (VNI, MTU, subnets) and itself (MAC,
      * IPs). Called on every (re)connect; apply what changed (TAP MAC, MTU, addresses). */
-    void (*on_welcome)(void *arg, const struct vnet_network *net, const struct vnet_node *self);
+    void (*on_welcome)(void *arg, const struct vnet_network *net,
+                       const struct vnet_node_info *self);
     /* The other nodes changed: their endpoints (the flood list), ids and public keys, ready
      * for vnet_datapath_set_peer_list(). */
     void (*on_peers)(void *arg, const struct vnet_peer *peers, size_t n);

@@ -115,7 +115,7 @@ struct vnet_client_networks {
 /* vnet_client_network_show(): a network and its nodes, ordered by name. */
 struct vnet_client_network {
     struct vnet_network network;
-    struct vnet_node *nodes; /* count of them */
+    struct vnet_node_info *nodes; /* count of them */
     uint32_t count;
 };
 
@@ -129,7 +129,7 @@ struct vnet_client_status {
 
 /* vnet_client_node_list(). */
 struct vnet_client_nodes {
-    struct vnet_node *nodes; /* count of them, ordered by name */
+    struct vnet_node_info *nodes; /* count of them, ordered by name */
     uint32_t count;
 };
 
@@ -141,7 +141,7 @@ struct vnet_client_subscribers {
 
 /* vnet_client_node_add(): the stored node and its join token. */
 struct vnet_client_new_node {
-    struct vnet_node node;
+    struct vnet_node_info node;
     /* The node's single-use join token for `vnet-node --join` (valid 24 h): made when the
      * controller has a key and no public key was given; "" otherwise. */
     char join_token[VNET_CLIENT_TOKEN_MAX];
@@ -239,7 +239,7 @@ VNET_API int vnet_client_node_list(struct vnet_client *c, const char *network,
  * Thread-safety: one thread per client.
  */
 VNET_API int vnet_client_node_show(struct vnet_client *c, const char *network, const char *name,
-                                   struct vnet_node *out, char *err, size_t errlen);
+                                   struct vnet_node_info *out, char *err, size_t errlen);
 
 /**
  * Set the physical (underlay) endpoint of node @name of @network to @phys.
@@ -249,7 +249,7 @@ VNET_API int vnet_client_node_show(struct vnet_client *c, const char *network, c
  * Thread-safety: one thread per client.
  */
 VNET_API int vnet_client_node_move(struct vnet_client *c, const char *network, const char *name,
-                                   const struct vnet_endpoint *phys, struct vnet_node *out,
+                                   const struct vnet_endpoint *phys, struct vnet_node_info *out,
                                    char *err, size_t errlen);
 
 /**

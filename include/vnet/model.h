@@ -44,7 +44,7 @@ enum vnet_node_state {
 };
 
 /* A node of a network. */
-struct vnet_node {
+struct vnet_node_info {
     uint64_t id; /* store-assigned, never reused; the peer id in switch tables */
     uint64_t network_id;
     char name[VNET_NAME_MAX]; /* unique per network */
@@ -69,7 +69,7 @@ struct vnet_change {
     uint64_t network_id;
     uint64_t revision; /* the network revision this change produced */
     enum vnet_change_op op;
-    struct vnet_node node; /* NODE_PUT, NODE_DEL */
+    struct vnet_node_info node; /* NODE_PUT, NODE_DEL */
 };
 
 #ifdef __cplusplus

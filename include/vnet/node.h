@@ -24,8 +24,8 @@
  * frees the node once the loop has run the close callbacks, then calls its callback (like
  * uv_close). Log lines go through vnet_log() with the module "node".
  *
- * `struct vnet_node` (vnet/model.h) is a node's record in the configuration model; the running
- * node is `struct vnet_node_inst`.
+ * `struct vnet_node_info` (vnet/model.h) is a node's record in the configuration model; the running
+ * node is `struct vnet_node`.
  */
 #ifndef VNET_NODE_H
 #define VNET_NODE_H
@@ -44,7 +44,7 @@
 extern "C" {
 #endif
 
-struct vnet_node_inst;
+struct vnet_node;
 
 #define VNET_NODE_OPTIONS_VERSION 1
 #define VNET_NODE_MAX_QUEUES      16
@@ -134,7 +134,7 @@ VNET_API int vnet_node_options_check(const struct vnet_node_options *o, char *er
  * Thread-safety: the loop's thread.
  */
 VNET_API int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop,
-                              struct vnet_node_inst **out, char *err, size_t errlen);
+                              struct vnet_node **out, char *err, size_t errlen);
 
 /**
  * Start the node: in static mode the datapaths (on the loop or the workers) and "up: ..." is
@@ -144,7 +144,7 @@ VNET_API int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop
  * thread or agent creation error (the node is then left as it was: close it).
  * Thread-safety: the loop's thread.
  */
-VNET_API int vnet_node_start(struct vnet_node_inst *n);
+VNET_API int vnet_node_start(struct vnet_node *n);
 
 typedef void (*vnet_node_close_cb)(void *userdata);
 
@@ -156,20 +156,20 @@ typedef void (*vnet_node_close_cb)(void *userdata);
  * is passed to @cb, never freed. NULL @n is ignored.
  * Thread-safety: the loop's thread.
  */
-VNET_API void vnet_node_close(struct vnet_node_inst *n, vnet_node_close_cb cb, void *userdata);
+VNET_API void vnet_node_close(struct vnet_node *n, vnet_node_close_cb cb, void *userdata);
 
 /**
  * How many datapaths the node runs: its queues, or 0 in managed mode before the first welcome.
  * Returns: the count. Thread-safety: the loop's thread.
  */
-VNET_API unsigned vnet_node_queue_count(const struct vnet_node_inst *n);
+VNET_API unsigned vnet_node_queue_count(const struct vnet_node *n);
 
 /**
  * Counters of the datapath of @queue.
  * Ownership: writes *@out. Returns: 0, VNET_ENOENT when that datapath does not exist (yet).
  * Thread-safety: the loop's thread (counters are read while the workers run).
  */
-VNET_API int vnet_node_get_stats(const struct vnet_node_inst *n, unsigned queue,
+VNET_API int vnet_node_get_stats(const struct vnet_node *n, unsigned queue,
                                  struct vnet_datapath_stats *out);
 
 /**
@@ -177,7 +177,7 @@ VNET_API int vnet_node_get_stats(const struct vnet_node_inst *n, unsigned queue,
  * Returns: the number of peers (0 when that datapath does not exist).
  * Thread-safety: the loop's thread.
  */
-VNET_API size_t vnet_node_peer_stats(const struct vnet_node_inst *n, unsigned queue,
+VNET_API size_t vnet_node_peer_stats(const struct vnet_node *n, unsigned queue,
                                      struct vnet_dp_peer_stats *out, size_t max);
 
 /**
@@ -185,22 +185,21 @@ VNET_API size_t vnet_node_peer_stats(const struct vnet_node_inst *n, unsigned qu
  * Ownership: writes *@out. Returns: 0, VNET_ENOENT in static mode or before start.
  * Thread-safety: the loop's thread.
  */
-VNET_API int vnet_node_get_agent_stats(const struct vnet_node_inst *n,
-                                       struct vnet_agent_stats *out);
+VNET_API int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats *out);
 
 /**
  * The node's switch table, for lookups and counts.
  * Ownership: borrowed, valid until the node is closed; the node is its writer: do not apply
  * changes to it. Returns: the table. Thread-safety: the loop's thread (lookups: any thread).
  */
-VNET_API struct vnet_table *vnet_node_table(const struct vnet_node_inst *n);
+VNET_API struct vnet_table *vnet_node_table(const struct vnet_node *n);
 
 /**
  * The virtual device's interface name ("vn0").
  * Ownership: borrowed, valid until the node is closed. Returns: the name, never NULL.
  * Thread-safety: any thread.
  */
-VNET_API const char *vnet_node_ifname(const struct vnet_node_inst *n);
+VNET_API const char *vnet_node_ifname(const struct vnet_node *n);
 
 #ifdef __cplusplus
 }

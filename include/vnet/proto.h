@@ -61,7 +61,7 @@ struct vnet_msg_hello {
 struct vnet_msg_welcome {
     uint32_t version;
     struct vnet_network network; /* node: its network (id, VNI, MTU, subnets, revision) */
-    struct vnet_node node;       /* node: itself (id, MAC, IPs, endpoints) */
+    struct vnet_node_info node;  /* node: itself (id, MAC, IPs, endpoints) */
     uint8_t auth[VNET_AUTH_MAX];
     uint32_t auth_len;
 };
@@ -70,7 +70,7 @@ struct vnet_msg_welcome {
  * (from, to], in order. Both own their arrays (vnet_msg_free). */
 struct vnet_msg_snapshot {
     struct vnet_network network;
-    struct vnet_node *nodes;
+    struct vnet_node_info *nodes;
     uint32_t nnodes;
 };
 
@@ -143,7 +143,7 @@ struct vnet_msg_request {
 
 /* What the controller knows of a node's session, for `network status`. */
 struct vnet_node_status {
-    struct vnet_node node;
+    struct vnet_node_info node;
     uint64_t acked; /* the revision the node acknowledged last */
     uint8_t connected;
     uint64_t connected_since_ms; /* unix time in ms, 0 when not connected */
@@ -159,7 +159,7 @@ struct vnet_msg_reply {
      * networks[0].revision when present). Owned by the message (vnet_msg_free). */
     struct vnet_network *networks;
     uint32_t nnetworks;
-    struct vnet_node *nodes;
+    struct vnet_node_info *nodes;
     uint32_t nnodes;
     struct vnet_node_status *status;
     uint32_t nstatus;

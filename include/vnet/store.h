@@ -193,26 +193,26 @@ struct vnet_node_spec {
  * address (or family 0) in ips[1], state VNET_NODE_PENDING. A public key already used by a
  * node of the network is VNET_EEXIST. */
 VNET_API int vnet_store_node_add(struct vnet_store *s, uint64_t network_id,
-                                 const struct vnet_node_spec *spec, struct vnet_node *out,
+                                 const struct vnet_node_spec *spec, struct vnet_node_info *out,
                                  char *err, size_t errlen);
 
 /* Look up a node: 0, VNET_ENOENT, VNET_EINVAL (invalid name) or an engine error. */
 VNET_API int vnet_store_node_get(struct vnet_store *s, uint64_t network_id, const char *name,
-                                 struct vnet_node *out);
+                                 struct vnet_node_info *out);
 VNET_API int vnet_store_node_get_by_id(struct vnet_store *s, uint64_t node_id,
-                                       struct vnet_node *out);
+                                       struct vnet_node_info *out);
 
 /* Nodes of a network ordered by name (VNET_ENOENT: no such network); a non-zero return of
  * @fn stops the walk and is returned. The list is read whole first, so @fn may call the
  * store. The same holds for the other walks. */
-typedef int (*vnet_store_node_fn)(const struct vnet_node *n, void *arg);
+typedef int (*vnet_store_node_fn)(const struct vnet_node_info *n, void *arg);
 VNET_API int vnet_store_node_list(struct vnet_store *s, uint64_t network_id, vnet_store_node_fn fn,
                                   void *arg);
 
 /* Change a node's configured physical endpoint (a move; family 0 clears it). One change
  * record, none when @phys equals the current endpoint. */
 VNET_API int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *name,
-                                  const struct vnet_endpoint *phys, struct vnet_node *out,
+                                  const struct vnet_endpoint *phys, struct vnet_node_info *out,
                                   char *err, size_t errlen);
 
 /* Record the endpoint a node reported or the controller observed, and mark it active. A change
@@ -220,7 +220,7 @@ VNET_API int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, con
  * bad endpoint), VNET_EPERM or an engine error (logged). */
 VNET_API int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
                                           const struct vnet_endpoint *observed,
-                                          struct vnet_node *out);
+                                          struct vnet_node_info *out);
 
 /* Remove a node. One change record (VNET_CHANGE_NODE_DEL with its last state, state
  * VNET_NODE_REMOVED). *revision (may be NULL) gets the network's new revision. Its
@@ -266,14 +266,15 @@ VNET_API int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_
 VNET_API int vnet_store_node_join(struct vnet_store *s,
                                   const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
                                   const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
-                                  struct vnet_node *out, char *err, size_t errlen);
+                                  struct vnet_node_info *out, char *err, size_t errlen);
 
 /* The node of @network_id whose public key is @pub, to authenticate a node session by its
  * static key. 0, VNET_ENOENT (none: unknown or revoked key), VNET_EEXIST (two nodes share the
  * key, possible only in a file from before schema v3: neither is authenticated, and a warning
  * is logged; revoke one), VNET_EINVAL or an engine error (logged). *out may be NULL. */
 VNET_API int vnet_store_node_by_pubkey(struct vnet_store *s, uint64_t network_id,
-                                       const uint8_t pub[VNET_PUBKEY_LEN], struct vnet_node *out);
+                                       const uint8_t pub[VNET_PUBKEY_LEN],
+                                       struct vnet_node_info *out);
 
 /* Revoke node @node_id: clear its public key (one change record, so the other nodes drop the
  * key; none when it had no key) and cancel its join token. The node can no longer

@@ -268,7 +268,7 @@ static bool row_network(sqlite3_stmt *st, void *out)
 /* A row of NODE_COLS. */
 static bool row_node(sqlite3_stmt *st, void *out)
 {
-    struct vnet_node *n = out;
+    struct vnet_node_info *n = out;
     memset(n, 0, sizeof(*n));
     n->id = col_u64(st, 0);
     n->network_id = col_u64(st, 1);
@@ -305,7 +305,7 @@ static bool row_subscriber(sqlite3_stmt *st, void *out)
 
 /* A row of NODE_COLS and the join token's expiry. */
 struct node_token {
-    struct vnet_node node;
+    struct vnet_node_info node;
     uint64_t expires;
 };
 
@@ -396,7 +396,7 @@ static int emit_net(sqlite3_stmt *st, struct walk *w)
 
 static int emit_node(sqlite3_stmt *st, struct walk *w)
 {
-    struct vnet_node x;
+    struct vnet_node_info x;
     w->bad = !row_node(st, &x);
     return w->bad ? -1 : w->fn.node(&x, w->arg);
 }
@@ -640,38 +640,38 @@ static int sq_network_delete(void *state, uint64_t id, char *err, size_t errlen)
 
 #define GET_NODE(s, st, out) get_row((s), (st), row_node, (out), err, errlen, "reading a node")
 
-static int sq_node_get(void *s, uint64_t id, struct vnet_node *out, char *err, size_t errlen)
+static int sq_node_get(void *s, uint64_t id, struct vnet_node_info *out, char *err, size_t errlen)
 {
     return GET_NODE(s, PREP(s, ST_NODE_BY_ID, U(id)), out);
 }
 
-static int sq_node_by_name(void *s, uint64_t network_id, const char *name, struct vnet_node *out,
-                           char *err, size_t errlen)
+static int sq_node_by_name(void *s, uint64_t network_id, const char *name,
+                           struct vnet_node_info *out, char *err, size_t errlen)
 {
     return GET_NODE(s, PREP(s, ST_NODE_BY_NAME, U(network_id), T(name)), out);
 }
 
 static int sq_node_by_mac(void *s, uint64_t network_id, const struct vnet_mac *mac,
-                          struct vnet_node *out, char *err, size_t errlen)
+                          struct vnet_node_info *out, char *err, size_t errlen)
 {
     return GET_NODE(s, PREP(s, ST_NODE_BY_MAC, U(network_id), B(mac->b, 6)), out);
 }
 
 static int sq_node_by_ip(void *s, uint64_t network_id, const struct vnet_ip *ip,
-                         struct vnet_node *out, char *err, size_t errlen)
+                         struct vnet_node_info *out, char *err, size_t errlen)
 {
     enum st id = ip->family == VNET_AF_INET ? ST_NODE_BY_IP4 : ST_NODE_BY_IP6;
     return GET_NODE(s, PREP(s, id, U(network_id), IP(ip)), out);
 }
 
 static int sq_node_by_pubkey(void *s, uint64_t network_id, const uint8_t *pub, uint64_t after_id,
-                             struct vnet_node *out, char *err, size_t errlen)
+                             struct vnet_node_info *out, char *err, size_t errlen)
 {
     return GET_NODE(
         s, PREP(s, ST_NODE_BY_PUBKEY, U(network_id), B(pub, VNET_PUBKEY_LEN), U(after_id)), out);
 }
 
-static int sq_node_by_join_token(void *s, const uint8_t *hash, struct vnet_node *out,
+static int sq_node_by_join_token(void *s, const uint8_t *hash, struct vnet_node_info *out,
                                  uint64_t *expires, char *err, size_t errlen)
 {
     struct node_token t;
@@ -740,7 +740,7 @@ static int sq_node_free_ip(void *state, uint64_t network_id, const struct vnet_i
 
 /* ST_NODE_INSERT and ST_NODE_UPDATE share parameters 1..12; the update's 13th is the id
  * (which the insert, having no parameter 13, ignores). */
-static sqlite3_stmt *prep_node(struct sq *s, enum st id, const struct vnet_node *n)
+static sqlite3_stmt *prep_node(struct sq *s, enum st id, const struct vnet_node_info *n)
 {
     return PREP(s, id, U(n->network_id), T(n->name), B(n->mac.b, 6), IP(&n->ips[0]), IP(&n->ips[1]),
                 B(n->has_pubkey ? n->pubkey : NULL, VNET_PUBKEY_LEN), IP(&n->phys.ip),
@@ -748,12 +748,12 @@ static sqlite3_stmt *prep_node(struct sq *s, enum st id, const struct vnet_node 
                 U(n->revision), U(n->id));
 }
 
-static int sq_node_insert(void *s, struct vnet_node *n, char *err, size_t errlen)
+static int sq_node_insert(void *s, struct vnet_node_info *n, char *err, size_t errlen)
 {
     return insert(s, prep_node(s, ST_NODE_INSERT, n), &n->id, err, errlen, "adding the node");
 }
 
-static int sq_node_update(void *s, const struct vnet_node *n, char *err, size_t errlen)
+static int sq_node_update(void *s, const struct vnet_node_info *n, char *err, size_t errlen)
 {
     return run(s, prep_node(s, ST_NODE_UPDATE, n), true, err, errlen, "updating the node");
 }

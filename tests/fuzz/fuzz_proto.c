@@ -23,7 +23,7 @@ size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap);
 
 /* ---- seeds: valid frame bodies of every message type ---- */
 
-static void seed_node(struct vnet_node *n, unsigned i)
+static void seed_node(struct vnet_node_info *n, unsigned i)
 {
     memset(n, 0, sizeof(*n));
     n->id = 1000 + i;
@@ -71,7 +71,7 @@ static void seed_network(struct vnet_network *n)
 size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
 {
     struct vnet_msg m;
-    struct vnet_node nodes[3];
+    struct vnet_node_info nodes[3];
     struct vnet_change changes[3];
     struct vnet_network nets[2];
     struct vnet_node_status status[2];
@@ -187,7 +187,7 @@ static bool same(const struct vnet_msg *a, const struct vnet_msg *b)
                a->u.snapshot.nnodes == b->u.snapshot.nnodes &&
                (!a->u.snapshot.nnodes ||
                 memcmp(a->u.snapshot.nodes, b->u.snapshot.nodes,
-                       a->u.snapshot.nnodes * sizeof(struct vnet_node)) == 0);
+                       a->u.snapshot.nnodes * sizeof(struct vnet_node_info)) == 0);
     case VNET_MSG_DELTA:
         return a->u.delta.from == b->u.delta.from && a->u.delta.to == b->u.delta.to &&
                a->u.delta.nchanges == b->u.delta.nchanges &&

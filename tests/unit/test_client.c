@@ -369,7 +369,7 @@ START_TEST(t_nodes)
     ck_assert_uint_gt(v->network.revision, n2.node.revision); /* n3 came and went since */
     vnet_client_free(v);
 
-    struct vnet_node n;
+    struct vnet_node_info n;
     OK(vnet_client_node_show(c, "blue", "n2", &n, err, sizeof(err)));
     ck_assert_uint_eq(n.id, n2.node.id);
     FAILS(VNET_ENOENT, vnet_client_node_show(c, "blue", "ghost", &n, err, sizeof(err)));

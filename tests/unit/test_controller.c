@@ -276,7 +276,7 @@ static struct vnet_network net_create(struct vnet_client *cl, const char *name, 
     return n;
 }
 
-static struct vnet_node node_add(struct vnet_client *cl, const char *net, const char *name)
+static struct vnet_node_info node_add(struct vnet_client *cl, const char *net, const char *name)
 {
     struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, net, name);
     struct vnet_msg r;
@@ -284,7 +284,7 @@ static struct vnet_node node_add(struct vnet_client *cl, const char *net, const 
     ck_assert_msg(code == 0, "node add %s/%s: %s (%s)", net, name, vnet_err_name(code),
                   r.u.reply.text);
     ck_assert_uint_eq(r.u.reply.nnodes, 1);
-    struct vnet_node n = r.u.reply.nodes[0];
+    struct vnet_node_info n = r.u.reply.nodes[0];
     vnet_msg_free(&r);
     ck_assert_str_eq(n.name, name);
     return n;
@@ -603,8 +603,8 @@ START_TEST(t_node_session)
     struct vnet_client *cl = cl_open(ctl.api);
     struct vnet_network net = net_create(cl, "blue", 100, "10.0.0.0/24");
     ck_assert_uint_eq(net.revision, 1);
-    struct vnet_node a = node_add(cl, "blue", "a");
-    struct vnet_node b = node_add(cl, "blue", "b");
+    struct vnet_node_info a = node_add(cl, "blue", "a");
+    struct vnet_node_info b = node_add(cl, "blue", "b");
     ck_assert_uint_eq(b.revision, 3);
 
     struct peer p;
@@ -633,7 +633,7 @@ START_TEST(t_node_session)
     ck_assert_uint_eq(st.connected, 0);
     ck_assert_uint_eq(st.acked, 0);
 
-    struct vnet_node c = node_add(cl, "blue", "c");
+    struct vnet_node_info c = node_add(cl, "blue", "c");
     ck_assert_uint_eq(c.revision, 4);
     expect(&p, VNET_MSG_DELTA, &m);
     ck_assert_uint_eq(m.u.delta.from, 3);
@@ -895,7 +895,7 @@ START_TEST(t_stuck_node)
      * once. */
     for (int i = 0; i < N; i++) {
         long_name(name, sizeof(name), i);
-        struct vnet_node n = node_add(cl, "blue", name);
+        struct vnet_node_info n = node_add(cl, "blue", name);
         ck_assert_uint_eq(n.revision, 4 + (uint64_t)i);
         pump_until(&h, &vh, n.revision, WAIT_MS);
     }
@@ -1086,7 +1086,7 @@ START_TEST(t_requests)
     ck_assert_str_eq(r.u.reply.networks[1].name, "red");
     vnet_msg_free(&r);
 
-    struct vnet_node a = node_add(cl, "blue", "a");
+    struct vnet_node_info a = node_add(cl, "blue", "a");
     char ip[VNET_IP_STRLEN];
     vnet_ip_format(&a.ips[0], ip, sizeof(ip));
     ck_assert_str_eq(ip, "10.1.0.1");

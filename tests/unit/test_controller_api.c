@@ -147,15 +147,15 @@ static struct vnet_network net_create(const struct vnet__api_caller *who, const 
     return n;
 }
 
-static struct vnet_node node_add(const struct vnet__api_caller *who, const char *net,
-                                 const char *name, char *token, size_t toklen)
+static struct vnet_node_info node_add(const struct vnet__api_caller *who, const char *net,
+                                      const char *name, char *token, size_t toklen)
 {
     struct vnet_msg_request q = req(VNET_REQ_NODE_ADD, net, name);
     struct vnet_msg m;
     int rc = call(who, &q, &m);
     ck_assert_msg(rc == 0, "node add %s: %s (%s)", name, vnet_err_name(rc), m.u.reply.text);
     ck_assert_uint_eq(m.u.reply.nnodes, 1);
-    struct vnet_node n = m.u.reply.nodes[0];
+    struct vnet_node_info n = m.u.reply.nodes[0];
     if (token)
         snprintf(token, toklen, "%s", m.u.reply.token);
     vnet_msg_free(&m);
@@ -229,7 +229,7 @@ START_TEST(t_node_add)
     struct vnet_network n = net_create(&admin, "blue", 0);
     unsigned commits = heard.committed;
     char token[VNET_MSG_TEXT_MAX];
-    struct vnet_node a = node_add(&admin, "blue", "a", token, sizeof(token));
+    struct vnet_node_info a = node_add(&admin, "blue", "a", token, sizeof(token));
     ck_assert_str_eq(a.name, "a");
     ck_assert_uint_eq(a.network_id, n.id);
     ck_assert_uint_eq(heard.committed, commits + 1);

@@ -42,9 +42,9 @@ static void check_msg(const struct vnet_msg *m)
     vnet_buf_free(&b);
 }
 
-static struct vnet_node node_n(int i)
+static struct vnet_node_info node_n(int i)
 {
-    struct vnet_node n;
+    struct vnet_node_info n;
     memset(&n, 0, sizeof(n));
     n.id = (uint64_t)i + 1;
     n.network_id = 7;
@@ -86,7 +86,7 @@ START_TEST(t_every_type)
     m.u.welcome.node = node_n(1);
     check_msg(&m);
 
-    struct vnet_node nodes[40];
+    struct vnet_node_info nodes[40];
     for (int i = 0; i < 40; i++)
         nodes[i] = node_n(i);
     memset(&m, 0, sizeof(m));

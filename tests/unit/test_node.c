@@ -204,7 +204,7 @@ static void on_closed(void *arg)
 }
 
 /* Close @n and run the loop until its callback came (once, and not before the loop ran). */
-static void close_node(struct vnet_node_inst *n)
+static void close_node(struct vnet_node *n)
 {
     closed = 0;
     vnet_node_close(n, on_closed, &closed);
@@ -238,7 +238,7 @@ static size_t frame(uint8_t *f, const struct vnet_mac *dst, uint8_t src_last, ui
 
 /* A broadcast from the virtual side on @queue reaches the peer as VXLAN with our VNI; a VXLAN
  * datagram from the peer to our MAC comes out of the virtual side (some queue). */
-static void check_both_ways(struct vnet_node_inst *n, unsigned queue, uint8_t tag)
+static void check_both_ways(struct vnet_node *n, unsigned queue, uint8_t tag)
 {
     static const struct vnet_mac bcast = {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
     uint8_t f[64], got[256];
@@ -393,7 +393,7 @@ static void run_static(bool threads, unsigned queues, uint32_t busy_poll_us)
     o.threads = threads;
     o.queues = queues;
     o.busy_poll_us = busy_poll_us;
-    struct vnet_node_inst *n = NULL;
+    struct vnet_node *n = NULL;
     char err[256] = "";
     ck_assert_msg(vnet_node_create(&o, &loop, &n, err, sizeof(err)) == 0, "create: %s", err);
     ck_assert_str_eq(vnet_node_ifname(n), "mem0");
@@ -464,7 +464,7 @@ START_TEST(t_close_unstarted)
 {
     struct vnet_node_options o;
     static_options(&o);
-    struct vnet_node_inst *n = NULL;
+    struct vnet_node *n = NULL;
     ck_assert_int_eq(vnet_node_create(&o, &loop, &n, NULL, 0), 0);
     close_node(n);
     vnet_node_close(NULL, on_closed, &closed); /* ignored */
@@ -476,7 +476,7 @@ START_TEST(t_create_errors)
 {
     struct vnet_node_options o;
     static_options(&o);
-    struct vnet_node_inst *n = NULL;
+    struct vnet_node *n = NULL;
     char err[256] = "";
     o.dev = "nosuchbackend:x";
     o.label_prefix = "--";
@@ -522,7 +522,7 @@ START_TEST(t_managed_keys)
     memset(secret, 7, sizeof(secret));
     ck_assert_int_ge(vnet_join_token_format(ctl.pub, secret, tok, sizeof(tok)), 0);
     struct vnet_node_options o;
-    struct vnet_node_inst *n = NULL;
+    struct vnet_node *n = NULL;
 
     /* A pinned key alone needs an existing key file. */
     managed_options(&o, key);

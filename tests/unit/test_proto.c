@@ -49,7 +49,7 @@ static void fill_network(struct vnet_network *n)
     n->revision = 1ull << 40;
 }
 
-static void fill_node(struct vnet_node *n, uint64_t i)
+static void fill_node(struct vnet_node_info *n, uint64_t i)
 {
     memset(n, 0, sizeof(*n));
     n->id = i + 1;
@@ -126,7 +126,7 @@ static bool msg_eq(const struct vnet_msg *a, const struct vnet_msg *b)
                a->u.snapshot.nnodes == b->u.snapshot.nnodes &&
                (a->u.snapshot.nnodes == 0 ||
                 memcmp(a->u.snapshot.nodes, b->u.snapshot.nodes,
-                       a->u.snapshot.nnodes * sizeof(struct vnet_node)) == 0);
+                       a->u.snapshot.nnodes * sizeof(struct vnet_node_info)) == 0);
     case VNET_MSG_DELTA:
         return a->u.delta.from == b->u.delta.from && a->u.delta.to == b->u.delta.to &&
                a->u.delta.nchanges == b->u.delta.nchanges &&
@@ -235,7 +235,7 @@ static void make_samples(struct vnet_msg s[NSAMPLES])
     s[2].type = VNET_MSG_SNAPSHOT;
     fill_network(&s[2].u.snapshot.network);
     s[2].u.snapshot.nnodes = 6;
-    s[2].u.snapshot.nodes = calloc(6, sizeof(struct vnet_node));
+    s[2].u.snapshot.nodes = calloc(6, sizeof(struct vnet_node_info));
     for (uint64_t i = 0; i < 6; i++)
         fill_node(&s[2].u.snapshot.nodes[i], i * 1000 + i);
 
@@ -277,7 +277,7 @@ static void make_samples(struct vnet_msg s[NSAMPLES])
     s[9].u.reply.networks[1].id = 8;
     memset(&s[9].u.reply.networks[1].subnet6, 0, sizeof(struct vnet_prefix));
     s[9].u.reply.nnodes = 2;
-    s[9].u.reply.nodes = calloc(2, sizeof(struct vnet_node));
+    s[9].u.reply.nodes = calloc(2, sizeof(struct vnet_node_info));
     fill_node(&s[9].u.reply.nodes[0], 5);
     fill_node(&s[9].u.reply.nodes[1], 6);
     s[9].u.reply.nstatus = 2;
@@ -486,7 +486,7 @@ START_TEST(t_roundtrip_snapshot_10000)
     m.type = VNET_MSG_SNAPSHOT;
     fill_network(&m.u.snapshot.network);
     m.u.snapshot.nnodes = 10000;
-    m.u.snapshot.nodes = calloc(10000, sizeof(struct vnet_node));
+    m.u.snapshot.nodes = calloc(10000, sizeof(struct vnet_node_info));
     ck_assert_ptr_nonnull(m.u.snapshot.nodes);
     for (uint64_t i = 0; i < 10000; i++)
         fill_node(&m.u.snapshot.nodes[i], i);
@@ -543,7 +543,7 @@ START_TEST(t_roundtrip_replies)
         m.u.reply.nnetworks = n;
         m.u.reply.networks = n ? calloc(n, sizeof(struct vnet_network)) : NULL;
         m.u.reply.nnodes = n + 1;
-        m.u.reply.nodes = calloc(n + 1, sizeof(struct vnet_node));
+        m.u.reply.nodes = calloc(n + 1, sizeof(struct vnet_node_info));
         m.u.reply.nstatus = n / 2;
         m.u.reply.status = n / 2 ? calloc(n / 2, sizeof(struct vnet_node_status)) : NULL;
         for (uint32_t i = 0; i < n; i++) {
@@ -1007,7 +1007,7 @@ START_TEST(t_encode_invalid)
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_SNAPSHOT;
     m.u.snapshot.nnodes = 150000;
-    m.u.snapshot.nodes = calloc(150000, sizeof(struct vnet_node));
+    m.u.snapshot.nodes = calloc(150000, sizeof(struct vnet_node_info));
     for (uint32_t i = 0; i < 150000; i++) {
         fill_node(&m.u.snapshot.nodes[i], i);
         m.u.snapshot.nodes[i].has_pubkey = true;
@@ -1313,7 +1313,7 @@ START_TEST(t_speed)
     m.type = VNET_MSG_SNAPSHOT;
     fill_network(&m.u.snapshot.network);
     m.u.snapshot.nnodes = 10000;
-    m.u.snapshot.nodes = calloc(10000, sizeof(struct vnet_node));
+    m.u.snapshot.nodes = calloc(10000, sizeof(struct vnet_node_info));
     for (uint64_t i = 0; i < 10000; i++)
         fill_node(&m.u.snapshot.nodes[i], i);
     b.len = 0;

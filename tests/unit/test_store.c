@@ -204,7 +204,7 @@ static const char *ipstr(const struct vnet_ip *a)
     return b;
 }
 
-static bool node_eq(const struct vnet_node *a, const struct vnet_node *b)
+static bool node_eq(const struct vnet_node_info *a, const struct vnet_node_info *b)
 {
     return a->id == b->id && a->network_id == b->network_id && strcmp(a->name, b->name) == 0 &&
            a->has_pubkey == b->has_pubkey &&
@@ -262,10 +262,10 @@ static struct vnet_network mknet(struct vnet_store *s, const char *name, const c
     return n;
 }
 
-static struct vnet_node mknode(struct vnet_store *s, uint64_t net, const char *name)
+static struct vnet_node_info mknode(struct vnet_store *s, uint64_t net, const char *name)
 {
     struct vnet_node_spec sp = node_spec(name);
-    struct vnet_node n;
+    struct vnet_node_info n;
     char err[256] = "";
     int rc = vnet_store_node_add(s, net, &sp, &n, err, sizeof(err));
     ck_assert_msg(rc == 0, "node %s: %s (%s)", name, vnet_err_name(rc), err);
@@ -336,7 +336,7 @@ static int count_net(const struct vnet_network *n, void *arg)
     return count_cb(n, arg);
 }
 
-static int count_node(const struct vnet_node *n, void *arg)
+static int count_node(const struct vnet_node_info *n, void *arg)
 {
     return count_cb(n, arg);
 }
@@ -358,7 +358,7 @@ static int collect_net(const struct vnet_network *n, void *arg)
     return 0;
 }
 
-static int collect_node(const struct vnet_node *n, void *arg)
+static int collect_node(const struct vnet_node_info *n, void *arg)
 {
     struct names *ns = arg;
     if (ns->n < 16) {
@@ -454,7 +454,7 @@ START_TEST(t_open_reopen)
     struct vnet_node_spec sp = node_spec("a");
     sp.pubkey = key;
     sp.phys = ep("192.0.2.1:4789");
-    struct vnet_node a, b, got;
+    struct vnet_node_info a, b, got;
     ck_assert_int_eq(vnet_store_node_add(s, blue.id, &sp, &a, err, sizeof(err)), 0);
     b = mknode(s, blue.id, "b");
     struct vnet_endpoint obs = ep("[2001:db8::7]:4790");
@@ -686,7 +686,7 @@ START_TEST(t_node_add)
     sp.mac = mac("02:00:00:00:00:01");
     sp.has_mac = true;
     sp.phys = ep("192.0.2.1:4789");
-    struct vnet_node n1, n, got;
+    struct vnet_node_info n1, n, got;
     ck_assert_int_eq(vnet_store_node_add(s, blue.id, &sp, &n1, err, sizeof(err)), 0);
     ck_assert_uint_eq(n1.revision, 2);
     ck_assert_uint_eq(n1.network_id, blue.id);
@@ -821,7 +821,7 @@ START_TEST(t_assign)
     char err[256];
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network tiny = mknet(s, "tiny", "10.9.0.0/30", "fd09::/126");
-    struct vnet_node a = mknode(s, tiny.id, "a"), b = mknode(s, tiny.id, "b");
+    struct vnet_node_info a = mknode(s, tiny.id, "a"), b = mknode(s, tiny.id, "b");
     ck_assert_str_eq(ipstr(&a.ips[0]), "10.9.0.1");
     ck_assert_str_eq(ipstr(&b.ips[0]), "10.9.0.2");
     ck_assert_str_eq(ipstr(&a.ips[1]), "fd09::1");
@@ -833,7 +833,7 @@ START_TEST(t_assign)
     ck_assert_uint_eq(revision_of(s, tiny.id), rev);
     /* removing frees the address, and the lowest free one is taken again */
     ck_assert_int_eq(vnet_store_node_remove(s, tiny.id, "a", NULL, err, sizeof(err)), 0);
-    struct vnet_node c = mknode(s, tiny.id, "c");
+    struct vnet_node_info c = mknode(s, tiny.id, "c");
     ck_assert_str_eq(ipstr(&c.ips[0]), "10.9.0.1");
     ck_assert_str_eq(ipstr(&c.ips[1]), "fd09::1");
     struct vnet_network other = mknet(s, "other", "10.7.0.0/24", NULL);
@@ -842,7 +842,7 @@ START_TEST(t_assign)
     struct vnet_network v6 = mknet(s, "v6", NULL, "fd0a::/126");
     ck_assert_str_eq(ipstr(&mknode(s, v6.id, "a").ips[1]), "fd0a::1");
     ck_assert_str_eq(ipstr(&mknode(s, v6.id, "b").ips[1]), "fd0a::2");
-    struct vnet_node d = mknode(s, v6.id, "c");
+    struct vnet_node_info d = mknode(s, v6.id, "c");
     ck_assert_str_eq(ipstr(&d.ips[1]), "fd0a::3");
     ck_assert_int_eq(d.ips[0].family, 0);
     sp = node_spec("d");
@@ -887,11 +887,11 @@ START_TEST(t_move_observed)
     char err[256];
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
-    struct vnet_node a = mknode(s, blue.id, "a"), got;
+    struct vnet_node_info a = mknode(s, blue.id, "a"), got;
     uint64_t rev = a.revision;
     struct vnet_endpoint e1 = ep("192.0.2.1:4789"), e6 = ep("[2001:db8::1]:4789"), none;
     memset(&none, 0, sizeof(none));
-    struct vnet_node m;
+    struct vnet_node_info m;
     ck_assert_int_eq(vnet_store_node_move(s, blue.id, "a", &e1, &m, err, sizeof(err)), 0);
     ck_assert_uint_eq(m.revision, rev + 1);
     ck_assert(vnet_endpoint_eq(&m.phys, &e1));
@@ -949,7 +949,7 @@ START_TEST(t_remove)
     char err[256];
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", "fd00::/64");
-    struct vnet_node a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
+    struct vnet_node_info a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
     struct vnet_endpoint o = ep("198.51.100.1:5555");
     ck_assert_int_eq(vnet_store_node_set_observed(s, b.id, &o, &b), 0);
     uint64_t rev = 0;
@@ -962,7 +962,7 @@ START_TEST(t_remove)
     ck_assert_int_eq(changes_since(s, blue.id, rev - 1, &cs), 0);
     ck_assert_int_eq(cs.n, 1);
     ck_assert_int_eq(cs.c[0].op, VNET_CHANGE_NODE_DEL);
-    struct vnet_node last = b;
+    struct vnet_node_info last = b;
     last.state = VNET_NODE_REMOVED;
     last.revision = rev;
     ck_assert(node_eq(&cs.c[0].node, &last));
@@ -972,7 +972,7 @@ START_TEST(t_remove)
             vnet_store_node_remove(s, blue.id, "", NULL, err, sizeof(err)));
     ck_assert_uint_eq(revision_of(s, blue.id), rev);
     /* ids are never reused, even for the highest one */
-    struct vnet_node c = mknode(s, blue.id, "c");
+    struct vnet_node_info c = mknode(s, blue.id, "c");
     ck_assert_uint_gt(c.id, b.id);
     ck_assert_str_eq(ipstr(&c.ips[0]), ipstr(&b.ips[0]));
     ck_assert_uint_ne(c.id, a.id);
@@ -986,7 +986,7 @@ START_TEST(t_changes)
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
     struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
-    struct vnet_node nodes[6];
+    struct vnet_node_info nodes[6];
     for (int i = 0; i < 6; i++) {
         char name[24];
         snprintf(name, sizeof(name), "n%d", i);
@@ -1086,7 +1086,7 @@ START_TEST(t_poll_and_delete)
     ck_assert_int_eq(ns.n, 0);
 
     /* delete: nodes and log go, the id is reported once more */
-    struct vnet_node n1;
+    struct vnet_node_info n1;
     ck_assert_int_eq(vnet_store_node_get(b, blue.id, "n1", &n1), 0);
     ck_assert_int_eq(vnet_store_network_delete(a, blue.id, err, sizeof(err)), 0);
     ck_assert_uint_gt(last_change(b), l2);
@@ -1124,7 +1124,7 @@ START_TEST(t_atomic)
     fail_appends = true;
     struct vnet_node_spec sp = node_spec("b");
     REFUSED(VNET_EIO, "injected failure", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
-    struct vnet_node got;
+    struct vnet_node_info got;
     ck_assert_int_eq(vnet_store_node_get(s, blue.id, "b", &got), VNET_ENOENT);
     ck_assert_uint_eq(revision_of(s, blue.id), rev);
     ck_assert_uint_eq(last_change(s), lc);
@@ -1144,7 +1144,7 @@ START_TEST(t_atomic)
     ck_assert_int_eq(vnet_store_network_get(s, 0, "red", &n), VNET_ENOENT);
     ck_assert_uint_eq(last_change(s), lc);
     fail_appends = false;
-    struct vnet_node b = mknode(s, blue.id, "b");
+    struct vnet_node_info b = mknode(s, blue.id, "b");
     ck_assert_uint_eq(b.revision, rev + 1);
     ck_assert_str_eq(ipstr(&b.ips[0]), "10.0.0.2"); /* the failed add's address is free */
     vnet_store_close(s);
@@ -1176,7 +1176,7 @@ static const char schema_v1[] =
     "PRAGMA application_id = 1447970132;"
     "PRAGMA user_version = 1;";
 
-static void make_v1(const char *p, struct vnet_node *old)
+static void make_v1(const char *p, struct vnet_node_info *old)
 {
     sqlite3 *db = raw_open(p);
     raw_exec_db(db, schema_v1);
@@ -1213,7 +1213,7 @@ START_TEST(t_migrate_v1)
 {
     const char *p = path_of("v1.db");
     char err[256];
-    struct vnet_node old, got;
+    struct vnet_node_info old, got;
     make_v1(p, &old);
     ck_assert_int_eq(raw_int(p, "PRAGMA user_version"), 1);
     /* read-only cannot migrate: refused, file untouched */
@@ -1247,7 +1247,7 @@ START_TEST(t_migrate_v1)
     ck_assert_int_eq(changes_since(s, 5, 0, &cs), 0);
     ck_assert_int_eq(cs.n, 2);
     ck_assert(node_eq(&cs.c[1].node, &old));
-    struct vnet_node nn = mknode(s, 5, "new");
+    struct vnet_node_info nn = mknode(s, 5, "new");
     ck_assert_str_eq(ipstr(&nn.ips[0]), "10.1.0.2");
     ck_assert_uint_eq(nn.revision, 3);
     ck_assert_uint_gt(nn.id, 3);
@@ -1289,7 +1289,7 @@ START_TEST(t_migrate_v2)
 {
     const char *p = path_of("v2.db");
     char err[256];
-    struct vnet_node legacy_old;
+    struct vnet_node_info legacy_old;
     make_v1(p, &legacy_old); /* network 5 'legacy', node 3 'old' */
     raw_exec(p, schema_v2_step);
     /* what a v2 library could have written: a subscriber with a token, a node with a key, a
@@ -1334,7 +1334,7 @@ START_TEST(t_migrate_v2)
     ck_assert_int_eq(vnet_store_subscriber_by_token(s, h, &sub), 0);
     ck_assert_str_eq(sub.name, "acme");
     ck_assert(sub.has_token && !sub.admin);
-    struct vnet_node got;
+    struct vnet_node_info got;
     memset(k, 0, 32);
     k[31] = 0x0a;
     ck_assert_int_eq(vnet_store_node_by_pubkey(s, 5, k, &got), 0);
@@ -1603,7 +1603,7 @@ START_TEST(t_node_keys)
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
     struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
-    struct vnet_node a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
+    struct vnet_node_info a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
     uint64_t rev = revision_of(s, blue.id);
     struct changes cs;
 
@@ -1632,7 +1632,7 @@ START_TEST(t_node_keys)
     ck_assert_uint_eq(revision_of(s, blue.id), rev + 1);
     /* another network may hold the same key */
     sp.pubkey = k1;
-    struct vnet_node c;
+    struct vnet_node_info c;
     ck_assert_int_eq(vnet_store_node_add(s, red.id, &sp, &c, err, sizeof(err)), 0);
     ck_assert_int_eq(vnet_store_node_by_pubkey(s, red.id, k1, &got), 0);
     ck_assert_uint_eq(got.id, c.id);
@@ -1692,7 +1692,7 @@ START_TEST(t_join)
     fill32(k3, 0x63);
     struct vnet_store *s = open_fault("join");
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
-    struct vnet_node a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
+    struct vnet_node_info a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
     uint64_t rev = revision_of(s, blue.id), lc = last_change(s);
     struct changes cs;
 
@@ -1738,13 +1738,13 @@ START_TEST(t_join)
     ck_assert_uint_eq(got.id, b.id);
 
     /* no expiry */
-    struct vnet_node c = mknode(s, blue.id, "c");
+    struct vnet_node_info c = mknode(s, blue.id, "c");
     ck_assert_int_eq(vnet_store_node_set_join_token(s, c.id, t3, 0), 0);
     ck_assert_int_eq(vnet_store_node_join(s, t3, k3, UINT64_MAX, &got, err, sizeof(err)), 0);
     ck_assert_uint_eq(got.id, c.id);
 
     /* cancelled: by NULL, by setting the key, by revocation */
-    struct vnet_node d = mknode(s, blue.id, "d");
+    struct vnet_node_info d = mknode(s, blue.id, "d");
     uint8_t t4[32], k4[32];
     fill32(t4, 0x74);
     fill32(k4, 0x64);
@@ -1938,7 +1938,7 @@ START_TEST(t_locked)
     dt = now() - t0;
     ck_assert_msg(dt >= 0.09 && dt < 3.0, "waited %.3f s", dt);
     struct vnet_endpoint e = ep("192.0.2.1:1");
-    struct vnet_node n;
+    struct vnet_node_info n;
     ck_assert_int_eq(vnet_store_node_get(s, blue.id, "node-0", &n), 0);
     ck_assert_int_eq(vnet_store_node_set_observed(s, n.id, &e, NULL), VNET_EBUSY);
     ck_assert_int_eq(vnet_store_network_get(s, 0, "blue", &blue), 0);
@@ -1981,7 +1981,7 @@ START_TEST(t_read_only)
     struct vnet_node_spec sp = node_spec("x");
     struct vnet_network_spec ns = net_spec("x", NULL, NULL);
     struct vnet_endpoint e = ep("192.0.2.1:1");
-    struct vnet_node n;
+    struct vnet_node_info n;
     ck_assert_int_eq(vnet_store_node_get(s, blue.id, "node-0", &n), 0);
     REFUSED(VNET_EPERM, "read-only", vnet_store_node_add(s, blue.id, &sp, NULL, err, 256));
     REFUSED(VNET_EPERM, "read-only", vnet_store_network_create(s, &ns, NULL, err, 256));
@@ -2013,7 +2013,7 @@ END_TEST
 
 START_TEST(t_codec)
 {
-    struct vnet_node n, m;
+    struct vnet_node_info n, m;
     memset(&n, 0, sizeof(n));
     n.id = 0x0102030405060708ull;
     n.network_id = 77;
@@ -2064,7 +2064,7 @@ START_TEST(t_perf)
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network net = mknet(s, "big", "10.0.0.0/16", "fd00::/64");
     const int N = 10000;
-    struct vnet_node n;
+    struct vnet_node_info n;
     double t0 = now();
     for (int i = 0; i < N; i++) {
         char name[24];

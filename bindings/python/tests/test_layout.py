@@ -14,7 +14,7 @@ STRUCTS = {
     "vnet_prefix": _lib.Prefix,
     "vnet_endpoint": _lib.Endpoint,
     "vnet_network": _lib.Network,
-    "vnet_node": _lib.Node,
+    "vnet_node_info": _lib.Node,
     "vnet_subscriber": _lib.Subscriber,
     "vnet_node_status": _lib.NodeStatus,
     "vnet_client_opts": _lib.ClientOpts,

@@ -66,7 +66,7 @@ class NodeState(enum.IntEnum):
 
 @dataclass
 class Node:
-    """A node of a network (``struct vnet_node``)."""
+    """A node of a network (``struct vnet_node_info``)."""
 
     name: str
     id: int

@@ -130,21 +130,21 @@ struct vnet_store_ops {
     /* ---- nodes (unique per network: name, MAC, IPv4, IPv6; join token hash in the store) ---- */
 
     /* The node with id @id / of network @network_id with name @name, MAC @mac or address
-     * @ip (in ips[0] when IPv4, ips[1] when IPv6): every field of struct vnet_node. */
-    int (*node_get)(void *state, uint64_t id, struct vnet_node *out, char *err, size_t errlen);
-    int (*node_by_name)(void *state, uint64_t network_id, const char *name, struct vnet_node *out,
-                        char *err, size_t errlen);
+     * @ip (in ips[0] when IPv4, ips[1] when IPv6): every field of struct vnet_node_info. */
+    int (*node_get)(void *state, uint64_t id, struct vnet_node_info *out, char *err, size_t errlen);
+    int (*node_by_name)(void *state, uint64_t network_id, const char *name,
+                        struct vnet_node_info *out, char *err, size_t errlen);
     int (*node_by_mac)(void *state, uint64_t network_id, const struct vnet_mac *mac,
-                       struct vnet_node *out, char *err, size_t errlen);
+                       struct vnet_node_info *out, char *err, size_t errlen);
     int (*node_by_ip)(void *state, uint64_t network_id, const struct vnet_ip *ip,
-                      struct vnet_node *out, char *err, size_t errlen);
+                      struct vnet_node_info *out, char *err, size_t errlen);
     /* The node of @network_id with public key @pub and the lowest id above @after_id (keys are
      * not unique in files from before schema v3: the dispatcher asks for the next one). */
     int (*node_by_pubkey)(void *state, uint64_t network_id, const uint8_t *pub, uint64_t after_id,
-                          struct vnet_node *out, char *err, size_t errlen);
+                          struct vnet_node_info *out, char *err, size_t errlen);
     /* The node whose join token hash is @hash, with the token's expiry (Unix seconds, 0: none)
      * in *expires. */
-    int (*node_by_join_token)(void *state, const uint8_t *hash, struct vnet_node *out,
+    int (*node_by_join_token)(void *state, const uint8_t *hash, struct vnet_node_info *out,
                               uint64_t *expires, char *err, size_t errlen);
     /* Walk the nodes of @network_id ordered by name (none for an unknown network). */
     int (*node_list)(void *state, uint64_t network_id, vnet_store_node_fn fn, void *arg, char *err,
@@ -158,10 +158,10 @@ struct vnet_store_ops {
                         const struct vnet_ip *last, struct vnet_ip *out, char *err, size_t errlen);
     /* Insert @n (every field but id, which it sets to a new id, never one used before), with
      * no join token. */
-    int (*node_insert)(void *state, struct vnet_node *n, char *err, size_t errlen);
+    int (*node_insert)(void *state, struct vnet_node_info *n, char *err, size_t errlen);
     /* Write the mutable fields of node @n->id: pubkey/has_pubkey, phys, observed, state and
      * revision (name, network, MAC and addresses never change). VNET_ENOENT: no such row. */
-    int (*node_update)(void *state, const struct vnet_node *n, char *err, size_t errlen);
+    int (*node_update)(void *state, const struct vnet_node_info *n, char *err, size_t errlen);
     /* Set node @id's join token hash (@hash may be NULL: none; then @expires is 0) and its
      * expiry. VNET_ENOENT: no such row. */
     int (*node_set_join_token)(void *state, uint64_t id, const uint8_t *hash, uint64_t expires,
@@ -226,13 +226,13 @@ VNET_API bool vnet_store_ip_inc(struct vnet_ip *ip);
 
 /* Node records, the payload the dispatcher stores in NODE_PUT and NODE_DEL change records
  * (engines store it as opaque bytes): a compact, versioned, byte-order independent encoding
- * of every field of struct vnet_node (layout in docs/store.md). encode returns the length
+ * of every field of struct vnet_node_info (layout in docs/store.md). encode returns the length
  * written, or VNET_ENOSPC when @len is too small (VNET_STORE_NODE_ENC_MAX always does), or
  * VNET_EINVAL for a node that cannot be stored (bad name, family or state); decode returns 0
  * or VNET_ECORRUPT for anything but one well-formed record of exactly @len bytes. */
 #define VNET_STORE_NODE_ENC_MAX 256
-VNET_API int vnet_store_node_encode(const struct vnet_node *n, uint8_t *buf, size_t len);
-VNET_API int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node *out);
+VNET_API int vnet_store_node_encode(const struct vnet_node_info *n, uint8_t *buf, size_t len);
+VNET_API int vnet_store_node_decode(const uint8_t *buf, size_t len, struct vnet_node_info *out);
 
 #ifdef __cplusplus
 }
