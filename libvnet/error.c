@@ -7,7 +7,11 @@
  */
 #include "vnet/error.h"
 
+#include "err_int.h"
+
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
@@ -87,4 +91,18 @@ const char *vnet_err_name(int code)
     }
 #endif
     return "VNET_E?";
+}
+
+void vnet__verrf(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (err && errlen)
+        vsnprintf(err, errlen, fmt, ap);
+}
+
+void vnet__errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vnet__verrf(err, errlen, fmt, ap);
+    va_end(ap);
 }

@@ -14,16 +14,6 @@
 
 #include "err_int.h"
 
-void vnet__errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The mode check: any bit for group or others refuses the file. */
 static int check_mode(const char *path, const char *what, const struct stat *st, char *err,
                       size_t errlen)

@@ -6,6 +6,7 @@
  * change records and their retention, token expiry (include/vnet/sys/store.h says what an
  * engine does). */
 #include "vnet/sys/store.h"
+#include "err_int.h"
 #include "vec_int.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -102,11 +103,9 @@ const struct vnet_store_ops *vnet_store_engine(const char *scheme)
 
 void vnet_store_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || !errlen)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    vnet__verrf(err, errlen, fmt, ap);
     va_end(ap);
 }
 
