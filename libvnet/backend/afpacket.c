@@ -357,37 +357,24 @@ static void raw_close(void *state)
 
 static int raw_open(const char *arg, const struct vnet_port_cfg *cfg, void **state)
 {
-    char ifname[IFNAMSIZ];
-    bool underlay;
-    struct vnet_endpoint local;
-    memset(&local, 0, sizeof(local));
-    if (vnet__iface_spec_parse(arg, ifname, &underlay, &local) != 0) {
-        vnet_log(VNET_LOG_ERROR, MOD,
-                 "bad spec \"raw:%.64s\" (IFNAME, or IFNAME,local=IP[:PORT] / "
-                 "IFNAME,local=[IPv6][:PORT])",
-                 arg);
-        return VNET_EINVAL;
-    }
-    unsigned nq = cfg->queues ? cfg->queues : 1;
-    if (nq > RAW_MAX_QUEUES)
-        return VNET_EINVAL;
-    int ifindex = vnet_netdev_ifindex(ifname);
-    if (ifindex < 0) {
-        vnet_log(VNET_LOG_ERROR, MOD, "%s: %s", ifname, vnet_strerror(ifindex));
-        return ifindex;
-    }
+    struct iface_spec sp;
+    int rc = vnet__iface_spec_open(MOD, arg, cfg->queues, RAW_MAX_QUEUES, &sp);
+    if (rc != 0)
+        return rc;
+    const char *ifname = sp.ifname;
+    const bool underlay = sp.underlay;
+    const unsigned nq = sp.nq;
     struct raw *r = calloc(1, sizeof(*r) + nq * sizeof(r->q[0]));
     if (!r)
         return VNET_ENOMEM;
-    int rc;
     r->nq = nq;
     r->guard = r->kick = -1;
     for (unsigned i = 0; i < nq; i++)
         r->q[i].fd = -1;
-    memcpy(r->ifname, ifname, sizeof(ifname));
-    r->ifindex = ifindex;
+    memcpy(r->ifname, sp.ifname, sizeof(sp.ifname));
+    r->ifindex = sp.ifindex;
     r->underlay = underlay;
-    r->local = local;
+    r->local = sp.local;
     r->offload = cfg->offload;
     r->vhdr = underlay || cfg->offload;
     if ((rc = vnet_netdev_get_mac(ifname, &r->mac)) != 0 ||

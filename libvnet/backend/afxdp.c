@@ -431,36 +431,23 @@ static void xdp_close(void *state)
 
 static int xdp_open(const char *arg, const struct vnet_port_cfg *cfg, void **state)
 {
-    char ifname[IFNAMSIZ];
-    bool underlay;
-    struct vnet_endpoint local;
-    memset(&local, 0, sizeof(local));
-    if (vnet__iface_spec_parse(arg, ifname, &underlay, &local) != 0) {
-        vnet_log(VNET_LOG_ERROR, MOD,
-                 "bad spec \"xdp:%.64s\" (IFNAME, or IFNAME,local=IP[:PORT] / "
-                 "IFNAME,local=[IPv6][:PORT])",
-                 arg);
-        return VNET_EINVAL;
-    }
-    unsigned nq = cfg->queues ? cfg->queues : 1;
-    if (nq > XDP_MAX_QUEUES)
-        return VNET_EINVAL;
-    int ifindex = vnet_netdev_ifindex(ifname);
-    if (ifindex < 0) {
-        vnet_log(VNET_LOG_ERROR, MOD, "%s: %s", ifname, vnet_strerror(ifindex));
-        return ifindex;
-    }
+    struct iface_spec sp;
+    int rc = vnet__iface_spec_open(MOD, arg, cfg->queues, XDP_MAX_QUEUES, &sp);
+    if (rc != 0)
+        return rc;
+    const char *ifname = sp.ifname;
+    const bool underlay = sp.underlay;
+    const unsigned nq = sp.nq;
     struct xport *x = calloc(1, sizeof(*x));
     if (!x)
         return VNET_ENOMEM;
-    int rc;
     x->nq = nq;
     x->guard = x->kick = x->promisc = -1;
     x->prog_fd = x->xsks_fd = x->cfg_fd = x->link_fd = -1;
-    memcpy(x->ifname, ifname, sizeof(ifname));
-    x->ifindex = ifindex;
+    memcpy(x->ifname, sp.ifname, sizeof(sp.ifname));
+    x->ifindex = sp.ifindex;
     x->underlay = underlay;
-    x->local = local;
+    x->local = sp.local;
     x->q = calloc(nq, sizeof(x->q[0]));
     if (!x->q) {
         rc = VNET_ENOMEM;

@@ -256,3 +256,25 @@ bool vnet__outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint
     v->plen = ulen - 8;
     return true;
 }
+
+int vnet__iface_spec_open(const char *module, const char *arg, unsigned queues, unsigned max_queues,
+                          struct iface_spec *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (vnet__iface_spec_parse(arg, out->ifname, &out->underlay, &out->local) != 0) {
+        vnet_log(VNET_LOG_ERROR, module,
+                 "bad spec \"%s:%.64s\" (IFNAME, or IFNAME,local=IP[:PORT] / "
+                 "IFNAME,local=[IPv6][:PORT])",
+                 module, arg);
+        return VNET_EINVAL;
+    }
+    out->nq = queues ? queues : 1;
+    if (out->nq > max_queues)
+        return VNET_EINVAL;
+    out->ifindex = vnet_netdev_ifindex(out->ifname);
+    if (out->ifindex < 0) {
+        vnet_log(VNET_LOG_ERROR, module, "%s: %s", out->ifname, vnet_strerror(out->ifindex));
+        return out->ifindex;
+    }
+    return 0;
+}

@@ -69,4 +69,20 @@ bool vnet__outer_parse(const struct vnet_endpoint *local, const uint8_t *f, uint
 int vnet__iface_spec_parse(const char *arg, char ifname[IFNAMSIZ], bool *underlay,
                            struct vnet_endpoint *local);
 
+/* What the open of a raw or xdp port starts from: its spec parsed, its queue count and the
+ * interface's index. */
+struct iface_spec {
+    char ifname[IFNAMSIZ];
+    bool underlay;
+    struct vnet_endpoint local;
+    unsigned nq; /* queues: cfg->queues, 0 read as 1 */
+    int ifindex;
+};
+
+/* Parse the spec @arg of a @module ("raw", "xdp") port, check @queues (0: 1) against
+ * @max_queues and find the interface: 0 with @out filled, VNET_EINVAL (bad spec, logged; too
+ * many queues) or the interface lookup's error (logged: VNET_ENOENT for no such interface). */
+int vnet__iface_spec_open(const char *module, const char *arg, unsigned queues, unsigned max_queues,
+                          struct iface_spec *out);
+
 #endif
