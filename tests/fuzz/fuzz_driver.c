@@ -1,8 +1,10 @@
 /* A stand-in for libFuzzer's main() so the fuzz targets also build with gcc and run in the
  * ordinary test suite: `TARGET FILE...` replays inputs (a crash corpus, say), and
  * `TARGET --random N [--seed S]` feeds N pseudo-random inputs, half of them mutations of
- * earlier ones, so they reach past the first length checks. Real coverage-guided fuzzing is
- * `meson setup -Dfuzz=true` with clang (see docs/testing.md). */
+ * earlier ones, so they reach past the first length checks, and `TARGET --write-seeds DIR N`
+ * writes the target's first N seeds (vnet_fuzz_seed()) as files DIR/seed-I: the starting
+ * corpus of a libFuzzer run. Real coverage-guided fuzzing is `meson setup -Dfuzz=true` with
+ * clang (see docs/testing.md). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +24,29 @@ static uint64_t rnd(void)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ull;
+}
+
+/* Write seeds 0..n-1 as DIR/seed-I (a seed the target does not make is skipped). */
+static int write_seeds(const char *dir, long n)
+{
+    if (!vnet_fuzz_seed) {
+        fprintf(stderr, "this target makes no seeds\n");
+        return 1;
+    }
+    static uint8_t buf[1 << 16];
+    for (long i = 0; i < n; i++) {
+        size_t len = vnet_fuzz_seed((unsigned)i, buf, sizeof(buf));
+        if (len == 0)
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/seed-%ld", dir, i);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+            perror(path);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int replay(const char *path)
@@ -51,6 +76,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--random") == 0 && i + 1 < argc)
             count = strtol(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--write-seeds") == 0 && i + 2 < argc)
+            return write_seeds(argv[i + 1], strtol(argv[i + 2], NULL, 10));
         else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 0) | 1;
         else
@@ -58,7 +85,8 @@ int main(int argc, char **argv)
     }
     if (count < 0) {
         if (argc < 2)
-            fprintf(stderr, "usage: %s FILE... | --random N [--seed S]\n", argv[0]);
+            fprintf(stderr, "usage: %s FILE... | --random N [--seed S] | --write-seeds DIR N\n",
+                    argv[0]);
         return rc;
     }
     rng_state = seed;
