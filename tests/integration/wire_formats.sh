@@ -179,7 +179,7 @@ def mac(b):
 
 src, dst, sport, dport, _ = plain[0]
 txt = []
-txt.append("Plain VXLAN (`--mode plain`), n1 -> n2: ping -s 56, UDP %s:%d -> %s:%d, UDP payload %d bytes"
+txt.append("Plain VXLAN (a plain network; here two static nodes), n1 -> n2: ping -s 56, UDP %s:%d -> %s:%d, UDP payload %d bytes"
            % (src, sport, dst, dport, len(p)))
 txt.append("```")
 txt.append(hexdump(p))
