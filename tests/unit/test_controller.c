@@ -486,17 +486,23 @@ static void expect_error_close(struct peer *p, int code, const char *text_has)
     ck_assert_msg(rc == R_EOF, "the controller did not close the connection");
 }
 
-static void hello(struct peer *p, const char *net, const char *node, uint64_t rev, uint32_t version)
+static void hello_as(struct peer *p, enum vnet_role role, const char *net, const char *node,
+                     uint64_t rev, uint32_t version)
 {
     struct vnet_msg m;
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_HELLO;
     m.u.hello.version = version;
-    m.u.hello.role = VNET_ROLE_NODE;
+    m.u.hello.role = role;
     snprintf(m.u.hello.network, sizeof(m.u.hello.network), "%s", net);
     snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", node);
     m.u.hello.revision = rev;
     peer_send(p, &m);
+}
+
+static void hello(struct peer *p, const char *net, const char *node, uint64_t rev, uint32_t version)
+{
+    hello_as(p, VNET_ROLE_NODE, net, node, rev, version);
 }
 
 /* Connect as @node of @net holding @rev; the welcome must name them. */
@@ -1796,14 +1802,21 @@ END_TEST
 
 /* ---- #12: what faces the network before authentication, roles per listener ---- */
 
+/* Start the controller with @o, a network "blue" and its node "a"; the admin's client. */
+static struct vnet_client *blue_start(const struct ctl_opts *o)
+{
+    ctl_start(o);
+    struct vnet_client *cl = cl_open(ctl.api);
+    net_create(cl, "blue", 0, "10.0.0.0/24");
+    node_add(cl, "blue", "a");
+    return cl;
+}
+
 /* An unauthenticated connection may announce no frame over 64 KiB (a 16 MiB one was buffered
  * while its bytes trickled in); once let in, the usual limit applies. */
 START_TEST(t_preauth_frame_limit)
 {
-    ctl_start(&defaults);
-    struct vnet_client *cl = cl_open(ctl.api);
-    net_create(cl, "blue", 0, "10.0.0.0/24");
-    node_add(cl, "blue", "a");
+    struct vnet_client *cl = blue_start(&defaults);
     struct peer p;
     static const uint8_t big[] = {0x01, 0x00, 0x00, 0x00, 0x93}; /* 16 MiB announced */
     peer_open(&p, 0);
@@ -1843,10 +1856,7 @@ START_TEST(t_handshake_deadline)
 {
     struct ctl_opts o = defaults;
     o.handshake_timeout_ms = 600;
-    ctl_start(&o);
-    struct vnet_client *cl = cl_open(ctl.api);
-    net_create(cl, "blue", 0, "10.0.0.0/24");
-    node_add(cl, "blue", "a");
+    struct vnet_client *cl = blue_start(&o);
     struct peer node, slow;
     struct view v = {0};
     node_connect(&node, 0, "blue", "a", 0, NULL);
@@ -1901,10 +1911,7 @@ START_TEST(t_preauth_caps)
     struct ctl_opts o = defaults;
     o.preauth_max = 6;
     o.preauth_per_ip = 3;
-    ctl_start(&o);
-    struct vnet_client *cl = cl_open(ctl.api); /* let in: not counted */
-    net_create(cl, "blue", 0, "10.0.0.0/24");
-    node_add(cl, "blue", "a");
+    struct vnet_client *cl = blue_start(&o); /* a client let in: not counted */
     struct peer p[8];
     for (int i = 0; i < 3; i++)
         ck_assert_msg(peer_kept(&p[i], "127.0.0.1"), "connection %d from .1 refused", i);
@@ -1936,34 +1943,19 @@ START_TEST(t_preauth_caps)
 }
 END_TEST
 
-static void hello_role(struct peer *p, enum vnet_role role)
-{
-    struct vnet_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = VNET_MSG_HELLO;
-    m.u.hello.version = VNET_PROTO_VERSION;
-    m.u.hello.role = role;
-    snprintf(m.u.hello.network, sizeof(m.u.hello.network), "blue");
-    snprintf(m.u.hello.node, sizeof(m.u.hello.node), "a");
-    peer_send(p, &m);
-}
-
 /* The node port serves nodes only and the API port clients only. */
 START_TEST(t_roles)
 {
     struct ctl_opts o = defaults;
     o.unix_socket = true;
-    ctl_start(&o);
-    struct vnet_client *cl = cl_open(ctl.api);
-    net_create(cl, "blue", 0, "10.0.0.0/24");
-    node_add(cl, "blue", "a");
+    struct vnet_client *cl = blue_start(&o);
     struct peer p;
     peer_open(&p, 0);
-    hello_role(&p, VNET_ROLE_CLIENT);
+    hello_as(&p, VNET_ROLE_CLIENT, "blue", "a", 0, VNET_PROTO_VERSION);
     expect_error_close(&p, VNET_EACCES, "nodes only");
     peer_close(&p);
     peer_open_port(&p, ctl.api_port, 0);
-    hello_role(&p, VNET_ROLE_NODE);
+    hello_as(&p, VNET_ROLE_NODE, "blue", "a", 0, VNET_PROTO_VERSION);
     expect_error_close(&p, VNET_EACCES, "API clients only");
     peer_close(&p);
     /* vnetctl against the node port: refused, nothing created */
@@ -2001,10 +1993,7 @@ END_TEST
 /* A member reporting another node's endpoint is refused: the first owner keeps it. */
 START_TEST(t_endpoint_hijack)
 {
-    ctl_start(&defaults);
-    struct vnet_client *cl = cl_open(ctl.api);
-    net_create(cl, "blue", 0, "10.0.0.0/24");
-    node_add(cl, "blue", "a");
+    struct vnet_client *cl = blue_start(&defaults);
     node_add(cl, "blue", "b");
     struct peer a, b;
     struct view va = {0}, vb = {0};
