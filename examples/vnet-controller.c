@@ -2,12 +2,14 @@
  *
  *   vnet-controller --db PATH [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]
  *                   [--key FILE] [--admin-token-file PATH] [--keepalive MS] [--log-level LEVEL]
+ *                   [--handshake-timeout MS] [--preauth-frame-max BYTES] [--preauth-max N]
+ *                   [--preauth-per-ip N]
  *
- * Serves node daemons on --listen (default 0.0.0.0:7700) and subscriber requests on --api
- * (default 127.0.0.1:7701) and, with --socket, a Unix socket for local administration (mode
- * 0600). Runs in the foreground, logs to stderr, exits 0 on SIGINT/SIGTERM after closing every
- * session; 1 when it cannot start (database, address in use, admin token file); 2 on a usage
- * error.
+ * Serves node daemons (only) on --listen (default 0.0.0.0:7700) and subscriber requests (only)
+ * on --api (default 127.0.0.1:7701; without --key, loopback clients only) and, with --socket,
+ * a Unix socket for local administration (mode 0600). Runs in the foreground, logs to stderr, exits
+ * 0 on SIGINT/SIGTERM after closing every session; 1 when it cannot start (database, address in
+ * use, admin token file); 2 on a usage error.
  *
  * The admin's API token: when the admin has none yet, one is made at start and written to the
  * admin token file (mode 0600; default "<db path>.admin-token"), or taken from that file when
@@ -43,13 +45,14 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: %s --db PATH [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]\n"
             "          [--key FILE] [--admin-token-file PATH] [--keepalive MS]\n"
-            "          [--log-level error|warn|info|debug]\n"
+            "          [--log-level error|warn|info|debug] [--handshake-timeout MS]\n"
+            "          [--preauth-frame-max BYTES] [--preauth-max N] [--preauth-per-ip N]\n"
             "   or: %s --genkey FILE | --pubkey FILE\n"
             "\n"
             "  --db         the configuration database: a SQLite file (created if missing)\n"
-            "  --listen     where node daemons connect (default 0.0.0.0:7700)\n"
+            "  --listen     where node daemons connect (default 0.0.0.0:7700); serves nodes only\n"
             "  --api        where subscriber clients (vnetctl) connect (default 127.0.0.1:7701;\n"
-            "               'none' to disable)\n"
+            "               'none' to disable); without --key it serves loopback clients only\n"
             "  --socket     also a Unix socket for local administration (mode 0600)\n"
             "  --key        the controller's key file: nodes and API clients must authenticate\n"
             "               (with their key / an API token), and every session is encrypted\n"
@@ -59,8 +62,25 @@ static void usage(FILE *f)
             "  --genkey     write a new key file (mode 0600), print its public key, exit\n"
             "  --pubkey     print the public key of a key file, exit\n"
             "  --keepalive  keepalive interval in ms (default 5000); a node session silent for\n"
-            "               three intervals is closed (API clients may stay idle)\n",
+            "               three intervals is closed (API clients may stay idle)\n"
+            "  --handshake-timeout  ms from accept until a connection must have said hello\n"
+            "               (default 10000); bytes trickling in do not extend it\n"
+            "  --preauth-frame-max  the largest frame before authentication (default 65536)\n"
+            "  --preauth-max        unauthenticated connections open at once (default 256)\n"
+            "  --preauth-per-ip     the same, from one source address (default 16)\n",
             prog, prog);
+}
+
+/* A decimal number in [lo, hi]. */
+static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (!s[0] || *end || errno || s[0] == '-' || v < lo || v > hi)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
 }
 
 static int usage_error(const char *fmt, const char *arg)
@@ -205,7 +225,11 @@ int main(int argc, char **argv)
         O_KEY,
         O_GENKEY,
         O_PUBKEY,
-        O_ADMIN_TOKEN
+        O_ADMIN_TOKEN,
+        O_HS_TIMEOUT,
+        O_PA_FRAME,
+        O_PA_MAX,
+        O_PA_PER_IP
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -219,12 +243,17 @@ int main(int argc, char **argv)
         {"genkey", required_argument, NULL, O_GENKEY},
         {"pubkey", required_argument, NULL, O_PUBKEY},
         {"admin-token-file", required_argument, NULL, O_ADMIN_TOKEN},
+        {"handshake-timeout", required_argument, NULL, O_HS_TIMEOUT},
+        {"preauth-frame-max", required_argument, NULL, O_PA_FRAME},
+        {"preauth-max", required_argument, NULL, O_PA_MAX},
+        {"preauth-per-ip", required_argument, NULL, O_PA_PER_IP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *listen_addr = "0.0.0.0:7700", *api = "127.0.0.1:7701", *sock = NULL;
     const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL, *admin_token = NULL;
     unsigned long keepalive = 5000;
+    uint32_t hs_timeout = 0, pa_frame = 0, pa_max = 0, pa_per_ip = 0; /* 0: the library's */
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -267,6 +296,22 @@ int main(int argc, char **argv)
             if (!optarg[0])
                 return usage_error("%s", "--admin-token-file needs a path");
             admin_token = optarg;
+            break;
+        case O_HS_TIMEOUT:
+            if (parse_u32(optarg, 100, 3600000, &hs_timeout))
+                return usage_error("bad --handshake-timeout '%s': 100..3600000 ms", optarg);
+            break;
+        case O_PA_FRAME:
+            if (parse_u32(optarg, 1024, 16u << 20, &pa_frame))
+                return usage_error("bad --preauth-frame-max '%s': 1024..16777216 bytes", optarg);
+            break;
+        case O_PA_MAX:
+            if (parse_u32(optarg, 1, 1000000, &pa_max))
+                return usage_error("bad --preauth-max '%s': 1..1000000", optarg);
+            break;
+        case O_PA_PER_IP:
+            if (parse_u32(optarg, 1, 1000000, &pa_per_ip))
+                return usage_error("bad --preauth-per-ip '%s': 1..1000000", optarg);
             break;
         case O_VERSION:
             printf("vnet-controller %s\n", vnet_version());
@@ -349,6 +394,10 @@ int main(int argc, char **argv)
                                       .api_listen = api,
                                       .api_socket = sock,
                                       .keepalive_ms = (uint32_t)keepalive,
+                                      .handshake_timeout_ms = hs_timeout,
+                                      .preauth_frame_max = pa_frame,
+                                      .preauth_max = pa_max,
+                                      .preauth_per_ip = pa_per_ip,
                                       .key = key_file ? &key : NULL};
     rc = vnet_controller_create(&cfg, &x.c);
     if (rc) {
@@ -371,7 +420,9 @@ int main(int argc, char **argv)
                  "no --key: node sessions are neither authenticated nor encrypted");
         if (api)
             vnet_log(VNET_LOG_WARN, "controller",
-                     "no --key: the API on %s is open: whoever connects is the admin", api);
+                     "no --key: the API on %s is open to loopback clients: whoever connects "
+                     "from this host is the admin",
+                     api);
     }
     vnet_key_wipe(&key);
     uv_signal_init(&loop, &x.sig[0]);

@@ -37,6 +37,8 @@
 #include <unistd.h>
 
 enum sess_kind { S_NEW = 0, S_NODE, S_CLIENT };
+/* Which listener accepted a session: the role it may take. */
+enum lis_kind { L_NODE = 0, L_API, L_UNIX };
 
 /* TCP keepalive on every accepted connection: idle this long, the kernel probes the peer (a
  * client is never closed for silence, see handle_client_hello; this finds one that vanished). */
@@ -46,7 +48,10 @@ struct session {
     struct vnet__sess_uv t; /* the connection: framing, channel, keepalive timer */
     struct vnet_controller *c;
     struct session *prev, *next;
+    struct session *pa_prev, *pa_next; /* the unauthenticated sessions (while preauth) */
     enum sess_kind kind;
+    enum lis_kind lis;
+    bool preauth; /* accepted, its HELLO not yet let in: counts against the caps */
     bool need_snapshot;
     uint64_t network_id, node_id;
     uint64_t sent_rev, acked_rev;
@@ -78,7 +83,10 @@ struct vnet_controller {
     uv_timer_t poller;
     uint32_t keepalive_ms, poll_ms;
     size_t queue_max;
+    uint32_t preauth_frame_max, hs_timeout_ms, preauth_max, preauth_per_ip;
     struct session *sessions;
+    struct session *preauth; /* the unauthenticated ones, at most preauth_max (+ Unix socket) */
+    bool preauth_full_logged;
     uint64_t *dirty;
     size_t ndirty, capdirty;
     struct acked *acks;
@@ -183,6 +191,23 @@ static int send_msg(struct session *s, const struct vnet_msg *m)
 
 /* ---- sessions: lifecycle ---- */
 
+/* The session is let in (or closing): it no longer counts as unauthenticated, and may send
+ * frames up to the usual limit (a sealed session has its own). */
+static void preauth_leave(struct session *s)
+{
+    if (!s->preauth)
+        return;
+    s->preauth = false;
+    if (s->pa_prev)
+        s->pa_prev->pa_next = s->pa_next;
+    else
+        s->c->preauth = s->pa_next;
+    if (s->pa_next)
+        s->pa_next->pa_prev = s->pa_prev;
+    s->pa_prev = s->pa_next = NULL;
+    s->c->st.preauth_sessions--;
+}
+
 static void on_sess_closed(struct vnet__sess_uv *t)
 {
     struct session *s = t->data;
@@ -202,6 +227,7 @@ static void session_close(struct session *s)
 {
     if (s->t.closing)
         return;
+    preauth_leave(s);
     if (s->kind == S_NODE) {
         struct acked *a = find_ack(s->c, s->node_id, true);
         if (a && s->acked_rev > a->rev)
@@ -429,13 +455,11 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
         } else {
             vnet_token_hash(secret, sizeof(secret), hash);
             sodium_memzero(secret, sizeof(secret));
+            /* Another node's token is refused before anything is written: no key is
+             * registered and the token stays usable by its node. */
             struct vnet_node_info joined;
-            rc = vnet_store_node_join(c->store, hash, claimed, unix_ms() / 1000, &joined, err,
-                                      sizeof(err));
-            if (!rc && joined.id != node->id) {
-                rc = VNET_EACCES;
-                snprintf(err, sizeof(err), "the token belongs to another node");
-            }
+            rc = vnet_store_node_join_as(c->store, node->id, hash, claimed, unix_ms() / 1000,
+                                         &joined, err, sizeof(err));
             if (!rc) {
                 *node = joined;
                 note_own_commit(c, net->id); /* the others learn the new key */
@@ -533,6 +557,8 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
             session_fail(o, VNET_EBUSY, "replaced by a newer session of the same node");
     s->kind = S_NODE;
     c->st.node_sessions++;
+    preauth_leave(s);
+    vnet__sess_uv_set_max(&s->t, 0);
     s->network_id = m.u.welcome.network.id;
     s->node_id = m.u.welcome.node.id;
     s->since_unix_ms = unix_ms();
@@ -568,8 +594,11 @@ static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e
     struct vnet_node_info old;
     if (vnet_store_node_get_by_id(s->c->store, s->node_id, &old) == 0)
         before = old.revision;
-    if (vnet_store_node_set_observed(s->c->store, s->node_id, &ep, &n) == 0 && n.revision != before)
+    int rc = vnet_store_node_set_observed(s->c->store, s->node_id, &ep, &n);
+    if (rc == 0 && n.revision != before)
         note_own_commit(s->c, s->network_id);
+    else if (rc == VNET_EEXIST) /* another node's endpoint: it keeps it (the store logged it) */
+        s->c->st.endpoints_refused++;
 }
 
 /* ---- client sessions ---- */
@@ -659,6 +688,8 @@ static void handle_client_hello(struct session *s, const struct vnet_msg_hello *
     }
     s->kind = S_CLIENT;
     c->st.client_sessions++;
+    preauth_leave(s);
+    vnet__sess_uv_set_max(&s->t, 0);
     /* A client is a blocking program between requests (vnetctl, a script, the Python
      * binding's Client): it reads nothing while idle and answers no keepalive, so its silence
      * closes nothing and it is sent none. A client that is gone shows as a closed connection
@@ -746,6 +777,28 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
 
 /* ---- input ---- */
 
+static bool is_loopback(const struct vnet_ip *ip)
+{
+    static const uint8_t v6_lo[16] = {[15] = 1};
+    static const uint8_t v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (ip->family == VNET_AF_INET)
+        return ip->addr[0] == 127;
+    if (ip->family == VNET_AF_INET6)
+        return memcmp(ip->addr, v6_lo, 16) == 0 ||
+               (memcmp(ip->addr, v4_mapped, 12) == 0 && ip->addr[12] == 127);
+    return false;
+}
+
+/* A HELLO of a role this listener does not serve. */
+static void role_refuse(struct session *s, const char *text)
+{
+    char addr[VNET_IP_STRLEN] = "?";
+    vnet_ip_format(&s->peer_ip, addr, sizeof(addr));
+    vnet_log(VNET_LOG_WARN, "controller", "refused a session from %s: %s", addr, text);
+    s->c->st.sessions_closed_bad++;
+    session_fail(s, VNET_EACCES, text);
+}
+
 static void on_sess_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
 {
     struct session *s = t->data;
@@ -755,9 +808,20 @@ static void on_sess_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
         } else if (m->u.hello.version != VNET_PROTO_VERSION) {
             session_fail(s, VNET_EVERSION, "unsupported protocol version");
         } else if (m->u.hello.role == VNET_ROLE_NODE) {
-            handle_node_hello(s, &m->u.hello);
+            if (s->lis == L_NODE)
+                handle_node_hello(s, &m->u.hello);
+            else
+                role_refuse(s, "this address serves API clients only: nodes connect to the "
+                               "controller's --listen address");
         } else if (m->u.hello.role == VNET_ROLE_CLIENT) {
-            handle_client_hello(s, &m->u.hello);
+            if (s->lis == L_NODE)
+                role_refuse(s, "this address serves nodes only: the API is served where the "
+                               "controller's --api or --socket say");
+            else if (s->lis == L_API && !s->c->has_key && !is_loopback(&s->peer_ip))
+                role_refuse(s, "this controller has no key: its API serves loopback clients "
+                               "only");
+            else
+                handle_client_hello(s, &m->u.hello);
         } else {
             session_fail(s, VNET_EPROTO, "unknown role");
         }
@@ -790,6 +854,12 @@ static void on_sess_down(struct vnet__sess_uv *t, int code, const char *why)
         session_close(s);
         return;
     case VNET_ETIMEDOUT:
+        if (s->preauth) {
+            c->st.preauth_timed_out++;
+            vnet_log(VNET_LOG_DEBUG, "controller", "unauthenticated session: %s: closed", why);
+            session_close(s);
+            return;
+        }
         c->st.sessions_closed_dead++;
         vnet_log(VNET_LOG_INFO, "controller", "session %s: closed", why);
         session_close(s);
@@ -832,6 +902,35 @@ static const struct vnet__sess_uv_cbs sess_cbs = {
     .on_closed = on_sess_closed,
 };
 
+/* A TCP connection past the caps on unauthenticated ones: say so once per episode (a flood
+ * would otherwise log a line per connection; the count is in the stats). */
+static bool preauth_over_cap(struct vnet_controller *c, const struct session *s)
+{
+    uint32_t total = 0, same = 0;
+    for (const struct session *o = c->preauth; o; o = o->pa_next) {
+        if (o->local || o == s)
+            continue;
+        total++;
+        if (vnet_ip_eq(&o->peer_ip, &s->peer_ip))
+            same++;
+    }
+    if (total < c->preauth_max && same < c->preauth_per_ip) {
+        if (total < c->preauth_max / 2)
+            c->preauth_full_logged = false;
+        return false;
+    }
+    c->st.preauth_refused++;
+    if (!c->preauth_full_logged) {
+        char addr[VNET_IP_STRLEN] = "?";
+        vnet_ip_format(&s->peer_ip, addr, sizeof(addr));
+        vnet_log(VNET_LOG_WARN, "controller",
+                 "refusing connections: %u unauthenticated open (cap %u), %u from %s (cap %u)",
+                 total, c->preauth_max, same, addr, c->preauth_per_ip);
+        c->preauth_full_logged = true;
+    }
+    return true;
+}
+
 static void on_connection(uv_stream_t *lis, int status)
 {
     struct vnet_controller *c = lis->data;
@@ -842,8 +941,9 @@ static void on_connection(uv_stream_t *lis, int status)
         return;
     s->c = c;
     s->local = lis->type == UV_NAMED_PIPE;
-    if (vnet__sess_uv_init(&s->t, c->loop, s->local, 0, c->rxbuf, sizeof(c->rxbuf), &sess_cbs, s) !=
-        0) {
+    s->lis = s->local ? L_UNIX : lis == (uv_stream_t *)&c->node_lis.tcp ? L_NODE : L_API;
+    if (vnet__sess_uv_init(&s->t, c->loop, s->local, c->preauth_frame_max, c->rxbuf,
+                           sizeof(c->rxbuf), &sess_cbs, s) != 0) {
         free(s);
         return;
     }
@@ -851,6 +951,12 @@ static void on_connection(uv_stream_t *lis, int status)
     if (c->sessions)
         c->sessions->prev = s;
     c->sessions = s;
+    s->preauth = true;
+    s->pa_next = c->preauth;
+    if (c->preauth)
+        c->preauth->pa_prev = s;
+    c->preauth = s;
+    c->st.preauth_sessions++;
     if (uv_accept(lis, &s->t.h.stream) != 0) {
         session_close(s);
         return;
@@ -864,13 +970,17 @@ static void on_connection(uv_stream_t *lis, int status)
         if (uv_tcp_getpeername(&s->t.h.tcp, (struct sockaddr *)&ss, &len) == 0 &&
             vnet_endpoint_from_sockaddr((struct sockaddr *)&ss, &ep) == 0)
             s->peer_ip = ep.ip;
+        if (preauth_over_cap(c, s)) {
+            session_close(s);
+            return;
+        }
     }
     if (vnet__sess_uv_start(&s->t) != 0) {
         session_close(s);
         return;
     }
-    /* Until its hello, a new session is only watched: silent too long, it is closed. */
-    vnet__sess_uv_keepalive(&s->t, c->keepalive_ms, false);
+    /* Until its hello is let in, a new session has a deadline that nothing extends. */
+    vnet__sess_uv_deadline(&s->t, c->hs_timeout_ms);
 }
 
 /* ---- setup ---- */
@@ -963,6 +1073,10 @@ int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_co
     c->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : 5000;
     c->poll_ms = cfg->poll_store_ms ? cfg->poll_store_ms : 500;
     c->queue_max = cfg->session_queue_max ? cfg->session_queue_max : (4u << 20);
+    c->preauth_frame_max = cfg->preauth_frame_max ? cfg->preauth_frame_max : (64u << 10);
+    c->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 10000;
+    c->preauth_max = cfg->preauth_max ? cfg->preauth_max : 256;
+    c->preauth_per_ip = cfg->preauth_per_ip ? cfg->preauth_per_ip : 16;
     if (cfg->key) {
         c->key = *cfg->key;
         c->has_key = true;

@@ -375,6 +375,25 @@ void vnet__sess_uv_keepalive(struct vnet__sess_uv *t, uint32_t interval_ms, bool
         uv_timer_start(&t->ka, on_uv_keepalive, interval_ms, interval_ms);
 }
 
+static void on_uv_deadline(uv_timer_t *timer)
+{
+    report_down(timer->data, VNET_ETIMEDOUT, "no handshake before the deadline");
+}
+
+void vnet__sess_uv_deadline(struct vnet__sess_uv *t, uint32_t ms)
+{
+    t->ka_ms = 0;
+    t->ka_send = false;
+    if (!t->closing)
+        uv_timer_start(&t->ka, on_uv_deadline, ms, 0);
+}
+
+void vnet__sess_uv_set_max(struct vnet__sess_uv *t, uint32_t max)
+{
+    if (!t->codec.secure)
+        t->codec.rd.max = max ? max : VNET_FRAME_MAX;
+}
+
 static void on_uv_written(uv_write_t *req, int status)
 {
     struct uv_wreq *w = (struct uv_wreq *)req;

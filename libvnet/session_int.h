@@ -155,6 +155,12 @@ int vnet__sess_uv_start(struct vnet__sess_uv *t);
  * through on_down(VNET_ETIMEDOUT); with @send, a KEEPALIVE goes out when nothing is queued.
  * @interval_ms 0 stops the timer. */
 void vnet__sess_uv_keepalive(struct vnet__sess_uv *t, uint32_t interval_ms, bool send);
+/* Before authentication: report on_down(VNET_ETIMEDOUT) @ms after now whatever arrives
+ * meanwhile (bytes trickling in do not extend it). Uses the keepalive timer: a later
+ * vnet__sess_uv_keepalive() replaces the deadline. */
+void vnet__sess_uv_deadline(struct vnet__sess_uv *t, uint32_t ms);
+/* Change the frame size limit of the codec (0: VNET_FRAME_MAX); a sealed codec keeps its own. */
+void vnet__sess_uv_set_max(struct vnet__sess_uv *t, uint32_t max);
 /* Queue one message (sealed when secure). Returns 0, VNET_ESTATE (closing), VNET_ENOMEM,
  * an encoding error, or a libuv code (the connection is then reported down). */
 int vnet__sess_uv_send(struct vnet__sess_uv *t, const struct vnet_msg *m);

@@ -1407,6 +1407,25 @@ int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, const char *
     return rc;
 }
 
+/* An endpoint report's uniqueness check: another node of the network already has it. */
+struct ep_owner {
+    uint64_t self;
+    const struct vnet_endpoint *ep;
+    struct vnet_node_info owner;
+    bool found;
+};
+
+static int find_ep_owner(const struct vnet_node_info *x, void *arg)
+{
+    struct ep_owner *o = arg;
+    if (!o->found && x->id != o->self &&
+        (vnet_endpoint_eq(&x->observed, o->ep) || vnet_endpoint_eq(&x->phys, o->ep))) {
+        o->owner = *x;
+        o->found = true;
+    }
+    return 0;
+}
+
 static int node_set_observed_tx(struct vnet_store *s, uint64_t node_id,
                                 const struct vnet_endpoint *observed, struct vnet_node_info *out,
                                 char *err, size_t errlen)
@@ -1416,6 +1435,19 @@ static int node_set_observed_tx(struct vnet_store *s, uint64_t node_id,
     int rc = s->ops->node_get(s->state, node_id, &n, err, errlen);
     if (!rc)
         rc = network_by_id(s, n.network_id, &net, err, errlen);
+    if (!rc && !vnet_endpoint_eq(&n.observed, observed)) {
+        /* The first node with an endpoint keeps it: peers would send one node's traffic to the
+         * other (a member reporting another's endpoint hijacks it). */
+        struct ep_owner o = {.self = node_id, .ep = observed};
+        rc = s->ops->node_list(s->state, n.network_id, find_ep_owner, &o, err, errlen);
+        if (!rc && o.found) {
+            char epstr[VNET_IP_STRLEN + 8];
+            vnet_endpoint_format(observed, epstr, sizeof(epstr));
+            vnet_store_seterr(err, errlen, "node '%s': endpoint %s is node '%s''s", n.name, epstr,
+                              o.owner.name);
+            rc = VNET_EEXIST;
+        }
+    }
     if (!rc && !(vnet_endpoint_eq(&n.observed, observed) && n.state == VNET_NODE_ACTIVE)) {
         n.observed = *observed;
         n.state = VNET_NODE_ACTIVE;
@@ -1441,6 +1473,8 @@ int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
     if (!rc)
         rc = tx_end(s, node_set_observed_tx(s, node_id, &ep, out ? out : &tmp, err, sizeof(err)),
                     err, sizeof(err));
+    if (rc == VNET_EEXIST)
+        vnet_log(VNET_LOG_WARN, "store", "%s: refused", err);
     return quiet(rc, err);
 }
 
@@ -1569,8 +1603,9 @@ int vnet_store_node_set_join_token(struct vnet_store *s, uint64_t node_id,
     return quiet(rc, err);
 }
 
-static int node_join_tx(struct vnet_store *s, const uint8_t *hash, const uint8_t *pub, uint64_t now,
-                        struct vnet_node_info *out, char *err, size_t errlen)
+static int node_join_tx(struct vnet_store *s, uint64_t node_id, const uint8_t *hash,
+                        const uint8_t *pub, uint64_t now, struct vnet_node_info *out, char *err,
+                        size_t errlen)
 {
     struct vnet_node_info n;
     uint64_t expires = 0;
@@ -1579,6 +1614,10 @@ static int node_join_tx(struct vnet_store *s, const uint8_t *hash, const uint8_t
         vnet_store_seterr(err, errlen, "unknown or already used join token");
     if (rc)
         return rc;
+    if (node_id && n.id != node_id) { /* checked before anything is written */
+        vnet_store_seterr(err, errlen, "the token belongs to another node");
+        return VNET_EACCES;
+    }
     if (expires && now >= expires) {
         vnet_store_seterr(err, errlen, "the join token of node '%s' expired", n.name);
         return VNET_ETIMEDOUT;
@@ -1593,6 +1632,14 @@ int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOK
                          const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
                          struct vnet_node_info *out, char *err, size_t errlen)
 {
+    return vnet_store_node_join_as(s, 0, token_hash, pub, now_unix, out, err, errlen);
+}
+
+int vnet_store_node_join_as(struct vnet_store *s, uint64_t node_id,
+                            const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                            const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
+                            struct vnet_node_info *out, char *err, size_t errlen)
+{
     struct vnet_node_info tmp;
     ERRBUF_FIX(err, errlen);
     if (!s || !hash_ok(token_hash) || !key_ok(pub)) {
@@ -1604,8 +1651,9 @@ int vnet_store_node_join(struct vnet_store *s, const uint8_t token_hash[VNET_TOK
     }
     int rc = refuse_read_only(s, err, errlen);
     if (!rc && !(rc = tx_begin(s, true, err, errlen)))
-        rc = tx_end(s, node_join_tx(s, token_hash, pub, now_unix, out ? out : &tmp, err, errlen),
-                    err, errlen);
+        rc = tx_end(
+            s, node_join_tx(s, node_id, token_hash, pub, now_unix, out ? out : &tmp, err, errlen),
+            err, errlen);
     return rc;
 }
 

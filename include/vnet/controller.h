@@ -50,9 +50,24 @@ struct vnet_controller_cfg {
      * VNET_EACCES. Without it (NULL), node sessions are neither and every TCP API client is
      * the admin: for tests and closed labs. Clients on api_socket are always the admin. */
     const struct vnet_keypair *key;
+    /* Before authentication. A connection is unauthenticated from accept until its HELLO is
+     * handled (let in or refused); until then it may only send frames of preauth_frame_max
+     * bytes (0: 64 KiB; over it, it is closed at once), it is closed handshake_timeout_ms
+     * after accept whatever it sends meanwhile (0: 10,000; bytes trickling in do not extend
+     * it), and a TCP connection past preauth_max unauthenticated ones in total (0: 256) or
+     * preauth_per_ip from one source address (0: 16) is closed as soon as it is accepted.
+     * The Unix socket's clients count against neither cap. */
+    uint32_t preauth_frame_max;
+    uint32_t handshake_timeout_ms;
+    uint32_t preauth_max;
+    uint32_t preauth_per_ip;
 };
 
-/* Create the controller and start listening. Returns 0, VNET_EINVAL (bad address, missing
+/* Roles per listener: node_listen serves node sessions only, api_listen and api_socket
+ * subscriber clients only; a HELLO of the other role is refused. Without a key, a TCP API
+ * client is let in only from a loopback address (127.0.0.0/8, ::1): the API is open then.
+ *
+ * Create the controller and start listening. Returns 0, VNET_EINVAL (bad address, missing
  * loop/store), or a negative error from the socket layer (VNET_EADDRINUSE-like errnos as
  * negative errno values). The caller owns *out. */
 VNET_API int vnet_controller_create(const struct vnet_controller_cfg *cfg,
@@ -70,6 +85,10 @@ struct vnet_controller_stats {
     uint64_t node_sessions, client_sessions; /* open now */
     uint64_t deltas_sent, snapshots_sent, requests, errors;
     uint64_t sessions_closed_slow, sessions_closed_dead, sessions_closed_bad;
+    uint64_t preauth_sessions;  /* unauthenticated connections open now */
+    uint64_t preauth_refused;   /* closed at accept: over preauth_max / preauth_per_ip */
+    uint64_t preauth_timed_out; /* closed at the handshake deadline */
+    uint64_t endpoints_refused; /* endpoint reports naming another node's endpoint */
 };
 /* Counters, for monitoring and tests. Loop thread. */
 VNET_API void vnet_controller_get_stats(const struct vnet_controller *c,

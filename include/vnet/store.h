@@ -216,8 +216,10 @@ VNET_API int vnet_store_node_move(struct vnet_store *s, uint64_t network_id, con
                                   char *err, size_t errlen);
 
 /* Record the endpoint a node reported or the controller observed, and mark it active. A change
- * record only when the value (or the state) changed. 0, VNET_ENOENT, VNET_EINVAL (empty or
- * bad endpoint), VNET_EPERM or an engine error (logged). */
+ * record only when the value (or the state) changed. 0, VNET_ENOENT, VNET_EEXIST (another
+ * node of the network has this endpoint, observed or configured: the first one keeps it,
+ * nothing changes and a warning naming both is logged), VNET_EINVAL (empty or bad endpoint),
+ * VNET_EPERM or an engine error (logged). */
 VNET_API int vnet_store_node_set_observed(struct vnet_store *s, uint64_t node_id,
                                           const struct vnet_endpoint *observed,
                                           struct vnet_node_info *out);
@@ -267,6 +269,16 @@ VNET_API int vnet_store_node_join(struct vnet_store *s,
                                   const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
                                   const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
                                   struct vnet_node_info *out, char *err, size_t errlen);
+
+/* Enrol node @node_id only: as vnet_store_node_join(), but a token that belongs to another
+ * node is refused with VNET_EACCES before anything is written (no key registered, the token
+ * stays usable by its node). @node_id 0 accepts any node, as vnet_store_node_join() does.
+ * Ownership: nothing is kept. Returns what vnet_store_node_join() returns, or VNET_EACCES.
+ * Thread-safety: as every call on one store handle (one thread at a time). */
+VNET_API int vnet_store_node_join_as(struct vnet_store *s, uint64_t node_id,
+                                     const uint8_t token_hash[VNET_TOKEN_HASH_LEN],
+                                     const uint8_t pub[VNET_PUBKEY_LEN], uint64_t now_unix,
+                                     struct vnet_node_info *out, char *err, size_t errlen);
 
 /* The node of @network_id whose public key is @pub, to authenticate a node session by its
  * static key. 0, VNET_ENOENT (none: unknown or revoked key), VNET_EEXIST (two nodes share the

@@ -13,10 +13,12 @@
 #include "vnet/sys/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define APPLICATION_ID 1447970132 /* 'VNET' */
 
@@ -275,6 +277,40 @@ static int check_file(struct vnet__sqlite *s, bool read_only, int64_t *version, 
     return 0;
 }
 
+/* A new database file is created here, not by SQLite: mode 0600 (it holds token hashes, keys
+ * and the topology), and its directory 0700 when that does not exist either (one level).
+ * SQLite gives the -wal and -shm files the database file's mode. */
+static int create_private(const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0 || stat(path, &sb) == 0)
+        return 0;
+    const char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        char dir[4096];
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof(dir)) {
+            vnet_store_seterr(err, errlen, "cannot open store %s: path too long", path);
+            return VNET_EINVAL;
+        }
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+        if (stat(dir, &sb) != 0 && errno == ENOENT && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            vnet_store_seterr(err, errlen, "cannot create the store's directory %s: %s", dir,
+                              strerror(errno));
+            return errno == EACCES ? VNET_EACCES : VNET_EIO;
+        }
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno != EEXIST) { /* EEXIST: another process just created it */
+        vnet_store_seterr(err, errlen, "cannot create store %s: %s", path, strerror(errno));
+        return errno == ENOENT ? VNET_ENOENT : errno == EACCES ? VNET_EACCES : VNET_EIO;
+    }
+    if (fd >= 0)
+        close(fd); /* an empty file is a new, empty database */
+    return 0;
+}
+
 int vnet__sqlite_file_open(struct vnet__sqlite *s, const char *path,
                            const struct vnet_store_opts *o, char *err, size_t errlen)
 {
@@ -282,6 +318,11 @@ int vnet__sqlite_file_open(struct vnet__sqlite *s, const char *path,
     if (o->read_only && strcmp(path, ":memory:") != 0 && stat(path, &sb) != 0) {
         vnet_store_seterr(err, errlen, "cannot open store %s: %s", path, strerror(errno));
         return errno == ENOENT ? VNET_ENOENT : errno == EACCES ? VNET_EACCES : VNET_EIO;
+    }
+    if (!o->read_only) {
+        int rc = create_private(path, err, errlen);
+        if (rc)
+            return rc;
     }
     s->busy_ms = o->busy_timeout_ms;
     int flags = (o->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |

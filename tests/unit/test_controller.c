@@ -55,6 +55,7 @@ struct ctl_opts {
     uint32_t poll_store_ms; /* 0: never (the tests commit through the controller) */
     bool unix_socket;
     const struct vnet_keypair *key; /* the controller's key (NULL: none) */
+    uint32_t handshake_timeout_ms, preauth_max, preauth_per_ip; /* 0: the library's */
 };
 
 static struct ctl {
@@ -133,6 +134,9 @@ static void ctl_start(const struct ctl_opts *o)
     cfg.session_queue_max = o->queue_max;
     cfg.poll_store_ms = o->poll_store_ms ? o->poll_store_ms : UINT32_MAX;
     cfg.key = o->key;
+    cfg.handshake_timeout_ms = o->handshake_timeout_ms;
+    cfg.preauth_max = o->preauth_max;
+    cfg.preauth_per_ip = o->preauth_per_ip;
     rc = vnet_controller_create(&cfg, &ctl.c);
     ck_assert_msg(rc == 0, "controller create: %s", vnet_err_name(rc));
     /* The loop does not run yet: reading the ports here is on "the loop's thread". */
@@ -326,11 +330,17 @@ struct peer {
 
 enum { R_TIMEOUT = -1, R_EOF = 0, R_MSG = 1 };
 
-static void peer_open_port(struct peer *p, int port, int rcvbuf)
+/* Connect to @port on 127.0.0.1 from source address @src (NULL: any). */
+static void peer_open_src(struct peer *p, int port, int rcvbuf, const char *src)
 {
     memset(p, 0, sizeof(*p));
     p->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(p->fd, 0);
+    if (src) {
+        struct sockaddr_in me = {.sin_family = AF_INET};
+        ck_assert_int_eq(inet_pton(AF_INET, src, &me.sin_addr), 1);
+        ck_assert_int_eq(bind(p->fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    }
     if (rcvbuf) /* before connect, so the window is small from the start */
         ck_assert_int_eq(setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
     struct timeval tv = {WAIT_MS / 1000, 0}; /* bounds a blocking send */
@@ -343,6 +353,11 @@ static void peer_open_port(struct peer *p, int port, int rcvbuf)
     ck_assert_msg(connect(p->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s",
                   strerror(errno));
     vnet_frame_reader_init(&p->rd, 0);
+}
+
+static void peer_open_port(struct peer *p, int port, int rcvbuf)
+{
+    peer_open_src(p, port, rcvbuf, NULL);
 }
 
 static void peer_open(struct peer *p, int rcvbuf)
@@ -471,17 +486,23 @@ static void expect_error_close(struct peer *p, int code, const char *text_has)
     ck_assert_msg(rc == R_EOF, "the controller did not close the connection");
 }
 
-static void hello(struct peer *p, const char *net, const char *node, uint64_t rev, uint32_t version)
+static void hello_as(struct peer *p, enum vnet_role role, const char *net, const char *node,
+                     uint64_t rev, uint32_t version)
 {
     struct vnet_msg m;
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_HELLO;
     m.u.hello.version = version;
-    m.u.hello.role = VNET_ROLE_NODE;
+    m.u.hello.role = role;
     snprintf(m.u.hello.network, sizeof(m.u.hello.network), "%s", net);
     snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", node);
     m.u.hello.revision = rev;
     peer_send(p, &m);
+}
+
+static void hello(struct peer *p, const char *net, const char *node, uint64_t rev, uint32_t version)
+{
+    hello_as(p, VNET_ROLE_NODE, net, node, rev, version);
 }
 
 /* Connect as @node of @net holding @rev; the welcome must name them. */
@@ -593,7 +614,7 @@ static void long_name(char *buf, size_t len, int i)
              "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz");
 }
 
-static const struct ctl_opts defaults = {0, 0, 0, 0, false, NULL};
+static const struct ctl_opts defaults = {0, 0, 0, 0, false, NULL, 0, 0, 0};
 
 /* ---- 1. a node session: welcome, snapshot, deltas, acknowledgements ---- */
 
@@ -1779,6 +1800,236 @@ START_TEST(t_secure_tamper)
 }
 END_TEST
 
+/* ---- #12: what faces the network before authentication, roles per listener ---- */
+
+/* Start the controller with @o, a network "blue" and its node "a"; the admin's client. */
+static struct vnet_client *blue_start(const struct ctl_opts *o)
+{
+    ctl_start(o);
+    struct vnet_client *cl = cl_open(ctl.api);
+    net_create(cl, "blue", 0, "10.0.0.0/24");
+    node_add(cl, "blue", "a");
+    return cl;
+}
+
+/* An unauthenticated connection may announce no frame over 64 KiB (a 16 MiB one was buffered
+ * while its bytes trickled in); once let in, the usual limit applies. */
+START_TEST(t_preauth_frame_limit)
+{
+    struct vnet_client *cl = blue_start(&defaults);
+    struct peer p;
+    static const uint8_t big[] = {0x01, 0x00, 0x00, 0x00, 0x93}; /* 16 MiB announced */
+    peer_open(&p, 0);
+    peer_send_raw(&p, big, sizeof(big));
+    expect_error_close(&p, VNET_EMSGSIZE, NULL);
+    peer_close(&p);
+    static const uint8_t over[] = {0x00, 0x01, 0x00, 0x01, 0x93}; /* 64 KiB + 1 */
+    peer_open_port(&p, ctl.api_port, 0);
+    peer_send_raw(&p, over, sizeof(over));
+    expect_error_close(&p, VNET_EMSGSIZE, NULL);
+    peer_close(&p);
+    ck_assert_uint_eq(stats().preauth_sessions, 0);
+    /* A node let in may send a larger frame: this one is read whole, then found malformed. */
+    struct view v = {0};
+    node_connect(&p, 0, "blue", "a", 0, NULL);
+    pump_until(&p, &v, 2, WAIT_MS);
+    enum { BIG = 100000 };
+    uint8_t *frame = malloc(4 + BIG);
+    ck_assert_ptr_nonnull(frame);
+    frame[0] = 0;
+    frame[1] = (uint8_t)(BIG >> 16);
+    frame[2] = (uint8_t)(BIG >> 8);
+    frame[3] = (uint8_t)BIG;
+    memset(frame + 4, 0xc1, BIG);
+    peer_send_raw(&p, frame, 4 + BIG);
+    free(frame);
+    expect_error_close(&p, VNET_EPROTO, NULL);
+    peer_close(&p);
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
+
+/* A connection that trickles a frame in a byte at a time is closed at the handshake deadline:
+ * the bytes do not extend it. A node let in is not. */
+START_TEST(t_handshake_deadline)
+{
+    struct ctl_opts o = defaults;
+    o.handshake_timeout_ms = 600;
+    struct vnet_client *cl = blue_start(&o);
+    struct peer node, slow;
+    struct view v = {0};
+    node_connect(&node, 0, "blue", "a", 0, NULL);
+    pump_until(&node, &v, 2, WAIT_MS);
+    int64_t t0 = now_ms();
+    peer_open(&slow, 0);
+    static const uint8_t hdr[] = {0x00, 0x00, 0x00, 0xc8}; /* a 200-byte frame */
+    peer_send_raw(&slow, hdr, sizeof(hdr));
+    int64_t closed = 0;
+    while (now_ms() - t0 < 5000) {
+        uint8_t b = 0x93;
+        send(slow.fd, &b, 1, MSG_NOSIGNAL); /* one byte every 50 ms; fails once closed */
+        struct vnet_msg m;
+        int rc = peer_recv(&slow, &m, 50);
+        if (rc == R_MSG) { /* no error before the close: nothing was wrong but the time */
+            ck_abort_msg("unexpected %s", describe(&m));
+        } else if (rc == R_EOF) {
+            closed = now_ms() - t0;
+            break;
+        }
+    }
+    ck_assert_msg(closed > 0, "the trickling connection was still open after 5 s");
+    ck_assert_msg(closed >= 500 && closed < 2500, "closed after %lld ms, deadline 600",
+                  (long long)closed);
+    peer_close(&slow);
+    struct vnet_controller_stats st = stats();
+    ck_assert_uint_eq(st.preauth_timed_out, 1);
+    ck_assert_uint_eq(st.preauth_sessions, 0);
+    ck_assert_uint_eq(st.node_sessions, 1);
+    node_add(cl, "blue", "b"); /* the node let in long before is still served */
+    pump_until(&node, &v, 3, WAIT_MS);
+    peer_close(&node);
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
+
+/* Open @p from @src and check whether the controller kept it (true) or closed it at once. */
+static bool peer_kept(struct peer *p, const char *src)
+{
+    peer_open_src(p, ctl.node_port, 0, src);
+    struct vnet_msg m;
+    int rc = peer_recv(p, &m, 300);
+    ck_assert_msg(rc != R_MSG, "unexpected %s", describe(&m));
+    return rc == R_TIMEOUT;
+}
+
+/* Idle unauthenticated connections are capped in total and per source address; connections
+ * let in do not count, and closed ones free their place. */
+START_TEST(t_preauth_caps)
+{
+    struct ctl_opts o = defaults;
+    o.preauth_max = 6;
+    o.preauth_per_ip = 3;
+    struct vnet_client *cl = blue_start(&o); /* a client let in: not counted */
+    struct peer p[8];
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(peer_kept(&p[i], "127.0.0.1"), "connection %d from .1 refused", i);
+    ck_assert_msg(!peer_kept(&p[3], "127.0.0.1"), "a 4th from one address was kept");
+    for (int i = 4; i < 7; i++)
+        ck_assert_msg(peer_kept(&p[i], "127.0.0.2"), "connection %d from .2 refused", i);
+    ck_assert_msg(!peer_kept(&p[7], "127.0.0.3"), "a 7th in total was kept");
+    struct vnet_controller_stats st = stats();
+    ck_assert_uint_eq(st.preauth_refused, 2);
+    ck_assert_uint_eq(st.preauth_sessions, 6);
+    /* One closes: its place is free once the controller has seen it go. */
+    peer_close(&p[0]);
+    int64_t until = now_ms() + WAIT_MS;
+    while (stats().preauth_sessions != 5 && now_ms() < until)
+        poll(NULL, 0, 10);
+    ck_assert_uint_eq(stats().preauth_sessions, 5);
+    struct peer n;
+    node_connect(&n, 0, "blue", "a", 0, NULL); /* from .1: the 3rd there, the 6th in total */
+    ck_assert_uint_eq(stats().preauth_sessions, 5);
+    ck_assert_uint_eq(stats().node_sessions, 1);
+    peer_close(&n);
+    peer_close(&p[3]);
+    peer_close(&p[7]);
+    for (int i = 1; i < 7; i++)
+        if (i != 3)
+            peer_close(&p[i]);
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
+
+/* The node port serves nodes only and the API port clients only. */
+START_TEST(t_roles)
+{
+    struct ctl_opts o = defaults;
+    o.unix_socket = true;
+    struct vnet_client *cl = blue_start(&o);
+    struct peer p;
+    peer_open(&p, 0);
+    hello_as(&p, VNET_ROLE_CLIENT, "blue", "a", 0, VNET_PROTO_VERSION);
+    expect_error_close(&p, VNET_EACCES, "nodes only");
+    peer_close(&p);
+    peer_open_port(&p, ctl.api_port, 0);
+    hello_as(&p, VNET_ROLE_NODE, "blue", "a", 0, VNET_PROTO_VERSION);
+    expect_error_close(&p, VNET_EACCES, "API clients only");
+    peer_close(&p);
+    /* vnetctl against the node port: refused, nothing created */
+    char addr[64], err[256] = "";
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ctl.node_port);
+    struct vnet_client *evil = NULL;
+    int rc = vnet_client_connect(addr, WAIT_MS, &evil, err, sizeof(err));
+    if (rc == 0) {
+        struct vnet_msg r;
+        struct vnet_msg_request q = rq(VNET_REQ_NETWORK_CREATE, "evil", NULL);
+        memset(&r, 0, sizeof(r));
+        rc = vnet_client_request(evil, &q, &r, err, sizeof(err));
+        ck_assert_msg(rc != 0, "network create through the node port: %s",
+                      r.type == VNET_MSG_REPLY ? vnet_err_name(r.u.reply.code) : "?");
+        vnet_client_close(evil);
+    }
+    ck_assert_msg(strstr(err, "nodes only"), "err: %s", err);
+    struct vnet_msg r;
+    struct vnet_msg_request q = rq(VNET_REQ_NETWORK_LIST, NULL, NULL);
+    ck_assert_int_eq(request(cl, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.nnetworks, 1);
+    vnet_msg_free(&r);
+    /* the Unix socket serves clients only too; the node port still serves nodes */
+    struct vnet_client *adm = cl_open(ctl.sock);
+    vnet_client_close(adm);
+    struct view v = {0};
+    node_connect(&p, 0, "blue", "a", 0, NULL);
+    pump_until(&p, &v, 2, WAIT_MS);
+    peer_close(&p);
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
+
+/* A member reporting another node's endpoint is refused: the first owner keeps it. */
+START_TEST(t_endpoint_hijack)
+{
+    struct vnet_client *cl = blue_start(&defaults);
+    node_add(cl, "blue", "b");
+    struct peer a, b;
+    struct view va = {0}, vb = {0};
+    node_connect(&a, 0, "blue", "a", 0, NULL);
+    pump_until(&a, &va, 3, WAIT_MS);
+    node_connect(&b, 0, "blue", "b", 0, NULL);
+    pump_until(&b, &vb, 3, WAIT_MS);
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_ENDPOINT;
+    ck_assert_int_eq(vnet_endpoint_parse("192.0.2.1:4789", &m.u.endpoint.ep), 0);
+    peer_send(&a, &m);
+    pump_until(&a, &va, 4, WAIT_MS);
+    pump_until(&b, &vb, 4, WAIT_MS);
+    peer_send(&b, &m); /* a's endpoint */
+    int64_t until = now_ms() + WAIT_MS;
+    while (stats().endpoints_refused == 0 && now_ms() < until)
+        poll(NULL, 0, 10);
+    ck_assert_uint_eq(stats().endpoints_refused, 1);
+    uint64_t rev = 0;
+    struct vnet_node_status sa = node_status(cl, "blue", "a", &rev),
+                            sb = node_status(cl, "blue", "b", NULL);
+    ck_assert_uint_eq(rev, 4); /* nothing changed */
+    ck_assert(vnet_endpoint_eq(&sa.node.observed, &m.u.endpoint.ep));
+    ck_assert_int_eq(sb.node.observed.ip.family, 0);
+    /* b's session goes on: its own endpoint is taken */
+    ck_assert_int_eq(vnet_endpoint_parse("192.0.2.2:4789", &m.u.endpoint.ep), 0);
+    peer_send(&b, &m);
+    pump_until(&b, &vb, 5, WAIT_MS);
+    peer_close(&a);
+    peer_close(&b);
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -1821,7 +2072,16 @@ int main(void)
     tcase_add_test(tc, t_subscribers);
     tcase_add_test(tc, t_open_api);
     tcase_add_test(tc, t_secure_tamper);
+    TCase *hc = tcase_create("harden");
+    tcase_set_timeout(hc, 30);
+    tcase_add_checked_fixture(hc, NULL, teardown);
+    tcase_add_test(hc, t_preauth_frame_limit);
+    tcase_add_test(hc, t_handshake_deadline);
+    tcase_add_test(hc, t_preauth_caps);
+    tcase_add_test(hc, t_roles);
+    tcase_add_test(hc, t_endpoint_hijack);
     suite_add_tcase(su, tc);
+    suite_add_tcase(su, hc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -2111,6 +2111,107 @@ static void quiet_log(enum vnet_log_level level, const char *module, const char 
     (void)arg;
 }
 
+/* ---- #12: what the controller relies on against a member node or a stolen token ---- */
+
+/* A join with another node's token registers nothing and leaves the token to its node. */
+START_TEST(t_join_other_node)
+{
+    char err[256];
+    uint8_t t1[32], k1[32], kx[32];
+    fill32(t1, 0x91);
+    fill32(k1, 0x81);
+    fill32(kx, 0x8f);
+    struct vnet_store *s = open_ok(store_uri("joinas"), 0);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
+    struct vnet_node_info a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
+    ck_assert_int_eq(vnet_store_node_set_join_token(s, b.id, t1, 0), 0);
+    uint64_t rev = revision_of(s, blue.id), lc = last_change(s);
+    /* a presents b's token: refused before anything is written */
+    REFUSED(VNET_EACCES, "the token belongs to another node",
+            vnet_store_node_join_as(s, a.id, t1, kx, 1, NULL, err, sizeof(err)));
+    ck_assert_uint_eq(revision_of(s, blue.id), rev);
+    ck_assert_uint_eq(last_change(s), lc);
+    ck_assert_int_eq(vnet_store_node_get_by_id(s, a.id, &got), 0);
+    ck_assert(!got.has_pubkey);
+    ck_assert_int_eq(vnet_store_node_get_by_id(s, b.id, &got), 0);
+    ck_assert(!got.has_pubkey);
+    ck_assert_int_eq(vnet_store_node_by_pubkey(s, blue.id, kx, NULL), VNET_ENOENT);
+    /* the token still works for b */
+    ck_assert_int_eq(vnet_store_node_join_as(s, b.id, t1, k1, 1, &got, err, sizeof(err)), 0);
+    ck_assert_uint_eq(got.id, b.id);
+    ck_assert(got.has_pubkey && memcmp(got.pubkey, k1, 32) == 0);
+    ck_assert_uint_eq(revision_of(s, blue.id), rev + 1);
+    vnet_store_close(s);
+}
+END_TEST
+
+/* A node reporting an endpoint another node has (reported or configured) is refused; the first
+ * keeps it. */
+START_TEST(t_endpoint_unique)
+{
+    char err[256];
+    struct vnet_store *s = open_ok(store_uri("epuniq"), 0);
+    struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL),
+                        red = mknet(s, "red", "10.1.0.0/24", NULL);
+    struct vnet_node_info a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"),
+                          c = mknode(s, blue.id, "c"), r = mknode(s, red.id, "r"), got;
+    struct vnet_endpoint ea = ep("192.0.2.1:4789"), eb = ep("192.0.2.2:4789"),
+                         ec = ep("192.0.2.3:4789");
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &ea, NULL), 0);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, b.id, &eb, NULL), 0);
+    ck_assert_int_eq(vnet_store_node_move(s, blue.id, "c", &ec, NULL, err, sizeof(err)), 0);
+    uint64_t rev = revision_of(s, blue.id);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, b.id, &ea, NULL), VNET_EEXIST);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, b.id, &ec, NULL), VNET_EEXIST); /* phys */
+    ck_assert_uint_eq(revision_of(s, blue.id), rev);
+    ck_assert_int_eq(vnet_store_node_get_by_id(s, a.id, &got), 0);
+    ck_assert(vnet_endpoint_eq(&got.observed, &ea));
+    ck_assert_int_eq(vnet_store_node_get_by_id(s, b.id, &got), 0);
+    ck_assert(vnet_endpoint_eq(&got.observed, &eb));
+    /* its own endpoint again, a free one, and another network's are fine */
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &ea, NULL), 0);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, c.id, &ec, NULL), 0);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, r.id, &ea, NULL), 0);
+    /* once a moves away, b may take its old endpoint */
+    struct vnet_endpoint ea2 = ep("192.0.2.11:4789");
+    ck_assert_int_eq(vnet_store_node_set_observed(s, a.id, &ea2, NULL), 0);
+    ck_assert_int_eq(vnet_store_node_set_observed(s, b.id, &ea, NULL), 0);
+    vnet_store_close(s);
+}
+END_TEST
+
+/* The database holds token hashes and keys: a new file is 0600 (so are -wal and -shm), a
+ * directory libvnet creates for it 0700, whatever the umask. */
+START_TEST(t_file_modes)
+{
+    char dir[PATH_MAX + 16], path[PATH_MAX + 32], side[PATH_MAX + 48];
+    snprintf(dir, sizeof(dir), "%s/private", tmpdir);
+    snprintf(path, sizeof(path), "%s/v.db", dir);
+    mode_t old = umask(022);
+    struct vnet_store *s = open_ok(path, 0);
+    umask(old);
+    mknet(s, "blue", "10.0.0.0/24", NULL); /* a write: the -wal and -shm files exist */
+    struct stat sb;
+    ck_assert_int_eq(stat(dir, &sb), 0);
+    ck_assert_msg((sb.st_mode & 0777) == 0700, "dir mode %o", sb.st_mode & 0777);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_msg((sb.st_mode & 0777) == 0600, "db mode %o", sb.st_mode & 0777);
+    static const char *const sfx[] = {"-wal", "-shm"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(side, sizeof(side), "%s%s", path, sfx[i]);
+        ck_assert_msg(stat(side, &sb) == 0, "%s: %s", side, strerror(errno));
+        ck_assert_msg((sb.st_mode & 0777) == 0600, "%s mode %o", side, sb.st_mode & 0777);
+    }
+    vnet_store_close(s);
+    /* an existing file keeps the mode its owner gave it */
+    ck_assert_int_eq(chmod(path, 0640), 0);
+    s = open_ok(path, 0);
+    vnet_store_close(s);
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0640);
+}
+END_TEST
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/vnet-store-test-XXXXXX");
@@ -2145,6 +2246,8 @@ int main(void)
     tcase_add_test(tc, t_mode);
     tcase_add_test(tc, t_node_keys);
     tcase_add_test(tc, t_join);
+    tcase_add_test(tc, t_join_other_node);
+    tcase_add_test(tc, t_endpoint_unique);
     tcase_add_test(tc, t_codec);
     suite_add_tcase(su, tc);
     if (on_sqlite) { /* SQLite URIs and files */
@@ -2156,6 +2259,7 @@ int main(void)
         tcase_add_test(sq, t_bad_files);
         tcase_add_test(sq, t_locked);
         tcase_add_test(sq, t_read_only);
+        tcase_add_test(sq, t_file_modes);
         suite_add_tcase(su, sq);
     }
     TCase *perf = tcase_create("perf"); /* CK_RUN_CASE=api skips it */
