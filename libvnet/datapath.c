@@ -112,8 +112,9 @@ struct vnet_datapath {
 };
 
 static const char *const drop_names[VNET_DP_DROP__MAX] = {
-    "decap",   "foreign_vni", "unknown_peer", "spoof",      "self", "no_peers", "too_big", "short",
-    "offload", "tx_underlay", "tx_virtual",   "learn_full", "auth", "replay",   "no_key",
+    "decap",  "foreign_vni", "unknown_peer", "spoof",      "self",       "no_peers", "too_big",
+    "short",  "offload",     "tx_underlay",  "tx_virtual", "learn_full", "auth",     "replay",
+    "no_key", "spoof_ip4",   "spoof_ip6",    "spoof_arp",  "spoof_nd",
 };
 
 const char *vnet_dp_drop_name(enum vnet_dp_drop d)
@@ -952,6 +953,122 @@ static void emit_virtual(struct vnet_datapath *dp, const struct vnet_pkt *f)
     }
 }
 
+/* ---- secure mode: inner addresses bound to the sending node ---- */
+
+/* Is @ip (family @fam, bytes @a) registered to node @id: bound in the table to a MAC whose
+ * entry belongs to @id? */
+static bool addr_of_node(const struct vnet_datapath *dp, uint8_t fam, const uint8_t *a, uint32_t id)
+{
+    struct vnet_ip ip;
+    memset(&ip, 0, sizeof(ip));
+    ip.family = fam;
+    memcpy(ip.addr, a, fam == VNET_AF_INET ? 4 : 16);
+    struct vnet_mac mac;
+    if (vnet_table_lookup_ip(dp->table, dp->vni, &ip, &mac) != 0)
+        return false;
+    const struct vnet_entry *e = vnet_table_lookup(dp->table, dp->vni, &mac);
+    return e && e->peer_id == id;
+}
+
+/* An IPv6 address the frame (source MAC @smac, already bound to node @id) may claim: the
+ * unspecified address (DAD) when @unspec_ok, one registered to @id, or a link-local address
+ * whose interface identifier is the modified EUI-64 of @smac. */
+static bool ip6_of_node(const struct vnet_datapath *dp, const uint8_t *a, const uint8_t *smac,
+                        uint32_t id, bool unspec_ok)
+{
+    static const uint8_t unspec[16] = {0};
+    if (memcmp(a, unspec, 16) == 0)
+        return unspec_ok;
+    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) {
+        const uint8_t eui[8] = {
+            (uint8_t)(smac[0] ^ 2), smac[1], smac[2], 0xff, 0xfe, smac[3], smac[4], smac[5]};
+        if (memcmp(a + 8, eui, 8) == 0)
+            return true;
+    }
+    return addr_of_node(dp, VNET_AF_INET6, a, id);
+}
+
+/* ND: every source/target link-layer address option in @opt[0..n) must be @smac. */
+static bool nd_opts_ok(const uint8_t *opt, uint32_t n, const uint8_t *smac)
+{
+    while (n >= 2) {
+        uint32_t olen = opt[1] * 8u;
+        if (olen == 0 || olen > n)
+            return false;
+        if ((opt[0] == 1 || opt[0] == 2) && (olen < 8 || memcmp(opt + 2, smac, 6) != 0))
+            return false;
+        opt += olen;
+        n -= olen;
+    }
+    return true;
+}
+
+/* Secure mode, a frame from node @id: the drop reason when it claims an address that is not
+ * the node's, or VNET_DP_DROP__MAX when it may pass. Up to two VLAN tags are looked through
+ * (more: dropped); ethertypes other than IPv4, IPv6 and ARP claim no address. */
+static enum vnet_dp_drop inner_src_check(const struct vnet_datapath *dp, const uint8_t *f,
+                                         uint32_t len, uint32_t id)
+{
+    const uint8_t *smac = f + 6;
+    uint32_t off = 12;
+    uint16_t type = rd16(f + 12);
+    for (int tags = 0; type == 0x8100 || type == 0x88a8; tags++) {
+        if (tags == 2 || len < off + 6)
+            return VNET_DP_DROP_SPOOF;
+        off += 4;
+        type = rd16(f + off);
+    }
+    off += 2; /* the network header */
+    const uint8_t *h = f + off;
+    uint32_t n = len - off;
+    if (type == ETH_P_IP) {
+        static const uint8_t any4[4] = {0};
+        if (n < 20)
+            return VNET_DP_DROP_SPOOF_IP4;
+        if (memcmp(h + 12, any4, 4) == 0 || addr_of_node(dp, VNET_AF_INET, h + 12, id))
+            return VNET_DP_DROP__MAX;
+        return VNET_DP_DROP_SPOOF_IP4;
+    }
+    if (type == ETH_P_ARP) {
+        static const uint8_t any4[4] = {0};
+        if (n < 28)
+            return VNET_DP_DROP_SPOOF_ARP;
+        if (rd16(h) != 1 || rd16(h + 2) != ETH_P_IP || h[4] != 6 || h[5] != 4)
+            return VNET_DP_DROP_SPOOF_ARP; /* nothing else is valid on Ethernet/IPv4 */
+        if (memcmp(h + 8, smac, 6) != 0 ||
+            (memcmp(h + 14, any4, 4) != 0 && !addr_of_node(dp, VNET_AF_INET, h + 14, id)))
+            return VNET_DP_DROP_SPOOF_ARP;
+        return VNET_DP_DROP__MAX;
+    }
+    if (type != ETH_P_IPV6)
+        return VNET_DP_DROP__MAX;
+    if (n < 40)
+        return VNET_DP_DROP_SPOOF_IP6;
+    if (!ip6_of_node(dp, h + 8, smac, id, true))
+        return VNET_DP_DROP_SPOOF_IP6;
+    /* Find ICMPv6 behind hop-by-hop, routing and destination options headers. */
+    uint8_t nh = h[6];
+    uint32_t at = 40;
+    while ((nh == 0 || nh == 43 || nh == 60) && at + 8 <= n) {
+        nh = h[at];
+        at += (h[at + 1] + 1u) * 8;
+    }
+    if (nh != 58 || at + 4 > n)
+        return VNET_DP_DROP__MAX;
+    const uint8_t *icmp = h + at;
+    uint32_t ilen = n - at;
+    if (icmp[0] == 135 || icmp[0] == 133) { /* NS, RS: options after 24 / 8 bytes */
+        uint32_t body = icmp[0] == 135 ? 24 : 8;
+        if (ilen < body || !nd_opts_ok(icmp + body, ilen - body, smac))
+            return VNET_DP_DROP_SPOOF_ND;
+    } else if (icmp[0] == 136) { /* NA: the target is the address claimed */
+        if (ilen < 24 || !ip6_of_node(dp, icmp + 8, smac, id, false) ||
+            !nd_opts_ok(icmp + 24, ilen - 24, smac))
+            return VNET_DP_DROP_SPOOF_ND;
+    }
+    return VNET_DP_DROP__MAX;
+}
+
 static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_t *p, uint32_t len,
                         struct peerset *ps)
 {
@@ -1006,6 +1123,13 @@ static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_
     if (e && dp->secure && peer->id && e->peer_id && e->peer_id != (uint32_t)peer->id) {
         drop(dp, VNET_DP_DROP_SPOOF); /* another node's MAC, under this node's own key */
         return;
+    }
+    if (dp->secure && peer->id) {
+        enum vnet_dp_drop why = inner_src_check(dp, inner, ilen, (uint32_t)peer->id);
+        if (why != VNET_DP_DROP__MAX) {
+            drop(dp, why);
+            return;
+        }
     }
     if (e) {
         if (!entry_ip_eq(e, &dgram->peer.ip)) {

@@ -8,7 +8,9 @@
  *           ARP requests and IPv6 neighbour solicitations for addresses the table knows are
  *           answered locally, without leaving the node.
  *  ingress  underlay datagram -> checks (VXLAN, VNI, the sender is a known peer, the outer
- *           source matches what the table holds for the inner source MAC) -> virtual port.
+ *           source matches what the table holds for the inner source MAC; in secure mode
+ *           also: inner source IPv4/IPv6, ARP sender and ND target/link-layer addresses are
+ *           the sending node's registered ones) -> virtual port.
  *
  * Every drop is counted by reason. Learning (--learn) records (source MAC -> outer source) of
  * frames from known peers; it never moves a static or controller-provided entry (such a frame
@@ -75,6 +77,14 @@ enum vnet_dp_drop {
     VNET_DP_DROP_AUTH,         /* secure: does not authenticate (forged, modified, truncated) */
     VNET_DP_DROP_REPLAY,       /* secure: a replayed or too old packet */
     VNET_DP_DROP_NO_KEY,       /* secure: no key for the destination node */
+    /* Secure mode, frames from a node the controller described (peer id known): the inner
+     * addresses must be that node's registered ones (its IPs bound in the table to one of its
+     * MACs; IPv6 link-local also as the modified EUI-64 of the frame's source MAC). */
+    VNET_DP_DROP_SPOOF_IP4, /* IPv4 source address is not the sending node's */
+    VNET_DP_DROP_SPOOF_IP6, /* IPv6 source address is not the sending node's */
+    VNET_DP_DROP_SPOOF_ARP, /* ARP sender IP or hardware address is not the sending node's */
+    VNET_DP_DROP_SPOOF_ND,  /* neighbour advertisement target or link-layer address option is
+                               not the sending node's */
     VNET_DP_DROP__MAX
 };
 

@@ -41,6 +41,8 @@ static const uint8_t IP_A[4] = {10, 1, 0, 1};
 static const uint8_t IP_B[4] = {10, 1, 0, 2};
 static const uint8_t IP6_A[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a};
 static const uint8_t IP6_B[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b};
+static const uint8_t IP_C[4] = {10, 1, 0, 3};
+static const uint8_t IP6_C[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0c};
 
 #define ETHERTYPE_TEST 0x88b5 /* IEEE local experimental: a frame the datapath only forwards */
 
@@ -1406,17 +1408,19 @@ static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps
     node_up(&p->a, "a", &oa);
     node_up(&p->b, "b", &ob);
     const struct vnet_table_op ta[] = {
-        put(&MA, EP_A, 1, VNET_ENTRY_LOCAL),
-        put(&MB, EP_B, 2, VNET_ENTRY_STATIC),
+        put(&MA, EP_A, 1, VNET_ENTRY_LOCAL), put(&MB, EP_B, 2, VNET_ENTRY_STATIC),
+        put_ip(&MB, VNET_AF_INET, IP_B),     put_ip(&MB, VNET_AF_INET6, IP6_B),
+        put_ip(&MA, VNET_AF_INET, IP_A),     put_ip(&MA, VNET_AF_INET6, IP6_A),
     };
     const struct vnet_table_op tb[] = {
-        put(&MB, EP_B, 2, VNET_ENTRY_LOCAL),
-        put(&MA, EP_A, 1, VNET_ENTRY_STATIC),
-        put(&MC, EP_C, 3, VNET_ENTRY_STATIC),
-        put(&MD, ep(1, 4790), 4, VNET_ENTRY_STATIC),
+        put(&MB, EP_B, 2, VNET_ENTRY_LOCAL),  put(&MA, EP_A, 1, VNET_ENTRY_STATIC),
+        put(&MC, EP_C, 3, VNET_ENTRY_STATIC), put(&MD, ep(1, 4790), 4, VNET_ENTRY_STATIC),
+        put_ip(&MA, VNET_AF_INET, IP_A),      put_ip(&MA, VNET_AF_INET6, IP6_A),
+        put_ip(&MB, VNET_AF_INET, IP_B),      put_ip(&MB, VNET_AF_INET6, IP6_B),
+        put_ip(&MC, VNET_AF_INET, IP_C),      put_ip(&MC, VNET_AF_INET6, IP6_C),
     };
-    ck_assert_int_eq(vnet_table_apply(p->a.table, ta, 2, 1), 0);
-    ck_assert_int_eq(vnet_table_apply(p->b.table, tb, 4, 1), 0);
+    ck_assert_int_eq(vnet_table_apply(p->a.table, ta, sizeof(ta) / sizeof(ta[0]), 1), 0);
+    ck_assert_int_eq(vnet_table_apply(p->b.table, tb, sizeof(tb) / sizeof(tb[0]), 1), 0);
     struct vnet_peer to_b = dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub);
     struct vnet_peer to_a = dp_peer(EP_A, 1, p->ka.pub);
     ck_assert_int_eq(vnet_datapath_set_peer_list(p->a.dp, &to_b, 1), 0);
@@ -1674,6 +1678,158 @@ END_TEST
 
 /* ==== the mem backend itself ==== */
 
+/* Issue #12 item 9: node A (id 1, MA, 10.1.0.1, fd00::a) sends B frames, under its own key,
+ * that claim node C's addresses (10.1.0.3, fd00::c) or addresses nobody registered. Each is
+ * dropped and counted by its reason; A's own addresses pass. */
+static void sealed_to_b(struct pair *p, const uint8_t *f, size_t len, bool pass,
+                        struct vnet_datapath_stats *since, enum vnet_dp_drop why)
+{
+    struct memport_frame d = seal_via(&p->a, f, len, EP_B);
+    inject_u(&p->b, d.data, d.len, EP_A);
+    memport_frame_free(&d);
+    if (pass) {
+        poll_dp(&p->b, 1);
+        expect_virtual(&p->b, f, len);
+        expect_quiet(&p->b);
+        struct vnet_datapath_stats now = stats(&p->b);
+        expect_drops(since, &now, NO_DROPS, 0);
+        *since = now;
+    } else {
+        poll_dropped(&p->b, 1, since, why, 1);
+    }
+}
+
+static void nd_fix_csum(uint8_t *f, size_t len)
+{
+    uint8_t *ip = f + 14, *icmp = ip + 40;
+    size_t ilen = len - 54;
+    icmp[2] = icmp[3] = 0;
+    uint32_t sum = vnet_csum_pseudo6(ip + 8, ip + 24, 58, (uint32_t)ilen);
+    put16(icmp + 2, vnet_csum_fold(vnet_csum_partial(icmp, ilen, sum)));
+}
+
+/* A neighbour advertisement from MA (source @src) for @target with a target link-layer
+ * address option @tll. */
+static size_t nd_advert(uint8_t *f, const uint8_t src[16], const uint8_t target[16],
+                        const struct vnet_mac *tll)
+{
+    eth(f, &MB, &MA, 0x86dd);
+    uint8_t *ip = f + 14;
+    memset(ip, 0, 40);
+    ip[0] = 0x60;
+    put16(ip + 4, 32);
+    ip[6] = 58;
+    ip[7] = 255;
+    memcpy(ip + 8, src, 16);
+    memcpy(ip + 24, IP6_B, 16);
+    uint8_t *na = ip + 40;
+    memset(na, 0, 32);
+    na[0] = 136;
+    na[4] = 0x60; /* solicited, override */
+    memcpy(na + 8, target, 16);
+    na[24] = 2;
+    na[25] = 1;
+    memcpy(na + 26, tll->b, 6);
+    nd_fix_csum(f, 86);
+    return 86;
+}
+
+START_TEST(secure_inner_ip_spoofing_dropped)
+{
+    struct pair p;
+    pair_up(&p, NULL, 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    uint8_t f[200];
+    static const uint8_t nobody4[4] = {10, 1, 0, 99};
+    static const uint8_t any4[4] = {0};
+
+    ipv4(f, 120, false);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS); /* A's own address */
+    memcpy(f + 14 + 12, IP_C, 4);
+    sealed_to_b(&p, f, 120, false, &s, VNET_DP_DROP_SPOOF_IP4); /* C's */
+    memcpy(f + 14 + 12, nobody4, 4);
+    sealed_to_b(&p, f, 120, false, &s, VNET_DP_DROP_SPOOF_IP4); /* nobody's */
+    memcpy(f + 14 + 12, any4, 4);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS); /* 0.0.0.0 claims nothing */
+    /* behind a VLAN tag the same rule */
+    uint8_t t[204];
+    ipv4(f, 120, false);
+    memcpy(f + 14 + 12, IP_C, 4);
+    memcpy(t, f, 12);
+    put16(t + 12, 0x8100);
+    put16(t + 14, 7);
+    memcpy(t + 16, f + 12, 120 - 12);
+    sealed_to_b(&p, t, 124, false, &s, VNET_DP_DROP_SPOOF_IP4);
+
+    ipv6(f, 120);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS);
+    memcpy(f + 14 + 8, IP6_C, 16);
+    sealed_to_b(&p, f, 120, false, &s, VNET_DP_DROP_SPOOF_IP6);
+    /* link-local: the EUI-64 of A's MAC passes, another interface identifier does not */
+    uint8_t ll[16] = {0xfe,        0x80,    0,       0,    0,    0,       0,       0,
+                      MA.b[0] ^ 2, MA.b[1], MA.b[2], 0xff, 0xfe, MA.b[3], MA.b[4], MA.b[5]};
+    memcpy(f + 14 + 8, ll, 16);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS);
+    ll[15] = 0x0c;
+    memcpy(f + 14 + 8, ll, 16);
+    sealed_to_b(&p, f, 120, false, &s, VNET_DP_DROP_SPOOF_IP6);
+    pair_down(&p);
+}
+END_TEST
+
+START_TEST(secure_arp_nd_spoofing_dropped)
+{
+    struct pair p;
+    pair_up(&p, NULL, 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    uint8_t f[200];
+    static const uint8_t any4[4] = {0};
+    static const uint8_t nobody6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99};
+
+    /* ARP: a request for an address B's table does not know (so it is not proxied) */
+    static const uint8_t unknown4[4] = {10, 1, 0, 50};
+    size_t n = arp_request(f, unknown4);
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+    memcpy(f + 28, IP_C, 4); /* sender IP: C's (a poisoning "who-has" or gratuitous ARP) */
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ARP);
+    n = arp_request(f, unknown4);
+    memcpy(f + 22, MC.b, 6); /* sender hardware address: C's MAC in A's frame */
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ARP);
+    n = arp_request(f, unknown4);
+    memcpy(f + 28, any4, 4); /* an address probe (RFC 5227) claims nothing */
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+
+    /* ND: advertisements of A's own address pass, of C's or nobody's do not */
+    n = nd_advert(f, IP6_A, IP6_A, &MA);
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+    n = nd_advert(f, IP6_A, IP6_C, &MA);
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    n = nd_advert(f, IP6_A, nobody6, &MA);
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    n = nd_advert(f, IP6_A, IP6_A, &MC); /* A's address, C's MAC in the option */
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    /* a solicitation (for an address B does not proxy) with another MAC in its option */
+    n = nd_solicit(f, nobody6, false);
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+    memcpy(f + 14 + 40 + 26, MC.b, 6);
+    nd_fix_csum(f, n);
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    /* the advertisement hidden behind a hop-by-hop options header is found too */
+    n = nd_advert(f, IP6_A, IP6_C, &MA);
+    uint8_t h[200];
+    memcpy(h, f, 54);
+    h[14 + 6] = 0; /* hop-by-hop */
+    put16(h + 14 + 4, 40);
+    memset(h + 54, 0, 8);
+    h[54] = 58;
+    h[56] = 1; /* PadN, 4 bytes */
+    h[57] = 4;
+    memcpy(h + 62, f + 54, 32);
+    sealed_to_b(&p, h, 94, false, &s, VNET_DP_DROP_SPOOF_ND);
+    pair_down(&p);
+}
+END_TEST
+
 START_TEST(mem_backend_contract)
 {
     ck_assert_int_eq(memport_register(), 0);
@@ -1805,6 +1961,11 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, wrong_peer_key_does_not_open);
     tcase_add_test(tc, no_key_no_frame);
     tcase_add_test(tc, secure_flood_sealed_per_peer);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("secure_address_binding");
+    tcase_add_test(tc, secure_inner_ip_spoofing_dropped);
+    tcase_add_test(tc, secure_arp_nd_spoofing_dropped);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("mem_backend");
