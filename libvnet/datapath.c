@@ -48,7 +48,8 @@ struct peer {
     struct vnet_seal_peer *seal; /* secure mode: keys, counters, replay window (stable memory
                                     shared by successive peer sets, used by the poller only) */
     uint8_t pubkey[VNET_KEY_LEN];
-    bool has_pubkey;
+    bool has_pubkey, has_nonce;
+    uint8_t nonce[VNET_SEAL_NONCE_LEN];
     uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
 };
 
@@ -106,6 +107,11 @@ struct vnet_datapath {
     /* secure mode */
     bool secure;
     struct vnet_keypair key;
+    bool has_nonce; /* per-boot data-plane nonce (controller mode) */
+    uint8_t nonce[VNET_SEAL_NONCE_LEN];
+    /* seal states of peers that left, kept for their return (writer thread only) */
+    struct vnet_seal_peer **retired;
+    size_t nretired, capretired;
     uint8_t *arena; /* sealed output until the next underlay flush */
     size_t arena_off, arena_cap;
     uint64_t now_ms; /* wall clock, read once per poll */
@@ -154,6 +160,10 @@ int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapa
         }
         dp->secure = true;
         dp->key = *cfg->key;
+        if (cfg->nonce) {
+            dp->has_nonce = true;
+            memcpy(dp->nonce, cfg->nonce, VNET_SEAL_NONCE_LEN);
+        }
         dp->arena_cap = 8u << 20;
         dp->arena = malloc(dp->arena_cap);
         if (!dp->arena) {
@@ -233,6 +243,11 @@ void vnet_datapath_destroy(struct vnet_datapath *dp)
             }
         free(dp->peers);
     }
+    for (size_t i = 0; i < dp->nretired; i++) {
+        vnet_seal_peer_wipe(dp->retired[i]);
+        free(dp->retired[i]);
+    }
+    free(dp->retired);
     vnet_key_wipe(&dp->key);
     free(dp->arena);
     free(dp->mem);
@@ -246,6 +261,62 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Is @seal the state for peer @np (same public key; same nonce, or neither has one)? */
+static bool seal_is_for(const struct vnet_seal_peer *seal, const struct peer *np)
+{
+    if (!seal || !np->has_pubkey || memcmp(seal->rx.peer, np->pubkey, VNET_KEY_LEN) != 0)
+        return false;
+    if (seal->rx.has_nonces != np->has_nonce)
+        return false;
+    return !np->has_nonce || memcmp(seal->rx.n_peer, np->nonce, VNET_SEAL_NONCE_LEN) == 0;
+}
+
+/* Free @seal once no reader can hold it (synchronously if that cannot be queued). */
+static void seal_free_deferred(struct vnet_datapath *dp, struct vnet_seal_peer *seal)
+{
+    if (vnet_table_defer_free(dp->table, seal) != 0) {
+        vnet_table_synchronize(dp->table);
+        vnet_seal_peer_wipe(seal);
+        free(seal);
+    }
+}
+
+/* Keep @seal (a peer that left) for its return; on no memory it is freed (its window is lost,
+ * which only matters if that exact peer state returns). */
+static void seal_retire(struct vnet_datapath *dp, struct vnet_seal_peer *seal)
+{
+    if (dp->nretired == dp->capretired) {
+        size_t cap = dp->capretired ? 2 * dp->capretired : 8;
+        struct vnet_seal_peer **r = realloc(dp->retired, cap * sizeof(*r));
+        if (!r) {
+            vnet_log(VNET_LOG_WARN, "datapath",
+                     "no memory to keep a departed peer's replay "
+                     "window");
+            seal_free_deferred(dp, seal);
+            return;
+        }
+        dp->retired = r;
+        dp->capretired = cap;
+    }
+    dp->retired[dp->nretired++] = seal;
+}
+
+/* Forget retired states of @np's key with another nonce: that peer restarted, and the
+ * controller never hands out an old nonce again. */
+static void retired_purge(struct vnet_datapath *dp, const struct peer *np)
+{
+    for (size_t i = 0; i < dp->nretired;) {
+        struct vnet_seal_peer *r = dp->retired[i];
+        if (np->has_pubkey && memcmp(r->rx.peer, np->pubkey, VNET_KEY_LEN) == 0 &&
+            !seal_is_for(r, np)) {
+            dp->retired[i] = dp->retired[--dp->nretired];
+            seal_free_deferred(dp, r);
+        } else {
+            i++;
+        }
+    }
+}
+
 int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers, size_t n)
 {
     if (n && !peers)
@@ -254,8 +325,13 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
         if (peers[i].ep.ip.family != VNET_AF_INET && peers[i].ep.ip.family != VNET_AF_INET6)
             return VNET_EINVAL;
     struct peerset *ps = calloc(1, sizeof(*ps) + n * sizeof(struct peer));
-    if (!ps)
+    /* where each new seal state came from: -1 made here, -2 the old set, else a retired index */
+    long *from = calloc(n ? n : 1, sizeof(*from));
+    if (!ps || !from) {
+        free(ps);
+        free(from);
         return VNET_ENOMEM;
+    }
     struct peerset *old = dp->peers;
     ps->n = n;
     int rc = 0;
@@ -265,6 +341,10 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
         np->id = peers[i].id;
         np->has_pubkey = peers[i].has_pubkey;
         memcpy(np->pubkey, peers[i].pubkey, VNET_KEY_LEN);
+        np->has_nonce = dp->has_nonce && peers[i].has_nonce;
+        if (np->has_nonce)
+            memcpy(np->nonce, peers[i].nonce, VNET_SEAL_NONCE_LEN);
+        from[i] = -1;
         for (size_t j = 0; old && j < old->n; j++) {
             struct peer *op = &old->p[j];
             /* carry the counters of peers that stay, and their keys and replay windows:
@@ -275,44 +355,69 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
                 np->rx_packets = STAT_GET(op->rx_packets);
                 np->rx_bytes = STAT_GET(op->rx_bytes);
             }
-            if (op->seal && np->has_pubkey && op->has_pubkey &&
-                memcmp(op->pubkey, np->pubkey, VNET_KEY_LEN) == 0)
+            if (!np->seal && seal_is_for(op->seal, np)) {
                 np->seal = op->seal;
-        }
-        if (dp->secure && np->has_pubkey && !np->seal) {
-            np->seal = malloc(sizeof(*np->seal));
-            rc = np->seal ? vnet_seal_peer_init(np->seal, &dp->key, np->pubkey, dp->vni,
-                                                VNET_SEAL_AUTO, wall_ms())
-                          : VNET_ENOMEM;
-            if (rc) {
-                free(np->seal);
-                np->seal = NULL;
+                from[i] = -2;
             }
+        }
+        if (!dp->secure || !np->has_pubkey || np->seal)
+            continue;
+        if (dp->has_nonce && !np->has_nonce) {
+            char buf[VNET_ENDPOINT_STRLEN];
+            vnet_endpoint_format(&np->ep, buf, sizeof(buf));
+            vnet_log(VNET_LOG_WARN, "datapath",
+                     "peer %llu (%s) has no data-plane nonce yet: no secure traffic with it "
+                     "until the controller reports one",
+                     (unsigned long long)np->id, buf);
+            continue;
+        }
+        for (size_t r = 0; r < dp->nretired && !np->seal; r++)
+            if (seal_is_for(dp->retired[r], np)) {
+                np->seal = dp->retired[r];
+                from[i] = (long)r;
+            }
+        if (np->seal)
+            continue;
+        np->seal = malloc(sizeof(*np->seal));
+        rc = np->seal ? vnet_seal_peer_init_nonces(
+                            np->seal, &dp->key, np->pubkey, dp->vni, VNET_SEAL_AUTO, wall_ms(),
+                            dp->has_nonce ? dp->nonce : NULL, np->has_nonce ? np->nonce : NULL)
+                      : VNET_ENOMEM;
+        if (rc) {
+            free(np->seal);
+            np->seal = NULL;
         }
     }
     if (rc) {
         /* Free only the seal states this call made. */
-        for (size_t i = 0; i < n; i++) {
-            bool reused = false;
-            for (size_t j = 0; old && j < old->n && !reused; j++)
-                reused = ps->p[i].seal && old->p[j].seal == ps->p[i].seal;
-            if (!reused)
+        for (size_t i = 0; i < n; i++)
+            if (from[i] == -1)
                 free(ps->p[i].seal);
-        }
         free(ps);
+        free(from);
         return rc;
     }
+    /* Taken back from the retired list: no longer retired. */
+    for (size_t i = 0; i < n; i++)
+        if (from[i] >= 0)
+            dp->retired[from[i]] = NULL;
+    size_t k = 0;
+    for (size_t r = 0; r < dp->nretired; r++)
+        if (dp->retired[r])
+            dp->retired[k++] = dp->retired[r];
+    dp->nretired = k;
+    free(from);
     __atomic_store_n(&dp->peers, ps, __ATOMIC_RELEASE);
     if (old) {
-        /* Seal states no longer referenced go after a grace period, with the old set. */
+        /* Seal states no longer referenced are kept aside for the peer's return. */
         for (size_t j = 0; j < old->n; j++) {
             bool kept = false;
             for (size_t i = 0; i < n && !kept; i++)
                 kept = old->p[j].seal && ps->p[i].seal == old->p[j].seal;
-            if (old->p[j].seal && !kept && vnet_table_defer_free(dp->table, old->p[j].seal)) {
-                vnet_table_synchronize(dp->table);
-                free(old->p[j].seal);
-            }
+            for (size_t jj = 0; jj < j && !kept; jj++) /* listed twice in the old set */
+                kept = old->p[jj].seal == old->p[j].seal;
+            if (old->p[j].seal && !kept)
+                seal_retire(dp, old->p[j].seal);
         }
         if (vnet_table_defer_free(dp->table, old) != 0) {
             /* No memory to queue it: wait for the readers instead (this is the writer). */
@@ -320,6 +425,8 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
             free(old);
         }
     }
+    for (size_t i = 0; i < n; i++)
+        retired_purge(dp, &ps->p[i]);
     return 0;
 }
 

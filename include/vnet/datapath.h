@@ -57,6 +57,13 @@ struct vnet_datapath_cfg {
      * of VXLAN. One queue only. */
     bool secure;
     const struct vnet_keypair *key; /* copied */
+    /* Secure mode with a controller: this process's random per-boot data-plane nonce
+     * (VNET_SEAL_NONCE_LEN bytes, copied; the node reports it to the controller, which hands
+     * it to the other nodes). Every pair key then binds both nodes' nonces
+     * (vnet_seal_peer_init_nonces), so traffic captured before either node restarted never
+     * opens again; peers without a nonce get no key. NULL: static keys only, replayable after
+     * a restart of the receiver (see docs/security.md). */
+    const uint8_t *nonce;
     unsigned queue; /* which queue of both ports to serve: with multiqueue ports, run one
                        datapath (and one thread) per queue over the same table */
 };
@@ -129,11 +136,17 @@ struct vnet_peer {
     uint64_t id;             /* node id; 0: unknown (static peers) */
     bool has_pubkey;
     uint8_t pubkey[32];
+    bool has_nonce; /* its current per-boot data-plane nonce is known */
+    uint8_t nonce[VNET_SEAL_NONCE_LEN];
 };
 
 /* Replace the peer list (flood list and, in secure mode, the keys). Copied. Writer thread.
- * Keys, counters and replay windows of peers that stay are kept. Returns 0, VNET_EINVAL,
- * VNET_ENOMEM, or a key-derivation error (e.g. VNET_EACCES for a degenerate public key). */
+ * Keys, counters and replay windows of peers that stay are kept; those of a peer that leaves
+ * are kept aside and taken up again if it comes back with the same key (and nonce), so a
+ * frame is accepted at most once however often its sender leaves and returns. They are
+ * freed when the peer returns with another nonce (it restarted) or with the datapath. Returns 0,
+ * VNET_EINVAL, VNET_ENOMEM, or a key-derivation error (e.g. VNET_EACCES for a degenerate public
+ * key). */
 VNET_API int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers,
                                          size_t n);
 

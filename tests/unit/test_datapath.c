@@ -191,6 +191,7 @@ struct node_opts {
     size_t utx_limit, vtx_limit; /* the tx FIFOs of the underlay and the virtual port */
     uint32_t vcaps, ucaps;       /* VNET_PORT_CAP_* of the virtual port and the underlay */
     const struct vnet_keypair *key;
+    const uint8_t *nonce; /* cfg.nonce */
 };
 
 struct node {
@@ -228,6 +229,7 @@ static void node_up(struct node *n, const char *tag, const struct node_opts *o)
         .mtu = o->mtu,
         .secure = o->secure,
         .key = o->key,
+        .nonce = o->nonce,
     };
     ck_assert_int_eq(vnet_datapath_create(&cfg, &n->dp), 0);
 }
@@ -1396,22 +1398,24 @@ static struct vnet_peer dp_peer(struct vnet_endpoint e, uint64_t id, const uint8
     return p;
 }
 
-/* Nodes A (id 1) and B (id 2) in secure mode, each knowing the other's MAC and key. B's table
- * also holds MC at C (node 3) and MD of node 4 at A's address (another port). @b_pub_for_a:
- * the key A believes B has (NULL: B's own). @b_vcaps: capabilities of B's virtual port. */
-static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps)
+static const uint8_t NONCE_A[VNET_SEAL_NONCE_LEN] = {0xa1, 1};
+static const uint8_t NONCE_B1[VNET_SEAL_NONCE_LEN] = {0xb1, 1};
+static const uint8_t NONCE_B2[VNET_SEAL_NONCE_LEN] = {0xb2, 2};
+
+/* @pr with the per-boot nonce @nonce (NULL: none). */
+static struct vnet_peer with_nonce(struct vnet_peer pr, const uint8_t *nonce)
 {
-    ck_assert_int_eq(vnet_key_generate(&p->ka), 0);
-    ck_assert_int_eq(vnet_key_generate(&p->kb), 0);
-    struct node_opts oa = {.secure = true, .key = &p->ka};
-    struct node_opts ob = {.secure = true, .key = &p->kb, .vcaps = b_vcaps};
-    node_up(&p->a, "a", &oa);
+    pr.has_nonce = nonce != NULL;
+    if (nonce)
+        memcpy(pr.nonce, nonce, VNET_SEAL_NONCE_LEN);
+    return pr;
+}
+
+/* Node B of a pair (up, table, A as its peer with @a_nonce): also what a restart of B does. */
+static void b_up(struct pair *p, uint32_t b_vcaps, const uint8_t *b_nonce, const uint8_t *a_nonce)
+{
+    struct node_opts ob = {.secure = true, .key = &p->kb, .vcaps = b_vcaps, .nonce = b_nonce};
     node_up(&p->b, "b", &ob);
-    const struct vnet_table_op ta[] = {
-        put(&MA, EP_A, 1, VNET_ENTRY_LOCAL), put(&MB, EP_B, 2, VNET_ENTRY_STATIC),
-        put_ip(&MB, VNET_AF_INET, IP_B),     put_ip(&MB, VNET_AF_INET6, IP6_B),
-        put_ip(&MA, VNET_AF_INET, IP_A),     put_ip(&MA, VNET_AF_INET6, IP6_A),
-    };
     const struct vnet_table_op tb[] = {
         put(&MB, EP_B, 2, VNET_ENTRY_LOCAL),  put(&MA, EP_A, 1, VNET_ENTRY_STATIC),
         put(&MC, EP_C, 3, VNET_ENTRY_STATIC), put(&MD, ep(1, 4790), 4, VNET_ENTRY_STATIC),
@@ -1419,14 +1423,38 @@ static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps
         put_ip(&MB, VNET_AF_INET, IP_B),      put_ip(&MB, VNET_AF_INET6, IP6_B),
         put_ip(&MC, VNET_AF_INET, IP_C),      put_ip(&MC, VNET_AF_INET6, IP6_C),
     };
-    ck_assert_int_eq(vnet_table_apply(p->a.table, ta, sizeof(ta) / sizeof(ta[0]), 1), 0);
     ck_assert_int_eq(vnet_table_apply(p->b.table, tb, sizeof(tb) / sizeof(tb[0]), 1), 0);
-    struct vnet_peer to_b = dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub);
-    struct vnet_peer to_a = dp_peer(EP_A, 1, p->ka.pub);
-    ck_assert_int_eq(vnet_datapath_set_peer_list(p->a.dp, &to_b, 1), 0);
+    struct vnet_peer to_a = with_nonce(dp_peer(EP_A, 1, p->ka.pub), a_nonce);
     ck_assert_int_eq(vnet_datapath_set_peer_list(p->b.dp, &to_a, 1), 0);
-    ck_assert_int_eq(vnet_datapath_add_local_mac(p->a.dp, &MA), 0);
     ck_assert_int_eq(vnet_datapath_add_local_mac(p->b.dp, &MB), 0);
+}
+
+/* Nodes A (id 1) and B (id 2) in secure mode, each knowing the other's MAC and key. B's table
+ * also holds MC at C (node 3) and MD of node 4 at A's address (another port). @b_pub_for_a:
+ * the key A believes B has (NULL: B's own). @b_vcaps: capabilities of B's virtual port.
+ * @na, @nb: the nodes' per-boot nonces (NULL: static keys only). */
+static void pair_up_n(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps,
+                      const uint8_t *na, const uint8_t *nb)
+{
+    ck_assert_int_eq(vnet_key_generate(&p->ka), 0);
+    ck_assert_int_eq(vnet_key_generate(&p->kb), 0);
+    struct node_opts oa = {.secure = true, .key = &p->ka, .nonce = na};
+    node_up(&p->a, "a", &oa);
+    const struct vnet_table_op ta[] = {
+        put(&MA, EP_A, 1, VNET_ENTRY_LOCAL), put(&MB, EP_B, 2, VNET_ENTRY_STATIC),
+        put_ip(&MB, VNET_AF_INET, IP_B),     put_ip(&MB, VNET_AF_INET6, IP6_B),
+        put_ip(&MA, VNET_AF_INET, IP_A),     put_ip(&MA, VNET_AF_INET6, IP6_A),
+    };
+    ck_assert_int_eq(vnet_table_apply(p->a.table, ta, sizeof(ta) / sizeof(ta[0]), 1), 0);
+    struct vnet_peer to_b = with_nonce(dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub), nb);
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p->a.dp, &to_b, 1), 0);
+    ck_assert_int_eq(vnet_datapath_add_local_mac(p->a.dp, &MA), 0);
+    b_up(p, b_vcaps, nb, na);
+}
+
+static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps)
+{
+    pair_up_n(p, b_pub_for_a, b_vcaps, NULL, NULL);
 }
 
 static void pair_down(struct pair *p)
@@ -1830,6 +1858,107 @@ START_TEST(secure_arp_nd_spoofing_dropped)
 }
 END_TEST
 
+/* Issue #12 item 3, at the datapath: 10 sealed frames A->B are captured and delivered while B
+ * runs (a replay is dropped). B restarts (a new datapath, a new per-boot nonce, which the
+ * controller hands to A): all 10 replayed frames are dropped as not authentic, none reaches
+ * B's virtual port, and A's new traffic does. */
+START_TEST(replay_after_receiver_restart_dropped)
+{
+    struct pair p;
+    pair_up_n(&p, NULL, 0, NONCE_A, NONCE_B1);
+    uint8_t f[10][120];
+    struct memport_frame d[10];
+    for (int i = 0; i < 10; i++) {
+        frame(f[i], &MB, &MA, sizeof(f[i]));
+        f[i][20] = (uint8_t)i;
+        d[i] = seal_via(&p.a, f[i], sizeof(f[i]), EP_B);
+        inject_u(&p.b, d[i].data, d[i].len, EP_A);
+        poll_dp(&p.b, 1);
+        expect_virtual(&p.b, f[i], sizeof(f[i]));
+    }
+    struct vnet_datapath_stats s = stats(&p.b);
+    inject_u(&p.b, d[3].data, d[3].len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_REPLAY, 1);
+
+    node_down(&p.b); /* B restarts */
+    b_up(&p, 0, NONCE_B2, NONCE_A);
+    struct vnet_peer to_b = with_nonce(dp_peer(EP_B, 2, p.kb.pub), NONCE_B2);
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.a.dp, &to_b, 1), 0);
+    s = stats(&p.b);
+    for (int i = 0; i < 10; i++) {
+        inject_u(&p.b, d[i].data, d[i].len, EP_A);
+        memport_frame_free(&d[i]);
+    }
+    poll_dropped(&p.b, 10, &s, VNET_DP_DROP_AUTH, 10);
+    struct memport_frame n = seal_via(&p.a, f[0], sizeof(f[0]), EP_B);
+    inject_u(&p.b, n.data, n.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_virtual(&p.b, f[0], sizeof(f[0]));
+    memport_frame_free(&n);
+    pair_down(&p);
+}
+END_TEST
+
+/* Issue #12 item 3, the seal state recreated in one process: B's peer list loses A and gets
+ * it back (the same key and nonce). Frames B already delivered stay replays. */
+static void replay_after_peer_returns(const uint8_t *na, const uint8_t *nb)
+{
+    struct pair p;
+    pair_up_n(&p, NULL, 0, na, nb);
+    uint8_t f[120];
+    frame(f, &MB, &MA, sizeof(f));
+    struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_virtual(&p.b, f, sizeof(f));
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.b.dp, NULL, 0), 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    struct vnet_peer to_a = with_nonce(dp_peer(EP_A, 1, p.ka.pub), na);
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.b.dp, &to_a, 1), 0);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_REPLAY, 1);
+    memport_frame_free(&d);
+    /* new traffic still flows */
+    d = seal_via(&p.a, f, sizeof(f), EP_B);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_virtual(&p.b, f, sizeof(f));
+    memport_frame_free(&d);
+    pair_down(&p);
+}
+
+START_TEST(replay_after_peer_returns_dropped)
+{
+    replay_after_peer_returns(NULL, NULL);
+    replay_after_peer_returns(NONCE_A, NONCE_B1);
+}
+END_TEST
+
+/* With nonces, a peer whose nonce is not known yet gets no key: nothing is sealed for it
+ * and nothing from it opens. */
+START_TEST(peer_without_nonce_gets_no_key)
+{
+    struct pair p;
+    pair_up_n(&p, NULL, 0, NONCE_A, NONCE_B1);
+    uint8_t f[120];
+    frame(f, &MB, &MA, sizeof(f));
+    struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
+    struct vnet_peer to_a = dp_peer(EP_A, 1, p.ka.pub); /* no nonce */
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.b.dp, &to_a, 1), 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    uint8_t g[120];
+    frame(g, &MA, &MB, sizeof(g));
+    inject_v(&p.b, g, sizeof(g));
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_NO_KEY, 1);
+    memport_frame_free(&d);
+    pair_down(&p);
+}
+END_TEST
+
 START_TEST(mem_backend_contract)
 {
     ck_assert_int_eq(memport_register(), 0);
@@ -1966,6 +2095,12 @@ Suite *vnet_datapath_suite(void)
     tc = tcase_create("secure_address_binding");
     tcase_add_test(tc, secure_inner_ip_spoofing_dropped);
     tcase_add_test(tc, secure_arp_nd_spoofing_dropped);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("secure_replay_across_restarts");
+    tcase_add_test(tc, replay_after_receiver_restart_dropped);
+    tcase_add_test(tc, replay_after_peer_returns_dropped);
+    tcase_add_test(tc, peer_without_nonce_gets_no_key);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("mem_backend");
