@@ -1077,21 +1077,18 @@ static bool addr_of_node(const struct vnet_datapath *dp, uint8_t fam, const uint
     return e && e->peer_id == id;
 }
 
-/* An IPv6 address the frame (source MAC @smac, already bound to node @id) may claim: the
- * unspecified address (DAD) when @unspec_ok, one registered to @id, or a link-local address
- * whose interface identifier is the modified EUI-64 of @smac. */
-static bool ip6_of_node(const struct vnet_datapath *dp, const uint8_t *a, const uint8_t *smac,
-                        uint32_t id, bool unspec_ok)
+/* An IPv6 address node @id may claim: the unspecified address (DAD) when @unspec_ok, one
+ * registered to @id, or a link-local address (fe80::/10). Link-local addresses are not
+ * registered and cannot be bound: a TAP's link-local address comes from the MAC it had when
+ * it first went up, not necessarily the node's (see docs/security.md). */
+static bool ip6_of_node(const struct vnet_datapath *dp, const uint8_t *a, uint32_t id,
+                        bool unspec_ok)
 {
     static const uint8_t unspec[16] = {0};
     if (memcmp(a, unspec, 16) == 0)
         return unspec_ok;
-    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) {
-        const uint8_t eui[8] = {
-            (uint8_t)(smac[0] ^ 2), smac[1], smac[2], 0xff, 0xfe, smac[3], smac[4], smac[5]};
-        if (memcmp(a + 8, eui, 8) == 0)
-            return true;
-    }
+    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+        return true;
     return addr_of_node(dp, VNET_AF_INET6, a, id);
 }
 
@@ -1151,7 +1148,7 @@ static enum vnet_dp_drop inner_src_check(const struct vnet_datapath *dp, const u
         return VNET_DP_DROP__MAX;
     if (n < 40)
         return VNET_DP_DROP_SPOOF_IP6;
-    if (!ip6_of_node(dp, h + 8, smac, id, true))
+    if (!ip6_of_node(dp, h + 8, id, true))
         return VNET_DP_DROP_SPOOF_IP6;
     /* Find ICMPv6 behind hop-by-hop, routing and destination options headers. */
     uint8_t nh = h[6];
@@ -1169,7 +1166,7 @@ static enum vnet_dp_drop inner_src_check(const struct vnet_datapath *dp, const u
         if (ilen < body || !nd_opts_ok(icmp + body, ilen - body, smac))
             return VNET_DP_DROP_SPOOF_ND;
     } else if (icmp[0] == 136) { /* NA: the target is the address claimed */
-        if (ilen < 24 || !ip6_of_node(dp, icmp + 8, smac, id, false) ||
+        if (ilen < 24 || !ip6_of_node(dp, icmp + 8, id, false) ||
             !nd_opts_ok(icmp + 24, ilen - 24, smac))
             return VNET_DP_DROP_SPOOF_ND;
     }
