@@ -57,6 +57,8 @@ struct vnet_datapath_cfg {
      * of VXLAN. One queue only. */
     bool secure;
     const struct vnet_keypair *key; /* copied */
+    unsigned queue; /* which queue of both ports to serve: with multiqueue ports, run one
+                       datapath (and one thread) per queue over the same table */
     /* Secure mode with a controller: this process's random per-boot data-plane nonce
      * (VNET_SEAL_NONCE_LEN bytes, copied; the node reports it to the controller, which hands
      * it to the other nodes). Every pair key then binds both nodes' nonces
@@ -64,8 +66,6 @@ struct vnet_datapath_cfg {
      * opens again; peers without a nonce get no key. NULL: static keys only, replayable after
      * a restart of the receiver (see docs/security.md). */
     const uint8_t *nonce;
-    unsigned queue; /* which queue of both ports to serve: with multiqueue ports, run one
-                       datapath (and one thread) per queue over the same table */
 };
 
 enum vnet_dp_drop {
