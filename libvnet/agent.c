@@ -24,6 +24,8 @@ struct vnet_agent {
     char *controller, *network, *node;
     struct vnet_table *table;
     struct vnet_endpoint local;
+    bool has_dp_nonce;
+    uint8_t dp_nonce[VNET_DP_NONCE_LEN];
     uint32_t keepalive_ms, backoff_min, backoff_max, backoff;
     struct vnet_agent_callbacks cb;
     void *cb_arg;
@@ -143,6 +145,8 @@ int vnet_agent_report_endpoint(struct vnet_agent *a, const struct vnet_endpoint 
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_ENDPOINT;
     m.u.endpoint.ep = *ep;
+    m.u.endpoint.has_nonce = a->has_dp_nonce;
+    memcpy(m.u.endpoint.nonce, a->dp_nonce, VNET_DP_NONCE_LEN);
     return send_msg(a, &m);
 }
 
@@ -289,6 +293,8 @@ static void tell_peers(struct vnet_agent *a)
         v[n].id = nd->id;
         v[n].has_pubkey = nd->has_pubkey;
         memcpy(v[n].pubkey, nd->pubkey, sizeof(v[n].pubkey));
+        v[n].has_nonce = nd->has_dp_nonce;
+        memcpy(v[n].nonce, nd->dp_nonce, sizeof(v[n].nonce));
         n++;
     }
     a->cb.on_peers(a->cb_arg, v, n);
@@ -565,6 +571,10 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
     }
     a->table = cfg->table;
     a->local = cfg->local;
+    if (cfg->dp_nonce) {
+        a->has_dp_nonce = true;
+        memcpy(a->dp_nonce, cfg->dp_nonce, VNET_DP_NONCE_LEN);
+    }
     a->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : 5000;
     a->backoff_min = cfg->backoff_min_ms ? cfg->backoff_min_ms : 100;
     a->backoff_max = cfg->backoff_max_ms ? cfg->backoff_max_ms : 10000;

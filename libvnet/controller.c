@@ -63,6 +63,13 @@ struct session {
     char sub_name[VNET_NAME_MAX];
 };
 
+/* A node's per-boot data-plane nonce, from its last ENDPOINT report over its authenticated
+ * session; handed to the other nodes in its node records (docs/security.md 5.4). */
+struct dp_nonce {
+    uint64_t node_id;
+    uint8_t nonce[VNET_DP_NONCE_LEN];
+};
+
 /* What the controller remembers of a node between sessions, for `network status`. */
 struct acked {
     uint64_t node_id, rev;
@@ -91,6 +98,8 @@ struct vnet_controller {
     size_t ndirty, capdirty;
     struct acked *acks;
     size_t nacks, capacks;
+    struct dp_nonce *nonces; /* each node's data-plane nonce, as last reported (memory only) */
+    size_t nnonces, capnonces;
     uint64_t last_change;
     bool has_key;
     struct vnet_keypair key;
@@ -114,6 +123,7 @@ static void maybe_free(struct vnet_controller *c)
         sodium_memzero(&c->key, sizeof(c->key));
         free(c->dirty);
         free(c->acks);
+        free(c->nonces);
         free(c->unix_path);
         free(c);
     }
@@ -252,6 +262,17 @@ static void session_fail(struct session *s, int code, const char *text)
 
 /* ---- snapshots and deltas ---- */
 
+/* Put the data-plane nonce the controller holds for node @n into its record. */
+static void nonce_fill(const struct vnet_controller *c, struct vnet_node_info *n)
+{
+    for (size_t i = 0; i < c->nnonces; i++)
+        if (c->nonces[i].node_id == n->id) {
+            n->has_dp_nonce = true;
+            memcpy(n->dp_nonce, c->nonces[i].nonce, VNET_DP_NONCE_LEN);
+            return;
+        }
+}
+
 static struct vnet__frame *build_snapshot(struct vnet_controller *c, uint64_t network_id,
                                           uint64_t *revision)
 {
@@ -265,6 +286,8 @@ static struct vnet__frame *build_snapshot(struct vnet_controller *c, uint64_t ne
         free(nv.v);
         return NULL;
     }
+    for (size_t i = 0; i < nv.n; i++)
+        nonce_fill(c, &nv.v[i]);
     m.u.snapshot.nodes = nv.v;
     m.u.snapshot.nnodes = nv.n;
     *revision = m.u.snapshot.network.revision;
@@ -330,6 +353,8 @@ static void push_network(struct vnet_controller *c, uint64_t network_id)
         int rc = vnet_store_changes_since(c->store, network_id, from, collect_change, &cv);
         struct vnet__frame *b = NULL;
         if (rc == 0 && cv.n > 0) {
+            for (size_t i = 0; i < cv.n; i++)
+                nonce_fill(c, &cv.v[i].node);
             struct vnet_msg m;
             memset(&m, 0, sizeof(m));
             m.type = VNET_MSG_DELTA;
@@ -579,8 +604,35 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     }
 }
 
+/* Record node @id's data-plane nonce. Returns 1 when it is new or changed (the node
+ * restarted), 0 when unchanged, VNET_ENOMEM. */
+static int nonce_set(struct vnet_controller *c, uint64_t id, const uint8_t *nonce)
+{
+    for (size_t i = 0; i < c->nnonces; i++)
+        if (c->nonces[i].node_id == id) {
+            if (memcmp(c->nonces[i].nonce, nonce, VNET_DP_NONCE_LEN) == 0)
+                return 0;
+            memcpy(c->nonces[i].nonce, nonce, VNET_DP_NONCE_LEN);
+            return 1;
+        }
+    struct dp_nonce r = {.node_id = id};
+    memcpy(r.nonce, nonce, VNET_DP_NONCE_LEN);
+    return vec_push(&c->nonces, &c->nnonces, &c->capnonces, sizeof(r), 16, &r) == 0 ? 1
+                                                                                    : VNET_ENOMEM;
+}
+
 static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e)
 {
+    /* A new data-plane nonce (the node restarted): every other node of the network needs it
+     * before it can talk to this one securely, even when nothing else changed (the same
+     * endpoint: no change record, no delta). A snapshot carries it. */
+    if (e->has_nonce && nonce_set(s->c, s->node_id, e->nonce) == 1) {
+        for (struct session *o = s->c->sessions; o; o = o->next)
+            if (o != s && o->kind == S_NODE && !o->t.closing && o->network_id == s->network_id) {
+                o->need_snapshot = true;
+                s->c->lagging = true;
+            }
+    }
     struct vnet_endpoint ep = e->ep;
     static const uint8_t zero[16];
     bool unspecified =

@@ -102,12 +102,15 @@ static int resolve_suite(enum vnet_seal_suite *s)
     return VNET_EINVAL;
 }
 
-/* okm = BLAKE2b-512(key = X25519 secret, label || suite || sender || receiver || vni || epoch);
- * the AEAD key is okm[0..31], the nonce salt okm[32..35]. */
-static void derive_key(struct vnet_seal_key *k, const uint8_t dhs[32], const uint8_t snd[32],
-                       const uint8_t rcv[32], uint32_t vni, uint8_t suite, uint64_t epoch)
+/* okm = BLAKE2b-512(key = X25519 secret, label || suite || sender || receiver || vni || epoch
+ * [|| sender nonce || receiver nonce]); the AEAD key is okm[0..31], the nonce salt okm[32..35].
+ * The two per-boot data-plane nonces (vnet_seal_peer_init_nonces) are appended only when the
+ * pair uses them: without them the derivation is the original one. */
+static void derive_key_n(struct vnet_seal_key *k, const uint8_t dhs[32], const uint8_t snd[32],
+                         const uint8_t rcv[32], uint32_t vni, uint8_t suite, uint64_t epoch,
+                         const uint8_t *snd_nonce, const uint8_t *rcv_nonce)
 {
-    uint8_t msg[12 + 1 + 32 + 32 + 4 + 8], okm[64];
+    uint8_t msg[12 + 1 + 32 + 32 + 4 + 8 + 2 * VNET_SEAL_NONCE_LEN], okm[64];
     _Static_assert(sizeof(SEAL_LABEL) - 1 == 12, "label length");
     uint8_t *p = msg;
     memcpy(p, SEAL_LABEL, 12);
@@ -122,7 +125,14 @@ static void derive_key(struct vnet_seal_key *k, const uint8_t dhs[32], const uin
     *p++ = (uint8_t)(vni >> 8);
     *p++ = (uint8_t)vni;
     vnet__be64(p, epoch);
-    crypto_generichash(okm, 64, msg, sizeof(msg), dhs, 32);
+    p += 8;
+    if (snd_nonce && rcv_nonce) {
+        memcpy(p, snd_nonce, VNET_SEAL_NONCE_LEN);
+        p += VNET_SEAL_NONCE_LEN;
+        memcpy(p, rcv_nonce, VNET_SEAL_NONCE_LEN);
+        p += VNET_SEAL_NONCE_LEN;
+    }
+    crypto_generichash(okm, 64, msg, (size_t)(p - msg), dhs, 32);
     sodium_memzero(k, sizeof(*k));
     if (suite == VNET_SEAL_AES256GCM)
         crypto_aead_aes256gcm_beforenm(AES(k), okm);
@@ -133,6 +143,25 @@ static void derive_key(struct vnet_seal_key *k, const uint8_t dhs[32], const uin
     k->epoch = epoch;
     k->valid = 1;
     sodium_memzero(okm, sizeof(okm));
+}
+
+static void derive_key(struct vnet_seal_key *k, const uint8_t dhs[32], const uint8_t snd[32],
+                       const uint8_t rcv[32], uint32_t vni, uint8_t suite, uint64_t epoch)
+{
+    derive_key_n(k, dhs, snd, rcv, vni, suite, epoch, NULL, NULL);
+}
+
+/* The transmit and receive halves' keys for @epoch, with their nonces when they have them. */
+static void derive_tx(struct vnet_seal_tx *tx, uint64_t epoch)
+{
+    derive_key_n(&tx->key, tx->dh, tx->me, tx->peer, tx->vni, tx->suite, epoch,
+                 tx->has_nonces ? tx->n_me : NULL, tx->has_nonces ? tx->n_peer : NULL);
+}
+
+static void derive_rx(struct vnet_seal_rx *rx, struct vnet_seal_key *k, uint64_t epoch)
+{
+    derive_key_n(k, rx->dh, rx->peer, rx->me, rx->vni, rx->suite, epoch,
+                 rx->has_nonces ? rx->n_peer : NULL, rx->has_nonces ? rx->n_me : NULL);
 }
 
 int vnet_seal_key_derive(struct vnet_seal_key *k, const struct vnet_keypair *me,
@@ -294,16 +323,32 @@ int vnet_seal_peer_init(struct vnet_seal_peer *p, const struct vnet_keypair *me,
                         const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
                         enum vnet_seal_suite suite, uint64_t now_ms)
 {
+    return vnet_seal_peer_init_nonces(p, me, peer_pub, vni, suite, now_ms, NULL, NULL);
+}
+
+int vnet_seal_peer_init_nonces(struct vnet_seal_peer *p, const struct vnet_keypair *me,
+                               const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
+                               enum vnet_seal_suite suite, uint64_t now_ms,
+                               const uint8_t my_nonce[VNET_SEAL_NONCE_LEN],
+                               const uint8_t peer_nonce[VNET_SEAL_NONCE_LEN])
+{
     if (!p)
         return VNET_EINVAL;
     sodium_memzero(p, sizeof(*p));
-    if (!me || !peer_pub || vni > 0xFFFFFFu)
+    if (!me || !peer_pub || vni > 0xFFFFFFu || (!my_nonce != !peer_nonce))
         return VNET_EINVAL;
     int rc = resolve_suite(&suite);
     if (rc)
         return rc;
     if (sodium_memcmp(me->pub, peer_pub, 32) == 0)
         return VNET_EINVAL;
+    if (my_nonce) {
+        p->tx.has_nonces = p->rx.has_nonces = true;
+        memcpy(p->tx.n_me, my_nonce, VNET_SEAL_NONCE_LEN);
+        memcpy(p->rx.n_me, my_nonce, VNET_SEAL_NONCE_LEN);
+        memcpy(p->tx.n_peer, peer_nonce, VNET_SEAL_NONCE_LEN);
+        memcpy(p->rx.n_peer, peer_nonce, VNET_SEAL_NONCE_LEN);
+    }
     if ((rc = vnet__dh(p->tx.dh, me->sec, peer_pub)) != 0) {
         sodium_memzero(p, sizeof(*p));
         return rc;
@@ -315,8 +360,7 @@ int vnet_seal_peer_init(struct vnet_seal_peer *p, const struct vnet_keypair *me,
     memcpy(p->rx.peer, peer_pub, 32);
     p->tx.vni = p->rx.vni = vni;
     p->tx.suite = p->rx.suite = (uint8_t)suite;
-    derive_key(&p->tx.key, p->tx.dh, p->tx.me, p->tx.peer, vni, (uint8_t)suite,
-               fresh_epoch(now_ms));
+    derive_tx(&p->tx, fresh_epoch(now_ms));
     p->tx.started_ms = now_ms;
     return 0;
 }
@@ -336,7 +380,7 @@ int vnet_seal_peer_seal(struct vnet_seal_tx *tx, uint64_t now_ms, const uint8_t 
         uint64_t e = fresh_epoch(now_ms);
         if (e <= tx->key.epoch)
             e = tx->key.epoch + 1;
-        derive_key(&tx->key, tx->dh, tx->me, tx->peer, tx->vni, tx->suite, e);
+        derive_tx(tx, e);
         tx->counter = 0;
         tx->started_ms = now_ms;
         tx->rekeys++;
@@ -384,7 +428,7 @@ int vnet_seal_peer_open(struct vnet_seal_rx *rx, uint64_t now_ms, const uint8_t 
         /* A newer epoch (sender rekeyed or restarted): derive into scratch; it is adopted only
          * if this packet authenticates, so forged packets cannot disturb the current state. */
         if (!rx->tmp.key.valid || rx->tmp.key.epoch != e)
-            derive_key(&rx->tmp.key, rx->dh, rx->peer, rx->me, rx->vni, rx->suite, e);
+            derive_rx(rx, &rx->tmp.key, e);
         vnet_replay_init(&rx->tmp.win);
         slot = &rx->tmp;
     } else {

@@ -48,7 +48,8 @@ struct peer {
     struct vnet_seal_peer *seal; /* secure mode: keys, counters, replay window (stable memory
                                     shared by successive peer sets, used by the poller only) */
     uint8_t pubkey[VNET_KEY_LEN];
-    bool has_pubkey;
+    bool has_pubkey, has_nonce;
+    uint8_t nonce[VNET_SEAL_NONCE_LEN];
     uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
 };
 
@@ -106,14 +107,20 @@ struct vnet_datapath {
     /* secure mode */
     bool secure;
     struct vnet_keypair key;
+    bool has_nonce; /* per-boot data-plane nonce (controller mode) */
+    uint8_t nonce[VNET_SEAL_NONCE_LEN];
+    /* seal states of peers that left, kept for their return (writer thread only) */
+    struct vnet_seal_peer **retired;
+    size_t nretired, capretired;
     uint8_t *arena; /* sealed output until the next underlay flush */
     size_t arena_off, arena_cap;
     uint64_t now_ms; /* wall clock, read once per poll */
 };
 
 static const char *const drop_names[VNET_DP_DROP__MAX] = {
-    "decap",   "foreign_vni", "unknown_peer", "spoof",      "self", "no_peers", "too_big", "short",
-    "offload", "tx_underlay", "tx_virtual",   "learn_full", "auth", "replay",   "no_key",
+    "decap",  "foreign_vni", "unknown_peer", "spoof",      "self",       "no_peers", "too_big",
+    "short",  "offload",     "tx_underlay",  "tx_virtual", "learn_full", "auth",     "replay",
+    "no_key", "spoof_ip4",   "spoof_ip6",    "spoof_arp",  "spoof_nd",
 };
 
 const char *vnet_dp_drop_name(enum vnet_dp_drop d)
@@ -153,6 +160,10 @@ int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapa
         }
         dp->secure = true;
         dp->key = *cfg->key;
+        if (cfg->nonce) {
+            dp->has_nonce = true;
+            memcpy(dp->nonce, cfg->nonce, VNET_SEAL_NONCE_LEN);
+        }
         dp->arena_cap = 8u << 20;
         dp->arena = malloc(dp->arena_cap);
         if (!dp->arena) {
@@ -232,6 +243,11 @@ void vnet_datapath_destroy(struct vnet_datapath *dp)
             }
         free(dp->peers);
     }
+    for (size_t i = 0; i < dp->nretired; i++) {
+        vnet_seal_peer_wipe(dp->retired[i]);
+        free(dp->retired[i]);
+    }
+    free(dp->retired);
     vnet_key_wipe(&dp->key);
     free(dp->arena);
     free(dp->mem);
@@ -245,6 +261,62 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Is @seal the state for peer @np (same public key; same nonce, or neither has one)? */
+static bool seal_is_for(const struct vnet_seal_peer *seal, const struct peer *np)
+{
+    if (!seal || !np->has_pubkey || memcmp(seal->rx.peer, np->pubkey, VNET_KEY_LEN) != 0)
+        return false;
+    if (seal->rx.has_nonces != np->has_nonce)
+        return false;
+    return !np->has_nonce || memcmp(seal->rx.n_peer, np->nonce, VNET_SEAL_NONCE_LEN) == 0;
+}
+
+/* Free @seal once no reader can hold it (synchronously if that cannot be queued). */
+static void seal_free_deferred(struct vnet_datapath *dp, struct vnet_seal_peer *seal)
+{
+    if (vnet_table_defer_free(dp->table, seal) != 0) {
+        vnet_table_synchronize(dp->table);
+        vnet_seal_peer_wipe(seal);
+        free(seal);
+    }
+}
+
+/* Keep @seal (a peer that left) for its return; on no memory it is freed (its window is lost,
+ * which only matters if that exact peer state returns). */
+static void seal_retire(struct vnet_datapath *dp, struct vnet_seal_peer *seal)
+{
+    if (dp->nretired == dp->capretired) {
+        size_t cap = dp->capretired ? 2 * dp->capretired : 8;
+        struct vnet_seal_peer **r = realloc(dp->retired, cap * sizeof(*r));
+        if (!r) {
+            vnet_log(VNET_LOG_WARN, "datapath",
+                     "no memory to keep a departed peer's replay "
+                     "window");
+            seal_free_deferred(dp, seal);
+            return;
+        }
+        dp->retired = r;
+        dp->capretired = cap;
+    }
+    dp->retired[dp->nretired++] = seal;
+}
+
+/* Forget retired states of @np's key with another nonce: that peer restarted, and the
+ * controller never hands out an old nonce again. */
+static void retired_purge(struct vnet_datapath *dp, const struct peer *np)
+{
+    for (size_t i = 0; i < dp->nretired;) {
+        struct vnet_seal_peer *r = dp->retired[i];
+        if (np->has_pubkey && memcmp(r->rx.peer, np->pubkey, VNET_KEY_LEN) == 0 &&
+            !seal_is_for(r, np)) {
+            dp->retired[i] = dp->retired[--dp->nretired];
+            seal_free_deferred(dp, r);
+        } else {
+            i++;
+        }
+    }
+}
+
 int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers, size_t n)
 {
     if (n && !peers)
@@ -253,8 +325,13 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
         if (peers[i].ep.ip.family != VNET_AF_INET && peers[i].ep.ip.family != VNET_AF_INET6)
             return VNET_EINVAL;
     struct peerset *ps = calloc(1, sizeof(*ps) + n * sizeof(struct peer));
-    if (!ps)
+    /* where each new seal state came from: -1 made here, -2 the old set, else a retired index */
+    long *from = calloc(n ? n : 1, sizeof(*from));
+    if (!ps || !from) {
+        free(ps);
+        free(from);
         return VNET_ENOMEM;
+    }
     struct peerset *old = dp->peers;
     ps->n = n;
     int rc = 0;
@@ -264,6 +341,10 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
         np->id = peers[i].id;
         np->has_pubkey = peers[i].has_pubkey;
         memcpy(np->pubkey, peers[i].pubkey, VNET_KEY_LEN);
+        np->has_nonce = dp->has_nonce && peers[i].has_nonce;
+        if (np->has_nonce)
+            memcpy(np->nonce, peers[i].nonce, VNET_SEAL_NONCE_LEN);
+        from[i] = -1;
         for (size_t j = 0; old && j < old->n; j++) {
             struct peer *op = &old->p[j];
             /* carry the counters of peers that stay, and their keys and replay windows:
@@ -274,44 +355,69 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
                 np->rx_packets = STAT_GET(op->rx_packets);
                 np->rx_bytes = STAT_GET(op->rx_bytes);
             }
-            if (op->seal && np->has_pubkey && op->has_pubkey &&
-                memcmp(op->pubkey, np->pubkey, VNET_KEY_LEN) == 0)
+            if (!np->seal && seal_is_for(op->seal, np)) {
                 np->seal = op->seal;
-        }
-        if (dp->secure && np->has_pubkey && !np->seal) {
-            np->seal = malloc(sizeof(*np->seal));
-            rc = np->seal ? vnet_seal_peer_init(np->seal, &dp->key, np->pubkey, dp->vni,
-                                                VNET_SEAL_AUTO, wall_ms())
-                          : VNET_ENOMEM;
-            if (rc) {
-                free(np->seal);
-                np->seal = NULL;
+                from[i] = -2;
             }
+        }
+        if (!dp->secure || !np->has_pubkey || np->seal)
+            continue;
+        if (dp->has_nonce && !np->has_nonce) {
+            char buf[VNET_ENDPOINT_STRLEN];
+            vnet_endpoint_format(&np->ep, buf, sizeof(buf));
+            vnet_log(VNET_LOG_WARN, "datapath",
+                     "peer %llu (%s) has no data-plane nonce yet: no secure traffic with it "
+                     "until the controller reports one",
+                     (unsigned long long)np->id, buf);
+            continue;
+        }
+        for (size_t r = 0; r < dp->nretired && !np->seal; r++)
+            if (seal_is_for(dp->retired[r], np)) {
+                np->seal = dp->retired[r];
+                from[i] = (long)r;
+            }
+        if (np->seal)
+            continue;
+        np->seal = malloc(sizeof(*np->seal));
+        rc = np->seal ? vnet_seal_peer_init_nonces(
+                            np->seal, &dp->key, np->pubkey, dp->vni, VNET_SEAL_AUTO, wall_ms(),
+                            dp->has_nonce ? dp->nonce : NULL, np->has_nonce ? np->nonce : NULL)
+                      : VNET_ENOMEM;
+        if (rc) {
+            free(np->seal);
+            np->seal = NULL;
         }
     }
     if (rc) {
         /* Free only the seal states this call made. */
-        for (size_t i = 0; i < n; i++) {
-            bool reused = false;
-            for (size_t j = 0; old && j < old->n && !reused; j++)
-                reused = ps->p[i].seal && old->p[j].seal == ps->p[i].seal;
-            if (!reused)
+        for (size_t i = 0; i < n; i++)
+            if (from[i] == -1)
                 free(ps->p[i].seal);
-        }
         free(ps);
+        free(from);
         return rc;
     }
+    /* Taken back from the retired list: no longer retired. */
+    for (size_t i = 0; i < n; i++)
+        if (from[i] >= 0)
+            dp->retired[from[i]] = NULL;
+    size_t k = 0;
+    for (size_t r = 0; r < dp->nretired; r++)
+        if (dp->retired[r])
+            dp->retired[k++] = dp->retired[r];
+    dp->nretired = k;
+    free(from);
     __atomic_store_n(&dp->peers, ps, __ATOMIC_RELEASE);
     if (old) {
-        /* Seal states no longer referenced go after a grace period, with the old set. */
+        /* Seal states no longer referenced are kept aside for the peer's return. */
         for (size_t j = 0; j < old->n; j++) {
             bool kept = false;
             for (size_t i = 0; i < n && !kept; i++)
                 kept = old->p[j].seal && ps->p[i].seal == old->p[j].seal;
-            if (old->p[j].seal && !kept && vnet_table_defer_free(dp->table, old->p[j].seal)) {
-                vnet_table_synchronize(dp->table);
-                free(old->p[j].seal);
-            }
+            for (size_t jj = 0; jj < j && !kept; jj++) /* listed twice in the old set */
+                kept = old->p[jj].seal == old->p[j].seal;
+            if (old->p[j].seal && !kept)
+                seal_retire(dp, old->p[j].seal);
         }
         if (vnet_table_defer_free(dp->table, old) != 0) {
             /* No memory to queue it: wait for the readers instead (this is the writer). */
@@ -319,6 +425,8 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
             free(old);
         }
     }
+    for (size_t i = 0; i < n; i++)
+        retired_purge(dp, &ps->p[i]);
     return 0;
 }
 
@@ -952,6 +1060,119 @@ static void emit_virtual(struct vnet_datapath *dp, const struct vnet_pkt *f)
     }
 }
 
+/* ---- secure mode: inner addresses bound to the sending node ---- */
+
+/* Is @ip (family @fam, bytes @a) registered to node @id: bound in the table to a MAC whose
+ * entry belongs to @id? */
+static bool addr_of_node(const struct vnet_datapath *dp, uint8_t fam, const uint8_t *a, uint32_t id)
+{
+    struct vnet_ip ip;
+    memset(&ip, 0, sizeof(ip));
+    ip.family = fam;
+    memcpy(ip.addr, a, fam == VNET_AF_INET ? 4 : 16);
+    struct vnet_mac mac;
+    if (vnet_table_lookup_ip(dp->table, dp->vni, &ip, &mac) != 0)
+        return false;
+    const struct vnet_entry *e = vnet_table_lookup(dp->table, dp->vni, &mac);
+    return e && e->peer_id == id;
+}
+
+/* An IPv6 address node @id may claim: the unspecified address (DAD) when @unspec_ok, one
+ * registered to @id, or a link-local address (fe80::/10). Link-local addresses are not
+ * registered and cannot be bound: a TAP's link-local address comes from the MAC it had when
+ * it first went up, not necessarily the node's (see docs/security.md). */
+static bool ip6_of_node(const struct vnet_datapath *dp, const uint8_t *a, uint32_t id,
+                        bool unspec_ok)
+{
+    static const uint8_t unspec[16] = {0};
+    if (memcmp(a, unspec, 16) == 0)
+        return unspec_ok;
+    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+        return true;
+    return addr_of_node(dp, VNET_AF_INET6, a, id);
+}
+
+/* ND: every source/target link-layer address option in @opt[0..n) must be @smac. */
+static bool nd_opts_ok(const uint8_t *opt, uint32_t n, const uint8_t *smac)
+{
+    while (n >= 2) {
+        uint32_t olen = opt[1] * 8u;
+        if (olen == 0 || olen > n)
+            return false;
+        if ((opt[0] == 1 || opt[0] == 2) && (olen < 8 || memcmp(opt + 2, smac, 6) != 0))
+            return false;
+        opt += olen;
+        n -= olen;
+    }
+    return true;
+}
+
+/* Secure mode, a frame from node @id: the drop reason when it claims an address that is not
+ * the node's, or VNET_DP_DROP__MAX when it may pass. Up to two VLAN tags are looked through
+ * (more: dropped); ethertypes other than IPv4, IPv6 and ARP claim no address. */
+static enum vnet_dp_drop inner_src_check(const struct vnet_datapath *dp, const uint8_t *f,
+                                         uint32_t len, uint32_t id)
+{
+    const uint8_t *smac = f + 6;
+    uint32_t off = 12;
+    uint16_t type = rd16(f + 12);
+    for (int tags = 0; type == 0x8100 || type == 0x88a8; tags++) {
+        if (tags == 2 || len < off + 6)
+            return VNET_DP_DROP_SPOOF;
+        off += 4;
+        type = rd16(f + off);
+    }
+    off += 2; /* the network header */
+    const uint8_t *h = f + off;
+    uint32_t n = len - off;
+    if (type == ETH_P_IP) {
+        static const uint8_t any4[4] = {0};
+        if (n < 20)
+            return VNET_DP_DROP_SPOOF_IP4;
+        if (memcmp(h + 12, any4, 4) == 0 || addr_of_node(dp, VNET_AF_INET, h + 12, id))
+            return VNET_DP_DROP__MAX;
+        return VNET_DP_DROP_SPOOF_IP4;
+    }
+    if (type == ETH_P_ARP) {
+        static const uint8_t any4[4] = {0};
+        if (n < 28)
+            return VNET_DP_DROP_SPOOF_ARP;
+        if (rd16(h) != 1 || rd16(h + 2) != ETH_P_IP || h[4] != 6 || h[5] != 4)
+            return VNET_DP_DROP_SPOOF_ARP; /* nothing else is valid on Ethernet/IPv4 */
+        if (memcmp(h + 8, smac, 6) != 0 ||
+            (memcmp(h + 14, any4, 4) != 0 && !addr_of_node(dp, VNET_AF_INET, h + 14, id)))
+            return VNET_DP_DROP_SPOOF_ARP;
+        return VNET_DP_DROP__MAX;
+    }
+    if (type != ETH_P_IPV6)
+        return VNET_DP_DROP__MAX;
+    if (n < 40)
+        return VNET_DP_DROP_SPOOF_IP6;
+    if (!ip6_of_node(dp, h + 8, id, true))
+        return VNET_DP_DROP_SPOOF_IP6;
+    /* Find ICMPv6 behind hop-by-hop, routing and destination options headers. */
+    uint8_t nh = h[6];
+    uint32_t at = 40;
+    while ((nh == 0 || nh == 43 || nh == 60) && at + 8 <= n) {
+        nh = h[at];
+        at += (h[at + 1] + 1u) * 8;
+    }
+    if (nh != 58 || at + 4 > n)
+        return VNET_DP_DROP__MAX;
+    const uint8_t *icmp = h + at;
+    uint32_t ilen = n - at;
+    if (icmp[0] == 135 || icmp[0] == 133) { /* NS, RS: options after 24 / 8 bytes */
+        uint32_t body = icmp[0] == 135 ? 24 : 8;
+        if (ilen < body || !nd_opts_ok(icmp + body, ilen - body, smac))
+            return VNET_DP_DROP_SPOOF_ND;
+    } else if (icmp[0] == 136) { /* NA: the target is the address claimed */
+        if (ilen < 24 || !ip6_of_node(dp, icmp + 8, id, false) ||
+            !nd_opts_ok(icmp + 24, ilen - 24, smac))
+            return VNET_DP_DROP_SPOOF_ND;
+    }
+    return VNET_DP_DROP__MAX;
+}
+
 static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_t *p, uint32_t len,
                         struct peerset *ps)
 {
@@ -1006,6 +1227,13 @@ static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_
     if (e && dp->secure && peer->id && e->peer_id && e->peer_id != (uint32_t)peer->id) {
         drop(dp, VNET_DP_DROP_SPOOF); /* another node's MAC, under this node's own key */
         return;
+    }
+    if (dp->secure && peer->id) {
+        enum vnet_dp_drop why = inner_src_check(dp, inner, ilen, (uint32_t)peer->id);
+        if (why != VNET_DP_DROP__MAX) {
+            drop(dp, why);
+            return;
+        }
     }
     if (e) {
         if (!entry_ip_eq(e, &dgram->peer.ip)) {

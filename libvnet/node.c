@@ -58,6 +58,9 @@ struct vnet_node {
     bool has_kp, has_join;
     struct vnet_keypair kp; /* this node's key: the data plane's too, in a secure network */
     uint8_t ctl_pub[VNET_KEY_LEN], join_secret[VNET_JOIN_SECRET_LEN];
+    /* random per process: secure keys bind it, so nothing captured before a restart of this
+     * node opens after it (reported to the controller, which hands it to the peers) */
+    uint8_t dp_nonce[VNET_DP_NONCE_LEN];
     struct vnet_peer *peers; /* the last peer list, for datapaths made after it came */
     size_t npeer_list;
 
@@ -565,6 +568,7 @@ static int welcome_datapaths(struct vnet_node *n, const struct vnet_network *net
         }
         dcfg.secure = true;
         dcfg.key = &n->kp;
+        dcfg.nonce = n->dp_nonce;
     }
     int rc = make_datapaths(n, &dcfg);
     if (rc) {
@@ -646,6 +650,10 @@ int vnet_node_start(struct vnet_node *n)
                                   .local = n->local,
                                   .cb = {on_welcome, on_peers, on_state},
                                   .cb_arg = n};
+    if (vnet_crypto_init() < 0)
+        return VNET_EIO;
+    randombytes_buf(n->dp_nonce, sizeof(n->dp_nonce));
+    acfg.dp_nonce = n->dp_nonce;
     if (n->has_kp) {
         acfg.key = &n->kp;
         acfg.controller_pub = n->ctl_pub;

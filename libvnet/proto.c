@@ -400,7 +400,7 @@ static void put_node(struct enc *e, const struct vnet_node_info *n)
         enc_inval(e);
         return;
     }
-    put_array(e, NODE_FIELDS);
+    put_array(e, NODE_FIELDS + (n->has_dp_nonce ? 1 : 0)); /* the nonce: optional, last */
     put_uint(e, n->id);
     put_uint(e, n->network_id);
     put_name(e, n->name);
@@ -416,6 +416,8 @@ static void put_node(struct enc *e, const struct vnet_node_info *n)
     put_endpoint(e, &n->observed, true);
     put_uint(e, (uint64_t)n->state);
     put_uint(e, n->revision);
+    if (n->has_dp_nonce)
+        put_bin(e, n->dp_nonce, VNET_DP_NONCE_LEN);
 }
 
 static void put_change(struct enc *e, const struct vnet_change *c)
@@ -548,7 +550,8 @@ static void put_body(struct enc *e, const struct vnet_msg *m)
         enc_inval(e);
         return;
     }
-    put_array(e, msg_fields[t]);
+    bool endpoint_nonce = m->type == VNET_MSG_ENDPOINT && m->u.endpoint.has_nonce;
+    put_array(e, msg_fields[t] + (endpoint_nonce ? 1u : 0u)); /* the nonce: optional, last */
     put_uint(e, t);
     switch (m->type) {
     case VNET_MSG_HELLO: {
@@ -599,6 +602,8 @@ static void put_body(struct enc *e, const struct vnet_msg *m)
         break;
     case VNET_MSG_ENDPOINT:
         put_endpoint(e, &m->u.endpoint.ep, false);
+        if (endpoint_nonce)
+            put_bin(e, m->u.endpoint.nonce, VNET_DP_NONCE_LEN);
         break;
     case VNET_MSG_KEEPALIVE:
         break;
@@ -1019,8 +1024,15 @@ static int dec_network(struct dec *d, struct vnet_network *n)
 static int dec_node(struct dec *d, struct vnet_node_info *n)
 {
     uint64_t v = 0;
-    if (dec_array(d, "node", NODE_FIELDS) || dec_u64(d, "node.id", &n->id) ||
-        dec_u64(d, "node.network_id", &n->network_id) || dec_name(d, "node.name", n->name))
+    uint32_t fields = 0;
+    d->what = "node";
+    if (dec_array_hdr(d, &fields))
+        return VNET_EPROTO;
+    if (fields != NODE_FIELDS && fields != NODE_FIELDS + 1) /* + 1: the data-plane nonce */
+        return dec_fail(d, "array of %u elements, expected %u or %u", fields, NODE_FIELDS,
+                        NODE_FIELDS + 1);
+    if (dec_u64(d, "node.id", &n->id) || dec_u64(d, "node.network_id", &n->network_id) ||
+        dec_name(d, "node.name", n->name))
         return VNET_EPROTO;
     d->what = "node.pubkey";
     if (!dec_nil(d)) {
@@ -1040,7 +1052,12 @@ static int dec_node(struct dec *d, struct vnet_node_info *n)
     if (dec_uint(d, VNET_NODE_REMOVED, &v))
         return VNET_EPROTO;
     n->state = (enum vnet_node_state)v;
-    return dec_u64(d, "node.revision", &n->revision);
+    if (dec_u64(d, "node.revision", &n->revision))
+        return VNET_EPROTO;
+    if (fields == NODE_FIELDS)
+        return 0;
+    n->has_dp_nonce = true;
+    return dec_bin_exact(d, "node.dp_nonce", n->dp_nonce, VNET_DP_NONCE_LEN);
 }
 
 static int dec_change(struct dec *d, struct vnet_change *c)
@@ -1221,7 +1238,7 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
     if (t < 1)
         return dec_fail(d, "unknown message type 0");
     d->what = "message";
-    if (n != msg_fields[t])
+    if (n != msg_fields[t] && !(t == VNET_MSG_ENDPOINT && n == msg_fields[t] + 1u))
         return dec_fail(d, "%s: array of %u elements, expected %u",
                         vnet_msg_type_name((enum vnet_msg_type)t), n, msg_fields[t]);
     m->type = (enum vnet_msg_type)t;
@@ -1266,7 +1283,12 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
     case VNET_MSG_ACK:
         return dec_u64(d, "ack.revision", &m->u.ack.revision);
     case VNET_MSG_ENDPOINT:
-        return dec_endpoint(d, "endpoint", &m->u.endpoint.ep, false);
+        if (dec_endpoint(d, "endpoint", &m->u.endpoint.ep, false))
+            return VNET_EPROTO;
+        if (n == msg_fields[t])
+            return 0;
+        m->u.endpoint.has_nonce = true;
+        return dec_bin_exact(d, "endpoint.nonce", m->u.endpoint.nonce, VNET_DP_NONCE_LEN);
     case VNET_MSG_KEEPALIVE:
         return 0;
     case VNET_MSG_ERROR:

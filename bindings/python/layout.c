@@ -68,6 +68,8 @@ int main(void)
     F(vnet_node_info, observed);
     F(vnet_node_info, state);
     F(vnet_node_info, revision);
+    F(vnet_node_info, has_dp_nonce);
+    F(vnet_node_info, dp_nonce);
     END();
     BEGIN(vnet_subscriber);
     F(vnet_subscriber, id);
@@ -202,6 +204,7 @@ int main(void)
     F(vnet_datapath_cfg, secure);
     F(vnet_datapath_cfg, key);
     F(vnet_datapath_cfg, queue);
+    F(vnet_datapath_cfg, nonce);
     END();
     BEGIN(vnet_dp_port_stats);
     F(vnet_dp_port_stats, rx_packets);

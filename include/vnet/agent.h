@@ -58,6 +58,10 @@ struct vnet_agent_cfg {
     const struct vnet_keypair *key;
     const uint8_t *controller_pub; /* VNET_KEY_LEN bytes */
     const uint8_t *join_secret;    /* VNET_JOIN_SECRET_LEN bytes, or NULL */
+    /* This process's per-boot data-plane nonce (VNET_DP_NONCE_LEN bytes, copied, or NULL):
+     * reported with the endpoint; the controller hands it to the other nodes, whose secure
+     * keys with this node then bind it (the same bytes go to vnet_datapath_cfg.nonce). */
+    const uint8_t *dp_nonce;
 };
 
 /* Create and start connecting. Returns 0 or VNET_EINVAL / VNET_ENOMEM. */

@@ -330,6 +330,8 @@ struct vnet_seal_rx_slot {
     struct vnet_replay win;
 };
 
+#define VNET_SEAL_NONCE_LEN 32 /* a node's per-boot data-plane nonce */
+
 struct vnet_seal_tx {
     struct vnet_seal_key key;
     uint64_t counter;    /* next counter to use */
@@ -338,6 +340,8 @@ struct vnet_seal_tx {
     uint8_t me[32], peer[32];
     uint32_t vni;
     uint8_t suite;
+    bool has_nonces;
+    uint8_t n_me[VNET_SEAL_NONCE_LEN], n_peer[VNET_SEAL_NONCE_LEN];
     uint64_t rekeys;
 };
 
@@ -348,6 +352,8 @@ struct vnet_seal_rx {
     uint8_t me[32], peer[32];
     uint32_t vni;
     uint8_t suite;
+    bool has_nonces;
+    uint8_t n_me[VNET_SEAL_NONCE_LEN], n_peer[VNET_SEAL_NONCE_LEN];
     uint64_t epochs_adopted;
 };
 
@@ -364,6 +370,20 @@ struct vnet_seal_peer {
 VNET_API int vnet_seal_peer_init(struct vnet_seal_peer *p, const struct vnet_keypair *me,
                                  const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
                                  enum vnet_seal_suite suite, uint64_t now_ms);
+
+/* vnet_seal_peer_init() for a pair of nodes that each made a random per-boot data-plane
+ * nonce (@my_nonce: this process's, @peer_nonce: the peer's current one, as the controller
+ * distributed it over the authenticated control channel): both nonces enter every key
+ * derivation, so a restarted node (new nonce) shares no key with traffic captured before its
+ * restart, and replays of that traffic fail to authenticate (VNET_EACCES) however recent their
+ * epoch. Both NULL: exactly vnet_seal_peer_init() (static peers: not replay-safe across
+ * restarts). One NULL: VNET_EINVAL. Ownership: the nonces are copied. Returns as
+ * vnet_seal_peer_init(). Thread-safety: @p must not be in use. */
+VNET_API int vnet_seal_peer_init_nonces(struct vnet_seal_peer *p, const struct vnet_keypair *me,
+                                        const uint8_t peer_pub[VNET_KEY_LEN], uint32_t vni,
+                                        enum vnet_seal_suite suite, uint64_t now_ms,
+                                        const uint8_t my_nonce[VNET_SEAL_NONCE_LEN],
+                                        const uint8_t peer_nonce[VNET_SEAL_NONCE_LEN]);
 
 /* Seal one packet for the peer: rekeys first (new epoch, counter 0) when the policy above
  * says so, then seals with the next counter. Output len + VNET_SEAL_OVERHEAD bytes; in place

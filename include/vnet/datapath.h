@@ -8,7 +8,9 @@
  *           ARP requests and IPv6 neighbour solicitations for addresses the table knows are
  *           answered locally, without leaving the node.
  *  ingress  underlay datagram -> checks (VXLAN, VNI, the sender is a known peer, the outer
- *           source matches what the table holds for the inner source MAC) -> virtual port.
+ *           source matches what the table holds for the inner source MAC; in secure mode
+ *           also: inner source IPv4/IPv6, ARP sender and ND target/link-layer addresses are
+ *           the sending node's registered ones) -> virtual port.
  *
  * Every drop is counted by reason. Learning (--learn) records (source MAC -> outer source) of
  * frames from known peers; it never moves a static or controller-provided entry (such a frame
@@ -57,6 +59,13 @@ struct vnet_datapath_cfg {
     const struct vnet_keypair *key; /* copied */
     unsigned queue; /* which queue of both ports to serve: with multiqueue ports, run one
                        datapath (and one thread) per queue over the same table */
+    /* Secure mode with a controller: this process's random per-boot data-plane nonce
+     * (VNET_SEAL_NONCE_LEN bytes, copied; the node reports it to the controller, which hands
+     * it to the other nodes). Every pair key then binds both nodes' nonces
+     * (vnet_seal_peer_init_nonces), so traffic captured before either node restarted never
+     * opens again; peers without a nonce get no key. NULL: static keys only, replayable after
+     * a restart of the receiver (see docs/security.md). */
+    const uint8_t *nonce;
 };
 
 enum vnet_dp_drop {
@@ -75,6 +84,14 @@ enum vnet_dp_drop {
     VNET_DP_DROP_AUTH,         /* secure: does not authenticate (forged, modified, truncated) */
     VNET_DP_DROP_REPLAY,       /* secure: a replayed or too old packet */
     VNET_DP_DROP_NO_KEY,       /* secure: no key for the destination node */
+    /* Secure mode, frames from a node the controller described (peer id known): the inner
+     * addresses must be that node's registered ones (its IPs bound in the table to one of its
+     * MACs; IPv6 link-local also as the modified EUI-64 of the frame's source MAC). */
+    VNET_DP_DROP_SPOOF_IP4, /* IPv4 source address is not the sending node's */
+    VNET_DP_DROP_SPOOF_IP6, /* IPv6 source address is not the sending node's */
+    VNET_DP_DROP_SPOOF_ARP, /* ARP sender IP or hardware address is not the sending node's */
+    VNET_DP_DROP_SPOOF_ND,  /* neighbour advertisement target or link-layer address option is
+                               not the sending node's */
     VNET_DP_DROP__MAX
 };
 
@@ -119,11 +136,17 @@ struct vnet_peer {
     uint64_t id;             /* node id; 0: unknown (static peers) */
     bool has_pubkey;
     uint8_t pubkey[32];
+    bool has_nonce; /* its current per-boot data-plane nonce is known */
+    uint8_t nonce[VNET_SEAL_NONCE_LEN];
 };
 
 /* Replace the peer list (flood list and, in secure mode, the keys). Copied. Writer thread.
- * Keys, counters and replay windows of peers that stay are kept. Returns 0, VNET_EINVAL,
- * VNET_ENOMEM, or a key-derivation error (e.g. VNET_EACCES for a degenerate public key). */
+ * Keys, counters and replay windows of peers that stay are kept; those of a peer that leaves
+ * are kept aside and taken up again if it comes back with the same key (and nonce), so a
+ * frame is accepted at most once however often its sender leaves and returns. They are
+ * freed when the peer returns with another nonce (it restarted) or with the datapath. Returns 0,
+ * VNET_EINVAL, VNET_ENOMEM, or a key-derivation error (e.g. VNET_EACCES for a degenerate public
+ * key). */
 VNET_API int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer *peers,
                                          size_t n);
 

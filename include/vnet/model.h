@@ -43,6 +43,8 @@ enum vnet_node_state {
     VNET_NODE_REMOVED = 2, /* only in change records */
 };
 
+#define VNET_DP_NONCE_LEN 32 /* = VNET_SEAL_NONCE_LEN (crypto.h) */
+
 /* A node of a network. */
 struct vnet_node_info {
     uint64_t id; /* store-assigned, never reused; the peer id in switch tables */
@@ -56,6 +58,11 @@ struct vnet_node_info {
     struct vnet_endpoint observed;     /* as reported by the node / seen by the controller */
     enum vnet_node_state state;
     uint64_t revision; /* the network revision that last changed it */
+    /* The node's per-boot data-plane nonce, as it reported it over its authenticated session
+     * (controller memory only, never stored): secure-mode keys bind it, so traffic captured
+     * before the node restarted never opens again (docs/security.md 5.4). */
+    bool has_dp_nonce;
+    uint8_t dp_nonce[VNET_DP_NONCE_LEN];
 };
 
 /* One entry of a network's change log. */

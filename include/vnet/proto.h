@@ -86,6 +86,8 @@ struct vnet_msg_ack {
 
 struct vnet_msg_endpoint {
     struct vnet_endpoint ep;
+    bool has_nonce; /* the node's per-boot data-plane nonce follows (optional third element) */
+    uint8_t nonce[VNET_DP_NONCE_LEN];
 };
 
 struct vnet_msg_error {

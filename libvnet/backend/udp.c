@@ -52,6 +52,13 @@
  * Queues: cfg->queues > 1 opens that many sockets on the same address with SO_REUSEPORT; the
  * kernel spreads received flows over them by hash (VXLAN varies the source port per inner
  * flow), and each queue sends on its own socket.
+ *
+ * The port is this process's alone: no SO_REUSEADDR (with it, a second process could bind the
+ * same port and silently take the traffic), SO_REUSEPORT only with several queues, and then,
+ * once every queue is bound, the kernel's socket table (/proc/net/udp, udp6) must show no
+ * socket on the same local address that is not one of ours (a process of the same user with
+ * SO_REUSEPORT would otherwise join the group). A port held by another process: VNET_EBUSY
+ * and an error log line naming it.
  */
 #include "vnet/error.h"
 #include "vnet/log.h"
@@ -62,7 +69,9 @@
 #include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef UDP_SEGMENT
@@ -156,7 +165,6 @@ static int open_socket(const struct vnet_endpoint *ep, const struct vnet_port_cf
         vnet_log(VNET_LOG_ERROR, MOD, "socket: %s", strerror(e));
         return err_from_errno(e);
     }
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
         int e = errno;
         vnet_log(VNET_LOG_ERROR, MOD, "SO_REUSEPORT: %s", strerror(e));
@@ -182,11 +190,68 @@ static int open_socket(const struct vnet_endpoint *ep, const struct vnet_port_cf
         char buf[VNET_ENDPOINT_STRLEN];
         vnet_endpoint_format(ep, buf, sizeof(buf));
         vnet_log(VNET_LOG_ERROR, MOD, "bind %s: %s%s", buf, strerror(e),
-                 e == EADDRNOTAVAIL ? " (not an address of this host/namespace)" : "");
+                 e == EADDRNOTAVAIL ? " (not an address of this host/namespace)"
+                 : e == EADDRINUSE  ? " (the port is held by another socket or process)"
+                                    : "");
         close(fd);
         return err_from_errno(e);
     }
     return fd;
+}
+
+/* Is one of fds[0..n) the socket with inode @ino? */
+static bool own_inode(const int *fds, unsigned n, unsigned long ino)
+{
+    for (unsigned q = 0; q < n; q++) {
+        struct stat st;
+        if (fstat(fds[q], &st) == 0 && (unsigned long)st.st_ino == ino)
+            return true;
+    }
+    return false;
+}
+
+/* Multiqueue: does a socket that is not one of fds[0..n) share their local address (joined
+ * the SO_REUSEPORT group from another process)? Reads /proc/net/udp or udp6 (this network
+ * namespace's table). Returns 0 (the port is ours), VNET_EBUSY, or VNET_EIO (table unreadable:
+ * refused too, since ownership cannot be shown). */
+static int check_owner(const int *fds, unsigned n, int family, const struct vnet_endpoint *ep)
+{
+    FILE *f = fopen(family == AF_INET ? "/proc/net/udp" : "/proc/net/udp6", "re");
+    if (!f) {
+        vnet_log(VNET_LOG_ERROR, MOD, "cannot read the UDP socket table: %s", strerror(errno));
+        return VNET_EIO;
+    }
+    /* Two passes over the lines: the local address (hex "ADDR:PORT") of our sockets, then any
+     * other inode with that local address. */
+    char line[512], local[80] = "", foreign_local[80];
+    int rc = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        rewind(f);
+        if (!fgets(line, sizeof(line), f)) /* header */
+            break;
+        while (fgets(line, sizeof(line), f)) {
+            unsigned long ino;
+            if (sscanf(line, " %*u: %79s %*s %*x %*s %*s %*s %*u %*u %lu", foreign_local, &ino) !=
+                2)
+                continue;
+            bool ours = own_inode(fds, n, ino);
+            if (pass == 0 && ours) {
+                memcpy(local, foreign_local, sizeof(local));
+                break;
+            }
+            if (pass == 1 && !ours && local[0] && strcmp(local, foreign_local) == 0) {
+                rc = VNET_EBUSY;
+                break;
+            }
+        }
+    }
+    fclose(f);
+    if (rc) {
+        char buf[VNET_ENDPOINT_STRLEN];
+        vnet_endpoint_format(ep, buf, sizeof(buf));
+        vnet_log(VNET_LOG_ERROR, MOD, "udp port %s is already used by another process", buf);
+    }
+    return rc;
 }
 
 static void udp_close(void *state)
@@ -224,6 +289,11 @@ static int udp_open(const char *arg, const struct vnet_port_cfg *cfg, void **sta
             return fd;
         }
         u->fds[q] = fd;
+    }
+    int orc = nq > 1 ? check_owner(u->fds, nq, u->family, &ep) : 0;
+    if (orc) {
+        udp_close(u);
+        return orc;
     }
     if (cfg->offload) {
         static const int one = 1, zero = 0;

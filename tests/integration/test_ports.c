@@ -1146,6 +1146,80 @@ static int setup_namespaces(void)
     return setns(ns_b, CLONE_NEWNET);
 }
 
+/* Issue #12 item 6, underlay port hijack: a process (the child, @owner_q queues) holds a
+ * UDP port; a second process (this one, @thief_q queues) tries to take the same port, the
+ * way a second vnet-node would. It must be refused with VNET_EBUSY and a log line, and the
+ * owner must still receive what is sent to the port. */
+static void hijack_once(unsigned owner_q, unsigned thief_q)
+{
+    const char *spec = "udp:10.77.0.2:4795";
+    int ready[2], go[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        quiet = 1;
+        struct vnet_port *p = NULL;
+        struct vnet_port_cfg cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.queues = owner_q;
+        char c = vnet_port_open(spec, &cfg, &p) == 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1 || c != 'y')
+            _exit(2);
+        if (read(go[0], &c, 1) != 1) /* the thief has tried, and sent one datagram */
+            _exit(3);
+        struct pollfd pfd[8];
+        for (unsigned q = 0; q < owner_q; q++)
+            pfd[q] = (struct pollfd){.fd = vnet_port_fd(p, q), .events = POLLIN};
+        _exit(poll(pfd, owner_q, 3000) > 0 ? 0 : 4);
+    }
+    char c = 0;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    log_reset();
+    quiet = 1;
+    struct vnet_port *thief = NULL;
+    struct vnet_port_cfg cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.queues = thief_q;
+    int rc = vnet_port_open(spec, &cfg, &thief);
+    quiet = 0;
+    ck_assert_msg(rc == VNET_EBUSY, "owner %u queues, thief %u: %s", owner_q, thief_q,
+                  vnet_err_name(rc));
+    ck_assert_ptr_null(thief);
+    ck_assert_msg(strstr(logbuf, "another") != NULL, "no clear log line: %s", logbuf);
+    /* the owner still gets the traffic */
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(4795)};
+    inet_pton(AF_INET, "10.77.0.2", &to.sin_addr);
+    ck_assert_int_eq(sendto(s, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)), 1);
+    close(s);
+    ck_assert_int_eq(write(go[1], "g", 1), 1);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+}
+
+START_TEST(t_udp_hijack)
+{
+    enter(ns_b);
+    hijack_once(1, 1);
+    hijack_once(2, 2);
+    hijack_once(1, 2);
+    hijack_once(2, 1);
+    /* the owner gone, the port is free again; queues of one process still share it */
+    struct vnet_port *p = udp_open("udp:10.77.0.2:4795", false, 4);
+    vnet_port_close(p);
+}
+END_TEST
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -1173,6 +1247,7 @@ int main(void)
     tcase_add_test(tc, t_udp4);
     tcase_add_test(tc, t_udp6);
     tcase_add_test(tc, t_udp_dual_mq);
+    tcase_add_test(tc, t_udp_hijack);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     /* namespaces are per thread: run in this one, no fork */

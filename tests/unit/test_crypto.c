@@ -756,6 +756,74 @@ START_TEST(t_seal_basic)
 }
 END_TEST
 
+/* Issue #12 item 3 at the crypto level: 10 packets A->B are captured while B runs (and
+ * delivered once). B restarts: a fresh seal state. Without per-boot nonces the restarted B
+ * adopts the captured (recent, authentic) epoch with a fresh window and accepts all 10 again;
+ * with them (B's new nonce, which A learns from the controller) none opens, while new traffic
+ * sealed for B's new nonce does. */
+START_TEST(t_seal_restart_replay)
+{
+    enum vnet_seal_suite su = suites[_i];
+    if (!suite_ok(su))
+        return;
+    struct vnet_keypair a, b;
+    kp_from_byte(&a, 0xa);
+    kp_from_byte(&b, 0xb);
+    uint64_t now = now_ms_wall();
+    uint8_t na[VNET_SEAL_NONCE_LEN], nb1[VNET_SEAL_NONCE_LEN], nb2[VNET_SEAL_NONCE_LEN];
+    memset(na, 0xa1, sizeof(na));
+    memset(nb1, 0xb1, sizeof(nb1));
+    memset(nb2, 0xb2, sizeof(nb2));
+    static struct vnet_seal_peer ab, ba, ba2, ab2;
+    uint8_t msg[200];
+    memset(msg, 0x5c, sizeof(msg));
+    size_t pl[10];
+    uint8_t *cap[10];
+
+    /* the legacy derivation (static peers): the replay after a restart works */
+    ck_assert_int_eq(vnet_seal_peer_init(&ab, &a, b.pub, 42, su, now), 0);
+    ck_assert_int_eq(vnet_seal_peer_init(&ba, &b, a.pub, 42, su, now), 0);
+    for (int i = 0; i < 10; i++) {
+        cap[i] = pseal(&ab, now, msg, sizeof(msg), &pl[i]);
+        ck_assert_int_eq(popen_(&ba, now, cap[i], pl[i], msg, sizeof(msg)), (int)sizeof(msg));
+        ck_assert_int_eq(popen_(&ba, now, cap[i], pl[i], NULL, 0), VNET_EEXIST);
+    }
+    ck_assert_int_eq(vnet_seal_peer_init(&ba2, &b, a.pub, 42, su, now + 5000), 0);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(popen_(&ba2, now + 5000, cap[i], pl[i], msg, sizeof(msg)),
+                         (int)sizeof(msg));
+        free(cap[i]);
+    }
+
+    /* with nonces: B's first life */
+    ck_assert_int_eq(vnet_seal_peer_init_nonces(&ab, &a, b.pub, 42, su, now, na, nb1), 0);
+    ck_assert_int_eq(vnet_seal_peer_init_nonces(&ba, &b, a.pub, 42, su, now, nb1, na), 0);
+    for (int i = 0; i < 10; i++) {
+        cap[i] = pseal(&ab, now, msg, sizeof(msg), &pl[i]);
+        ck_assert_int_eq(popen_(&ba, now, cap[i], pl[i], msg, sizeof(msg)), (int)sizeof(msg));
+    }
+    /* the nonces bind both directions: a node with another idea of A's nonce cannot open */
+    ck_assert_int_eq(vnet_seal_peer_init_nonces(&ba2, &b, a.pub, 42, su, now, nb1, nb2), 0);
+    ck_assert_int_eq(popen_(&ba2, now, cap[0], pl[0], NULL, 0), VNET_EACCES);
+    /* B restarts with a new nonce: every captured packet is refused */
+    ck_assert_int_eq(vnet_seal_peer_init_nonces(&ba2, &b, a.pub, 42, su, now + 5000, nb2, na), 0);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(popen_(&ba2, now + 5000, cap[i], pl[i], NULL, 0), VNET_EACCES);
+        free(cap[i]);
+    }
+    ck_assert_uint_eq(ba2.rx.epochs_adopted, 0);
+    /* A, told B's new nonce, talks to the new B */
+    ck_assert_int_eq(vnet_seal_peer_init_nonces(&ab2, &a, b.pub, 42, su, now + 5000, na, nb2), 0);
+    size_t l;
+    uint8_t *pkt = pseal(&ab2, now + 5000, msg, sizeof(msg), &l);
+    ck_assert_int_eq(popen_(&ba2, now + 5000, pkt, l, msg, sizeof(msg)), (int)sizeof(msg));
+    free(pkt);
+    /* one nonce alone is refused */
+    ck_assert_int_eq(vnet_seal_peer_init_nonces(&ab2, &a, b.pub, 42, su, now, na, NULL),
+                     VNET_EINVAL);
+}
+END_TEST
+
 START_TEST(t_seal_suites)
 {
     /* chacha and (when present) AES do not open each other's packets */
@@ -1149,6 +1217,7 @@ static Suite *crypto_suite(void)
     tcase_add_loop_test(td, t_seal_replay_reorder, 0, 2);
     tcase_add_loop_test(td, t_seal_tamper, 0, 2);
     tcase_add_loop_test(td, t_seal_epochs, 0, 2);
+    tcase_add_loop_test(td, t_seal_restart_replay, 0, 2);
     suite_add_tcase(s, td);
     TCase *tp = tcase_create("speed");
     tcase_set_timeout(tp, 300);

@@ -41,6 +41,8 @@ static const uint8_t IP_A[4] = {10, 1, 0, 1};
 static const uint8_t IP_B[4] = {10, 1, 0, 2};
 static const uint8_t IP6_A[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a};
 static const uint8_t IP6_B[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b};
+static const uint8_t IP_C[4] = {10, 1, 0, 3};
+static const uint8_t IP6_C[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0c};
 
 #define ETHERTYPE_TEST 0x88b5 /* IEEE local experimental: a frame the datapath only forwards */
 
@@ -189,6 +191,7 @@ struct node_opts {
     size_t utx_limit, vtx_limit; /* the tx FIFOs of the underlay and the virtual port */
     uint32_t vcaps, ucaps;       /* VNET_PORT_CAP_* of the virtual port and the underlay */
     const struct vnet_keypair *key;
+    const uint8_t *nonce; /* cfg.nonce */
 };
 
 struct node {
@@ -226,6 +229,7 @@ static void node_up(struct node *n, const char *tag, const struct node_opts *o)
         .mtu = o->mtu,
         .secure = o->secure,
         .key = o->key,
+        .nonce = o->nonce,
     };
     ck_assert_int_eq(vnet_datapath_create(&cfg, &n->dp), 0);
 }
@@ -1394,35 +1398,63 @@ static struct vnet_peer dp_peer(struct vnet_endpoint e, uint64_t id, const uint8
     return p;
 }
 
+static const uint8_t NONCE_A[VNET_SEAL_NONCE_LEN] = {0xa1, 1};
+static const uint8_t NONCE_B1[VNET_SEAL_NONCE_LEN] = {0xb1, 1};
+static const uint8_t NONCE_B2[VNET_SEAL_NONCE_LEN] = {0xb2, 2};
+
+/* @pr with the per-boot nonce @nonce (NULL: none). */
+static struct vnet_peer with_nonce(struct vnet_peer pr, const uint8_t *nonce)
+{
+    pr.has_nonce = nonce != NULL;
+    if (nonce)
+        memcpy(pr.nonce, nonce, VNET_SEAL_NONCE_LEN);
+    return pr;
+}
+
+/* Node B of a pair (up, table, A as its peer with @a_nonce): also what a restart of B does. */
+static void b_up(struct pair *p, uint32_t b_vcaps, const uint8_t *b_nonce, const uint8_t *a_nonce)
+{
+    struct node_opts ob = {.secure = true, .key = &p->kb, .vcaps = b_vcaps, .nonce = b_nonce};
+    node_up(&p->b, "b", &ob);
+    const struct vnet_table_op tb[] = {
+        put(&MB, EP_B, 2, VNET_ENTRY_LOCAL),  put(&MA, EP_A, 1, VNET_ENTRY_STATIC),
+        put(&MC, EP_C, 3, VNET_ENTRY_STATIC), put(&MD, ep(1, 4790), 4, VNET_ENTRY_STATIC),
+        put_ip(&MA, VNET_AF_INET, IP_A),      put_ip(&MA, VNET_AF_INET6, IP6_A),
+        put_ip(&MB, VNET_AF_INET, IP_B),      put_ip(&MB, VNET_AF_INET6, IP6_B),
+        put_ip(&MC, VNET_AF_INET, IP_C),      put_ip(&MC, VNET_AF_INET6, IP6_C),
+    };
+    ck_assert_int_eq(vnet_table_apply(p->b.table, tb, sizeof(tb) / sizeof(tb[0]), 1), 0);
+    struct vnet_peer to_a = with_nonce(dp_peer(EP_A, 1, p->ka.pub), a_nonce);
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p->b.dp, &to_a, 1), 0);
+    ck_assert_int_eq(vnet_datapath_add_local_mac(p->b.dp, &MB), 0);
+}
+
 /* Nodes A (id 1) and B (id 2) in secure mode, each knowing the other's MAC and key. B's table
  * also holds MC at C (node 3) and MD of node 4 at A's address (another port). @b_pub_for_a:
- * the key A believes B has (NULL: B's own). @b_vcaps: capabilities of B's virtual port. */
-static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps)
+ * the key A believes B has (NULL: B's own). @b_vcaps: capabilities of B's virtual port.
+ * @na, @nb: the nodes' per-boot nonces (NULL: static keys only). */
+static void pair_up_n(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps,
+                      const uint8_t *na, const uint8_t *nb)
 {
     ck_assert_int_eq(vnet_key_generate(&p->ka), 0);
     ck_assert_int_eq(vnet_key_generate(&p->kb), 0);
-    struct node_opts oa = {.secure = true, .key = &p->ka};
-    struct node_opts ob = {.secure = true, .key = &p->kb, .vcaps = b_vcaps};
+    struct node_opts oa = {.secure = true, .key = &p->ka, .nonce = na};
     node_up(&p->a, "a", &oa);
-    node_up(&p->b, "b", &ob);
     const struct vnet_table_op ta[] = {
-        put(&MA, EP_A, 1, VNET_ENTRY_LOCAL),
-        put(&MB, EP_B, 2, VNET_ENTRY_STATIC),
+        put(&MA, EP_A, 1, VNET_ENTRY_LOCAL), put(&MB, EP_B, 2, VNET_ENTRY_STATIC),
+        put_ip(&MB, VNET_AF_INET, IP_B),     put_ip(&MB, VNET_AF_INET6, IP6_B),
+        put_ip(&MA, VNET_AF_INET, IP_A),     put_ip(&MA, VNET_AF_INET6, IP6_A),
     };
-    const struct vnet_table_op tb[] = {
-        put(&MB, EP_B, 2, VNET_ENTRY_LOCAL),
-        put(&MA, EP_A, 1, VNET_ENTRY_STATIC),
-        put(&MC, EP_C, 3, VNET_ENTRY_STATIC),
-        put(&MD, ep(1, 4790), 4, VNET_ENTRY_STATIC),
-    };
-    ck_assert_int_eq(vnet_table_apply(p->a.table, ta, 2, 1), 0);
-    ck_assert_int_eq(vnet_table_apply(p->b.table, tb, 4, 1), 0);
-    struct vnet_peer to_b = dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub);
-    struct vnet_peer to_a = dp_peer(EP_A, 1, p->ka.pub);
+    ck_assert_int_eq(vnet_table_apply(p->a.table, ta, sizeof(ta) / sizeof(ta[0]), 1), 0);
+    struct vnet_peer to_b = with_nonce(dp_peer(EP_B, 2, b_pub_for_a ? b_pub_for_a : p->kb.pub), nb);
     ck_assert_int_eq(vnet_datapath_set_peer_list(p->a.dp, &to_b, 1), 0);
-    ck_assert_int_eq(vnet_datapath_set_peer_list(p->b.dp, &to_a, 1), 0);
     ck_assert_int_eq(vnet_datapath_add_local_mac(p->a.dp, &MA), 0);
-    ck_assert_int_eq(vnet_datapath_add_local_mac(p->b.dp, &MB), 0);
+    b_up(p, b_vcaps, nb, na);
+}
+
+static void pair_up(struct pair *p, const uint8_t *b_pub_for_a, uint32_t b_vcaps)
+{
+    pair_up_n(p, b_pub_for_a, b_vcaps, NULL, NULL);
 }
 
 static void pair_down(struct pair *p)
@@ -1674,6 +1706,256 @@ END_TEST
 
 /* ==== the mem backend itself ==== */
 
+/* Issue #12 item 9: node A (id 1, MA, 10.1.0.1, fd00::a) sends B frames, under its own key,
+ * that claim node C's addresses (10.1.0.3, fd00::c) or addresses nobody registered. Each is
+ * dropped and counted by its reason; A's own addresses pass. */
+static void sealed_to_b(struct pair *p, const uint8_t *f, size_t len, bool pass,
+                        struct vnet_datapath_stats *since, enum vnet_dp_drop why)
+{
+    struct memport_frame d = seal_via(&p->a, f, len, EP_B);
+    inject_u(&p->b, d.data, d.len, EP_A);
+    memport_frame_free(&d);
+    if (pass) {
+        poll_dp(&p->b, 1);
+        expect_virtual(&p->b, f, len);
+        expect_quiet(&p->b);
+        struct vnet_datapath_stats now = stats(&p->b);
+        expect_drops(since, &now, NO_DROPS, 0);
+        *since = now;
+    } else {
+        poll_dropped(&p->b, 1, since, why, 1);
+    }
+}
+
+static void nd_fix_csum(uint8_t *f, size_t len)
+{
+    uint8_t *ip = f + 14, *icmp = ip + 40;
+    size_t ilen = len - 54;
+    icmp[2] = icmp[3] = 0;
+    uint32_t sum = vnet_csum_pseudo6(ip + 8, ip + 24, 58, (uint32_t)ilen);
+    put16(icmp + 2, vnet_csum_fold(vnet_csum_partial(icmp, ilen, sum)));
+}
+
+/* A neighbour advertisement from MA (source @src) for @target with a target link-layer
+ * address option @tll. */
+static size_t nd_advert(uint8_t *f, const uint8_t src[16], const uint8_t target[16],
+                        const struct vnet_mac *tll)
+{
+    eth(f, &MB, &MA, 0x86dd);
+    uint8_t *ip = f + 14;
+    memset(ip, 0, 40);
+    ip[0] = 0x60;
+    put16(ip + 4, 32);
+    ip[6] = 58;
+    ip[7] = 255;
+    memcpy(ip + 8, src, 16);
+    memcpy(ip + 24, IP6_B, 16);
+    uint8_t *na = ip + 40;
+    memset(na, 0, 32);
+    na[0] = 136;
+    na[4] = 0x60; /* solicited, override */
+    memcpy(na + 8, target, 16);
+    na[24] = 2;
+    na[25] = 1;
+    memcpy(na + 26, tll->b, 6);
+    nd_fix_csum(f, 86);
+    return 86;
+}
+
+START_TEST(secure_inner_ip_spoofing_dropped)
+{
+    struct pair p;
+    pair_up(&p, NULL, 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    uint8_t f[200];
+    static const uint8_t nobody4[4] = {10, 1, 0, 99};
+    static const uint8_t any4[4] = {0};
+
+    ipv4(f, 120, false);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS); /* A's own address */
+    memcpy(f + 14 + 12, IP_C, 4);
+    sealed_to_b(&p, f, 120, false, &s, VNET_DP_DROP_SPOOF_IP4); /* C's */
+    memcpy(f + 14 + 12, nobody4, 4);
+    sealed_to_b(&p, f, 120, false, &s, VNET_DP_DROP_SPOOF_IP4); /* nobody's */
+    memcpy(f + 14 + 12, any4, 4);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS); /* 0.0.0.0 claims nothing */
+    /* behind a VLAN tag the same rule */
+    uint8_t t[204];
+    ipv4(f, 120, false);
+    memcpy(f + 14 + 12, IP_C, 4);
+    memcpy(t, f, 12);
+    put16(t + 12, 0x8100);
+    put16(t + 14, 7);
+    memcpy(t + 16, f + 12, 120 - 12);
+    sealed_to_b(&p, t, 124, false, &s, VNET_DP_DROP_SPOOF_IP4);
+
+    ipv6(f, 120);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS);
+    memcpy(f + 14 + 8, IP6_C, 16);
+    sealed_to_b(&p, f, 120, false, &s, VNET_DP_DROP_SPOOF_IP6);
+    /* link-local addresses are not registered: they pass (docs/security.md) */
+    static const uint8_t ll[16] = {0xfe, 0x80, 0,    0,    0,    0, 0, 0,
+                                   0x54, 0x15, 0x4c, 0xff, 0xfe, 5, 6, 7};
+    memcpy(f + 14 + 8, ll, 16);
+    sealed_to_b(&p, f, 120, true, &s, NO_DROPS);
+    pair_down(&p);
+}
+END_TEST
+
+START_TEST(secure_arp_nd_spoofing_dropped)
+{
+    struct pair p;
+    pair_up(&p, NULL, 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    uint8_t f[200];
+    static const uint8_t any4[4] = {0};
+    static const uint8_t nobody6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99};
+
+    /* ARP: a request for an address B's table does not know (so it is not proxied) */
+    static const uint8_t unknown4[4] = {10, 1, 0, 50};
+    size_t n = arp_request(f, unknown4);
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+    memcpy(f + 28, IP_C, 4); /* sender IP: C's (a poisoning "who-has" or gratuitous ARP) */
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ARP);
+    n = arp_request(f, unknown4);
+    memcpy(f + 22, MC.b, 6); /* sender hardware address: C's MAC in A's frame */
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ARP);
+    n = arp_request(f, unknown4);
+    memcpy(f + 28, any4, 4); /* an address probe (RFC 5227) claims nothing */
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+
+    /* ND: advertisements of A's own address pass, of C's or nobody's do not */
+    n = nd_advert(f, IP6_A, IP6_A, &MA);
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+    n = nd_advert(f, IP6_A, IP6_C, &MA);
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    n = nd_advert(f, IP6_A, nobody6, &MA);
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    n = nd_advert(f, IP6_A, IP6_A, &MC); /* A's address, C's MAC in the option */
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    /* a solicitation (for an address B does not proxy) with another MAC in its option */
+    n = nd_solicit(f, nobody6, false);
+    sealed_to_b(&p, f, n, true, &s, NO_DROPS);
+    memcpy(f + 14 + 40 + 26, MC.b, 6);
+    nd_fix_csum(f, n);
+    sealed_to_b(&p, f, n, false, &s, VNET_DP_DROP_SPOOF_ND);
+    /* the advertisement hidden behind a hop-by-hop options header is found too */
+    n = nd_advert(f, IP6_A, IP6_C, &MA);
+    uint8_t h[200];
+    memcpy(h, f, 54);
+    h[14 + 6] = 0; /* hop-by-hop */
+    put16(h + 14 + 4, 40);
+    memset(h + 54, 0, 8);
+    h[54] = 58;
+    h[56] = 1; /* PadN, 4 bytes */
+    h[57] = 4;
+    memcpy(h + 62, f + 54, 32);
+    sealed_to_b(&p, h, 94, false, &s, VNET_DP_DROP_SPOOF_ND);
+    pair_down(&p);
+}
+END_TEST
+
+/* Issue #12 item 3, at the datapath: 10 sealed frames A->B are captured and delivered while B
+ * runs (a replay is dropped). B restarts (a new datapath, a new per-boot nonce, which the
+ * controller hands to A): all 10 replayed frames are dropped as not authentic, none reaches
+ * B's virtual port, and A's new traffic does. */
+START_TEST(replay_after_receiver_restart_dropped)
+{
+    struct pair p;
+    pair_up_n(&p, NULL, 0, NONCE_A, NONCE_B1);
+    uint8_t f[10][120];
+    struct memport_frame d[10];
+    for (int i = 0; i < 10; i++) {
+        frame(f[i], &MB, &MA, sizeof(f[i]));
+        f[i][20] = (uint8_t)i;
+        d[i] = seal_via(&p.a, f[i], sizeof(f[i]), EP_B);
+        inject_u(&p.b, d[i].data, d[i].len, EP_A);
+        poll_dp(&p.b, 1);
+        expect_virtual(&p.b, f[i], sizeof(f[i]));
+    }
+    struct vnet_datapath_stats s = stats(&p.b);
+    inject_u(&p.b, d[3].data, d[3].len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_REPLAY, 1);
+
+    node_down(&p.b); /* B restarts */
+    b_up(&p, 0, NONCE_B2, NONCE_A);
+    struct vnet_peer to_b = with_nonce(dp_peer(EP_B, 2, p.kb.pub), NONCE_B2);
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.a.dp, &to_b, 1), 0);
+    s = stats(&p.b);
+    for (int i = 0; i < 10; i++) {
+        inject_u(&p.b, d[i].data, d[i].len, EP_A);
+        memport_frame_free(&d[i]);
+    }
+    poll_dropped(&p.b, 10, &s, VNET_DP_DROP_AUTH, 10);
+    struct memport_frame n = seal_via(&p.a, f[0], sizeof(f[0]), EP_B);
+    inject_u(&p.b, n.data, n.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_virtual(&p.b, f[0], sizeof(f[0]));
+    memport_frame_free(&n);
+    pair_down(&p);
+}
+END_TEST
+
+/* Issue #12 item 3, the seal state recreated in one process: B's peer list loses A and gets
+ * it back (the same key and nonce). Frames B already delivered stay replays. */
+static void replay_after_peer_returns(const uint8_t *na, const uint8_t *nb)
+{
+    struct pair p;
+    pair_up_n(&p, NULL, 0, na, nb);
+    uint8_t f[120];
+    frame(f, &MB, &MA, sizeof(f));
+    struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_virtual(&p.b, f, sizeof(f));
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.b.dp, NULL, 0), 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    struct vnet_peer to_a = with_nonce(dp_peer(EP_A, 1, p.ka.pub), na);
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.b.dp, &to_a, 1), 0);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_REPLAY, 1);
+    memport_frame_free(&d);
+    /* new traffic still flows */
+    d = seal_via(&p.a, f, sizeof(f), EP_B);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_virtual(&p.b, f, sizeof(f));
+    memport_frame_free(&d);
+    pair_down(&p);
+}
+
+START_TEST(replay_after_peer_returns_dropped)
+{
+    replay_after_peer_returns(NULL, NULL);
+    replay_after_peer_returns(NONCE_A, NONCE_B1);
+}
+END_TEST
+
+/* With nonces, a peer whose nonce is not known yet gets no key: nothing is sealed for it
+ * and nothing from it opens. */
+START_TEST(peer_without_nonce_gets_no_key)
+{
+    struct pair p;
+    pair_up_n(&p, NULL, 0, NONCE_A, NONCE_B1);
+    uint8_t f[120];
+    frame(f, &MB, &MA, sizeof(f));
+    struct memport_frame d = seal_via(&p.a, f, sizeof(f), EP_B);
+    struct vnet_peer to_a = dp_peer(EP_A, 1, p.ka.pub); /* no nonce */
+    ck_assert_int_eq(vnet_datapath_set_peer_list(p.b.dp, &to_a, 1), 0);
+    struct vnet_datapath_stats s = stats(&p.b);
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    uint8_t g[120];
+    frame(g, &MA, &MB, sizeof(g));
+    inject_v(&p.b, g, sizeof(g));
+    poll_dropped(&p.b, 1, &s, VNET_DP_DROP_NO_KEY, 1);
+    memport_frame_free(&d);
+    pair_down(&p);
+}
+END_TEST
+
 START_TEST(mem_backend_contract)
 {
     ck_assert_int_eq(memport_register(), 0);
@@ -1805,6 +2087,17 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, wrong_peer_key_does_not_open);
     tcase_add_test(tc, no_key_no_frame);
     tcase_add_test(tc, secure_flood_sealed_per_peer);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("secure_address_binding");
+    tcase_add_test(tc, secure_inner_ip_spoofing_dropped);
+    tcase_add_test(tc, secure_arp_nd_spoofing_dropped);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("secure_replay_across_restarts");
+    tcase_add_test(tc, replay_after_receiver_restart_dropped);
+    tcase_add_test(tc, replay_after_peer_returns_dropped);
+    tcase_add_test(tc, peer_without_nonce_gets_no_key);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("mem_backend");

@@ -463,6 +463,23 @@ START_TEST(t_roundtrip_extremes)
     ip6(&m.u.endpoint.ep.ip, 0x2001, 1);
     m.u.endpoint.ep.port = 1;
     roundtrip(&m);
+    m.u.endpoint.has_nonce = true; /* with the data-plane nonce */
+    for (int i = 0; i < VNET_DP_NONCE_LEN; i++)
+        m.u.endpoint.nonce[i] = (uint8_t)(i * 13 + 1);
+    roundtrip(&m);
+
+    /* node records with and without the data-plane nonce, side by side */
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_SNAPSHOT;
+    fill_network(&m.u.snapshot.network);
+    struct vnet_node_info nn[2];
+    fill_node(&nn[0], 7);
+    fill_node(&nn[1], 8);
+    nn[1].has_dp_nonce = true;
+    memset(nn[1].dp_nonce, 0x5a, sizeof(nn[1].dp_nonce));
+    m.u.snapshot.nodes = nn;
+    m.u.snapshot.nnodes = 2;
+    roundtrip(&m);
 
     /* empty snapshot and delta, prefixes of length 0 and full length */
     memset(&m, 0, sizeof(m));
@@ -1236,6 +1253,13 @@ START_TEST(t_examples)
     ip4(&m.u.endpoint.ep.ip, 192, 0, 2, 1);
     m.u.endpoint.ep.port = 4789;
     print_frame("ENDPOINT", &m, "00 00 00 0c 92 06 92 c4 04 c0 00 02 01 cd 12 b5");
+    /* with the per-boot data-plane nonce: a third element, bin 32 */
+    m.u.endpoint.has_nonce = true;
+    memset(m.u.endpoint.nonce, 0xab, sizeof(m.u.endpoint.nonce));
+    char want[512] = "00 00 00 2e 93 06 92 c4 04 c0 00 02 01 cd 12 b5 c4 20";
+    for (int i = 0; i < 32; i++)
+        strcat(want, " ab");
+    print_frame("ENDPOINT+nonce", &m, want);
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_ERROR;
     m.u.error.code = VNET_EPROTO;

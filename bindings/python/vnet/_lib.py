@@ -34,7 +34,8 @@ from ctypes import (
 VNET_NAME_MAX = 64
 VNET_PUBKEY_LEN = 32
 VNET_NODE_IPS = 2
-VNET_DP_DROP__MAX = 15
+VNET_DP_DROP__MAX = 19
+VNET_DP_NONCE_LEN = 32
 VNET_VNI_MAX = 0xFFFFFF
 VNET_VNI_ANY = 0xFFFFFFFF
 
@@ -87,6 +88,8 @@ class Node(Structure):
         ("observed", Endpoint),
         ("state", c_int),
         ("revision", c_uint64),
+        ("has_dp_nonce", c_bool),
+        ("dp_nonce", c_uint8 * VNET_DP_NONCE_LEN),
     ]
 
 
@@ -282,6 +285,7 @@ class DatapathCfg(Structure):
         ("secure", c_bool),
         ("key", c_void_p),
         ("queue", c_uint),
+        ("nonce", c_void_p),
     ]
 
 
