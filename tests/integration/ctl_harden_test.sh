@@ -220,7 +220,8 @@ check "... and no key was registered for n1" sh -c "ip netns exec $P-ctl $VNETCT
 check "... nor the attacker's key for any node" sh -c "! ip netns exec $P-ctl $VNETCTL --controller 127.0.0.1:7701 --json node list blue | grep -qF -e \"\$(cat $K/evil.pub)\""
 ip netns exec "$P-n3" "$NODE" --controller 10.200.0.100:7700 --network blue --name n3 \
   --dev tap:vn0 --underlay udp:10.200.0.3:4789 --key "$K/n3.key" --join "$T3" >"$TMP/n3.log" 2>&1 &
-PIDS+=($!)
+N3=$!
+PIDS+=($N3)
 wait_n3key() { # n3's registered key becomes the one in its key file
   local i
   for i in $(seq 100); do
@@ -231,6 +232,8 @@ wait_n3key() { # n3's registered key becomes the one in its key file
   return 1
 }
 check "n3's token is still usable by n3 (its own key registered)" wait_n3key
+# n3's node gives its underlay port back (a port is one process's: see port_hijack_test.sh)
+kill $N3 2>/dev/null; wait $N3 2>/dev/null
 
 # ---- a controller without a key: the API is served on loopback and the socket only ----
 ip netns exec "$P-ctl" "$CTL" --db "$TMP/open.db" --listen 10.200.0.100:7710 --api 0.0.0.0:7711 \
