@@ -12,6 +12,7 @@
 #ifndef VNET_AGENT_H
 #define VNET_AGENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -58,6 +59,9 @@ struct vnet_agent_cfg {
     const struct vnet_keypair *key;
     const uint8_t *controller_pub; /* VNET_KEY_LEN bytes */
     const uint8_t *join_secret;    /* VNET_JOIN_SECRET_LEN bytes, or NULL */
+    /* With @key, a WELCOME for a plain network (unencrypted data plane) is refused unless
+     * this is set: the session is dropped with an error and retried. */
+    bool allow_plain;
 };
 
 /* Create and start connecting. Returns 0 or VNET_EINVAL / VNET_ENOMEM. */

@@ -90,6 +90,7 @@ struct vnet_node_options {
                                        data plane's key in a secure network */
     const char *controller_key;     /* the controller's public key (text form), pinned */
     const char *join;               /* a join token: enrols @key_file (made when missing) */
+    bool allow_plain; /* with @key_file, take part in a plain network too (refused without) */
     struct vnet_agent_callbacks cb; /* also told (after the node applied it); may be empty */
     void *cb_arg;
 };
