@@ -423,8 +423,8 @@ static int join_node(struct vnet_controller *c, const struct vnet_msg_hello *h,
     }
     struct vnet_node_info joined;
     char why[160] = "";
-    int rc = vnet_store_node_join(c->store, hash, claimed, unix_ms() / 1000, &joined, why,
-                                  sizeof(why));
+    int rc =
+        vnet_store_node_join(c->store, hash, claimed, unix_ms() / 1000, &joined, why, sizeof(why));
     if (!rc && joined.id != node->id) {
         rc = VNET_EACCES;
         snprintf(why, sizeof(why), "the token belongs to another node");
@@ -445,8 +445,8 @@ static int join_node(struct vnet_controller *c, const struct vnet_msg_hello *h,
  * names say, so that refusals cost the same work. Returns 0 (the handshake is ready to
  * accept) or VNET_EACCES with the reason for the log in @err. */
 static int authenticate_node(struct session *s, const struct vnet_msg_hello *h, bool found,
-                             const struct vnet_network *net, struct vnet_node_info *node,
-                             char *err, size_t errlen)
+                             const struct vnet_network *net, struct vnet_node_info *node, char *err,
+                             size_t errlen)
 {
     struct vnet_controller *c = s->c;
     uint8_t claimed[VNET_KEY_LEN];
@@ -465,8 +465,7 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h, 
         snprintf(err, errlen, "no such network or node");
         return VNET_EACCES;
     }
-    if (h->auth_len > VNET_HS_HELLO_LEN &&
-        join_node(c, h, net, node, claimed, err, errlen) != 0)
+    if (h->auth_len > VNET_HS_HELLO_LEN && join_node(c, h, net, node, claimed, err, errlen) != 0)
         return VNET_EACCES;
     if (!node->has_pubkey || sodium_memcmp(node->pubkey, claimed, VNET_KEY_LEN) != 0) {
         char pub[VNET_PUBKEY_STRLEN];

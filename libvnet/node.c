@@ -56,7 +56,7 @@ struct vnet_node {
     struct vnet_agent_callbacks cb;
     void *cb_arg;
     bool has_kp, has_join;
-    bool allow_plain; /* with a key, a plain network is taken part in too */
+    bool allow_plain;       /* with a key, a plain network is taken part in too */
     struct vnet_keypair kp; /* this node's key: the data plane's too, in a secure network */
     uint8_t ctl_pub[VNET_KEY_LEN], join_secret[VNET_JOIN_SECRET_LEN];
     struct vnet_peer *peers; /* the last peer list, for datapaths made after it came */

@@ -30,7 +30,7 @@ extern "C" {
 
 #define VNET_JOIN_SECRET_LEN   32
 #define VNET_JOIN_SEALED_LEN   (VNET_JOIN_SECRET_LEN + 32 + 48) /* secret || node key, sealed */
-#define VNET_JOIN_TOKEN_STRLEN 96                          /* "vnet1-" + 86 base64 + NUL */
+#define VNET_JOIN_TOKEN_STRLEN 96                               /* "vnet1-" + 86 base64 + NUL */
 #define VNET_TOKEN_HASH_BYTES  32
 
 /* "vnet1-" followed by URL-safe base64 (no padding) of controller public key || secret.
@@ -54,8 +54,7 @@ VNET_API int vnet_join_seal(const uint8_t ctl_pub[32], const uint8_t secret[VNET
  * @secret and the node key it was bound to in @node_pub, VNET_EMALFORM (wrong length) or
  * VNET_EACCES (not sealed to this key, or tampered). */
 VNET_API int vnet_join_open(const uint8_t ctl_pub[32], const uint8_t ctl_sec[32], const uint8_t *in,
-                            size_t len, uint8_t secret[VNET_JOIN_SECRET_LEN],
-                            uint8_t node_pub[32]);
+                            size_t len, uint8_t secret[VNET_JOIN_SECRET_LEN], uint8_t node_pub[32]);
 
 #define VNET_API_TOKEN_LEN    32                             /* raw bytes */
 #define VNET_API_TOKEN_STRLEN 53                             /* "vnetapi1-" + 43 base64 + NUL */

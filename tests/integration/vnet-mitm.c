@@ -15,6 +15,7 @@
  * Every event is one line on stdout ("mitm: ..."), flushed, for the test to wait for.
  * Usage: vnet-mitm LISTEN_IP:PORT UPSTREAM_IP:PORT MODE [ARG]
  */
+#include "../../libvnet/session_int.h"
 #include "vnet/crypto.h"
 #include "vnet/error.h"
 #include "vnet/proto.h"
@@ -24,11 +25,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 enum mode { M_RELAY, M_WELCOME, M_STEAL };
@@ -89,7 +90,8 @@ static int read_frame(int fd, uint8_t **buf, size_t *len)
             return -1;
         got += (size_t)r;
     }
-    uint32_t body = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
+    uint32_t body =
+        (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
     if (body > (1u << 20))
         return -1;
     uint8_t *b = malloc(4 + body);
@@ -163,14 +165,9 @@ static int tamper_welcome(uint8_t **frame, size_t *len)
     return 0;
 }
 
-static uint64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* The theft: the node's sealed join secret behind a handshake with our own key. */
+/* The theft: the node's sealed join secret behind a handshake with our own key, made with
+ * libvnet's own session layer (as a node would), so that a controller that let us in would
+ * show it: a WELCOME that authenticates and a snapshot we can open. */
 static void steal(const uint8_t *frame, size_t len)
 {
     struct vnet_msg h;
@@ -184,64 +181,71 @@ static void steal(const uint8_t *frame, size_t len)
     }
     uint32_t extra = h.u.hello.auth_len - VNET_HS_HELLO_LEN;
     say("captured a sealed join secret (%u bytes) of node %s", extra, h.u.hello.node);
-    struct vnet_keypair mine;
-    struct vnet_hs hs;
-    char prologue[160];
-    int plen = snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", h.u.hello.network,
-                        h.u.hello.node);
-    size_t n = 0;
     uint8_t sealed[VNET_AUTH_MAX];
     memcpy(sealed, h.u.hello.auth + VNET_HS_HELLO_LEN, extra);
-    if (vnet_key_generate(&mine) != 0 ||
-        vnet_hs_init_initiator(&hs, &mine, cfg.ctl_pub, prologue, (size_t)plen) != 0 ||
-        vnet_hs_write_hello(&hs, unix_ms(), h.u.hello.auth, sizeof(h.u.hello.auth), &n) != 0) {
-        say("cannot make our own handshake");
-        return;
-    }
-    memcpy(h.u.hello.auth + n, sealed, extra);
-    h.u.hello.auth_len = (uint32_t)(n + extra);
+    struct vnet_keypair mine;
+    struct vnet__sess s;
+    memset(&s, 0, sizeof(s));
+    vnet__sess_init(&s, VNET__SESS_SEALED_MAX);
     struct vnet_buf b = {0};
-    int fd = connect_up();
+    int fd = -1;
+    if (vnet_key_generate(&mine) != 0 || vnet__sess_hello(&s, &mine, cfg.ctl_pub, &h.u.hello)) {
+        say("cannot make our own handshake");
+        goto out;
+    }
+    memcpy(h.u.hello.auth + h.u.hello.auth_len, sealed, extra);
+    h.u.hello.auth_len += extra;
+    fd = connect_up();
     if (fd < 0 || vnet_msg_encode(&h, &b) != 0 || write_all(fd, b.data, b.len) != 0) {
         say("cannot send our HELLO");
         goto out;
     }
-    uint8_t *f = NULL;
-    size_t flen = 0;
-    struct vnet_msg r;
-    if (read_frame(fd, &f, &flen) != 0 || vnet_msg_decode(f + 4, flen - 4, &r, NULL, 0) != 0) {
-        say("stolen join: no answer");
-        free(f);
-        goto out;
-    }
-    free(f);
-    if (r.type == VNET_MSG_ERROR) {
-        say("stolen join: refused: %s", r.u.error.text);
-    } else if (r.type == VNET_MSG_WELCOME && vnet_hs_read_welcome(&hs, r.u.welcome.auth,
-                                                                  r.u.welcome.auth_len) == 0) {
-        say("stolen join: WELCOME (our key enrolled)");
-        struct vnet_chan tx, rx;
-        uint8_t plain[1 << 16];
-        size_t pl = 0;
-        struct vnet_msg snap;
-        if (vnet_hs_split(&hs, &tx, &rx) == 0 && read_frame(fd, &f, &flen) == 0) {
-            if (vnet_chan_open(&rx, f + 4, flen - 4, plain, sizeof(plain), &pl) == 0 &&
-                vnet_msg_decode(plain, pl, &snap, NULL, 0) == 0) {
-                if (snap.type == VNET_MSG_SNAPSHOT)
-                    say("stolen join: got the SNAPSHOT (%zu nodes)", snap.u.snapshot.nnodes);
-                vnet_msg_free(&snap);
-            }
-            free(f);
+    bool welcomed = false;
+    for (;;) {
+        struct vnet_msg r;
+        char why[192] = "";
+        int rc = vnet__sess_next(&s, &r, why, sizeof(why));
+        if (rc < 0) {
+            say("stolen join: %s", why);
+            break;
         }
-    } else {
-        say("stolen join: answer type %d", (int)r.type);
+        if (rc == 0) {
+            uint8_t buf[65536];
+            ssize_t n = recv(fd, buf, sizeof(buf), 0);
+            if (n <= 0) {
+                say("stolen join: connection closed");
+                break;
+            }
+            vnet__sess_feed(&s, buf, (size_t)n);
+            continue;
+        }
+        bool done = true;
+        if (r.type == VNET_MSG_ERROR) {
+            say("stolen join: refused: %s", r.u.error.text);
+        } else if (r.type == VNET_MSG_WELCOME && !welcomed) {
+            if (vnet__sess_welcome(&s, &r.u.welcome) == 0) {
+                say("stolen join: WELCOME (our key enrolled)");
+                welcomed = true;
+                done = false;
+            } else {
+                say("stolen join: a WELCOME that does not authenticate");
+            }
+        } else if (r.type == VNET_MSG_SNAPSHOT) {
+            say("stolen join: got the SNAPSHOT (%zu nodes)", r.u.snapshot.nnodes);
+        } else {
+            say("stolen join: answer type %d", (int)r.type);
+            done = !welcomed;
+        }
+        vnet_msg_free(&r);
+        if (done)
+            break;
     }
-    vnet_msg_free(&r);
 out:
     vnet_buf_free(&b);
     if (fd >= 0)
         close(fd);
-    vnet_hs_wipe(&hs);
+    vnet__sess_wipe(&s);
+    vnet_key_wipe(&mine);
 }
 
 /* Relay one node connection until either side closes. */
@@ -310,8 +314,9 @@ out:
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s LISTEN_IP:PORT UPSTREAM_IP:PORT relay | welcome FIELD=VALUE "
-                        "| steal CONTROLLER_KEY\n",
+        fprintf(stderr,
+                "usage: %s LISTEN_IP:PORT UPSTREAM_IP:PORT relay | welcome FIELD=VALUE "
+                "| steal CONTROLLER_KEY\n",
                 argv[0]);
         return 2;
     }

@@ -1659,9 +1659,8 @@ static void snode_hello(struct snode *n, struct vnet__sess *s, const struct vnet
     snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", name);
     ck_assert_int_eq(vnet__sess_hello(s, kp, ctl_pub, &m.u.hello), 0);
     if (secret) {
-        ck_assert_int_eq(vnet_join_seal(ctl_pub, secret, bind_pub,
-                                        m.u.hello.auth + m.u.hello.auth_len),
-                         0);
+        ck_assert_int_eq(
+            vnet_join_seal(ctl_pub, secret, bind_pub, m.u.hello.auth + m.u.hello.auth_len), 0);
         m.u.hello.auth_len += VNET_JOIN_SEALED_LEN;
     }
     peer_send(&n->p, &m);
@@ -1826,8 +1825,8 @@ START_TEST(t_hello_refusals_alike)
 
     static const struct {
         const char *net, *node;
-    } names[] = {{"nowhere", "a"}, {"nobody/blue", "a"}, {"blue", "ghost"}, {"blue", "a"},
-                 {"blue", "b"}};
+    } names[] = {
+        {"nowhere", "a"}, {"nobody/blue", "a"}, {"blue", "ghost"}, {"blue", "a"}, {"blue", "b"}};
     uint8_t secret[VNET_JOIN_SECRET_LEN];
     memset(secret, 7, sizeof(secret));
     char first[VNET_MSG_TEXT_MAX] = "";
@@ -1839,8 +1838,8 @@ START_TEST(t_hello_refusals_alike)
                         join ? secret : NULL, stranger.pub);
             struct vnet_msg m;
             expect(&n.p, VNET_MSG_ERROR, &m);
-            ck_assert_msg(m.u.error.code == VNET_EACCES, "%s/%s: %s", names[i].net,
-                          names[i].node, describe(&m));
+            ck_assert_msg(m.u.error.code == VNET_EACCES, "%s/%s: %s", names[i].net, names[i].node,
+                          describe(&m));
             if (!first[0])
                 snprintf(first, sizeof(first), "%s", m.u.error.text);
             ck_assert_msg(strcmp(m.u.error.text, first) == 0, "%s/%s: '%s' differs from '%s'",
