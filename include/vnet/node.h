@@ -46,7 +46,7 @@ extern "C" {
 
 struct vnet_node;
 
-#define VNET_NODE_OPTIONS_VERSION 1
+#define VNET_NODE_OPTIONS_VERSION 2 /* 2: allow_plain */
 #define VNET_NODE_MAX_QUEUES      16
 #define VNET_NODE_MAX_IPS         16
 

@@ -1743,6 +1743,27 @@ static int snode_recv(struct snode *n, struct vnet_msg *m, int timeout_ms)
     }
 }
 
+/* A controller with @key and its Unix socket, and network "blue"; returns the admin client. */
+static struct vnet_client *keyed_start(const struct vnet_keypair *key)
+{
+    struct ctl_opts o = defaults;
+    o.unix_socket = true;
+    o.key = key;
+    ctl_start(&o);
+    struct vnet_client *adm = cl_open(ctl.sock);
+    net_create(adm, "blue", 0, "10.1.0.0/24");
+    return adm;
+}
+
+/* Add node @name to "blue" with @kp's public key registered. */
+static void node_add_key(struct vnet_client *adm, const char *name, const struct vnet_keypair *kp)
+{
+    struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", name);
+    q.has = VNET_REQ_HAS_PUBKEY;
+    memcpy(q.pubkey, kp->pub, 32);
+    request_ok(adm, &q);
+}
+
 /* A tampered sealed frame ends that session, and only that one. */
 START_TEST(t_secure_tamper)
 {
@@ -1750,20 +1771,9 @@ START_TEST(t_secure_tamper)
     ck_assert_int_eq(vnet_key_generate(&key), 0);
     ck_assert_int_eq(vnet_key_generate(&k1), 0);
     ck_assert_int_eq(vnet_key_generate(&k2), 0);
-    struct ctl_opts o = defaults;
-    o.unix_socket = true;
-    o.key = &key;
-    ctl_start(&o);
-    struct vnet_client *adm = cl_open(ctl.sock);
-    net_create(adm, "blue", 0, "10.1.0.0/24");
-    struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", "a");
-    q.has = VNET_REQ_HAS_PUBKEY;
-    memcpy(q.pubkey, k1.pub, 32);
-    request_ok(adm, &q);
-    q = rq(VNET_REQ_NODE_ADD, "blue", "b");
-    q.has = VNET_REQ_HAS_PUBKEY;
-    memcpy(q.pubkey, k2.pub, 32);
-    request_ok(adm, &q);
+    struct vnet_client *adm = keyed_start(&key);
+    node_add_key(adm, "a", &k1);
+    node_add_key(adm, "b", &k2);
 
     struct snode a, b;
     struct vnet_msg m;
@@ -1811,16 +1821,8 @@ START_TEST(t_hello_refusals_alike)
     ck_assert_int_eq(vnet_key_generate(&key), 0);
     ck_assert_int_eq(vnet_key_generate(&k1), 0);
     ck_assert_int_eq(vnet_key_generate(&stranger), 0);
-    struct ctl_opts o = defaults;
-    o.unix_socket = true;
-    o.key = &key;
-    ctl_start(&o);
-    struct vnet_client *adm = cl_open(ctl.sock);
-    net_create(adm, "blue", 0, "10.1.0.0/24");
-    struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", "a");
-    q.has = VNET_REQ_HAS_PUBKEY;
-    memcpy(q.pubkey, k1.pub, 32);
-    request_ok(adm, &q);
+    struct vnet_client *adm = keyed_start(&key);
+    node_add_key(adm, "a", &k1);
     node_add(adm, "blue", "b"); /* no key yet */
 
     static const struct {
@@ -1871,12 +1873,7 @@ START_TEST(t_join_stolen)
     ck_assert_int_eq(vnet_key_generate(&key), 0);
     ck_assert_int_eq(vnet_key_generate(&real), 0);
     ck_assert_int_eq(vnet_key_generate(&thief), 0);
-    struct ctl_opts o = defaults;
-    o.unix_socket = true;
-    o.key = &key;
-    ctl_start(&o);
-    struct vnet_client *adm = cl_open(ctl.sock);
-    net_create(adm, "blue", 0, "10.1.0.0/24");
+    struct vnet_client *adm = keyed_start(&key);
     struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", "a");
     struct vnet_msg r;
     ck_assert_int_eq(request(adm, &q, &r), 0);
