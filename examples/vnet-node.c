@@ -41,7 +41,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s --controller ADDR:PORT --network NAME --name NODE\n"
-            "          [--key FILE (--controller-key KEY | --join TOKEN)]\n"
+            "          [--key FILE (--controller-key KEY | --join TOKEN)] [--allow-plain]\n"
             "          --dev tap:NAME --underlay udp:LOCAL_IP:PORT [--learn] [--no-offload]\n"
             "          [--queues N] [--busy-poll US] [--fallback raw|none]\n"
             "   or: %s --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N --mac MAC\n"
@@ -56,6 +56,8 @@ static void usage(FILE *f)
             "  --controller-key  the controller's public key, pinned\n"
             "  --join       a join token from 'vnetctl node add': enrols --key (created if\n"
             "               missing) once; it also carries the controller's key\n"
+            "  --allow-plain  with --key, take part in a plain network too (unencrypted VXLAN:\n"
+            "               readable and injectable on the path); refused without it\n"
             "  --genkey FILE  write a new key file (mode 0600), print its public key, exit\n"
             "  --pubkey FILE  print the public key of a key file, exit\n"
             "  --network    the network this node belongs to (managed mode)\n"
@@ -152,6 +154,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                              {"key", required_argument, NULL, 'k'},
                                              {"controller-key", required_argument, NULL, 'K'},
                                              {"join", required_argument, NULL, 'j'},
+                                             {"allow-plain", no_argument, NULL, 'E'},
                                              {"genkey", required_argument, NULL, 'g'},
                                              {"pubkey", required_argument, NULL, 'P'},
                                              {"fallback", required_argument, NULL, 'f'},
@@ -224,6 +227,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'A':
             o->no.arp_proxy = false;
+            break;
+        case 'E':
+            o->no.allow_plain = true;
             break;
         case 'O':
             o->no.offload = false;

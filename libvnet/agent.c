@@ -10,6 +10,7 @@
 #include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/proto.h"
+#include "vnet/store.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@ struct vnet_agent {
     size_t nnodes, capnodes;
 
     bool has_key, has_join;
+    bool allow_plain; /* with a key, take part in a plain network anyway */
     struct vnet_keypair key;
     uint8_t ctl_pub[VNET_KEY_LEN];
     uint8_t join_secret[VNET_JOIN_SECRET_LEN];
@@ -395,8 +397,20 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
         if (a->has_key) {
             if (vnet__sess_welcome(&a->t.codec, &m->u.welcome) != 0) {
                 a->st.errors++;
-                drop_session(a, "the controller did not prove the pinned key (wrong "
-                                "--controller-key, or an impostor)");
+                drop_session(a, "welcome refused: the controller did not prove the pinned key "
+                                "(wrong --controller-key, or an impostor) or the welcome was "
+                                "changed on the way");
+                return;
+            }
+            /* Authenticated now, the mode included: a node with a key does not fall back to
+             * a data plane anyone on the path can read and inject into unless told so. */
+            if (m->u.welcome.network.mode != VNET_MODE_SECURE && !a->allow_plain) {
+                a->st.errors++;
+                vnet_log(VNET_LOG_ERROR, "agent",
+                         "network %s is plain (unencrypted VXLAN) and this node has a key: "
+                         "refused (vnet-node --allow-plain takes part anyway)",
+                         m->u.welcome.network.name);
+                drop_session(a, "welcome refused: plain network");
                 return;
             }
             if (a->has_join) { /* used: the key is registered now */
@@ -503,7 +517,8 @@ static void on_connected(uv_connect_t *req, int status)
     if (a->has_key) {
         int rc = vnet__sess_hello(&a->t.codec, &a->key, a->ctl_pub, &m.u.hello);
         if (!rc && a->has_join) {
-            rc = vnet_join_seal(a->ctl_pub, a->join_secret, m.u.hello.auth + m.u.hello.auth_len);
+            rc = vnet_join_seal(a->ctl_pub, a->join_secret, a->key.pub,
+                                m.u.hello.auth + m.u.hello.auth_len);
             m.u.hello.auth_len += VNET_JOIN_SEALED_LEN;
         }
         if (rc) {
@@ -585,6 +600,7 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
         a->key = *cfg->key;
         memcpy(a->ctl_pub, cfg->controller_pub, VNET_KEY_LEN);
         a->has_key = true;
+        a->allow_plain = cfg->allow_plain;
         if (cfg->join_secret) {
             memcpy(a->join_secret, cfg->join_secret, VNET_JOIN_SECRET_LEN);
             a->has_join = true;

@@ -438,95 +438,98 @@ static void on_poll_store(uv_timer_t *t)
 
 /* ---- node sessions ---- */
 
+/* Every refusal of a node's HELLO looks the same to the peer, whatever the reason (unknown
+ * network, subscriber or node, no or a wrong key, a join token that does not fit, a replay):
+ * before authentication nobody learns what exists. The reason goes to the log only. */
+#define NODE_REFUSED "refused: unknown network or node, or authentication failed"
+
+static void refuse_node(struct session *s, const struct vnet_msg_hello *h, const char *why)
+{
+    vnet__sess_hs_abort(&s->t.codec);
+    vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s' refused: %s", h->node, h->network,
+             why);
+    s->c->st.sessions_closed_bad++;
+    session_fail(s, VNET_EACCES, NODE_REFUSED);
+}
+
+/* Enrol @claimed (the key the handshake proved) with the join secret sealed behind the
+ * handshake: the secret must be sealed to our key and bound to @claimed, and its token must
+ * be @node's. Returns 0 or VNET_EACCES with the reason in @err. */
+static int join_node(struct vnet_controller *c, const struct vnet_msg_hello *h,
+                     const struct vnet_network *net, struct vnet_node_info *node,
+                     const uint8_t claimed[VNET_KEY_LEN], char *err, size_t errlen)
+{
+    uint8_t secret[VNET_JOIN_SECRET_LEN], bound[VNET_KEY_LEN], hash[32];
+    if (vnet_join_open(c->key.pub, c->key.sec, h->auth + VNET_HS_HELLO_LEN,
+                       h->auth_len - VNET_HS_HELLO_LEN, secret, bound) != 0) {
+        snprintf(err, errlen, "join refused: join token unreadable");
+        return VNET_EACCES;
+    }
+    vnet_token_hash(secret, sizeof(secret), hash);
+    sodium_memzero(secret, sizeof(secret));
+    /* Sealed for another handshake key: copied off the wire by someone else. */
+    if (sodium_memcmp(bound, claimed, VNET_KEY_LEN) != 0) {
+        snprintf(err, errlen, "join refused: the join secret is not bound to this handshake");
+        return VNET_EACCES;
+    }
+    /* Another node's token is refused before anything is written: no key is registered and
+     * the token stays usable by its node. */
+    struct vnet_node_info joined;
+    char why[160] = "";
+    int rc = vnet_store_node_join_as(c->store, node->id, hash, claimed, unix_ms() / 1000, &joined,
+                                     why, sizeof(why));
+    if (rc) {
+        snprintf(err, errlen, "join refused: %s", why[0] ? why : vnet_strerror(rc));
+        return VNET_EACCES;
+    }
+    *node = joined;
+    note_own_commit(c, net->id); /* the others learn the new key */
+    vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s' joined with a token", node->name,
+             net->name);
+    return 0;
+}
+
 /* The node must prove it holds the static key registered for it (or enrol one with a join
- * token sealed to our key). On success the handshake is ready to accept; on failure the
- * session has been failed with a clear reason. */
-static int authenticate_node(struct session *s, const struct vnet_msg_hello *h,
-                             const struct vnet_network *net, struct vnet_node_info *node,
-                             struct vnet_msg_welcome *w)
+ * token sealed to our key and bound to that key). The handshake is read first, whatever the
+ * names say, so that refusals cost the same work. Returns 0 (the handshake is ready to
+ * accept) or VNET_EACCES with the reason for the log in @err. */
+static int authenticate_node(struct session *s, const struct vnet_msg_hello *h, bool found,
+                             const struct vnet_network *net, struct vnet_node_info *node, char *err,
+                             size_t errlen)
 {
     struct vnet_controller *c = s->c;
-    char text[VNET_MSG_TEXT_MAX];
     uint8_t claimed[VNET_KEY_LEN];
     uint64_t ts = 0;
     if (h->auth_len < VNET_HS_HELLO_LEN) {
-        snprintf(text, sizeof(text), "node '%s': authentication required (no key in hello)",
-                 h->node);
-        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
-        c->st.sessions_closed_bad++;
-        session_fail(s, VNET_EACCES, text);
+        snprintf(err, errlen, "authentication required (no key in hello)");
         return VNET_EACCES;
     }
     int rc = vnet__sess_read_hello(&s->t.codec, &c->key, h, claimed, &ts);
     if (rc) {
-        snprintf(text, sizeof(text),
-                 "node '%s': handshake failed (%s): wrong controller key or tampered hello",
-                 h->node, vnet_strerror(rc));
-        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
-        c->st.sessions_closed_bad++;
-        session_fail(s, VNET_EACCES, text);
+        snprintf(err, errlen, "handshake failed (%s): wrong controller key or tampered hello",
+                 vnet_strerror(rc));
         return VNET_EACCES;
     }
-    /* A join token rides behind the handshake, sealed to our key. */
-    uint32_t extra = h->auth_len - VNET_HS_HELLO_LEN;
-    if (extra > 0) {
-        uint8_t secret[VNET_JOIN_SECRET_LEN], hash[32];
-        char err[160] = "";
-        if (extra != crypto_box_SEALBYTES + sizeof(secret) ||
-            crypto_box_seal_open(secret, h->auth + VNET_HS_HELLO_LEN, extra, c->key.pub,
-                                 c->key.sec) != 0) {
-            rc = VNET_EACCES;
-            snprintf(err, sizeof(err), "join token unreadable");
-        } else {
-            vnet_token_hash(secret, sizeof(secret), hash);
-            sodium_memzero(secret, sizeof(secret));
-            /* Another node's token is refused before anything is written: no key is
-             * registered and the token stays usable by its node. */
-            struct vnet_node_info joined;
-            rc = vnet_store_node_join_as(c->store, node->id, hash, claimed, unix_ms() / 1000,
-                                         &joined, err, sizeof(err));
-            if (!rc) {
-                *node = joined;
-                note_own_commit(c, net->id); /* the others learn the new key */
-                vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s' joined with a token",
-                         node->name, net->name);
-            }
-        }
-        if (rc) {
-            vnet__sess_hs_abort(&s->t.codec);
-            snprintf(text, sizeof(text), "node '%s': join refused: %s", h->node,
-                     err[0] ? err : vnet_strerror(rc));
-            vnet_log(VNET_LOG_WARN, "controller", "%s", text);
-            session_fail(s, VNET_EACCES, text);
-            return VNET_EACCES;
-        }
+    if (!found) {
+        snprintf(err, errlen, "no such network or node");
+        return VNET_EACCES;
     }
+    if (h->auth_len > VNET_HS_HELLO_LEN && join_node(c, h, net, node, claimed, err, errlen) != 0)
+        return VNET_EACCES;
     if (!node->has_pubkey || sodium_memcmp(node->pubkey, claimed, VNET_KEY_LEN) != 0) {
-        vnet__sess_hs_abort(&s->t.codec);
         char pub[VNET_PUBKEY_STRLEN];
         vnet_pubkey_format(claimed, pub, sizeof(pub));
-        snprintf(text, sizeof(text), "node '%s': key %s is not registered for it%s", h->node, pub,
+        snprintf(err, errlen, "key %s is not registered for it%s", pub,
                  node->has_pubkey ? "" : " (no key: revoked or never enrolled)");
-        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
-        c->st.sessions_closed_bad++;
-        session_fail(s, VNET_EACCES, text);
         return VNET_EACCES;
     }
     struct acked *a = find_ack(c, node->id, true);
     if (a && ts <= a->hello_ts) {
-        vnet__sess_hs_abort(&s->t.codec);
-        snprintf(text, sizeof(text), "node '%s': replayed hello", h->node);
-        vnet_log(VNET_LOG_WARN, "controller", "%s", text);
-        session_fail(s, VNET_EACCES, text);
+        snprintf(err, errlen, "replayed hello");
         return VNET_EACCES;
     }
     if (a)
         a->hello_ts = ts;
-    rc = vnet__sess_accept(&s->t.codec, w);
-    if (rc) {
-        session_fail(s, VNET_EIO, "handshake failed");
-        return rc;
-    }
     return 0;
 }
 
@@ -562,30 +565,30 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     struct vnet_controller *c = s->c;
     struct vnet_msg m;
     welcome_init(&m);
-    char text[VNET_MSG_TEXT_MAX];
-    if (find_node_network(c, h->network, &m.u.welcome.network) != 0) {
-        snprintf(text, sizeof(text), "no network '%s'", h->network);
-        session_fail(s, VNET_ENOENT, text);
+    char err[VNET_MSG_TEXT_MAX] = "no such network or node";
+    struct vnet_msg_welcome *w = &m.u.welcome;
+    bool found = find_node_network(c, h->network, &w->network) == 0 &&
+                 vnet_store_node_get(c->store, w->network.id, h->node, &w->node) == 0;
+    if (c->has_key ? authenticate_node(s, h, found, &w->network, &w->node, err, sizeof(err)) != 0
+                   : !found) {
+        refuse_node(s, h, err);
         return;
     }
-    if (vnet_store_node_get(c->store, m.u.welcome.network.id, h->node, &m.u.welcome.node) != 0) {
-        snprintf(text, sizeof(text), "no node '%s' in network '%s'", h->node, h->network);
-        session_fail(s, VNET_ENOENT, text);
+    /* The WELCOME is complete now: accepting binds its settings into the handshake. */
+    if (c->has_key && vnet__sess_accept(&s->t.codec, w) != 0) {
+        session_fail(s, VNET_EIO, "handshake failed");
         return;
     }
-    if (c->has_key &&
-        authenticate_node(s, h, &m.u.welcome.network, &m.u.welcome.node, &m.u.welcome) != 0)
-        return;
     /* One session per node: the newest wins (the old one is likely a dead connection). */
     for (struct session *o = c->sessions; o; o = o->next)
-        if (o != s && o->kind == S_NODE && o->node_id == m.u.welcome.node.id)
+        if (o != s && o->kind == S_NODE && o->node_id == w->node.id)
             session_fail(o, VNET_EBUSY, "replaced by a newer session of the same node");
     s->kind = S_NODE;
     c->st.node_sessions++;
     preauth_leave(s);
     vnet__sess_uv_set_max(&s->t, 0);
-    s->network_id = m.u.welcome.network.id;
-    s->node_id = m.u.welcome.node.id;
+    s->network_id = w->network.id;
+    s->node_id = w->node.id;
     s->since_unix_ms = unix_ms();
     if (send_msg(s, &m) != 0) /* WELCOME itself goes out in the clear */
         return;
@@ -594,7 +597,7 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
         return;
     }
     vnet__sess_uv_keepalive(&s->t, c->keepalive_ms, true);
-    uint64_t rev = m.u.welcome.network.revision;
+    uint64_t rev = w->network.revision;
     if (h->revision > 0 && h->revision <= rev) {
         s->sent_rev = h->revision;
         s->acked_rev = h->revision;

@@ -21,6 +21,7 @@ _Static_assert(VNET_CHAN_OVERHEAD == crypto_secretstream_xchacha20poly1305_ABYTE
 /* Handshake: Noise IK shape with libsodium primitives                                       */
 /* ======================================================================================== */
 
+#define HS_BIND      "vnet-hs-bind"
 #define HS_NAME      "vnet-hs-v1:Noise_IK_25519_ChaChaPoly_BLAKE2b"
 #define HS_ROLES     "initiator=node;responder=controller"
 #define HS_T_HELLO   0x01
@@ -236,6 +237,21 @@ int vnet_hs_read_hello(struct vnet_hs *hs, const uint8_t *in, size_t len,
     if (timestamp)
         *timestamp = hs->peer_time;
     hs->state = HS_R_READ;
+    return 0;
+}
+
+int vnet__hs_bind(struct vnet_hs *hs, const void *data, size_t len)
+{
+    if (!hs || (len && !data))
+        return VNET_EINVAL;
+    if (hs->state != HS_R_READ && hs->state != HS_I_SENT)
+        return VNET_ESTATE;
+    /* Labelled and length-prefixed, so bound bytes never read as a handshake token. */
+    uint8_t pre[sizeof(HS_BIND) - 1 + 8];
+    memcpy(pre, HS_BIND, sizeof(HS_BIND) - 1);
+    vnet__be64(pre + sizeof(HS_BIND) - 1, (uint64_t)len);
+    mix_hash(hs, pre, sizeof(pre));
+    mix_hash(hs, data ? data : (const void *)"", len);
     return 0;
 }
 

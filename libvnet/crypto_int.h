@@ -6,11 +6,21 @@
 #include "vnet/error.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The control protocol version hashed into every handshake transcript. It is VNET_PROTO_VERSION
  * (vnet/proto.h), which the crypto files do not include: session.c checks the two are equal. */
-#define VNET__HS_PROTO_VERSION 1u
+#define VNET__HS_PROTO_VERSION 2u
+
+struct vnet_hs;
+/* Hash @len bytes of @data (e.g. a digest of the plaintext WELCOME) into the handshake
+ * transcript before its second message: the responder calls it between vnet_hs_read_hello()
+ * and vnet_hs_accept(), the initiator between vnet_hs_write_hello() and vnet_hs_read_welcome()
+ * with the same bytes, and the WELCOME's key confirmation then authenticates them (a
+ * difference fails vnet_hs_read_welcome() with VNET_EACCES). Returns 0, VNET_EINVAL or
+ * VNET_ESTATE (another point of the handshake). */
+int vnet__hs_bind(struct vnet_hs *hs, const void *data, size_t len);
 
 static inline void vnet__be64(uint8_t *p, uint64_t v)
 {

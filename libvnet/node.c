@@ -56,6 +56,7 @@ struct vnet_node {
     struct vnet_agent_callbacks cb;
     void *cb_arg;
     bool has_kp, has_join;
+    bool allow_plain;       /* with a key, a plain network is taken part in too */
     struct vnet_keypair kp; /* this node's key: the data plane's too, in a secure network */
     uint8_t ctl_pub[VNET_KEY_LEN], join_secret[VNET_JOIN_SECRET_LEN];
     /* random per process: secure keys bind it, so nothing captured before a restart of this
@@ -352,6 +353,7 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct 
     snprintf(n->prefix, sizeof(n->prefix), "%s", o->label_prefix ? o->label_prefix : "");
     n->managed = o->controller != NULL;
     n->learn = o->learn;
+    n->allow_plain = o->allow_plain;
     n->arp_proxy = o->arp_proxy;
     n->nq = o->queues;
     n->busy_poll_us = o->busy_poll_us;
@@ -658,6 +660,7 @@ int vnet_node_start(struct vnet_node *n)
         acfg.key = &n->kp;
         acfg.controller_pub = n->ctl_pub;
         acfg.join_secret = n->has_join ? n->join_secret : NULL;
+        acfg.allow_plain = n->allow_plain;
     }
     rc = vnet_agent_create(&acfg, &n->agent);
     sodium_memzero(n->join_secret, sizeof(n->join_secret)); /* the agent has its copy */

@@ -169,9 +169,37 @@ static int go_secure(struct vnet__sess *s)
     return 0;
 }
 
+/* The WELCOME's settings, bound into the handshake: a digest of the message as encoded with an
+ * empty auth. Both sides hash their own encoding of the fields (the controller of what it
+ * sends, the node of what it decoded and will act on), so any change on the way, of the mode,
+ * VNI, MTU, MAC or addresses, fails the key confirmation (docs/security.md). */
+static int bind_welcome(struct vnet__sess *s, const struct vnet_msg_welcome *w)
+{
+    struct vnet_msg *m = malloc(sizeof(*m));
+    if (!m)
+        return VNET_ENOMEM;
+    memset(m, 0, sizeof(*m));
+    m->type = VNET_MSG_WELCOME;
+    m->u.welcome.version = w->version;
+    m->u.welcome.network = w->network;
+    m->u.welcome.node = w->node;
+    struct vnet_buf b = {0};
+    int rc = vnet_msg_encode(m, &b);
+    free(m);
+    if (!rc) {
+        uint8_t digest[32];
+        crypto_generichash(digest, sizeof(digest), b.data, b.len, NULL, 0);
+        rc = vnet__hs_bind(&s->hs, digest, sizeof(digest));
+    }
+    vnet_buf_free(&b);
+    return rc;
+}
+
 int vnet__sess_welcome(struct vnet__sess *s, const struct vnet_msg_welcome *w)
 {
-    int rc = vnet_hs_read_welcome(&s->hs, w->auth, w->auth_len);
+    int rc = bind_welcome(s, w);
+    if (!rc)
+        rc = vnet_hs_read_welcome(&s->hs, w->auth, w->auth_len);
     if (!rc)
         rc = go_secure(s);
     if (rc) {
@@ -198,7 +226,9 @@ int vnet__sess_read_hello(struct vnet__sess *s, const struct vnet_keypair *me,
 int vnet__sess_accept(struct vnet__sess *s, struct vnet_msg_welcome *w)
 {
     size_t n = 0;
-    int rc = vnet_hs_accept(&s->hs, w->auth, sizeof(w->auth), &n);
+    int rc = bind_welcome(s, w);
+    if (!rc)
+        rc = vnet_hs_accept(&s->hs, w->auth, sizeof(w->auth), &n);
     if (rc)
         vnet_hs_wipe(&s->hs);
     w->auth_len = (uint32_t)n;

@@ -69,8 +69,9 @@ int vnet__sess_next(struct vnet__sess *s, struct vnet_msg *m, char *why, size_t 
  * h->node: fill them first. Returns 0 or what vnet_hs_* returns. */
 int vnet__sess_hello(struct vnet__sess *s, const struct vnet_keypair *me,
                      const uint8_t peer_pub[VNET_KEY_LEN], struct vnet_msg_hello *h);
-/* Initiator: check WELCOME.auth and switch the session to the channel. Returns 0 or
- * VNET_EACCES (absent, tampered, or not from the pinned key). */
+/* Initiator: check WELCOME.auth, and with it every setting of @w (version, network, node: they
+ * are bound into the handshake), and switch the session to the channel. Returns 0 or
+ * VNET_EACCES (absent, tampered, settings changed on the way, or not from the pinned key). */
 int vnet__sess_welcome(struct vnet__sess *s, const struct vnet_msg_welcome *w);
 
 /* Responder (controller): check the handshake at the start of h->auth (the caller checked that
@@ -81,7 +82,9 @@ int vnet__sess_welcome(struct vnet__sess *s, const struct vnet_msg_welcome *w);
 int vnet__sess_read_hello(struct vnet__sess *s, const struct vnet_keypair *me,
                           const struct vnet_msg_hello *h, uint8_t claimed[VNET_KEY_LEN],
                           uint64_t *ts);
-/* Responder: accept the initiator and write WELCOME.auth to @w. Returns 0 or VNET_ESTATE. */
+/* Responder: accept the initiator and write WELCOME.auth to @w, binding the settings @w
+ * carries (version, network, node: fill them first, they must not change afterwards).
+ * Returns 0, VNET_ESTATE or VNET_ENOMEM. */
 int vnet__sess_accept(struct vnet__sess *s, struct vnet_msg_welcome *w);
 /* Responder: after the (clear) WELCOME is queued, switch the session to the channel. */
 int vnet__sess_secure(struct vnet__sess *s);

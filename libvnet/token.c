@@ -8,8 +8,11 @@
 
 #define PREFIX "vnet1-"
 
-_Static_assert(VNET_JOIN_SEALED_LEN == VNET_JOIN_SECRET_LEN + crypto_box_SEALBYTES,
+_Static_assert(VNET_JOIN_SEALED_LEN == VNET_JOIN_SECRET_LEN + 32 + crypto_box_SEALBYTES,
                "sealed join secret size");
+_Static_assert(VNET_API_SEALED_LEN == VNET_API_TOKEN_LEN + 32 + crypto_box_SEALBYTES,
+               "sealed API token size");
+_Static_assert(VNET_JOIN_SECRET_LEN == VNET_API_TOKEN_LEN, "join secrets seal as API tokens");
 
 int vnet_join_token_format(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SECRET_LEN],
                            char *buf, size_t len)
@@ -53,12 +56,17 @@ int vnet_join_token_parse(const char *s, uint8_t ctl_pub[32], uint8_t secret[VNE
     return 0;
 }
 
+/* Join secrets are sealed exactly as API tokens are: secret || the handshake's static key. */
 int vnet_join_seal(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SECRET_LEN],
-                   uint8_t out[VNET_JOIN_SEALED_LEN])
+                   const uint8_t node_pub[32], uint8_t out[VNET_JOIN_SEALED_LEN])
 {
-    if (sodium_init() < 0)
-        return VNET_EIO;
-    return crypto_box_seal(out, secret, VNET_JOIN_SECRET_LEN, ctl_pub) == 0 ? 0 : VNET_EINVAL;
+    return vnet_api_token_seal(ctl_pub, secret, node_pub, out);
+}
+
+int vnet_join_open(const uint8_t ctl_pub[32], const uint8_t ctl_sec[32], const uint8_t *in,
+                   size_t len, uint8_t secret[VNET_JOIN_SECRET_LEN], uint8_t node_pub[32])
+{
+    return vnet_api_token_open(ctl_pub, ctl_sec, in, len, secret, node_pub);
 }
 
 void vnet_token_hash(const void *secret, size_t len, uint8_t out[VNET_TOKEN_HASH_BYTES])

@@ -12,6 +12,7 @@
 #ifndef VNET_AGENT_H
 #define VNET_AGENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -62,6 +63,9 @@ struct vnet_agent_cfg {
      * reported with the endpoint; the controller hands it to the other nodes, whose secure
      * keys with this node then bind it (the same bytes go to vnet_datapath_cfg.nonce). */
     const uint8_t *dp_nonce;
+    /* With @key, a WELCOME for a plain network (unencrypted data plane) is refused unless
+     * this is set: the session is dropped with an error and retried. */
+    bool allow_plain;
 };
 
 /* Create and start connecting. Returns 0 or VNET_EINVAL / VNET_ENOMEM. */

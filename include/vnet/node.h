@@ -46,7 +46,7 @@ extern "C" {
 
 struct vnet_node;
 
-#define VNET_NODE_OPTIONS_VERSION 1
+#define VNET_NODE_OPTIONS_VERSION 2 /* 2: allow_plain */
 #define VNET_NODE_MAX_QUEUES      16
 #define VNET_NODE_MAX_IPS         16
 
@@ -84,12 +84,13 @@ struct vnet_node_options {
     size_t nentries;
 
     /* Managed mode. */
-    const char *controller;         /* "IP:PORT" or "[IPv6]:PORT": managed mode when set */
-    const char *network, *name;     /* this node's network and name in it */
-    const char *key_file;           /* this node's key: authenticated, encrypted session; the
-                                       data plane's key in a secure network */
-    const char *controller_key;     /* the controller's public key (text form), pinned */
-    const char *join;               /* a join token: enrols @key_file (made when missing) */
+    const char *controller;     /* "IP:PORT" or "[IPv6]:PORT": managed mode when set */
+    const char *network, *name; /* this node's network and name in it */
+    const char *key_file;       /* this node's key: authenticated, encrypted session; the
+                                   data plane's key in a secure network */
+    const char *controller_key; /* the controller's public key (text form), pinned */
+    const char *join;           /* a join token: enrols @key_file (made when missing) */
+    bool allow_plain; /* with @key_file, take part in a plain network too (refused without) */
     struct vnet_agent_callbacks cb; /* also told (after the node applied it); may be empty */
     void *cb_arg;
 };

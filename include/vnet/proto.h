@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define VNET_PROTO_VERSION 1
+#define VNET_PROTO_VERSION 2
 #define VNET_FRAME_MAX     (16u << 20) /* default frame size limit */
 #define VNET_MSG_TEXT_MAX  256         /* error/reply messages, truncated beyond */
 #define VNET_AUTH_MAX      512         /* auth blob */

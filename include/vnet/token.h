@@ -29,8 +29,8 @@ extern "C" {
 #endif
 
 #define VNET_JOIN_SECRET_LEN   32
-#define VNET_JOIN_SEALED_LEN   (VNET_JOIN_SECRET_LEN + 48) /* crypto_box_SEALBYTES = 48 */
-#define VNET_JOIN_TOKEN_STRLEN 96                          /* "vnet1-" + 86 base64 + NUL */
+#define VNET_JOIN_SEALED_LEN   (VNET_JOIN_SECRET_LEN + 32 + 48) /* secret || node key, sealed */
+#define VNET_JOIN_TOKEN_STRLEN 96                               /* "vnet1-" + 86 base64 + NUL */
 #define VNET_TOKEN_HASH_BYTES  32
 
 /* "vnet1-" followed by URL-safe base64 (no padding) of controller public key || secret.
@@ -43,9 +43,18 @@ VNET_API int vnet_join_token_format(const uint8_t ctl_pub[32],
 VNET_API int vnet_join_token_parse(const char *s, uint8_t ctl_pub[32],
                                    uint8_t secret[VNET_JOIN_SECRET_LEN]);
 
-/* Seal @secret to @ctl_pub (anonymous sender): @out gets VNET_JOIN_SEALED_LEN bytes. */
+/* Seal @secret || @node_pub (the static public key the node's handshake proves) to the
+ * controller's key @ctl_pub (anonymous sender): VNET_JOIN_SEALED_LEN bytes into @out. The
+ * binding means a sealed secret copied off the wire enrols nothing behind another key.
+ * Returns 0, VNET_EINVAL (degenerate @ctl_pub) or VNET_EIO. */
 VNET_API int vnet_join_seal(const uint8_t ctl_pub[32], const uint8_t secret[VNET_JOIN_SECRET_LEN],
-                            uint8_t out[VNET_JOIN_SEALED_LEN]);
+                            const uint8_t node_pub[32], uint8_t out[VNET_JOIN_SEALED_LEN]);
+
+/* The controller's side: open @in (@len bytes) with its keypair. Returns 0 with the secret in
+ * @secret and the node key it was bound to in @node_pub, VNET_EMALFORM (wrong length) or
+ * VNET_EACCES (not sealed to this key, or tampered). */
+VNET_API int vnet_join_open(const uint8_t ctl_pub[32], const uint8_t ctl_sec[32], const uint8_t *in,
+                            size_t len, uint8_t secret[VNET_JOIN_SECRET_LEN], uint8_t node_pub[32]);
 
 #define VNET_API_TOKEN_LEN    32                             /* raw bytes */
 #define VNET_API_TOKEN_STRLEN 53                             /* "vnetapi1-" + 43 base64 + NUL */

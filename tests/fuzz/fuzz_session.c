@@ -108,7 +108,7 @@ static void setup_hello(const struct vnet_keypair *node)
     CHECK(vnet_hs_write_hello(&st.waiting.hs, 1700000000000ull, h->auth, sizeof(h->auth), &n) == 0);
     h->auth_len = (uint32_t)n;
     CHECK(h->auth_len + VNET_JOIN_SEALED_LEN <= sizeof(h->auth));
-    CHECK(vnet_join_seal(st.ctl.pub, st.join_secret, h->auth + h->auth_len) == 0);
+    CHECK(vnet_join_seal(st.ctl.pub, st.join_secret, node->pub, h->auth + h->auth_len) == 0);
     h->auth_len += VNET_JOIN_SEALED_LEN;
     st.hello[0] = *h;
     st.hello_framelen[0] = plain_frame(&m, st.hello_frame[0], sizeof(st.hello_frame[0]));
@@ -252,9 +252,10 @@ static void on_hello(const struct vnet_msg_hello *h)
                   memcmp(bound, claimed, VNET_KEY_LEN) == 0);
         }
     } else if (nextra == VNET_JOIN_SEALED_LEN) {
-        uint8_t secret[VNET_JOIN_SECRET_LEN];
-        if (crypto_box_seal_open(secret, extra, nextra, st.ctl.pub, st.ctl.sec) == 0)
-            CHECK(memcmp(secret, st.join_secret, sizeof(secret)) == 0);
+        uint8_t secret[VNET_JOIN_SECRET_LEN], bound[VNET_KEY_LEN];
+        if (vnet_join_open(st.ctl.pub, st.ctl.sec, extra, nextra, secret, bound) == 0)
+            CHECK(memcmp(secret, st.join_secret, sizeof(secret)) == 0 &&
+                  memcmp(bound, claimed, VNET_KEY_LEN) == 0);
     }
     struct vnet_msg_welcome w;
     memset(&w, 0, sizeof(w));

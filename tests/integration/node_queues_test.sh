@@ -42,8 +42,8 @@ start_node() { # i network extra...
   eval "PID_$i=$!"
 }
 
-start_node 1 blue --queues 2
-start_node 2 blue
+start_node 1 blue --queues 2 --allow-plain # a key, and a plain network: said explicitly
+start_node 2 blue --allow-plain
 start_node 3 green --queues 2
 wait_log "$TMP/n1.log" "up: vn0 in network blue" || exit 1
 wait_log "$TMP/n2.log" "up: vn0 in network blue" || exit 1

@@ -9,6 +9,7 @@
  *
  * Each test starts its own controller with its own store file in a directory made by main()
  * under /tmp and removed at the end. */
+#include "../../libvnet/session_int.h"
 #include "vnet/client.h"
 #include "vnet/controller.h"
 #include "vnet/crypto.h"
@@ -47,6 +48,9 @@ static int64_t now_ms(void)
 }
 
 /* ---- the controller on its loop thread ---- */
+
+/* The one refusal a node's HELLO gets before it is authenticated, whatever the reason. */
+#define NODE_REFUSED "refused: unknown network or node, or authentication failed"
 
 struct ctl_opts {
     uint32_t keepalive_ms;
@@ -829,13 +833,14 @@ START_TEST(t_bad_sessions)
 
     struct peer p;
     peer_open(&p, 0);
+    /* An unknown network and an unknown node are refused alike (nothing says which). */
     hello(&p, "nowhere", "a", 0, VNET_PROTO_VERSION);
-    expect_error_close(&p, VNET_ENOENT, "nowhere");
+    expect_error_close(&p, VNET_EACCES, NODE_REFUSED);
     peer_close(&p);
 
     peer_open(&p, 0);
     hello(&p, "blue", "ghost", 0, VNET_PROTO_VERSION);
-    expect_error_close(&p, VNET_ENOENT, "ghost");
+    expect_error_close(&p, VNET_EACCES, NODE_REFUSED);
     peer_close(&p);
 
     peer_open(&p, 0);
@@ -878,7 +883,8 @@ START_TEST(t_bad_sessions)
     peer_close(&good);
 
     struct vnet_controller_stats cs = stats();
-    ck_assert_uint_eq(cs.sessions_closed_bad, 2); /* garbage and the oversized frame */
+    /* The two refused hellos, the garbage and the oversized frame. */
+    ck_assert_uint_eq(cs.sessions_closed_bad, 4);
     ck_assert_uint_eq(cs.node_sessions, 0);
     ck_assert_uint_eq(cs.client_sessions, 1);
     /* The client's session was never disturbed. */
@@ -1654,16 +1660,17 @@ struct snode {
     struct vnet_chan tx, rx;
 };
 
-/* Connect as node @name with key @kp, pinning @ctl_pub; returns after WELCOME checked. */
-static void snode_connect(struct snode *n, const struct vnet_keypair *kp, const uint8_t *ctl_pub,
-                          const char *net, const char *name)
+/* Open a connection and send node @name's HELLO with key @kp, pinning @ctl_pub, through the
+ * session layer as the agent does; with @secret, a join secret sealed behind it and bound to
+ * @bind_pub (the real node's key binds its own). The handshake stays in @s. */
+static void snode_hello(struct snode *n, struct vnet__sess *s, const struct vnet_keypair *kp,
+                        const uint8_t *ctl_pub, const char *net, const char *name,
+                        const uint8_t *secret, const uint8_t *bind_pub)
 {
     memset(n, 0, sizeof(*n));
+    memset(s, 0, sizeof(*s));
+    vnet__sess_init(s, 0);
     peer_open(&n->p, 0);
-    struct vnet_hs hs;
-    char prologue[160];
-    int plen = snprintf(prologue, sizeof(prologue), "vnet-node/%s/%s", net, name);
-    ck_assert_int_eq(vnet_hs_init_initiator(&hs, kp, ctl_pub, prologue, (size_t)plen), 0);
     struct vnet_msg m;
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_HELLO;
@@ -1671,18 +1678,34 @@ static void snode_connect(struct snode *n, const struct vnet_keypair *kp, const 
     m.u.hello.role = VNET_ROLE_NODE;
     snprintf(m.u.hello.network, sizeof(m.u.hello.network), "%s", net);
     snprintf(m.u.hello.node, sizeof(m.u.hello.node), "%s", name);
-    size_t n_auth = 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    ck_assert_int_eq(vnet_hs_write_hello(&hs, ms, m.u.hello.auth, sizeof(m.u.hello.auth), &n_auth),
-                     0);
-    m.u.hello.auth_len = (uint32_t)n_auth;
+    ck_assert_int_eq(vnet__sess_hello(s, kp, ctl_pub, &m.u.hello), 0);
+    if (secret) {
+        ck_assert_int_eq(
+            vnet_join_seal(ctl_pub, secret, bind_pub, m.u.hello.auth + m.u.hello.auth_len), 0);
+        m.u.hello.auth_len += VNET_JOIN_SEALED_LEN;
+    }
     peer_send(&n->p, &m);
+}
+
+/* The WELCOME after snode_hello(): it must authenticate, settings included. */
+static void snode_welcome(struct snode *n, struct vnet__sess *s)
+{
+    struct vnet_msg m;
     expect(&n->p, VNET_MSG_WELCOME, &m);
-    ck_assert_int_eq(vnet_hs_read_welcome(&hs, m.u.welcome.auth, m.u.welcome.auth_len), 0);
-    ck_assert_int_eq(vnet_hs_split(&hs, &n->tx, &n->rx), 0);
+    ck_assert_int_eq(vnet__sess_welcome(s, &m.u.welcome), 0);
+    n->tx = s->tx;
+    n->rx = s->rx;
+    vnet__sess_wipe(s);
     vnet_msg_free(&m);
+}
+
+/* Connect as node @name with key @kp, pinning @ctl_pub; returns after WELCOME checked. */
+static void snode_connect(struct snode *n, const struct vnet_keypair *kp, const uint8_t *ctl_pub,
+                          const char *net, const char *name)
+{
+    struct vnet__sess s;
+    snode_hello(n, &s, kp, ctl_pub, net, name, NULL, NULL);
+    snode_welcome(n, &s);
 }
 
 /* Seal @m and send it; with @flip, one byte of the sealed body is changed on the way. */
@@ -1741,6 +1764,27 @@ static int snode_recv(struct snode *n, struct vnet_msg *m, int timeout_ms)
     }
 }
 
+/* A controller with @key and its Unix socket, and network "blue"; returns the admin client. */
+static struct vnet_client *keyed_start(const struct vnet_keypair *key)
+{
+    struct ctl_opts o = defaults;
+    o.unix_socket = true;
+    o.key = key;
+    ctl_start(&o);
+    struct vnet_client *adm = cl_open(ctl.sock);
+    net_create(adm, "blue", 0, "10.1.0.0/24");
+    return adm;
+}
+
+/* Add node @name to "blue" with @kp's public key registered. */
+static void node_add_key(struct vnet_client *adm, const char *name, const struct vnet_keypair *kp)
+{
+    struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", name);
+    q.has = VNET_REQ_HAS_PUBKEY;
+    memcpy(q.pubkey, kp->pub, 32);
+    request_ok(adm, &q);
+}
+
 /* A tampered sealed frame ends that session, and only that one. */
 START_TEST(t_secure_tamper)
 {
@@ -1748,20 +1792,9 @@ START_TEST(t_secure_tamper)
     ck_assert_int_eq(vnet_key_generate(&key), 0);
     ck_assert_int_eq(vnet_key_generate(&k1), 0);
     ck_assert_int_eq(vnet_key_generate(&k2), 0);
-    struct ctl_opts o = defaults;
-    o.unix_socket = true;
-    o.key = &key;
-    ctl_start(&o);
-    struct vnet_client *adm = cl_open(ctl.sock);
-    net_create(adm, "blue", 0, "10.1.0.0/24");
-    struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", "a");
-    q.has = VNET_REQ_HAS_PUBKEY;
-    memcpy(q.pubkey, k1.pub, 32);
-    request_ok(adm, &q);
-    q = rq(VNET_REQ_NODE_ADD, "blue", "b");
-    q.has = VNET_REQ_HAS_PUBKEY;
-    memcpy(q.pubkey, k2.pub, 32);
-    request_ok(adm, &q);
+    struct vnet_client *adm = keyed_start(&key);
+    node_add_key(adm, "a", &k1);
+    node_add_key(adm, "b", &k2);
 
     struct snode a, b;
     struct vnet_msg m;
@@ -2030,6 +2063,108 @@ START_TEST(t_endpoint_hijack)
 }
 END_TEST
 
+/* Issue 12, item 7: before authentication every refusal of a node's HELLO is the same ERROR:
+ * an unknown network, an unknown subscriber, an unknown node, a known node with the wrong key
+ * or none, a join secret that does not fit. */
+START_TEST(t_hello_refusals_alike)
+{
+    struct vnet_keypair key, k1, stranger;
+    ck_assert_int_eq(vnet_key_generate(&key), 0);
+    ck_assert_int_eq(vnet_key_generate(&k1), 0);
+    ck_assert_int_eq(vnet_key_generate(&stranger), 0);
+    struct vnet_client *adm = keyed_start(&key);
+    node_add_key(adm, "a", &k1);
+    node_add(adm, "blue", "b"); /* no key yet */
+
+    static const struct {
+        const char *net, *node;
+    } names[] = {
+        {"nowhere", "a"}, {"nobody/blue", "a"}, {"blue", "ghost"}, {"blue", "a"}, {"blue", "b"}};
+    uint8_t secret[VNET_JOIN_SECRET_LEN];
+    memset(secret, 7, sizeof(secret));
+    char first[VNET_MSG_TEXT_MAX] = "";
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        for (int join = 0; join < 2; join++) {
+            struct snode n;
+            struct vnet__sess s;
+            snode_hello(&n, &s, &stranger, key.pub, names[i].net, names[i].node,
+                        join ? secret : NULL, stranger.pub);
+            struct vnet_msg m;
+            expect(&n.p, VNET_MSG_ERROR, &m);
+            ck_assert_msg(m.u.error.code == VNET_EACCES, "%s/%s: %s", names[i].net, names[i].node,
+                          describe(&m));
+            if (!first[0])
+                snprintf(first, sizeof(first), "%s", m.u.error.text);
+            ck_assert_msg(strcmp(m.u.error.text, first) == 0, "%s/%s: '%s' differs from '%s'",
+                          names[i].net, names[i].node, m.u.error.text, first);
+            vnet_msg_free(&m);
+            vnet__sess_wipe(&s);
+            peer_close(&n.p);
+        }
+    ck_assert_str_eq(first, NODE_REFUSED);
+    /* Without any handshake: the same again. */
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct peer p;
+        peer_open(&p, 0);
+        hello(&p, names[i].net, names[i].node, 0, VNET_PROTO_VERSION);
+        expect_error_close(&p, VNET_EACCES, NODE_REFUSED);
+        peer_close(&p);
+    }
+    vnet_client_close(adm);
+    ctl_stop();
+}
+END_TEST
+
+/* Issue 12, item 2: a join secret sealed by the real node, lifted off the wire and replayed
+ * behind a handshake with the attacker's own key, enrols nothing; the real node still joins
+ * with it afterwards. */
+START_TEST(t_join_stolen)
+{
+    struct vnet_keypair key, real, thief;
+    ck_assert_int_eq(vnet_key_generate(&key), 0);
+    ck_assert_int_eq(vnet_key_generate(&real), 0);
+    ck_assert_int_eq(vnet_key_generate(&thief), 0);
+    struct vnet_client *adm = keyed_start(&key);
+    struct vnet_msg_request q = rq(VNET_REQ_NODE_ADD, "blue", "a");
+    struct vnet_msg r;
+    ck_assert_int_eq(request(adm, &q, &r), 0);
+    uint8_t pub[VNET_KEY_LEN], secret[VNET_JOIN_SECRET_LEN];
+    ck_assert_int_eq(vnet_join_token_parse(r.u.reply.token, pub, secret), 0);
+    vnet_msg_free(&r);
+
+    /* The sealed blob as the real node sends it (bound to its key), behind the thief's
+     * handshake: refused, like any other refusal. */
+    struct snode n;
+    struct vnet__sess s;
+    snode_hello(&n, &s, &thief, key.pub, "blue", "a", secret, real.pub);
+    expect_error_close(&n.p, VNET_EACCES, NODE_REFUSED);
+    vnet__sess_wipe(&s);
+    peer_close(&n.p);
+    /* Nothing was registered and the token is not used up. */
+    q = rq(VNET_REQ_NODE_SHOW, "blue", "a");
+    ck_assert_int_eq(request(adm, &q, &r), 0);
+    ck_assert_uint_eq(r.u.reply.nnodes, 1);
+    ck_assert(!r.u.reply.nodes[0].has_pubkey);
+    vnet_msg_free(&r);
+
+    /* The real node joins with its own, and gets the snapshot. */
+    snode_hello(&n, &s, &real, key.pub, "blue", "a", secret, real.pub);
+    snode_welcome(&n, &s);
+    struct vnet_msg m;
+    ck_assert_int_eq(snode_recv(&n, &m, WAIT_MS), R_MSG);
+    ck_assert_int_eq(m.type, VNET_MSG_SNAPSHOT);
+    vnet_msg_free(&m);
+    peer_close(&n.p);
+    q = rq(VNET_REQ_NODE_SHOW, "blue", "a");
+    ck_assert_int_eq(request(adm, &q, &r), 0);
+    ck_assert(r.u.reply.nodes[0].has_pubkey);
+    ck_assert_mem_eq(r.u.reply.nodes[0].pubkey, real.pub, VNET_KEY_LEN);
+    vnet_msg_free(&r);
+    vnet_client_close(adm);
+    ctl_stop();
+}
+END_TEST
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -2072,6 +2207,8 @@ int main(void)
     tcase_add_test(tc, t_subscribers);
     tcase_add_test(tc, t_open_api);
     tcase_add_test(tc, t_secure_tamper);
+    tcase_add_test(tc, t_hello_refusals_alike);
+    tcase_add_test(tc, t_join_stolen);
     TCase *hc = tcase_create("harden");
     tcase_set_timeout(hc, 30);
     tcase_add_checked_fixture(hc, NULL, teardown);

@@ -1242,12 +1242,12 @@ START_TEST(t_examples)
     print_frame("ACK 1000", &m, "00 00 00 05 92 05 cd 03 e8");
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_HELLO;
-    m.u.hello.version = 1;
+    m.u.hello.version = 2;
     m.u.hello.role = VNET_ROLE_NODE;
     strcpy(m.u.hello.network, "lab");
     strcpy(m.u.hello.node, "n1");
     m.u.hello.revision = 42;
-    print_frame("HELLO", &m, "00 00 00 0e 97 01 01 01 a3 6c 61 62 a2 6e 31 2a c4 00");
+    print_frame("HELLO", &m, "00 00 00 0e 97 01 02 01 a3 6c 61 62 a2 6e 31 2a c4 00");
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_ENDPOINT;
     ip4(&m.u.endpoint.ep.ip, 192, 0, 2, 1);

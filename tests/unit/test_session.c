@@ -6,6 +6,7 @@
 #include "vnet/crypto.h"
 #include "vnet/error.h"
 #include "vnet/proto.h"
+#include "vnet/types.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -211,6 +212,81 @@ START_TEST(t_fd_wrong_key)
     vnet__sess_wipe(&resp);
     vnet__sess_fd_close(&i);
     close(sv[1]);
+}
+END_TEST
+
+/* Issue 12, item 1: every setting the node acts on is bound into the handshake. A WELCOME
+ * carrying a network and node record goes through the wire codec; a copy changed on the way
+ * (mode secure -> plain, VNI, MTU, MAC, an IP, the version) fails, the untouched one passes. */
+static int welcome_through(int tamper)
+{
+    struct vnet__sess i, r;
+    memset(&i, 0, sizeof(i));
+    memset(&r, 0, sizeof(r));
+    vnet__sess_init(&i, 0);
+    vnet__sess_init(&r, 0);
+    struct vnet_msg h = hello_msg();
+    ck_assert_int_eq(vnet__sess_hello(&i, &node_key, ctl_key.pub, &h.u.hello), 0);
+    uint8_t claimed[VNET_KEY_LEN];
+    ck_assert_int_eq(vnet__sess_read_hello(&r, &ctl_key, &h.u.hello, claimed, NULL), 0);
+    struct vnet_msg w;
+    memset(&w, 0, sizeof(w));
+    w.type = VNET_MSG_WELCOME;
+    w.u.welcome.version = VNET_PROTO_VERSION;
+    struct vnet_network *net = &w.u.welcome.network;
+    struct vnet_node_info *self = &w.u.welcome.node;
+    net->id = 3;
+    snprintf(net->name, sizeof(net->name), "blue");
+    net->vni = 4242;
+    net->mtu = 1380;
+    net->mode = 1; /* secure */
+    ck_assert_int_eq(vnet_prefix_parse("10.1.0.0/24", &net->subnet4), 0);
+    self->id = 7;
+    snprintf(self->name, sizeof(self->name), "a");
+    ck_assert_int_eq(vnet_mac_parse("02:00:00:00:00:07", &self->mac), 0);
+    ck_assert_int_eq(vnet_ip_parse("10.1.0.7", &self->ips[0]), 0);
+    ck_assert_int_eq(vnet__sess_accept(&r, &w.u.welcome), 0);
+    /* On the wire and back, as the node receives it. */
+    struct vnet_buf b = {0};
+    ck_assert_int_eq(vnet_msg_encode(&w, &b), 0);
+    struct vnet_msg got;
+    ck_assert_int_eq(vnet_msg_decode(b.data + 4, b.len - 4, &got, NULL, 0), 0);
+    vnet_buf_free(&b);
+    switch (tamper) {
+    case 1:
+        got.u.welcome.network.mode = 0;
+        break;
+    case 2:
+        got.u.welcome.network.vni++;
+        break;
+    case 3:
+        got.u.welcome.network.mtu = 9000;
+        break;
+    case 4:
+        got.u.welcome.node.mac.b[5] ^= 1;
+        break;
+    case 5:
+        got.u.welcome.node.ips[0].addr[3] ^= 1;
+        break;
+    case 6:
+        got.u.welcome.network.subnet4.len = 16;
+        break;
+    }
+    int rc = vnet__sess_welcome(&i, &got.u.welcome);
+    if (rc == 0)
+        ck_assert(i.secure);
+    vnet_msg_free(&got);
+    vnet__sess_wipe(&i);
+    vnet__sess_wipe(&r);
+    return rc;
+}
+
+START_TEST(t_welcome_bound)
+{
+    keys();
+    ck_assert_int_eq(welcome_through(0), 0);
+    for (int t = 1; t <= 6; t++)
+        ck_assert_msg(welcome_through(t) == VNET_EACCES, "tamper %d accepted", t);
 }
 END_TEST
 
@@ -625,6 +701,7 @@ static Suite *session_suite(void)
     TCase *tc = tcase_create("fd");
     tcase_add_test(tc, t_fd_handshake);
     tcase_add_test(tc, t_fd_wrong_key);
+    tcase_add_test(tc, t_welcome_bound);
     tcase_add_test(tc, t_bad_frames);
     suite_add_tcase(s, tc);
     tc = tcase_create("uv");
