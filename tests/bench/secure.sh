@@ -66,7 +66,7 @@ for net in plain secure; do
     vnetctl node add $net n$side --pubkey "$(cat "$TMP/$net$side.pub")" >/dev/null
     ip netns exec "$ns" "$NODE" --controller 10.201.0.1:7700 --network $net --name n$side \
       --key "$TMP/$net$side.key" --controller-key "$(cat "$TMP/ctl.pub")" \
-      --dev "tap:${TAP[$net]}" --underlay "udp:10.201.0.$side:${PORT[$net]}" >"$TMP/$net$side.log" 2>&1 &
+      $([ $net = plain ] && echo --allow-plain) --dev "tap:${TAP[$net]}" --underlay "udp:10.201.0.$side:${PORT[$net]}" >"$TMP/$net$side.log" 2>&1 &
   done
   for i in $(seq 1 200); do vnetctl network status $net | grep -q "2 connected, 2 converged" && break; sleep 0.05; done
 done
