@@ -16,6 +16,8 @@
  * it already holds one (a fresh database next to an existing file). The file is refused when
  * others may read it.
  */
+#include "svcnotify.h"
+
 #include <sodium.h>
 #include <vnet/controller.h>
 #include <vnet/crypto.h>
@@ -206,6 +208,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct ctx *x = h->data;
     vnet_log(VNET_LOG_WARN, "controller", "signal %d: stopping", signum);
+    svc_notify_stopping("stopping");
     vnet_controller_destroy(x->c);
     x->c = NULL;
     uv_close((uv_handle_t *)&x->sig[0], NULL);
@@ -433,6 +436,13 @@ int main(int argc, char **argv)
     vnet_log(VNET_LOG_WARN, "controller", "up: database %s, nodes on port %d, api on %s%s%s", db,
              vnet_controller_node_port(x.c), api ? api : "(none)", sock ? ", socket " : "",
              sock ? sock : "");
+    svc_notify_start(&loop); /* systemd: WATCHDOG=1 pings when asked, READY=1 once serving */
+    svc_notify_ready("serving: nodes on port %d, api on %s", vnet_controller_node_port(x.c),
+                     api    ? api
+                     : sock ? sock
+                            : "(none)");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    svc_notify_close();
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     vnet_store_close(store);

@@ -20,6 +20,8 @@
  * exits cleanly on SIGINT/SIGTERM. Exit status: 0 after a clean stop, 1 when setup failed,
  * 2 for a usage error.
  */
+#include "svcnotify.h"
+
 #include <vnet/crypto.h>
 #include <vnet/node.h>
 #include <vnet/token.h>
@@ -384,9 +386,26 @@ static void on_signal(uv_signal_t *h, int signum)
                  ULL(as.snapshots), ULL(as.deltas));
     if (signum == SIGUSR1)
         return;
+    svc_notify_stopping("stopping");
     vnet_node_close(n, NULL, NULL); /* the loop ends when every handle is closed */
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
+}
+
+/* systemd (svcnotify.h): a managed node is up, and READY=1, once the controller's first
+ * welcome is applied (the node calls this after its datapaths run); STATUS= follows the
+ * session. */
+static void svc_on_welcome(void *arg, const struct vnet_network *net,
+                           const struct vnet_node_info *self)
+{
+    (void)arg;
+    svc_notify_ready("up: network %s (vni %u) as %s", net->name, net->vni, self->name);
+}
+
+static void svc_on_state(void *arg, int connected)
+{
+    (void)arg;
+    svc_notify_status("controller %s", connected ? "connected" : "disconnected: retrying");
 }
 
 /* --genkey FILE / --pubkey FILE */
@@ -416,6 +435,8 @@ int main(int argc, char **argv)
     o.no.ips = o.ips;
     o.no.peers = o.peers;
     o.no.entries = o.statics;
+    o.no.cb.on_welcome = svc_on_welcome;
+    o.no.cb.on_state = svc_on_state;
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
@@ -442,6 +463,11 @@ int main(int argc, char **argv)
     } else {
         for (int i = 0; i < 3; i++)
             sigs[i].data = n;
+        svc_notify_start(&loop); /* systemd: WATCHDOG=1 pings when asked */
+        if (o.no.controller)
+            svc_notify_status("connecting to the controller %s", o.no.controller);
+        else
+            svc_notify_ready("up: vni %u, %zu peers", o.no.vni, o.no.npeers);
         uv_run(&loop, UV_RUN_DEFAULT);
         vnet_log(VNET_LOG_WARN, "node", "stopped");
         status = 0;
@@ -449,6 +475,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 3; i++)
         if (!uv_is_closing((uv_handle_t *)&sigs[i]))
             uv_close((uv_handle_t *)&sigs[i], NULL);
+    svc_notify_close();
     uv_run(&loop, UV_RUN_DEFAULT); /* the close callbacks */
     uv_loop_close(&loop);
     return status;
