@@ -4,15 +4,17 @@
 Usage: notify_listen.py SOCKET LOG [PROBE]
 
 Binds an AF_UNIX datagram socket at SOCKET (what $NOTIFY_SOCKET names) and appends every
-message it receives to LOG as one line (its newline-separated assignments joined by " | ").
+message it receives to LOG as one line: the receive time (seconds, monotonic clock), a space,
+and the message's newline-separated assignments joined by " | ".
 With PROBE (a shell command), when a message carries READY=1 it runs PROBE at once and
-appends "PROBE rc=N": the state of the service at the moment it said it was ready.
+appends its output (lines "PROBE: ...") and "PROBE rc=N": the state of the service at the moment it said it was ready.
 Runs until killed.
 """
 import os
 import socket
 import subprocess
 import sys
+import time
 
 
 def main() -> None:
@@ -25,10 +27,12 @@ def main() -> None:
         out.write("LISTENING\n")
         while True:
             msg = s.recv(4096).decode(errors="replace")
-            out.write(" | ".join(msg.split("\n")) + "\n")
+            out.write(f"{time.monotonic():.3f} " + " | ".join(msg.split("\n")) + "\n")
             if probe and "READY=1" in msg.split("\n"):
-                rc = subprocess.run(["sh", "-c", probe], check=False).returncode
-                out.write(f"PROBE rc={rc}\n")
+                r = subprocess.run(["sh", "-c", probe], check=False, capture_output=True, text=True)
+                for line in (r.stdout + r.stderr).splitlines():
+                    out.write(f"PROBE: {line}\n")
+                out.write(f"PROBE rc={r.returncode}\n")
 
 
 if __name__ == "__main__":
