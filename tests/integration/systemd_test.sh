@@ -6,8 +6,8 @@
 #     once a node is up (managed: not while its controller is down, then with its TAP address
 #     set; static: its TAP up), STATUS= lines follow the state, WATCHDOG=1 pings come at half
 #     of $WATCHDOG_USEC, STOPPING=1 on SIGTERM and a clean exit;
-#   - a static node runs as an unprivileged user with only the capabilities the unit grants
-#     (CAP_NET_ADMIN, CAP_NET_RAW), as vnet-node@.service runs it.
+#   - the nodes (managed and static) run as an unprivileged user with only the capabilities
+#     the unit grants (CAP_NET_ADMIN, CAP_NET_RAW), as vnet-node@.service runs them (setpriv).
 # With systemd as PID 1 the programs run under a real `systemd-run -p Type=notify`; without it
 # (containers) this test plays the manager: it listens on the $NOTIFY_SOCKET it gives them
 # (notify_listen.py).
@@ -186,6 +186,16 @@ fi
 
 # ---- without systemd as PID 1: this test is the manager at the end of $NOTIFY_SOCKET ----
 echo "     (PID 1 is $(ps -p 1 -o comm=), not systemd: checking the notify protocol directly)"
+# As vnet-node@.service runs a node: another user (here nobody), only CAP_NET_ADMIN and
+# CAP_NET_RAW, ambient as AmbientCapabilities= gives them. (/dev/net/tun must be 0666 as usual:
+# the unprivileged open needs it.)
+AS_UNIT=()
+caps=-all,+net_admin,+net_raw
+command -v setpriv >/dev/null &&
+  AS_UNIT=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=$caps
+           --ambient-caps=$caps --bounding-set=$caps --)
+[ ${#AS_UNIT[@]} -gt 0 ] || echo "     (setpriv not installed: the nodes run as root)"
+
 start_controller() { # notify-name
   listen_notify "$1" "$CTL_PROBE" || return 1
   NOTIFY_SOCKET="$SOCKS/$1.sock" WATCHDOG_USEC=200000 ip netns exec "$P-ctl" "$CTL" \
@@ -216,7 +226,7 @@ check "controller: STOPPING=1 on SIGTERM" grep -q 'STOPPING=1' "$SOCKS/ctl.log"
 
 # A managed node whose controller is down: running, retrying, not ready.
 listen_notify n1 "$N1_PROBE"
-NOTIFY_SOCKET="$SOCKS/n1.sock" WATCHDOG_USEC=400000 ip netns exec "$P-n1" "$NODE" \
+NOTIFY_SOCKET="$SOCKS/n1.sock" WATCHDOG_USEC=400000 ip netns exec "$P-n1" "${AS_UNIT[@]}" "$NODE" \
   --controller 10.200.0.100:7700 --network blue --name n1 --dev tap:vn0 \
   --underlay udp:10.200.0.1:4789 --log-level info >>"$TMP/n1.log" 2>&1 &
 N1_PID=$!
@@ -238,29 +248,24 @@ check "node: exit 0 on SIGTERM" term_status $N1_PID 10
 check "node: STOPPING=1 on SIGTERM" grep -q 'STOPPING=1' "$SOCKS/n1.log"
 check "controller: exit 0 on SIGTERM (again)" term_status $CTL_PID 10
 
-# A static node as vnet-node@.service runs it: another user, only CAP_NET_ADMIN and
-# CAP_NET_RAW (ambient, as AmbientCapabilities= gives them), READY=1 once its TAP is up.
-if command -v setpriv >/dev/null; then
-  caps=-all,+net_admin,+net_raw
-  listen_notify n2 "ip -n $P-n2 -4 addr show dev vs0 up | grep -q 'inet 10.42.0.2/24'"
-  NOTIFY_SOCKET="$SOCKS/n2.sock" ip netns exec "$P-n2" setpriv --reuid=65534 --regid=65534 \
-    --clear-groups --inh-caps=$caps --ambient-caps=$caps --bounding-set=$caps -- "$NODE" \
-    --dev tap:vs0 --underlay udp:10.200.0.2:4789 --vni 42 --mac 02:00:00:00:00:02 \
-    --ip 10.42.0.2/24 --peer 10.200.0.1:4789 >>"$TMP/n2.log" 2>&1 &
-  N2_PID=$!
-  PIDS+=($N2_PID)
-  # (/dev/net/tun must be 0666 as usual: the unprivileged open needs it.)
-  static_ready() {
-    wait_log "$SOCKS/n2.log" 'READY=1' 10 ||
-      { cat "$TMP/n2.log"; stat -c '/dev/net/tun: mode %a, changed %z' /dev/net/tun; return 1; }
-  }
-  check "static node, unprivileged with the unit's capabilities: READY=1" static_ready
-  check "static node: its TAP was up with its address when it said READY=1" \
-    probe_ok "$SOCKS/n2.log"
-  check "static node: it runs as the other user" test "$(ps -o uid= -p $N2_PID | tr -d ' ')" = 65534
-  check "static node: exit 0 on SIGTERM" term_status $N2_PID 10
-  check "static node: STOPPING=1 on SIGTERM" grep -q 'STOPPING=1' "$SOCKS/n2.log"
-else
-  echo "skip - setpriv not installed: the unprivileged static node is not checked"
+# A static node, as vnet-node@.service runs it: READY=1 once its TAP is up.
+static_ready() {
+  wait_log "$SOCKS/n2.log" 'READY=1' 10 ||
+    { cat "$TMP/n2.log"; stat -c '/dev/net/tun: mode %a, changed %z' /dev/net/tun; return 1; }
+}
+listen_notify n2 "ip -n $P-n2 -4 addr show dev vs0 up | grep -q 'inet 10.42.0.2/24'"
+NOTIFY_SOCKET="$SOCKS/n2.sock" ip netns exec "$P-n2" "${AS_UNIT[@]}" "$NODE" --dev tap:vs0 \
+  --underlay udp:10.200.0.2:4789 --vni 42 --mac 02:00:00:00:00:02 --ip 10.42.0.2/24 \
+  --peer 10.200.0.1:4789 >>"$TMP/n2.log" 2>&1 &
+N2_PID=$!
+PIDS+=($N2_PID)
+check "static node: READY=1" static_ready
+check "static node: its TAP was up with its address when it said READY=1" probe_ok "$SOCKS/n2.log"
+check "static node: STATUS= says up" grep -q 'READY=1 | STATUS=up: vni 42, 1 peers' "$SOCKS/n2.log"
+if [ ${#AS_UNIT[@]} -gt 0 ]; then
+  check "static node: runs as another user with CAP_NET_ADMIN and CAP_NET_RAW only" \
+    sh -c "grep -q '^CapEff:.*0000000000003000$' /proc/$N2_PID/status && grep -Eq '^Uid:\s+65534' /proc/$N2_PID/status"
 fi
+check "static node: exit 0 on SIGTERM" term_status $N2_PID 10
+check "static node: STOPPING=1 on SIGTERM" grep -q 'STOPPING=1' "$SOCKS/n2.log"
 finish
