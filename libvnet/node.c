@@ -737,6 +737,27 @@ size_t vnet_node_peer_stats(const struct vnet_node *n, unsigned queue,
     return vnet_datapath_peer_stats(n->dp[queue], out, max);
 }
 
+int vnet_node_set_peers(struct vnet_node *n, const struct vnet_endpoint *peers, size_t np)
+{
+    if (!n || (np && !peers))
+        return VNET_EINVAL;
+    if (n->managed)
+        return VNET_ESTATE;
+    struct vnet_peer *list = calloc(np ? np : 1, sizeof(*list));
+    if (!list)
+        return VNET_ENOMEM;
+    for (size_t i = 0; i < np; i++)
+        list[i].ep = peers[i];
+    int rc = 0;
+    for (unsigned q = 0; q < n->ndp && !rc; q++)
+        rc = vnet_datapath_set_peer_list(n->dp[q], list, np);
+    free(n->peers);
+    n->peers = list;
+    n->npeer_list = np;
+    n->npeers = np;
+    return rc;
+}
+
 int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats *out)
 {
     if (!n || !out)
