@@ -404,7 +404,7 @@ static void print_stats(const struct vnet_node *n, unsigned q)
     struct vnet_datapath_stats st;
     if (vnet_node_get_stats(n, q, &st))
         return;
-    vnet_log(VNET_LOG_WARN, "node",
+    vnet_log(VNET_LOG_INFO, "node",
              "virtual rx %llu pkts %llu B, tx %llu pkts %llu B; underlay rx %llu pkts %llu B, "
              "tx %llu pkts %llu B; flooded %llu, arp %llu, nd %llu, learned %llu, too_big %llu, "
              "gso %llu, gro %llu, table %zu",
@@ -425,13 +425,13 @@ static void print_stats(const struct vnet_node *n, unsigned q)
             off +=
                 (size_t)snprintf(line + off, sizeof(line) - off, " decap_%s=%llu",
                                  vnet_drop_reason_name((enum vnet_drop_reason)i), ULL(st.decap[i]));
-    vnet_log(VNET_LOG_WARN, "node", "drops:%s", off ? line : " none");
+    vnet_log(VNET_LOG_INFO, "node", "drops:%s", off ? line : " none");
     struct vnet_dp_peer_stats ps[64];
     size_t np = vnet_node_peer_stats(n, q, ps, 64);
     for (size_t i = 0; i < np && i < 64; i++) {
         char ep[VNET_ENDPOINT_STRLEN];
         vnet_endpoint_format(&ps[i].ep, ep, sizeof(ep));
-        vnet_log(VNET_LOG_WARN, "node", "peer %s: tx %llu pkts %llu B, rx %llu pkts %llu B", ep,
+        vnet_log(VNET_LOG_INFO, "node", "peer %s: tx %llu pkts %llu B, rx %llu pkts %llu B", ep,
                  ULL(ps[i].tx_packets), ULL(ps[i].tx_bytes), ULL(ps[i].rx_packets),
                  ULL(ps[i].rx_bytes));
     }
@@ -528,11 +528,11 @@ static void on_signal(uv_signal_t *h, int signum)
     unsigned nq = vnet_node_queue_count(n); /* several: each under a "queue N:" line */
     for (unsigned q = 0; q < nq; q++) {
         if (nq > 1)
-            vnet_log(VNET_LOG_WARN, "node", "queue %u:", q);
+            vnet_log(VNET_LOG_INFO, "node", "queue %u:", q);
         print_stats(n, q);
     }
     if (signum == SIGUSR1 && vnet_node_get_agent_stats(n, &as) == 0)
-        vnet_log(VNET_LOG_WARN, "node",
+        vnet_log(VNET_LOG_INFO, "node",
                  "controller: %s, revision %llu, %llu connects, %llu snapshots, %llu deltas",
                  as.connected ? "connected" : "disconnected", ULL(as.revision), ULL(as.connects),
                  ULL(as.snapshots), ULL(as.deltas));
@@ -598,7 +598,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < NSIGS; i++)
             sigs[i].data = n;
         uv_run(&loop, UV_RUN_DEFAULT);
-        vnet_log(VNET_LOG_WARN, "node", "stopped");
+        vnet_log(VNET_LOG_INFO, "node", "stopped");
         status = 0;
     }
     for (int i = 0; i < NSIGS; i++)

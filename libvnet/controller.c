@@ -484,7 +484,7 @@ static int join_node(struct vnet_controller *c, const struct vnet_msg_hello *h,
     }
     *node = joined;
     note_own_commit(c, net->id); /* the others learn the new key */
-    vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s' joined with a token", node->name,
+    vnet_log(VNET_LOG_INFO, "controller", "node '%s' of '%s' joined with a token", node->name,
              net->name);
     return 0;
 }

@@ -219,7 +219,7 @@ static int load_keys(struct vnet_node *n, const struct vnet_node_options *o, cha
         if (!rc)
             rc = vnet_key_save(o->key_file, &n->kp, kerr, sizeof(kerr));
         if (!rc)
-            vnet_log(VNET_LOG_WARN, MOD, "created key %s", o->key_file);
+            vnet_log(VNET_LOG_INFO, MOD, "created key %s", o->key_file);
     }
     if (rc) {
         vnet__errf(err, errlen, "%skey %s: %s", n->prefix, o->key_file,
@@ -589,7 +589,7 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
     if (!n->ndp && welcome_datapaths(n, net) != 0)
         return;
     add_local_mac(n, &self->mac);
-    vnet_log(VNET_LOG_WARN, MOD, "up: %s in network %s (vni %u, mtu %u, %s) as %s, mac %s",
+    vnet_log(VNET_LOG_INFO, MOD, "up: %s in network %s (vni %u, mtu %u, %s) as %s, mac %s",
              n->ifname, net->name, net->vni, net->mtu,
              net->mode == VNET_MODE_SECURE ? vnet_seal_suite_name(vnet_seal_suite_auto()) : "plain",
              self->name, mac);
@@ -620,7 +620,8 @@ static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
 static void on_state(void *arg, int connected)
 {
     struct vnet_node *n = arg;
-    vnet_log(VNET_LOG_WARN, MOD, "controller %s", connected ? "connected" : "disconnected");
+    vnet_log(connected ? VNET_LOG_INFO : VNET_LOG_WARN, MOD, "controller %s",
+             connected ? "connected" : "disconnected");
     if (n->cb.on_state)
         n->cb.on_state(n->cb_arg, connected);
 }
@@ -637,7 +638,7 @@ int vnet_node_start(struct vnet_node *n)
             return rc;
         char ubuf[VNET_ENDPOINT_STRLEN];
         vnet_endpoint_format(&n->local, ubuf, sizeof(ubuf));
-        vnet_log(VNET_LOG_WARN, MOD,
+        vnet_log(VNET_LOG_INFO, MOD,
                  "up: %s (mtu %u) <-> udp %s, vni %u, %zu peers, %zu static%s, %u queue%s",
                  n->ifname, n->mtu, ubuf, n->vni, n->npeers, n->nentries,
                  n->learn ? ", learning" : "", n->nq, n->nq > 1 ? "s" : "");
@@ -666,7 +667,7 @@ int vnet_node_start(struct vnet_node *n)
     sodium_memzero(n->join_secret, sizeof(n->join_secret)); /* the agent has its copy */
     if (rc)
         return rc;
-    vnet_log(VNET_LOG_WARN, MOD, "managed: %s, joining %s as %s via %s", n->ifname, n->network,
+    vnet_log(VNET_LOG_INFO, MOD, "managed: %s, joining %s as %s via %s", n->ifname, n->network,
              n->name, n->controller);
     n->started = true;
     return 0;
