@@ -87,7 +87,8 @@ static void usage(FILE *f)
             "  --log-level  error, warn, info (default) or debug\n"
             "  --log-format text (default; timestamped unless stderr is the journal) or json\n"
             "               (one object per line: ts, level, module, msg)\n"
-            "  --version    print the version, exit\n",
+            "  --version    print the version, exit\n"
+            "  --help       print this help, exit\n",
             prog, prog);
 }
 

@@ -79,6 +79,7 @@ static void usage(FILE *f)
             "  --timeout     ms to wait for the controller's answer (default 10000)\n"
             "  --log-level   error, warn (default), info or debug: the library's messages\n"
             "  --log-format  text (default) or json\n"
+            "  --version     print the version, exit; --help: this help\n"
             "  what the command line and environment leave out comes from the first of\n"
             "  ~/.config/vnet/vnetctl.conf and /etc/vnet/vnetctl.conf (or $VNETCTL_CONFIG):\n"
             "  'name = value' lines: controller, socket, controller-key, token-file, token,\n"
