@@ -135,6 +135,7 @@ struct file_ctx {
     struct progopt *p;
     bool *on_cmdline; /* per option */
     char **out;       /* the file's argv entries */
+    int *lines;       /* and their line numbers */
     int nout;
     char msg[400];
 };
@@ -188,6 +189,13 @@ static int on_file_option(const char *name, const char *value, int line, void *a
         return 1;
     }
     x->out = out;
+    int *lines = realloc(x->lines, (size_t)(x->nout + 1) * sizeof(*lines));
+    if (!lines) {
+        snprintf(x->msg, sizeof(x->msg), "%s", strerror(ENOMEM));
+        return 1;
+    }
+    x->lines = lines;
+    lines[x->nout] = line;
     out[x->nout++] = s;
     if (add_entry(p, i, strchr(s, '=') ? strchr(s, '=') + 1 : NULL)) {
         snprintf(x->msg, sizeof(x->msg), "%s", strerror(ENOMEM));
@@ -257,6 +265,7 @@ int progopt_load(struct progopt *p, const char *prog, const struct option *longo
         if (frc) {
             snprintf(p->error, sizeof(p->error), "%s%s", frc == -1 ? "--config " : "", x.msg);
             free(x.out);
+            free(x.lines);
             rc = frc == -1 ? 1 : frc == -2 ? 2 : frc;
             printed = true;
             goto out;
@@ -265,6 +274,8 @@ int progopt_load(struct progopt *p, const char *prog, const struct option *longo
     /* argv[0], the file's options, the command line (the last given wins in getopt order). */
     p->argc = argc + x.nout;
     p->argv = calloc((size_t)p->argc + 1, sizeof(char *));
+    p->file_lines = x.lines;
+    p->nfile = x.nout;
     if (!p->argv) {
         free(x.out);
         goto out;
@@ -323,6 +334,14 @@ static bool same_values(const struct progopt *a, const struct progopt *b, int op
     }
 }
 
+const char *progopt_where(const struct progopt *p, int argi, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (p && argi >= 1 && argi <= p->nfile)
+        snprintf(buf, len, "%s:%d: ", p->config, p->file_lines[argi - 1]);
+    return buf;
+}
+
 size_t progopt_values(const struct progopt *p, const char *name, const char **out, size_t max)
 {
     size_t n = 0;
@@ -367,6 +386,9 @@ void progopt_free(struct progopt *p)
     free(p->strings);
     free(p->argv);
     free(p->ent);
+    free(p->file_lines);
+    p->file_lines = NULL;
+    p->nfile = 0;
     p->strings = NULL;
     p->argv = NULL;
     p->ent = NULL;

@@ -38,6 +38,8 @@ struct progopt {
     char **strings; /* what the file gave, owned */
     size_t nstrings;
     char error[512]; /* why progopt_load() failed ("FILE:LINE: ...") */
+    int *file_lines; /* the line of each file entry, argv[1..nfile] */
+    int nfile;
 };
 
 /* Where the programs keep their state when --db and --key are left out; VNET_STATE_DIR in the
@@ -63,6 +65,10 @@ int progopt_reload(const struct progopt *old, struct progopt *out);
 /* The last value given to option @name (as getopt would leave it), "" for a flag given, or NULL
  * when the option is absent. */
 const char *progopt_value(const struct progopt *p, const char *name);
+
+/* "FILE:LINE: " when @argi (an index in @p->argv, as getopt's optind - 1) is an option the file
+ * gave, else "" (the command line), written into @buf. Returns: @buf. @p may be NULL. */
+const char *progopt_where(const struct progopt *p, int argi, char *buf, size_t len);
 
 /* Every value given to option @name, in order: fills up to @max of @out (borrowed from @p;
  * "" for a flag) and returns how many there are. */

@@ -104,9 +104,14 @@ static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
     return 0;
 }
 
+/* The options the controller started with: a bad value from the --config file is named by its
+ * file and line. */
+static struct progopt start_po;
+
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "%s: ", prog);
+    char where[600];
+    fprintf(stderr, "%s: %s", prog, progopt_where(&start_po, optind - 1, where, sizeof(where)));
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry '%s --help'.\n", prog);
     return 2;
@@ -215,9 +220,6 @@ struct ctx {
     struct vnet_controller *c;
     uv_signal_t sig[3]; /* SIGINT, SIGTERM, SIGHUP */
 };
-
-/* The options the controller started with, and those of the last reload. */
-static struct progopt start_po;
 
 static void changed_needs_restart(const char *name, void *arg)
 {

@@ -114,9 +114,13 @@ static void usage(FILE *f)
         prog, prog, prog);
 }
 
+/* The options being parsed: a bad value from the --config file is named by its file and line. */
+static const struct progopt *parsing;
+
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "%s: ", prog);
+    char where[600];
+    fprintf(stderr, "%s: %s", prog, progopt_where(parsing, optind - 1, where, sizeof(where)));
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry '%s --help'.\n", prog);
     return 2;
@@ -217,6 +221,7 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
     }
     argc = po->argc;
     argv = po->argv;
+    parsing = po;
     opterr = 0;
     optind = 0; /* a reload parses again */
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {

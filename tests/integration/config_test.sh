@@ -35,6 +35,9 @@ check "a flag that is not true/false: exit 2, file:line" sh -c "test $? -eq 2 &&
 printf 'genkey = /tmp/x\n' >"$TMP/bad4.conf"
 "$CTL" --config "$TMP/bad4.conf" >"$TMP/bad4.out" 2>&1
 check "command-line-only options refused in a file: exit 2" sh -c "test $? -eq 2 && grep -q 'bad4.conf:1: .genkey. is for the command line only' $TMP/bad4.out"
+printf 'listen = 10.200.0.100:7700\n\nkeepalive = 1\n' >"$TMP/bad6.conf"
+"$CTL" --config "$TMP/bad6.conf" >"$TMP/bad6.out" 2>&1
+check "a bad value from the file: exit 2, its file:line named" sh -c "test $? -eq 2 && grep -q \"bad6.conf:3: bad --keepalive '1'\" $TMP/bad6.out"
 "$CTL" --config "$TMP/none.conf" >"$TMP/bad5.out" 2>&1
 check "a missing config file: exit 1, says so" sh -c "test $? -eq 1 && grep -q 'none.conf: No such file' $TMP/bad5.out"
 check "no state directory made by failed starts" test ! -e "$VNET_STATE_DIR"
