@@ -158,6 +158,21 @@ static int parse_pair(const char *arg, char *left, size_t leftlen, const char **
     return 0;
 }
 
+/* A --static MAC=IP:PORT or --arp IP=MAC value as a table operation. 0 or -1. */
+static int parse_entry(bool is_static, const char *arg, struct vnet_table_op *op)
+{
+    char left[64];
+    const char *right;
+    memset(op, 0, sizeof(*op));
+    op->type = is_static ? VNET_TABLE_PUT : VNET_TABLE_PUT_IP;
+    op->flags = is_static ? VNET_ENTRY_STATIC : 0;
+    if (parse_pair(arg, left, sizeof(left), &right) != 0)
+        return -1;
+    if (is_static)
+        return vnet_mac_parse(left, &op->mac) || vnet_endpoint_parse(right, &op->ep) ? -1 : 0;
+    return vnet_ip_parse(left, &op->ip) || vnet_mac_parse(right, &op->mac) ? -1 : 0;
+}
+
 /* Options whose value may be left out (then ""). */
 static const char *const optional_value[] = {"genkey", NULL};
 
@@ -212,8 +227,6 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int c;
-    char left[64];
-    const char *right;
     int rc = progopt_load(po, prog, longopts, optional_value, argc, argv);
     if (rc) {
         fprintf(stderr, "%s: %s\n", prog, po->error);
@@ -260,19 +273,12 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
             break;
         case 's':
         case 'a': {
-            struct vnet_table_op *op = &o->statics[o->no.nentries];
             if (o->no.nentries == MAX_ITEMS * 2)
                 return usage_error("too many --static/--arp: '%s'", optarg);
-            memset(op, 0, sizeof(*op));
-            op->type = c == 's' ? VNET_TABLE_PUT : VNET_TABLE_PUT_IP;
-            op->flags = c == 's' ? VNET_ENTRY_STATIC : 0;
-            bool bad = parse_pair(optarg, left, sizeof(left), &right) != 0;
-            if (c == 's' &&
-                (bad || vnet_mac_parse(left, &op->mac) || vnet_endpoint_parse(right, &op->ep)))
-                return usage_error("bad --static '%s': want MAC=IP:PORT", optarg);
-            if (c == 'a' &&
-                (bad || vnet_ip_parse(left, &op->ip) || vnet_mac_parse(right, &op->mac)))
-                return usage_error("bad --arp '%s': want IP=MAC", optarg);
+            if (parse_entry(c == 's', optarg, &o->statics[o->no.nentries]))
+                return usage_error(c == 's' ? "bad --static '%s': want MAC=IP:PORT"
+                                            : "bad --arp '%s': want IP=MAC",
+                                   optarg);
             o->no.nentries++;
             break;
         }
@@ -452,7 +458,7 @@ static struct progopt start_po, last_po;
 
 static void changed_needs_restart(const char *name, void *arg)
 {
-    static const char *const live[] = {"log-level", "log-format", "peer", NULL};
+    static const char *const live[] = {"log-level", "log-format", "peer", "static", "arp", NULL};
     for (const char *const *l = live; *l; l++)
         if (strcmp(*l, name) == 0)
             return;
@@ -460,10 +466,39 @@ static void changed_needs_restart(const char *name, void *arg)
     vnet_log(VNET_LOG_WARN, "node", "reload: --%s changed: takes effect at the next restart", name);
 }
 
+struct live_changes {
+    bool peers, entries;
+};
+
 static void changed_live(const char *name, void *arg)
 {
+    struct live_changes *ch = arg;
     if (strcmp(name, "peer") == 0)
-        *(bool *)arg = true;
+        ch->peers = true;
+    if (strcmp(name, "static") == 0 || strcmp(name, "arp") == 0)
+        ch->entries = true;
+}
+
+/* The --static and --arp values of @p as table operations into @out (MAX_ITEMS * 2). Returns
+ * how many, or -1 with *@bad and *@badval naming the first bad one. */
+static long reload_entries(const struct progopt *p, struct vnet_table_op *out, const char **bad,
+                           const char **badval)
+{
+    const char *vals[MAX_ITEMS * 2];
+    size_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "static" : "arp";
+        size_t m = progopt_values(p, name, vals, MAX_ITEMS * 2);
+        for (size_t i = 0; i < m; i++) {
+            if (n == MAX_ITEMS * 2 || i >= MAX_ITEMS * 2 || parse_entry(k == 0, vals[i], &out[n])) {
+                *bad = name;
+                *badval = i < MAX_ITEMS * 2 ? vals[i] : "(too many)";
+                return -1;
+            }
+            n++;
+        }
+    }
+    return (long)n;
 }
 
 /* SIGHUP: read --config again; apply the log level and format and, in static mode, the peers;
@@ -475,6 +510,7 @@ static void reload(struct vnet_node *n)
     enum vnet_log_level level = VNET_LOG_INFO;
     enum vnet_log_format format = VNET_LOG_FORMAT_TEXT;
     static struct vnet_endpoint peers[MAX_ITEMS];
+    static struct vnet_table_op entries[MAX_ITEMS * 2];
     if (!start_po.config) {
         vnet_log(VNET_LOG_INFO, "node", "SIGHUP: no config file to reload");
         return;
@@ -494,6 +530,7 @@ static void reload(struct vnet_node *n)
     for (size_t i = 0; !bad && i < np; i++)
         if (vnet_endpoint_parse(v = peer_args[i], &peers[i]))
             bad = "peer";
+    long ne = bad ? 0 : reload_entries(&next, entries, &bad, &v);
     if (bad) {
         vnet_log(VNET_LOG_ERROR, "node", "reload: bad --%s '%s': nothing changed", bad, v);
         progopt_free(&next);
@@ -501,14 +538,26 @@ static void reload(struct vnet_node *n)
     }
     vnet_log_set_level(level);
     vnet_log_set_format(format);
-    bool peers_changed = false;
-    progopt_diff(last_po.argv ? &last_po : &start_po, &next, changed_live, &peers_changed);
-    if (peers_changed && !progopt_value(&start_po, "controller")) {
+    struct live_changes ch = {false, false};
+    progopt_diff(last_po.argv ? &last_po : &start_po, &next, changed_live, &ch);
+    bool managed = progopt_value(&start_po, "controller") != NULL;
+    if (ch.peers && !managed) {
         int rc = vnet_node_set_peers(n, peers, np);
         if (rc)
             vnet_log(VNET_LOG_ERROR, "node", "reload: peers: %s", vnet_strerror(rc));
         else
             vnet_log(VNET_LOG_INFO, "node", "reload: %zu peer%s now", np, np == 1 ? "" : "s");
+    }
+    if (managed && (ch.peers || ch.entries))
+        vnet_log(VNET_LOG_WARN, "node",
+                 "reload: --peer, --static and --arp come from the controller in managed mode: "
+                 "ignored");
+    if (ch.entries && !managed) {
+        int rc = vnet_node_set_entries(n, entries, (size_t)ne);
+        if (rc)
+            vnet_log(VNET_LOG_ERROR, "node", "reload: static entries: %s", vnet_strerror(rc));
+        else
+            vnet_log(VNET_LOG_INFO, "node", "reload: %ld static and arp entries now", ne);
     }
     unsigned restart = 0;
     progopt_diff(&start_po, &next, changed_needs_restart, &restart);

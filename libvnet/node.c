@@ -64,6 +64,8 @@ struct vnet_node {
     uint8_t dp_nonce[VNET_DP_NONCE_LEN];
     struct vnet_peer *peers; /* the last peer list, for datapaths made after it came */
     size_t npeer_list;
+    struct vnet_table_op *entries; /* static mode: the fixed entries in the table now */
+    size_t nentry_list;
 
     /* Driving the datapaths. */
     struct worker workers[VNET_NODE_MAX_QUEUES];
@@ -299,6 +301,13 @@ static int setup_static(struct vnet_node *n, const struct vnet_node_options *o, 
         b->ip = o->ips[i].ip;
     }
     rc = vnet_table_apply(n->table, ops, nops, 1);
+    n->entries = rc ? NULL : malloc((o->nentries ? o->nentries : 1) * sizeof(*n->entries));
+    if (n->entries) {
+        memcpy(n->entries, ops, o->nentries * sizeof(*ops));
+        n->nentry_list = o->nentries;
+    } else if (!rc) {
+        rc = VNET_ENOMEM;
+    }
     free(ops);
     if (rc) {
         vnet__errf(err, errlen, "static entries: %s", vnet_strerror(rc));
@@ -332,6 +341,7 @@ static void free_node(struct vnet_node *n)
     vnet_key_wipe(&n->kp);
     sodium_memzero(n->join_secret, sizeof(n->join_secret));
     free(n->peers);
+    free(n->entries);
     free(n);
 }
 
@@ -757,6 +767,52 @@ int vnet_node_set_peers(struct vnet_node *n, const struct vnet_endpoint *peers, 
     n->npeer_list = np;
     n->npeers = np;
     return rc;
+}
+
+int vnet_node_set_entries(struct vnet_node *n, const struct vnet_table_op *entries, size_t count)
+{
+    if (!n || (count && !entries))
+        return VNET_EINVAL;
+    if (n->managed)
+        return VNET_ESTATE;
+    for (size_t i = 0; i < count; i++)
+        if (entries[i].type != VNET_TABLE_PUT && entries[i].type != VNET_TABLE_PUT_IP)
+            return VNET_EINVAL;
+    /* one batch: the old entries out, the new ones in; readers see either table whole */
+    size_t nops = n->nentry_list + count;
+    struct vnet_table_op *ops = calloc(nops ? nops : 1, sizeof(*ops));
+    struct vnet_table_op *keep = malloc((count ? count : 1) * sizeof(*keep));
+    if (!ops || !keep) {
+        free(ops);
+        free(keep);
+        return VNET_ENOMEM;
+    }
+    for (size_t i = 0; i < n->nentry_list; i++) {
+        const struct vnet_table_op *old = &n->entries[i];
+        ops[i].vni = old->vni;
+        if (old->type == VNET_TABLE_PUT) {
+            ops[i].type = VNET_TABLE_DEL;
+            ops[i].mac = old->mac;
+        } else {
+            ops[i].type = VNET_TABLE_DEL_IP;
+            ops[i].ip = old->ip;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        keep[i] = entries[i];
+        keep[i].vni = n->vni;
+        ops[n->nentry_list + i] = keep[i];
+    }
+    int rc = vnet_table_apply(n->table, ops, nops, vnet_table_revision(n->table));
+    free(ops);
+    if (rc) {
+        free(keep);
+        return rc;
+    }
+    free(n->entries);
+    n->entries = keep;
+    n->nentry_list = n->nentries = count;
+    return 0;
 }
 
 int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats *out)

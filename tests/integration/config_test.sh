@@ -146,10 +146,25 @@ ip netns exec "$P-n3" "$NODE" --config "$TMP/n3.conf" --log-level info >"$TMP/n3
 N3=$!
 PIDS+=($N3)
 check "static node: --log-level on the command line wins over the file" wait_log "$TMP/n3.log" "up: vs0 .* 1 peers" 10
+ARP_MAC=02:00:00:00:00:09
+in_ns n3 ping -c 1 -W 1 10.77.0.9 >/dev/null 2>&1
+check "before the reload, nobody answers ARP for 10.77.0.9" sh -c "! ip -n $P-n3 neigh show 10.77.0.9 | grep -q $ARP_MAC"
 echo "peer = 10.200.0.1:4789" >>"$TMP/n3.conf"
+echo "arp = 10.77.0.9=$ARP_MAC" >>"$TMP/n3.conf"
 sed -i 's/^log-level = error/log-level = info/' "$TMP/n3.conf"
 kill -HUP $N3
 check "static node SIGHUP: the new peer list applies" wait_log "$TMP/n3.log" "reload: 2 peers now" 5
+check "... and the new --arp entry" wait_log "$TMP/n3.log" "reload: 1 static and arp entries now" 5
+arp_answered() {
+  local i=0
+  ip -n "$P-n3" neigh flush dev vs0 2>/dev/null
+  until ip -n "$P-n3" neigh show 10.77.0.9 | grep -q "$ARP_MAC"; do
+    i=$((i + 1)); [ $i -gt 20 ] && { ip -n "$P-n3" neigh show; ip -n "$P-n3" addr show vs0; kill -USR1 $N3; sleep 0.2; tail -5 "$TMP/n3.log"; return 1; }
+    in_ns n3 ping -c 1 -W 1 10.77.0.9 >/dev/null 2>&1
+  done
+  return 0 # (until's status is the last ping's)
+}
+check "... which the node answers ARP with" arp_answered
 check "... still running" alive $N3
 
 # ---- without --config, SIGHUP only says so ----
