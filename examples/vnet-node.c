@@ -21,9 +21,9 @@
  * the state directory (/var/lib/vnet/node-NETWORK-NAME.key, or under $VNET_STATE_DIR).
  *
  * It runs in the foreground, logs to stderr, prints its counters on SIGUSR1 and at exit,
- * re-reads its --config file on SIGHUP (log level and format, static peers apply at once; other
- * changes are logged as needing a restart), and exits cleanly on SIGINT/SIGTERM. Exit status: 0
- * after a clean stop, 1 when setup failed, 2 for a usage error.
+ * re-reads its --config file on SIGHUP (log level and format, static peers and entries apply at
+ * once; other changes are logged as needing a restart), and exits cleanly on SIGINT/SIGTERM. Exit
+ * status: 0 after a clean stop, 1 when setup failed, 2 for a usage error.
  */
 #include <vnet/crypto.h>
 #include <vnet/node.h>
