@@ -348,6 +348,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s\n", prog, start_po.error);
         return c;
     }
+    /* A SIGHUP before the loop watches it (database, admin token) must not kill the start. */
+    signal(SIGHUP, SIG_IGN);
     argc = start_po.argc;
     argv = start_po.argv;
     opterr = 0;
