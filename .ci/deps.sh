@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential meson ninja-build pkg-config clang clang-format
-  libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check
+  libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check libinih-dev
   libbpf-dev libxdp-dev xdp-tools libpq-dev
   libsystemd-dev  # sd_notify in the programs (examples/svcnotify.c), -Dsystemd
   # tests, benchmarks and the demo
