@@ -17,8 +17,9 @@
  * an XDP program already) is opened as raw: instead.
  *
  * It runs in the foreground, logs to stderr, prints its counters on SIGUSR1 and at exit, and
- * exits cleanly on SIGINT/SIGTERM. Exit status: 0 after a clean stop, 1 when setup failed,
- * 2 for a usage error.
+ * exits cleanly on SIGINT/SIGTERM. Exit status: 0 after a clean stop, 1 when setup failed or
+ * the controller refused the node for good (unknown network or node, used or expired token,
+ * wrong controller key, revoked key, node removed, network deleted), 2 for a usage error.
  */
 #include <vnet/crypto.h>
 #include <vnet/node.h>
@@ -40,7 +41,7 @@ static const char *prog = "vnet-node";
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s --controller ADDR:PORT --network NAME --name NODE\n"
+            "usage: %s --controller HOST:PORT --network NAME --name NODE\n"
             "          [--key FILE (--controller-key KEY | --join TOKEN)] [--allow-plain]\n"
             "          --dev tap:NAME --underlay udp:LOCAL_IP:PORT [--learn] [--no-offload]\n"
             "          [--queues N] [--busy-poll US] [--fallback raw|none]\n"
@@ -51,11 +52,14 @@ static void usage(FILE *f)
             "          [--queues N] [--fallback raw|none]\n"
             "          [--log-level error|warn|info|debug]\n"
             "\n"
-            "  --controller the controller's node address (managed mode)\n"
+            "  --controller the controller's node address, IP:PORT, [IPv6]:PORT or HOST:PORT\n"
+            "               (a name is resolved again at each reconnection; managed mode)\n"
             "  --key        this node's key file (managed mode: authenticated, encrypted session)\n"
             "  --controller-key  the controller's public key, pinned\n"
             "  --join       a join token from 'vnetctl node add': enrols --key (created if\n"
-            "               missing) once; it also carries the controller's key\n"
+            "               missing) once; it also carries the controller's key, which is\n"
+            "               then pinned in KEYFILE.controller: later starts need only --key\n"
+            "               (the same --join again is ignored)\n"
             "  --allow-plain  with --key, take part in a plain network too (unencrypted VXLAN:\n"
             "               readable and injectable on the path); refused without it\n"
             "  --genkey FILE  write a new key file (mode 0600), print its public key, exit\n"
@@ -67,7 +71,8 @@ static void usage(FILE *f)
             "               xdp:IFNAME does the same with AF_XDP\n"
             "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there;\n"
             "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME;\n"
-            "               xdp:IFNAME,local=IP:PORT does the same with AF_XDP\n"
+            "               xdp:IFNAME,local=IP:PORT does the same with AF_XDP; without\n"
+            "               ,local= the interface's primary address and port 4789\n"
             "  --fallback   raw: open an xdp: --dev or --underlay as raw: (AF_PACKET) when\n"
             "               AF_XDP is not permitted, not supported by the kernel, or the\n"
             "               interface has an XDP program already; none (default): that is\n"
@@ -176,7 +181,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'n':
             if (vnet_vni_parse(optarg, &o->no.vni))
-                return usage_error("bad --vni '%s': want 0..16777215", optarg);
+                return usage_error("bad --vni '%s': want 1..16777215", optarg);
+            if (o->no.vni == 0)
+                return usage_error("bad --vni '%s': VNI 0 is reserved; want 1..16777215", optarg);
             o->have_vni = true;
             break;
         case 'm':
@@ -234,13 +241,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'O':
             o->no.offload = false;
             break;
-        case 'c': {
-            struct vnet_endpoint ep;
-            if (vnet_endpoint_parse(optarg, &ep))
-                return usage_error("bad --controller '%s': want IP:PORT or [IPv6]:PORT", optarg);
+        case 'c': /* checked with the rest by vnet_node_options_check */
             o->no.controller = optarg;
             break;
-        }
         case 'k':
             o->no.key_file = optarg;
             break;
@@ -319,6 +322,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
     } else if (!o->have_vni) {
         return usage_error("%s", "--vni is required");
     }
+    /* The backends a program offers; the library takes any registered one. */
+    const char *dev = o->no.dev;
+    if (dev && strncmp(dev, "tap:", 4) != 0 && strncmp(dev, "raw:", 4) != 0 &&
+        strncmp(dev, "xdp:", 4) != 0) {
+        fprintf(stderr, "%s: --dev %s: want tap:NAME, raw:IFNAME or xdp:IFNAME\nTry '%s --help'.\n",
+                prog, dev, prog);
+        return 2;
+    }
     char err[256];
     if (vnet_node_options_check(&o->no, err, sizeof(err)))
         return usage_error("%s", err);
@@ -364,6 +375,7 @@ static void print_stats(const struct vnet_node *n, unsigned q)
 }
 
 static uv_signal_t sigs[3]; /* SIGINT, SIGTERM, SIGUSR1 */
+static int exit_status;     /* 1 once the controller refused the node for good */
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -387,6 +399,25 @@ static void on_signal(uv_signal_t *h, int signum)
     vnet_node_close(n, NULL, NULL); /* the loop ends when every handle is closed */
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
+}
+
+/* The controller refused the node for good (or its network or record is gone): say why, stop
+ * (the node takes down what it set up) and exit 1. */
+static void on_refused(void *arg, int code, const char *why)
+{
+    struct vnet_node **np = arg;
+    (void)code;
+    vnet_log(VNET_LOG_ERROR, "node", "stopping: %s", why);
+    exit_status = 1;
+    if (!*np)
+        return;
+    vnet_node_close(*np, NULL, NULL);
+    *np = NULL;
+    for (int i = 0; i < 3; i++) {
+        sigs[i].data = NULL;
+        if (!uv_is_closing((uv_handle_t *)&sigs[i]))
+            uv_close((uv_handle_t *)&sigs[i], NULL);
+    }
 }
 
 /* --genkey FILE / --pubkey FILE */
@@ -430,7 +461,9 @@ int main(int argc, char **argv)
         uv_signal_init(&loop, &sigs[i]);
         uv_signal_start(&sigs[i], on_signal, signums[i]);
     }
-    struct vnet_node *n = NULL;
+    static struct vnet_node *n = NULL;
+    o.no.on_refused = on_refused;
+    o.no.cb_arg = &n;
     char err[512];
     int status = 1;
     if ((rc = vnet_node_create(&o.no, &loop, &n, err, sizeof(err))) != 0) {
@@ -444,7 +477,7 @@ int main(int argc, char **argv)
             sigs[i].data = n;
         uv_run(&loop, UV_RUN_DEFAULT);
         vnet_log(VNET_LOG_WARN, "node", "stopped");
-        status = 0;
+        status = exit_status;
     }
     for (int i = 0; i < 3; i++)
         if (!uv_is_closing((uv_handle_t *)&sigs[i]))

@@ -337,3 +337,142 @@ int vnet_netdev_neigh_get(int ifindex, const struct vnet_ip *ip, struct vnet_mac
     }
     return VNET_ENOENT; /* NOARP entries without an address */
 }
+
+int vnet_netdev_get_up(const char *ifname, bool *up)
+{
+    struct ifreq ifr;
+    if (!up)
+        return VNET_EINVAL;
+    int rc = ifreq_get(ifname, SIOCGIFFLAGS, &ifr);
+    if (!rc)
+        *up = (ifr.ifr_flags & IFF_UP) != 0;
+    return rc;
+}
+
+int vnet_netdev_del_addr(const char *ifname, const struct vnet_prefix *p)
+{
+    struct nl_req r;
+    if (!p)
+        return VNET_EINVAL;
+    size_t alen;
+    if (p->ip.family == VNET_AF_INET && p->len <= 32)
+        alen = 4;
+    else if (p->ip.family == VNET_AF_INET6 && p->len <= 128)
+        alen = 16;
+    else
+        return VNET_EINVAL;
+    int ifindex = vnet_netdev_ifindex(ifname);
+    if (ifindex < 0)
+        return ifindex;
+    nl_init(&r, RTM_DELADDR, NLM_F_ACK, sizeof(struct ifaddrmsg));
+    r.u.ifa.ifa_family = alen == 4 ? AF_INET : AF_INET6;
+    r.u.ifa.ifa_prefixlen = p->len;
+    r.u.ifa.ifa_index = (unsigned)ifindex;
+    nl_attr(&r, alen == 4 ? IFA_LOCAL : IFA_ADDRESS, p->ip.addr, alen);
+    int rc = nl_talk(&r, 0, NULL, 0);
+    return rc == -EADDRNOTAVAIL ? 0 : rc;
+}
+
+/* One address of a RTM_GETADDR dump, when it belongs to @ifindex and passes @flags. */
+static bool addr_from_msg(const struct nlmsghdr *h, int ifindex, unsigned flags,
+                          struct vnet_prefix *p)
+{
+    const struct ifaddrmsg *ifa = NLMSG_DATA(h);
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifa)) || (int)ifa->ifa_index != ifindex)
+        return false;
+    if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
+        return false;
+    uint32_t aflags = ifa->ifa_flags;
+    const void *local = NULL, *address = NULL;
+    unsigned left = h->nlmsg_len - NLMSG_LENGTH(sizeof(*ifa));
+    size_t alen = ifa->ifa_family == AF_INET ? 4 : 16;
+    for (const struct rtattr *a =
+             (const struct rtattr *)((const char *)ifa + NLMSG_ALIGN(sizeof(*ifa)));
+         RTA_OK(a, left); a = RTA_NEXT(a, left)) {
+        if (a->rta_type == IFA_LOCAL && RTA_PAYLOAD(a) == alen)
+            local = RTA_DATA(a);
+        else if (a->rta_type == IFA_ADDRESS && RTA_PAYLOAD(a) == alen)
+            address = RTA_DATA(a);
+        else if (a->rta_type == IFA_FLAGS && RTA_PAYLOAD(a) == 4)
+            memcpy(&aflags, RTA_DATA(a), 4);
+    }
+    if ((flags & VNET_NETDEV_ADDR_GLOBAL) &&
+        (ifa->ifa_scope != RT_SCOPE_UNIVERSE ||
+         (aflags & (IFA_F_TENTATIVE | IFA_F_DEPRECATED | IFA_F_DADFAILED))))
+        return false;
+    /* IPv4: IFA_LOCAL is the address (IFA_ADDRESS the peer's on point-to-point links) */
+    const void *ip = local ? local : address;
+    if (!ip)
+        return false;
+    memset(p, 0, sizeof(*p));
+    p->ip.family = ifa->ifa_family == AF_INET ? VNET_AF_INET : VNET_AF_INET6;
+    memcpy(p->ip.addr, ip, alen);
+    p->len = ifa->ifa_prefixlen;
+    return true;
+}
+
+int vnet_netdev_list_addrs(const char *ifname, struct vnet_prefix *out, size_t max, unsigned flags)
+{
+    static const int one = 1;
+    union {
+        char buf[16384];
+        struct nlmsghdr align;
+    } u;
+    if (!out && max)
+        return VNET_EINVAL;
+    int ifindex = vnet_netdev_ifindex(ifname);
+    if (ifindex < 0)
+        return ifindex;
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0)
+        return err_from_errno(errno);
+    (void)setsockopt(s, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    struct timeval tv = {.tv_sec = 5};
+    (void)setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct nl_req r;
+    nl_init(&r, RTM_GETADDR, NLM_F_DUMP, sizeof(struct ifaddrmsg));
+    r.u.ifa.ifa_family = AF_UNSPEC;
+    r.u.ifa.ifa_index = (unsigned)ifindex;
+    r.h.nlmsg_seq = 1;
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    int rc;
+    size_t count = 0;
+    if (sendto(s, &r, r.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        rc = err_from_errno(errno);
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = recv(s, u.buf, sizeof(u.buf), 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = errno == EAGAIN ? VNET_ETIMEDOUT : err_from_errno(errno);
+            goto out;
+        }
+        size_t left = (size_t)n;
+        for (struct nlmsghdr *h = &u.align; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+            if (h->nlmsg_seq != r.h.nlmsg_seq)
+                continue;
+            if (h->nlmsg_type == NLMSG_DONE) {
+                rc = count > INT32_MAX ? VNET_ERANGE : (int)count;
+                goto out;
+            }
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const struct nlmsgerr *e = NLMSG_DATA(h);
+                rc = h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)) || !e->error
+                         ? VNET_EPROTO
+                         : err_from_errno(-e->error);
+                goto out;
+            }
+            struct vnet_prefix p;
+            if (h->nlmsg_type == RTM_NEWADDR && addr_from_msg(h, ifindex, flags, &p)) {
+                if (count < max)
+                    out[count] = p;
+                count++;
+            }
+        }
+    }
+out:
+    close(s);
+    return rc;
+}
