@@ -63,6 +63,7 @@ expect_refused() { # what log pattern
   wait_exit "$LAST" 10
   check "$what: exit 1 within 10 s" test "$RC" -eq 1
   check "$what: says why" grep -Eq -e "$pattern" "$TMP/$log.log"
+  grep -h "stopping:" "$TMP/$log.log" | sed 's/^/       /'
 }
 connected() { # network node
   vnetctl --json network status "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if any(n['node']=='$2' and n['connected'] for n in d['status']) else 1)" 2>/dev/null
