@@ -194,20 +194,23 @@ static void refusal_causes(const struct vnet_agent *a, char *buf, size_t len)
 }
 
 /* A refusal before the handshake completed: nothing authenticates it, so it ends the node only
- * when the next attempt, a second later at least, is refused as well. */
-static void refused_unauthenticated(struct vnet_agent *a, int code, const char *what)
+ * when the next attempt, a second later at least, is refused as well. @what says what happened;
+ * with @uniform, it is the controller's answer to the HELLO, which stands for several causes. */
+static void refused_unauthenticated(struct vnet_agent *a, int code, const char *what,
+                                    bool uniform)
 {
-    char causes[400], why[VNET_MSG_TEXT_MAX + 600];
+    char causes[400] = "", why[VNET_MSG_TEXT_MAX + 600];
     if (++a->refusals >= REFUSALS_CONFIRM) {
-        refusal_causes(a, causes, sizeof(causes));
-        snprintf(why, sizeof(why), "controller %s refused this node (%s): %s", a->controller,
-                 what, causes);
+        if (uniform)
+            refusal_causes(a, causes, sizeof(causes));
+        snprintf(why, sizeof(why), "controller %s: %s%s%s", a->controller, what,
+                 uniform ? ": " : "", causes);
         give_up(a, code, why);
         return;
     }
     if (a->backoff < CONFIRM_DELAY_MS)
         a->backoff = CONFIRM_DELAY_MS;
-    snprintf(why, sizeof(why), "refused this node (%s); trying once more to confirm", what);
+    snprintf(why, sizeof(why), "%s; trying once more to confirm", what);
     a->st.errors++;
     drop_session(a, why);
 }
@@ -498,9 +501,10 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
         if (a->has_key) {
             if (vnet__sess_welcome(&a->t.codec, &m->u.welcome) != 0) {
                 refused_unauthenticated(a, VNET_EACCES,
-                                        "its welcome does not prove the pinned key: the "
+                                        "welcome refused: it does not prove the pinned key (the "
                                         "controller's key does not match --controller-key / the "
-                                        "pinned key, or something on the path changed it");
+                                        "pinned key), or it was changed on the way",
+                                        false);
                 return;
             }
             /* Authenticated now, the mode included: a node with a key does not fall back to
@@ -573,11 +577,13 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
             give_up(a, code, why);
             return;
         }
-        snprintf(why, sizeof(why), "controller says: %s", m->u.error.text);
         if (a->state == A_HELLO && (code == VNET_EACCES || code == VNET_EVERSION)) {
-            refused_unauthenticated(a, code, why);
+            snprintf(why, sizeof(why), "refused this node (controller says: %s)",
+                     m->u.error.text);
+            refused_unauthenticated(a, code, why, code == VNET_EACCES);
             return;
         }
+        snprintf(why, sizeof(why), "controller says: %s", m->u.error.text);
         a->st.errors++;
         drop_session(a, why);
         return;
