@@ -37,10 +37,10 @@ struct vnet_agent {
     uv_getaddrinfo_t gai; /* resolving the host name */
     bool gai_pending;
     void (*on_refused)(void *arg, int code, const char *why);
-    bool stopped;          /* refused for good: no more attempts */
-    unsigned refusals;     /* pre-handshake refusals in a row */
-    char why[320];         /* why the last attempt failed, for the retry line */
-    char logged_why[320];  /* the reason of the last retry line at warn level */
+    bool stopped;         /* refused for good: no more attempts */
+    unsigned refusals;    /* pre-handshake refusals in a row */
+    char why[320];        /* why the last attempt failed, for the retry line */
+    char logged_why[320]; /* the reason of the last retry line at warn level */
     uint32_t logged_backoff;
     struct vnet_table *table;
     struct vnet_endpoint local;
@@ -94,8 +94,9 @@ static void schedule_retry(struct vnet_agent *a)
     uint64_t delay = (uint64_t)(step * jitter);
     a->backoff = a->backoff * 2 > a->backoff_max ? a->backoff_max : a->backoff * 2;
     bool news = strcmp(a->why, a->logged_why) != 0 || step != a->logged_backoff;
-    vnet_log(news ? VNET_LOG_WARN : VNET_LOG_DEBUG, "agent", "controller %s: %s, retrying in %.1f s",
-             a->controller, a->why[0] ? a->why : "connection closed", (double)delay / 1000.0);
+    vnet_log(news ? VNET_LOG_WARN : VNET_LOG_DEBUG, "agent",
+             "controller %s: %s, retrying in %.1f s", a->controller,
+             a->why[0] ? a->why : "connection closed", (double)delay / 1000.0);
     if (news) {
         memcpy(a->logged_why, a->why, sizeof(a->why));
         a->logged_backoff = step;
@@ -196,8 +197,7 @@ static void refusal_causes(const struct vnet_agent *a, char *buf, size_t len)
 /* A refusal before the handshake completed: nothing authenticates it, so it ends the node only
  * when the next attempt, a second later at least, is refused as well. @what says what happened;
  * with @uniform, it is the controller's answer to the HELLO, which stands for several causes. */
-static void refused_unauthenticated(struct vnet_agent *a, int code, const char *what,
-                                    bool uniform)
+static void refused_unauthenticated(struct vnet_agent *a, int code, const char *what, bool uniform)
 {
     char causes[400] = "", why[VNET_MSG_TEXT_MAX + 600];
     if (++a->refusals >= REFUSALS_CONFIRM) {
@@ -525,8 +525,10 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
         }
         if (m->u.welcome.network.mode == VNET_MODE_SECURE && !a->has_key) {
             char why[VNET_NAME_MAX + 96];
-            snprintf(why, sizeof(why), "network %s is secure: this node needs a key (--key) to "
-                     "take part", m->u.welcome.network.name);
+            snprintf(why, sizeof(why),
+                     "network %s is secure: this node needs a key (--key) to "
+                     "take part",
+                     m->u.welcome.network.name);
             give_up(a, VNET_EPERM, why);
             return;
         }
@@ -578,8 +580,7 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
             return;
         }
         if (a->state == A_HELLO && (code == VNET_EACCES || code == VNET_EVERSION)) {
-            snprintf(why, sizeof(why), "refused this node (controller says: %s)",
-                     m->u.error.text);
+            snprintf(why, sizeof(why), "refused this node (controller says: %s)", m->u.error.text);
             refused_unauthenticated(a, code, why, code == VNET_EACCES);
             return;
         }

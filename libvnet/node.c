@@ -25,7 +25,7 @@
 #include "err_int.h"
 #include "node_util_int.h"
 
-#define MOD "node"
+#define MOD             "node"
 #define MAX_SAVED_ADDRS 32
 
 /* A device that existed before the node opened it, as it was: put back at close. */
@@ -68,10 +68,10 @@ struct vnet_node {
     struct vnet_agent_callbacks cb;
     void *cb_arg;
     bool has_kp, has_join;
-    char pin_path[4096];                            /* KEY_FILE.controller */
-    uint8_t join_hash[VNET_TOKEN_HASH_BYTES];       /* of the join secret in use */
+    char pin_path[4096];                           /* KEY_FILE.controller */
+    uint8_t join_hash[VNET_TOKEN_HASH_BYTES];      /* of the join secret in use */
     void (*on_refused)(void *, int, const char *); /* the embedder's */
-    struct saved_dev saved;                         /* a pre-existing --dev, restored at close */
+    struct saved_dev saved;                        /* a pre-existing --dev, restored at close */
     bool allow_plain;       /* with a key, a plain network is taken part in too */
     struct vnet_keypair kp; /* this node's key: the data plane's too, in a secure network */
     uint8_t ctl_pub[VNET_KEY_LEN], join_secret[VNET_JOIN_SECRET_LEN];
@@ -124,8 +124,8 @@ int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out)
         if (n < 0)
             return n;
         struct vnet_endpoint e = {.port = 4789};
-        int rc = vnet__primary_addr(addrs, (size_t)n < MAX_SAVED_ADDRS ? (size_t)n : MAX_SAVED_ADDRS,
-                                    &e.ip);
+        int rc = vnet__primary_addr(
+            addrs, (size_t)n < MAX_SAVED_ADDRS ? (size_t)n : MAX_SAVED_ADDRS, &e.ip);
         if (rc == 0)
             *out = e;
         return rc;
@@ -170,8 +170,7 @@ static bool underlay_syntax_ok(const char *spec)
 {
     struct vnet_endpoint ep;
     if ((strncmp(spec, "raw:", 4) == 0 || strncmp(spec, "xdp:", 4) == 0) && !strchr(spec, ','))
-        return spec[4] && strlen(spec + 4) < 16 && !strchr(spec + 4, '/') &&
-               !strchr(spec + 4, ' ');
+        return spec[4] && strlen(spec + 4) < 16 && !strchr(spec + 4, '/') && !strchr(spec + 4, ' ');
     return vnet_node_underlay_local(spec, &ep) == 0;
 }
 
@@ -228,8 +227,7 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
 /* The key pinned at enrolment (KEY_FILE.controller), when it is this key's: with neither
  * --controller-key nor --join it is the controller's key; with a --join whose token this key
  * has used already, the join is spent and ignored. */
-static int use_pin(struct vnet_node *n, const struct vnet_node_options *o, char *err,
-                   size_t errlen)
+static int use_pin(struct vnet_node *n, const struct vnet_node_options *o, char *err, size_t errlen)
 {
     struct vnet__pin pin;
     char perr[256] = "";
@@ -240,13 +238,15 @@ static int use_pin(struct vnet_node *n, const struct vnet_node_options *o, char 
         return rc;
     }
     if (rc == 0 && !mine)
-        vnet_log(VNET_LOG_WARN, MOD, "%s was written for another key than %s: ignored",
-                 n->pin_path, o->key_file);
+        vnet_log(VNET_LOG_WARN, MOD, "%s was written for another key than %s: ignored", n->pin_path,
+                 o->key_file);
     if (o->join) {
         if (mine && sodium_memcmp(pin.ctl_pub, n->ctl_pub, VNET_KEY_LEN) == 0 &&
             sodium_memcmp(pin.join_hash, n->join_hash, VNET_TOKEN_HASH_BYTES) == 0) {
-            vnet_log(VNET_LOG_INFO, MOD, "already enrolled, ignoring %sjoin (controller key "
-                     "pinned in %s)", n->prefix, n->pin_path);
+            vnet_log(VNET_LOG_INFO, MOD,
+                     "already enrolled, ignoring %sjoin (controller key "
+                     "pinned in %s)",
+                     n->prefix, n->pin_path);
             n->has_join = false;
             sodium_memzero(n->join_secret, sizeof(n->join_secret));
         }
@@ -254,8 +254,10 @@ static int use_pin(struct vnet_node *n, const struct vnet_node_options *o, char 
     }
     if (o->controller_key) {
         if (mine && sodium_memcmp(pin.ctl_pub, n->ctl_pub, VNET_KEY_LEN) != 0)
-            vnet_log(VNET_LOG_WARN, MOD, "%scontroller-key differs from the key pinned in %s: "
-                     "using %scontroller-key", n->prefix, n->pin_path, n->prefix);
+            vnet_log(VNET_LOG_WARN, MOD,
+                     "%scontroller-key differs from the key pinned in %s: "
+                     "using %scontroller-key",
+                     n->prefix, n->pin_path, n->prefix);
         return 0;
     }
     if (!mine) {
@@ -449,8 +451,10 @@ static void save_dev(struct vnet_node *n, const char *spec)
     int k = vnet_netdev_list_addrs(d->ifname, d->addrs, MAX_SAVED_ADDRS, 0);
     if (k < 0 || k > MAX_SAVED_ADDRS || vnet_netdev_get_mac(d->ifname, &d->mac) ||
         vnet_netdev_get_mtu(d->ifname, &d->mtu) || vnet_netdev_get_up(d->ifname, &d->up)) {
-        vnet_log(VNET_LOG_WARN, MOD, "%s exists, but its state could not be read: it will not be "
-                 "restored at exit", d->ifname);
+        vnet_log(VNET_LOG_WARN, MOD,
+                 "%s exists, but its state could not be read: it will not be "
+                 "restored at exit",
+                 d->ifname);
         return;
     }
     d->naddrs = (size_t)k;
@@ -594,8 +598,8 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct 
     vnet_port_get_info(n->vport, &info);
     snprintf(n->ifname, sizeof(n->ifname), "%s", info.ifname);
     struct vnet_port_cfg ucfg = {.offload = o->offload, .queues = n->nq};
-    if ((rc = open_port(n, "underlay", underlay, &ucfg, o->fallback_raw, &n->uport, err,
-                        errlen)) != 0)
+    if ((rc = open_port(n, "underlay", underlay, &ucfg, o->fallback_raw, &n->uport, err, errlen)) !=
+        0)
         goto fail;
     if (n->managed && o->key_file)
         rc = load_keys(n, o, err, errlen);

@@ -102,8 +102,8 @@ int vnet__pin_read(const char *path, struct vnet__pin *out, char *err, size_t er
 {
     char buf[256];
     size_t len = 0;
-    int rc = vnet_secret_file_read(path, "pinned key file", buf, sizeof(buf) - 1, &len, err,
-                                   errlen);
+    int rc =
+        vnet_secret_file_read(path, "pinned key file", buf, sizeof(buf) - 1, &len, err, errlen);
     if (rc == VNET_EMSGSIZE) {
         vnet__errf(err, errlen, "pinned key file %s: too long", path);
         return VNET_EINVAL;

@@ -3,8 +3,10 @@
  * Keeps a session with the controller on the caller's libuv loop: says hello with the last
  * revision it holds, applies snapshots and deltas to the node's switch table (each one
  * atomically, as one batch), acknowledges them, and reports the node's physical endpoint. It
- * reconnects with jittered exponential backoff; while the controller is away the data plane
- * keeps forwarding with the table it has.
+ * reconnects with jittered exponential backoff, logging each failure with the next delay at
+ * warn level once per backoff step or change of reason; while the controller is away the data
+ * plane keeps forwarding with the table it has. A permanent refusal stops it for good
+ * (vnet_agent_cfg.on_refused).
  *
  * The agent is the switch table's writer: call it from the thread that owns the table's
  * writes (the loop's thread).

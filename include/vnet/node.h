@@ -54,12 +54,12 @@ struct vnet_node_options {
     unsigned version; /* VNET_NODE_OPTIONS_VERSION (set by vnet_node_options_init) */
 
     /* The ports (strings are copied where kept). */
-    const char *dev;      /* virtual side: "tap:NAME", "raw:IFNAME", "xdp:IFNAME" */
+    const char *dev; /* virtual side: "tap:NAME", "raw:IFNAME", "xdp:IFNAME" */
     /* "udp:IP[:PORT]", "raw:IFNAME[,local=IP[:PORT]]", "xdp:...": without local=, IFNAME's
      * primary address (its first global IPv4 address, else IPv6) and port 4789. */
     const char *underlay;
-    bool fallback_raw;    /* open an xdp: port that AF_XDP cannot serve here as raw: */
-    bool offload;         /* TSO/checksum offload on the TAP, UDP GSO/GRO (default true) */
+    bool fallback_raw; /* open an xdp: port that AF_XDP cannot serve here as raw: */
+    bool offload;      /* TSO/checksum offload on the TAP, UDP GSO/GRO (default true) */
     /* Prefix of the port and key names in log lines and errors: "--" makes them read
      * "--dev tap:x: ..." as a program's options would; default "" ("dev tap:x: ...").
      * At most 7 characters are used. */
@@ -130,8 +130,8 @@ VNET_API int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *ou
  * Check @o as vnet_node_create() will, without opening anything: the ports and the underlay's
  * local endpoint given, managed mode complete (controller, network and name; a key file with
  * the controller's key, a join token or neither (the key pinned at enrolment), and neither of
- * the first two without a key file; a controller address as IP:PORT or HOST:PORT), static mode with a
- * unicast MAC, queues and arrays in range. Messages name options with @o->label_prefix
+ * the first two without a key file; a controller address as IP:PORT or HOST:PORT), static mode with
+ * a unicast MAC, queues and arrays in range. Messages name options with @o->label_prefix
  * ("--dev is required (tap:NAME)"), so a program can report them as usage errors.
  * Ownership: reads @o; @err (may be NULL) receives the reason.
  * Returns: 0, VNET_EINVAL. Thread-safety: thread-safe.

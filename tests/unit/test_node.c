@@ -386,7 +386,9 @@ START_TEST(t_underlay_local)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct vnet_endpoint ep;
         int rc = vnet_node_underlay_local(cases[i].spec, &ep);
-        int want_rc = cases[i].want ? 0 : strstr(cases[i].spec, "nosuchif") ? VNET_ENOENT : VNET_EINVAL;
+        int want_rc = cases[i].want                       ? 0
+                      : strstr(cases[i].spec, "nosuchif") ? VNET_ENOENT
+                                                          : VNET_EINVAL;
         ck_assert_msg(rc == want_rc, "%s: rc %d", cases[i].spec, rc);
         if (!cases[i].want)
             continue;
@@ -576,7 +578,6 @@ START_TEST(t_managed_keys)
 }
 END_TEST
 
-
 /* ---- node_util: the controller's address, the pin file, the primary address ---- */
 
 START_TEST(t_hostport)
@@ -691,8 +692,7 @@ START_TEST(t_pin_file)
     ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), VNET_EPERM);
     ck_assert_ptr_nonnull(strstr(err, "writable by group") ? err : strstr(err, "readable by"));
     /* Anything but the one line. */
-    static const char *bad[] = {"", "vnet-pin-v1\n", "vnet-pin-v2 a b c\n",
-                                "vnet-pin-v1 x y z\n"};
+    static const char *bad[] = {"", "vnet-pin-v1\n", "vnet-pin-v2 a b c\n", "vnet-pin-v1 x y z\n"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         write_text(path, bad[i], 0600);
         ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), VNET_EINVAL);
