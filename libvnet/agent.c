@@ -195,8 +195,9 @@ static void refusal_causes(const struct vnet_agent *a, char *buf, size_t len)
 }
 
 /* A refusal before the handshake completed: nothing authenticates it, so it ends the node only
- * when the next attempt, a second later at least, is refused as well. @what says what happened;
- * with @uniform, it is the controller's answer to the HELLO, which stands for several causes. */
+ * when a second one follows, a second later at least, with no welcome between. @what says what
+ * happened; with @uniform, it is the controller's answer to the HELLO, which stands for several
+ * causes. */
 static void refused_unauthenticated(struct vnet_agent *a, int code, const char *what, bool uniform)
 {
     char causes[400] = "", why[VNET_MSG_TEXT_MAX + 600];

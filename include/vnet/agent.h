@@ -75,8 +75,8 @@ struct vnet_agent_cfg {
      * registered or was revoked, the controller does not hold the pinned key, the node was
      * removed or its network deleted, or (with @key) the network is plain without
      * @allow_plain. A refusal that comes before the handshake completes (the controller's
-     * uniform answer to a HELLO, which nothing authenticates) counts only when the next
-     * attempt, at least a second later, is refused too; one on an authenticated session
+     * uniform answer to a HELLO, which nothing authenticates) counts only when a second one
+     * follows, at least a second later, with no welcome between; one on an authenticated session
      * counts at once. The agent then stops: it does not reconnect, and @why (one line for an
      * operator: what happened, the possible causes, what to check) is final. @code is the
      * controller's VNET_E* code (VNET_EACCES, VNET_ENOENT, VNET_EVERSION) or VNET_EPERM for a
