@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # vnet-node fails clearly (issue 13), in network namespaces this test creates, with a real keyed
 # controller: each permanent refusal ends the node with exit status 1 and its line within 10 s;
-# a node that enrolled restarts with the same command line (--join included) or with --key
-# alone; deleting the network stops its nodes and takes their TAP down; a pre-existing TAP gets
+# a node that enrolled restarts with the same command line (--join included), with --key
+# alone, or (default key in the state directory) without --join; deleting the network stops its nodes and takes their TAP down; a pre-existing TAP gets
 # its MAC, MTU, addresses and state back; an unreachable or unresolvable controller is retried
 # with a warning that gives the delay; raw: underlay without local= picks the interface's
 # address; bad inputs exit 2 with their line.
@@ -133,6 +133,17 @@ kill "$LAST"; wait "$LAST" 2>/dev/null
 mv "$K/n1.key.controller" "$K/n1.pin.saved"
 start_node 1 n1d "${M[@]}" --network blue --name n1 --key "$K/n1.key" --join "$T1"
 check "restart with --join and no pin file: the controller accepts the key it has" wait_connected blue n1
+kill "$LAST"; wait "$LAST" 2>/dev/null
+
+# The default key in the state directory (no --key): enrolled with --join, then the same line
+# without --join finds the key and the controller key pinned beside it.
+T6=$(token blue n6)
+VNET_STATE_DIR="$TMP/state" start_node 1 n6a "${M[@]}" --network blue --name n6 --join "$T6"
+check "n6 enrols with the default key" wait_connected blue n6
+check "... its controller key pinned beside it" test -s "$TMP/state/node-blue-n6.key.controller"
+kill "$LAST"; wait "$LAST" 2>/dev/null
+VNET_STATE_DIR="$TMP/state" start_node 1 n6b "${M[@]}" --network blue --name n6
+check "n6 restarts without --join or --key" wait_connected blue n6
 kill "$LAST"; wait "$LAST" 2>/dev/null
 
 # ---- permanent refusals before the handshake (the controller's uniform answer) ----
