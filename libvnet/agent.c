@@ -489,6 +489,25 @@ static void apply_delta(struct vnet_agent *a, const struct vnet_msg_delta *d)
     }
 }
 
+/* A network this node cannot take part in: plain when it has a key (the WELCOME is authenticated
+ * by now, the mode included: a node with a key does not fall back to a data plane anyone on the
+ * path can read and inject into unless told so), secure when it has none. */
+static bool welcome_mode_refused(struct vnet_agent *a, const struct vnet_network *net)
+{
+    const char *why = NULL;
+    if (a->has_key && net->mode != VNET_MODE_SECURE && !a->allow_plain)
+        why = "is plain (unencrypted VXLAN) and this node has a key: refused (vnet-node "
+              "--allow-plain takes part anyway)";
+    else if (!a->has_key && net->mode == VNET_MODE_SECURE)
+        why = "is secure: this node needs a key (--key) to take part";
+    if (!why)
+        return false;
+    char text[VNET_NAME_MAX + 160];
+    snprintf(text, sizeof(text), "network %s %s", net->name, why);
+    give_up(a, VNET_EPERM, text);
+    return true;
+}
+
 /* ---- input ---- */
 
 static void handle(struct vnet_agent *a, const struct vnet_msg *m)
@@ -508,31 +527,13 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
                                         false);
                 return;
             }
-            /* Authenticated now, the mode included: a node with a key does not fall back to
-             * a data plane anyone on the path can read and inject into unless told so. */
-            if (m->u.welcome.network.mode != VNET_MODE_SECURE && !a->allow_plain) {
-                char why[VNET_NAME_MAX + 160];
-                snprintf(why, sizeof(why),
-                         "network %s is plain (unencrypted VXLAN) and this node has a key: "
-                         "refused (vnet-node --allow-plain takes part anyway)",
-                         m->u.welcome.network.name);
-                give_up(a, VNET_EPERM, why);
-                return;
-            }
             if (a->has_join) { /* used: the key is registered now */
                 a->has_join = false;
                 sodium_memzero(a->join_secret, sizeof(a->join_secret));
             }
         }
-        if (m->u.welcome.network.mode == VNET_MODE_SECURE && !a->has_key) {
-            char why[VNET_NAME_MAX + 96];
-            snprintf(why, sizeof(why),
-                     "network %s is secure: this node needs a key (--key) to "
-                     "take part",
-                     m->u.welcome.network.name);
-            give_up(a, VNET_EPERM, why);
+        if (welcome_mode_refused(a, &m->u.welcome.network))
             return;
-        }
         a->state = A_UP;
         a->backoff = a->backoff_min;
         a->refusals = 0;

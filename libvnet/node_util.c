@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "vnet/secret.h"
 
 #include "err_int.h"
+#include "file_int.h"
 
 #define PIN_MAGIC "vnet-pin-v1"
 
@@ -128,19 +128,6 @@ int vnet__pin_read(const char *path, struct vnet__pin *out, char *err, size_t er
     return 0;
 }
 
-static void fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    free(copy);
-}
-
 int vnet__pin_write(const char *path, const struct vnet__pin *pin, char *err, size_t errlen)
 {
     static const uint8_t zero[VNET_TOKEN_HASH_BYTES];
@@ -189,7 +176,7 @@ int vnet__pin_write(const char *path, const struct vnet__pin *pin, char *err, si
         unlink(tmp);
         return rc;
     }
-    fsync_dir_of(path);
+    vnet__fsync_dir_of(path);
     return 0;
 }
 
