@@ -379,7 +379,8 @@ START_TEST(t_names)
     ck_assert_str_eq(vnet_msg_type_name(VNET_MSG_HELLO), "hello");
     ck_assert_str_eq(vnet_msg_type_name(VNET_MSG_REPLY), "reply");
     ck_assert_str_eq(vnet_msg_type_name((enum vnet_msg_type)0), "unknown");
-    ck_assert_str_eq(vnet_msg_type_name((enum vnet_msg_type)11), "unknown");
+    ck_assert_str_eq(vnet_msg_type_name(VNET_MSG_REPORT), "report");
+    ck_assert_str_eq(vnet_msg_type_name((enum vnet_msg_type)12), "unknown");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_NETWORK_CREATE), "network.create");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_NODE_REMOVE), "node.remove");
     ck_assert_int_eq(VNET_REQ_SUBSCRIBER_CREATE, 11);
@@ -797,68 +798,72 @@ END_TEST
 /* Node and network fields, each changed in one place from a valid WELCOME. */
 START_TEST(t_reject_model)
 {
-    /* WELCOME: [2, version, network, node, auth]
+    /* WELCOME: [2, version, network, node, auth, report_ms]
      * network: [id, sub, name, vni, subnet4, subnet6, mtu, rev, mode]
      * node: [id, nid, name, pubkey, mac, [ip, ip], phys, observed, state, rev] */
 #define NET_OK  "99 01 02 a1 6e ce 00 ff ff ff 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00"
 #define NODE_OK "9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c4 04 0a 00 00 01 c0 c0 c0 01 03"
-    ACCEPT("95 02 01 " NET_OK " " NODE_OK " c4 00");
+    ACCEPT("96 02 01 " NET_OK " " NODE_OK " c4 00 00");
     /* VNI 2^24 */
     REJECT(
-        "95 02 01 99 01 02 a1 6e ce 01 00 00 00 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00 " NODE_OK
-        " c4 00");
+        "96 02 01 99 01 02 a1 6e ce 01 00 00 00 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00 " NODE_OK
+        " c4 00 00");
     /* prefix length 33 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 92 c4 04 0a 00 00 00 21 c0 cd 05 aa 03 00 " NODE_OK
-           " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 92 c4 04 0a 00 00 00 21 c0 cd 05 aa 03 00 " NODE_OK
+           " c4 00 00");
     /* IPv6 prefix in subnet4 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "18 c0 cd 05 aa 03 00 " NODE_OK " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "18 c0 cd 05 aa 03 00 " NODE_OK " c4 00 00");
     /* IPv6 prefix length 129 in subnet6, then 128 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "cc 81 cd 05 aa 03 00 " NODE_OK " c4 00");
-    ACCEPT("95 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "cc 80 cd 05 aa 03 00 " NODE_OK " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "cc 81 cd 05 aa 03 00 " NODE_OK " c4 00 00");
+    ACCEPT("96 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "cc 80 cd 05 aa 03 00 " NODE_OK " c4 00 00");
     /* mtu over uint32 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 c0 c0 cf 00 00 00 01 00 00 00 00 03 " NODE_OK " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 c0 c0 cf 00 00 00 01 00 00 00 00 03 " NODE_OK " c4 00 00");
     /* network with 7 and 9 fields */
-    REJECT("95 02 01 97 01 02 a1 6e 05 c0 c0 03 " NODE_OK " c4 00");
-    REJECT("95 02 01 99 01 02 a1 6e 05 c0 c0 03 03 03 " NODE_OK " c4 00");
+    REJECT("96 02 01 97 01 02 a1 6e 05 c0 c0 03 " NODE_OK " c4 00 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 c0 c0 03 03 03 " NODE_OK " c4 00 00");
     /* node: MAC of 5 and 7 bytes */
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 c4 05 02 00 00 00 00 92 c0 c0 c0 c0 01 03 c4 00");
-    REJECT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 07 02 00 00 00 00 01 01 92 c0 c0 c0 c0 01 03 c4 00");
-    ACCEPT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 05 02 00 00 00 00 92 c0 c0 c0 c0 01 03 c4 00 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 07 02 00 00 00 00 01 01 92 c0 c0 c0 c0 01 03 c4 00 00");
+    ACCEPT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     /* MAC nil, as str */
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 c0 92 c0 c0 c0 c0 01 03 c4 00");
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 a6 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+    REJECT("96 02 01 " NET_OK " 9a 01 01 a1 6d c0 c0 92 c0 c0 c0 c0 01 03 c4 00 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 a6 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     /* pubkey of 31 bytes; 32 accepted */
     REJECT(
-        "95 02 01 " NET_OK
+        "96 02 01 " NET_OK
         " 9a 01 01 a1 6d c4 1f 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-        "00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+        "00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     ACCEPT(
-        "95 02 01 " NET_OK
+        "96 02 01 " NET_OK
         " 9a 01 01 a1 6d c4 20 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-        "00 00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+        "00 00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     /* ips: 1 or 3 slots, IP of 15 bytes */
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 91 c0 c0 c0 01 03 c4 00");
-    REJECT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 93 c0 c0 c0 c0 c0 01 03 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 91 c0 c0 c0 01 03 c4 00 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 93 c0 c0 c0 c0 c0 01 03 c4 00 00");
     REJECT(
-        "95 02 01 " NET_OK
+        "96 02 01 " NET_OK
         " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c4 0f 00 00 00 00 00 00 00 00 00 00 00 00 "
-        "00 00 00 c0 c0 c0 01 03 c4 00");
+        "00 00 00 c0 c0 c0 01 03 c4 00 00");
     /* state 3 */
-    REJECT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 03 03 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 03 03 c4 00 00");
     /* node with 9 fields */
-    REJECT("95 02 01 " NET_OK " 99 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 99 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 c4 00 00");
     /* nested junk instead of the node: deep arrays */
-    char junk[4096] = "95 02 01 " NET_OK;
+    char junk[4096] = "96 02 01 " NET_OK;
     for (int i = 0; i < 300; i++)
         strcat(junk, " 91");
-    strcat(junk, " c0 c4 00");
+    strcat(junk, " c0 c4 00 00");
     REJECT(junk);
 #undef NET_OK
 #undef NODE_OK
@@ -965,7 +970,7 @@ START_TEST(t_encode_invalid)
     } while (0)
 
     BAD(VNET_EINVAL, m.type = (enum vnet_msg_type)0);
-    BAD(VNET_EINVAL, m.type = (enum vnet_msg_type)11);
+    BAD(VNET_EINVAL, m.type = (enum vnet_msg_type)12);
     BAD(VNET_EINVAL, (m.type = VNET_MSG_HELLO, m.u.hello.role = (enum vnet_role)0));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_HELLO, m.u.hello.role = VNET_ROLE_NODE,
                       memset(m.u.hello.network, 'a', VNET_NAME_MAX)));
