@@ -47,6 +47,7 @@ static void usage(FILE *f)
             "          [--key FILE] [--admin-token-file PATH] [--keepalive MS]\n"
             "          [--log-level error|warn|info|debug] [--handshake-timeout MS]\n"
             "          [--preauth-frame-max BYTES] [--preauth-max N] [--preauth-per-ip N]\n"
+            "          [--report-interval MS]\n"
             "   or: %s --genkey FILE | --pubkey FILE\n"
             "\n"
             "  --db         the configuration database: a SQLite file (created if missing)\n"
@@ -67,7 +68,9 @@ static void usage(FILE *f)
             "               (default 10000); bytes trickling in do not extend it\n"
             "  --preauth-frame-max  the largest frame before authentication (default 65536)\n"
             "  --preauth-max        unauthenticated connections open at once (default 256)\n"
-            "  --preauth-per-ip     the same, from one source address (default 16)\n",
+            "  --preauth-per-ip     the same, from one source address (default 16)\n"
+            "  --report-interval    how often nodes report their counters and peers, in ms\n"
+            "               (default 10000; `vnetctl network status` shows the last report)\n",
             prog, prog);
 }
 
@@ -229,7 +232,8 @@ int main(int argc, char **argv)
         O_HS_TIMEOUT,
         O_PA_FRAME,
         O_PA_MAX,
-        O_PA_PER_IP
+        O_PA_PER_IP,
+        O_REPORT
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -247,6 +251,7 @@ int main(int argc, char **argv)
         {"preauth-frame-max", required_argument, NULL, O_PA_FRAME},
         {"preauth-max", required_argument, NULL, O_PA_MAX},
         {"preauth-per-ip", required_argument, NULL, O_PA_PER_IP},
+        {"report-interval", required_argument, NULL, O_REPORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -254,6 +259,7 @@ int main(int argc, char **argv)
     const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL, *admin_token = NULL;
     unsigned long keepalive = 5000;
     uint32_t hs_timeout = 0, pa_frame = 0, pa_max = 0, pa_per_ip = 0; /* 0: the library's */
+    uint32_t report_ms = 0;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -312,6 +318,10 @@ int main(int argc, char **argv)
         case O_PA_PER_IP:
             if (parse_u32(optarg, 1, 1000000, &pa_per_ip))
                 return usage_error("bad --preauth-per-ip '%s': 1..1000000", optarg);
+            break;
+        case O_REPORT:
+            if (parse_u32(optarg, 1000, 3600000, &report_ms))
+                return usage_error("bad --report-interval '%s': 1000..3600000 ms", optarg);
             break;
         case O_VERSION:
             printf("vnet-controller %s\n", vnet_version());
@@ -398,6 +408,7 @@ int main(int argc, char **argv)
                                       .preauth_frame_max = pa_frame,
                                       .preauth_max = pa_max,
                                       .preauth_per_ip = pa_per_ip,
+                                      .report_ms = report_ms,
                                       .key = key_file ? &key : NULL};
     rc = vnet_controller_create(&cfg, &x.c);
     if (rc) {

@@ -23,6 +23,7 @@
 #include "vnet/token.h"
 
 #include "err_int.h"
+#include "report_int.h"
 
 #define MOD "node"
 
@@ -64,6 +65,7 @@ struct vnet_node {
     uint8_t dp_nonce[VNET_DP_NONCE_LEN];
     struct vnet_peer *peers; /* the last peer list, for datapaths made after it came */
     size_t npeer_list;
+    struct vnet__report_state report; /* for the controller's REPORTs (report_int.h) */
 
     /* Driving the datapaths. */
     struct worker workers[VNET_NODE_MAX_QUEUES];
@@ -332,6 +334,7 @@ static void free_node(struct vnet_node *n)
     vnet_key_wipe(&n->kp);
     sodium_memzero(n->join_secret, sizeof(n->join_secret));
     free(n->peers);
+    vnet__report_state_free(&n->report);
     free(n);
 }
 
@@ -617,6 +620,13 @@ static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
         n->cb.on_peers(n->cb_arg, peers, np);
 }
 
+static int on_report(void *arg, struct vnet_report *out)
+{
+    struct vnet_node *n = arg;
+    return vnet__report_fill(n->dp, n->ndp, vnet_table_count(n->table), n->peers, n->npeer_list,
+                             &n->report, uv_now(n->loop), out);
+}
+
 static void on_state(void *arg, int connected)
 {
     struct vnet_node *n = arg;
@@ -650,7 +660,7 @@ int vnet_node_start(struct vnet_node *n)
                                   .node = n->name,
                                   .table = n->table,
                                   .local = n->local,
-                                  .cb = {on_welcome, on_peers, on_state},
+                                  .cb = {on_welcome, on_peers, on_state, on_report},
                                   .cb_arg = n};
     if (vnet_crypto_init() < 0)
         return VNET_EIO;
