@@ -414,7 +414,7 @@ static void print_status_json(const struct vnet_client_status *r, uint32_t conne
             printf("null,");
         json_str("phys", epstr(&s->node.phys, ph, sizeof(ph)), true);
         json_str("observed", epstr(&s->node.observed, ob, sizeof(ob)), true);
-        json_str("session_from", epstr(&s->session_from, fr, sizeof(fr)), !s->has_report);
+        json_str("session_from", epstr(&s->session_from, fr, sizeof(fr)), true);
         if (s->has_report)
             print_report_json(r, &s->report, s->report_age_ms);
         else

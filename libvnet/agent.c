@@ -146,7 +146,7 @@ static void on_report_timer(uv_timer_t *t)
     struct vnet_report r;
     struct vnet_buf b = {0};
     memset(&r, 0, sizeof(r));
-    if (a->state != A_UP || !a->cb.on_report || a->cb.on_report(a->cb_arg, &r) != 0) {
+    if (a->state != A_UP || !a->cb.on_report || a->cb.on_report(a->cb_arg, a->report_ms, &r) != 0) {
         vnet_report_free(&r);
         return;
     }

@@ -620,11 +620,11 @@ static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
         n->cb.on_peers(n->cb_arg, peers, np);
 }
 
-static int on_report(void *arg, struct vnet_report *out)
+static int on_report(void *arg, uint32_t interval_ms, struct vnet_report *out)
 {
     struct vnet_node *n = arg;
     return vnet__report_fill(n->dp, n->ndp, vnet_table_count(n->table), n->peers, n->npeer_list,
-                             &n->report, uv_now(n->loop), out);
+                             &n->report, uv_now(n->loop), 3 * (uint64_t)interval_ms, out);
 }
 
 static void on_state(void *arg, int connected)

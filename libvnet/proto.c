@@ -146,6 +146,9 @@ void vnet_msg_free(struct vnet_msg *m)
         free(m->u.reply.status);
         free(m->u.reply.subscribers);
         break;
+    case VNET_MSG_REPORT:
+        free(m->u.report.body);
+        break;
     default:
         break;
     }
@@ -1479,7 +1482,10 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
             return VNET_EPROTO;
         if (len > VNET_REPORT_MAX)
             return dec_fail(d, "bin of %zu bytes, at most %d allowed", len, VNET_REPORT_MAX);
-        m->u.report.body = b;
+        if (len && !(m->u.report.body = malloc(len)))
+            return VNET_ENOMEM;
+        if (len)
+            memcpy(m->u.report.body, b, len);
         m->u.report.len = (uint32_t)len;
         return 0;
     }

@@ -84,7 +84,7 @@ static void peer_counters(const struct vnet_dp_peer_stats *ps, size_t n,
 
 int vnet__report_fill(struct vnet_datapath *const *dp, unsigned ndp, uint64_t table_size,
                       const struct vnet_peer *peers, size_t npeers, struct vnet__report_state *st,
-                      uint64_t now_ms, struct vnet_report *out)
+                      uint64_t now_ms, uint64_t window_ms, struct vnet_report *out)
 {
     memset(out, 0, sizeof(*out));
     for (unsigned q = 0; q < ndp; q++) {
@@ -129,7 +129,7 @@ int vnet__report_fill(struct vnet_datapath *const *dp, unsigned ndp, uint64_t ta
         if (seen->at_ms) {
             p->has_last_rx = true;
             p->last_rx_ms = now_ms - seen->at_ms;
-            p->reach = p->last_rx_ms <= VNET__REACH_WINDOW_MS ? VNET_REACH_DIRECT : VNET_REACH_NONE;
+            p->reach = p->last_rx_ms <= window_ms ? VNET_REACH_DIRECT : VNET_REACH_NONE;
         }
         out->npeers++;
     }

@@ -9,9 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A peer counts as reached (VNET_REACH_DIRECT) while a packet came from it this recently. */
-#define VNET__REACH_WINDOW_MS 30000u
-
 /* When each peer's receive counter last moved: the data plane counts packets but keeps no
  * time, so the report notes, at each report, which counters grew since the last one (a
  * peer's last-rx age is therefore known to within one report interval). */
@@ -28,11 +25,12 @@ struct vnet__report_state {
 
 /* Fill @out from the datapaths @dp[0..ndp) (counters summed over queues), the table size
  * @table_size and the peer list @peers (the other nodes: ids and endpoints), at monotonic
- * time @now_ms, updating @st. @out's peers are malloc'd (vnet_report_free). Returns 0 or
- * VNET_ENOMEM. */
+ * time @now_ms, updating @st. A peer counts as reached (VNET_REACH_DIRECT) while a packet
+ * came from it within @window_ms (the node uses three report intervals). @out's peers are
+ * malloc'd (vnet_report_free). Returns 0 or VNET_ENOMEM. */
 int vnet__report_fill(struct vnet_datapath *const *dp, unsigned ndp, uint64_t table_size,
                       const struct vnet_peer *peers, size_t npeers, struct vnet__report_state *st,
-                      uint64_t now_ms, struct vnet_report *out);
+                      uint64_t now_ms, uint64_t window_ms, struct vnet_report *out);
 
 void vnet__report_state_free(struct vnet__report_state *st);
 

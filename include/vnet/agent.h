@@ -40,10 +40,10 @@ struct vnet_agent_callbacks {
     /* The session went up (connected = 1) or down (0). */
     void (*on_state)(void *arg, int connected);
     /* Fill @out (zeroed) with the node's report: counters, table size, peers (a malloc'd
-     * array the agent frees with vnet_report_free). Called every WELCOME.report_ms while the
-     * session is up (the first about a second after it came up); return non-zero to skip
-     * this one. NULL: the node sends no reports. */
-    int (*on_report)(void *arg, struct vnet_report *out);
+     * array the agent frees with vnet_report_free). Called every @interval_ms (the WELCOME's
+     * report_ms, at least 1,000) while the session is up, the first about a second after it
+     * came up; return non-zero to skip this one. NULL: the node sends no reports. */
+    int (*on_report)(void *arg, uint32_t interval_ms, struct vnet_report *out);
 };
 
 struct vnet_agent_cfg {

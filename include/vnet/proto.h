@@ -130,8 +130,9 @@ struct vnet_report {
  * a report the controller cannot read is dropped (and counted) rather than ending the
  * session. */
 struct vnet_msg_report {
-    const uint8_t *body; /* decoded: points into the frame body given to vnet_msg_decode */
-    uint32_t len;        /* at most VNET_REPORT_MAX */
+    uint8_t *body; /* decoded: a copy owned by the message (vnet_msg_free); when encoding, only
+                      read */
+    uint32_t len;  /* at most VNET_REPORT_MAX */
 };
 
 struct vnet_msg_error {
