@@ -26,7 +26,17 @@ from .addr import (
     parse_pubkey,
     parse_vni,
 )
-from .client import Client, Network, NetworkStatus, Node, NodeState, NodeStatus, Subscriber
+from .client import (
+    Client,
+    Network,
+    NetworkStatus,
+    Node,
+    NodeState,
+    NodeStatus,
+    Report,
+    ReportPeer,
+    Subscriber,
+)
 from .datapath import Datapath, DatapathStats, PeerStats, PortInfo, PortStats
 from .errors import (
     AccessDeniedError,
@@ -71,6 +81,8 @@ __all__ = [
     "Node",
     "NodeState",
     "NodeStatus",
+    "Report",
+    "ReportPeer",
     "NotFoundError",
     "PeerStats",
     "PortInfo",
