@@ -1500,12 +1500,25 @@ START_TEST(t_examples)
     print_frame("ACK 1000", &m, "00 00 00 05 92 05 cd 03 e8");
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_HELLO;
-    m.u.hello.version = 2;
+    m.u.hello.version = VNET_PROTO_VERSION;
     m.u.hello.role = VNET_ROLE_NODE;
     strcpy(m.u.hello.network, "lab");
     strcpy(m.u.hello.node, "n1");
     m.u.hello.revision = 42;
-    print_frame("HELLO", &m, "00 00 00 0e 97 01 02 01 a3 6c 61 62 a2 6e 31 2a c4 00");
+    print_frame("HELLO", &m, "00 00 00 0e 97 01 03 01 a3 6c 61 62 a2 6e 31 2a c4 00");
+    memset(&m, 0, sizeof(m));
+    {
+        struct vnet_report zero;
+        struct vnet_buf rb = {0};
+        memset(&zero, 0, sizeof(zero));
+        ck_assert_int_eq(vnet_report_encode(&zero, &rb), 0);
+        m.type = VNET_MSG_REPORT;
+        m.u.report.body = rb.data;
+        m.u.report.len = (uint32_t)rb.len;
+        print_frame("REPORT", &m,
+                    "00 00 00 13 92 0b c4 0f 96 94 00 00 00 00 94 00 00 00 00 00 90 00 90");
+        vnet_buf_free(&rb);
+    }
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_ENDPOINT;
     ip4(&m.u.endpoint.ep.ip, 192, 0, 2, 1);
