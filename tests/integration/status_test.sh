@@ -117,10 +117,19 @@ check "more traffic n1 -> n2" in_ns n1 ping -c 5 -i 0.2 -s 1000 -W 2 10.100.0.2
 check "bytes moved between two calls (n1 out, n2 in, by at least 5000)" \
   wait_status "n['n1']['bytes_out'] >= $B1_OUT + 5000 and n['n2']['bytes_in'] >= $B2_IN + 5000"
 
-vnetctl network status blue >"$TMP/table.txt"
-cat "$TMP/table.txt"
+# The table, polled until it matches /$1/ (at most 10 s): a peer counts as reached for three
+# report intervals after its last packet, so traffic goes first.
+wait_table() { # pattern
+  local deadline=$(($(date +%s) + 10))
+  until vnetctl network status blue >"$TMP/table.txt" 2>&1 && grep -Eq "$1" "$TMP/table.txt"; do
+    [ "$(date +%s)" -ge $deadline ] && { cat "$TMP/table.txt"; return 1; }
+    sleep 0.2
+  done
+}
+in_ns n1 ping -c 3 -i 0.2 -W 2 10.100.0.2 >/dev/null
 check "the table: n1 connected, converged, seen now, reaching n2 directly" \
-  grep -Eq "^n1 +yes +yes +now .*n2\(direct\)" "$TMP/table.txt"
+  wait_table "^n1 +yes +yes +now .*n2\(direct\)"
+cat "$TMP/table.txt"
 check "the table has the IN, OUT, DROPS and REACHES columns" \
   grep -Eq "^NODE +CONNECTED +CONVERGED +LAST-SEEN +OBSERVED +IN +OUT +DROPS +REACHES" "$TMP/table.txt"
 
