@@ -23,7 +23,9 @@
  * It runs in the foreground, logs to stderr, prints its counters on SIGUSR1 and at exit,
  * re-reads its --config file on SIGHUP (log level and format, static peers and entries apply at
  * once; other changes are logged as needing a restart), and exits cleanly on SIGINT/SIGTERM. Exit
- * status: 0 after a clean stop, 1 when setup failed, 2 for a usage error.
+ * status: 0 after a clean stop, 1 when setup failed or the controller refused the node for good
+ * (unknown network or node, used or expired token, wrong controller key, revoked key, node
+ * removed, network deleted), 2 for a usage error.
  */
 #include "svcnotify.h"
 
@@ -51,7 +53,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: %s --controller ADDR:PORT --network NAME --name NODE\n"
+        "usage: %s --controller HOST:PORT --network NAME --name NODE\n"
         "          [--key FILE] [--controller-key KEY | --join TOKEN] [--allow-plain]\n"
         "          --dev tap:NAME --underlay udp:LOCAL_IP:PORT [--learn] [--no-offload]\n"
         "          [--queues N] [--busy-poll US] [--fallback raw|none]\n"
@@ -67,53 +69,59 @@ static void usage(FILE *f)
         "  --config     read options from FILE: 'name = value' lines, the option names\n"
         "               without dashes (flags: true/false); the command line wins;\n"
         "               SIGHUP reads it again\n"
-        "  --controller the controller's node address (managed mode)\n"
+        "  --controller the controller's node address, IP:PORT, [IPv6]:PORT or HOST:PORT\n"
+        "               (a name is resolved again at each reconnection; managed mode)\n"
         "  --key        this node's key file (managed mode: authenticated, encrypted session);\n"
         "               default with --join or --controller-key:\n"
         "               $VNET_STATE_DIR or /var/lib/vnet, file node-NETWORK-NAME.key\n"
         "  --controller-key  the controller's public key, pinned\n"
         "  --join       a join token from 'vnetctl node add': enrols --key (created if\n"
-        "               missing) once; it also carries the controller's key\n"
+        "               missing) once; it also carries the controller's key, which is\n"
+        "               then pinned in KEYFILE.controller: later starts need only --key\n"
+        "               (the same --join again is ignored)\n"
         "  --allow-plain  with --key, take part in a plain network too (unencrypted VXLAN:\n"
         "               readable and injectable on the path); refused without it\n"
         "  --genkey [FILE]  write a new key file (mode 0600), print its public key, exit;\n"
         "               without FILE: the default --key of --network and --name\n"
         "  --pubkey FILE  print the public key of a key file, exit\n"
         "  --network    the network this node belongs to (managed mode)\n"
-        "  --name       this node's name in it (managed mode)\n"
-        "  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device;\n"
-        "               raw:IFNAME attaches to an existing interface (a VM's, a bridge port);\n"
-        "               xdp:IFNAME does the same with AF_XDP\n"
-        "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there;\n"
-        "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME;\n"
-        "               xdp:IFNAME,local=IP:PORT does the same with AF_XDP\n"
-        "  --fallback   raw: open an xdp: --dev or --underlay as raw: (AF_PACKET) when\n"
-        "               AF_XDP is not permitted, not supported by the kernel, or the\n"
-        "               interface has an XDP program already; none (default): that is\n"
-        "               an error\n"
-        "  --vni        the network's 24-bit VXLAN network identifier\n"
-        "  --mac        the TAP's virtual MAC\n"
-        "  --ip         an address for the TAP (repeatable; IPv4 or IPv6 with prefix)\n"
-        "  --peer       another node's underlay endpoint: gets broadcast and unknown\n"
-        "               unicast (repeatable)\n"
-        "  --static     a fixed switch-table entry (repeatable); never moved by learning\n"
-        "  --arp        answer ARP/ND for IP with MAC locally (repeatable)\n"
-        "  --learn      learn MAC -> endpoint from frames of known peers\n"
-        "  --no-arp-proxy  do not answer ARP/ND for the --arp entries: flood the requests\n"
-        "  --mtu        the TAP's MTU (default: 1500 minus the encapsulation overhead)\n"
-        "  --no-offload no TSO/checksum offload on the TAP, no UDP GSO/GRO (slower;\n"
-        "               for debugging and for kernels without them)\n"
-        "  --queues     N TAP queues and N UDP sockets, one worker thread each (default\n"
-        "               1: one thread does everything); secure networks: 1 only\n"
-        "  --busy-poll  keep polling this many microseconds after the last packet\n"
-        "               before sleeping (default 0: sleep at once; spinning only pays\n"
-        "               with a core to spare)\n"
-        "  --log-level  error, warn, info (default) or debug\n"
-        "  --log-format text (default; timestamped unless stderr is the journal) or json\n"
-        "               (one object per line: ts, level, module, msg)\n"
-        "  --version    print the version, exit\n"
-        "  --help       print this help, exit\n",
+        "  --name       this node's name in it (managed mode)\n",
         prog, prog, prog);
+    /* two parts: C99 promises string literals of 4095 bytes only */
+    fputs("  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device;\n"
+          "               raw:IFNAME attaches to an existing interface (a VM's, a bridge port);\n"
+          "               xdp:IFNAME does the same with AF_XDP\n"
+          "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there;\n"
+          "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME;\n"
+          "               xdp:IFNAME,local=IP:PORT does the same with AF_XDP; without\n"
+          "               ,local= the interface's primary address and port 4789\n"
+          "  --fallback   raw: open an xdp: --dev or --underlay as raw: (AF_PACKET) when\n"
+          "               AF_XDP is not permitted, not supported by the kernel, or the\n"
+          "               interface has an XDP program already; none (default): that is\n"
+          "               an error\n"
+          "  --vni        the network's 24-bit VXLAN network identifier\n"
+          "  --mac        the TAP's virtual MAC\n"
+          "  --ip         an address for the TAP (repeatable; IPv4 or IPv6 with prefix)\n"
+          "  --peer       another node's underlay endpoint: gets broadcast and unknown\n"
+          "               unicast (repeatable)\n"
+          "  --static     a fixed switch-table entry (repeatable); never moved by learning\n"
+          "  --arp        answer ARP/ND for IP with MAC locally (repeatable)\n"
+          "  --learn      learn MAC -> endpoint from frames of known peers\n"
+          "  --no-arp-proxy  do not answer ARP/ND for the --arp entries: flood the requests\n"
+          "  --mtu        the TAP's MTU (default: 1500 minus the encapsulation overhead)\n"
+          "  --no-offload no TSO/checksum offload on the TAP, no UDP GSO/GRO (slower;\n"
+          "               for debugging and for kernels without them)\n"
+          "  --queues     N TAP queues and N UDP sockets, one worker thread each (default\n"
+          "               1: one thread does everything); secure networks: 1 only\n"
+          "  --busy-poll  keep polling this many microseconds after the last packet\n"
+          "               before sleeping (default 0: sleep at once; spinning only pays\n"
+          "               with a core to spare)\n"
+          "  --log-level  error, warn, info (default) or debug\n"
+          "  --log-format text (default; timestamped unless stderr is the journal) or json\n"
+          "               (one object per line: ts, level, module, msg)\n"
+          "  --version    print the version, exit\n"
+          "  --help       print this help, exit\n",
+          f);
 }
 
 /* The options being parsed: a bad value from the --config file is named by its file and line. */
@@ -249,7 +257,9 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
             break;
         case 'n':
             if (vnet_vni_parse(optarg, &o->no.vni))
-                return usage_error("bad --vni '%s': want 0..16777215", optarg);
+                return usage_error("bad --vni '%s': want 1..16777215", optarg);
+            if (o->no.vni == 0)
+                return usage_error("bad --vni '%s': VNI 0 is reserved; want 1..16777215", optarg);
             o->have_vni = true;
             break;
         case 'm':
@@ -300,13 +310,9 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
         case 'O':
             o->no.offload = false;
             break;
-        case 'c': {
-            struct vnet_endpoint ep;
-            if (vnet_endpoint_parse(optarg, &ep))
-                return usage_error("bad --controller '%s': want IP:PORT or [IPv6]:PORT", optarg);
+        case 'c': /* checked with the rest by vnet_node_options_check */
             o->no.controller = optarg;
             break;
-        }
         case 'k':
             o->no.key_file = optarg;
             break;
@@ -399,6 +405,15 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
             return rc;
         if (o->no.join || access(keypath, F_OK) == 0)
             o->no.key_file = keypath;
+    } else if (!o->no.key_file && o->no.controller && o->no.network && o->no.name &&
+               !strchr(o->no.network, '/') && !strchr(o->no.name, '/') && o->no.network[0] != '.' &&
+               o->no.name[0] != '.' && default_key_path(o, false, keypath, sizeof(keypath)) == 0) {
+        /* A node that enrolled with the default key: its key and the controller key pinned
+         * beside it (KEY.controller) make it start with the same line without --join. */
+        char pin[sizeof(keypath) + 16];
+        snprintf(pin, sizeof(pin), "%s.controller", keypath);
+        if (access(keypath, F_OK) == 0 && access(pin, F_OK) == 0)
+            o->no.key_file = keypath;
     }
     if (o->no.controller || o->no.network || o->no.name) {
         if (o->have_vni || o->have_mac || o->no.npeers || o->no.nentries || o->no.nips)
@@ -406,6 +421,14 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
                                      "the controller in managed mode");
     } else if (!o->have_vni) {
         return usage_error("%s", "--vni is required");
+    }
+    /* The backends a program offers; the library takes any registered one. */
+    const char *dev = o->no.dev;
+    if (dev && strncmp(dev, "tap:", 4) != 0 && strncmp(dev, "raw:", 4) != 0 &&
+        strncmp(dev, "xdp:", 4) != 0) {
+        fprintf(stderr, "%s: --dev %s: want tap:NAME, raw:IFNAME or xdp:IFNAME\nTry '%s --help'.\n",
+                prog, dev, prog);
+        return 2;
     }
     char err[256];
     if (vnet_node_options_check(&o->no, err, sizeof(err)))
@@ -453,6 +476,7 @@ static void print_stats(const struct vnet_node *n, unsigned q)
 
 #define NSIGS 4
 static uv_signal_t sigs[NSIGS]; /* SIGINT, SIGTERM, SIGUSR1, SIGHUP */
+static int exit_status;         /* 1 once the controller refused the node for good */
 
 /* The options the node started with (never freed: the node's options point into them) and
  * those of the last reload. */
@@ -617,6 +641,26 @@ static void svc_on_state(void *arg, int connected)
     svc_notify_status("controller %s", connected ? "connected" : "disconnected: retrying");
 }
 
+/* The controller refused the node for good (or its network or record is gone): say why, stop
+ * (the node takes down what it set up) and exit 1. */
+static void on_refused(void *arg, int code, const char *why)
+{
+    struct vnet_node **np = arg;
+    (void)code;
+    vnet_log(VNET_LOG_ERROR, "node", "stopping: %s", why);
+    svc_notify_stopping("refused by the controller");
+    exit_status = 1;
+    if (!*np)
+        return;
+    vnet_node_close(*np, NULL, NULL);
+    *np = NULL;
+    for (int i = 0; i < NSIGS; i++) {
+        sigs[i].data = NULL;
+        if (!uv_is_closing((uv_handle_t *)&sigs[i]))
+            uv_close((uv_handle_t *)&sigs[i], NULL);
+    }
+}
+
 /* --genkey FILE / --pubkey FILE */
 static int key_command(const char *genkey, const char *pubkey_file)
 {
@@ -661,7 +705,9 @@ int main(int argc, char **argv)
         uv_signal_init(&loop, &sigs[i]);
         uv_signal_start(&sigs[i], on_signal, signums[i]);
     }
-    struct vnet_node *n = NULL;
+    static struct vnet_node *n = NULL;
+    o.no.on_refused = on_refused;
+    o.no.cb_arg = &n;
     char err[512];
     int status = 1;
     if ((rc = vnet_node_create(&o.no, &loop, &n, err, sizeof(err))) != 0) {
@@ -680,7 +726,7 @@ int main(int argc, char **argv)
             svc_notify_ready("up: vni %u, %zu peers", o.no.vni, o.no.npeers);
         uv_run(&loop, UV_RUN_DEFAULT);
         vnet_log(VNET_LOG_INFO, "node", "stopped");
-        status = 0;
+        status = exit_status;
     }
     for (int i = 0; i < NSIGS; i++)
         if (!uv_is_closing((uv_handle_t *)&sigs[i]))

@@ -3,6 +3,7 @@
  * them, because a delta says what a node is now, and the table must lose what it was. */
 #include "vnet/agent.h"
 
+#include "node_util_int.h"
 #include "session_int.h"
 #include "vec_int.h"
 #include "vnet/crypto.h"
@@ -20,9 +21,27 @@
 
 enum agent_state { A_IDLE, A_CONNECTING, A_HELLO, A_UP };
 
+/* Pre-handshake refusals in a row that make a permanent one, and the least delay between them:
+ * a refusal nothing authenticates is confirmed once, a second later, so that a momentary state
+ * (the node's record being added at that moment, a controller that has just restarted) does
+ * not end the node. */
+#define REFUSALS_CONFIRM 2
+#define CONFIRM_DELAY_MS 1000
+
 struct vnet_agent {
     uv_loop_t *loop;
     char *controller, *network, *node;
+    char host[VNET__HOST_MAX];
+    char port[8];
+    bool host_is_ip;      /* an address literal: no resolution */
+    uv_getaddrinfo_t gai; /* resolving the host name */
+    bool gai_pending;
+    void (*on_refused)(void *arg, int code, const char *why);
+    bool stopped;         /* refused for good: no more attempts */
+    unsigned refusals;    /* pre-handshake refusals in a row */
+    char why[320];        /* why the last attempt failed, for the retry line */
+    char logged_why[320]; /* the reason of the last retry line at warn level */
+    uint32_t logged_backoff;
     struct vnet_table *table;
     struct vnet_endpoint local;
     bool has_dp_nonce;
@@ -66,12 +85,34 @@ static void on_retry(uv_timer_t *t)
     start_connect(t->data);
 }
 
+/* Try again after a jittered backoff, and say so: at warn level when the reason or the backoff
+ * step changed since the last such line (so a controller that stays away costs one line per
+ * step, then silence at the longest delay), at debug level otherwise. */
+static void schedule_retry(struct vnet_agent *a)
+{
+    if (a->destroying || a->stopped)
+        return;
+    uint32_t step = a->backoff;
+    double jitter = 0.75 + 0.5 * ((double)randombytes_uniform(1000) / 1000.0);
+    uint64_t delay = (uint64_t)(step * jitter);
+    a->backoff = a->backoff * 2 > a->backoff_max ? a->backoff_max : a->backoff * 2;
+    bool news = strcmp(a->why, a->logged_why) != 0 || step != a->logged_backoff;
+    vnet_log(news ? VNET_LOG_WARN : VNET_LOG_DEBUG, "agent",
+             "controller %s: %s, retrying in %.1f s", a->controller,
+             a->why[0] ? a->why : "connection closed", (double)delay / 1000.0);
+    if (news) {
+        memcpy(a->logged_why, a->why, sizeof(a->why));
+        a->logged_backoff = step;
+    }
+    uv_timer_start(&a->retry, on_retry, delay, 0);
+}
+
 /* ---- lifecycle helpers ---- */
 
 /* Free the agent once it is being destroyed and none of its handles is left in the loop. */
 static void maybe_free(struct vnet_agent *a)
 {
-    if (!a->destroying || a->retry_open || a->report_open || a->tcp_open)
+    if (!a->destroying || a->retry_open || a->report_open || a->tcp_open || a->gai_pending)
         return;
     vnet_key_wipe(&a->key);
     sodium_memzero(a->join_secret, sizeof(a->join_secret));
@@ -91,10 +132,7 @@ static void on_sess_closed(struct vnet__sess_uv *t)
         maybe_free(a);
         return;
     }
-    double jitter = 0.75 + 0.5 * ((double)randombytes_uniform(1000) / 1000.0);
-    uint64_t delay = (uint64_t)(a->backoff * jitter);
-    a->backoff = a->backoff * 2 > a->backoff_max ? a->backoff_max : a->backoff * 2;
-    uv_timer_start(&a->retry, on_retry, delay, 0);
+    schedule_retry(a);
 }
 
 static void close_sess(struct vnet_agent *a)
@@ -119,15 +157,74 @@ static void on_report_closed(uv_handle_t *h)
 
 static void drop_session(struct vnet_agent *a, const char *why)
 {
+    snprintf(a->why, sizeof(a->why), "%s", why);
     if (a->state != A_IDLE) {
-        vnet_log(VNET_LOG_WARN, "agent", "controller session down: %s", why);
         bool was_up = a->state == A_UP;
+        if (was_up)
+            vnet_log(VNET_LOG_WARN, "agent", "controller session down: %s", why);
         a->state = A_IDLE;
         uv_timer_stop(&a->report);
         if (was_up && a->cb.on_state)
             a->cb.on_state(a->cb_arg, 0);
     }
     close_sess(a);
+}
+
+/* Refused for good: close the session, never retry, tell the owner (last: it may destroy us). */
+static void give_up(struct vnet_agent *a, int code, const char *why)
+{
+    a->stopped = true;
+    a->st.errors++;
+    drop_session(a, why);
+    uv_timer_stop(&a->retry);
+    if (a->on_refused)
+        a->on_refused(a->cb_arg, code, why);
+}
+
+/* What an operator should check after the controller's uniform refusal of a HELLO: the causes
+ * it may stand for, given what this node sent. */
+static void refusal_causes(const struct vnet_agent *a, char *buf, size_t len)
+{
+    if (!a->has_key)
+        snprintf(buf, len,
+                 "network '%s' or node '%s' unknown to the controller, or the controller wants a "
+                 "node key (--key); check 'vnetctl node list %s'",
+                 a->network, a->node, a->network);
+    else if (a->has_join)
+        snprintf(buf, len,
+                 "network '%s' or node '%s' unknown, the join token used or expired, or the "
+                 "controller's key does not match the join token's; check 'vnetctl node show %s "
+                 "%s' (a new token: vnetctl node add)",
+                 a->network, a->node, a->network, a->node);
+    else
+        snprintf(buf, len,
+                 "network '%s' or node '%s' unknown, this node's key not registered for it or "
+                 "revoked, or the controller's key does not match --controller-key / the pinned "
+                 "key; check 'vnetctl node show %s %s' against vnet-node --pubkey, and "
+                 "vnet-controller --pubkey",
+                 a->network, a->node, a->network, a->node);
+}
+
+/* A refusal before the handshake completed: nothing authenticates it, so it ends the node only
+ * when a second one follows, a second later at least, with no welcome between. @what says what
+ * happened; with @uniform, it is the controller's answer to the HELLO, which stands for several
+ * causes. */
+static void refused_unauthenticated(struct vnet_agent *a, int code, const char *what, bool uniform)
+{
+    char causes[400] = "", why[VNET_MSG_TEXT_MAX + 600];
+    if (++a->refusals >= REFUSALS_CONFIRM) {
+        if (uniform)
+            refusal_causes(a, causes, sizeof(causes));
+        snprintf(why, sizeof(why), "controller %s: %s%s%s", a->controller, what,
+                 uniform ? ": " : "", causes);
+        give_up(a, code, why);
+        return;
+    }
+    if (a->backoff < CONFIRM_DELAY_MS)
+        a->backoff = CONFIRM_DELAY_MS;
+    snprintf(why, sizeof(why), "%s; trying once more to confirm", what);
+    a->st.errors++;
+    drop_session(a, why);
 }
 
 /* ---- output ---- */
@@ -390,6 +487,7 @@ static void apply_delta(struct vnet_agent *a, const struct vnet_msg_delta *d)
     }
     struct opvec o = {0};
     int rc = 0;
+    bool self_gone = false;
     for (uint32_t i = 0; !rc && i < d->nchanges; i++) {
         const struct vnet_change *ch = &d->changes[i];
         struct vnet_node_info *old = find_node(a, ch->node.id);
@@ -403,6 +501,8 @@ static void apply_delta(struct vnet_agent *a, const struct vnet_msg_delta *d)
             if (ch->node.id == a->self.id)
                 a->self = ch->node;
         } else if (ch->op == VNET_CHANGE_NODE_DEL) {
+            if (ch->node.id == a->self.id)
+                self_gone = true;
             if (old) {
                 rc = ops_del_node(a, &o, old, NULL);
                 forget_node(a, ch->node.id);
@@ -423,6 +523,30 @@ static void apply_delta(struct vnet_agent *a, const struct vnet_msg_delta *d)
     a->st.revision = d->to;
     tell_peers(a);
     send_ack(a, d->to);
+    if (self_gone) {
+        char why[2 * VNET_NAME_MAX + 96];
+        snprintf(why, sizeof(why), "node %s was removed from network %s", a->node, a->network);
+        give_up(a, VNET_ENOENT, why);
+    }
+}
+
+/* A network this node cannot take part in: plain when it has a key (the WELCOME is authenticated
+ * by now, the mode included: a node with a key does not fall back to a data plane anyone on the
+ * path can read and inject into unless told so), secure when it has none. */
+static bool welcome_mode_refused(struct vnet_agent *a, const struct vnet_network *net)
+{
+    const char *why = NULL;
+    if (a->has_key && net->mode != VNET_MODE_SECURE && !a->allow_plain)
+        why = "is plain (unencrypted VXLAN) and this node has a key: refused (vnet-node "
+              "--allow-plain takes part anyway)";
+    else if (!a->has_key && net->mode == VNET_MODE_SECURE)
+        why = "is secure: this node needs a key (--key) to take part";
+    if (!why)
+        return false;
+    char text[VNET_NAME_MAX + 160];
+    snprintf(text, sizeof(text), "network %s %s", net->name, why);
+    give_up(a, VNET_EPERM, text);
+    return true;
 }
 
 /* ---- input ---- */
@@ -437,21 +561,11 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
         }
         if (a->has_key) {
             if (vnet__sess_welcome(&a->t.codec, &m->u.welcome) != 0) {
-                a->st.errors++;
-                drop_session(a, "welcome refused: the controller did not prove the pinned key "
-                                "(wrong --controller-key, or an impostor) or the welcome was "
-                                "changed on the way");
-                return;
-            }
-            /* Authenticated now, the mode included: a node with a key does not fall back to
-             * a data plane anyone on the path can read and inject into unless told so. */
-            if (m->u.welcome.network.mode != VNET_MODE_SECURE && !a->allow_plain) {
-                a->st.errors++;
-                vnet_log(VNET_LOG_ERROR, "agent",
-                         "network %s is plain (unencrypted VXLAN) and this node has a key: "
-                         "refused (vnet-node --allow-plain takes part anyway)",
-                         m->u.welcome.network.name);
-                drop_session(a, "welcome refused: plain network");
+                refused_unauthenticated(a, VNET_EACCES,
+                                        "welcome refused: it does not prove the pinned key (the "
+                                        "controller's key does not match --controller-key / the "
+                                        "pinned key), or it was changed on the way",
+                                        false);
                 return;
             }
             if (a->has_join) { /* used: the key is registered now */
@@ -459,8 +573,13 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
                 sodium_memzero(a->join_secret, sizeof(a->join_secret));
             }
         }
+        if (welcome_mode_refused(a, &m->u.welcome.network))
+            return;
         a->state = A_UP;
         a->backoff = a->backoff_min;
+        a->refusals = 0;
+        a->why[0] = a->logged_why[0] = '\0';
+        a->logged_backoff = 0;
         a->st.connects++;
         if (a->have_net && a->net.vni != m->u.welcome.network.vni)
             a->st.revision = 0; /* another network: take the snapshot whole */
@@ -499,7 +618,21 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
         return;
     }
     case VNET_MSG_ERROR: {
-        char why[VNET_MSG_TEXT_MAX + 32];
+        char why[VNET_MSG_TEXT_MAX + 160];
+        int code = m->u.error.code;
+        if (a->state == A_UP && (code == VNET_ENOENT || code == VNET_EACCES)) {
+            /* On an authenticated session (or one with a keyless controller, where nothing
+             * is): the network was deleted, the node removed or its key revoked. */
+            snprintf(why, sizeof(why), "controller %s says: %s (network %s, node %s)",
+                     a->controller, m->u.error.text, a->network, a->node);
+            give_up(a, code, why);
+            return;
+        }
+        if (a->state == A_HELLO && (code == VNET_EACCES || code == VNET_EVERSION)) {
+            snprintf(why, sizeof(why), "refused this node (controller says: %s)", m->u.error.text);
+            refused_unauthenticated(a, code, why, code == VNET_EACCES);
+            return;
+        }
         snprintf(why, sizeof(why), "controller says: %s", m->u.error.text);
         a->st.errors++;
         drop_session(a, why);
@@ -542,9 +675,10 @@ static void on_connected(uv_connect_t *req, int status)
     if (a->destroying)
         return;
     if (status < 0) {
+        char why[160];
         a->state = A_IDLE;
-        vnet_log(VNET_LOG_INFO, "agent", "connect %s: %s", a->controller, uv_strerror(status));
-        drop_session(a, uv_strerror(status));
+        snprintf(why, sizeof(why), "unreachable (%s)", uv_strerror(status));
+        drop_session(a, why);
         return;
     }
     a->state = A_HELLO;
@@ -577,22 +711,66 @@ static void on_connected(uv_connect_t *req, int status)
     vnet__sess_uv_keepalive(&a->t, a->keepalive_ms, true);
 }
 
-static int parse_addr(const char *s, struct sockaddr_storage *ss)
+static void connect_to(struct vnet_agent *a, const struct sockaddr *sa);
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-    struct vnet_endpoint ep;
-    int rc = vnet_endpoint_parse(s, &ep);
-    if (rc)
-        return rc;
-    return vnet_endpoint_to_sockaddr(&ep, ss) < 0 ? VNET_EINVAL : 0;
+    struct vnet_agent *a = req->data;
+    a->gai_pending = false;
+    if (a->destroying) {
+        uv_freeaddrinfo(res);
+        maybe_free(a);
+        return;
+    }
+    if (status < 0 || !res) {
+        snprintf(a->why, sizeof(a->why), "cannot resolve %s (%s)", a->host,
+                 status < 0 ? uv_strerror(status) : "no address");
+        uv_freeaddrinfo(res);
+        schedule_retry(a);
+        return;
+    }
+    char ip[64] = "";
+    if (res->ai_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, ip, sizeof(ip));
+    else if (res->ai_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)res->ai_addr, ip, sizeof(ip));
+    vnet_log(VNET_LOG_DEBUG, "agent", "controller %s: %s is %s", a->controller, a->host, ip);
+    connect_to(a, res->ai_addr);
+    uv_freeaddrinfo(res);
 }
 
+/* Each attempt resolves the name again: a controller that moved is found at its new address. */
 static void start_connect(struct vnet_agent *a)
 {
-    if (a->destroying || a->tcp_open)
+    if (a->destroying || a->stopped || a->tcp_open || a->gai_pending)
         return;
-    struct sockaddr_storage ss;
-    if (parse_addr(a->controller, &ss) != 0)
+    if (a->host_is_ip) {
+        struct sockaddr_storage ss;
+        struct vnet_endpoint ep;
+        char hp[VNET__HOST_MAX + 16];
+        snprintf(hp, sizeof(hp), strchr(a->host, ':') ? "[%s]:%s" : "%s:%s", a->host, a->port);
+        if (vnet_endpoint_parse(hp, &ep) != 0 || vnet_endpoint_to_sockaddr(&ep, &ss) < 0)
+            return; /* checked at create */
+        connect_to(a, (struct sockaddr *)&ss);
         return;
+    }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    a->gai.data = a;
+    int rc = uv_getaddrinfo(a->loop, &a->gai, on_resolved, a->host, a->port, &hints);
+    if (rc) {
+        snprintf(a->why, sizeof(a->why), "cannot resolve %s (%s)", a->host, uv_strerror(rc));
+        schedule_retry(a);
+        return;
+    }
+    a->gai_pending = true;
+}
+
+static void connect_to(struct vnet_agent *a, const struct sockaddr *sa)
+{
     /* Frames may be sealed from the first reply on: the reader allows for the overhead. */
     if (vnet__sess_uv_init(&a->t, a->loop, false, VNET__SESS_SEALED_MAX, a->rxbuf, sizeof(a->rxbuf),
                            &sess_cbs, a) != 0)
@@ -600,18 +778,21 @@ static void start_connect(struct vnet_agent *a)
     a->tcp_open = true;
     a->conn.data = a;
     a->state = A_CONNECTING;
-    int rc = uv_tcp_connect(&a->conn, &a->t.h.tcp, (struct sockaddr *)&ss, on_connected);
+    int rc = uv_tcp_connect(&a->conn, &a->t.h.tcp, sa, on_connected);
     if (rc) {
+        char why[160];
         a->state = A_IDLE;
-        drop_session(a, uv_strerror(rc));
+        snprintf(why, sizeof(why), "unreachable (%s)", uv_strerror(rc));
+        drop_session(a, why);
     }
 }
 
 int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
 {
-    struct sockaddr_storage ss;
+    char host[VNET__HOST_MAX];
+    uint16_t port;
     if (!cfg || !out || !cfg->loop || !cfg->table || !cfg->controller || !cfg->network ||
-        !cfg->node || parse_addr(cfg->controller, &ss) != 0)
+        !cfg->node || vnet__hostport_split(cfg->controller, host, &port) != 0)
         return VNET_EINVAL;
     if (strlen(cfg->network) >= VNET_NAME_MAX || strlen(cfg->node) >= VNET_NAME_MAX)
         return VNET_EINVAL;
@@ -631,6 +812,11 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
         maybe_free(a);
         return VNET_ENOMEM;
     }
+    memcpy(a->host, host, sizeof(host));
+    snprintf(a->port, sizeof(a->port), "%u", port);
+    struct vnet_ip lit;
+    a->host_is_ip = vnet_ip_parse(host, &lit) == 0;
+    a->on_refused = cfg->on_refused;
     a->table = cfg->table;
     a->local = cfg->local;
     if (cfg->dp_nonce) {
@@ -669,6 +855,8 @@ void vnet_agent_destroy(struct vnet_agent *a)
     if (!a || a->destroying)
         return;
     a->destroying = true;
+    if (a->gai_pending)
+        uv_cancel((uv_req_t *)&a->gai); /* on_resolved still runs, then frees */
     uv_close((uv_handle_t *)&a->retry, on_retry_closed);
     uv_close((uv_handle_t *)&a->report, on_report_closed);
     close_sess(a);

@@ -541,7 +541,12 @@ static int authenticate_node(struct session *s, const struct vnet_msg_hello *h, 
         snprintf(err, errlen, "no such network or node");
         return VNET_EACCES;
     }
-    if (h->auth_len > VNET_HS_HELLO_LEN && join_node(c, h, net, node, claimed, err, errlen) != 0)
+    /* A join by the key already registered for the node (the node enrolled, and its WELCOME
+     * was lost, or it restarted with the same --join) adds nothing: the handshake has proved
+     * that key, as for any HELLO without a join. A used token stays useless to anyone else. */
+    bool enrolled = node->has_pubkey && sodium_memcmp(node->pubkey, claimed, VNET_KEY_LEN) == 0;
+    if (h->auth_len > VNET_HS_HELLO_LEN && !enrolled &&
+        join_node(c, h, net, node, claimed, err, errlen) != 0)
         return VNET_EACCES;
     if (!node->has_pubkey || sodium_memcmp(node->pubkey, claimed, VNET_KEY_LEN) != 0) {
         char pub[VNET_PUBKEY_STRLEN];

@@ -10,6 +10,7 @@
 #include "vnet/crypto.h"
 
 #include "err_int.h"
+#include "file_int.h"
 
 #include "vnet/error.h"
 #include "vnet/model.h"
@@ -131,7 +132,7 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static void fsync_dir_of(const char *path)
+void vnet__fsync_dir_of(const char *path)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -205,7 +206,7 @@ int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err, si
      * node's identity is never clobbered by a second `keygen`. */
     if (link(tmp, path) == 0) {
         unlink(tmp);
-        fsync_dir_of(path);
+        vnet__fsync_dir_of(path);
         rc = 0;
     } else if (errno == EEXIST) {
         unlink(tmp);
@@ -217,7 +218,7 @@ int vnet_key_save(const char *path, const struct vnet_keypair *kp, char *err, si
         if (rc == VNET_EEXIST)
             vnet__errf(err, errlen, "key file %s already exists; not overwriting it", path);
         if (rc == 0)
-            fsync_dir_of(path);
+            vnet__fsync_dir_of(path);
     } else {
         rc = -errno;
         vnet__errf(err, errlen, "cannot create key file %s: %s", path, strerror(errno));

@@ -165,13 +165,17 @@ static void nl_log_extack(const struct nlmsghdr *h, int err)
     }
 }
 
-/* Send @req and wait for the answer. A request with NLM_F_ACK ends with an NLMSG_ERROR (0 on
- * success). A "get" without it ends with the first message of type @want, copied into @resp. */
-static int nl_talk(struct nl_req *req, uint16_t want, void *resp, size_t resp_len)
+/* What nl_exchange() does with each message of the answer other than NLMSG_ERROR: 0 to read
+ * on, 1 when the answer is complete (success), a negative error to stop with it. */
+typedef int (*nl_msg_fn)(const struct nlmsghdr *h, void *arg);
+
+/* Send @req and read the answer, handing each of its messages to @fn. An NLMSG_ERROR ends it:
+ * its error, or with @ack_ok an ACK as success (else an ACK where a reply was expected). */
+static int nl_exchange(struct nl_req *req, bool ack_ok, nl_msg_fn fn, void *arg)
 {
     static const int one = 1;
     union {
-        char buf[8192];
+        char buf[16384];
         struct nlmsghdr align;
     } u;
     int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
@@ -208,23 +212,16 @@ static int nl_talk(struct nl_req *req, uint16_t want, void *resp, size_t resp_le
                 const struct nlmsgerr *e = NLMSG_DATA(h);
                 if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e))) {
                     rc = VNET_EPROTO;
-                    goto out;
-                }
-                if (e->error) {
+                } else if (e->error) {
                     nl_log_extack(h, e->error);
                     rc = err_from_errno(-e->error);
                 } else {
-                    rc = want ? VNET_EPROTO : 0; /* an ACK where a reply was expected */
+                    rc = ack_ok ? 0 : VNET_EPROTO;
                 }
                 goto out;
             }
-            if (want && h->nlmsg_type == want) {
-                if (h->nlmsg_len > resp_len) {
-                    rc = VNET_EPROTO;
-                    goto out;
-                }
-                memcpy(resp, h, h->nlmsg_len);
-                rc = 0;
+            if ((rc = fn ? fn(h, arg) : 0) != 0) {
+                rc = rc > 0 ? 0 : rc;
                 goto out;
             }
         }
@@ -232,6 +229,31 @@ static int nl_talk(struct nl_req *req, uint16_t want, void *resp, size_t resp_le
 out:
     close(s);
     return rc;
+}
+
+struct nl_want {
+    uint16_t type;
+    void *resp;
+    size_t len;
+};
+
+static int want_one(const struct nlmsghdr *h, void *arg)
+{
+    struct nl_want *w = arg;
+    if (h->nlmsg_type != w->type)
+        return 0;
+    if (h->nlmsg_len > w->len)
+        return VNET_EPROTO;
+    memcpy(w->resp, h, h->nlmsg_len);
+    return 1;
+}
+
+/* Send @req and wait for the answer. A request with NLM_F_ACK ends with an NLMSG_ERROR (0 on
+ * success). A "get" without it ends with the first message of type @want, copied into @resp. */
+static int nl_talk(struct nl_req *req, uint16_t want, void *resp, size_t resp_len)
+{
+    struct nl_want w = {want, resp, resp_len};
+    return nl_exchange(req, want == 0, want ? want_one : NULL, &w);
 }
 
 /* RTM_NEWLINK on an existing device, found by name, with at most one attribute. */
@@ -271,7 +293,9 @@ int vnet_netdev_set_mac(const char *ifname, const struct vnet_mac *mac)
     return link_change(ifname, 0, 0, IFLA_ADDRESS, mac->b, 6);
 }
 
-int vnet_netdev_add_addr(const char *ifname, const struct vnet_prefix *p)
+/* RTM_NEWADDR / RTM_DELADDR of @p on @ifname. */
+static int addr_change(const char *ifname, const struct vnet_prefix *p, uint16_t type,
+                       uint16_t flags)
 {
     struct nl_req r;
     if (!p)
@@ -286,7 +310,7 @@ int vnet_netdev_add_addr(const char *ifname, const struct vnet_prefix *p)
     int ifindex = vnet_netdev_ifindex(ifname);
     if (ifindex < 0)
         return ifindex;
-    nl_init(&r, RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
+    nl_init(&r, type, NLM_F_ACK | flags, sizeof(struct ifaddrmsg));
     r.u.ifa.ifa_family = alen == 4 ? AF_INET : AF_INET6;
     r.u.ifa.ifa_prefixlen = p->len;
     r.u.ifa.ifa_index = (unsigned)ifindex;
@@ -295,10 +319,15 @@ int vnet_netdev_add_addr(const char *ifname, const struct vnet_prefix *p)
         nl_attr(&r, IFA_LOCAL, p->ip.addr, 4);
         nl_attr(&r, IFA_ADDRESS, p->ip.addr, 4);
     } else {
-        r.u.ifa.ifa_flags = IFA_F_NODAD;
+        r.u.ifa.ifa_flags = type == RTM_NEWADDR ? IFA_F_NODAD : 0;
         nl_attr(&r, IFA_ADDRESS, p->ip.addr, 16);
     }
-    int rc = nl_talk(&r, 0, NULL, 0);
+    return nl_talk(&r, 0, NULL, 0);
+}
+
+int vnet_netdev_add_addr(const char *ifname, const struct vnet_prefix *p)
+{
+    int rc = addr_change(ifname, p, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL);
     return rc == VNET_EEXIST ? 0 : rc;
 }
 
@@ -336,4 +365,98 @@ int vnet_netdev_neigh_get(int ifindex, const struct vnet_ip *ip, struct vnet_mac
         }
     }
     return VNET_ENOENT; /* NOARP entries without an address */
+}
+
+int vnet_netdev_get_up(const char *ifname, bool *up)
+{
+    struct ifreq ifr;
+    if (!up)
+        return VNET_EINVAL;
+    int rc = ifreq_get(ifname, SIOCGIFFLAGS, &ifr);
+    if (!rc)
+        *up = (ifr.ifr_flags & IFF_UP) != 0;
+    return rc;
+}
+
+int vnet_netdev_del_addr(const char *ifname, const struct vnet_prefix *p)
+{
+    int rc = addr_change(ifname, p, RTM_DELADDR, 0);
+    return rc == -EADDRNOTAVAIL ? 0 : rc;
+}
+
+/* One address of a RTM_GETADDR dump, when it belongs to @ifindex and passes @flags. */
+static bool addr_from_msg(const struct nlmsghdr *h, int ifindex, unsigned flags,
+                          struct vnet_prefix *p)
+{
+    const struct ifaddrmsg *ifa = NLMSG_DATA(h);
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifa)) || (int)ifa->ifa_index != ifindex)
+        return false;
+    if (ifa->ifa_family != AF_INET && ifa->ifa_family != AF_INET6)
+        return false;
+    uint32_t aflags = ifa->ifa_flags;
+    const void *local = NULL, *address = NULL;
+    unsigned left = h->nlmsg_len - NLMSG_LENGTH(sizeof(*ifa));
+    size_t alen = ifa->ifa_family == AF_INET ? 4 : 16;
+    for (const struct rtattr *a =
+             (const struct rtattr *)((const char *)ifa + NLMSG_ALIGN(sizeof(*ifa)));
+         RTA_OK(a, left); a = RTA_NEXT(a, left)) {
+        if (a->rta_type == IFA_LOCAL && RTA_PAYLOAD(a) == alen)
+            local = RTA_DATA(a);
+        else if (a->rta_type == IFA_ADDRESS && RTA_PAYLOAD(a) == alen)
+            address = RTA_DATA(a);
+        else if (a->rta_type == IFA_FLAGS && RTA_PAYLOAD(a) == 4)
+            memcpy(&aflags, RTA_DATA(a), 4);
+    }
+    if ((flags & VNET_NETDEV_ADDR_GLOBAL) &&
+        (ifa->ifa_scope != RT_SCOPE_UNIVERSE ||
+         (aflags & (IFA_F_TENTATIVE | IFA_F_DEPRECATED | IFA_F_DADFAILED))))
+        return false;
+    /* IPv4: IFA_LOCAL is the address (IFA_ADDRESS the peer's on point-to-point links) */
+    const void *ip = local ? local : address;
+    if (!ip)
+        return false;
+    memset(p, 0, sizeof(*p));
+    p->ip.family = ifa->ifa_family == AF_INET ? VNET_AF_INET : VNET_AF_INET6;
+    memcpy(p->ip.addr, ip, alen);
+    p->len = ifa->ifa_prefixlen;
+    return true;
+}
+
+struct addr_list {
+    int ifindex;
+    unsigned flags;
+    struct vnet_prefix *out;
+    size_t max, count;
+};
+
+static int addr_one(const struct nlmsghdr *h, void *arg)
+{
+    struct addr_list *l = arg;
+    struct vnet_prefix p;
+    if (h->nlmsg_type == NLMSG_DONE)
+        return 1;
+    if (h->nlmsg_type == RTM_NEWADDR && addr_from_msg(h, l->ifindex, l->flags, &p)) {
+        if (l->count < l->max)
+            l->out[l->count] = p;
+        l->count++;
+    }
+    return 0;
+}
+
+int vnet_netdev_list_addrs(const char *ifname, struct vnet_prefix *out, size_t max, unsigned flags)
+{
+    if (!out && max)
+        return VNET_EINVAL;
+    int ifindex = vnet_netdev_ifindex(ifname);
+    if (ifindex < 0)
+        return ifindex;
+    struct nl_req r;
+    nl_init(&r, RTM_GETADDR, NLM_F_DUMP, sizeof(struct ifaddrmsg));
+    r.u.ifa.ifa_family = AF_UNSPEC;
+    r.u.ifa.ifa_index = (unsigned)ifindex;
+    struct addr_list l = {ifindex, flags, out, max, 0};
+    int rc = nl_exchange(&r, false, addr_one, &l);
+    if (rc)
+        return rc;
+    return l.count > INT32_MAX ? VNET_ERANGE : (int)l.count;
 }

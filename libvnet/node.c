@@ -23,9 +23,21 @@
 #include "vnet/token.h"
 
 #include "err_int.h"
+#include "node_util_int.h"
 #include "report_int.h"
 
-#define MOD "node"
+#define MOD             "node"
+#define MAX_SAVED_ADDRS 32
+
+/* A device that existed before the node opened it, as it was: put back at close. */
+struct saved_dev {
+    bool valid, up;
+    char ifname[16];
+    struct vnet_mac mac;
+    uint32_t mtu;
+    struct vnet_prefix addrs[MAX_SAVED_ADDRS];
+    size_t naddrs;
+};
 
 struct worker {
     struct vnet_node *n;
@@ -57,6 +69,10 @@ struct vnet_node {
     struct vnet_agent_callbacks cb;
     void *cb_arg;
     bool has_kp, has_join;
+    char pin_path[4096];                           /* KEY_FILE.controller */
+    uint8_t join_hash[VNET_TOKEN_HASH_BYTES];      /* of the join secret in use */
+    void (*on_refused)(void *, int, const char *); /* the embedder's */
+    struct saved_dev saved;                        /* a pre-existing --dev, restored at close */
     bool allow_plain;       /* with a key, a plain network is taken part in too */
     struct vnet_keypair kp; /* this node's key: the data plane's too, in a secure network */
     uint8_t ctl_pub[VNET_KEY_LEN], join_secret[VNET_JOIN_SECRET_LEN];
@@ -105,6 +121,18 @@ int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out)
     } else if ((strncmp(spec, "raw:", 4) == 0 || strncmp(spec, "xdp:", 4) == 0) &&
                strstr(spec, ",local=")) {
         ep = strstr(spec, ",local=") + 7;
+    } else if ((strncmp(spec, "raw:", 4) == 0 || strncmp(spec, "xdp:", 4) == 0) &&
+               !strchr(spec, ',')) {
+        struct vnet_prefix addrs[MAX_SAVED_ADDRS];
+        int n = vnet_netdev_list_addrs(spec + 4, addrs, MAX_SAVED_ADDRS, VNET_NETDEV_ADDR_GLOBAL);
+        if (n < 0)
+            return n;
+        struct vnet_endpoint e = {.port = 4789};
+        int rc = vnet__primary_addr(
+            addrs, (size_t)n < MAX_SAVED_ADDRS ? (size_t)n : MAX_SAVED_ADDRS, &e.ip);
+        if (rc == 0)
+            *out = e;
+        return rc;
     } else {
         return VNET_EINVAL;
     }
@@ -140,6 +168,16 @@ static int open_port(const struct vnet_node *n, const char *what, const char *sp
     return rc;
 }
 
+/* An underlay spec as written, without looking at interfaces: raw|xdp:IFNAME alone is
+ * resolved when the node is made. */
+static bool underlay_syntax_ok(const char *spec)
+{
+    struct vnet_endpoint ep;
+    if ((strncmp(spec, "raw:", 4) == 0 || strncmp(spec, "xdp:", 4) == 0) && !strchr(spec, ','))
+        return spec[4] && strlen(spec + 4) < 16 && !strchr(spec + 4, '/') && !strchr(spec + 4, ' ');
+    return vnet_node_underlay_local(spec, &ep) == 0;
+}
+
 int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t errlen)
 {
     if (!o) {
@@ -153,7 +191,8 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
     }
     const char *p = o->label_prefix ? o->label_prefix : "";
     static const struct vnet_mac zero_mac;
-    struct vnet_endpoint local;
+    char host[VNET__HOST_MAX];
+    uint16_t port;
     bool managed = o->controller || o->network || o->name;
     int rc = VNET_EINVAL;
     if (!o->dev)
@@ -162,16 +201,14 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
         vnet__errf(err, errlen, "%sunderlay is required (udp:IP:PORT)", p);
     else if (managed && (!o->controller || !o->network || !o->name))
         vnet__errf(err, errlen, "managed mode needs %scontroller, %snetwork and %sname", p, p, p);
-    else if (managed && vnet_endpoint_parse(o->controller, &local))
-        vnet__errf(err, errlen, "bad %scontroller '%s': want IP:PORT or [IPv6]:PORT", p,
+    else if (managed && vnet__hostport_split(o->controller, host, &port))
+        vnet__errf(err, errlen, "bad %scontroller '%s': want IP:PORT, [IPv6]:PORT or HOST:PORT", p,
                    o->controller);
     else if (managed && (!o->network[0] || strlen(o->network) >= VNET_NAME_MAX || !o->name[0] ||
                          strlen(o->name) >= VNET_NAME_MAX))
         vnet__errf(err, errlen, "bad %snetwork or %sname: 1 to 63 characters", p, p);
     else if (managed && (o->join || o->controller_key) && !o->key_file)
         vnet__errf(err, errlen, "%sjoin and %scontroller-key need %skey FILE", p, p, p);
-    else if (managed && o->key_file && !o->join && !o->controller_key)
-        vnet__errf(err, errlen, "%skey needs %scontroller-key KEY (or %sjoin TOKEN)", p, p, p);
     else if (!managed && vnet_mac_eq(&o->mac, &zero_mac))
         vnet__errf(err, errlen, "%smac is required", p);
     else if (!managed && vnet_mac_is_multicast(&o->mac))
@@ -182,13 +219,77 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
         vnet__errf(err, errlen, "too many %sip (max %d)", p, VNET_NODE_MAX_IPS);
     else if ((o->nips && !o->ips) || (o->npeers && !o->peers) || (o->nentries && !o->entries))
         vnet__errf(err, errlen, "an address, peer or entry array is NULL");
-    else if (vnet_node_underlay_local(o->underlay, &local))
+    else if (!underlay_syntax_ok(o->underlay))
         vnet__errf(err, errlen,
-                   "bad %sunderlay '%s': want udp:IP:PORT or raw|xdp:IFNAME,local=IP:PORT", p,
+                   "bad %sunderlay '%s': want udp:IP:PORT or raw|xdp:IFNAME[,local=IP:PORT]", p,
                    o->underlay);
     else
         rc = 0;
     return rc;
+}
+
+/* The key pinned at enrolment (KEY_FILE.controller), when it is this key's: with neither
+ * --controller-key nor --join it is the controller's key; with a --join whose token this key
+ * has used already, the join is spent and ignored. */
+static int use_pin(struct vnet_node *n, const struct vnet_node_options *o, char *err, size_t errlen)
+{
+    struct vnet__pin pin;
+    char perr[256] = "";
+    int rc = vnet__pin_read(n->pin_path, &pin, perr, sizeof(perr));
+    bool mine = rc == 0 && sodium_memcmp(pin.node_pub, n->kp.pub, VNET_KEY_LEN) == 0;
+    if (rc && rc != VNET_ENOENT) {
+        vnet__errf(err, errlen, "%s", perr);
+        return rc;
+    }
+    if (rc == 0 && !mine)
+        vnet_log(VNET_LOG_WARN, MOD, "%s was written for another key than %s: ignored", n->pin_path,
+                 o->key_file);
+    if (o->join) {
+        if (mine && sodium_memcmp(pin.ctl_pub, n->ctl_pub, VNET_KEY_LEN) == 0 &&
+            sodium_memcmp(pin.join_hash, n->join_hash, VNET_TOKEN_HASH_BYTES) == 0) {
+            vnet_log(VNET_LOG_INFO, MOD,
+                     "already enrolled, ignoring %sjoin (controller key "
+                     "pinned in %s)",
+                     n->prefix, n->pin_path);
+            n->has_join = false;
+            sodium_memzero(n->join_secret, sizeof(n->join_secret));
+        }
+        return 0;
+    }
+    if (o->controller_key) {
+        if (mine && sodium_memcmp(pin.ctl_pub, n->ctl_pub, VNET_KEY_LEN) != 0)
+            vnet_log(VNET_LOG_WARN, MOD,
+                     "%scontroller-key differs from the key pinned in %s: "
+                     "using %scontroller-key",
+                     n->prefix, n->pin_path, n->prefix);
+        return 0;
+    }
+    if (!mine) {
+        vnet__errf(err, errlen,
+                   "%skey %s: no %scontroller-key or %sjoin given, and no controller key pinned "
+                   "for this key in %s (written when a node enrols with %sjoin)",
+                   n->prefix, o->key_file, n->prefix, n->prefix, n->pin_path, n->prefix);
+        return VNET_EINVAL;
+    }
+    memcpy(n->ctl_pub, pin.ctl_pub, VNET_KEY_LEN);
+    vnet_log(VNET_LOG_INFO, MOD, "controller key pinned in %s", n->pin_path);
+    return 0;
+}
+
+/* After the first welcome of an enrolment: keep the controller's key (proven by the
+ * handshake) for the next start, bound to this node's key and the join token used. */
+static void write_pin(struct vnet_node *n)
+{
+    struct vnet__pin pin;
+    char perr[256] = "";
+    memcpy(pin.node_pub, n->kp.pub, VNET_KEY_LEN);
+    memcpy(pin.ctl_pub, n->ctl_pub, VNET_KEY_LEN);
+    memcpy(pin.join_hash, n->join_hash, VNET_TOKEN_HASH_BYTES);
+    if (vnet__pin_write(n->pin_path, &pin, perr, sizeof(perr)) != 0)
+        vnet_log(VNET_LOG_WARN, MOD, "enrolled, but %s: a restart needs %scontroller-key", perr,
+                 n->prefix);
+    else
+        vnet_log(VNET_LOG_INFO, MOD, "enrolled: controller key pinned in %s", n->pin_path);
 }
 
 /* Managed mode with a key: the controller's key (pinned or from the join token), and this
@@ -202,6 +303,7 @@ static int load_keys(struct vnet_node *n, const struct vnet_node_options *o, cha
             return VNET_EINVAL;
         }
         n->has_join = true;
+        vnet_token_hash(n->join_secret, sizeof(n->join_secret), n->join_hash);
     }
     if (o->controller_key) {
         uint8_t given[VNET_KEY_LEN];
@@ -217,6 +319,10 @@ static int load_keys(struct vnet_node *n, const struct vnet_node_options *o, cha
         memcpy(n->ctl_pub, given, VNET_KEY_LEN);
     }
     char kerr[256] = "";
+    if (vnet__pin_path(o->key_file, n->pin_path, sizeof(n->pin_path)) != 0) {
+        vnet__errf(err, errlen, "%skey %s: path too long", n->prefix, o->key_file);
+        return VNET_EINVAL;
+    }
     int rc = vnet_key_load(o->key_file, &n->kp, kerr, sizeof(kerr));
     if (rc == VNET_ENOENT && o->join) { /* enrolling: make the key now */
         rc = vnet_key_generate(&n->kp);
@@ -231,7 +337,7 @@ static int load_keys(struct vnet_node *n, const struct vnet_node_options *o, cha
         return rc;
     }
     n->has_kp = true;
-    return 0;
+    return use_pin(n, o, err, errlen);
 }
 
 /* One datapath per queue over the node's table and ports, configured as @base says, each
@@ -331,12 +437,93 @@ static int setup_static(struct vnet_node *n, const struct vnet_node_options *o, 
     return rc;
 }
 
+/* The interface a dev spec names ("tap:NAME", "raw:IFNAME", "xdp:IFNAME[,...]"), or "". */
+static void dev_ifname(const char *spec, char out[16])
+{
+    const char *colon = strchr(spec, ':');
+    out[0] = '\0';
+    if (!colon)
+        return;
+    size_t len = strcspn(colon + 1, ",");
+    if (len > 0 && len < 16) {
+        memcpy(out, colon + 1, len);
+        out[len] = '\0';
+    }
+}
+
+/* Note how a device that exists already looks (MAC, MTU, addresses, up or down), before the
+ * node changes it. */
+static void save_dev(struct vnet_node *n, const char *spec)
+{
+    struct saved_dev *d = &n->saved;
+    dev_ifname(spec, d->ifname);
+    if (!d->ifname[0] || vnet_netdev_ifindex(d->ifname) <= 0)
+        return;
+    int k = vnet_netdev_list_addrs(d->ifname, d->addrs, MAX_SAVED_ADDRS, 0);
+    if (k < 0 || k > MAX_SAVED_ADDRS || vnet_netdev_get_mac(d->ifname, &d->mac) ||
+        vnet_netdev_get_mtu(d->ifname, &d->mtu) || vnet_netdev_get_up(d->ifname, &d->up)) {
+        vnet_log(VNET_LOG_WARN, MOD,
+                 "%s exists, but its state could not be read: it will not be "
+                 "restored at exit",
+                 d->ifname);
+        return;
+    }
+    d->naddrs = (size_t)k;
+    d->valid = true;
+}
+
+static bool prefix_in(const struct vnet_prefix *p, const struct vnet_prefix *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].len == p->len && vnet_ip_eq(&v[i].ip, &p->ip))
+            return true;
+    return false;
+}
+
+/* Put a pre-existing device back as save_dev() found it (once its port is closed). */
+static void restore_dev(struct vnet_node *n)
+{
+    struct saved_dev *d = &n->saved;
+    if (!d->valid || vnet_netdev_ifindex(d->ifname) <= 0)
+        return;
+    d->valid = false;
+    struct vnet_prefix now[MAX_SAVED_ADDRS];
+    int k = vnet_netdev_list_addrs(d->ifname, now, MAX_SAVED_ADDRS, 0);
+    int fails = 0;
+    for (int i = 0; i < k && i < MAX_SAVED_ADDRS; i++)
+        if (!prefix_in(&now[i], d->addrs, d->naddrs) && vnet_netdev_del_addr(d->ifname, &now[i]))
+            fails++;
+    for (size_t i = 0; i < d->naddrs; i++)
+        if (k >= 0 && k <= MAX_SAVED_ADDRS && !prefix_in(&d->addrs[i], now, (size_t)k) &&
+            vnet_netdev_add_addr(d->ifname, &d->addrs[i]))
+            fails++;
+    struct vnet_mac mac;
+    uint32_t mtu;
+    bool up;
+    if (!vnet_mac_is_zero(&d->mac) &&
+        (vnet_netdev_get_mac(d->ifname, &mac) || !vnet_mac_eq(&mac, &d->mac)) &&
+        vnet_netdev_set_mac(d->ifname, &d->mac))
+        fails++;
+    if ((vnet_netdev_get_mtu(d->ifname, &mtu) || mtu != d->mtu) &&
+        vnet_netdev_set_mtu(d->ifname, d->mtu))
+        fails++;
+    if ((vnet_netdev_get_up(d->ifname, &up) || up != d->up) && vnet_netdev_set_up(d->ifname, d->up))
+        fails++;
+    char macs[VNET_MAC_STRLEN];
+    vnet_mac_format(&d->mac, macs, sizeof(macs));
+    vnet_log(fails ? VNET_LOG_WARN : VNET_LOG_INFO, MOD,
+             "%s restored as found (mac %s, mtu %u, %zu address%s, %s)%s", d->ifname, macs, d->mtu,
+             d->naddrs, d->naddrs == 1 ? "" : "es", d->up ? "up" : "down",
+             fails ? ": some changes failed" : "");
+}
+
 static void free_node(struct vnet_node *n)
 {
     for (unsigned q = 0; q < n->ndp; q++)
         vnet_datapath_destroy(n->dp[q]);
     vnet_port_close(n->uport);
     vnet_port_close(n->vport);
+    restore_dev(n);
     vnet_table_destroy(n->table);
     if (n->stop_fd >= 0)
         close(n->stop_fd);
@@ -376,7 +563,28 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct 
     n->nentries = o->nentries;
     n->cb = o->cb;
     n->cb_arg = o->cb_arg;
-    vnet_node_underlay_local(o->underlay, &n->local); /* checked above */
+    n->on_refused = o->on_refused;
+    char uspec[256];
+    const char *underlay = o->underlay;
+    if ((rc = vnet_node_underlay_local(o->underlay, &n->local)) != 0) {
+        char ifn[16];
+        dev_ifname(o->underlay, ifn);
+        vnet__errf(err, errlen, "%sunderlay %s: %s%s; give %s,local=IP[:PORT]", n->prefix,
+                   o->underlay, ifn,
+                   rc == VNET_ENOENT ? " does not exist or has no global IPv4 or IPv6 address"
+                                     : ": cannot read its addresses",
+                   o->underlay);
+        goto fail;
+    }
+    if ((strncmp(underlay, "raw:", 4) == 0 || strncmp(underlay, "xdp:", 4) == 0) &&
+        !strchr(underlay, ',')) {
+        char ep[VNET_ENDPOINT_STRLEN];
+        vnet_endpoint_format(&n->local, ep, sizeof(ep));
+        snprintf(uspec, sizeof(uspec), "%s,local=%s", underlay, ep);
+        vnet_log(VNET_LOG_INFO, MOD, "%sunderlay %s: using %s (the primary address of %s)",
+                 n->prefix, underlay, ep, underlay + 4);
+        underlay = uspec;
+    }
     if (n->managed) {
         snprintf(n->controller, sizeof(n->controller), "%s", o->controller);
         snprintf(n->network, sizeof(n->network), "%s", o->network);
@@ -396,14 +604,15 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct 
         vcfg.mac = o->mac;
         vcfg.set_mac = true;
     }
+    save_dev(n, o->dev);
     if ((rc = open_port(n, "dev", o->dev, &vcfg, o->fallback_raw, &n->vport, err, errlen)) != 0)
         goto fail;
     struct vnet_port_info info;
     vnet_port_get_info(n->vport, &info);
     snprintf(n->ifname, sizeof(n->ifname), "%s", info.ifname);
     struct vnet_port_cfg ucfg = {.offload = o->offload, .queues = n->nq};
-    if ((rc = open_port(n, "underlay", o->underlay, &ucfg, o->fallback_raw, &n->uport, err,
-                        errlen)) != 0)
+    if ((rc = open_port(n, "underlay", underlay, &ucfg, o->fallback_raw, &n->uport, err, errlen)) !=
+        0)
         goto fail;
     if (n->managed && o->key_file)
         rc = load_keys(n, o, err, errlen);
@@ -598,6 +807,10 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
     struct vnet_node *n = arg;
     char mac[VNET_MAC_STRLEN];
     vnet_mac_format(&self->mac, mac, sizeof(mac));
+    if (n->has_join) { /* the controller accepted the join: enrolled */
+        n->has_join = false;
+        write_pin(n);
+    }
     apply_welcome_netdev(n, net, self, mac);
     if (!n->ndp && welcome_datapaths(n, net) != 0)
         return;
@@ -646,6 +859,13 @@ static void on_state(void *arg, int connected)
         n->cb.on_state(n->cb_arg, connected);
 }
 
+static void on_refused(void *arg, int code, const char *why)
+{
+    struct vnet_node *n = arg;
+    if (n->on_refused)
+        n->on_refused(n->cb_arg, code, why);
+}
+
 int vnet_node_start(struct vnet_node *n)
 {
     if (!n)
@@ -672,7 +892,8 @@ int vnet_node_start(struct vnet_node *n)
                                   .table = n->table,
                                   .local = n->local,
                                   .cb = {on_welcome, on_peers, on_state, on_report},
-                                  .cb_arg = n};
+                                  .cb_arg = n,
+                                  .on_refused = on_refused};
     if (vnet_crypto_init() < 0)
         return VNET_EIO;
     randombytes_buf(n->dp_nonce, sizeof(n->dp_nonce));

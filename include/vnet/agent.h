@@ -3,8 +3,10 @@
  * Keeps a session with the controller on the caller's libuv loop: says hello with the last
  * revision it holds, applies snapshots and deltas to the node's switch table (each one
  * atomically, as one batch), acknowledges them, and reports the node's physical endpoint. It
- * reconnects with jittered exponential backoff; while the controller is away the data plane
- * keeps forwarding with the table it has.
+ * reconnects with jittered exponential backoff, logging each failure with the next delay at
+ * warn level once per backoff step or change of reason; while the controller is away the data
+ * plane keeps forwarding with the table it has. A permanent refusal stops it for good
+ * (vnet_agent_cfg.on_refused).
  *
  * The agent is the switch table's writer: call it from the thread that owns the table's
  * writes (the loop's thread).
@@ -48,7 +50,9 @@ struct vnet_agent_callbacks {
 
 struct vnet_agent_cfg {
     uv_loop_t *loop;
-    const char *controller;     /* "IP:PORT" or "[IPv6]:PORT" */
+    /* "IP:PORT", "[IPv6]:PORT" or "HOST:PORT": a host name is resolved (getaddrinfo, off the
+     * loop) before each connection attempt, so a changed DNS record is followed. */
+    const char *controller;
     const char *network, *node; /* names */
     struct vnet_table *table;   /* the agent writes it */
     struct vnet_endpoint local; /* this node's underlay endpoint, reported to the controller */
@@ -70,11 +74,25 @@ struct vnet_agent_cfg {
      * keys with this node then bind it (the same bytes go to vnet_datapath_cfg.nonce). */
     const uint8_t *dp_nonce;
     /* With @key, a WELCOME for a plain network (unencrypted data plane) is refused unless
-     * this is set: the session is dropped with an error and retried. */
+     * this is set: a permanent refusal (@on_refused). */
     bool allow_plain;
+    /* The controller refused this node for good, or the node's network or record is gone:
+     * the network or node is unknown, a join token is used or expired, the node's key is not
+     * registered or was revoked, the controller does not hold the pinned key, the node was
+     * removed or its network deleted, or (with @key) the network is plain without
+     * @allow_plain. A refusal that comes before the handshake completes (the controller's
+     * uniform answer to a HELLO, which nothing authenticates) counts only when a second one
+     * follows, at least a second later, with no welcome between; one on an authenticated session
+     * counts at once. The agent then stops: it does not reconnect, and @why (one line for an
+     * operator: what happened, the possible causes, what to check) is final. @code is the
+     * controller's VNET_E* code (VNET_EACCES, VNET_ENOENT, VNET_EVERSION) or VNET_EPERM for a
+     * refusal of the node's own. Called with @cb_arg, from the loop; destroying the agent
+     * from here is allowed. May be NULL: the agent stops all the same. */
+    void (*on_refused)(void *arg, int code, const char *why);
 };
 
-/* Create and start connecting. Returns 0 or VNET_EINVAL / VNET_ENOMEM. */
+/* Create and start connecting. Returns 0 or VNET_EINVAL (a missing field, a controller address
+ * that is not IP:PORT, [IPv6]:PORT or HOST:PORT) / VNET_ENOMEM. */
 VNET_API int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out);
 
 /* Close the session; freed once the loop has run the close callbacks. NULL ignored. */

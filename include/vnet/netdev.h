@@ -54,6 +54,33 @@ VNET_API int vnet_netdev_get_mac(const char *ifname, struct vnet_mac *mac);
  * or prefix length) or another negative error. */
 VNET_API int vnet_netdev_add_addr(const char *ifname, const struct vnet_prefix *p);
 
+/**
+ * Remove the address @p from @ifname (RTM_DELADDR; the prefix length must match the one it
+ * was added with). An address that is not there is success.
+ * Ownership: none. Returns: 0, VNET_EINVAL (bad family or prefix length) or another negative
+ * error. Thread-safety: thread-safe.
+ */
+VNET_API int vnet_netdev_del_addr(const char *ifname, const struct vnet_prefix *p);
+
+#define VNET_NETDEV_ADDR_GLOBAL 1u /* vnet_netdev_list_addrs: only addresses of global scope */
+
+/**
+ * List the IPv4 and IPv6 addresses of @ifname (RTM_GETADDR), in the kernel's order, with
+ * their prefix lengths; with VNET_NETDEV_ADDR_GLOBAL in @flags only those of global scope
+ * (no link-local, host or site addresses), and never tentative or deprecated ones then.
+ * Ownership: writes up to @max entries of @out (may be NULL when @max is 0).
+ * Returns: the number of addresses there are (more than @max when @out was too small), or a
+ * negative error. Thread-safety: thread-safe.
+ */
+VNET_API int vnet_netdev_list_addrs(const char *ifname, struct vnet_prefix *out, size_t max,
+                                    unsigned flags);
+
+/**
+ * Whether @ifname is administratively up (IFF_UP) into *@up.
+ * Ownership: writes *@up. Returns: 0 or a negative error. Thread-safety: thread-safe.
+ */
+VNET_API int vnet_netdev_get_up(const char *ifname, bool *up);
+
 /* Look up the neighbour (ARP or NDP) entry of @ip on the device @ifindex (RTM_GETNEIGH) and
  * store its link-layer address in *mac. Only entries holding a usable address count (states
  * PERMANENT, NOARP, REACHABLE, STALE, DELAY, PROBE); an absent, INCOMPLETE or FAILED entry

@@ -46,7 +46,7 @@ extern "C" {
 
 struct vnet_node;
 
-#define VNET_NODE_OPTIONS_VERSION 2 /* 2: allow_plain */
+#define VNET_NODE_OPTIONS_VERSION 3 /* 2: allow_plain; 3: on_refused */
 #define VNET_NODE_MAX_QUEUES      16
 #define VNET_NODE_MAX_IPS         16
 
@@ -54,10 +54,12 @@ struct vnet_node_options {
     unsigned version; /* VNET_NODE_OPTIONS_VERSION (set by vnet_node_options_init) */
 
     /* The ports (strings are copied where kept). */
-    const char *dev;      /* virtual side: "tap:NAME", "raw:IFNAME", "xdp:IFNAME" */
-    const char *underlay; /* "udp:IP[:PORT]", "raw:IFNAME,local=IP[:PORT]", "xdp:..." */
-    bool fallback_raw;    /* open an xdp: port that AF_XDP cannot serve here as raw: */
-    bool offload;         /* TSO/checksum offload on the TAP, UDP GSO/GRO (default true) */
+    const char *dev; /* virtual side: "tap:NAME", "raw:IFNAME", "xdp:IFNAME" */
+    /* "udp:IP[:PORT]", "raw:IFNAME[,local=IP[:PORT]]", "xdp:...": without local=, IFNAME's
+     * primary address (its first global IPv4 address, else IPv6) and port 4789. */
+    const char *underlay;
+    bool fallback_raw; /* open an xdp: port that AF_XDP cannot serve here as raw: */
+    bool offload;      /* TSO/checksum offload on the TAP, UDP GSO/GRO (default true) */
     /* Prefix of the port and key names in log lines and errors: "--" makes them read
      * "--dev tap:x: ..." as a program's options would; default "" ("dev tap:x: ...").
      * At most 7 characters are used. */
@@ -84,15 +86,27 @@ struct vnet_node_options {
     size_t nentries;
 
     /* Managed mode. */
-    const char *controller;     /* "IP:PORT" or "[IPv6]:PORT": managed mode when set */
+    /* "IP:PORT", "[IPv6]:PORT" or "HOST:PORT" (resolved at each connection attempt): managed
+     * mode when set */
+    const char *controller;
     const char *network, *name; /* this node's network and name in it */
-    const char *key_file;       /* this node's key: authenticated, encrypted session; the
-                                   data plane's key in a secure network */
+    /* This node's key: authenticated, encrypted session; the data plane's key in a secure
+     * network. After an enrolment with @join the controller's key is kept beside it, in
+     * KEY_FILE.controller (mode 0600, with the node key and the join token's hash): a node
+     * started again with @key_file alone, or with the same @join, uses that pinned key, and
+     * a join token already used by this key is ignored ("already enrolled, ignoring join"). */
+    const char *key_file;
     const char *controller_key; /* the controller's public key (text form), pinned */
     const char *join;           /* a join token: enrols @key_file (made when missing) */
     bool allow_plain; /* with @key_file, take part in a plain network too (refused without) */
     struct vnet_agent_callbacks cb; /* also told (after the node applied it); may be empty */
     void *cb_arg;
+    /* Managed mode: the node cannot go on (vnet_agent_cfg.on_refused says when: the
+     * controller refused it for good, its network was deleted or it was removed, or a secure
+     * network when the node has no key). The agent has stopped; @why is one line for an
+     * operator. Close the node (allowed from here): a pre-existing device is restored, a TAP
+     * the node made disappears. Called with @cb_arg on the loop; may be NULL. */
+    void (*on_refused)(void *arg, int code, const char *why);
 };
 
 /**
@@ -103,8 +117,11 @@ VNET_API void vnet_node_options_init(struct vnet_node_options *o);
 
 /**
  * The local underlay endpoint an underlay spec names: "udp:IP[:PORT]" or
- * "raw|xdp:IFNAME,local=IP[:PORT]" (the port defaults to 4789, as the backends do).
- * Ownership: writes *@out only. Returns: 0, VNET_EINVAL when @spec names none.
+ * "raw|xdp:IFNAME,local=IP[:PORT]" (the port defaults to 4789, as the backends do); for
+ * "raw|xdp:IFNAME" alone, IFNAME's primary address in the calling thread's namespace (its
+ * first global IPv4 address, else its first global IPv6 one) and port 4789.
+ * Ownership: writes *@out only. Returns: 0, VNET_EINVAL when @spec names none, VNET_ENOENT
+ * when IFNAME does not exist or has no global address, another netdev error.
  * Thread-safety: thread-safe.
  */
 VNET_API int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *out);
@@ -112,8 +129,9 @@ VNET_API int vnet_node_underlay_local(const char *spec, struct vnet_endpoint *ou
 /**
  * Check @o as vnet_node_create() will, without opening anything: the ports and the underlay's
  * local endpoint given, managed mode complete (controller, network and name; a key file with
- * the controller's key or a join token, and neither of those without it), static mode with a
- * unicast MAC, queues and arrays in range. Messages name options with @o->label_prefix
+ * the controller's key, a join token or neither (the key pinned at enrolment), and neither of
+ * the first two without a key file; a controller address as IP:PORT or HOST:PORT), static mode with
+ * a unicast MAC, queues and arrays in range. Messages name options with @o->label_prefix
  * ("--dev is required (tap:NAME)"), so a program can report them as usage errors.
  * Ownership: reads @o; @err (may be NULL) receives the reason.
  * Returns: 0, VNET_EINVAL. Thread-safety: thread-safe.

@@ -2279,6 +2279,16 @@ START_TEST(t_join_stolen)
     ck_assert(r.u.reply.nodes[0].has_pubkey);
     ck_assert_mem_eq(r.u.reply.nodes[0].pubkey, real.pub, VNET_KEY_LEN);
     vnet_msg_free(&r);
+
+    /* Issue 13: the node comes back with the same (used) token, e.g. restarted with the same
+     * command line: its key is the registered one, so it is let in; the thief still is not. */
+    snode_hello(&n, &s, &real, key.pub, "blue", "a", secret, real.pub);
+    snode_welcome(&n, &s);
+    peer_close(&n.p);
+    snode_hello(&n, &s, &thief, key.pub, "blue", "a", secret, thief.pub);
+    expect_error_close(&n.p, VNET_EACCES, NODE_REFUSED);
+    vnet__sess_wipe(&s);
+    peer_close(&n.p);
     vnet_client_close(adm);
     ctl_stop();
 }

@@ -6,6 +6,8 @@
  * permissions, a pinned key that differs from the join token's). */
 #include "vnet/node.h"
 
+#include "../../libvnet/node_util_int.h"
+
 #include "vnet/crypto.h"
 #include "vnet/error.h"
 #include "vnet/sys/port.h"
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -345,10 +348,20 @@ START_TEST(t_options)
     o.join = "x";
     expect_check(&o, "--join and --controller-key need --key FILE");
     o.join = NULL;
-    o.key_file = "/k";
-    expect_check(&o, "--key needs --controller-key KEY (or --join TOKEN)");
+    o.key_file = "/k"; /* alone: the controller key pinned at enrolment, read at create */
+    expect_check(&o, NULL);
+    o.controller = "ctl.example.org:7700";
+    expect_check(&o, NULL);
+    o.controller = "ctl_example:7700";
+    expect_check(&o, "bad --controller 'ctl_example:7700': want IP:PORT, [IPv6]:PORT or HOST:PORT");
     o.label_prefix = NULL;
-    expect_check(&o, "key needs controller-key KEY");
+    expect_check(&o, "bad controller 'ctl_example:7700'");
+    o.controller = "127.0.0.1:1";
+    o.underlay = "raw:eth0";
+    expect_check(&o, NULL); /* its address is looked up at create */
+    o.underlay = "raw:eth0,mtu=9000";
+    expect_check(&o, "bad underlay 'raw:eth0,mtu=9000'");
+    o.underlay = "udp:10.0.0.1:4789";
     o.version = 0;
     expect_check(&o, "options version 0");
 }
@@ -365,7 +378,7 @@ START_TEST(t_underlay_local)
         {"udp:2001:db8::1", "[2001:db8::1]:4789"},
         {"raw:eth0,local=10.1.2.3", "10.1.2.3:4789"},
         {"xdp:eth0,local=[fd00::2]:7000", "[fd00::2]:7000"},
-        {"raw:eth0", NULL},
+        {"raw:nosuchif0", NULL}, /* without local=: the interface's address, when it exists */
         {"tap:vn0", NULL},
         {"udp:", NULL},
         {"udp:10.0.0.1:99999", NULL},
@@ -373,7 +386,10 @@ START_TEST(t_underlay_local)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct vnet_endpoint ep;
         int rc = vnet_node_underlay_local(cases[i].spec, &ep);
-        ck_assert_msg(rc == (cases[i].want ? 0 : VNET_EINVAL), "%s: rc %d", cases[i].spec, rc);
+        int want_rc = cases[i].want                       ? 0
+                      : strstr(cases[i].spec, "nosuchif") ? VNET_ENOENT
+                                                          : VNET_EINVAL;
+        ck_assert_msg(rc == want_rc, "%s: rc %d", cases[i].spec, rc);
         if (!cases[i].want)
             continue;
         char buf[VNET_ENDPOINT_STRLEN];
@@ -562,12 +578,185 @@ START_TEST(t_managed_keys)
 }
 END_TEST
 
+/* ---- node_util: the controller's address, the pin file, the primary address ---- */
+
+START_TEST(t_hostport)
+{
+    static const struct {
+        const char *s, *host; /* host NULL: refused */
+        unsigned port;
+    } cases[] = {
+        {"10.0.0.1:7700", "10.0.0.1", 7700},
+        {"[fd00::1]:1", "fd00::1", 1},
+        {"ctl.example.org:7700", "ctl.example.org", 7700},
+        {"ctl:65535", "ctl", 65535},
+        {"a-b.c.:80", "a-b.c.", 80},
+        {"nohost", NULL, 0},
+        {"nohost:", NULL, 0},
+        {"nohost:0", NULL, 0},
+        {"nohost:65536", NULL, 0},
+        {"nohost:+80", NULL, 0},
+        {"no_host:80", NULL, 0},
+        {"-bad:80", NULL, 0},
+        {"bad-.x:80", NULL, 0},
+        {"a..b:80", NULL, 0},
+        {":80", NULL, 0},
+        {"10.0.0.300:80", NULL, 0}, /* digits and dots: a mistyped address, not a name */
+        {"fd00::1:80", NULL, 0},    /* IPv6 needs brackets */
+        {"[10.0.0.1]:80", NULL, 0},
+        {"[fd00::1]80", NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char host[VNET__HOST_MAX] = "unchanged";
+        uint16_t port = 0;
+        int rc = vnet__hostport_split(cases[i].s, host, &port);
+        ck_assert_msg(rc == (cases[i].host ? 0 : VNET_EINVAL), "%s: rc %d", cases[i].s, rc);
+        if (!cases[i].host) {
+            ck_assert_str_eq(host, "unchanged");
+            continue;
+        }
+        ck_assert_str_eq(host, cases[i].host);
+        ck_assert_uint_eq(port, cases[i].port);
+    }
+    char label[80];
+    memset(label, 'a', 64);
+    memcpy(label + 64, ":80", 4); /* a label of 64 characters */
+    char host[VNET__HOST_MAX];
+    uint16_t port;
+    ck_assert_int_eq(vnet__hostport_split(label, host, &port), VNET_EINVAL);
+    label[63] = '.';
+    ck_assert_int_eq(vnet__hostport_split(label, host, &port), 0);
+}
+END_TEST
+
+START_TEST(t_primary_addr)
+{
+    struct vnet_prefix v[3];
+    memset(v, 0, sizeof(v));
+    ck_assert_int_eq(vnet_prefix_parse("fd00::5/64", &v[0]), 0);
+    ck_assert_int_eq(vnet_prefix_parse("10.0.0.9/24", &v[1]), 0);
+    ck_assert_int_eq(vnet_prefix_parse("10.0.0.8/24", &v[2]), 0);
+    struct vnet_ip ip;
+    char buf[VNET_IP_STRLEN];
+    ck_assert_int_eq(vnet__primary_addr(v, 3, &ip), 0); /* the first IPv4 one */
+    vnet_ip_format(&ip, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "10.0.0.9");
+    ck_assert_int_eq(vnet__primary_addr(v, 1, &ip), 0); /* else the first IPv6 one */
+    vnet_ip_format(&ip, buf, sizeof(buf));
+    ck_assert_str_eq(buf, "fd00::5");
+    ck_assert_int_eq(vnet__primary_addr(v, 0, &ip), VNET_ENOENT);
+}
+END_TEST
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+START_TEST(t_pin_file)
+{
+    char path[160], err[512] = "";
+    snprintf(path, sizeof(path), "%s/node.key.controller", tmpdir);
+    char kp[128];
+    snprintf(kp, sizeof(kp), "%s/node.key", tmpdir);
+    char want[200];
+    ck_assert_int_eq(vnet__pin_path(kp, want, sizeof(want)), 0);
+    ck_assert_str_eq(want, path);
+    ck_assert_int_eq(vnet__pin_path(kp, want, 10), VNET_EINVAL);
+
+    struct vnet__pin pin, got;
+    randombytes_buf(&pin, sizeof(pin));
+    ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), VNET_ENOENT);
+    ck_assert_int_eq(vnet__pin_write(path, &pin, err, sizeof(err)), 0);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), 0);
+    ck_assert_mem_eq(&got, &pin, sizeof(pin));
+    /* Replaced whole (rename), no join hash written as "-". */
+    memset(pin.join_hash, 0, sizeof(pin.join_hash));
+    ck_assert_int_eq(vnet__pin_write(path, &pin, err, sizeof(err)), 0);
+    FILE *f = fopen(path, "r");
+    char line[256] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(line, " -\n"));
+    ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), 0);
+    ck_assert_mem_eq(&got, &pin, sizeof(pin));
+    /* A file others may change could redirect the node to another controller: refused. */
+    ck_assert_int_eq(chmod(path, 0664), 0);
+    ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), VNET_EPERM);
+    ck_assert_ptr_nonnull(strstr(err, "writable by group") ? err : strstr(err, "readable by"));
+    /* Anything but the one line. */
+    static const char *bad[] = {"", "vnet-pin-v1\n", "vnet-pin-v2 a b c\n", "vnet-pin-v1 x y z\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_text(path, bad[i], 0600);
+        ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), VNET_EINVAL);
+        ck_assert_ptr_nonnull(strstr(err, "not a line"));
+    }
+    ck_assert_int_eq(vnet__pin_write(path, &pin, err, sizeof(err)), 0);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+    fclose(f);
+    line[strlen(line) - 1] = '\0'; /* no final newline */
+    write_text(path, line, 0600);
+    ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), VNET_EINVAL);
+    strcat(line, " extra\n");
+    write_text(path, line, 0600);
+    ck_assert_int_eq(vnet__pin_read(path, &got, err, sizeof(err)), VNET_EINVAL);
+}
+END_TEST
+
+/* A node started with --key alone uses the controller key pinned for that key, and refuses to
+ * start without one. */
+START_TEST(t_managed_pin)
+{
+    char key[128], pinpath[160], err[512] = "";
+    snprintf(key, sizeof(key), "%s/node.key", tmpdir);
+    snprintf(pinpath, sizeof(pinpath), "%s.controller", key);
+    struct vnet_keypair kp, other, ctl;
+    ck_assert_int_eq(vnet_key_generate(&kp), 0);
+    ck_assert_int_eq(vnet_key_generate(&other), 0);
+    ck_assert_int_eq(vnet_key_generate(&ctl), 0);
+    ck_assert_int_eq(vnet_key_save(key, &kp, err, sizeof(err)), 0);
+    struct vnet_node_options o;
+    struct vnet_node *n = NULL;
+    managed_options(&o, key);
+    ck_assert_int_eq(vnet_node_create(&o, &loop, &n, err, sizeof(err)), VNET_EINVAL);
+    ck_assert_msg(strstr(err, "no --controller-key or --join given, and no controller key "
+                              "pinned for this key in"),
+                  "%s", err);
+    /* A pin written for another node key does not count. */
+    struct vnet__pin pin;
+    memset(&pin, 0, sizeof(pin));
+    memcpy(pin.node_pub, other.pub, VNET_KEY_LEN);
+    memcpy(pin.ctl_pub, ctl.pub, VNET_KEY_LEN);
+    ck_assert_int_eq(vnet__pin_write(pinpath, &pin, err, sizeof(err)), 0);
+    ck_assert_int_eq(vnet_node_create(&o, &loop, &n, err, sizeof(err)), VNET_EINVAL);
+    memcpy(pin.node_pub, kp.pub, VNET_KEY_LEN);
+    ck_assert_int_eq(vnet__pin_write(pinpath, &pin, err, sizeof(err)), 0);
+    ck_assert_msg(vnet_node_create(&o, &loop, &n, err, sizeof(err)) == 0, "create: %s", err);
+    close_node(n);
+    n = NULL;
+    /* A loose pin file is refused with its reason. */
+    ck_assert_int_eq(chmod(pinpath, 0646), 0);
+    ck_assert_int_eq(vnet_node_create(&o, &loop, &n, err, sizeof(err)), VNET_EPERM);
+    ck_assert_ptr_nonnull(strstr(err, "pinned key file"));
+}
+END_TEST
+
 static Suite *vnet_node_suite(void)
 {
     Suite *s = suite_create("node");
     TCase *tc = tcase_create("options");
     tcase_add_test(tc, t_options);
     tcase_add_test(tc, t_underlay_local);
+    tcase_add_test(tc, t_hostport);
+    tcase_add_test(tc, t_primary_addr);
     suite_add_tcase(s, tc);
     tc = tcase_create("static");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -582,6 +771,8 @@ static Suite *vnet_node_suite(void)
     tc = tcase_create("managed_keys");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_managed_keys);
+    tcase_add_test(tc, t_pin_file);
+    tcase_add_test(tc, t_managed_pin);
     suite_add_tcase(s, tc);
     return s;
 }
