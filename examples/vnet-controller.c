@@ -57,7 +57,7 @@ static void usage(FILE *f)
             "          [--key FILE] [--admin-token-file PATH] [--keepalive MS]\n"
             "          [--log-level error|warn|info|debug] [--handshake-timeout MS]\n"
             "          [--preauth-frame-max BYTES] [--preauth-max N] [--preauth-per-ip N]\n"
-            "          [--config FILE] [--log-format text|json]\n"
+            "          [--report-interval MS] [--config FILE] [--log-format text|json]\n"
             "   or: %s --genkey [FILE] | --pubkey FILE\n"
             "\n"
             "  --config     read options from FILE: 'name = value' lines, the option names\n"
@@ -86,6 +86,8 @@ static void usage(FILE *f)
             "  --preauth-frame-max  the largest frame before authentication (default 65536)\n"
             "  --preauth-max        unauthenticated connections open at once (default 256)\n"
             "  --preauth-per-ip     the same, from one source address (default 16)\n"
+            "  --report-interval    how often nodes report their counters and peers, in ms\n"
+            "               (default 10000; `vnetctl network status` shows the last report)\n"
             "  --log-level  error, warn, info (default) or debug\n"
             "  --log-format text (default; timestamped unless stderr is the journal) or json\n"
             "               (one object per line: ts, level, module, msg)\n"
@@ -316,6 +318,7 @@ int main(int argc, char **argv)
         O_PA_FRAME,
         O_PA_MAX,
         O_PA_PER_IP,
+        O_REPORT,
         O_CONFIG,
         O_LOG_FORMAT,
     };
@@ -335,6 +338,7 @@ int main(int argc, char **argv)
         {"preauth-frame-max", required_argument, NULL, O_PA_FRAME},
         {"preauth-max", required_argument, NULL, O_PA_MAX},
         {"preauth-per-ip", required_argument, NULL, O_PA_PER_IP},
+        {"report-interval", required_argument, NULL, O_REPORT},
         {"config", required_argument, NULL, O_CONFIG},
         {"log-format", required_argument, NULL, O_LOG_FORMAT},
         {"help", no_argument, NULL, 'h'},
@@ -344,6 +348,7 @@ int main(int argc, char **argv)
     const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL, *admin_token = NULL;
     unsigned long keepalive = 5000;
     uint32_t hs_timeout = 0, pa_frame = 0, pa_max = 0, pa_per_ip = 0; /* 0: the library's */
+    uint32_t report_ms = 0;
     static const char *const optional_value[] = {"genkey", NULL};
     vnet_log_set_level(VNET_LOG_INFO); /* an operator sees "up", "stopped" */
     int c = progopt_load(&start_po, prog, longopts, optional_value, argc, argv);
@@ -412,6 +417,10 @@ int main(int argc, char **argv)
         case O_PA_PER_IP:
             if (parse_u32(optarg, 1, 1000000, &pa_per_ip))
                 return usage_error("bad --preauth-per-ip '%s': 1..1000000", optarg);
+            break;
+        case O_REPORT:
+            if (parse_u32(optarg, 1000, 3600000, &report_ms))
+                return usage_error("bad --report-interval '%s': 1000..3600000 ms", optarg);
             break;
         case O_LOG_FORMAT: {
             enum vnet_log_format f;
@@ -527,6 +536,7 @@ int main(int argc, char **argv)
                                       .preauth_frame_max = pa_frame,
                                       .preauth_max = pa_max,
                                       .preauth_per_ip = pa_per_ip,
+                                      .report_ms = report_ms,
                                       .key = key_file ? &key : NULL};
     rc = vnet_controller_create(&cfg, &x.c);
     if (rc) {

@@ -276,6 +276,172 @@ static void print_nodes(const struct vnet_node_info *v, uint32_t n)
     }
 }
 
+/* ---- network status ---- */
+
+static uint64_t now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The name of node @id among the status entries, else NULL. */
+static const char *status_node_name(const struct vnet_client_status *r, uint64_t id)
+{
+    for (uint32_t i = 0; id && i < r->count; i++)
+        if (r->nodes[i].node.id == id)
+            return r->nodes[i].node.name;
+    return NULL;
+}
+
+/* A peer as the table shows it: its node name, else its endpoint. */
+static const char *peer_label(const struct vnet_client_status *r, const struct vnet_report_peer *p,
+                              char *buf, size_t len)
+{
+    const char *name = status_node_name(r, p->node_id);
+    if (name) {
+        snprintf(buf, len, "%s", name);
+        return buf;
+    }
+    return epstr(&p->ep, buf, len);
+}
+
+static const char *reach_name(uint8_t reach)
+{
+    return reach == VNET_REACH_DIRECT ? "direct" : "none";
+}
+
+/* 1536 -> "1.5K": bytes for a table column. */
+static const char *human_bytes(uint64_t v, char *buf, size_t len)
+{
+    static const char units[] = "KMGTPE";
+    if (v < 1024) {
+        snprintf(buf, len, "%llu", (unsigned long long)v);
+        return buf;
+    }
+    double d = (double)v;
+    unsigned u = 0;
+    while (d >= 1024 && u < sizeof(units) - 1) {
+        d /= 1024;
+        u++;
+    }
+    snprintf(buf, len, "%.1f%c", d, units[u - 1]);
+    return buf;
+}
+
+/* "now", "42s ago", "3m ago", "never". */
+static const char *ago(uint64_t then_ms, uint64_t now_ms, char *buf, size_t len)
+{
+    if (!then_ms) {
+        snprintf(buf, len, "never");
+        return buf;
+    }
+    uint64_t s = now_ms > then_ms ? (now_ms - then_ms) / 1000 : 0;
+    if (s < 2)
+        snprintf(buf, len, "now");
+    else if (s < 120)
+        snprintf(buf, len, "%llus ago", (unsigned long long)s);
+    else if (s < 7200)
+        snprintf(buf, len, "%llum ago", (unsigned long long)(s / 60));
+    else
+        snprintf(buf, len, "%lluh ago", (unsigned long long)(s / 3600));
+    return buf;
+}
+
+static void print_counters_json(const char *key, const struct vnet_report_counters *c)
+{
+    printf("\"%s\":{\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu}",
+           key, (unsigned long long)c->rx_packets, (unsigned long long)c->rx_bytes,
+           (unsigned long long)c->tx_packets, (unsigned long long)c->tx_bytes);
+}
+
+static void print_peer_json(const struct vnet_client_status *r, const struct vnet_report_peer *p)
+{
+    char e[64];
+    printf("{");
+    json_str("peer", status_node_name(r, p->node_id), true);
+    printf("\"node_id\":%llu,", (unsigned long long)p->node_id);
+    json_str("endpoint", epstr(&p->ep, e, sizeof(e)), true);
+    printf("\"rx_packets\":%llu,\"rx_bytes\":%llu,\"tx_packets\":%llu,\"tx_bytes\":%llu,",
+           (unsigned long long)p->c.rx_packets, (unsigned long long)p->c.rx_bytes,
+           (unsigned long long)p->c.tx_packets, (unsigned long long)p->c.tx_bytes);
+    if (p->has_last_rx)
+        printf("\"last_rx_ms\":%llu,", (unsigned long long)p->last_rx_ms);
+    else
+        printf("\"last_rx_ms\":null,");
+    json_str("reach", reach_name(p->reach), true);
+    if (p->has_rtt)
+        printf("\"rtt_us\":%u}", p->rtt_us);
+    else
+        printf("\"rtt_us\":null}");
+}
+
+/* The report: its counters whole, and the table's columns (bytes_in/out, drops, reaches). */
+static void print_report_json(const struct vnet_client_status *r, const struct vnet_report *rep,
+                              uint64_t age_ms)
+{
+    printf("\"bytes_in\":%llu,\"bytes_out\":%llu,\"drops\":%llu,\"reaches\":[",
+           (unsigned long long)rep->virt.tx_bytes, (unsigned long long)rep->virt.rx_bytes,
+           (unsigned long long)rep->drops);
+    for (uint32_t k = 0; k < rep->npeers; k++) {
+        if (k)
+            putchar(',');
+        print_peer_json(r, &rep->peers[k]);
+    }
+    printf("],\"report\":{\"age_ms\":%llu,", (unsigned long long)age_ms);
+    print_counters_json("virtual", &rep->virt);
+    putchar(',');
+    print_counters_json("underlay", &rep->under);
+    printf(",\"drops\":%llu,\"drop_reasons\":{", (unsigned long long)rep->drops);
+    bool first = true;
+    for (unsigned k = 0; k < VNET_REPORT_DROPS; k++) {
+        if (!rep->drop_reasons[k])
+            continue;
+        printf("%s\"%s\":%llu", first ? "" : ",", vnet_dp_drop_name((enum vnet_dp_drop)k),
+               (unsigned long long)rep->drop_reasons[k]);
+        first = false;
+    }
+    printf("},\"table_size\":%llu}", (unsigned long long)rep->table_size);
+}
+
+static void print_status_json(const struct vnet_client_status *r, uint32_t connected,
+                              uint32_t converged)
+{
+    const struct vnet_network *n = &r->network;
+    printf("{");
+    json_str("network", n->name, true);
+    printf("\"revision\":%llu,\"nodes\":%u,\"connected\":%u,\"converged\":%u,\"status\":[",
+           (unsigned long long)n->revision, r->count, connected, converged);
+    for (uint32_t i = 0; i < r->count; i++) {
+        const struct vnet_node_status *s = &r->nodes[i];
+        char ph[64], ob[64], fr[64];
+        printf("%s{", i ? "," : "");
+        json_str("node", s->node.name, true);
+        printf("\"id\":%llu,\"connected\":%s,\"connected_since_ms\":",
+               (unsigned long long)s->node.id, s->connected ? "true" : "false");
+        if (s->connected_since_ms)
+            printf("%llu,", (unsigned long long)s->connected_since_ms);
+        else
+            printf("null,");
+        printf("\"acked\":%llu,\"converged\":%s,\"last_seen_ms\":", (unsigned long long)s->acked,
+               s->acked == n->revision ? "true" : "false");
+        if (s->last_seen_ms)
+            printf("%llu,", (unsigned long long)s->last_seen_ms);
+        else
+            printf("null,");
+        json_str("phys", epstr(&s->node.phys, ph, sizeof(ph)), true);
+        json_str("observed", epstr(&s->node.observed, ob, sizeof(ob)), true);
+        json_str("session_from", epstr(&s->session_from, fr, sizeof(fr)), true);
+        if (s->has_report)
+            print_report_json(r, &s->report, s->report_age_ms);
+        else
+            printf("\"bytes_in\":null,\"bytes_out\":null,\"drops\":null,\"reaches\":null,"
+                   "\"report\":null");
+        printf("}");
+    }
+    printf("]}\n");
+}
+
 static void print_status(const struct vnet_client_status *r)
 {
     const struct vnet_network *n = &r->network;
@@ -285,30 +451,36 @@ static void print_status(const struct vnet_client_status *r)
         converged += r->nodes[i].acked == n->revision;
     }
     if (json) {
-        printf("{");
-        json_str("network", n->name, true);
-        printf("\"revision\":%llu,\"nodes\":%u,\"connected\":%u,\"converged\":%u,\"status\":[",
-               (unsigned long long)n->revision, r->count, connected, converged);
-        for (uint32_t i = 0; i < r->count; i++) {
-            const struct vnet_node_status *s = &r->nodes[i];
-            printf("%s{", i ? "," : "");
-            json_str("node", s->node.name, true);
-            printf("\"connected\":%s,\"acked\":%llu,\"converged\":%s}",
-                   s->connected ? "true" : "false", (unsigned long long)s->acked,
-                   s->acked == n->revision ? "true" : "false");
-        }
-        printf("]}\n");
+        print_status_json(r, connected, converged);
         return;
     }
+    uint64_t now = now_unix_ms();
     printf("network %s: revision %llu, %u nodes, %u connected, %u converged\n", n->name,
            (unsigned long long)n->revision, r->count, connected, converged);
-    printf("%-16s %-10s %10s %-10s %-22s\n", "NODE", "CONNECTED", "ACKED", "CONVERGED", "OBSERVED");
+    printf("%-16s %-9s %-9s %-10s %-22s %8s %8s %7s  %s\n", "NODE", "CONNECTED", "CONVERGED",
+           "LAST-SEEN", "OBSERVED", "IN", "OUT", "DROPS", "REACHES");
     for (uint32_t i = 0; i < r->count; i++) {
         const struct vnet_node_status *s = &r->nodes[i];
-        char o[64];
-        printf("%-16s %-10s %10llu %-10s %-22s\n", s->node.name, s->connected ? "yes" : "no",
-               (unsigned long long)s->acked, s->acked == n->revision ? "yes" : "no",
-               epstr(&s->node.observed, o, sizeof(o)));
+        const struct vnet_report *rep = &s->report;
+        char o[64], seen[32], in[16] = "-", out[16] = "-", drops[24] = "-";
+        if (s->has_report) {
+            human_bytes(rep->virt.tx_bytes, in, sizeof(in));
+            human_bytes(rep->virt.rx_bytes, out, sizeof(out));
+            snprintf(drops, sizeof(drops), "%llu", (unsigned long long)rep->drops);
+        }
+        printf(
+            "%-16s %-9s %-9s %-10s %-22s %8s %8s %7s  ", s->node.name, s->connected ? "yes" : "no",
+            s->acked == n->revision ? "yes" : "no", ago(s->last_seen_ms, now, seen, sizeof(seen)),
+            epstr(s->node.observed.ip.family ? &s->node.observed : &s->session_from, o, sizeof(o)),
+            in, out, drops);
+        if (!s->has_report || rep->npeers == 0)
+            printf("-");
+        for (uint32_t k = 0; s->has_report && k < rep->npeers; k++) {
+            char pl[64];
+            printf("%s%s(%s)", k ? " " : "", peer_label(r, &rep->peers[k], pl, sizeof(pl)),
+                   reach_name(rep->peers[k].reach));
+        }
+        printf("\n");
     }
 }
 

@@ -54,6 +54,8 @@ struct vnet_agent {
     bool tcp_open;          /* t is initialised and not closed yet */
     uv_connect_t conn;
     uv_timer_t retry;
+    uv_timer_t report;  /* sends a REPORT every report_ms while up */
+    uint32_t report_ms; /* from the WELCOME; 0: none */
     enum agent_state state;
 
     struct vnet_network net;
@@ -69,7 +71,8 @@ struct vnet_agent {
     uint8_t join_secret[VNET_JOIN_SECRET_LEN];
 
     bool destroying;
-    bool retry_open; /* the retry timer is not closed yet */
+    bool retry_open;  /* the retry timer is not closed yet */
+    bool report_open; /* the report timer is not closed yet */
     struct vnet_agent_stats st;
     char rxbuf[65536];
 };
@@ -109,7 +112,7 @@ static void schedule_retry(struct vnet_agent *a)
 /* Free the agent once it is being destroyed and none of its handles is left in the loop. */
 static void maybe_free(struct vnet_agent *a)
 {
-    if (!a->destroying || a->retry_open || a->tcp_open || a->gai_pending)
+    if (!a->destroying || a->retry_open || a->report_open || a->tcp_open || a->gai_pending)
         return;
     vnet_key_wipe(&a->key);
     sodium_memzero(a->join_secret, sizeof(a->join_secret));
@@ -145,6 +148,13 @@ static void on_retry_closed(uv_handle_t *h)
     maybe_free(a);
 }
 
+static void on_report_closed(uv_handle_t *h)
+{
+    struct vnet_agent *a = h->data;
+    a->report_open = false;
+    maybe_free(a);
+}
+
 static void drop_session(struct vnet_agent *a, const char *why)
 {
     snprintf(a->why, sizeof(a->why), "%s", why);
@@ -153,6 +163,7 @@ static void drop_session(struct vnet_agent *a, const char *why)
         if (was_up)
             vnet_log(VNET_LOG_WARN, "agent", "controller session down: %s", why);
         a->state = A_IDLE;
+        uv_timer_stop(&a->report);
         if (was_up && a->cb.on_state)
             a->cb.on_state(a->cb_arg, 0);
     }
@@ -223,6 +234,36 @@ static int send_msg(struct vnet_agent *a, const struct vnet_msg *m)
     if (!a->tcp_open)
         return VNET_ESTATE;
     return vnet__sess_uv_send(&a->t, m); /* a failure is reported through on_sess_down */
+}
+
+/* The periodic REPORT: the node fills it (on_report), it travels as a bin. */
+static void on_report_timer(uv_timer_t *t)
+{
+    struct vnet_agent *a = t->data;
+    struct vnet_report r;
+    struct vnet_buf b = {0};
+    memset(&r, 0, sizeof(r));
+    if (a->state != A_UP || !a->cb.on_report || a->cb.on_report(a->cb_arg, a->report_ms, &r) != 0) {
+        vnet_report_free(&r);
+        return;
+    }
+    int rc;
+    /* Too many peers for one report: the first ones that fit (halving until they do). */
+    while ((rc = vnet_report_encode(&r, &b)) == VNET_EMSGSIZE && r.npeers > 0)
+        r.npeers /= 2;
+    vnet_report_free(&r);
+    if (rc == 0) {
+        struct vnet_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = VNET_MSG_REPORT;
+        m.u.report.body = b.data;
+        m.u.report.len = (uint32_t)b.len;
+        if (send_msg(a, &m) == 0)
+            a->st.reports++;
+    } else {
+        vnet_log(VNET_LOG_INFO, "agent", "report not sent: %s", vnet_strerror(rc));
+    }
+    vnet_buf_free(&b);
 }
 
 static void send_ack(struct vnet_agent *a, uint64_t rev)
@@ -552,6 +593,12 @@ static void handle(struct vnet_agent *a, const struct vnet_msg *m)
         if (a->cb.on_state)
             a->cb.on_state(a->cb_arg, 1);
         vnet_agent_report_endpoint(a, &a->local);
+        /* at least a second apart, whatever the controller says */
+        a->report_ms =
+            m->u.welcome.report_ms && m->u.welcome.report_ms < 1000 ? 1000 : m->u.welcome.report_ms;
+        if (a->report_ms && a->cb.on_report)
+            uv_timer_start(&a->report, on_report_timer, a->report_ms < 1000 ? a->report_ms : 1000,
+                           a->report_ms);
         return;
     case VNET_MSG_SNAPSHOT:
         if (a->state == A_UP)
@@ -795,6 +842,9 @@ int vnet_agent_create(const struct vnet_agent_cfg *cfg, struct vnet_agent **out)
     uv_timer_init(a->loop, &a->retry);
     a->retry.data = a;
     a->retry_open = true;
+    uv_timer_init(a->loop, &a->report);
+    a->report.data = a;
+    a->report_open = true;
     start_connect(a);
     *out = a;
     return 0;
@@ -808,6 +858,7 @@ void vnet_agent_destroy(struct vnet_agent *a)
     if (a->gai_pending)
         uv_cancel((uv_req_t *)&a->gai); /* on_resolved still runs, then frees */
     uv_close((uv_handle_t *)&a->retry, on_retry_closed);
+    uv_close((uv_handle_t *)&a->report, on_report_closed);
     close_sess(a);
     maybe_free(a);
 }

@@ -240,10 +240,30 @@ int vnet_client_network_status(struct vnet_client *c, const char *name,
         return rc;
     const struct vnet_msg_reply *r = &m.u.reply;
     struct vnet_client_status *v;
-    void *st;
-    v = pack(sizeof(*v), r->nstatus, sizeof(*r->status), r->status, &st, 0, 0, NULL);
-    if (v)
+    void *st, *peers;
+    uint32_t npeers = 0;
+    for (uint32_t i = 0; i < r->nstatus; i++) {
+        if (r->status[i].report.npeers > UINT32_MAX - npeers) {
+            vnet_msg_free(&m);
+            return fail(VNET_EPROTO, err, errlen, "%s", "too many peers in the reply");
+        }
+        npeers += r->status[i].report.npeers;
+    }
+    v = pack(sizeof(*v), r->nstatus, sizeof(*r->status), r->status, &st, npeers,
+             sizeof(struct vnet_report_peer), &peers);
+    if (v) {
+        /* the reports' peers move into the same block, after the entries */
+        struct vnet_node_status *s = st;
+        struct vnet_report_peer *p = peers;
+        for (uint32_t i = 0; i < r->nstatus; i++) {
+            uint32_t n = s[i].report.npeers;
+            if (n)
+                memcpy(p, r->status[i].report.peers, n * sizeof(*p));
+            s[i].report.peers = n ? p : NULL;
+            p += n;
+        }
         *v = (struct vnet_client_status){r->networks[0], st, r->nstatus};
+    }
     if ((rc = done(&m, v)) == 0)
         *out = v;
     return rc;

@@ -57,9 +57,17 @@ struct session {
     uint64_t sent_rev, acked_rev;
     uint64_t since_unix_ms;
     struct vnet_ip peer_ip; /* TCP peer (family 0 for the Unix socket) */
-    bool local;             /* on the Unix socket */
-    bool admin;             /* a client acting as the admin: sees every subscriber's data */
-    uint64_t sub_id;        /* a client's subscriber */
+    uint16_t peer_port;
+    /* A node's, for `network status`: when it last sent a frame, its last REPORT (encoded,
+     * checked on arrival) and when that came; moved to its struct acked when it closes. */
+    uint64_t last_rx_ms;
+    uint8_t *report;
+    uint32_t report_len;
+    uint64_t report_at_ms;
+    bool report_bad_logged;
+    bool local;      /* on the Unix socket */
+    bool admin;      /* a client acting as the admin: sees every subscriber's data */
+    uint64_t sub_id; /* a client's subscriber */
     char sub_name[VNET_NAME_MAX];
 };
 
@@ -70,10 +78,16 @@ struct dp_nonce {
     uint8_t nonce[VNET_DP_NONCE_LEN];
 };
 
-/* What the controller remembers of a node between sessions, for `network status`. */
+/* What the controller remembers of a node between sessions, for `network status` (memory
+ * only: a restarted controller knows nothing of it until it connects or reports again). */
 struct acked {
     uint64_t node_id, rev;
-    uint64_t hello_ts; /* the newest authenticated hello's timestamp: older ones are replays */
+    uint64_t hello_ts;     /* the newest authenticated hello's timestamp: older ones are replays */
+    uint64_t last_seen_ms; /* unix ms of its last frame, as of its last session's end */
+    struct vnet_endpoint from; /* where that session came from */
+    uint8_t *report;           /* its last REPORT (encoded), when the session ended */
+    uint32_t report_len;
+    uint64_t report_at_ms;
 };
 
 struct vnet_controller {
@@ -88,7 +102,7 @@ struct vnet_controller {
     char *unix_path;
     uv_check_t check;
     uv_timer_t poller;
-    uint32_t keepalive_ms, poll_ms;
+    uint32_t keepalive_ms, poll_ms, report_ms;
     size_t queue_max;
     uint32_t preauth_frame_max, hs_timeout_ms, preauth_max, preauth_per_ip;
     struct session *sessions;
@@ -122,6 +136,8 @@ static void maybe_free(struct vnet_controller *c)
     if (c->destroying && c->pending_closes == 0) {
         sodium_memzero(&c->key, sizeof(c->key));
         free(c->dirty);
+        for (size_t i = 0; i < c->nacks; i++)
+            free(c->acks[i].report);
         free(c->acks);
         free(c->nonces);
         free(c->unix_path);
@@ -170,9 +186,8 @@ static struct acked *find_ack(struct vnet_controller *c, uint64_t node_id, bool 
     if (!a)
         return NULL;
     c->acks = a;
+    memset(&c->acks[c->nacks], 0, sizeof(c->acks[c->nacks]));
     c->acks[c->nacks].node_id = node_id;
-    c->acks[c->nacks].rev = 0;
-    c->acks[c->nacks].hello_ts = 0;
     return &c->acks[c->nacks++];
 }
 
@@ -228,6 +243,7 @@ static void on_sess_closed(struct vnet__sess_uv *t)
         c->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    free(s->report);
     free(s);
     c->pending_closes--;
     maybe_free(c);
@@ -242,6 +258,17 @@ static void session_close(struct session *s)
         struct acked *a = find_ack(s->c, s->node_id, true);
         if (a && s->acked_rev > a->rev)
             a->rev = s->acked_rev;
+        if (a) {
+            a->last_seen_ms = s->last_rx_ms;
+            a->from = (struct vnet_endpoint){s->peer_ip, s->peer_port};
+            if (s->report) { /* the newer report moves over */
+                free(a->report);
+                a->report = s->report;
+                a->report_len = s->report_len;
+                a->report_at_ms = s->report_at_ms;
+                s->report = NULL;
+            }
+        }
     }
     if (s->kind == S_NODE)
         s->c->st.node_sessions--;
@@ -579,6 +606,7 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
         refuse_node(s, h, err);
         return;
     }
+    w->report_ms = c->report_ms;
     /* The WELCOME is complete now: accepting binds its settings into the handshake. */
     if (c->has_key && vnet__sess_accept(&s->t.codec, w) != 0) {
         session_fail(s, VNET_EIO, "handshake failed");
@@ -594,7 +622,7 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     vnet__sess_uv_set_max(&s->t, 0);
     s->network_id = w->network.id;
     s->node_id = w->node.id;
-    s->since_unix_ms = unix_ms();
+    s->since_unix_ms = s->last_rx_ms = unix_ms();
     if (send_msg(s, &m) != 0) /* WELCOME itself goes out in the clear */
         return;
     if (c->has_key && vnet__sess_secure(&s->t.codec) != 0) {
@@ -801,17 +829,37 @@ static void api_subscriber_gone(void *arg, uint64_t sub_id, const char *why)
     drop_subscriber_sessions(s->c, s, sub_id, why);
 }
 
+/* The node's last report, decoded into @st (nothing when it cannot be: it was checked on
+ * arrival, so only memory can fail). */
+static void status_report(struct vnet_node_status *st, const uint8_t *report, uint32_t len,
+                          uint64_t at_ms)
+{
+    if (!report || vnet_report_decode(report, len, &st->report, NULL, 0) != 0)
+        return;
+    uint64_t now = unix_ms();
+    st->has_report = true;
+    st->report_age_ms = now > at_ms ? now - at_ms : 0;
+}
+
 static void api_node_status(void *arg, struct vnet_node_status *st)
 {
     struct session *s = arg, *ns = node_session(s->c, st->node.id);
+    struct acked *a = find_ack(s->c, st->node.id, false);
     if (ns) {
         st->connected = 1;
         st->acked = ns->acked_rev;
         st->connected_since_ms = ns->since_unix_ms;
-    } else {
-        struct acked *a = find_ack(s->c, st->node.id, false);
-        st->acked = a ? a->rev : 0;
+        st->last_seen_ms = ns->last_rx_ms;
+        st->session_from = (struct vnet_endpoint){ns->peer_ip, ns->peer_port};
+    } else if (a) {
+        st->acked = a->rev;
+        st->last_seen_ms = a->last_seen_ms;
+        st->session_from = a->from;
     }
+    if (ns && ns->report)
+        status_report(st, ns->report, ns->report_len, ns->report_at_ms);
+    else if (a)
+        status_report(st, a->report, a->report_len, a->report_at_ms);
 }
 
 static void handle_request(struct session *s, const struct vnet_msg_request *q)
@@ -859,9 +907,41 @@ static void role_refuse(struct session *s, const char *text)
     session_fail(s, VNET_EACCES, text);
 }
 
+/* A node's REPORT: kept as it came (memory only) once it decodes; one that does not is
+ * counted and dropped, the session stays (a node with a bug must not reconnect in a loop). */
+static void handle_report(struct session *s, const struct vnet_msg_report *m)
+{
+    struct vnet_controller *c = s->c;
+    struct vnet_report r;
+    char err[128];
+    if (vnet_report_decode(m->body, m->len, &r, err, sizeof(err)) != 0) {
+        c->st.reports_dropped++;
+        if (!s->report_bad_logged) { /* once per session */
+            s->report_bad_logged = true;
+            vnet_log(VNET_LOG_WARN, "controller", "node %llu: report dropped: %s",
+                     (unsigned long long)s->node_id, err);
+        }
+        return;
+    }
+    vnet_report_free(&r);
+    uint8_t *copy = realloc(s->report, m->len ? m->len : 1);
+    if (!copy) {
+        c->st.reports_dropped++;
+        return;
+    }
+    if (m->len)
+        memcpy(copy, m->body, m->len);
+    s->report = copy;
+    s->report_len = m->len;
+    s->report_at_ms = unix_ms();
+    c->st.reports++;
+}
+
 static void on_sess_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
 {
     struct session *s = t->data;
+    if (s->kind == S_NODE)
+        s->last_rx_ms = unix_ms();
     if (s->kind == S_NEW) {
         if (m->type != VNET_MSG_HELLO) {
             session_fail(s, VNET_EPROTO, "the first message must be hello");
@@ -893,6 +973,8 @@ static void on_sess_msg(struct vnet__sess_uv *t, const struct vnet_msg *m)
             s->acked_rev = m->u.ack.revision;
     } else if (s->kind == S_NODE && m->type == VNET_MSG_ENDPOINT) {
         handle_endpoint(s, &m->u.endpoint);
+    } else if (s->kind == S_NODE && m->type == VNET_MSG_REPORT) {
+        handle_report(s, &m->u.report);
     } else if (s->kind == S_CLIENT && m->type == VNET_MSG_REQUEST) {
         handle_request(s, &m->u.request);
     } else if (m->type == VNET_MSG_ERROR) {
@@ -1028,8 +1110,10 @@ static void on_connection(uv_stream_t *lis, int status)
         uv_tcp_nodelay(&s->t.h.tcp, 1);
         uv_tcp_keepalive(&s->t.h.tcp, 1, TCP_KEEPALIVE_S);
         if (uv_tcp_getpeername(&s->t.h.tcp, (struct sockaddr *)&ss, &len) == 0 &&
-            vnet_endpoint_from_sockaddr((struct sockaddr *)&ss, &ep) == 0)
+            vnet_endpoint_from_sockaddr((struct sockaddr *)&ss, &ep) == 0) {
             s->peer_ip = ep.ip;
+            s->peer_port = ep.port;
+        }
         if (preauth_over_cap(c, s)) {
             session_close(s);
             return;
@@ -1132,6 +1216,7 @@ int vnet_controller_create(const struct vnet_controller_cfg *cfg, struct vnet_co
     c->store = cfg->store;
     c->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : 5000;
     c->poll_ms = cfg->poll_store_ms ? cfg->poll_store_ms : 500;
+    c->report_ms = cfg->report_ms == UINT32_MAX ? 0 : cfg->report_ms ? cfg->report_ms : 10000;
     c->queue_max = cfg->session_queue_max ? cfg->session_queue_max : (4u << 20);
     c->preauth_frame_max = cfg->preauth_frame_max ? cfg->preauth_frame_max : (64u << 10);
     c->hs_timeout_ms = cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms : 10000;

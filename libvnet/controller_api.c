@@ -229,6 +229,24 @@ static int handle_subscriber_request(const struct req *x, const struct vnet_msg_
     return 0;
 }
 
+/* A network.status reply must fit one frame: when the nodes' reports list too many peers
+ * (a large full mesh), the per-peer lists are left out, the counters stay, and the text says
+ * so. A peer takes at most about 80 bytes on the wire, a status entry without peers ~700. */
+static void trim_status_peers(struct vnet_msg_reply *r)
+{
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < r->nstatus; i++)
+        bytes += 700 + (uint64_t)r->status[i].report.npeers * 80;
+    if (bytes <= VNET_FRAME_MAX / 2)
+        return;
+    for (uint32_t i = 0; i < r->nstatus; i++) {
+        free(r->status[i].report.peers);
+        r->status[i].report.peers = NULL;
+        r->status[i].report.npeers = 0;
+    }
+    snprintf(r->text, sizeof(r->text), "peers left out: too many for one reply");
+}
+
 int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_caller *who,
                      const struct vnet_msg_request *q, struct vnet_msg *m)
 {
@@ -335,6 +353,7 @@ int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_cal
             r->nstatus = i + 1;
         }
         free(nv.v);
+        trim_status_peers(r);
         break;
     }
     case VNET_REQ_NODE_ADD: {

@@ -25,7 +25,8 @@ struct vnet__api_env {
     void (*node_gone)(void *arg, uint64_t node_id, int code, const char *why);
     /* Subscriber @sub_id was deleted or its token replaced: close its other sessions. */
     void (*subscriber_gone)(void *arg, uint64_t sub_id, const char *why);
-    /* Fill connected, acked and connected_since_ms of @st (st->node is set). */
+    /* Fill the session fields of @st (st->node is set): connected, acked, connected_since_ms,
+     * last_seen_ms, session_from and the last report (its peers malloc'd: the reply owns them). */
     void (*node_status)(void *arg, struct vnet_node_status *st);
     void *arg;
 };

@@ -11,7 +11,7 @@
 
 /* The control protocol version hashed into every handshake transcript. It is VNET_PROTO_VERSION
  * (vnet/proto.h), which the crypto files do not include: session.c checks the two are equal. */
-#define VNET__HS_PROTO_VERSION 2u
+#define VNET__HS_PROTO_VERSION 3u
 
 struct vnet_hs;
 /* Hash @len bytes of @data (e.g. a digest of the plaintext WELCOME) into the handshake

@@ -24,6 +24,7 @@
 
 #include "err_int.h"
 #include "node_util_int.h"
+#include "report_int.h"
 
 #define MOD             "node"
 #define MAX_SAVED_ADDRS 32
@@ -80,7 +81,8 @@ struct vnet_node {
     uint8_t dp_nonce[VNET_DP_NONCE_LEN];
     struct vnet_peer *peers; /* the last peer list, for datapaths made after it came */
     size_t npeer_list;
-    struct vnet_table_op *entries; /* static mode: the fixed entries in the table now */
+    struct vnet__report_state report; /* for the controller's REPORTs (report_int.h) */
+    struct vnet_table_op *entries;    /* static mode: the fixed entries in the table now */
     size_t nentry_list;
 
     /* Driving the datapaths. */
@@ -528,6 +530,7 @@ static void free_node(struct vnet_node *n)
     vnet_key_wipe(&n->kp);
     sodium_memzero(n->join_secret, sizeof(n->join_secret));
     free(n->peers);
+    vnet__report_state_free(&n->report);
     free(n->entries);
     free(n);
 }
@@ -840,6 +843,13 @@ static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
         n->cb.on_peers(n->cb_arg, peers, np);
 }
 
+static int on_report(void *arg, uint32_t interval_ms, struct vnet_report *out)
+{
+    struct vnet_node *n = arg;
+    return vnet__report_fill(n->dp, n->ndp, vnet_table_count(n->table), n->peers, n->npeer_list,
+                             &n->report, uv_now(n->loop), 3 * (uint64_t)interval_ms, out);
+}
+
 static void on_state(void *arg, int connected)
 {
     struct vnet_node *n = arg;
@@ -881,7 +891,7 @@ int vnet_node_start(struct vnet_node *n)
                                   .node = n->name,
                                   .table = n->table,
                                   .local = n->local,
-                                  .cb = {on_welcome, on_peers, on_state},
+                                  .cb = {on_welcome, on_peers, on_state, on_report},
                                   .cb_arg = n,
                                   .on_refused = on_refused};
     if (vnet_crypto_init() < 0)

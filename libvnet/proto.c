@@ -26,25 +26,31 @@
 /* Smallest encodings of the array elements, used to bound counts before allocating. A node is
  * [id, network_id, name, pubkey|nil, mac (bin 6: 8 bytes), [ip|nil, ip|nil], phys, observed,
  * state, revision]: 1 + 1 + 1 + 1 + 1 + 8 + 3 + 1 + 1 + 1 + 1. */
-#define MIN_NETWORK_BYTES    10
-#define MIN_NODE_BYTES       20
-#define MIN_CHANGE_BYTES     5
-#define MIN_STATUS_BYTES     (4 + MIN_NODE_BYTES)
+#define MIN_NETWORK_BYTES 10
+#define MIN_NODE_BYTES    20
+#define MIN_CHANGE_BYTES  5
+/* A status: [node, acked, connected, since, last_seen, from|nil, age|nil, report|nil]. */
+#define MIN_STATUS_BYTES (8 + MIN_NODE_BYTES)
+/* A report peer: [id, [bin 4, port] (8), 4 counters, nil, reach, nil]: 1 + 1 + 8 + 4 + 3. */
+#define MIN_PEER_BYTES       17
+#define MIN_REASON_BYTES     3 /* [reason, count] */
 #define MIN_SUBSCRIBER_BYTES 5 /* [id, name, admin, has_token]: 1 + 1 + 1 + 1 + 1 */
 
 /* Field counts of the top-level arrays, type included. */
 static const uint8_t msg_fields[] = {
-    [VNET_MSG_HELLO] = 7,     [VNET_MSG_WELCOME] = 5, [VNET_MSG_SNAPSHOT] = 3,
+    [VNET_MSG_HELLO] = 7,     [VNET_MSG_WELCOME] = 6, [VNET_MSG_SNAPSHOT] = 3,
     [VNET_MSG_DELTA] = 4,     [VNET_MSG_ACK] = 2,     [VNET_MSG_ENDPOINT] = 2,
     [VNET_MSG_KEEPALIVE] = 1, [VNET_MSG_ERROR] = 3,   [VNET_MSG_REQUEST] = 15,
-    [VNET_MSG_REPLY] = 9,
+    [VNET_MSG_REPLY] = 9,     [VNET_MSG_REPORT] = 2,
 };
-#define MSG_TYPE_MAX VNET_MSG_REPLY
+#define MSG_TYPE_MAX VNET_MSG_REPORT
 
 #define NETWORK_FIELDS    9
 #define NODE_FIELDS       10
 #define CHANGE_FIELDS     4
-#define STATUS_FIELDS     4
+#define STATUS_FIELDS     8
+#define REPORT_FIELDS     6
+#define PEER_FIELDS       9
 #define SUBSCRIBER_FIELDS 4
 
 #define REQ_HAS_ALL 0x3ffu
@@ -62,6 +68,7 @@ static const char *const type_names[] = {
     [VNET_MSG_ERROR] = "error",
     [VNET_MSG_REQUEST] = "request",
     [VNET_MSG_REPLY] = "reply",
+    [VNET_MSG_REPORT] = "report",
 };
 
 static const char *const op_names[] = {
@@ -134,8 +141,13 @@ void vnet_msg_free(struct vnet_msg *m)
     case VNET_MSG_REPLY:
         free(m->u.reply.networks);
         free(m->u.reply.nodes);
+        for (uint32_t i = 0; m->u.reply.status && i < m->u.reply.nstatus; i++)
+            vnet_report_free(&m->u.reply.status[i].report);
         free(m->u.reply.status);
         free(m->u.reply.subscribers);
+        break;
+    case VNET_MSG_REPORT:
+        free(m->u.report.body);
         break;
     default:
         break;
@@ -434,6 +446,71 @@ static void put_change(struct enc *e, const struct vnet_change *c)
         enc_inval(e);
 }
 
+/* An array of @n elements at @p of @size bytes each: checked, then each put with @fn. */
+#define PUT_ARRAY(e, p, n, fn)                                                                     \
+    do {                                                                                           \
+        if ((n) && !(p)) {                                                                         \
+            enc_inval(e);                                                                          \
+            break;                                                                                 \
+        }                                                                                          \
+        put_array(e, (n));                                                                         \
+        for (uint32_t i_ = 0; i_ < (n) && !(e)->err; i_++)                                         \
+            fn(e, &(p)[i_]);                                                                       \
+    } while (0)
+
+static void put_counters(struct enc *e, const struct vnet_report_counters *c)
+{
+    put_array(e, 4);
+    put_uint(e, c->rx_packets);
+    put_uint(e, c->rx_bytes);
+    put_uint(e, c->tx_packets);
+    put_uint(e, c->tx_bytes);
+}
+
+static void put_peer(struct enc *e, const struct vnet_report_peer *p)
+{
+    if (p->reach > VNET_REACH_DIRECT) {
+        enc_inval(e);
+        return;
+    }
+    put_array(e, PEER_FIELDS);
+    put_uint(e, p->node_id);
+    put_endpoint(e, &p->ep, false);
+    put_counters(e, &p->c);
+    if (p->has_last_rx)
+        put_uint(e, p->last_rx_ms);
+    else
+        put_nil(e);
+    put_uint(e, p->reach);
+    if (p->has_rtt)
+        put_uint(e, p->rtt_us);
+    else
+        put_nil(e);
+}
+
+/* [virt, under, drops, [[reason, count], ...] (non-zero counts, by reason), table_size,
+ * peers]. */
+static void put_report(struct enc *e, const struct vnet_report *r)
+{
+    uint32_t nreasons = 0;
+    for (unsigned i = 0; i < VNET_REPORT_DROPS; i++)
+        nreasons += r->drop_reasons[i] != 0;
+    put_array(e, REPORT_FIELDS);
+    put_counters(e, &r->virt);
+    put_counters(e, &r->under);
+    put_uint(e, r->drops);
+    put_array(e, nreasons);
+    for (unsigned i = 0; i < VNET_REPORT_DROPS; i++) {
+        if (r->drop_reasons[i]) {
+            put_array(e, 2);
+            put_uint(e, i);
+            put_uint(e, r->drop_reasons[i]);
+        }
+    }
+    put_uint(e, r->table_size);
+    PUT_ARRAY(e, r->peers, r->npeers, put_peer);
+}
+
 static void put_status(struct enc *e, const struct vnet_node_status *s)
 {
     put_array(e, STATUS_FIELDS);
@@ -441,6 +518,15 @@ static void put_status(struct enc *e, const struct vnet_node_status *s)
     put_uint(e, s->acked);
     put_byte(e, s->connected ? 0xc3 : 0xc2);
     put_uint(e, s->connected_since_ms);
+    put_uint(e, s->last_seen_ms);
+    put_endpoint(e, &s->session_from, true);
+    if (s->has_report) {
+        put_uint(e, s->report_age_ms);
+        put_report(e, &s->report);
+    } else {
+        put_nil(e);
+        put_nil(e);
+    }
 }
 
 static void put_subscriber(struct enc *e, const struct vnet_subscriber *s)
@@ -460,18 +546,6 @@ static void put_auth(struct enc *e, const uint8_t *auth, uint32_t len)
     }
     put_bin(e, auth, len);
 }
-
-/* An array of @n elements at @p of @size bytes each: checked, then each put with @fn. */
-#define PUT_ARRAY(e, p, n, fn)                                                                     \
-    do {                                                                                           \
-        if ((n) && !(p)) {                                                                         \
-            enc_inval(e);                                                                          \
-            break;                                                                                 \
-        }                                                                                          \
-        put_array(e, (n));                                                                         \
-        for (uint32_t i_ = 0; i_ < (n) && !(e)->err; i_++)                                         \
-            fn(e, &(p)[i_]);                                                                       \
-    } while (0)
 
 static void put_request(struct enc *e, const struct vnet_msg_request *r)
 {
@@ -574,6 +648,7 @@ static void put_body(struct enc *e, const struct vnet_msg *m)
         put_network(e, &w->network);
         put_node(e, &w->node);
         put_auth(e, w->auth, w->auth_len);
+        put_uint(e, w->report_ms);
         break;
     }
     case VNET_MSG_SNAPSHOT: {
@@ -633,6 +708,13 @@ static void put_body(struct enc *e, const struct vnet_msg *m)
         PUT_ARRAY(e, r->subscribers, r->nsubscribers, put_subscriber);
         break;
     }
+    case VNET_MSG_REPORT:
+        if (m->u.report.len > VNET_REPORT_MAX || (m->u.report.len && !m->u.report.body)) {
+            enc_inval(e);
+            return;
+        }
+        put_bin(e, m->u.report.body, m->u.report.len);
+        break;
     }
 }
 
@@ -1080,27 +1162,6 @@ static int dec_change(struct dec *d, struct vnet_change *c)
     return dec_node(d, &c->node);
 }
 
-static int dec_status(struct dec *d, struct vnet_node_status *s)
-{
-    if (dec_array(d, "status", STATUS_FIELDS) || dec_node(d, &s->node) ||
-        dec_u64(d, "status.acked", &s->acked) || dec_bool(d, "status.connected", &s->connected) ||
-        dec_u64(d, "status.connected_since_ms", &s->connected_since_ms))
-        return VNET_EPROTO;
-    return 0;
-}
-
-static int dec_subscriber(struct dec *d, struct vnet_subscriber *s)
-{
-    uint8_t admin = 0, has_token = 0;
-    if (dec_array(d, "subscriber", SUBSCRIBER_FIELDS) || dec_u64(d, "subscriber.id", &s->id) ||
-        dec_name(d, "subscriber.name", s->name) || dec_bool(d, "subscriber.admin", &admin) ||
-        dec_bool(d, "subscriber.has_token", &has_token))
-        return VNET_EPROTO;
-    s->admin = admin != 0;
-    s->has_token = has_token != 0;
-    return 0;
-}
-
 /* Allocates an array of @n elements for the caller's pointer (NULL for 0). */
 static int dec_alloc(size_t n, size_t size, void **out)
 {
@@ -1128,6 +1189,106 @@ static int dec_alloc(size_t n, size_t size, void **out)
         }                                                                                          \
         (d)->idx = -1;                                                                             \
     } while (0)
+
+static int dec_counters(struct dec *d, const char *what, struct vnet_report_counters *c)
+{
+    if (dec_array(d, what, 4) || dec_u64(d, what, &c->rx_packets) ||
+        dec_u64(d, what, &c->rx_bytes) || dec_u64(d, what, &c->tx_packets) ||
+        dec_u64(d, what, &c->tx_bytes))
+        return VNET_EPROTO;
+    return 0;
+}
+
+static int dec_peer(struct dec *d, struct vnet_report_peer *p)
+{
+    uint64_t v = 0;
+    if (dec_array(d, "report.peer", PEER_FIELDS) || dec_u64(d, "peer.node_id", &p->node_id) ||
+        dec_endpoint(d, "peer.endpoint", &p->ep, false) || dec_counters(d, "peer.counters", &p->c))
+        return VNET_EPROTO;
+    d->what = "peer.last_rx_ms";
+    if (!dec_nil(d)) {
+        if (dec_u64(d, "peer.last_rx_ms", &p->last_rx_ms))
+            return VNET_EPROTO;
+        p->has_last_rx = true;
+    }
+    d->what = "peer.reach";
+    if (dec_uint(d, VNET_REACH_DIRECT, &v))
+        return VNET_EPROTO;
+    p->reach = (uint8_t)v;
+    d->what = "peer.rtt_us";
+    if (!dec_nil(d)) {
+        if (dec_u32(d, "peer.rtt_us", &p->rtt_us))
+            return VNET_EPROTO;
+        p->has_rtt = true;
+    }
+    return 0;
+}
+
+/* Fills @r; on failure the caller frees r->peers. */
+static int dec_report(struct dec *d, struct vnet_report *r)
+{
+    uint32_t n = 0;
+    uint64_t reason = 0, count = 0;
+    int rc;
+    long idx = d->idx;
+    if (dec_array(d, "report", REPORT_FIELDS) || dec_counters(d, "report.virt", &r->virt) ||
+        dec_counters(d, "report.under", &r->under) || dec_u64(d, "report.drops", &r->drops) ||
+        dec_count(d, "report.drop_reasons", MIN_REASON_BYTES, &n))
+        return VNET_EPROTO;
+    if (n > VNET_REPORT_DROPS)
+        return dec_fail(d, "%u reasons, at most %d", n, VNET_REPORT_DROPS);
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t prev = reason;
+        if (dec_array(d, "report.drop_reasons", 2))
+            return VNET_EPROTO;
+        d->what = "report.drop_reason";
+        if (dec_uint(d, VNET_REPORT_DROPS - 1, &reason))
+            return VNET_EPROTO;
+        if (i > 0 && reason <= prev)
+            return dec_fail(d, "reason %llu out of order", (unsigned long long)reason);
+        if (dec_u64(d, "report.drop_count", &count))
+            return VNET_EPROTO;
+        if (count == 0)
+            return dec_fail(d, "a zero count is not sent");
+        r->drop_reasons[reason] = count;
+    }
+    if (dec_u64(d, "report.table_size", &r->table_size))
+        return VNET_EPROTO;
+    DEC_ARRAY(d, "report.peers", MIN_PEER_BYTES, r->peers, r->npeers, dec_peer);
+    d->idx = idx;
+    return 0;
+}
+
+static int dec_status(struct dec *d, struct vnet_node_status *s)
+{
+    if (dec_array(d, "status", STATUS_FIELDS) || dec_node(d, &s->node) ||
+        dec_u64(d, "status.acked", &s->acked) || dec_bool(d, "status.connected", &s->connected) ||
+        dec_u64(d, "status.connected_since_ms", &s->connected_since_ms) ||
+        dec_u64(d, "status.last_seen_ms", &s->last_seen_ms) ||
+        dec_endpoint(d, "status.session_from", &s->session_from, true))
+        return VNET_EPROTO;
+    d->what = "status.report_age_ms";
+    if (dec_nil(d)) {
+        d->what = "status.report";
+        return dec_nil(d) ? 0 : dec_type_error(d, "nil (no report without its age)");
+    }
+    if (dec_u64(d, "status.report_age_ms", &s->report_age_ms))
+        return VNET_EPROTO;
+    s->has_report = true;
+    return dec_report(d, &s->report);
+}
+
+static int dec_subscriber(struct dec *d, struct vnet_subscriber *s)
+{
+    uint8_t admin = 0, has_token = 0;
+    if (dec_array(d, "subscriber", SUBSCRIBER_FIELDS) || dec_u64(d, "subscriber.id", &s->id) ||
+        dec_name(d, "subscriber.name", s->name) || dec_bool(d, "subscriber.admin", &admin) ||
+        dec_bool(d, "subscriber.has_token", &has_token))
+        return VNET_EPROTO;
+    s->admin = admin != 0;
+    s->has_token = has_token != 0;
+    return 0;
+}
 
 static int dec_request(struct dec *d, struct vnet_msg_request *r)
 {
@@ -1262,7 +1423,8 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
     case VNET_MSG_WELCOME: {
         struct vnet_msg_welcome *w = &m->u.welcome;
         if (dec_u32(d, "welcome.version", &w->version) || dec_network(d, &w->network) ||
-            dec_node(d, &w->node) || dec_auth(d, w->auth, &w->auth_len))
+            dec_node(d, &w->node) || dec_auth(d, w->auth, &w->auth_len) ||
+            dec_u32(d, "welcome.report_ms", &w->report_ms))
             return VNET_EPROTO;
         return 0;
     }
@@ -1312,6 +1474,21 @@ static int dec_body(struct dec *d, struct vnet_msg *m)
                   dec_subscriber);
         return 0;
     }
+    case VNET_MSG_REPORT: {
+        const uint8_t *b = NULL;
+        size_t len = 0;
+        d->what = "report";
+        if (dec_raw(d, false, &b, &len))
+            return VNET_EPROTO;
+        if (len > VNET_REPORT_MAX)
+            return dec_fail(d, "bin of %zu bytes, at most %d allowed", len, VNET_REPORT_MAX);
+        if (len && !(m->u.report.body = malloc(len)))
+            return VNET_ENOMEM;
+        if (len)
+            memcpy(m->u.report.body, b, len);
+        m->u.report.len = (uint32_t)len;
+        return 0;
+    }
     }
     return dec_fail(d, "unknown message type"); /* not reached: t was range-checked */
 }
@@ -1339,6 +1516,57 @@ int vnet_msg_decode(const uint8_t *body, size_t len, struct vnet_msg *m, char *e
     if (rc)
         vnet_msg_free(m);
     return rc;
+}
+
+/* ---- reports ---- */
+
+int vnet_report_encode(const struct vnet_report *r, struct vnet_buf *out)
+{
+    if (!r || !out || out->len > out->cap)
+        return VNET_EINVAL;
+    struct enc e = {.b = out, .start = out->len, .err = 0};
+    if ((uint64_t)r->npeers * MIN_PEER_BYTES > VNET_REPORT_MAX)
+        e.err = VNET_EMSGSIZE;
+    else
+        put_report(&e, r);
+    if (!e.err && out->len - e.start > VNET_REPORT_MAX)
+        e.err = VNET_EMSGSIZE;
+    if (e.err)
+        out->len = e.start;
+    return e.err;
+}
+
+int vnet_report_decode(const uint8_t *body, size_t len, struct vnet_report *r, char *err,
+                       size_t errlen)
+{
+    if (!r || (!body && len))
+        return VNET_EINVAL;
+    memset(r, 0, sizeof(*r));
+    if (err && errlen)
+        err[0] = '\0';
+    static const uint8_t empty[1];
+    if (!body)
+        body = empty;
+    struct dec d = {
+        .p = body, .end = body + len, .what = "report", .idx = -1, .err = err, .errlen = errlen};
+    int rc = len > VNET_REPORT_MAX ? dec_fail(&d, "%zu bytes, at most %d", len, VNET_REPORT_MAX)
+                                   : dec_report(&d, r);
+    if (rc == 0 && d.p != d.end) {
+        d.what = "report";
+        d.idx = -1;
+        rc = dec_fail(&d, "%zu trailing bytes", dec_avail(&d));
+    }
+    if (rc)
+        vnet_report_free(r);
+    return rc;
+}
+
+void vnet_report_free(struct vnet_report *r)
+{
+    if (!r)
+        return;
+    free(r->peers);
+    memset(r, 0, sizeof(*r));
 }
 
 /* ---- frame reader ---- */

@@ -183,6 +183,7 @@ static int bind_welcome(struct vnet__sess *s, const struct vnet_msg_welcome *w)
     m->u.welcome.version = w->version;
     m->u.welcome.network = w->network;
     m->u.welcome.node = w->node;
+    m->u.welcome.report_ms = w->report_ms; /* else a path attacker could make it flood reports */
     struct vnet_buf b = {0};
     int rc = vnet_msg_encode(m, &b);
     free(m);

@@ -22,6 +22,7 @@
 #include "vnet/crypto.h"
 #include "vnet/datapath.h"
 #include "vnet/model.h"
+#include "vnet/proto.h"
 #include "vnet/switch_table.h"
 
 #ifdef __cplusplus
@@ -40,6 +41,11 @@ struct vnet_agent_callbacks {
     void (*on_peers)(void *arg, const struct vnet_peer *peers, size_t n);
     /* The session went up (connected = 1) or down (0). */
     void (*on_state)(void *arg, int connected);
+    /* Fill @out (zeroed) with the node's report: counters, table size, peers (a malloc'd
+     * array the agent frees with vnet_report_free). Called every @interval_ms (the WELCOME's
+     * report_ms, at least 1,000) while the session is up, the first about a second after it
+     * came up; return non-zero to skip this one. NULL: the node sends no reports. */
+    int (*on_report)(void *arg, uint32_t interval_ms, struct vnet_report *out);
 };
 
 struct vnet_agent_cfg {
@@ -98,6 +104,7 @@ VNET_API int vnet_agent_report_endpoint(struct vnet_agent *a, const struct vnet_
 struct vnet_agent_stats {
     uint64_t connects, snapshots, deltas, acks, errors;
     uint64_t revision; /* applied */
+    uint64_t reports;  /* REPORTs sent */
     int connected;
 };
 /* Counters and state of the session, for monitoring. Loop thread. */

@@ -120,7 +120,9 @@ struct vnet_client_network {
 };
 
 /* vnet_client_network_status(): a network and its nodes' sessions. A node has converged when
- * its acked revision equals network.revision. */
+ * its acked revision equals network.revision. Each entry carries the node's last report
+ * (has_report) with its peers (report.peers, inside the same allocation: vnet_client_free()
+ * releases everything). */
 struct vnet_client_status {
     struct vnet_network network;
     struct vnet_node_status *nodes; /* count of them */

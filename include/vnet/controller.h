@@ -42,6 +42,8 @@ struct vnet_controller_cfg {
     uint32_t keepalive_ms;    /* 0: 5,000; a session silent for 3 intervals is closed */
     size_t session_queue_max; /* unsent bytes per session; 0: 4 MiB */
     uint32_t poll_store_ms;   /* check for other processes' commits; 0: 500; UINT32_MAX: never */
+    uint32_t report_ms;       /* nodes send a REPORT this often (told in the WELCOME); 0: 10,000;
+                                 UINT32_MAX: never */
     /* The controller's static key (copied). With it, every node session is authenticated
      * (the node proves the key registered for it, or enrols one with a join token) and then
      * encrypted, and so is every API client on TCP: it presents an API token (sealed to this
@@ -95,6 +97,8 @@ struct vnet_controller_stats {
     uint64_t preauth_refused;   /* closed at accept: over preauth_max / preauth_per_ip */
     uint64_t preauth_timed_out; /* closed at the handshake deadline */
     uint64_t endpoints_refused; /* endpoint reports naming another node's endpoint */
+    uint64_t reports;           /* node REPORTs kept */
+    uint64_t reports_dropped;   /* node REPORTs that did not decode (the session stays) */
 };
 /* Counters, for monitoring and tests. Loop thread. */
 VNET_API void vnet_controller_get_stats(const struct vnet_controller *c,

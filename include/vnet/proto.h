@@ -25,7 +25,7 @@
 extern "C" {
 #endif
 
-#define VNET_PROTO_VERSION 2
+#define VNET_PROTO_VERSION 3
 #define VNET_FRAME_MAX     (16u << 20) /* default frame size limit */
 #define VNET_MSG_TEXT_MAX  256         /* error/reply messages, truncated beyond */
 #define VNET_AUTH_MAX      512         /* auth blob */
@@ -41,6 +41,7 @@ enum vnet_msg_type {
     VNET_MSG_ERROR = 8,     /* either way: then the sender closes */
     VNET_MSG_REQUEST = 9,   /* client -> controller: a subscriber request */
     VNET_MSG_REPLY = 10,    /* controller -> client */
+    VNET_MSG_REPORT = 11,   /* node -> controller: its counters and peers (struct vnet_report) */
 };
 
 enum vnet_role {
@@ -64,6 +65,7 @@ struct vnet_msg_welcome {
     struct vnet_node_info node;  /* node: itself (id, MAC, IPs, endpoints) */
     uint8_t auth[VNET_AUTH_MAX];
     uint32_t auth_len;
+    uint32_t report_ms; /* node: send a REPORT this often (ms); 0: never (a client: 0) */
 };
 
 /* SNAPSHOT: the network and every node at network.revision. DELTA: changes with revision in
@@ -88,6 +90,49 @@ struct vnet_msg_endpoint {
     struct vnet_endpoint ep;
     bool has_nonce; /* the node's per-boot data-plane nonce follows (optional third element) */
     uint8_t nonce[VNET_DP_NONCE_LEN];
+};
+
+/* A node's periodic report (REPORT, and per node in a network.status reply): what its data
+ * plane counted since it started and which peers it hears from. */
+#define VNET_REPORT_MAX   65535 /* bytes of an encoded report (the REPORT's bin) */
+#define VNET_REPORT_DROPS 32    /* drop reasons a report carries: enum vnet_dp_drop values below */
+
+enum vnet_reach {
+    VNET_REACH_NONE = 0,   /* nothing came from the peer recently */
+    VNET_REACH_DIRECT = 1, /* its packets arrive straight over the underlay */
+};
+
+struct vnet_report_counters {
+    uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+};
+
+struct vnet_report_peer {
+    uint64_t node_id;        /* 0: a peer the controller did not describe (static) */
+    struct vnet_endpoint ep; /* its underlay endpoint */
+    struct vnet_report_counters c;
+    bool has_last_rx;
+    uint64_t last_rx_ms; /* how long before the report a packet last came from it */
+    uint8_t reach;       /* enum vnet_reach */
+    bool has_rtt;
+    uint32_t rtt_us; /* data-plane round trip, when the data plane measures it */
+};
+
+struct vnet_report {
+    struct vnet_report_counters virt, under;  /* the virtual port, the underlay */
+    uint64_t drops;                           /* every dropped packet */
+    uint64_t drop_reasons[VNET_REPORT_DROPS]; /* by enum vnet_dp_drop */
+    uint64_t table_size;                      /* switch table entries */
+    struct vnet_report_peer *peers;           /* npeers of them, owned (vnet_report_free) */
+    uint32_t npeers;
+};
+
+/* REPORT carries the report as a msgpack bin, decoded apart with vnet_report_decode(), so that
+ * a report the controller cannot read is dropped (and counted) rather than ending the
+ * session. */
+struct vnet_msg_report {
+    uint8_t *body; /* decoded: a copy owned by the message (vnet_msg_free); when encoding, only
+                      read */
+    uint32_t len;  /* at most VNET_REPORT_MAX */
 };
 
 struct vnet_msg_error {
@@ -149,6 +194,13 @@ struct vnet_node_status {
     uint64_t acked; /* the revision the node acknowledged last */
     uint8_t connected;
     uint64_t connected_since_ms; /* unix time in ms, 0 when not connected */
+    uint64_t last_seen_ms;       /* unix time in ms of the last frame from it; 0: not since the
+                                    controller started */
+    struct vnet_endpoint session_from; /* where its last session came from (family 0: unknown) */
+    /* Its last report (memory only: none after a controller restart until the next one). */
+    bool has_report;
+    uint64_t report_age_ms;    /* how long ago it arrived */
+    struct vnet_report report; /* its peers are owned by the message (vnet_msg_free) */
 };
 
 struct vnet_msg_reply {
@@ -188,6 +240,7 @@ struct vnet_msg {
         struct vnet_msg_error error;
         struct vnet_msg_request request;
         struct vnet_msg_reply reply;
+        struct vnet_msg_report report;
     } u;
 };
 
@@ -212,6 +265,31 @@ VNET_API int vnet_msg_encode(const struct vnet_msg *m, struct vnet_buf *out);
  * On error @m holds nothing to free. */
 VNET_API int vnet_msg_decode(const uint8_t *body, size_t len, struct vnet_msg *m, char *err,
                              size_t errlen);
+
+/**
+ * Append the msgpack encoding of @r (no frame prefix) to @out: the body of a REPORT.
+ * Ownership: @r is only read.
+ * Returns: 0, VNET_EINVAL (a reach value or endpoint out of range), VNET_EMSGSIZE (over
+ * VNET_REPORT_MAX: too many peers) or VNET_ENOMEM; @out holds nothing new on failure.
+ * Thread-safety: thread-safe on distinct objects.
+ */
+VNET_API int vnet_report_encode(const struct vnet_report *r, struct vnet_buf *out);
+
+/**
+ * Decode a report (a REPORT's body) into @r.
+ * Ownership: @r's peers are the caller's: vnet_report_free().
+ * Returns: 0, VNET_EPROTO (malformed: the reason in @err when given) or VNET_ENOMEM; on
+ * error @r holds nothing to free.
+ * Thread-safety: thread-safe on distinct objects.
+ */
+VNET_API int vnet_report_decode(const uint8_t *body, size_t len, struct vnet_report *r, char *err,
+                                size_t errlen);
+
+/**
+ * Free the peers of @r and zero it. NULL ignored.
+ * Thread-safety: thread-safe on distinct objects.
+ */
+VNET_API void vnet_report_free(struct vnet_report *r);
 
 /* Reassembles frames from a byte stream. */
 struct vnet_frame_reader {

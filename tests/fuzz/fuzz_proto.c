@@ -68,15 +68,49 @@ static void seed_network(struct vnet_network *n)
     n->revision = 99;
 }
 
+/* A report with @np peers (at most 3) into @peers. */
+static void seed_report(struct vnet_report *r, struct vnet_report_peer *peers, unsigned i,
+                        unsigned np)
+{
+    memset(r, 0, sizeof(*r));
+    r->virt = (struct vnet_report_counters){i, i * 1500ull, 2 * i, 3000ull * i};
+    r->under = (struct vnet_report_counters){i + 1, 0x123456789ull, 7, 1u << 20};
+    r->drops = i % 5;
+    if (i % 5) {
+        r->drop_reasons[i % VNET_REPORT_DROPS] = i % 5;
+        r->drop_reasons[VNET_REPORT_DROPS - 1] = i % 3;
+    }
+    r->table_size = i % 17;
+    for (unsigned k = 0; k < np; k++) {
+        struct vnet_report_peer *p = &peers[k];
+        memset(p, 0, sizeof(*p));
+        p->node_id = k ? 1000 + k : 0;
+        p->ep.ip.family = k % 2 ? VNET_AF_INET6 : VNET_AF_INET;
+        p->ep.ip.addr[0] = 10;
+        p->ep.ip.addr[3] = (uint8_t)k;
+        p->ep.port = 4789;
+        p->c = (struct vnet_report_counters){k, k * 100ull, i, i * 64ull};
+        p->has_last_rx = (i + k) % 2;
+        p->last_rx_ms = 250ull * k;
+        p->reach = p->has_last_rx ? VNET_REACH_DIRECT : VNET_REACH_NONE;
+        p->has_rtt = k == 2;
+        p->rtt_us = 420;
+    }
+    r->peers = np ? peers : NULL;
+    r->npeers = np;
+}
+
 size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
 {
+    struct vnet_report_peer peers[3];
+    struct vnet_buf rb = {0};
     struct vnet_msg m;
     struct vnet_node_info nodes[3];
     struct vnet_change changes[3];
     struct vnet_network nets[2];
     struct vnet_node_status status[2];
     memset(&m, 0, sizeof(m));
-    m.type = (enum vnet_msg_type)(1 + i % 10);
+    m.type = (enum vnet_msg_type)(1 + i % 11);
     switch (m.type) {
     case VNET_MSG_HELLO:
         m.u.hello.version = VNET_PROTO_VERSION;
@@ -91,6 +125,7 @@ size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
         m.u.welcome.version = VNET_PROTO_VERSION;
         seed_network(&m.u.welcome.network);
         seed_node(&m.u.welcome.node, i);
+        m.u.welcome.report_ms = i % 2 ? 10000 : 0;
         break;
     case VNET_MSG_SNAPSHOT:
         seed_network(&m.u.snapshot.network);
@@ -156,6 +191,16 @@ size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
         status[1].connected = 0;
         status[0].connected_since_ms = 1790000000000ull;
         status[1].connected_since_ms = 0;
+        status[0].last_seen_ms = 1790000004000ull;
+        status[1].last_seen_ms = i % 2 ? 0 : 1790000001000ull;
+        memset(&status[0].session_from, 0, sizeof(status[0].session_from));
+        status[1].session_from = nodes[0].phys;
+        status[0].has_report = status[1].has_report = false;
+        if (i % 2) {
+            status[0].has_report = true;
+            status[0].report_age_ms = 1234;
+            seed_report(&status[0].report, peers, i, i % 4);
+        }
         m.u.reply.networks = nets;
         m.u.reply.nnetworks = i % 3;
         m.u.reply.nodes = nodes;
@@ -163,6 +208,15 @@ size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
         m.u.reply.status = status;
         m.u.reply.nstatus = (i / 10) % 3;
         break;
+    case VNET_MSG_REPORT: {
+        struct vnet_report r;
+        seed_report(&r, peers, i, (i / 11) % 4);
+        if (vnet_report_encode(&r, &rb) != 0)
+            return 0;
+        m.u.report.body = rb.data;
+        m.u.report.len = (uint32_t)rb.len;
+        break;
+    }
     }
     struct vnet_buf b = {0};
     size_t n = 0;
@@ -171,10 +225,32 @@ size_t vnet_fuzz_seed(unsigned i, uint8_t *buf, size_t cap)
         memcpy(buf, b.data + 4, n);
     }
     vnet_buf_free(&b);
+    vnet_buf_free(&rb);
     return n;
 }
 
 /* ---- the target ---- */
+
+static bool same_report(const struct vnet_report *a, const struct vnet_report *b)
+{
+    struct vnet_report x = *a, y = *b;
+    x.peers = y.peers = NULL;
+    return memcmp(&x, &y, sizeof(x)) == 0 &&
+           (!a->npeers || memcmp(a->peers, b->peers, a->npeers * sizeof(*a->peers)) == 0);
+}
+
+static bool same_status(const struct vnet_node_status *a, const struct vnet_node_status *b,
+                        uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct vnet_node_status x = a[i], y = b[i];
+        memset(&x.report, 0, sizeof(x.report));
+        memset(&y.report, 0, sizeof(y.report));
+        if (memcmp(&x, &y, sizeof(x)) != 0 || !same_report(&a[i].report, &b[i].report))
+            return false;
+    }
+    return true;
+}
 
 static bool same(const struct vnet_msg *a, const struct vnet_msg *b)
 {
@@ -201,11 +277,39 @@ static bool same(const struct vnet_msg *a, const struct vnet_msg *b)
                (!x->nnetworks ||
                 memcmp(x->networks, y->networks, x->nnetworks * sizeof(*x->networks)) == 0) &&
                (!x->nnodes || memcmp(x->nodes, y->nodes, x->nnodes * sizeof(*x->nodes)) == 0) &&
-               (!x->nstatus || memcmp(x->status, y->status, x->nstatus * sizeof(*x->status)) == 0);
+               same_status(x->status, y->status, x->nstatus);
     }
+    case VNET_MSG_REPORT:
+        return a->u.report.len == b->u.report.len &&
+               (!a->u.report.len ||
+                memcmp(a->u.report.body, b->u.report.body, a->u.report.len) == 0);
     default:
         return memcmp(&a->u, &b->u, sizeof(a->u)) == 0;
     }
+}
+
+/* A REPORT's body: the same round trip through vnet_report_decode/encode. */
+static void check_report(const uint8_t *data, size_t size)
+{
+    struct vnet_report r, r2;
+    char err[128];
+    if (vnet_report_decode(data, size, &r, err, sizeof(err)) != 0) {
+        static const struct vnet_report zero;
+        CHECK(memcmp(&r, &zero, sizeof(r)) == 0);
+        CHECK(err[0] != '\0');
+        return;
+    }
+    struct vnet_buf b = {0}, b2 = {0};
+    CHECK(vnet_report_encode(&r, &b) == 0);
+    CHECK(b.len <= size);
+    CHECK(vnet_report_decode(b.data, b.len, &r2, err, sizeof(err)) == 0);
+    CHECK(same_report(&r, &r2));
+    CHECK(vnet_report_encode(&r2, &b2) == 0);
+    CHECK(b.len == b2.len && (!b.len || memcmp(b.data, b2.data, b.len) == 0));
+    vnet_buf_free(&b);
+    vnet_buf_free(&b2);
+    vnet_report_free(&r);
+    vnet_report_free(&r2);
 }
 
 static void check_body(const uint8_t *data, size_t size)
@@ -225,6 +329,8 @@ static void check_body(const uint8_t *data, size_t size)
     CHECK(same(&m, &m2));
     CHECK(vnet_msg_encode(&m2, &b2) == 0);
     CHECK(b.len == b2.len && memcmp(b.data, b2.data, b.len) == 0);
+    if (m.type == VNET_MSG_REPORT)
+        check_report(m.u.report.body, m.u.report.len);
     vnet_buf_free(&b);
     vnet_buf_free(&b2);
     vnet_msg_free(&m);

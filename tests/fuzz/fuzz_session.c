@@ -122,6 +122,7 @@ static void setup_hello(const struct vnet_keypair *node)
     memset(&w, 0, sizeof(w));
     w.type = VNET_MSG_WELCOME;
     w.u.welcome.version = VNET_PROTO_VERSION;
+    w.u.welcome.report_ms = 10000;
     w.u.welcome.network.vni = 4242;
     w.u.welcome.network.mtu = 1450;
     snprintf(w.u.welcome.network.name, sizeof(w.u.welcome.network.name), "blue");
@@ -183,10 +184,22 @@ static void setup(void)
     for (int k = 0; k < NFRAMES; k++) {
         struct vnet_msg q;
         memset(&q, 0, sizeof(q));
-        q.type = k % 2 ? VNET_MSG_KEEPALIVE : VNET_MSG_ACK;
+        q.type = k % 3 == 2 ? VNET_MSG_REPORT : k % 2 ? VNET_MSG_KEEPALIVE : VNET_MSG_ACK;
         q.u.ack.revision = (uint64_t)k + 1;
-        struct vnet_buf b = {0};
+        struct vnet_buf b = {0}, rb = {0};
+        if (q.type == VNET_MSG_REPORT) { /* a node's periodic report: counters, one peer */
+            struct vnet_report_peer peer = {.node_id = 2, .c = {1, 2, 3, 4}, .reach = 1};
+            CHECK(vnet_endpoint_parse("10.0.0.2:4789", &peer.ep) == 0);
+            struct vnet_report rep = {.virt = {5, 6, 7, 8}, .drops = 1, .table_size = 3};
+            rep.drop_reasons[2] = 1;
+            rep.peers = &peer;
+            rep.npeers = 1;
+            CHECK(vnet_report_encode(&rep, &rb) == 0);
+            q.u.report.body = rb.data;
+            q.u.report.len = (uint32_t)rb.len;
+        }
         CHECK(vnet__sess_encode(&i, &q, &b) == 0);
+        vnet_buf_free(&rb);
         CHECK(st.streamlen + b.len <= sizeof(st.stream));
         memcpy(st.stream + st.streamlen, b.data, b.len);
         st.streamlen += b.len;

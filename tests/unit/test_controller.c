@@ -13,6 +13,7 @@
 #include "vnet/client.h"
 #include "vnet/controller.h"
 #include "vnet/crypto.h"
+#include "vnet/datapath.h"
 #include "vnet/error.h"
 #include "vnet/log.h"
 #include "vnet/proto.h"
@@ -719,6 +720,124 @@ START_TEST(t_node_session)
 END_TEST
 
 /* ---- 2. reconnecting: a delta from the node's revision, or a snapshot ---- */
+
+/* Send a REPORT whose body is @body (@len bytes). */
+static void peer_report(struct peer *p, const uint8_t *body, size_t len)
+{
+    struct vnet_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = VNET_MSG_REPORT;
+    m.u.report.body = (uint8_t *)body;
+    m.u.report.len = (uint32_t)len;
+    peer_send(p, &m);
+}
+
+/* Wait until the controller counted @reports kept and @dropped dropped reports. */
+static void wait_reports(uint64_t reports, uint64_t dropped)
+{
+    int64_t end = now_ms() + WAIT_MS;
+    struct vnet_controller_stats st = stats();
+    while ((st.reports != reports || st.reports_dropped != dropped) && now_ms() < end) {
+        usleep(10000);
+        st = stats();
+    }
+    ck_assert_uint_eq(st.reports, reports);
+    ck_assert_uint_eq(st.reports_dropped, dropped);
+}
+
+/* A node's REPORTs: the WELCOME says how often; a report that does not decode is counted and
+ * dropped while the session stays; a good one shows in network status with the session's
+ * address and last-seen time, and stays there after the node is gone. */
+START_TEST(t_reports)
+{
+    ctl_start(&defaults);
+    struct vnet_client *cl = cl_open(ctl.api);
+    net_create(cl, "blue", 100, "10.0.0.0/24");
+    node_add(cl, "blue", "a");
+    struct vnet_node_info b = node_add(cl, "blue", "b");
+    struct peer p;
+    struct vnet_msg_welcome w;
+    node_connect(&p, 0, "blue", "a", 0, &w);
+    ck_assert_uint_eq(w.report_ms, 10000); /* the default */
+    struct vnet_msg m;
+    expect(&p, VNET_MSG_SNAPSHOT, &m);
+    vnet_msg_free(&m);
+
+    /* malformed: counted, dropped, the session stays (twice: never a disconnect) */
+    static const uint8_t junk[] = {0xc0};
+    static const uint8_t bad_reach[] = {
+        0x96, 0x94, 0,    0, 0, 0, 0x94, 0,    0,    0,    0, 0, 0x90, 0, 0x91, 0x99, 0x01, 0x92,
+        0xc4, 0x04, 0x0a, 0, 0, 2, 0xcd, 0x12, 0xb5, 0x94, 1, 2, 3,    4, 0x05, 0x02, 0xc0};
+    peer_report(&p, junk, sizeof(junk));
+    wait_reports(0, 1);
+    peer_report(&p, bad_reach, sizeof(bad_reach));
+    peer_report(&p, NULL, 0);
+    wait_reports(0, 3);
+    struct vnet_node_status st = node_status(cl, "blue", "a", NULL);
+    ck_assert_uint_eq(st.connected, 1);
+    ck_assert(!st.has_report);
+
+    /* a good one */
+    struct vnet_report r;
+    memset(&r, 0, sizeof(r));
+    r.virt = (struct vnet_report_counters){5, 500, 6, 600};
+    r.drops = 2;
+    r.drop_reasons[VNET_DP_DROP_UNKNOWN_PEER] = 2;
+    r.table_size = 4;
+    struct vnet_report_peer peer = {.node_id = b.id,
+                                    .c = {7, 700, 8, 800},
+                                    .has_last_rx = true,
+                                    .last_rx_ms = 1500,
+                                    .reach = VNET_REACH_DIRECT};
+    ck_assert_int_eq(vnet_endpoint_parse("10.0.9.2:4789", &peer.ep), 0);
+    r.peers = &peer;
+    r.npeers = 1;
+    struct vnet_buf body = {0};
+    ck_assert_int_eq(vnet_report_encode(&r, &body), 0);
+    int64_t before = now_ms();
+    peer_report(&p, body.data, body.len);
+    vnet_buf_free(&body);
+    wait_reports(1, 3);
+
+    struct sockaddr_in me;
+    socklen_t melen = sizeof(me);
+    ck_assert_int_eq(getsockname(p.fd, (struct sockaddr *)&me, &melen), 0);
+    struct vnet_msg_request q = rq(VNET_REQ_NETWORK_STATUS, "blue", NULL);
+    struct vnet_msg reply;
+    ck_assert_int_eq(request(cl, &q, &reply), 0);
+    ck_assert_uint_eq(reply.u.reply.nstatus, 2);
+    const struct vnet_node_status *sa = &reply.u.reply.status[0];
+    ck_assert_str_eq(sa->node.name, "a");
+    ck_assert(sa->has_report);
+    ck_assert_uint_le(sa->report_age_ms, WAIT_MS);
+    ck_assert_uint_eq(sa->report.virt.tx_bytes, 600);
+    ck_assert_uint_eq(sa->report.drop_reasons[VNET_DP_DROP_UNKNOWN_PEER], 2);
+    ck_assert_uint_eq(sa->report.table_size, 4);
+    ck_assert_uint_eq(sa->report.npeers, 1);
+    ck_assert_uint_eq(sa->report.peers[0].node_id, b.id);
+    ck_assert_uint_eq(sa->report.peers[0].reach, VNET_REACH_DIRECT);
+    ck_assert_uint_eq(sa->session_from.ip.family, VNET_AF_INET);
+    ck_assert_uint_eq(sa->session_from.port, ntohs(me.sin_port));
+    ck_assert_uint_ge(sa->last_seen_ms, (uint64_t)before - 1000);
+    ck_assert(!reply.u.reply.status[1].has_report); /* b never connected */
+    ck_assert_uint_eq(reply.u.reply.status[1].last_seen_ms, 0);
+    vnet_msg_free(&reply);
+
+    /* gone: disconnected, last seen stays, so does the last report */
+    peer_close(&p);
+    int64_t end = now_ms() + WAIT_MS;
+    do {
+        st = node_status(cl, "blue", "a", NULL);
+    } while (st.connected && now_ms() < end && usleep(10000) == 0);
+    ck_assert_uint_eq(st.connected, 0);
+    ck_assert_uint_ge(st.last_seen_ms, (uint64_t)before - 1000);
+    ck_assert(st.has_report);
+    ck_assert_uint_eq(st.report.virt.tx_bytes, 600);
+    ck_assert_uint_eq(st.session_from.port, ntohs(me.sin_port));
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
 
 START_TEST(t_reconnect)
 {
@@ -2204,6 +2323,7 @@ int main(void)
     tcase_set_timeout(tc, 20);
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, t_node_session);
+    tcase_add_test(tc, t_reports);
     tcase_add_test(tc, t_reconnect);
     tcase_add_test(tc, t_reconnect_pruned);
     tcase_add_test(tc, t_bad_sessions);

@@ -57,6 +57,43 @@ static void h_status(void *arg, struct vnet_node_status *st)
     st->acked = 7;
 }
 
+/* The status hook with a node report of status_peers peers (as the controller fills it from
+ * the node's last REPORT): the reply owns the peers. */
+static uint32_t status_peers;
+
+static void h_status_report(void *arg, struct vnet_node_status *st)
+{
+    h_status(arg, st);
+    st->last_seen_ms = 1790000000000ull + st->node.id;
+    st->session_from.ip.family = VNET_AF_INET;
+    st->session_from.ip.addr[0] = 10;
+    st->session_from.ip.addr[3] = (uint8_t)st->node.id;
+    st->session_from.port = 40000;
+    st->has_report = true;
+    st->report_age_ms = 500;
+    st->report.virt.rx_bytes = 1000 * st->node.id;
+    st->report.drops = 3;
+    st->report.drop_reasons[2] = 3;
+    st->report.table_size = 9;
+    st->report.npeers = status_peers;
+    st->report.peers = calloc(status_peers ? status_peers : 1, sizeof(*st->report.peers));
+    ck_assert_ptr_nonnull(st->report.peers);
+    for (uint32_t k = 0; k < status_peers; k++) {
+        struct vnet_report_peer *p = &st->report.peers[k];
+        p->node_id = k + 1;
+        p->ep.ip.family = VNET_AF_INET6;
+        p->ep.ip.addr[0] = 0xfd;
+        p->ep.ip.addr[15] = (uint8_t)k;
+        p->ep.port = 4789;
+        p->c = (struct vnet_report_counters){UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX};
+        p->has_last_rx = true;
+        p->last_rx_ms = UINT64_MAX;
+        p->reach = VNET_REACH_DIRECT;
+        p->has_rtt = true;
+        p->rtt_us = UINT32_MAX;
+    }
+}
+
 static struct vnet__api_env env;
 static const struct vnet__api_caller admin = {.admin = true, .sub_id = VNET_SUBSCRIBER_ADMIN};
 
@@ -275,6 +312,59 @@ START_TEST(t_node_add)
 }
 END_TEST
 
+/* ---- network status ---- */
+
+/* Status carries what the controller knows of each node (its session and last report), and
+ * the reply always fits one frame: with too many peers in the reports, their peer lists are
+ * left out (the counters stay) and the text says so. */
+START_TEST(t_status)
+{
+    net_create(&admin, "blue", 0);
+    for (int i = 0; i < 10; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "n%d", i);
+        node_add(&admin, "blue", name, NULL, 0);
+    }
+    env.node_status = h_status_report;
+    struct vnet_msg_request q = req(VNET_REQ_NETWORK_STATUS, "blue", NULL);
+    struct vnet_msg m;
+    struct vnet_buf b = {0};
+
+    status_peers = 3;
+    ck_assert_int_eq(call(&admin, &q, &m), 0);
+    ck_assert_uint_eq(m.u.reply.nstatus, 10);
+    ck_assert_str_eq(m.u.reply.text, "");
+    for (uint32_t i = 0; i < 10; i++) {
+        const struct vnet_node_status *st = &m.u.reply.status[i];
+        ck_assert(st->has_report);
+        ck_assert_uint_eq(st->report.npeers, 3);
+        ck_assert_uint_eq(st->report.virt.rx_bytes, 1000 * st->node.id);
+        ck_assert_uint_eq(st->last_seen_ms, 1790000000000ull + st->node.id);
+        ck_assert_uint_eq(st->session_from.port, 40000);
+    }
+    ck_assert_int_eq(vnet_msg_encode(&m, &b), 0);
+    vnet_msg_free(&m);
+    vnet_buf_free(&b);
+
+    /* 10 nodes x 12,000 peers at their largest encoding: over half a frame */
+    status_peers = 12000;
+    ck_assert_int_eq(call(&admin, &q, &m), 0);
+    ck_assert_uint_eq(m.u.reply.nstatus, 10);
+    ck_assert_msg(strstr(m.u.reply.text, "peers left out"), "text '%s'", m.u.reply.text);
+    for (uint32_t i = 0; i < 10; i++) {
+        const struct vnet_node_status *st = &m.u.reply.status[i];
+        ck_assert(st->has_report);
+        ck_assert_uint_eq(st->report.npeers, 0);
+        ck_assert_ptr_null(st->report.peers);
+        ck_assert_uint_eq(st->report.drops, 3);
+    }
+    ck_assert_int_eq(vnet_msg_encode(&m, &b), 0);
+    vnet_msg_free(&m);
+    vnet_buf_free(&b);
+    status_peers = 0;
+}
+END_TEST
+
 /* ---- conflicts ---- */
 
 START_TEST(t_conflicts)
@@ -392,6 +482,7 @@ static Suite *controller_api_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, t_network_create);
     tcase_add_test(tc, t_node_add);
+    tcase_add_test(tc, t_status);
     tcase_add_test(tc, t_conflicts);
     tcase_add_test(tc, t_isolation);
     tcase_add_test(tc, t_bad_requests);

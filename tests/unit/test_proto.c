@@ -115,6 +115,28 @@ static void fill_subscriber(struct vnet_subscriber *s, uint64_t id, const char *
     s->has_token = id % 2 == 1;
 }
 
+static bool report_eq(const struct vnet_report *a, const struct vnet_report *b)
+{
+    struct vnet_report x = *a, y = *b;
+    x.peers = y.peers = NULL;
+    return memcmp(&x, &y, sizeof(x)) == 0 &&
+           (!a->npeers || memcmp(a->peers, b->peers, a->npeers * sizeof(*a->peers)) == 0);
+}
+
+/* Entry by entry: each carries a report whose peers are a pointer. */
+static bool status_eq(const struct vnet_node_status *a, const struct vnet_node_status *b,
+                      uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        struct vnet_node_status x = a[i], y = b[i];
+        memset(&x.report, 0, sizeof(x.report));
+        memset(&y.report, 0, sizeof(y.report));
+        if (memcmp(&x, &y, sizeof(x)) != 0 || !report_eq(&a[i].report, &b[i].report))
+            return false;
+    }
+    return true;
+}
+
 static bool msg_eq(const struct vnet_msg *a, const struct vnet_msg *b)
 {
     if (a->type != b->type)
@@ -140,11 +162,14 @@ static bool msg_eq(const struct vnet_msg *a, const struct vnet_msg *b)
                (!x->nnetworks ||
                 memcmp(x->networks, y->networks, x->nnetworks * sizeof(*x->networks)) == 0) &&
                (!x->nnodes || memcmp(x->nodes, y->nodes, x->nnodes * sizeof(*x->nodes)) == 0) &&
-               (!x->nstatus ||
-                memcmp(x->status, y->status, x->nstatus * sizeof(*x->status)) == 0) &&
-               strcmp(x->token, y->token) == 0 && x->nsubscribers == y->nsubscribers &&
+               status_eq(x->status, y->status, x->nstatus) && strcmp(x->token, y->token) == 0 &&
+               x->nsubscribers == y->nsubscribers &&
                subscribers_eq(x->subscribers, y->subscribers, x->nsubscribers);
     }
+    case VNET_MSG_REPORT:
+        return a->u.report.len == b->u.report.len &&
+               (!a->u.report.len ||
+                memcmp(a->u.report.body, b->u.report.body, a->u.report.len) == 0);
     default:
         return memcmp(&a->u, &b->u, sizeof(a->u)) == 0;
     }
@@ -372,14 +397,243 @@ static int decode_hex(const char *h, char *err, size_t errlen)
         ck_assert_msg(e_[0] != '\0', "no reason for %s", h);                                       \
     } while (0)
 
+/* A report with @np peers (malloc'd: vnet_report_free), every field away from zero. */
+static void fill_report(struct vnet_report *r, uint32_t np)
+{
+    memset(r, 0, sizeof(*r));
+    r->virt = (struct vnet_report_counters){1, 1500, 2, 3000};
+    r->under = (struct vnet_report_counters){UINT64_MAX, 1ull << 40, 7, 0};
+    r->drop_reasons[0] = 1;
+    r->drop_reasons[3] = 1000;
+    r->drop_reasons[VNET_REPORT_DROPS - 1] = UINT64_MAX - 1001;
+    r->drops = UINT64_MAX;
+    r->table_size = 123456;
+    r->npeers = np;
+    r->peers = np ? calloc(np, sizeof(*r->peers)) : NULL;
+    for (uint32_t k = 0; k < np; k++) {
+        struct vnet_report_peer *p = &r->peers[k];
+        p->node_id = k ? 1000 + k : 0;
+        if (k % 2)
+            ip6(&p->ep.ip, 0xfd20, k);
+        else
+            ip4(&p->ep.ip, 10, 200, 0, (uint8_t)k);
+        p->ep.port = (uint16_t)(4789 + k);
+        p->c = (struct vnet_report_counters){k, 100ull * k, k + 1, UINT64_MAX - k};
+        p->has_last_rx = k % 3 != 0;
+        p->last_rx_ms = p->has_last_rx ? 250ull * k : 0;
+        p->reach = p->has_last_rx && k % 2 ? VNET_REACH_DIRECT : VNET_REACH_NONE;
+        p->has_rtt = k == 2;
+        p->rtt_us = p->has_rtt ? UINT32_MAX : 0;
+    }
+}
+
 /* ---- names ---- */
+
+/* ---- reports ---- */
+
+START_TEST(t_report_roundtrip)
+{
+    for (uint32_t np = 0; np < 6; np++) {
+        struct vnet_report r, r2;
+        struct vnet_buf b = {0}, b2 = {0};
+        char err[160];
+        fill_report(&r, np);
+        ck_assert_int_eq(vnet_report_encode(&r, &b), 0);
+        ck_assert_int_eq(vnet_report_decode(b.data, b.len, &r2, err, sizeof(err)), 0);
+        ck_assert_msg(report_eq(&r, &r2), "report of %u peers differs after a round trip", np);
+        ck_assert_int_eq(vnet_report_encode(&r2, &b2), 0);
+        ck_assert(b.len == b2.len && memcmp(b.data, b2.data, b.len) == 0);
+
+        /* inside a REPORT, and per node in a network.status reply */
+        struct vnet_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = VNET_MSG_REPORT;
+        m.u.report.body = b.data;
+        m.u.report.len = (uint32_t)b.len;
+        roundtrip(&m);
+        memset(&m, 0, sizeof(m));
+        m.type = VNET_MSG_REPLY;
+        m.u.reply.nstatus = 2;
+        m.u.reply.status = calloc(2, sizeof(struct vnet_node_status));
+        fill_node(&m.u.reply.status[0].node, 1);
+        fill_node(&m.u.reply.status[1].node, 2);
+        m.u.reply.status[0].has_report = true;
+        m.u.reply.status[0].report_age_ms = 1234;
+        m.u.reply.status[0].report = r;
+        m.u.reply.status[0].last_seen_ms = 1790000000000ull;
+        ip4(&m.u.reply.status[0].session_from.ip, 10, 200, 0, 1);
+        m.u.reply.status[0].session_from.port = 40000;
+        roundtrip(&m);
+        vnet_msg_free(&m); /* frees r's peers too */
+        vnet_report_free(&r2);
+        vnet_buf_free(&b);
+        vnet_buf_free(&b2);
+    }
+    /* a zero report: the smallest encoding */
+    struct vnet_report z;
+    memset(&z, 0, sizeof(z));
+    struct vnet_buf b = {0};
+    ck_assert_int_eq(vnet_report_encode(&z, &b), 0);
+    uint8_t want[32];
+    size_t n = hex("96 94 00 00 00 00 94 00 00 00 00 00 90 00 90", want, sizeof(want));
+    ck_assert_uint_eq(b.len, n);
+    ck_assert(memcmp(b.data, want, n) == 0);
+    vnet_buf_free(&b);
+}
+END_TEST
+
+static int report_hex(const char *h, char *err, size_t errlen)
+{
+    uint8_t b[1024];
+    size_t n = hex(h, b, sizeof(b));
+    struct vnet_report r;
+    int rc = vnet_report_decode(b, n, &r, err, errlen);
+    if (rc) {
+        static const struct vnet_report zero;
+        ck_assert(memcmp(&r, &zero, sizeof(r)) == 0); /* nothing left to free */
+    }
+    vnet_report_free(&r);
+    return rc;
+}
+
+#define R_ACCEPT(h)                                                                                \
+    do {                                                                                           \
+        char e_[160];                                                                              \
+        int r_ = report_hex(h, e_, sizeof(e_));                                                    \
+        ck_assert_msg(r_ == 0, "refused %s: %s", h, e_);                                           \
+    } while (0)
+#define R_REJECT(h)                                                                                \
+    do {                                                                                           \
+        char e_[160];                                                                              \
+        int r_ = report_hex(h, e_, sizeof(e_));                                                    \
+        ck_assert_msg(r_ == VNET_EPROTO, "accepted %s", h);                                        \
+        ck_assert_msg(e_[0] != '\0', "no reason for %s", h);                                       \
+    } while (0)
+
+/* Malformed reports: each refused with a reason, nothing left allocated. */
+START_TEST(t_report_malformed)
+{
+#define C0   "94 00 00 00 00"
+#define PEER "99 01 92 c4 04 0a 00 00 02 cd 12 b5 94 01 02 03 04 05 01 c0"
+    R_ACCEPT("96 " C0 " " C0 " 00 90 00 90");
+    R_ACCEPT("96 " C0 " " C0 " 03 92 92 00 01 92 1f 02 05 91 " PEER);
+    R_REJECT("");
+    R_REJECT("c0");
+    R_REJECT("95 " C0 " " C0 " 00 90 00");                      /* 5 fields */
+    R_REJECT("97 " C0 " " C0 " 00 90 00 90 00");                /* 7 fields */
+    R_REJECT("96 93 00 00 00 " C0 " 00 90 00 90");              /* counters of 3 */
+    R_REJECT("96 " C0 " " C0 " d0 ff 90 00 90");                /* negative drops */
+    R_REJECT("96 " C0 " " C0 " 00 91 92 20 01 00 90");          /* reason 32 */
+    R_REJECT("96 " C0 " " C0 " 00 92 92 03 01 92 02 01 00 90"); /* out of order */
+    R_REJECT("96 " C0 " " C0 " 00 92 92 03 01 92 03 01 00 90"); /* twice */
+    R_REJECT("96 " C0 " " C0 " 00 91 92 03 00 00 90");          /* zero count */
+    R_REJECT("96 " C0 " " C0 " 00 91 93 03 01 01 00 90");       /* a triple */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 91 c0");                /* nil peer */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 dd 00 01 00 00 " PEER); /* 65536 peers in a few bytes */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 91 "
+             "99 01 92 c4 04 0a 00 00 02 cd 12 b5 94 01 02 03 04 05 02 c0"); /* reach 2 */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 91 "
+             "98 01 92 c4 04 0a 00 00 02 cd 12 b5 94 01 02 03 04 05 01"); /* peer of 8 */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 91 "
+             "99 01 92 c4 04 0a 00 00 02 00 94 01 02 03 04 05 01 c0"); /* port 0 */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 91 "
+             "99 01 c0 94 01 02 03 04 05 01 c0"); /* no endpoint */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 91 "
+             "99 01 92 c4 04 0a 00 00 02 cd 12 b5 94 01 02 03 04 05 01 cf 00 00 00 01 00 00 00 00");
+    /* rtt over uint32 */
+    R_REJECT("96 " C0 " " C0 " 00 90 00 90 c0"); /* trailing byte */
+
+    /* every truncation of a valid report */
+    uint8_t full[256];
+    size_t n = hex("96 " C0 " " C0 " 03 92 92 00 01 92 1f 02 05 91 " PEER, full, sizeof(full));
+    for (size_t cut = 0; cut < n; cut++) {
+        struct vnet_report r;
+        char err[160];
+        ck_assert_int_eq(vnet_report_decode(full, cut, &r, err, sizeof(err)), VNET_EPROTO);
+        ck_assert(err[0] != '\0');
+    }
+
+    /* REPORT: a bin, at most VNET_REPORT_MAX bytes; its content is not judged by the codec */
+    ACCEPT("92 0b c4 00");
+    ACCEPT("92 0b c4 02 c0 c0");
+    REJECT("92 0b a1 61"); /* str */
+    REJECT("92 0b c0");
+    REJECT("91 0b");
+    REJECT("93 0b c4 00 c4 00");
+    size_t big = VNET_REPORT_MAX + 1;
+    uint8_t *frame = calloc(1, big + 8);
+    memcpy(frame, "\x92\x0b\xc6\x00\x01\x00\x00", 7); /* bin 32 of 65536 bytes */
+    struct vnet_msg m;
+    char err[160];
+    ck_assert_int_eq(decode_copy(frame, 7 + big, &m, err, sizeof(err)), VNET_EPROTO);
+    ck_assert(strstr(err, "at most") != NULL);
+    memcpy(frame, "\x92\x0b\xc5\xff\xff", 5); /* the largest: 65535 */
+    ck_assert_int_eq(decode_copy(frame, 5 + VNET_REPORT_MAX, &m, err, sizeof(err)), 0);
+    ck_assert_uint_eq(m.u.report.len, VNET_REPORT_MAX);
+    vnet_msg_free(&m);
+    free(frame);
+
+    /* a status entry: the age and the report come together or not at all */
+    struct vnet_buf b = {0};
+    struct vnet_msg r;
+    memset(&r, 0, sizeof(r));
+    r.type = VNET_MSG_REPLY;
+    r.u.reply.nstatus = 1;
+    r.u.reply.status = calloc(1, sizeof(struct vnet_node_status));
+    fill_node(&r.u.reply.status[0].node, 1);
+    ck_assert_int_eq(vnet_msg_encode(&r, &b), 0);
+    vnet_msg_free(&r);
+    /* the reply ends with the entry's session_from, age and report (nil, nil, nil), then the
+     * token (a0) and the subscribers (90) */
+    ck_assert(b.len > 8 && memcmp(b.data + b.len - 5, "\xc0\xc0\xc0\xa0\x90", 5) == 0);
+    ck_assert_int_eq(decode_copy(b.data + 4, b.len - 4, &r, err, sizeof(err)), 0);
+    vnet_msg_free(&r);
+    b.data[b.len - 4] = 0x05; /* an age without a report */
+    ck_assert_int_eq(decode_copy(b.data + 4, b.len - 4, &r, err, sizeof(err)), VNET_EPROTO);
+    b.data[b.len - 4] = 0xc0;
+    b.data[b.len - 3] = 0x90; /* a report (even a short one) without an age */
+    ck_assert_int_eq(decode_copy(b.data + 4, b.len - 4, &r, err, sizeof(err)), VNET_EPROTO);
+    ck_assert(strstr(err, "status.report") != NULL);
+    vnet_buf_free(&b);
+#undef C0
+#undef PEER
+}
+END_TEST
+
+/* The encoder: a bad reach is refused, too many peers for VNET_REPORT_MAX is VNET_EMSGSIZE. */
+START_TEST(t_report_encode_limits)
+{
+    struct vnet_report r;
+    struct vnet_buf b = {0};
+    fill_report(&r, 3);
+    r.peers[1].reach = 2;
+    ck_assert_int_eq(vnet_report_encode(&r, &b), VNET_EINVAL);
+    ck_assert_uint_eq(b.len, 0);
+    r.peers[1].reach = 0;
+    r.peers[1].ep.port = 0;
+    ck_assert_int_eq(vnet_report_encode(&r, &b), VNET_EINVAL);
+    vnet_report_free(&r);
+    fill_report(&r, 4000);
+    ck_assert_int_eq(vnet_report_encode(&r, &b), VNET_EMSGSIZE);
+    ck_assert_uint_eq(b.len, 0);
+    r.npeers = 500;
+    ck_assert_int_eq(vnet_report_encode(&r, &b), 0);
+    ck_assert_uint_le(b.len, VNET_REPORT_MAX);
+    vnet_report_free(&r);
+    vnet_buf_free(&b);
+    vnet_report_free(NULL);
+    ck_assert_int_eq(vnet_report_encode(NULL, &b), VNET_EINVAL);
+    ck_assert_int_eq(vnet_report_decode(NULL, 3, &r, NULL, 0), VNET_EINVAL);
+}
+END_TEST
 
 START_TEST(t_names)
 {
     ck_assert_str_eq(vnet_msg_type_name(VNET_MSG_HELLO), "hello");
     ck_assert_str_eq(vnet_msg_type_name(VNET_MSG_REPLY), "reply");
     ck_assert_str_eq(vnet_msg_type_name((enum vnet_msg_type)0), "unknown");
-    ck_assert_str_eq(vnet_msg_type_name((enum vnet_msg_type)11), "unknown");
+    ck_assert_str_eq(vnet_msg_type_name(VNET_MSG_REPORT), "report");
+    ck_assert_str_eq(vnet_msg_type_name((enum vnet_msg_type)12), "unknown");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_NETWORK_CREATE), "network.create");
     ck_assert_str_eq(vnet_req_op_name(VNET_REQ_NODE_REMOVE), "node.remove");
     ck_assert_int_eq(VNET_REQ_SUBSCRIBER_CREATE, 11);
@@ -797,68 +1051,72 @@ END_TEST
 /* Node and network fields, each changed in one place from a valid WELCOME. */
 START_TEST(t_reject_model)
 {
-    /* WELCOME: [2, version, network, node, auth]
+    /* WELCOME: [2, version, network, node, auth, report_ms]
      * network: [id, sub, name, vni, subnet4, subnet6, mtu, rev, mode]
      * node: [id, nid, name, pubkey, mac, [ip, ip], phys, observed, state, rev] */
 #define NET_OK  "99 01 02 a1 6e ce 00 ff ff ff 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00"
 #define NODE_OK "9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c4 04 0a 00 00 01 c0 c0 c0 01 03"
-    ACCEPT("95 02 01 " NET_OK " " NODE_OK " c4 00");
+    ACCEPT("96 02 01 " NET_OK " " NODE_OK " c4 00 00");
     /* VNI 2^24 */
     REJECT(
-        "95 02 01 99 01 02 a1 6e ce 01 00 00 00 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00 " NODE_OK
-        " c4 00");
+        "96 02 01 99 01 02 a1 6e ce 01 00 00 00 92 c4 04 0a 00 00 00 18 c0 cd 05 aa 03 00 " NODE_OK
+        " c4 00 00");
     /* prefix length 33 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 92 c4 04 0a 00 00 00 21 c0 cd 05 aa 03 00 " NODE_OK
-           " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 92 c4 04 0a 00 00 00 21 c0 cd 05 aa 03 00 " NODE_OK
+           " c4 00 00");
     /* IPv6 prefix in subnet4 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "18 c0 cd 05 aa 03 00 " NODE_OK " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "18 c0 cd 05 aa 03 00 " NODE_OK " c4 00 00");
     /* IPv6 prefix length 129 in subnet6, then 128 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "cc 81 cd 05 aa 03 00 " NODE_OK " c4 00");
-    ACCEPT("95 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-           "cc 80 cd 05 aa 03 00 " NODE_OK " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "cc 81 cd 05 aa 03 00 " NODE_OK " c4 00 00");
+    ACCEPT("96 02 01 99 01 02 a1 6e 05 c0 92 c4 10 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+           "cc 80 cd 05 aa 03 00 " NODE_OK " c4 00 00");
     /* mtu over uint32 */
-    REJECT("95 02 01 99 01 02 a1 6e 05 c0 c0 cf 00 00 00 01 00 00 00 00 03 " NODE_OK " c4 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 c0 c0 cf 00 00 00 01 00 00 00 00 03 " NODE_OK " c4 00 00");
     /* network with 7 and 9 fields */
-    REJECT("95 02 01 97 01 02 a1 6e 05 c0 c0 03 " NODE_OK " c4 00");
-    REJECT("95 02 01 99 01 02 a1 6e 05 c0 c0 03 03 03 " NODE_OK " c4 00");
+    REJECT("96 02 01 97 01 02 a1 6e 05 c0 c0 03 " NODE_OK " c4 00 00");
+    REJECT("96 02 01 99 01 02 a1 6e 05 c0 c0 03 03 03 " NODE_OK " c4 00 00");
     /* node: MAC of 5 and 7 bytes */
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 c4 05 02 00 00 00 00 92 c0 c0 c0 c0 01 03 c4 00");
-    REJECT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 07 02 00 00 00 00 01 01 92 c0 c0 c0 c0 01 03 c4 00");
-    ACCEPT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 05 02 00 00 00 00 92 c0 c0 c0 c0 01 03 c4 00 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 07 02 00 00 00 00 01 01 92 c0 c0 c0 c0 01 03 c4 00 00");
+    ACCEPT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     /* MAC nil, as str */
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 c0 92 c0 c0 c0 c0 01 03 c4 00");
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 a6 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+    REJECT("96 02 01 " NET_OK " 9a 01 01 a1 6d c0 c0 92 c0 c0 c0 c0 01 03 c4 00 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 a6 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     /* pubkey of 31 bytes; 32 accepted */
     REJECT(
-        "95 02 01 " NET_OK
+        "96 02 01 " NET_OK
         " 9a 01 01 a1 6d c4 1f 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-        "00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+        "00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     ACCEPT(
-        "95 02 01 " NET_OK
+        "96 02 01 " NET_OK
         " 9a 01 01 a1 6d c4 20 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
-        "00 00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00");
+        "00 00 00 00 00 00 00 00 00 00 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 03 c4 00 00");
     /* ips: 1 or 3 slots, IP of 15 bytes */
-    REJECT("95 02 01 " NET_OK " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 91 c0 c0 c0 01 03 c4 00");
-    REJECT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 93 c0 c0 c0 c0 c0 01 03 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 91 c0 c0 c0 01 03 c4 00 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 93 c0 c0 c0 c0 c0 01 03 c4 00 00");
     REJECT(
-        "95 02 01 " NET_OK
+        "96 02 01 " NET_OK
         " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c4 0f 00 00 00 00 00 00 00 00 00 00 00 00 "
-        "00 00 00 c0 c0 c0 01 03 c4 00");
+        "00 00 00 c0 c0 c0 01 03 c4 00 00");
     /* state 3 */
-    REJECT("95 02 01 " NET_OK
-           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 03 03 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 9a 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 03 03 c4 00 00");
     /* node with 9 fields */
-    REJECT("95 02 01 " NET_OK " 99 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 c4 00");
+    REJECT("96 02 01 " NET_OK
+           " 99 01 01 a1 6d c0 c4 06 02 00 00 00 00 01 92 c0 c0 c0 c0 01 c4 00 00");
     /* nested junk instead of the node: deep arrays */
-    char junk[4096] = "95 02 01 " NET_OK;
+    char junk[4096] = "96 02 01 " NET_OK;
     for (int i = 0; i < 300; i++)
         strcat(junk, " 91");
-    strcat(junk, " c0 c4 00");
+    strcat(junk, " c0 c4 00 00");
     REJECT(junk);
 #undef NET_OK
 #undef NODE_OK
@@ -965,7 +1223,7 @@ START_TEST(t_encode_invalid)
     } while (0)
 
     BAD(VNET_EINVAL, m.type = (enum vnet_msg_type)0);
-    BAD(VNET_EINVAL, m.type = (enum vnet_msg_type)11);
+    BAD(VNET_EINVAL, m.type = (enum vnet_msg_type)12);
     BAD(VNET_EINVAL, (m.type = VNET_MSG_HELLO, m.u.hello.role = (enum vnet_role)0));
     BAD(VNET_EINVAL, (m.type = VNET_MSG_HELLO, m.u.hello.role = VNET_ROLE_NODE,
                       memset(m.u.hello.network, 'a', VNET_NAME_MAX)));
@@ -1242,12 +1500,25 @@ START_TEST(t_examples)
     print_frame("ACK 1000", &m, "00 00 00 05 92 05 cd 03 e8");
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_HELLO;
-    m.u.hello.version = 2;
+    m.u.hello.version = VNET_PROTO_VERSION;
     m.u.hello.role = VNET_ROLE_NODE;
     strcpy(m.u.hello.network, "lab");
     strcpy(m.u.hello.node, "n1");
     m.u.hello.revision = 42;
-    print_frame("HELLO", &m, "00 00 00 0e 97 01 02 01 a3 6c 61 62 a2 6e 31 2a c4 00");
+    print_frame("HELLO", &m, "00 00 00 0e 97 01 03 01 a3 6c 61 62 a2 6e 31 2a c4 00");
+    memset(&m, 0, sizeof(m));
+    {
+        struct vnet_report zero;
+        struct vnet_buf rb = {0};
+        memset(&zero, 0, sizeof(zero));
+        ck_assert_int_eq(vnet_report_encode(&zero, &rb), 0);
+        m.type = VNET_MSG_REPORT;
+        m.u.report.body = rb.data;
+        m.u.report.len = (uint32_t)rb.len;
+        print_frame("REPORT", &m,
+                    "00 00 00 13 92 0b c4 0f 96 94 00 00 00 00 94 00 00 00 00 00 90 00 90");
+        vnet_buf_free(&rb);
+    }
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_ENDPOINT;
     ip4(&m.u.endpoint.ep.ip, 192, 0, 2, 1);
@@ -1380,6 +1651,9 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, t_reject_request);
     tcase_add_test(tc, t_reject_reply_subscribers);
     tcase_add_test(tc, t_huge_counts);
+    tcase_add_test(tc, t_report_roundtrip);
+    tcase_add_test(tc, t_report_malformed);
+    tcase_add_test(tc, t_report_encode_limits);
     tcase_add_test(tc, t_encode_invalid);
     tcase_add_test(tc, t_free_safe);
     tcase_add_test(tc, t_examples);

@@ -91,6 +91,8 @@ def test_networks_and_nodes(controller):
         st = c.network_status("blue")
         assert [s.node.name for s in st.nodes] == ["n1", "n2"]
         assert st.connected == 0 and not st.nodes[0].connected
+        assert st.nodes[0].report is None and st.nodes[0].last_seen_ms == 0
+        assert st.nodes[0].session_from is None
         assert "2 nodes, 0 connected" in repr(st) and "disconnected" in repr(st.nodes[0])
 
         c.node_remove("blue", "n1")
@@ -198,3 +200,28 @@ def test_refused_by_the_library(controller):
         assert "blue" in [n.name for n in c.network_list()]
     with pytest.raises(vnet.StateError):
         c.network_list()
+
+
+def test_report_from_c():
+    """A node's report as the C struct carries it becomes a vnet.Report."""
+    from vnet import _lib
+
+    r = _lib.Report()
+    r.virt.rx_bytes, r.virt.tx_bytes = 100, 200
+    r.drops = 3
+    r.drop_reasons[2] = 3  # unknown_peer
+    r.table_size = 5
+    peers = (_lib.ReportPeer * 2)()
+    peers[0].node_id = 7
+    peers[0].ep.ip.family = 4
+    peers[0].ep.ip.addr[:4] = [10, 0, 0, 7]
+    peers[0].ep.port = 4789
+    peers[0].c.rx_packets = 9
+    peers[0].has_last_rx, peers[0].last_rx_ms, peers[0].reach = True, 250, _lib.REACH_DIRECT
+    r.peers, r.npeers = peers, 2
+    rep = vnet.Report._from_c(r, 1500)
+    assert rep.age_ms == 1500 and rep.bytes_out == 100 and rep.bytes_in == 200
+    assert rep.drops == 3 and rep.drop_reasons == {"unknown_peer": 3} and rep.table_size == 5
+    assert [p.reach for p in rep.peers] == ["direct", "none"]
+    assert str(rep.peers[0].endpoint) == "10.0.0.7:4789" and rep.peers[0].last_rx_ms == 250
+    assert rep.peers[1].endpoint is None and rep.peers[1].last_rx_ms is None

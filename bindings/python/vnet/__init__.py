@@ -27,7 +27,17 @@ from .addr import (
     parse_pubkey,
     parse_vni,
 )
-from .client import Client, Network, NetworkStatus, Node, NodeState, NodeStatus, Subscriber
+from .client import (
+    Client,
+    Network,
+    NetworkStatus,
+    Node,
+    NodeState,
+    NodeStatus,
+    Report,
+    ReportPeer,
+    Subscriber,
+)
 from .datapath import Datapath, DatapathStats, PeerStats, PortInfo, PortStats
 from .errors import (
     AccessDeniedError,
@@ -72,6 +82,8 @@ __all__ = [
     "Node",
     "NodeState",
     "NodeStatus",
+    "Report",
+    "ReportPeer",
     "NotFoundError",
     "PeerStats",
     "PortInfo",

@@ -111,12 +111,55 @@ class Change(Structure):
 # ---- proto.h (plain data only) ----
 
 
+VNET_REPORT_DROPS = 32
+REACH_NONE, REACH_DIRECT = 0, 1
+
+
+class ReportCounters(Structure):
+    _fields_ = [
+        ("rx_packets", c_uint64),
+        ("rx_bytes", c_uint64),
+        ("tx_packets", c_uint64),
+        ("tx_bytes", c_uint64),
+    ]
+
+
+class ReportPeer(Structure):
+    _fields_ = [
+        ("node_id", c_uint64),
+        ("ep", Endpoint),
+        ("c", ReportCounters),
+        ("has_last_rx", c_bool),
+        ("last_rx_ms", c_uint64),
+        ("reach", c_uint8),
+        ("has_rtt", c_bool),
+        ("rtt_us", c_uint32),
+    ]
+
+
+class Report(Structure):
+    _fields_ = [
+        ("virt", ReportCounters),
+        ("under", ReportCounters),
+        ("drops", c_uint64),
+        ("drop_reasons", c_uint64 * VNET_REPORT_DROPS),
+        ("table_size", c_uint64),
+        ("peers", POINTER(ReportPeer)),
+        ("npeers", c_uint32),
+    ]
+
+
 class NodeStatus(Structure):
     _fields_ = [
         ("node", Node),
         ("acked", c_uint64),
         ("connected", c_uint8),
         ("connected_since_ms", c_uint64),
+        ("last_seen_ms", c_uint64),
+        ("session_from", Endpoint),
+        ("has_report", c_bool),
+        ("report_age_ms", c_uint64),
+        ("report", Report),
     ]
 
 

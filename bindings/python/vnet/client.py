@@ -52,6 +52,8 @@ __all__ = [
     "NodeState",
     "NodeStatus",
     "NetworkStatus",
+    "Report",
+    "ReportPeer",
     "Subscriber",
 ]
 
@@ -147,14 +149,88 @@ class Network:
 
 
 @dataclass
+class ReportPeer:
+    """A peer in a node's report: its counters as this node sees them and whether it is
+    reached (``"direct"``: packets came from it within three report intervals; ``"none"``)."""
+
+    node_id: int  # 0: a peer the controller did not describe
+    endpoint: Optional[Endpoint]
+    rx_packets: int
+    rx_bytes: int
+    tx_packets: int
+    tx_bytes: int
+    last_rx_ms: Optional[int]  # how long before the report a packet last came from it
+    reach: str
+    rtt_us: Optional[int]  # data-plane round trip, when measured
+
+
+@dataclass
+class Report:
+    """A node's last periodic report (``struct vnet_report``), ``age_ms`` old. ``virtual``
+    and ``underlay`` are the ports' counters as the data plane counts them: on the virtual
+    port ``rx`` is what the host sent, ``tx`` what it received."""
+
+    age_ms: int
+    virtual: dict
+    underlay: dict
+    drops: int
+    drop_reasons: dict  # name -> count, non-zero ones
+    table_size: int
+    peers: List[ReportPeer]
+
+    @property
+    def bytes_in(self) -> int:
+        return self.virtual["tx_bytes"]
+
+    @property
+    def bytes_out(self) -> int:
+        return self.virtual["rx_bytes"]
+
+    @classmethod
+    def _from_c(cls, r: _lib.Report, age_ms: int) -> "Report":
+        def counters(c: _lib.ReportCounters) -> dict:
+            return {k: getattr(c, k) for k in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")}
+
+        return cls(
+            age_ms=age_ms,
+            virtual=counters(r.virt),
+            underlay=counters(r.under),
+            drops=r.drops,
+            drop_reasons={
+                lib.vnet_dp_drop_name(i).decode(): r.drop_reasons[i]
+                for i in range(_lib.VNET_REPORT_DROPS)
+                if r.drop_reasons[i]
+            },
+            table_size=r.table_size,
+            peers=[
+                ReportPeer(
+                    node_id=p.node_id,
+                    endpoint=endpoint_from_c(p.ep),
+                    rx_packets=p.c.rx_packets,
+                    rx_bytes=p.c.rx_bytes,
+                    tx_packets=p.c.tx_packets,
+                    tx_bytes=p.c.tx_bytes,
+                    last_rx_ms=p.last_rx_ms if p.has_last_rx else None,
+                    reach="direct" if p.reach == _lib.REACH_DIRECT else "none",
+                    rtt_us=p.rtt_us if p.has_rtt else None,
+                )
+                for p in (r.peers[k] for k in range(r.npeers))
+            ],
+        )
+
+
+@dataclass
 class NodeStatus:
-    """What the controller knows of a node's session."""
+    """What the controller knows of a node's session, and its last report."""
 
     node: Node
     connected: bool
     acked: int  # the revision the node acknowledged last
     converged: bool  # acked == the network's revision
     connected_since_ms: int  # unix time in ms, 0 when not connected
+    last_seen_ms: int = 0  # unix time in ms of its last frame; 0: not since the controller started
+    session_from: Optional[Endpoint] = None  # where its session comes from
+    report: Optional[Report] = None  # its last report (memory only on the controller)
 
     def __repr__(self) -> str:
         conn = "connected" if self.connected else "disconnected"
@@ -381,6 +457,9 @@ class Client:
                     acked=s.acked,
                     converged=s.acked == net.revision,
                     connected_since_ms=s.connected_since_ms,
+                    last_seen_ms=s.last_seen_ms,
+                    session_from=endpoint_from_c(s.session_from),
+                    report=Report._from_c(s.report, s.report_age_ms) if s.has_report else None,
                 )
                 for s in (r.nodes[i] for i in range(r.count))
             ]
