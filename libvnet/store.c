@@ -1152,8 +1152,6 @@ static int network_create_tx(struct vnet_store *s, const struct vnet_network_spe
             vnet_store_seterr(err, errlen, "network '%s' already exists for subscriber '%s'",
                               sp->name, sub.name);
     }
-    if (!rc)
-        rc = check_overlap(s, sp, err, errlen);
     if (rc)
         return rc;
     memset(&n, 0, sizeof(n));
@@ -1167,6 +1165,8 @@ static int network_create_tx(struct vnet_store *s, const struct vnet_network_spe
         if (rc == VNET_ENOSPC)
             vnet_store_seterr(err, errlen, "no free VNI left");
     }
+    if (!rc)
+        rc = check_overlap(s, sp, err, errlen);
     if (rc)
         return rc;
     n.subscriber_id = sp->subscriber_id;

@@ -1388,7 +1388,8 @@ START_TEST(t_subscribers)
     ck_assert_str_eq(r.u.reply.subscribers[1].name, "alice");
     vnet_msg_free(&r);
 
-    /* Refusals: each one ERROR VNET_EACCES with a reason, then the close. */
+    /* Refusals: each one ERROR VNET_EACCES (VNET_EKEYREJECTED for the wrong key) with a reason,
+     * then the close. */
     struct vnet_client *x;
     char wrong[VNET_API_TOKEN_STRLEN], hash[VNET_TOKEN_HASH_BYTES];
     ck_assert_int_gt(vnet_api_token_new(wrong, sizeof(wrong), (uint8_t *)hash), 0);
@@ -1398,8 +1399,8 @@ START_TEST(t_subscribers)
     ck_assert_msg(strstr(err, "no API token"), "err: %s", err);
     ck_assert_int_eq(cl_try(NULL, NULL, &x, err, sizeof(err)), VNET_EACCES);
     ck_assert_msg(strstr(err, "authentication required"), "err: %s", err);
-    ck_assert_int_eq(cl_try(other.pub, alice_tok, &x, err, sizeof(err)), VNET_EACCES);
-    ck_assert_msg(strstr(err, "wrong controller key"), "err: %s", err);
+    ck_assert_int_eq(cl_try(other.pub, alice_tok, &x, err, sizeof(err)), VNET_EKEYREJECTED);
+    ck_assert_msg(strstr(err, "does not match the pinned key"), "err: %s", err);
     ck_assert_int_eq(cl_try(NULL, alice_tok, &x, err, sizeof(err)), VNET_EINVAL);
     ck_assert_int_eq(cl_try(key.pub, "vnetapi1-short", &x, err, sizeof(err)), VNET_EINVAL);
     ck_assert_ptr_null(x);
@@ -1433,7 +1434,7 @@ START_TEST(t_subscribers)
     r.u.hello.auth_len = (uint32_t)(n + VNET_API_SEALED_LEN);
     peer_open_port(&p, ctl.api_port, 0);
     peer_send(&p, &r);
-    expect_error_close(&p, VNET_EACCES, "handshake failed");
+    expect_error_close(&p, VNET_EKEYREJECTED, "handshake failed");
     peer_close(&p);
     vnet_hs_wipe(&hs);
 
