@@ -74,11 +74,14 @@ static void dir_of(const char *path, char *dir, size_t len)
         snprintf(dir, len, "%.*s", (int)(slash - path), path);
 }
 
-static int dir_writable(const char *prog, const char *what, const char *path)
+/* @made_dir: a directory that does not exist yet but will (the store makes the database's):
+ * when it is @path's, that passes. */
+static int dir_writable(const char *prog, const char *what, const char *path, const char *made_dir)
 {
     char dir[4096];
     dir_of(path, dir, sizeof(dir));
-    if (access(dir, W_OK | X_OK) == 0)
+    if (access(dir, W_OK | X_OK) == 0 ||
+        (errno == ENOENT && made_dir && strcmp(dir, made_dir) == 0))
         return 0;
     int e = errno;
     fprintf(stderr, "%s: %s %s: %s: directory %s%s\n", prog, what, path, strerror(e), dir,
@@ -86,7 +89,7 @@ static int dir_writable(const char *prog, const char *what, const char *path)
     return 1;
 }
 
-int guard_probe_unix(const char *prog, const char *path)
+int guard_probe_unix(const char *prog, const char *path, const char *db_uri)
 {
     struct stat st;
     struct sockaddr_un un;
@@ -114,7 +117,10 @@ int guard_probe_unix(const char *prog, const char *path)
         }
         /* a stale socket of an earlier run: the controller replaces it */
     }
-    return dir_writable(prog, "--socket", path);
+    /* The database's directory may not exist yet: the store makes it before the bind. */
+    struct guard_undo db;
+    guard_undo_init(&db, db_uri);
+    return dir_writable(prog, "--socket", path, db.db[0] ? db.dir : NULL);
 }
 
 int guard_can_create(const char *prog, const char *what, const char *path)
@@ -122,7 +128,7 @@ int guard_can_create(const char *prog, const char *what, const char *path)
     struct stat st;
     if (stat(path, &st) == 0)
         return 0;
-    return dir_writable(prog, what, path);
+    return dir_writable(prog, what, path, NULL);
 }
 
 void guard_undo_init(struct guard_undo *u, const char *db_uri)

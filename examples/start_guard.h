@@ -20,8 +20,9 @@ int guard_listen_addr(const char *prog, const char *opt, const char *addr, char 
 int guard_probe_tcp(const char *prog, const char *const opts[], const char *const addrs[], int n);
 
 /* The Unix socket @path (--socket) can be made: not a file of another kind, not served by a
- * running process, in a directory this user may write. Returns 0 or 1. */
-int guard_probe_unix(const char *prog, const char *path);
+ * running process, in a directory this user may write (or the directory of the database at
+ * @db_uri, which the store makes when missing). Returns 0 or 1. */
+int guard_probe_unix(const char *prog, const char *path, const char *db_uri);
 
 /* A file the start would write (the admin token) can be written: it exists, or its directory
  * does and is writable. Returns 0 or 1. */

@@ -357,7 +357,7 @@ int main(int argc, char **argv)
     const char *const probe_opts[] = {"--listen", "--api"};
     const char *const probe_addrs[] = {listen_num, api_num};
     if (guard_probe_tcp(prog, probe_opts, probe_addrs, api ? 2 : 1) ||
-        (sock && guard_probe_unix(prog, sock)))
+        (sock && guard_probe_unix(prog, sock, db)))
         return 1;
     listen_addr = listen_num;
     api = api ? api_num : NULL;
