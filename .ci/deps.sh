@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential meson ninja-build pkg-config clang clang-format
-  libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check
+  libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check libinih-dev
   libbpf-dev libxdp-dev xdp-tools libpq-dev
   # tests, benchmarks and the demo
   python3 python3-cffi python3-pytest iproute2 ethtool tcpdump iperf3 iputils-ping procps

@@ -597,6 +597,12 @@ START_TEST(t_uv_handshake)
 }
 END_TEST
 
+static void on_stall(uv_timer_t *t)
+{
+    (void)t;
+    usleep(8 * 20 * 1000);
+}
+
 START_TEST(t_uv_keepalive)
 {
     keys();
@@ -622,15 +628,21 @@ START_TEST(t_uv_keepalive)
                       (unsigned long long)(b.ka_at[k] - b.ka_at[k - 1]));
     uv_done(&a, &b);
 
-    /* A peer that answers is never declared dead, however long it runs. */
+    /* A peer that answers is never declared dead, however long it runs, even when this
+     * process is not scheduled for longer than three intervals (here: the loop's thread
+     * sleeps 8 intervals once): the timers then fire before the answers are read. */
     uv_pair(&a, &b);
     b.answer_keepalives = true;
     vnet__sess_uv_keepalive(&a.t, ka, true);
-    run_for(12 * ka, true);
+    uv_timer_t stall;
+    uv_timer_init(&loop, &stall);
+    uv_timer_start(&stall, on_stall, 4 * ka, 0);
+    run_for(20 * ka, true);
     ck_assert_msg(guard_fired, "stopped early: a down %d", a.down_code);
     ck_assert_int_eq(a.down_code, 0);
     ck_assert_uint_ge(b.keepalives, 6);
     ck_assert_uint_ge(a.keepalives, 6);
+    uv_close((uv_handle_t *)&stall, NULL);
     uv_done(&a, &b);
 
     /* Watching without sending (a controller waiting for a hello): silence still ends it. */
