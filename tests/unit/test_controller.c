@@ -1355,6 +1355,20 @@ START_TEST(t_subscribers)
     }
     q = rq(VNET_REQ_NETWORK_SHOW, "bob/red", NULL);
     expect_code(alice, &q, VNET_ENOENT, "no network");
+    /* Issue 13: the API judges names before any lookup and says which characters they may
+     * hold (a raw request: the typed client calls would refuse these before sending). */
+    q = rq(VNET_REQ_NETWORK_SHOW, "a!b", NULL);
+    expect_code(alice, &q, VNET_EINVAL, "invalid network name 'a!b': " VNET_NAME_RULE);
+    q = rq(VNET_REQ_NODE_ADD, "blue", "n!1");
+    expect_code(alice, &q, VNET_EINVAL, "invalid node name 'n!1': " VNET_NAME_RULE);
+    q = rq(VNET_REQ_SUBSCRIBER_CREATE, "x!y", NULL);
+    expect_code(adm, &q, VNET_EINVAL, "invalid subscriber name 'x!y': " VNET_NAME_RULE);
+    q = rq(VNET_REQ_NETWORK_CREATE, "hb", NULL);
+    q.has = VNET_REQ_HAS_SUBNET4;
+    ck_assert_int_eq(vnet_prefix_parse("10.1.0.9/24", &q.subnet4), 0);
+    expect_code(alice, &q, VNET_EINVAL, "host bits set: did you mean 10.1.0.0/24?");
+    ck_assert_int_eq(vnet_prefix_parse("10.1.0.128/25", &q.subnet4), 0);
+    expect_code(alice, &q, VNET_EEXIST, "overlaps subnet 10.1.0.0/24 of network 'blue'");
     q = rq(VNET_REQ_NETWORK_SHOW, "red", NULL);
     expect_code(bob, &q, 0, NULL); /* still there */
     /* A VNI taken by another subscriber: refused without naming the network. */
