@@ -49,17 +49,17 @@ struct vnet_client_opts {
 
 /* Connect to "IP:PORT", "[IPv6]:PORT", "HOST:PORT" or a Unix socket path (anything with a
  * '/') and say hello. A host name is resolved with getaddrinfo (vnet_endpoint_resolve()) and
- * its addresses are tried in turn until one accepts the connection. Over TCP with @opts->controller_pub, the session is authenticated (the controller
- * must prove it holds that key) and encrypted, and @opts->token (if any) identifies the
- * subscriber; without controller_pub the session is plain and carries no token (what a
- * controller without a key serves). Over a Unix socket both are ignored. @opts may be NULL.
- * The strings and key are only read during the call. Returns 0, VNET_EINVAL (bad address,
- * malformed token, a token without controller_pub), VNET_ENOENT or VNET_EAGAIN (the host name
- * does not resolve, for good or for now), a negative errno (connection refused, ...),
- * VNET_ETIMEDOUT, VNET_EPROTO, VNET_EKEYREJECTED (controller_pub is not the controller's key:
- * it could not open our handshake, or did not prove that key), VNET_EACCES (the controller
- * refused the token or the lack of one) or another code of the controller's ERROR; @err
- * explains. */
+ * its addresses are tried in turn until one accepts the connection. Over TCP with
+ * @opts->controller_pub, the session is authenticated (the controller must prove it holds that key)
+ * and encrypted, and @opts->token (if any) identifies the subscriber; without controller_pub the
+ * session is plain and carries no token (what a controller without a key serves). Over a Unix
+ * socket both are ignored. @opts may be NULL. The strings and key are only read during the call.
+ * Returns 0, VNET_EINVAL (bad address, malformed token, a token without controller_pub),
+ * VNET_ENOENT or VNET_EAGAIN (the host name does not resolve, for good or for now), a negative
+ * errno (connection refused, ...), VNET_ETIMEDOUT, VNET_EPROTO, VNET_EKEYREJECTED (controller_pub
+ * is not the controller's key: it could not open our handshake, or did not prove that key),
+ * VNET_EACCES (the controller refused the token or the lack of one) or another code of the
+ * controller's ERROR; @err explains. */
 VNET_API int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
                                   struct vnet_client **out, char *err, size_t errlen);
 
