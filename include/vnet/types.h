@@ -110,8 +110,8 @@ VNET_API int vnet_endpoint_parse(const char *s, struct vnet_endpoint *out);
 VNET_API int vnet_endpoint_format(const struct vnet_endpoint *ep, char *buf, size_t len);
 VNET_API bool vnet_endpoint_eq(const struct vnet_endpoint *a, const struct vnet_endpoint *b);
 
-#define VNET_RESOLVE_PORT0 1u /* vnet_endpoint_resolve(): port 0 allowed (a listener's any port)   \
-                               */
+/* vnet_endpoint_resolve() flag: port 0 allowed (a listener's "any free port"). */
+#define VNET_RESOLVE_PORT0 1u
 
 /**
  * Resolve "HOST:PORT" to endpoints. HOST is an IPv4 address, an IPv6 address in brackets
