@@ -35,6 +35,7 @@
 #include <vnet/vnet.h>
 
 #include "progopt.h"
+#include "start_guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,17 +170,16 @@ static int write_token_file(const char *path, const char *token)
 }
 
 /* Make sure the admin can authenticate: give it a token at the first start (written to
- * @path), or the one @path holds when the database has none. 0, or -1 (message printed). */
-static int admin_token_setup(struct vnet_store *store, const char *path)
+ * @path; then @written is set), or the one @path holds (@have > 0: read before the store was
+ * opened, into @raw) when the database has none. 0, or -1 (message printed). */
+static int admin_token_setup(struct vnet_store *store, const char *path, int have,
+                             uint8_t raw[VNET_API_TOKEN_LEN], bool *written)
 {
     struct vnet_subscriber admin;
-    uint8_t raw[VNET_API_TOKEN_LEN], hash[VNET_TOKEN_HASH_BYTES];
-    int have = read_token_file(path, raw);
-    if (have < 0)
-        return -1;
+    uint8_t hash[VNET_TOKEN_HASH_BYTES];
     if (have > 0)
-        vnet_token_hash(raw, sizeof(raw), hash);
-    memset(raw, 0, sizeof(raw));
+        vnet_token_hash(raw, VNET_API_TOKEN_LEN, hash);
+    sodium_memzero(raw, VNET_API_TOKEN_LEN);
     int rc = vnet_store_subscriber_get_by_id(store, VNET_SUBSCRIBER_ADMIN, &admin);
     if (rc) {
         fprintf(stderr, "%s: cannot read the admin subscriber: %s\n", prog, vnet_strerror(rc));
@@ -209,6 +209,7 @@ static int admin_token_setup(struct vnet_store *store, const char *path)
         memset(token, 0, sizeof(token));
         if (rc)
             return -1;
+        *written = true;
     }
     rc = vnet_store_admin_token_set(store, hash);
     if (rc) {
@@ -351,7 +352,7 @@ int main(int argc, char **argv)
     uint32_t report_ms = 0;
     static const char *const optional_value[] = {"genkey", NULL};
     vnet_log_set_level(VNET_LOG_INFO); /* an operator sees "up", "stopped" */
-    int c = progopt_load(&start_po, prog, longopts, optional_value, argc, argv);
+    int rc, c = progopt_load(&start_po, prog, longopts, optional_value, argc, argv);
     if (c) {
         fprintf(stderr, "%s: %s\n", prog, start_po.error);
         return c;
@@ -471,6 +472,18 @@ int main(int argc, char **argv)
         printf("%s\n", pub);
         return 0;
     }
+    /* Everything that can be found wrong is found before the database and the admin token
+     * exist; what a later failure leaves is removed (start_guard.h). */
+    char listen_num[VNET_ENDPOINT_STRLEN], api_num[VNET_ENDPOINT_STRLEN];
+    if ((rc = guard_listen_addr(prog, "--listen", listen_addr, listen_num, sizeof(listen_num))) ||
+        (api && (rc = guard_listen_addr(prog, "--api", api, api_num, sizeof(api_num)))))
+        return rc;
+    const char *const probe_opts[] = {"--listen", "--api"};
+    const char *const probe_addrs[] = {listen_num, api_num};
+    if (guard_probe_tcp(prog, probe_opts, probe_addrs, api ? 2 : 1))
+        return 1;
+    listen_addr = listen_num;
+    api = api ? api_num : NULL;
     if (!db) {
         if (progopt_state_file("controller.db", true, state_db, sizeof(state_db), serr,
                                sizeof(serr))) {
@@ -484,6 +497,8 @@ int main(int argc, char **argv)
                            sizeof(serr)) == 0 &&
         access(state_key, F_OK) == 0)
         key_file = state_key;
+    if (sock && guard_probe_unix(prog, sock, db))
+        return 1;
     struct vnet_keypair key;
     if (key_file) {
         char kerr[256] = "";
@@ -502,12 +517,6 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     char err[256] = "";
-    struct vnet_store *store;
-    int rc = vnet_store_open(db, NULL, &store, err, sizeof(err));
-    if (rc) {
-        fprintf(stderr, "%s: database %s: %s\n", prog, db, err[0] ? err : vnet_strerror(rc));
-        return 1;
-    }
     char token_path[4096];
     if (!admin_token) { /* next to the database file */
         const char *file = strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
@@ -516,8 +525,24 @@ int main(int argc, char **argv)
             return usage_error("%s", "--db path too long");
         admin_token = token_path;
     }
-    if (admin_token_setup(store, admin_token) != 0) {
+    uint8_t token_raw[VNET_API_TOKEN_LEN];
+    int have_token = 0;
+    struct guard_undo undo;
+    guard_undo_init(&undo, db);
+    struct vnet_store *store = NULL;
+    rc = vnet_store_open(db, NULL, &store, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "%s: database %s: %s\n", prog, db, err[0] ? err : vnet_strerror(rc));
+    } else { /* the token file: after the store, which makes the directory they share */
+        have_token = read_token_file(admin_token, token_raw);
+        if (have_token < 0 ||
+            (have_token == 0 && guard_can_create(prog, "admin token file", admin_token)))
+            rc = -1;
+    }
+    if (rc) {
         vnet_store_close(store);
+        sodium_memzero(token_raw, sizeof(token_raw));
+        guard_undo_run(&undo);
         if (key_file)
             vnet_key_wipe(&key);
         return 1;
@@ -539,15 +564,27 @@ int main(int argc, char **argv)
                                       .report_ms = report_ms,
                                       .key = key_file ? &key : NULL};
     rc = vnet_controller_create(&cfg, &x.c);
+    bool token_written = false;
     if (rc) {
         const char *msg = vnet_strerror(rc);
         if (strcmp(msg, "unknown error") == 0)
             msg = uv_strerror(rc); /* an errno the socket layer gave */
         fprintf(stderr, "%s: cannot start: %s\n", prog, msg);
+    } else if (admin_token_setup(store, admin_token, have_token, token_raw, &token_written)) {
+        rc = -1;
+        vnet_controller_destroy(x.c);
+    }
+    sodium_memzero(token_raw, sizeof(token_raw));
+    if (rc) { /* nothing of this start stays behind */
         uv_walk(&loop, close_walk, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         vnet_store_close(store);
+        if (token_written)
+            snprintf(undo.token, sizeof(undo.token), "%s", admin_token);
+        guard_undo_run(&undo);
+        if (key_file)
+            vnet_key_wipe(&key);
         return 1;
     }
     if (key_file) {

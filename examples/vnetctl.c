@@ -539,14 +539,43 @@ static const struct command {
     {"subscriber", "token", SUBSCRIBER_TOKEN, "subscriber name", NULL, NULL},
 };
 
+/* A name as the controller will judge it (VNET_NAME_RULE); a network's may be the admin's
+ * SUBSCRIBER/NETWORK. */
 static int want_name(const char *what, const char *s, char *dst)
 {
     if (!s)
         return usage_error("missing %s", what);
-    if (strlen(s) >= VNET_NAME_MAX || !s[0])
-        return usage_error("bad name '%s': 1 to 63 characters", s);
+    bool ok = strlen(s) < VNET_NAME_MAX && vnet_name_valid(s);
+    const char *slash = strchr(s, '/');
+    if (!ok && slash && strncmp(what, "network", 7) == 0 && strlen(s) < VNET_NAME_MAX) {
+        char sub[VNET_NAME_MAX];
+        snprintf(sub, sizeof(sub), "%.*s", (int)(slash - s), s);
+        ok = vnet_name_valid(sub) && vnet_name_valid(slash + 1);
+    }
+    if (!ok) {
+        fprintf(stderr, "%s: bad %s '%s': %s\nTry '%s --help'.\n", prog, what, s, VNET_NAME_RULE,
+                prog);
+        return 2;
+    }
     strcpy(dst, s);
     return 0;
+}
+
+/* A subnet names a network, not a host in it: 10.20.0.5/24 is refused (as ip(8) refuses it),
+ * saying which network was probably meant. 0, or 2 with the message printed. */
+static int subnet_host_bits(const char *val, const struct vnet_prefix *p)
+{
+    struct vnet_prefix net = *p;
+    unsigned bits = p->ip.family == VNET_AF_INET ? 32 : 128;
+    for (unsigned i = p->len; i < bits; i++)
+        net.ip.addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
+    if (vnet_ip_eq(&net.ip, &p->ip))
+        return 0;
+    char want[VNET_PREFIX_STRLEN];
+    vnet_prefix_format(&net, want, sizeof(want));
+    fprintf(stderr, "%s: bad --subnet '%s': host bits set: did you mean %s?\nTry '%s --help'.\n",
+            prog, val, want, prog);
+    return 2;
 }
 
 static int parse_u32(const char *s, unsigned long max, uint32_t *out)
@@ -622,10 +651,19 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
             struct vnet_prefix p;
             if (vnet_prefix_parse(val, &p))
                 return usage_error("bad --subnet '%s': want CIDR like 10.0.0.0/24", val);
-            if (p.ip.family == VNET_AF_INET)
-                net->subnet4 = p;
-            else
-                net->subnet6 = p;
+            if ((rc = subnet_host_bits(val, &p)) != 0)
+                return rc;
+            struct vnet_prefix *slot = p.ip.family == VNET_AF_INET ? &net->subnet4 : &net->subnet6;
+            if (slot->ip.family) {
+                char first[VNET_PREFIX_STRLEN];
+                vnet_prefix_format(slot, first, sizeof(first));
+                fprintf(stderr,
+                        "%s: two IPv%c --subnet given (%s and %s): a network has at most one "
+                        "IPv4 and one IPv6 subnet\nTry '%s --help'.\n",
+                        prog, p.ip.family == VNET_AF_INET ? '4' : '6', first, val, prog);
+                return 2;
+            }
+            *slot = p;
         } else if (strcmp(name, "mac") == 0) {
             if (vnet_mac_parse(val, &nd->mac) || vnet_mac_is_multicast(&nd->mac))
                 return usage_error("bad --mac '%s': want a unicast xx:xx:xx:xx:xx:xx", val);
@@ -634,10 +672,12 @@ static int parse_command(int argc, char **argv, int i, struct cmd *c)
             struct vnet_ip ip;
             if (vnet_ip_parse(val, &ip))
                 return usage_error("bad --ip '%s': want an IPv4 or IPv6 address", val);
-            if (ip.family == VNET_AF_INET)
-                nd->ip4 = ip;
-            else
-                nd->ip6 = ip;
+            struct vnet_ip *slot = ip.family == VNET_AF_INET ? &nd->ip4 : &nd->ip6;
+            if (slot->family)
+                return usage_error("--ip '%s' is a second address of its family: a node has at "
+                                   "most one IPv4 and one IPv6 address",
+                                   val);
+            *slot = ip;
         } else if (strcmp(name, "pubkey") == 0) {
             if (vnet_pubkey_parse(val, nd->pubkey))
                 return usage_error("bad --pubkey '%s': want the 43 characters that vnet-node "
@@ -996,9 +1036,15 @@ int main(int argc, char **argv)
     char token[VNET_MSG_TEXT_MAX] = "";
     uint8_t ctl_pub[VNET_KEY_LEN];
     struct vnet_client_opts opts = {.timeout_ms = c.timeout_ms};
+    /* where the key came from, for the message when it does not match */
+    char key_source[300] = "--controller-key";
+    if (c.controller_key == conf.controller_key)
+        snprintf(key_source, sizeof(key_source), "controller-key in %s", conf.path);
     if (!c.socket) { /* the Unix socket needs neither: whoever may open it is the admin */
-        if (!c.controller_key)
+        if (!c.controller_key) {
             c.controller_key = getenv("VNET_CONTROLLER_KEY");
+            snprintf(key_source, sizeof(key_source), "VNET_CONTROLLER_KEY");
+        }
         if (c.controller_key && c.controller_key[0]) {
             if (vnet_pubkey_parse(c.controller_key, ctl_pub))
                 return usage_error("bad controller key '%s': want the 43 characters that "
@@ -1018,6 +1064,13 @@ int main(int argc, char **argv)
     struct vnet_client *cl;
     rc = vnet_client_connect2(addr, &opts, &cl, err, sizeof(err));
     memset(token, 0, sizeof(token));
+    if (rc == VNET_EKEYREJECTED) {
+        fprintf(stderr,
+                "%s: the controller's key does not match %s (%s): use the key that "
+                "'vnet-controller --pubkey KEYFILE' prints on the controller\n",
+                prog, key_source, c.controller_key);
+        return 1;
+    }
     if (rc) {
         fprintf(stderr, "%s: %s\n", prog, err[0] ? err : vnet_strerror(rc));
         return 1;

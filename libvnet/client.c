@@ -8,11 +8,13 @@
 #include "vnet/error.h"
 #include "vnet/token.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <sodium.h>
 
 struct vnet_client {
@@ -83,7 +85,9 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
                          struct vnet_client **out, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen;
+    socklen_t sslen = 0;
+    struct vnet_endpoint eps[8];
+    int neps = 0;
     struct vnet_client_opts o = {0};
     memset(&ss, 0, sizeof(ss));
     if (opts)
@@ -108,17 +112,12 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
         strcpy(un->sun_path, addr);
         sslen = sizeof(*un);
     } else {
-        struct vnet_endpoint ep;
-        int rc = vnet_endpoint_parse(addr, &ep);
-        if (rc) {
-            seterr(err, errlen, "bad controller address '%s' (want IP:PORT or a socket path)",
-                   addr);
-            return rc;
+        char why[192];
+        neps = vnet_endpoint_resolve(addr, 0, eps, sizeof(eps) / sizeof(eps[0]), why, sizeof(why));
+        if (neps < 0) {
+            seterr(err, errlen, "controller address: %s", why);
+            return neps;
         }
-        rc = vnet_endpoint_to_sockaddr(&ep, &ss);
-        if (rc < 0)
-            return rc;
-        sslen = (socklen_t)rc;
     }
     struct vnet_client *c = calloc(1, sizeof(*c));
     if (!c)
@@ -127,7 +126,23 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
     c->t.fd = -1;
     vnet__sess_init(&c->t.codec, 0);
     int64_t deadline = vnet__sess_now_ms() + c->timeout_ms;
-    int rc = vnet__sess_fd_connect(&c->t, (struct sockaddr *)&ss, sslen, deadline);
+    int rc = 0;
+    /* A name's addresses in turn, as ssh and curl do, until one accepts. */
+    for (int i = 0; i < (local ? 1 : neps); i++) {
+        if (!local) {
+            int len = vnet_endpoint_to_sockaddr(&eps[i], &ss);
+            if (len < 0)
+                continue;
+            sslen = (socklen_t)len;
+        }
+        if (c->t.fd >= 0)
+            close(c->t.fd); /* the previous address's attempt */
+        c->t.fd = -1;
+        rc = vnet__sess_fd_connect(&c->t, (struct sockaddr *)&ss, sslen, deadline);
+        if (rc != VNET_ETIMEDOUT && rc != -ECONNREFUSED && rc != -ENETUNREACH &&
+            rc != -EHOSTUNREACH && rc != -EADDRNOTAVAIL)
+            break;
+    }
     if (rc) {
         seterr(err, errlen, "cannot connect to %s: ", addr);
         if (err && errlen) {
@@ -150,7 +165,12 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
     if (!rc)
         rc = read_msg(c, &m, deadline, err, errlen);
     if (!rc && m.type != VNET_MSG_WELCOME) {
-        if (m.type == VNET_MSG_ERROR) {
+        if (m.type == VNET_MSG_ERROR && o.controller_pub && m.u.error.code == VNET_EKEYREJECTED) {
+            seterr(err, errlen, "%s",
+                   "the controller's key does not match the pinned key: it could not open the "
+                   "handshake");
+            rc = VNET_EKEYREJECTED;
+        } else if (m.type == VNET_MSG_ERROR) {
             seterr(err, errlen, "refused: %s", m.u.error.text);
             rc = m.u.error.code < 0 ? m.u.error.code : VNET_EPROTO;
         } else {
@@ -164,9 +184,11 @@ int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
                    "the controller did not authenticate itself (does it have a key?): refusing "
                    "to go on");
             rc = VNET_EACCES;
-        } else if ((rc = vnet__sess_welcome(&c->t.codec, &m.u.welcome)) != 0) {
+        } else if (vnet__sess_welcome(&c->t.codec, &m.u.welcome) != 0) {
             seterr(err, errlen, "%s",
-                   "the controller does not hold the pinned key (wrong --controller-key?)");
+                   "the controller's key does not match the pinned key: its welcome does not "
+                   "prove it");
+            rc = VNET_EKEYREJECTED;
         }
     }
     vnet_msg_free(&m); /* a welcome or an error */

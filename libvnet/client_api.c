@@ -24,14 +24,22 @@ static int fail(int rc, char *err, size_t errlen, const char *fmt, const char *a
     return rc;
 }
 
-/* Copy a name into a request field; the controller judges its characters (the admin's
- * "SUBSCRIBER/NETWORK" included). */
+/* Copy a name into a request field, checked here so that a bad one is told as such rather
+ * than as a request that cannot be sent. A network name may be the admin's
+ * "SUBSCRIBER/NETWORK" (the controller judges who may use that form). */
 static int put_name(const char *what, const char *s, char dst[VNET_NAME_MAX], char *err,
                     size_t errlen)
 {
-    if (!s || !s[0] || strlen(s) >= VNET_NAME_MAX) {
+    bool ok = s && strlen(s) < VNET_NAME_MAX;
+    if (ok && !vnet_name_valid(s)) {
+        char sub[VNET_NAME_MAX];
+        const char *slash = strncmp(what, "network", 7) == 0 ? strchr(s, '/') : NULL;
+        snprintf(sub, sizeof(sub), "%.*s", slash ? (int)(slash - s) : 0, s);
+        ok = slash && vnet_name_valid(sub) && vnet_name_valid(slash + 1);
+    }
+    if (!ok) {
         if (err && errlen)
-            snprintf(err, errlen, "bad %s '%s': 1 to 63 characters", what, s ? s : "(null)");
+            snprintf(err, errlen, "invalid %s '%.63s': %s", what, s ? s : "(null)", VNET_NAME_RULE);
         return VNET_EINVAL;
     }
     memcpy(dst, s, strlen(s) + 1);

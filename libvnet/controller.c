@@ -691,12 +691,17 @@ static void handle_endpoint(struct session *s, const struct vnet_msg_endpoint *e
 
 /* ---- client sessions ---- */
 
-static void client_refuse(struct session *s, const char *text)
+static void client_refuse_code(struct session *s, int code, const char *text)
 {
     vnet__sess_hs_abort(&s->t.codec);
     vnet_log(VNET_LOG_WARN, "controller", "api client refused: %s", text);
     s->c->st.sessions_closed_bad++;
-    session_fail(s, VNET_EACCES, text);
+    session_fail(s, code, text);
+}
+
+static void client_refuse(struct session *s, const char *text)
+{
+    client_refuse_code(s, VNET_EACCES, text);
 }
 
 /* A TCP client of a controller with a key: the handshake proves we hold our key; the API
@@ -721,7 +726,9 @@ static int authenticate_client(struct session *s, const struct vnet_msg_hello *h
         snprintf(text, sizeof(text),
                  "handshake failed (%s): wrong controller key or tampered hello",
                  vnet_strerror(rc));
-        client_refuse(s, text);
+        /* Its own code, so that the client can say its pinned key is wrong: nothing secret
+         * (the client chose the key it pinned), and no token has been looked at yet. */
+        client_refuse_code(s, VNET_EKEYREJECTED, text);
         return VNET_EACCES;
     }
     uint32_t extra = h->auth_len - VNET_HS_HELLO_LEN;
@@ -1129,34 +1136,13 @@ static void on_connection(uv_stream_t *lis, int status)
 
 /* ---- setup ---- */
 
-/* "IP:PORT" or "[IPv6]:PORT", port 0 allowed (any free port). */
+/* "IP:PORT", "[IPv6]:PORT" or "HOST:PORT" (resolved now: its first IPv4 address, else its
+ * first IPv6 one), port 0 allowed (any free port). */
 static int parse_listen(const char *s, struct sockaddr_storage *ss)
 {
-    char host[VNET_IP_STRLEN + 2];
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return VNET_EINVAL;
-    size_t hl = (size_t)(colon - s);
-    if (s[0] == '[') {
-        if (hl < 3 || s[hl - 1] != ']')
-            return VNET_EINVAL;
-        memcpy(host, s + 1, hl - 2);
-        host[hl - 2] = '\0';
-    } else {
-        if (hl >= sizeof(host))
-            return VNET_EINVAL;
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-    }
-    char *end;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    if (!colon[1] || *end || port > 65535)
-        return VNET_EINVAL;
     struct vnet_endpoint ep;
-    memset(&ep, 0, sizeof(ep));
-    if (vnet_ip_parse(host, &ep.ip) != 0)
+    if (vnet_endpoint_resolve(s, VNET_RESOLVE_PORT0, &ep, 1, NULL, 0) < 1)
         return VNET_EINVAL;
-    ep.port = (uint16_t)port;
     return vnet_endpoint_to_sockaddr(&ep, ss) < 0 ? VNET_EINVAL : 0;
 }
 

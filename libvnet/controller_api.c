@@ -247,6 +247,39 @@ static void trim_status_peers(struct vnet_msg_reply *r)
     snprintf(r->text, sizeof(r->text), "peers left out: too many for one reply");
 }
 
+/* Names are judged before anything is looked up, so that a bad one is refused as such (with
+ * the characters a name may hold) rather than as "no network". "SUBSCRIBER/NETWORK" passes:
+ * for anyone but the admin, find_network() answers "no network", as for any other's. */
+static int check_names(const struct req *x, const struct vnet_msg_request *q, char *err,
+                       size_t errlen)
+{
+    const char *what = "network";
+    bool ok = true;
+    if (q->op == VNET_REQ_NETWORK_LIST || q->op == VNET_REQ_SUBSCRIBER_LIST)
+        return 0;
+    if (subscriber_op(q->op)) {
+        what = "subscriber";
+        ok = vnet_name_valid(q->network);
+    } else if (!vnet_name_valid(q->network)) {
+        const char *slash = strchr(q->network, '/'); /* find_network() judges who may */
+        char sub[VNET_NAME_MAX];
+        snprintf(sub, sizeof(sub), "%.*s", slash ? (int)(slash - q->network) : 0, q->network);
+        ok = slash && vnet_name_valid(sub) && vnet_name_valid(slash + 1);
+    }
+    bool node_op = q->op == VNET_REQ_NODE_ADD || q->op == VNET_REQ_NODE_SHOW ||
+                   q->op == VNET_REQ_NODE_MOVE || q->op == VNET_REQ_NODE_REMOVE ||
+                   q->op == VNET_REQ_NODE_REVOKE;
+    if (ok && node_op && !vnet_name_valid(q->node)) {
+        snprintf(err, errlen, "invalid node name '%s': %s", q->node, VNET_NAME_RULE);
+        return VNET_EINVAL;
+    }
+    if (!ok) {
+        snprintf(err, errlen, "invalid %s name '%s': %s", what, q->network, VNET_NAME_RULE);
+        return VNET_EINVAL;
+    }
+    return 0;
+}
+
 int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_caller *who,
                      const struct vnet_msg_request *q, struct vnet_msg *m)
 {
@@ -260,6 +293,8 @@ int vnet__api_handle(const struct vnet__api_env *env, const struct vnet__api_cal
     struct vnet_network net;
     int rc = 0;
 
+    if ((rc = check_names(x, q, err, errlen)) != 0)
+        goto out;
     if (subscriber_op(q->op)) {
         rc = handle_subscriber_request(x, q, r, err, errlen);
         goto out;

@@ -45,6 +45,7 @@ static const struct err_desc errs[] = {
     {VNET_ENOBUFS, "VNET_ENOBUFS", "no buffer space available"},
     {VNET_EPROTO, "VNET_EPROTO", "protocol error"},
     {VNET_ETIMEDOUT, "VNET_ETIMEDOUT", "timed out"},
+    {VNET_EKEYREJECTED, "VNET_EKEYREJECTED", "key does not match the pinned key"},
     {VNET_ETRUNC, "VNET_ETRUNC", "truncated input"},
     {VNET_EMALFORM, "VNET_EMALFORM", "malformed input"},
     {VNET_ECHECKSUM, "VNET_ECHECKSUM", "bad checksum"},

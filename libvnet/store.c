@@ -268,6 +268,16 @@ static int check_subnet(const struct vnet_prefix *in, uint8_t family, struct vne
     }
     *out = *in;
     prefix_mask(out);
+    /* Refused rather than masked, as ip(8) and Python's ipaddress (strict) refuse it: a subnet
+     * written with host bits is more often a typo (a host address, a wrong length) than a
+     * shorthand, and silently storing another network than the one typed hides it. */
+    if (!vnet_ip_eq(&out->ip, &in->ip)) {
+        char want[VNET_PREFIX_STRLEN];
+        vnet_prefix_format(in, buf, sizeof(buf));
+        vnet_prefix_format(out, want, sizeof(want));
+        vnet_store_seterr(err, errlen, "subnet %s has host bits set: did you mean %s?", buf, want);
+        return VNET_EINVAL;
+    }
     return 0;
 }
 
@@ -280,9 +290,7 @@ static int check_network_spec(const struct vnet_network_spec *in, struct vnet_ne
     }
     struct vnet_network_spec o = *in;
     if (!vnet_name_valid(in->name)) {
-        vnet_store_seterr(err, errlen,
-                          "invalid network name '%.63s': 1 to 63 characters of A-Z a-z 0-9 . _ -, "
-                          "starting with a letter or digit",
+        vnet_store_seterr(err, errlen, "invalid network name '%.63s': " VNET_NAME_RULE,
                           in->name ? in->name : "(null)");
         return VNET_EINVAL;
     }
@@ -355,9 +363,7 @@ static int check_node_spec(const struct vnet_node_spec *in, struct vnet_node_spe
     o.name = in->name;
     o.pubkey = in->pubkey;
     if (!vnet_name_valid(in->name)) {
-        vnet_store_seterr(err, errlen,
-                          "invalid node name '%.63s': 1 to 63 characters of A-Z a-z 0-9 . _ -, "
-                          "starting with a letter or digit",
+        vnet_store_seterr(err, errlen, "invalid node name '%.63s': " VNET_NAME_RULE,
                           in->name ? in->name : "(null)");
         return VNET_EINVAL;
     }
@@ -963,9 +969,7 @@ int vnet_store_subscriber_create(struct vnet_store *s, const char *name,
     ERRBUF_FIX(err, errlen);
     int rc = can_write(s, err, errlen);
     if (!rc && !vnet_name_valid(name)) {
-        vnet_store_seterr(err, errlen,
-                          "invalid subscriber name '%.63s': 1 to 63 characters of A-Z a-z 0-9 . _ "
-                          "-, starting with a letter or digit",
+        vnet_store_seterr(err, errlen, "invalid subscriber name '%.63s': " VNET_NAME_RULE,
                           name ? name : "(null)");
         return VNET_EINVAL;
     }
@@ -1086,6 +1090,53 @@ int vnet_store_subscriber_delete(struct vnet_store *s, uint64_t id)
 
 /* ---- networks ---- */
 
+/* The first network of a subscriber whose subnet overlaps the one being created. */
+struct overlap {
+    const struct vnet_network_spec *sp;
+    struct vnet_network other;
+    const struct vnet_prefix *mine, *theirs;
+};
+
+static bool prefixes_overlap(const struct vnet_prefix *a, const struct vnet_prefix *b)
+{
+    return a->ip.family && a->ip.family == b->ip.family &&
+           (vnet_prefix_contains(a, &b->ip) || vnet_prefix_contains(b, &a->ip));
+}
+
+static int find_overlap(const struct vnet_network *n, void *arg)
+{
+    struct overlap *o = arg;
+    if (o->mine)
+        return 0;
+    if (prefixes_overlap(&o->sp->subnet4, &n->subnet4))
+        o->mine = &o->sp->subnet4, o->theirs = &o->other.subnet4;
+    else if (prefixes_overlap(&o->sp->subnet6, &n->subnet6))
+        o->mine = &o->sp->subnet6, o->theirs = &o->other.subnet6;
+    if (o->mine)
+        o->other = *n;
+    return 0;
+}
+
+/* One subscriber's networks have disjoint subnets: its nodes' addresses then name one network
+ * each, which routing between them and the subscriber's own address plan rely on. Networks of
+ * different subscribers may overlap (tenants choose their addresses independently). */
+static int check_overlap(struct vnet_store *s, const struct vnet_network_spec *sp, char *err,
+                         size_t errlen)
+{
+    struct overlap o = {.sp = sp};
+    if (!sp->subnet4.ip.family && !sp->subnet6.ip.family)
+        return 0;
+    int rc = s->ops->network_list(s->state, sp->subscriber_id, find_overlap, &o, err, errlen);
+    if (rc || !o.mine)
+        return rc;
+    char a[VNET_PREFIX_STRLEN], b[VNET_PREFIX_STRLEN];
+    vnet_prefix_format(o.mine, a, sizeof(a));
+    vnet_prefix_format(o.theirs, b, sizeof(b));
+    vnet_store_seterr(err, errlen, "subnet %s overlaps subnet %s of network '%s'", a, b,
+                      o.other.name);
+    return VNET_EEXIST;
+}
+
 static int network_create_tx(struct vnet_store *s, const struct vnet_network_spec *sp,
                              struct vnet_network *out, char *err, size_t errlen)
 {
@@ -1114,6 +1165,8 @@ static int network_create_tx(struct vnet_store *s, const struct vnet_network_spe
         if (rc == VNET_ENOSPC)
             vnet_store_seterr(err, errlen, "no free VNI left");
     }
+    if (!rc)
+        rc = check_overlap(s, sp, err, errlen);
     if (rc)
         return rc;
     n.subscriber_id = sp->subscriber_id;

@@ -18,8 +18,9 @@
  * (VNET_ENOENT, VNET_EEXIST, VNET_EINVAL, VNET_EACCES, VNET_EPERM, VNET_EBUSY, VNET_ENOSPC,
  * VNET_ENOTSUP, ...), or a transport error as vnet_client_request() returns it (the connection
  * is then unusable: close it). VNET_EINVAL, with nothing sent, for a NULL client, a NULL
- * output the call needs, or a name that is empty or longer than 63 bytes. Names are passed as
- * they are: the admin may name another subscriber's network as "SUBSCRIBER/NETWORK". Lists
+ * output the call needs, or a name that breaks VNET_NAME_RULE (model.h; @err says which
+ * characters a name may hold). A network name may also be "SUBSCRIBER/NETWORK": the admin's
+ * way to name another subscriber's network (the controller refuses it from others). Lists
  * are one allocation each (the struct and its arrays), freed with vnet_client_free(); single
  * results are filled into the caller's struct.
  *
@@ -46,16 +47,19 @@ struct vnet_client_opts {
     const char *token;             /* an API token "vnetapi1-...", or NULL */
 };
 
-/* Connect to "IP:PORT", "[IPv6]:PORT" or a Unix socket path (anything with a '/') and say
- * hello. Over TCP with @opts->controller_pub, the session is authenticated (the controller
- * must prove it holds that key) and encrypted, and @opts->token (if any) identifies the
- * subscriber; without controller_pub the session is plain and carries no token (what a
- * controller without a key serves). Over a Unix socket both are ignored. @opts may be NULL.
- * The strings and key are only read during the call. Returns 0, VNET_EINVAL (bad address,
- * malformed token, a token without controller_pub), a negative errno (connection refused,
- * ...), VNET_ETIMEDOUT, VNET_EPROTO, VNET_EACCES (the controller refused the token or the
- * lack of one, or did not prove the pinned key) or another code of the controller's ERROR;
- * @err explains. */
+/* Connect to "IP:PORT", "[IPv6]:PORT", "HOST:PORT" or a Unix socket path (anything with a
+ * '/') and say hello. A host name is resolved with getaddrinfo (vnet_endpoint_resolve()) and
+ * its addresses are tried in turn until one accepts the connection. Over TCP with
+ * @opts->controller_pub, the session is authenticated (the controller must prove it holds that key)
+ * and encrypted, and @opts->token (if any) identifies the subscriber; without controller_pub the
+ * session is plain and carries no token (what a controller without a key serves). Over a Unix
+ * socket both are ignored. @opts may be NULL. The strings and key are only read during the call.
+ * Returns 0, VNET_EINVAL (bad address, malformed token, a token without controller_pub),
+ * VNET_ENOENT or VNET_EAGAIN (the host name does not resolve, for good or for now), a negative
+ * errno (connection refused, ...), VNET_ETIMEDOUT, VNET_EPROTO, VNET_EKEYREJECTED (controller_pub
+ * is not the controller's key: it could not open our handshake, or did not prove that key),
+ * VNET_EACCES (the controller refused the token or the lack of one) or another code of the
+ * controller's ERROR; @err explains. */
 VNET_API int vnet_client_connect2(const char *addr, const struct vnet_client_opts *opts,
                                   struct vnet_client **out, char *err, size_t errlen);
 

@@ -35,8 +35,10 @@ struct vnet_controller;
 struct vnet_controller_cfg {
     uv_loop_t *loop;          /* the caller's */
     struct vnet_store *store; /* borrowed; used only on the loop's thread */
-    const char *node_listen;  /* "IP:PORT" or "[IPv6]:PORT" for node daemons (NULL: none) */
-    const char *api_listen;   /* "IP:PORT" for subscriber clients (NULL: none) */
+    /* "IP:PORT", "[IPv6]:PORT" or "HOST:PORT" (a name is resolved once, in create, blocking:
+     * its first IPv4 address, else its first IPv6 one; see vnet_endpoint_resolve()). */
+    const char *node_listen;  /* for node daemons (NULL: none) */
+    const char *api_listen;   /* for subscriber clients (NULL: none) */
     const char *api_socket;   /* a Unix socket path for local administration, mode 0600:
                                  its clients are the admin without a token (NULL: none) */
     uint32_t keepalive_ms;    /* 0: 5,000; a session silent for 3 intervals is closed */

@@ -34,6 +34,9 @@ extern "C" {
 #define VNET_ENOBUFS   (-ENOBUFS)
 #define VNET_EPROTO    (-EPROTO)
 #define VNET_ETIMEDOUT (-ETIMEDOUT)
+/* The peer's key is not the one pinned: the controller could not open a client's handshake
+ * (the client pinned another key), or a controller did not prove the pinned key. */
+#define VNET_EKEYREJECTED (-EKEYREJECTED)
 
 /* libvnet's own codes: well below any errno value. */
 #define VNET_E_BASE    (-4000)

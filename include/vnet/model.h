@@ -21,7 +21,16 @@ extern "C" {
 #define VNET_PUBKEY_LEN 32 /* X25519 / Ed25519 public key */
 #define VNET_NODE_IPS   2  /* one IPv4 and one IPv6 address at most */
 
-/* True when @s is a valid network or node name. */
+/* What vnet_name_valid() accepts, in words: for error messages that say which characters a
+ * name may hold. */
+#define VNET_NAME_RULE "1 to 63 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+
+/**
+ * True when @s is a valid subscriber, network or node name (VNET_NAME_RULE).
+ * Ownership: @s is only read during the call; NULL is not valid.
+ * Returns: true or false.
+ * Thread-safety: thread-safe.
+ */
 VNET_API bool vnet_name_valid(const char *s);
 
 /* A virtual network. */

@@ -149,9 +149,12 @@ struct vnet_network_spec {
 };
 
 /* Create a network. Fills *out (may be NULL) with the stored network (revision 1); the
- * creation is the network's first change record (VNET_CHANGE_NET_PUT, revision 1). Subnets
- * are stored with their host bits cleared; IPv4 subnets are /1../30, IPv6 /1../127; MTU
- * 576..9216 (1280.. with an IPv6 subnet). VNET_ENOENT: no such subscriber. */
+ * creation is the network's first change record (VNET_CHANGE_NET_PUT, revision 1). IPv4
+ * subnets are /1../30, IPv6 /1../127, written without host bits (10.20.0.5/24 is refused with
+ * VNET_EINVAL, @err suggesting 10.20.0.0/24); MTU 576..9216 (1280.. with an IPv6 subnet);
+ * the name follows VNET_NAME_RULE. VNET_ENOENT: no such subscriber. VNET_EEXIST: the name is
+ * taken for this subscriber, the VNI by any network, or a subnet overlaps a subnet of another
+ * network of the same subscriber (@err names it; other subscribers' networks may overlap). */
 VNET_API int vnet_store_network_create(struct vnet_store *s, const struct vnet_network_spec *spec,
                                        struct vnet_network *out, char *err, size_t errlen);
 

@@ -110,6 +110,25 @@ VNET_API int vnet_endpoint_parse(const char *s, struct vnet_endpoint *out);
 VNET_API int vnet_endpoint_format(const struct vnet_endpoint *ep, char *buf, size_t len);
 VNET_API bool vnet_endpoint_eq(const struct vnet_endpoint *a, const struct vnet_endpoint *b);
 
+/* vnet_endpoint_resolve() flag: port 0 allowed (a listener's "any free port"). */
+#define VNET_RESOLVE_PORT0 1u
+
+/**
+ * Resolve "HOST:PORT" to endpoints. HOST is an IPv4 address, an IPv6 address in brackets
+ * ("[::1]:7701") or a host name, looked up with getaddrinfo(3) (/etc/hosts, DNS: this call
+ * may block for as long as the name service takes). PORT is decimal, 1..65535, or 0..65535
+ * with VNET_RESOLVE_PORT0 in @flags.
+ * Ownership: fills @out[0..@max); @s is only read during the call; @err (may be NULL) gets
+ * one line naming @s and what is wrong with it.
+ * Returns: the number of endpoints (1..@max; a name's IPv4 addresses before its IPv6 ones,
+ * each once), VNET_EINVAL (not HOST:PORT, a bad port, IPv6 without brackets), VNET_ENOENT (the
+ * name has no address), VNET_EAGAIN (the name service failed for now: try again later),
+ * VNET_ENOMEM or VNET_EIO.
+ * Thread-safety: thread-safe.
+ */
+VNET_API int vnet_endpoint_resolve(const char *s, unsigned flags, struct vnet_endpoint *out,
+                                   size_t max, char *err, size_t errlen);
+
 struct sockaddr;
 struct sockaddr_storage;
 /* Fill @ss from @ep; returns the sockaddr length, or VNET_EINVAL for a bad family. */

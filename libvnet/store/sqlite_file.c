@@ -296,8 +296,13 @@ static int create_private(const char *path, char *err, size_t errlen)
         memcpy(dir, path, n);
         dir[n] = '\0';
         if (stat(dir, &sb) != 0 && errno == ENOENT && mkdir(dir, 0700) != 0 && errno != EEXIST) {
-            vnet_store_seterr(err, errlen, "cannot create the store's directory %s: %s", dir,
-                              strerror(errno));
+            int e = errno;
+            vnet_store_seterr(err, errlen, "cannot create the store's directory %s: %s%s", dir,
+                              strerror(e),
+                              e == ENOENT ? " (its parent does not exist: only the last level "
+                                            "is made)"
+                                          : "");
+            errno = e;
             return errno == EACCES ? VNET_EACCES : VNET_EIO;
         }
     }
@@ -311,6 +316,29 @@ static int create_private(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Read-write needs the file and its directory writable (SQLite creates PATH-wal and PATH-shm
+ * beside it): say so, rather than SQLite's "attempt to write a readonly database". */
+static int check_writable(const char *path, char *err, size_t errlen)
+{
+    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return 0;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1,
+             slash ? path : ".");
+    const char *who = access(path, R_OK | W_OK) != 0  ? path
+                      : access(dir, W_OK | X_OK) != 0 ? dir
+                                                      : NULL;
+    if (!who || errno != EACCES)
+        return 0; /* other failures: SQLite's own message */
+    vnet_store_seterr(err, errlen,
+                      "cannot open store %s: permission denied: %s %s is not writable by this "
+                      "user (uid %u)%s",
+                      path, who == path ? "the file" : "its directory", who, (unsigned)geteuid(),
+                      who == path ? "" : "; SQLite keeps its -wal and -shm files there");
+    return VNET_EACCES;
+}
+
 int vnet__sqlite_file_open(struct vnet__sqlite *s, const char *path,
                            const struct vnet_store_opts *o, char *err, size_t errlen)
 {
@@ -321,6 +349,8 @@ int vnet__sqlite_file_open(struct vnet__sqlite *s, const char *path,
     }
     if (!o->read_only) {
         int rc = create_private(path, err, errlen);
+        if (!rc)
+            rc = check_writable(path, err, errlen);
         if (rc)
             return rc;
     }

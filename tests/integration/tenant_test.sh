@@ -129,7 +129,7 @@ check "no token over TCP is refused (key pinned)" \
 check "no token and no key over TCP is refused" \
   refused "authentication required" in_ns ctl "$VNETCTL" --controller "$API" network list
 check "a client pinning another controller key is refused" \
-  refused "wrong controller key" in_ns ctl "$VNETCTL" --controller "$API" \
+  refused "the controller's key does not match --controller-key" in_ns ctl "$VNETCTL" --controller "$API" \
   --controller-key "$(cat "$TMP/other.pub")" --token-file "$TMP/alice.tok" network list
 check "the refusals are logged" grep -q "api client refused: unknown API token" "$TMP/ctl.log"
 chmod 644 "$TMP/alice.tok"

@@ -1474,6 +1474,20 @@ START_TEST(t_subscribers)
     }
     q = rq(VNET_REQ_NETWORK_SHOW, "bob/red", NULL);
     expect_code(alice, &q, VNET_ENOENT, "no network");
+    /* Issue 13: the API judges names before any lookup and says which characters they may
+     * hold (a raw request: the typed client calls would refuse these before sending). */
+    q = rq(VNET_REQ_NETWORK_SHOW, "a!b", NULL);
+    expect_code(alice, &q, VNET_EINVAL, "invalid network name 'a!b': " VNET_NAME_RULE);
+    q = rq(VNET_REQ_NODE_ADD, "blue", "n!1");
+    expect_code(alice, &q, VNET_EINVAL, "invalid node name 'n!1': " VNET_NAME_RULE);
+    q = rq(VNET_REQ_SUBSCRIBER_CREATE, "x!y", NULL);
+    expect_code(adm, &q, VNET_EINVAL, "invalid subscriber name 'x!y': " VNET_NAME_RULE);
+    q = rq(VNET_REQ_NETWORK_CREATE, "hb", NULL);
+    q.has = VNET_REQ_HAS_SUBNET4;
+    ck_assert_int_eq(vnet_prefix_parse("10.1.0.9/24", &q.subnet4), 0);
+    expect_code(alice, &q, VNET_EINVAL, "host bits set: did you mean 10.1.0.0/24?");
+    ck_assert_int_eq(vnet_prefix_parse("10.1.0.128/25", &q.subnet4), 0);
+    expect_code(alice, &q, VNET_EEXIST, "overlaps subnet 10.1.0.0/24 of network 'blue'");
     q = rq(VNET_REQ_NETWORK_SHOW, "red", NULL);
     expect_code(bob, &q, 0, NULL); /* still there */
     /* A VNI taken by another subscriber: refused without naming the network. */
@@ -1507,7 +1521,8 @@ START_TEST(t_subscribers)
     ck_assert_str_eq(r.u.reply.subscribers[1].name, "alice");
     vnet_msg_free(&r);
 
-    /* Refusals: each one ERROR VNET_EACCES with a reason, then the close. */
+    /* Refusals: each one ERROR VNET_EACCES (VNET_EKEYREJECTED for the wrong key) with a reason,
+     * then the close. */
     struct vnet_client *x;
     char wrong[VNET_API_TOKEN_STRLEN], hash[VNET_TOKEN_HASH_BYTES];
     ck_assert_int_gt(vnet_api_token_new(wrong, sizeof(wrong), (uint8_t *)hash), 0);
@@ -1517,8 +1532,8 @@ START_TEST(t_subscribers)
     ck_assert_msg(strstr(err, "no API token"), "err: %s", err);
     ck_assert_int_eq(cl_try(NULL, NULL, &x, err, sizeof(err)), VNET_EACCES);
     ck_assert_msg(strstr(err, "authentication required"), "err: %s", err);
-    ck_assert_int_eq(cl_try(other.pub, alice_tok, &x, err, sizeof(err)), VNET_EACCES);
-    ck_assert_msg(strstr(err, "wrong controller key"), "err: %s", err);
+    ck_assert_int_eq(cl_try(other.pub, alice_tok, &x, err, sizeof(err)), VNET_EKEYREJECTED);
+    ck_assert_msg(strstr(err, "does not match the pinned key"), "err: %s", err);
     ck_assert_int_eq(cl_try(NULL, alice_tok, &x, err, sizeof(err)), VNET_EINVAL);
     ck_assert_int_eq(cl_try(key.pub, "vnetapi1-short", &x, err, sizeof(err)), VNET_EINVAL);
     ck_assert_ptr_null(x);
@@ -1552,7 +1567,7 @@ START_TEST(t_subscribers)
     r.u.hello.auth_len = (uint32_t)(n + VNET_API_SEALED_LEN);
     peer_open_port(&p, ctl.api_port, 0);
     peer_send(&p, &r);
-    expect_error_close(&p, VNET_EACCES, "handshake failed");
+    expect_error_close(&p, VNET_EKEYREJECTED, "handshake failed");
     peer_close(&p);
     vnet_hs_wipe(&hs);
 

@@ -563,12 +563,23 @@ START_TEST(t_network_create)
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network_spec sp = net_spec("blue", "10.0.0.7/24", NULL);
     struct vnet_network blue, n;
+    uint64_t lc0 = last_change(s);
+    REFUSED(VNET_EINVAL, "subnet 10.0.0.7/24 has host bits set: did you mean 10.0.0.0/24?",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("blue", NULL, "fd00:1::1/64");
+    REFUSED(VNET_EINVAL, "subnet fd00:1::1/64 has host bits set: did you mean fd00:1::/64?",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("blue", "10.0.0.1/31", NULL); /* the length is judged first */
+    REFUSED(VNET_EINVAL, "bad IPv4 subnet 10.0.0.1/31",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    ck_assert_int_eq(last_change(s), lc0);
+    sp = net_spec("blue", "10.0.0.0/24", NULL);
     ck_assert_int_eq(vnet_store_network_create(s, &sp, &blue, err, sizeof(err)), 0);
     ck_assert_uint_eq(blue.vni, 1);
     ck_assert_uint_eq(blue.revision, 1);
     ck_assert_uint_eq(blue.mtu, 1450);
     ck_assert_uint_eq(blue.subscriber_id, 1);
-    ck_assert(vnet_ip_eq(&blue.subnet4.ip, &(struct vnet_ip){4, {10, 0, 0, 0}})); /* masked */
+    ck_assert(vnet_ip_eq(&blue.subnet4.ip, &(struct vnet_ip){4, {10, 0, 0, 0}}));
     ck_assert_uint_eq(blue.subnet4.len, 24);
     ck_assert_int_eq(blue.subnet6.ip.family, 0);
     ck_assert_int_eq(vnet_store_network_get_by_id(s, blue.id, &n), 0);
@@ -680,7 +691,13 @@ START_TEST(t_node_add)
     char err[256];
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", "fd00::/64");
-    struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
+    /* red has blue's IPv4 subnet: another subscriber's (one subscriber's do not overlap) */
+    struct vnet_subscriber other;
+    ck_assert_int_eq(vnet_store_subscriber_create(s, "other", NULL, &other, err, sizeof(err)), 0);
+    struct vnet_network_spec rsp = net_spec("red", "10.0.0.0/24", NULL);
+    struct vnet_network red;
+    rsp.subscriber_id = other.id;
+    ck_assert_int_eq(vnet_store_network_create(s, &rsp, &red, err, sizeof(err)), 0);
 
     struct vnet_node_spec sp = node_spec("n1");
     sp.mac = mac("02:00:00:00:00:01");
@@ -985,7 +1002,7 @@ START_TEST(t_changes)
     const char *p = store_uri("changes");
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
-    struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
+    struct vnet_network red = mknet(s, "red", "10.1.0.0/24", NULL);
     struct vnet_node_info nodes[6];
     for (int i = 0; i < 6; i++) {
         char name[24];
@@ -1023,7 +1040,7 @@ START_TEST(t_retention)
     const char *p = store_uri("retention");
     struct vnet_store *s = open_ok(p, 5);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
-    struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
+    struct vnet_network red = mknet(s, "red", "10.1.0.0/24", NULL);
     for (int i = 0; i < 9; i++) {
         char name[24];
         snprintf(name, sizeof(name), "n%d", i);
@@ -1285,6 +1302,64 @@ static struct vnet_subscriber mksub(struct vnet_store *s, const char *name, cons
     return sub;
 }
 
+/* Issue 13: one subscriber's subnets do not overlap (the other network is named); other
+ * subscribers' may; a deleted network frees its subnet; names say which characters they may
+ * hold. */
+START_TEST(t_subnet_rules)
+{
+    char err[256];
+    struct vnet_store *s = open_ok(store_uri("overlap"), 0);
+    struct vnet_network blue = mknet(s, "blue", "10.20.0.0/16", "fd20::/48");
+    uint64_t lc = last_change(s);
+    struct vnet_network_spec sp = net_spec("red", "10.20.5.0/24", NULL); /* inside blue's */
+    REFUSED(VNET_EEXIST, "subnet 10.20.5.0/24 overlaps subnet 10.20.0.0/16 of network 'blue'",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("red", "10.0.0.0/8", NULL); /* around blue's */
+    REFUSED(VNET_EEXIST, "subnet 10.0.0.0/8 overlaps subnet 10.20.0.0/16 of network 'blue'",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("red", "10.21.0.0/16", "fd20:0:0:7::/64"); /* IPv6 overlaps */
+    REFUSED(VNET_EEXIST, "subnet fd20:0:0:7::/64 overlaps subnet fd20::/48 of network 'blue'",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    ck_assert_int_eq(last_change(s), lc); /* refusals leave no trace */
+    struct vnet_network red = mknet(s, "red", "10.21.0.0/16", "fd21::/48"); /* adjacent */
+    mknet(s, "green", NULL, NULL); /* no subnet overlaps nothing */
+    mknet(s, "v6only", NULL, "fd22::/64");
+
+    /* another subscriber chooses its addresses on its own */
+    uint8_t h[32];
+    memset(h, 9, sizeof(h));
+    struct vnet_subscriber acme = mksub(s, "acme", h);
+    sp = net_spec("blue", "10.20.0.0/16", "fd20::/48");
+    sp.subscriber_id = acme.id;
+    ck_assert_int_eq(vnet_store_network_create(s, &sp, NULL, err, sizeof(err)), 0);
+    sp.name = "red";
+    sp.subnet6 = pfx("fd23::/48");
+    REFUSED(VNET_EEXIST, "subnet 10.20.0.0/16 overlaps subnet 10.20.0.0/16 of network 'blue'",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+
+    /* a deleted network's subnet is free again */
+    ck_assert_int_eq(vnet_store_network_delete(s, red.id, err, sizeof(err)), 0);
+    mknet(s, "red2", "10.21.128.0/17", NULL);
+    (void)blue;
+
+    /* names: which characters, for every kind of name */
+    sp = net_spec("a b", NULL, NULL);
+    REFUSED(VNET_EINVAL, "invalid network name 'a b': " VNET_NAME_RULE,
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    sp = net_spec("caf\xc3\xa9", NULL, NULL);
+    REFUSED(VNET_EINVAL, "A-Z a-z 0-9 . _ -",
+            vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
+    struct vnet_node_spec nsp = node_spec("node 1");
+    REFUSED(VNET_EINVAL, "invalid node name 'node 1': " VNET_NAME_RULE,
+            vnet_store_node_add(s, blue.id, &nsp, NULL, err, sizeof(err)));
+    REFUSED(VNET_EINVAL, "invalid subscriber name 'x/y': " VNET_NAME_RULE,
+            vnet_store_subscriber_create(s, "x/y", NULL, NULL, err, sizeof(err)));
+    ck_assert(vnet_name_valid("blue-1.x_2") && !vnet_name_valid("a b") && !vnet_name_valid(".x") &&
+              !vnet_name_valid(""));
+    vnet_store_close(s);
+}
+END_TEST
+
 START_TEST(t_migrate_v2)
 {
     const char *p = path_of("v2.db");
@@ -1514,6 +1589,7 @@ START_TEST(t_ownership)
     REFUSED(VNET_EEXIST, "network 'blue' already exists for subscriber 'globex'",
             vnet_store_network_create(s, &sp, NULL, err, sizeof(err)));
     sp.name = "red";
+    sp.subnet4 = pfx("10.1.0.0/24"); /* one subscriber's subnets do not overlap */
     ck_assert_int_eq(vnet_store_network_create(s, &sp, &gred, err, sizeof(err)), 0);
 
     /* each subscriber sees its own */
@@ -1602,7 +1678,7 @@ START_TEST(t_node_keys)
     fill32(k2, 0x42);
     struct vnet_store *s = open_ok(p, 0);
     struct vnet_network blue = mknet(s, "blue", "10.0.0.0/24", NULL);
-    struct vnet_network red = mknet(s, "red", "10.0.0.0/24", NULL);
+    struct vnet_network red = mknet(s, "red", "10.1.0.0/24", NULL);
     struct vnet_node_info a = mknode(s, blue.id, "a"), b = mknode(s, blue.id, "b"), got;
     uint64_t rev = revision_of(s, blue.id);
     struct changes cs;
@@ -2233,6 +2309,7 @@ int main(void)
     tcase_add_test(tc, t_name_valid);
     tcase_add_test(tc, t_open_reopen);
     tcase_add_test(tc, t_network_create);
+    tcase_add_test(tc, t_subnet_rules);
     tcase_add_test(tc, t_node_add);
     tcase_add_test(tc, t_assign);
     tcase_add_test(tc, t_move_observed);

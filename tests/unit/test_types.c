@@ -174,6 +174,39 @@ static void capture(enum vnet_log_level level, const char *module, const char *m
     snprintf(log_last, sizeof(log_last), "%s:%s", module, msg);
 }
 
+/* HOST:PORT: literal addresses here, names through getaddrinfo ("localhost" from /etc/hosts:
+ * no lookup leaves the machine); what is malformed is refused naming it. */
+START_TEST(t_resolve)
+{
+    struct vnet_endpoint ep[4];
+    char err[256], buf[64];
+    ck_assert_int_eq(vnet_endpoint_resolve("192.0.2.1:7701", 0, ep, 4, err, sizeof(err)), 1);
+    vnet_endpoint_format(&ep[0], buf, sizeof(buf));
+    ck_assert_str_eq(buf, "192.0.2.1:7701");
+    ck_assert_int_eq(vnet_endpoint_resolve("[2001:db8::1]:7", 0, ep, 4, err, sizeof(err)), 1);
+    ck_assert_int_eq(ep[0].ip.family, VNET_AF_INET6);
+    int n = vnet_endpoint_resolve("localhost:7800", 0, ep, 4, err, sizeof(err));
+    ck_assert_msg(n >= 1, "localhost: %s (%s)", vnet_err_name(n), err);
+    vnet_endpoint_format(&ep[0], buf, sizeof(buf));
+    ck_assert_str_eq(buf, "127.0.0.1:7800"); /* IPv4 first */
+    ck_assert_int_eq(vnet_endpoint_resolve("localhost:0", VNET_RESOLVE_PORT0, ep, 1, err, 256), 1);
+    ck_assert_uint_eq(ep[0].port, 0);
+    static const char *const bad[] = {"localhost:0", "0.0.0.0:99999", "127.0.0.1",  "::1:7700",
+                                      "[::1:7700",   "[10.0.0.1]:5",  ":7700",      "h:",
+                                      "h:12a",       "h:-1",          "[nohost]:1", "h:000001"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        ck_assert_msg(vnet_endpoint_resolve(bad[i], 0, ep, 4, err, sizeof(err)) == VNET_EINVAL,
+                      "%s accepted", bad[i]);
+        ck_assert_msg(strstr(err, bad[i]) != NULL, "'%s' not named in '%s'", bad[i], err);
+    }
+    /* (a name that does not resolve: tests/integration/bad_input_test.sh, in a namespace, so
+     * that no lookup leaves the machine) */
+    ck_assert_int_eq(vnet_endpoint_resolve(NULL, 0, ep, 4, NULL, 0), VNET_EINVAL);
+    ck_assert_int_eq(vnet_endpoint_resolve("1.2.3.4:5", 0, ep, 0, NULL, 0), VNET_EINVAL);
+}
+END_TEST
+
 START_TEST(t_log)
 {
     int inc = 1;
@@ -202,6 +235,7 @@ int main(void)
     tcase_add_test(tc, t_vni);
     tcase_add_test(tc, t_ip_prefix);
     tcase_add_test(tc, t_endpoint);
+    tcase_add_test(tc, t_resolve);
     tcase_add_test(tc, t_log);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -125,6 +125,27 @@ def test_refusals(controller):
         with pytest.raises(vnet.InvalidArgumentError):
             c.network_create("x" * 64)
         c.network_delete("red")
+
+
+def test_subnet_and_name_rules(controller):
+    """Issue 13: the store's rules hold for the binding as for vnetctl."""
+    with vnet.Client(controller["sock"]) as c:
+        with pytest.raises(vnet.InvalidArgumentError) as ei:
+            c.network_create("hb", subnet="10.20.0.5/24")
+        assert "did you mean 10.20.0.0/24?" in ei.value.text
+        with pytest.raises(vnet.InvalidArgumentError) as ei:
+            c.network_create("two", subnet=["10.20.0.0/24", "10.30.0.0/24"])
+        assert "two IPv4 subnets" in str(ei.value)
+        c.network_create("ov1", subnet="10.20.0.0/16")
+        with pytest.raises(vnet.ConflictError) as ei:
+            c.network_create("ov2", subnet="10.20.7.0/24")
+        assert "overlaps subnet 10.20.0.0/16 of network 'ov1'" in ei.value.text
+        with pytest.raises(vnet.InvalidArgumentError) as ei:
+            c.network_create("a b")
+        assert "A-Z a-z 0-9 . _ -" in str(ei.value)
+        assert [n.name for n in c.network_list() if n.name.startswith(("hb", "two", "ov", "a "))] \
+            == ["ov1"]
+        c.network_delete("ov1")
         with pytest.raises(vnet.NotFoundError):
             c.network_delete("red")
 

@@ -398,6 +398,10 @@ class Client:
             o.vni = vni
         for s in _one_or_many(subnet):
             p = prefix_to_c(s)
+            if (o.subnet4 if p.ip.family == 4 else o.subnet6).ip.family:
+                raise InvalidArgumentError(
+                    -errno.EINVAL, f"two IPv{p.ip.family} subnets: a network has at most one "
+                    "IPv4 and one IPv6 subnet")
             if p.ip.family == 4:
                 o.subnet4 = p
             else:

@@ -126,6 +126,7 @@ _BY_CODE: dict[int, type[VnetError]] = {
     -_errno.EEXIST: ConflictError,
     -_errno.EACCES: AccessDeniedError,
     -_errno.EPERM: AccessDeniedError,
+    -_errno.EKEYREJECTED: AccessDeniedError,  # VNET_EKEYREJECTED: not the pinned key
     -_errno.ENOSPC: NoSpaceError,
     -_errno.EBUSY: BusyError,
     -_errno.ETIMEDOUT: VnetTimeoutError,
