@@ -8,6 +8,7 @@ PKGS=(
   build-essential meson ninja-build pkg-config clang clang-format
   libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check
   libbpf-dev libxdp-dev xdp-tools libpq-dev
+  libmicrohttpd-dev
   # tests, benchmarks and the demo
   python3 python3-cffi python3-pytest iproute2 ethtool tcpdump iperf3 iputils-ping procps
 )

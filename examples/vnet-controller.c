@@ -38,6 +38,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "metrics_http.h"
+
 static const char *prog = "vnet-controller";
 
 static void usage(FILE *f)
@@ -47,6 +49,7 @@ static void usage(FILE *f)
             "          [--key FILE] [--admin-token-file PATH] [--keepalive MS]\n"
             "          [--log-level error|warn|info|debug] [--handshake-timeout MS]\n"
             "          [--preauth-frame-max BYTES] [--preauth-max N] [--preauth-per-ip N]\n"
+            "          [--metrics IP:PORT]\n"
             "   or: %s --genkey FILE | --pubkey FILE\n"
             "\n"
             "  --db         the configuration database: a SQLite file (created if missing)\n"
@@ -67,7 +70,9 @@ static void usage(FILE *f)
             "               (default 10000); bytes trickling in do not extend it\n"
             "  --preauth-frame-max  the largest frame before authentication (default 65536)\n"
             "  --preauth-max        unauthenticated connections open at once (default 256)\n"
-            "  --preauth-per-ip     the same, from one source address (default 16)\n",
+            "  --preauth-per-ip     the same, from one source address (default 16)\n"
+            "  --metrics    serve Prometheus metrics at http://IP:PORT/metrics (sessions,\n"
+            "               requests, store latency, convergence lag per node)\n",
             prog, prog);
 }
 
@@ -193,7 +198,14 @@ static int admin_token_setup(struct vnet_store *store, const char *path)
 struct ctx {
     struct vnet_controller *c;
     uv_signal_t sig[2];
+    struct metrics_http *metrics; /* --metrics */
 };
+
+static int render_metrics(void *arg, char **out, size_t *len)
+{
+    struct ctx *x = arg;
+    return vnet_controller_metrics_write(x->c, out, len);
+}
 
 static void close_walk(uv_handle_t *h, void *arg)
 {
@@ -206,6 +218,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct ctx *x = h->data;
     vnet_log(VNET_LOG_WARN, "controller", "signal %d: stopping", signum);
+    metrics_http_close(x->metrics);
+    x->metrics = NULL;
     vnet_controller_destroy(x->c);
     x->c = NULL;
     uv_close((uv_handle_t *)&x->sig[0], NULL);
@@ -229,7 +243,8 @@ int main(int argc, char **argv)
         O_HS_TIMEOUT,
         O_PA_FRAME,
         O_PA_MAX,
-        O_PA_PER_IP
+        O_PA_PER_IP,
+        O_METRICS
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -247,11 +262,13 @@ int main(int argc, char **argv)
         {"preauth-frame-max", required_argument, NULL, O_PA_FRAME},
         {"preauth-max", required_argument, NULL, O_PA_MAX},
         {"preauth-per-ip", required_argument, NULL, O_PA_PER_IP},
+        {"metrics", required_argument, NULL, O_METRICS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *listen_addr = "0.0.0.0:7700", *api = "127.0.0.1:7701", *sock = NULL;
     const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL, *admin_token = NULL;
+    const char *metrics = NULL;
     unsigned long keepalive = 5000;
     uint32_t hs_timeout = 0, pa_frame = 0, pa_max = 0, pa_per_ip = 0; /* 0: the library's */
     int c;
@@ -292,6 +309,13 @@ int main(int argc, char **argv)
         case O_PUBKEY:
             pubkey_file = optarg;
             break;
+        case O_METRICS: {
+            char why[160];
+            if (metrics_http_check(optarg, why, sizeof(why)) != 0)
+                return usage_error("%s", why);
+            metrics = optarg;
+            break;
+        }
         case O_ADMIN_TOKEN:
             if (!optarg[0])
                 return usage_error("%s", "--admin-token-file needs a path");
@@ -364,6 +388,13 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     char err[256] = "";
+    int mfd = -1; /* --metrics: bound before the database is made, so a port in use leaves none */
+    if (metrics && (mfd = metrics_http_listen(metrics, err, sizeof(err))) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        if (key_file)
+            vnet_key_wipe(&key);
+        return 1;
+    }
     struct vnet_store *store;
     int rc = vnet_store_open(db, NULL, &store, err, sizeof(err));
     if (rc) {
@@ -425,6 +456,16 @@ int main(int argc, char **argv)
                      api);
     }
     vnet_key_wipe(&key);
+    if (mfd >= 0 &&
+        metrics_http_start(&x.metrics, &loop, mfd, render_metrics, &x, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        vnet_controller_destroy(x.c);
+        uv_walk(&loop, close_walk, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        vnet_store_close(store);
+        return 1;
+    }
     uv_signal_init(&loop, &x.sig[0]);
     uv_signal_init(&loop, &x.sig[1]);
     x.sig[0].data = x.sig[1].data = &x;

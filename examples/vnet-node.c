@@ -32,6 +32,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "metrics_http.h"
+
 #define MAX_ITEMS 256
 #define ULL(x)    ((unsigned long long)(x))
 
@@ -49,7 +51,7 @@ static void usage(FILE *f)
             "          [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn]\n"
             "          [--mtu N] [--no-arp-proxy] [--no-offload] [--busy-poll US]\n"
             "          [--queues N] [--fallback raw|none]\n"
-            "          [--log-level error|warn|info|debug]\n"
+            "          [--log-level error|warn|info|debug] [--metrics IP:PORT]\n"
             "\n"
             "  --controller the controller's node address (managed mode)\n"
             "  --key        this node's key file (managed mode: authenticated, encrypted session)\n"
@@ -87,7 +89,9 @@ static void usage(FILE *f)
             "               1: one thread does everything); secure networks: 1 only\n"
             "  --busy-poll  keep polling this many microseconds after the last packet\n"
             "               before sleeping (default 0: sleep at once; spinning only pays\n"
-            "               with a core to spare)\n",
+            "               with a core to spare)\n"
+            "  --metrics    serve Prometheus metrics at http://IP:PORT/metrics (counters,\n"
+            "               per-peer traffic and round-trip time, drops by reason)\n",
             prog, prog);
 }
 
@@ -103,6 +107,7 @@ static int usage_error(const char *fmt, const char *arg)
 struct opts {
     struct vnet_node_options no;
     const char *genkey, *pubkey_file;
+    const char *metrics; /* --metrics IP:PORT */
     bool have_vni, have_mac;
     struct vnet_prefix ips[VNET_NODE_MAX_IPS];
     struct vnet_endpoint peers[MAX_ITEMS];
@@ -159,6 +164,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                              {"pubkey", required_argument, NULL, 'P'},
                                              {"fallback", required_argument, NULL, 'f'},
                                              {"log-level", required_argument, NULL, 'L'},
+                                             {"metrics", required_argument, NULL, 'X'},
                                              {"version", no_argument, NULL, 'V'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
@@ -296,6 +302,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
             vnet_log_set_level(l);
             break;
         }
+        case 'X': {
+            char why[160];
+            if (metrics_http_check(optarg, why, sizeof(why)) != 0)
+                return usage_error("%s", why);
+            o->metrics = optarg;
+            break;
+        }
         case 'V':
             printf("vnet-node %s\n", vnet_version());
             exit(0);
@@ -363,7 +376,13 @@ static void print_stats(const struct vnet_node *n, unsigned q)
     }
 }
 
-static uv_signal_t sigs[3]; /* SIGINT, SIGTERM, SIGUSR1 */
+static uv_signal_t sigs[3];          /* SIGINT, SIGTERM, SIGUSR1 */
+static struct metrics_http *metrics; /* --metrics */
+
+static int render_metrics(void *arg, char **out, size_t *len)
+{
+    return vnet_node_metrics_write(arg, out, len);
+}
 
 static void on_signal(uv_signal_t *h, int signum)
 {
@@ -384,6 +403,8 @@ static void on_signal(uv_signal_t *h, int signum)
                  ULL(as.snapshots), ULL(as.deltas));
     if (signum == SIGUSR1)
         return;
+    metrics_http_close(metrics);
+    metrics = NULL;
     vnet_node_close(n, NULL, NULL); /* the loop ends when every handle is closed */
     for (int i = 0; i < 3; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
@@ -421,6 +442,12 @@ int main(int argc, char **argv)
         return rc;
     if (o.genkey || o.pubkey_file)
         return key_command(o.genkey, o.pubkey_file);
+    char err[512];
+    int mfd = -1; /* --metrics: bound first, so a port in use changes nothing */
+    if (o.metrics && (mfd = metrics_http_listen(o.metrics, err, sizeof(err))) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 1;
+    }
 
     /* The signals are watched before anything starts: a stop request is never lost. */
     uv_loop_t loop;
@@ -431,13 +458,16 @@ int main(int argc, char **argv)
         uv_signal_start(&sigs[i], on_signal, signums[i]);
     }
     struct vnet_node *n = NULL;
-    char err[512];
     int status = 1;
     if ((rc = vnet_node_create(&o.no, &loop, &n, err, sizeof(err))) != 0) {
         vnet_log(VNET_LOG_ERROR, "node", "%s", err);
     } else if ((rc = vnet_node_start(n)) != 0) {
         vnet_log(VNET_LOG_ERROR, "node", "%s: %s", o.no.controller ? "agent" : "start",
                  vnet_strerror(rc));
+        vnet_node_close(n, NULL, NULL);
+    } else if (mfd >= 0 &&
+               metrics_http_start(&metrics, &loop, mfd, render_metrics, n, err, sizeof(err))) {
+        vnet_log(VNET_LOG_ERROR, "node", "%s", err);
         vnet_node_close(n, NULL, NULL);
     } else {
         for (int i = 0; i < 3; i++)
