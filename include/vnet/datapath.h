@@ -196,7 +196,7 @@ VNET_API size_t vnet_datapath_peer_stats(const struct vnet_datapath *dp,
  * VNET_PROBE_ETHERTYPE (IEEE 802 local experimental 1), "VNPR", version 1, type (request 1,
  * reply 2), 2 zero bytes, sequence (32-bit big endian), 4 zero bytes, sender's time stamp (64-bit
  * big endian, echoed as is). The reply has the request's size: no amplification. See
- * docs/protocol.md. */
+ * docs/wire.md. */
 #define VNET_PROBE_ETHERTYPE 0x88b5
 #define VNET_PROBE_LEN       38
 #define VNET_PROBE_REQUEST   1
