@@ -15,7 +15,6 @@
 #include "vnet/log.h"
 #include "vnet/offload.h"
 
-
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>

@@ -759,8 +759,8 @@ int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats
     return 0;
 }
 
-size_t vnet_node_peer_info(const struct vnet_node *n, unsigned queue,
-                           struct vnet_dp_peer_info *out, size_t max)
+size_t vnet_node_peer_info(const struct vnet_node *n, unsigned queue, struct vnet_dp_peer_info *out,
+                           size_t max)
 {
     if (!n || queue >= n->ndp)
         return 0;

@@ -250,14 +250,14 @@ VNET_API int vnet_datapath_tick(struct vnet_datapath *dp);
 /* What the data plane knows of one peer beyond its counters. */
 struct vnet_dp_peer_info {
     struct vnet_endpoint ep;
-    uint64_t id;              /* node id; 0: static peer */
-    uint64_t probes_sent;     /* requests sent to it */
-    uint64_t probe_replies;   /* its replies that matched the last request */
-    uint64_t probes_answered; /* its requests this datapath answered */
+    uint64_t id;                /* node id; 0: static peer */
+    uint64_t probes_sent;       /* requests sent to it */
+    uint64_t probe_replies;     /* its replies that matched the last request */
+    uint64_t probes_answered;   /* its requests this datapath answered */
     uint64_t probes_unexpected; /* replies that matched no pending request (dropped) */
-    uint64_t rtt_ns;          /* last measured round trip; 0: none yet */
-    int64_t reply_age_ms;     /* since that reply; -1: none */
-    int64_t tx_epoch_age_ms;  /* secure: age of the current transmit key; -1: none */
+    uint64_t rtt_ns;            /* last measured round trip; 0: none yet */
+    int64_t reply_age_ms;       /* since that reply; -1: none */
+    int64_t tx_epoch_age_ms;    /* secure: age of the current transmit key; -1: none */
     uint64_t rx_epochs_adopted; /* secure: new receive epochs taken up (rekeys by the peer) */
 };
 
