@@ -763,7 +763,7 @@ int vnet_datapath_tick(struct vnet_datapath *dp)
                                 .seq = dp->probe_seq0 + (uint32_t)STAT_GET(peer->probes_sent),
                                 .ts = now};
         __atomic_store_n(&peer->probe_seq, pr.seq, __ATOMIC_RELAXED);
-        peer->probe_sent_ns = now;
+        __atomic_store_n(&peer->probe_sent_ns, now, __ATOMIC_RELAXED);
         __atomic_store_n(&peer->probe_pending, true, __ATOMIC_RELAXED);
         STAT_ADD(peer->probes_sent, 1);
         probe_send(dp, peer, &pr);
