@@ -3,7 +3,9 @@
  */
 #include "vnet/metrics.h"
 
+#include "controller_api_int.h"
 #include "metrics_int.h"
+#include "vec_int.h"
 #include "vnet/controller.h"
 #include "vnet/datapath.h"
 #include "vnet/encap.h"
@@ -197,22 +199,28 @@ static void node_ports(struct vnet__mtext *t, const struct vnet_datapath_stats *
     static const char *const port[2] = {"virtual", "underlay"};
     const struct vnet_dp_port_stats *ps[2] = {&st->vport, &st->uport};
     char l[128];
-    vnet__mt_head(t, "vnet_node_port_packets_total", "counter",
-                  "Packets through a port of the data path (virtual: the node's side, underlay: "
-                  "the UDP socket), by direction.");
-    for (int i = 0; i < 2; i++) {
-        vnet__mt_labels(l, sizeof(l), 2, "port", port[i], "direction", "rx");
-        vnet__mt_u64(t, "vnet_node_port_packets_total", l, ps[i]->rx_packets);
-        vnet__mt_labels(l, sizeof(l), 2, "port", port[i], "direction", "tx");
-        vnet__mt_u64(t, "vnet_node_port_packets_total", l, ps[i]->tx_packets);
-    }
-    vnet__mt_head(t, "vnet_node_port_bytes_total", "counter",
-                  "Bytes through a port of the data path, by direction.");
-    for (int i = 0; i < 2; i++) {
-        vnet__mt_labels(l, sizeof(l), 2, "port", port[i], "direction", "rx");
-        vnet__mt_u64(t, "vnet_node_port_bytes_total", l, ps[i]->rx_bytes);
-        vnet__mt_labels(l, sizeof(l), 2, "port", port[i], "direction", "tx");
-        vnet__mt_u64(t, "vnet_node_port_bytes_total", l, ps[i]->tx_bytes);
+    static const struct {
+        const char *name, *help;
+        size_t rx, tx;
+    } fam[2] = {
+        {"vnet_node_port_packets_total",
+         "Packets through a port of the data path (virtual: the node's side, underlay: the UDP "
+         "socket), by direction.",
+         offsetof(struct vnet_dp_port_stats, rx_packets),
+         offsetof(struct vnet_dp_port_stats, tx_packets)},
+        {"vnet_node_port_bytes_total", "Bytes through a port of the data path, by direction.",
+         offsetof(struct vnet_dp_port_stats, rx_bytes),
+         offsetof(struct vnet_dp_port_stats, tx_bytes)},
+    };
+    for (int f = 0; f < 2; f++) {
+        vnet__mt_head(t, fam[f].name, "counter", fam[f].help);
+        for (int i = 0; i < 2; i++)
+            for (int dir = 0; dir < 2; dir++) {
+                uint64_t v;
+                memcpy(&v, (const char *)ps[i] + (dir ? fam[f].tx : fam[f].rx), sizeof(v));
+                vnet__mt_labels(l, sizeof(l), 2, "port", port[i], "direction", dir ? "tx" : "rx");
+                vnet__mt_u64(t, fam[f].name, l, v);
+            }
     }
     vnet__mt_head(t, "vnet_node_drops_total", "counter",
                   "Frames and datagrams the data path dropped, by reason (docs/metrics.md).");
@@ -409,36 +417,7 @@ struct net_vec {
 static int collect_net(const struct vnet_network *net, void *arg)
 {
     struct net_vec *nv = arg;
-    if (nv->n == nv->cap) {
-        size_t cap = nv->cap ? 2 * nv->cap : 16;
-        struct vnet_network *v = realloc(nv->v, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        nv->v = v;
-        nv->cap = cap;
-    }
-    nv->v[nv->n++] = *net;
-    return 0;
-}
-
-struct node_vec {
-    struct vnet_node_info *v;
-    size_t n, cap;
-};
-
-static int collect_node(const struct vnet_node_info *ni, void *arg)
-{
-    struct node_vec *nv = arg;
-    if (nv->n == nv->cap) {
-        size_t cap = nv->cap ? 2 * nv->cap : 16;
-        struct vnet_node_info *v = realloc(nv->v, cap * sizeof(*v));
-        if (!v)
-            return VNET_ENOMEM;
-        nv->v = v;
-        nv->cap = cap;
-    }
-    nv->v[nv->n++] = *ni;
-    return 0;
+    return vec_push(&nv->v, &nv->n, &nv->cap, sizeof(*net), 16, net);
 }
 
 /* Per node of every network: connected, lag. The store is read here (networks, then the nodes
@@ -447,7 +426,7 @@ static int ctl_nodes(struct vnet__mtext *t, struct vnet_controller *c)
 {
     struct vnet_store *s = vnet__controller_store(c);
     struct net_vec nets = {0};
-    struct node_vec nodes = {0};
+    struct vnet__node_vec nodes = {0};
     int rc = vnet_store_network_list(s, 0, collect_net, &nets);
     if (rc)
         goto out;
@@ -469,7 +448,7 @@ static int ctl_nodes(struct vnet__mtext *t, struct vnet_controller *c)
                   "The network revision a node last acknowledged (0: never).");
     for (size_t i = 0; i < nets.n && !rc; i++) {
         nodes.n = 0;
-        if ((rc = vnet_store_node_list(s, nets.v[i].id, collect_node, &nodes)) != 0)
+        if ((rc = vnet_store_node_list(s, nets.v[i].id, vnet__api_collect_node, &nodes)) != 0)
             break;
         for (size_t k = 0; k < nodes.n; k++) {
             bool conn;

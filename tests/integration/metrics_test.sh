@@ -54,7 +54,7 @@ val() { # file name label=value...
 # expression $PRED on v (at most 20 s); the last scrape is left in $TMP/last.txt.
 PRED=""
 wait_metric() { # ns url name label=value...
-  local ns=$1 url=$2 i=0 v
+  local ns=$1 url=$2 end=$((SECONDS + 20)) v
   shift 2
   while :; do
     if scrape "$ns" "$url" "$TMP/last.txt" >/dev/null && v=$(val "$TMP/last.txt" "$@" 2>/dev/null) &&
@@ -62,8 +62,7 @@ wait_metric() { # ns url name label=value...
       echo "$v"
       return 0
     fi
-    i=$((i + 1))
-    if [ $i -gt 200 ]; then
+    if [ $SECONDS -ge $end ]; then
       echo "timed out: $* never satisfied '$PRED' (last: ${v:-absent})"
       return 1
     fi
