@@ -6,11 +6,15 @@ set -euo pipefail
 PKGS=(
   # build
   build-essential meson ninja-build pkg-config clang clang-format
-  libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check
+  libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check libinih-dev
   libbpf-dev libxdp-dev xdp-tools libpq-dev
+  libsystemd-dev  # sd_notify in the programs (examples/svcnotify.c), -Dsystemd
   libmicrohttpd-dev
   # tests, benchmarks and the demo
   python3 python3-cffi python3-pytest iproute2 ethtool tcpdump iperf3 iputils-ping procps
+  # install test: pip install of the binding, offline, in a venv; systemd test: setpriv,
+  # systemd-analyze
+  python3-venv python3-pip python3-setuptools python3-wheel util-linux systemd
 )
 
 missing=()

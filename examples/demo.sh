@@ -158,7 +158,7 @@ for i in 1 2 3; do # wait for each node to write its counters
   for t in $(seq 1 100); do grep -q "drops:" "$TMP/node$i.log" && break; sleep 0.02; done
 done
 for i in 1 2 3; do
-  grep -E "virtual rx|drops:" "$TMP/node$i.log" | tail -2 | sed "s/^vnet warn \[node\]: /  node$i: /"
+  grep -E "virtual rx|drops:" "$TMP/node$i.log" | tail -2 | sed -E "s/^([0-9T:.Z-]+ )?vnet [a-z]+ \\[node\\]: /  node$i: /"
 done
 
 step "VN switch table: lookups/s and memory (vnet-bench table --quick)"

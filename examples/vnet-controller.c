@@ -1,9 +1,16 @@
 /* vnet-controller: the configuration controller.
  *
- *   vnet-controller --db PATH [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]
+ *   vnet-controller [--db PATH] [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]
  *                   [--key FILE] [--admin-token-file PATH] [--keepalive MS] [--log-level LEVEL]
  *                   [--handshake-timeout MS] [--preauth-frame-max BYTES] [--preauth-max N]
- *                   [--preauth-per-ip N]
+ *                   [--preauth-per-ip N] [--config FILE] [--log-format text|json]
+ *                   [--metrics IP:PORT]
+ *
+ * Every long option may also come from a --config FILE of `name = value` lines (progopt.h); the
+ * command line wins. SIGHUP reads it again: the log level and format and --keepalive apply at
+ * once, other changes are logged as needing a restart. Without --db the database is
+ * /var/lib/vnet/controller.db and, without --key, /var/lib/vnet/controller.key is the key when
+ * it exists ($VNET_STATE_DIR instead of /var/lib/vnet; the directory is made, mode 0700).
  *
  * Serves node daemons (only) on --listen (default 0.0.0.0:7700) and subscriber requests (only)
  * on --api (default 127.0.0.1:7701; without --key, loopback clients only) and, with --socket,
@@ -16,6 +23,8 @@
  * it already holds one (a fresh database next to an existing file). The file is refused when
  * others may read it.
  */
+#include "svcnotify.h"
+
 #include <sodium.h>
 #include <vnet/controller.h>
 #include <vnet/crypto.h>
@@ -25,6 +34,9 @@
 #include <vnet/store.h>
 #include <vnet/token.h>
 #include <vnet/vnet.h>
+
+#include "metrics_http.h"
+#include "progopt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,31 +50,36 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "metrics_http.h"
-
 static const char *prog = "vnet-controller";
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: %s --db PATH [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]\n"
+            "usage: %s [--db PATH] [--listen ADDR:PORT] [--api ADDR:PORT] [--socket PATH]\n"
             "          [--key FILE] [--admin-token-file PATH] [--keepalive MS]\n"
             "          [--log-level error|warn|info|debug] [--handshake-timeout MS]\n"
             "          [--preauth-frame-max BYTES] [--preauth-max N] [--preauth-per-ip N]\n"
-            "          [--metrics IP:PORT]\n"
-            "   or: %s --genkey FILE | --pubkey FILE\n"
+            "          [--config FILE] [--log-format text|json] [--metrics IP:PORT]\n"
+            "   or: %s --genkey [FILE] | --pubkey FILE\n"
             "\n"
-            "  --db         the configuration database: a SQLite file (created if missing)\n"
+            "  --config     read options from FILE: 'name = value' lines, the option names\n"
+            "               without dashes (flags: true/false); the command line wins;\n"
+            "               SIGHUP reads it again\n"
+            "  --db         the configuration database: a SQLite file (created if missing);\n"
+            "               default controller.db in the state directory ($VNET_STATE_DIR,\n"
+            "               else /var/lib/vnet; made with mode 0700)\n"
             "  --listen     where node daemons connect (default 0.0.0.0:7700); serves nodes only\n"
             "  --api        where subscriber clients (vnetctl) connect (default 127.0.0.1:7701;\n"
             "               'none' to disable); without --key it serves loopback clients only\n"
             "  --socket     also a Unix socket for local administration (mode 0600)\n"
             "  --key        the controller's key file: nodes and API clients must authenticate\n"
             "               (with their key / an API token), and every session is encrypted\n"
-            "               (they pin its public key); without it the API is open to anyone\n"
+            "               (they pin its public key); without it the API is open to anyone;\n"
+            "               default controller.key in the state directory, if it exists\n"
             "  --admin-token-file  where the admin's API token is written when it is made\n"
             "               (first start; mode 0600; default <db path>.admin-token)\n"
-            "  --genkey     write a new key file (mode 0600), print its public key, exit\n"
+            "  --genkey [FILE]  write a new key file (mode 0600), print its public key, exit;\n"
+            "               without FILE: controller.key in the state directory\n"
             "  --pubkey     print the public key of a key file, exit\n"
             "  --keepalive  keepalive interval in ms (default 5000); a node session silent for\n"
             "               three intervals is closed (API clients may stay idle)\n"
@@ -71,8 +88,13 @@ static void usage(FILE *f)
             "  --preauth-frame-max  the largest frame before authentication (default 65536)\n"
             "  --preauth-max        unauthenticated connections open at once (default 256)\n"
             "  --preauth-per-ip     the same, from one source address (default 16)\n"
+            "  --log-level  error, warn, info (default) or debug\n"
+            "  --log-format text (default; timestamped unless stderr is the journal) or json\n"
+            "               (one object per line: ts, level, module, msg)\n"
             "  --metrics    serve Prometheus metrics at http://IP:PORT/metrics (sessions,\n"
-            "               requests, store latency, convergence lag per node)\n",
+            "               requests, store latency, convergence lag per node)\n"
+            "  --version    print the version, exit\n"
+            "  --help       print this help, exit\n",
             prog, prog);
 }
 
@@ -88,9 +110,14 @@ static int parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
     return 0;
 }
 
+/* The options the controller started with: a bad value from the --config file is named by its
+ * file and line. */
+static struct progopt start_po;
+
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "%s: ", prog);
+    char where[600];
+    fprintf(stderr, "%s: %s", prog, progopt_where(&start_po, optind - 1, where, sizeof(where)));
     fprintf(stderr, fmt, arg);
     fprintf(stderr, "\nTry '%s --help'.\n", prog);
     return 2;
@@ -171,7 +198,7 @@ static int admin_token_setup(struct vnet_store *store, const char *path)
             vnet_log(VNET_LOG_WARN, "controller",
                      "%s does not hold the admin's current API token (replaced since?)", path);
         else
-            vnet_log(VNET_LOG_WARN, "controller", "admin API token in %s", path);
+            vnet_log(VNET_LOG_INFO, "controller", "admin API token in %s", path);
         return 0;
     }
     char token[VNET_API_TOKEN_STRLEN];
@@ -190,14 +217,14 @@ static int admin_token_setup(struct vnet_store *store, const char *path)
         fprintf(stderr, "%s: cannot set the admin's API token: %s\n", prog, vnet_strerror(rc));
         return -1;
     }
-    vnet_log(VNET_LOG_WARN, "controller", "admin API token %s %s",
+    vnet_log(VNET_LOG_INFO, "controller", "admin API token %s %s",
              have ? "taken from" : "written to", path);
     return 0;
 }
 
 struct ctx {
     struct vnet_controller *c;
-    uv_signal_t sig[2];
+    uv_signal_t sig[3];           /* SIGINT, SIGTERM, SIGHUP */
     struct metrics_http *metrics; /* --metrics */
 };
 
@@ -205,6 +232,59 @@ static int render_metrics(void *arg, char **out, size_t *len)
 {
     struct ctx *x = arg;
     return vnet_controller_metrics_write(x->c, out, len);
+}
+
+static void changed_needs_restart(const char *name, void *arg)
+{
+    static const char *const live[] = {"log-level", "log-format", "keepalive", NULL};
+    for (const char *const *l = live; *l; l++)
+        if (strcmp(*l, name) == 0)
+            return;
+    (*(unsigned *)arg)++;
+    vnet_log(VNET_LOG_WARN, "controller", "reload: --%s changed: takes effect at the next restart",
+             name);
+}
+
+/* SIGHUP: read --config again; apply the log level and format and the keepalive interval;
+ * name every other option that changed since the start. A bad file changes nothing. */
+static void reload(struct vnet_controller *c)
+{
+    struct progopt next;
+    const char *v, *bad = NULL;
+    enum vnet_log_level level = VNET_LOG_INFO;
+    enum vnet_log_format format = VNET_LOG_FORMAT_TEXT;
+    uint32_t keepalive = 5000;
+    if (!start_po.config) {
+        vnet_log(VNET_LOG_INFO, "controller", "SIGHUP: no config file to reload");
+        return;
+    }
+    if (progopt_reload(&start_po, &next) != 0) {
+        vnet_log(VNET_LOG_ERROR, "controller", "reload: %s: nothing changed", next.error);
+        return;
+    }
+    if ((v = progopt_value(&next, "log-level")) && vnet_log_level_parse(v, &level))
+        bad = "log-level";
+    else if ((v = progopt_value(&next, "log-format")) && vnet_log_format_parse(v, &format))
+        bad = "log-format";
+    else if ((v = progopt_value(&next, "keepalive")) && parse_u32(v, 10, 3600000, &keepalive))
+        bad = "keepalive";
+    if (bad) {
+        vnet_log(VNET_LOG_ERROR, "controller", "reload: bad --%s '%s': nothing changed", bad, v);
+        progopt_free(&next);
+        return;
+    }
+    vnet_log_set_level(level);
+    vnet_log_set_format(format);
+    vnet_controller_set_keepalive(c, keepalive);
+    unsigned restart = 0;
+    progopt_diff(&start_po, &next, changed_needs_restart, &restart);
+    vnet_log(VNET_LOG_INFO, "controller",
+             "reload: read %s: log level %s, format %s, keepalive %u ms; %u change%s need%s a "
+             "restart",
+             start_po.config, vnet_log_level_name(level),
+             format == VNET_LOG_FORMAT_JSON ? "json" : "text", keepalive, restart,
+             restart == 1 ? "" : "s", restart == 1 ? "s" : "");
+    progopt_free(&next);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -217,13 +297,18 @@ static void close_walk(uv_handle_t *h, void *arg)
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct ctx *x = h->data;
-    vnet_log(VNET_LOG_WARN, "controller", "signal %d: stopping", signum);
+    if (signum == SIGHUP) {
+        reload(x->c);
+        return;
+    }
+    vnet_log(VNET_LOG_INFO, "controller", "signal %d: stopping", signum);
+    svc_notify_stopping("stopping");
     metrics_http_close(x->metrics);
     x->metrics = NULL;
     vnet_controller_destroy(x->c);
     x->c = NULL;
-    uv_close((uv_handle_t *)&x->sig[0], NULL);
-    uv_close((uv_handle_t *)&x->sig[1], NULL);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&x->sig[i], NULL);
 }
 
 int main(int argc, char **argv)
@@ -244,7 +329,9 @@ int main(int argc, char **argv)
         O_PA_FRAME,
         O_PA_MAX,
         O_PA_PER_IP,
-        O_METRICS
+        O_CONFIG,
+        O_LOG_FORMAT,
+        O_METRICS,
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -262,6 +349,8 @@ int main(int argc, char **argv)
         {"preauth-frame-max", required_argument, NULL, O_PA_FRAME},
         {"preauth-max", required_argument, NULL, O_PA_MAX},
         {"preauth-per-ip", required_argument, NULL, O_PA_PER_IP},
+        {"config", required_argument, NULL, O_CONFIG},
+        {"log-format", required_argument, NULL, O_LOG_FORMAT},
         {"metrics", required_argument, NULL, O_METRICS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -271,7 +360,17 @@ int main(int argc, char **argv)
     const char *metrics = NULL;
     unsigned long keepalive = 5000;
     uint32_t hs_timeout = 0, pa_frame = 0, pa_max = 0, pa_per_ip = 0; /* 0: the library's */
-    int c;
+    static const char *const optional_value[] = {"genkey", NULL};
+    vnet_log_set_level(VNET_LOG_INFO); /* an operator sees "up", "stopped" */
+    int c = progopt_load(&start_po, prog, longopts, optional_value, argc, argv);
+    if (c) {
+        fprintf(stderr, "%s: %s\n", prog, start_po.error);
+        return c;
+    }
+    /* A SIGHUP before the loop watches it (database, admin token) must not kill the start. */
+    signal(SIGHUP, SIG_IGN);
+    argc = start_po.argc;
+    argv = start_po.argv;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         char *end;
@@ -337,6 +436,15 @@ int main(int argc, char **argv)
             if (parse_u32(optarg, 1, 1000000, &pa_per_ip))
                 return usage_error("bad --preauth-per-ip '%s': 1..1000000", optarg);
             break;
+        case O_LOG_FORMAT: {
+            enum vnet_log_format f;
+            if (vnet_log_format_parse(optarg, &f))
+                return usage_error("bad --log-format '%s': text or json", optarg);
+            vnet_log_set_format(f);
+            break;
+        }
+        case O_CONFIG:
+            break; /* read by progopt_load() */
         case O_VERSION:
             printf("vnet-controller %s\n", vnet_version());
             return 0;
@@ -351,6 +459,15 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    char state_db[4096], state_key[4096], serr[4200];
+    if (genkey && !genkey[0]) {
+        if (progopt_state_file("controller.key", true, state_key, sizeof(state_key), serr,
+                               sizeof(serr))) {
+            fprintf(stderr, "%s: %s\n", prog, serr);
+            return 1;
+        }
+        genkey = state_key;
+    }
     if (genkey || pubkey_file) {
         struct vnet_keypair kp;
         char kerr[256] = "", pub[VNET_PUBKEY_STRLEN];
@@ -368,8 +485,19 @@ int main(int argc, char **argv)
         printf("%s\n", pub);
         return 0;
     }
-    if (!db)
-        return usage_error("%s", "--db is required");
+    if (!db) {
+        if (progopt_state_file("controller.db", true, state_db, sizeof(state_db), serr,
+                               sizeof(serr))) {
+            fprintf(stderr, "%s: %s\n", prog, serr);
+            return 1;
+        }
+        db = state_db;
+    }
+    if (!key_file &&
+        progopt_state_file("controller.key", false, state_key, sizeof(state_key), serr,
+                           sizeof(serr)) == 0 &&
+        access(state_key, F_OK) == 0)
+        key_file = state_key;
     struct vnet_keypair key;
     if (key_file) {
         char kerr[256] = "";
@@ -445,7 +573,7 @@ int main(int argc, char **argv)
     if (key_file) {
         char pub[VNET_PUBKEY_STRLEN];
         vnet_pubkey_format(key.pub, pub, sizeof(pub));
-        vnet_log(VNET_LOG_WARN, "controller", "key %s: nodes pin %s", key_file, pub);
+        vnet_log(VNET_LOG_INFO, "controller", "key %s: nodes pin %s", key_file, pub);
     } else {
         vnet_log(VNET_LOG_WARN, "controller",
                  "no --key: node sessions are neither authenticated nor encrypted");
@@ -466,17 +594,25 @@ int main(int argc, char **argv)
         vnet_store_close(store);
         return 1;
     }
-    uv_signal_init(&loop, &x.sig[0]);
-    uv_signal_init(&loop, &x.sig[1]);
-    x.sig[0].data = x.sig[1].data = &x;
-    uv_signal_start(&x.sig[0], on_signal, SIGINT);
-    uv_signal_start(&x.sig[1], on_signal, SIGTERM);
-    vnet_log(VNET_LOG_WARN, "controller", "up: database %s, nodes on port %d, api on %s%s%s", db,
+    static const int signums[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&loop, &x.sig[i]);
+        x.sig[i].data = &x;
+        uv_signal_start(&x.sig[i], on_signal, signums[i]);
+    }
+    vnet_log(VNET_LOG_INFO, "controller", "up: database %s, nodes on port %d, api on %s%s%s", db,
              vnet_controller_node_port(x.c), api ? api : "(none)", sock ? ", socket " : "",
              sock ? sock : "");
+    svc_notify_start(&loop); /* systemd: WATCHDOG=1 pings when asked, READY=1 once serving */
+    svc_notify_ready("serving: nodes on port %d, api on %s", vnet_controller_node_port(x.c),
+                     api    ? api
+                     : sock ? sock
+                            : "(none)");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    svc_notify_close();
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     vnet_store_close(store);
-    vnet_log(VNET_LOG_WARN, "controller", "stopped");
+    vnet_log(VNET_LOG_INFO, "controller", "stopped");
     return 0;
 }

@@ -17,6 +17,11 @@
  * Human-readable tables by default, --json for scripts. Exit status: 0 on success, 1 when the
  * controller refused the request (its reason on stderr) or could not be reached, 2 on a usage
  * error. The controller defaults to $VNET_CONTROLLER, else 127.0.0.1:7701.
+ *
+ * What neither the command line nor the environment gives (the controller's address or
+ * socket, its key, the token or token file, the timeout) comes from the first of
+ * $XDG_CONFIG_HOME/vnet/vnetctl.conf (else ~/.config/vnet/vnetctl.conf) and
+ * /etc/vnet/vnetctl.conf that exists, or from the file $VNETCTL_CONFIG names ("": none).
  */
 #include <vnet/client.h>
 #include <vnet/crypto.h>
@@ -26,10 +31,13 @@
 
 #include <vnet/token.h>
 
+#include "progopt.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,7 +47,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s [--controller ADDR:PORT | --socket PATH] [--controller-key KEY]\n"
-            "               [--token-file PATH] [--json] [--timeout MS] COMMAND\n"
+            "               [--token-file PATH] [--json] [--timeout MS]\n"
+            "               [--log-level LEVEL] [--log-format text|json] COMMAND\n"
             "\n"
             "commands:\n"
             "  network create NAME [--vni N] [--subnet CIDR]... [--mtu N] [--mode plain|secure]\n"
@@ -67,6 +76,14 @@ static void usage(FILE *f)
             "                else the file named by $VNET_TOKEN_FILE\n"
             "  the admin can name another subscriber's network as SUBSCRIBER/NETWORK\n"
             "  --json        machine-readable output\n"
+            "  --timeout     ms to wait for the controller's answer (default 10000)\n"
+            "  --log-level   error, warn (default), info or debug: the library's messages\n"
+            "  --log-format  text (default) or json\n"
+            "  --version     print the version, exit; --help: this help\n"
+            "  what the command line and environment leave out comes from the first of\n"
+            "  ~/.config/vnet/vnetctl.conf and /etc/vnet/vnetctl.conf (or $VNETCTL_CONFIG):\n"
+            "  'name = value' lines: controller, socket, controller-key, token-file, token,\n"
+            "  timeout\n"
             "  --subnet      IPv4 or IPv6 prefix the nodes' addresses come from (one of each)\n"
             "  --ip          a node's virtual address (one IPv4, one IPv6); default: the next\n"
             "                free address of the network's subnet\n"
@@ -476,6 +493,86 @@ static char *trim(char *s)
     return s;
 }
 
+/* ---- vnetctl.conf ---- */
+
+struct ctlconf {
+    const char *path; /* the file read, or NULL */
+    char controller[256], socket[256], controller_key[128], token[VNET_MSG_TEXT_MAX];
+    char token_file[1024];
+    char timeout[16];
+    bool socket_last; /* "socket" given after "controller" */
+    char msg[512];
+};
+
+static struct ctlconf conf;
+
+static int on_conf(const char *name, const char *value, int line, void *arg)
+{
+    struct ctlconf *k = arg;
+    static const struct {
+        const char *name;
+        size_t off, len;
+    } keys[] = {
+#define KEY(n, f) {n, offsetof(struct ctlconf, f), sizeof(((struct ctlconf *)0)->f)}
+        KEY("controller", controller),         KEY("socket", socket),
+        KEY("controller-key", controller_key), KEY("token", token),
+        KEY("token-file", token_file),         KEY("timeout", timeout),
+#undef KEY
+    };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(name, keys[i].name) != 0)
+            continue;
+        if (!value || !value[0] || strlen(value) >= keys[i].len) {
+            snprintf(k->msg, sizeof(k->msg), "%s:%d: '%s' needs a value%s", k->path, line, name,
+                     value && value[0] ? " (too long)" : "");
+            return 2;
+        }
+        snprintf((char *)k + keys[i].off, keys[i].len, "%s", value);
+        if (i <= 1)
+            k->socket_last = i == 1;
+        return 0;
+    }
+    snprintf(k->msg, sizeof(k->msg), "%s:%d: unknown option '%s'", k->path, line, name);
+    return 2;
+}
+
+/* Read the first vnetctl.conf found into conf. Returns 0, 1 (cannot read it) or 2 (bad). */
+static int read_conf(void)
+{
+    static char user[1024];
+    const char *paths[2] = {NULL, "/etc/vnet/vnetctl.conf"};
+    const char *env = getenv("VNETCTL_CONFIG"), *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    if (env) {
+        paths[0] = env[0] ? env : NULL;
+        paths[1] = NULL;
+    } else if (xdg && xdg[0]) {
+        snprintf(user, sizeof(user), "%s/vnet/vnetctl.conf", xdg);
+        paths[0] = user;
+    } else if (home && home[0]) {
+        snprintf(user, sizeof(user), "%s/.config/vnet/vnetctl.conf", home);
+        paths[0] = user;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!paths[i] || (i == 0 && env ? false : access(paths[i], F_OK) != 0))
+            continue;
+        conf.path = paths[i];
+        int rc = progopt_read_ini(paths[i], on_conf, &conf, conf.msg, sizeof(conf.msg));
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", prog, conf.msg);
+            return rc == -1 ? 1 : 2;
+        }
+        struct stat st;
+        if (conf.token[0] && stat(paths[i], &st) == 0 && (st.st_mode & 077)) {
+            fprintf(stderr, "%s: %s holds a token but others may read it (chmod 600 it)\n", prog,
+                    paths[i]);
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
 /* The API token: --token-file, else $VNET_TOKEN, else the file $VNET_TOKEN_FILE; "" for none.
  * A token file must not be readable by others, like a key file. Returns 0, 1 (cannot read:
  * message printed) or 2 (a malformed token). */
@@ -483,6 +580,8 @@ static int load_token(const struct cmd *c, char *out, size_t outlen)
 {
     const char *file = c->token_file, *env = getenv("VNET_TOKEN");
     out[0] = '\0';
+    if (!file && !(env && env[0]) && !(getenv("VNET_TOKEN_FILE") && getenv("VNET_TOKEN_FILE")[0]))
+        env = conf.token[0] ? conf.token : NULL, file = conf.token_file[0] ? conf.token_file : NULL;
     if (!file && env && env[0]) {
         char buf[VNET_MSG_TEXT_MAX];
         snprintf(buf, sizeof(buf), "%s", env);
@@ -650,7 +749,7 @@ int main(int argc, char **argv)
     struct cmd c;
     memset(&c, 0, sizeof(c));
     c.controller = getenv("VNET_CONTROLLER");
-    c.timeout_ms = 10000;
+    c.timeout_ms = 0; /* 0: not given (the file's, else 10000) */
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
@@ -662,6 +761,20 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--log-level") == 0 || strcmp(a, "--log-format") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("option '%s' needs a value", a);
+            const char *v = argv[++i];
+            enum vnet_log_level l;
+            enum vnet_log_format f;
+            if (a[6] == 'l' && vnet_log_level_parse(v, &l))
+                return usage_error("bad --log-level '%s': error, warn, info or debug", v);
+            if (a[6] == 'f' && vnet_log_format_parse(v, &f))
+                return usage_error("bad --log-format '%s': text or json", v);
+            if (a[6] == 'l')
+                vnet_log_set_level(l);
+            else
+                vnet_log_set_format(f);
         } else if (strcmp(a, "--token-file") == 0 || strcmp(a, "--controller-key") == 0) {
             if (i + 1 >= argc)
                 return usage_error("option '%s' needs a value", a);
@@ -687,6 +800,23 @@ int main(int argc, char **argv)
     int rc = parse_command(argc, argv, i, &c);
     if (rc)
         return rc;
+    if ((rc = read_conf()) != 0)
+        return rc;
+    if (!c.controller && !c.socket) { /* neither the command line nor $VNET_CONTROLLER */
+        if (conf.socket[0] && (conf.socket_last || !conf.controller[0]))
+            c.socket = conf.socket;
+        else if (conf.controller[0])
+            c.controller = conf.controller;
+    }
+    if (!c.controller_key && !getenv("VNET_CONTROLLER_KEY") && conf.controller_key[0])
+        c.controller_key = conf.controller_key;
+    if (!c.timeout_ms && conf.timeout[0] &&
+        (parse_u32(conf.timeout, 3600000, &c.timeout_ms) || !c.timeout_ms)) {
+        fprintf(stderr, "%s: %s: bad timeout '%s': milliseconds\n", prog, conf.path, conf.timeout);
+        return 2;
+    }
+    if (!c.timeout_ms)
+        c.timeout_ms = 10000;
     const char *addr = c.socket ? c.socket : c.controller ? c.controller : "127.0.0.1:7701";
     if (c.socket && !strchr(c.socket, '/'))
         return usage_error("bad --socket '%s': want a path", c.socket);

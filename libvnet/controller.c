@@ -490,7 +490,7 @@ static int join_node(struct vnet_controller *c, const struct vnet_msg_hello *h,
     }
     *node = joined;
     note_own_commit(c, net->id); /* the others learn the new key */
-    vnet_log(VNET_LOG_WARN, "controller", "node '%s' of '%s' joined with a token", node->name,
+    vnet_log(VNET_LOG_INFO, "controller", "node '%s' of '%s' joined with a token", node->name,
              net->name);
     return 0;
 }
@@ -1214,6 +1214,17 @@ int vnet_controller_node_port(const struct vnet_controller *c)
 int vnet_controller_api_port(const struct vnet_controller *c)
 {
     return c->has_api_lis ? port_of(&c->api_lis.tcp) : 0;
+}
+
+int vnet_controller_set_keepalive(struct vnet_controller *c, uint32_t ms)
+{
+    if (!c || ms < 10 || ms > 3600000)
+        return VNET_EINVAL;
+    c->keepalive_ms = ms;
+    for (struct session *s = c->sessions; s; s = s->next)
+        if (s->t.ka_send) /* a welcomed node session (API clients and the handshake: not) */
+            vnet__sess_uv_keepalive(&s->t, ms, true);
+    return 0;
 }
 
 void vnet_controller_get_stats(const struct vnet_controller *c, struct vnet_controller_stats *out)

@@ -192,7 +192,7 @@ static int handle_subscriber_request(const struct req *x, const struct vnet_msg_
         if (rc) {
             sodium_memzero(r->token, sizeof(r->token));
         } else {
-            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' created", sub.name);
+            vnet_log(VNET_LOG_INFO, "controller", "subscriber '%s' created", sub.name);
         }
         return rc;
     }
@@ -208,7 +208,7 @@ static int handle_subscriber_request(const struct req *x, const struct vnet_msg_
             snprintf(err, errlen, "subscriber '%s' owns networks: delete them first", sub.name);
         if (!rc) {
             subscriber_gone(x, sub.id, "subscriber deleted");
-            vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s' deleted", sub.name);
+            vnet_log(VNET_LOG_INFO, "controller", "subscriber '%s' deleted", sub.name);
         }
         return rc;
     }
@@ -225,7 +225,7 @@ static int handle_subscriber_request(const struct req *x, const struct vnet_msg_
         return rc;
     }
     subscriber_gone(x, sub.id, "API token replaced");
-    vnet_log(VNET_LOG_WARN, "controller", "subscriber '%s': new API token", sub.name);
+    vnet_log(VNET_LOG_INFO, "controller", "subscriber '%s': new API token", sub.name);
     return 0;
 }
 

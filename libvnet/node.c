@@ -64,6 +64,8 @@ struct vnet_node {
     uint8_t dp_nonce[VNET_DP_NONCE_LEN];
     struct vnet_peer *peers; /* the last peer list, for datapaths made after it came */
     size_t npeer_list;
+    struct vnet_table_op *entries; /* static mode: the fixed entries in the table now */
+    size_t nentry_list;
 
     /* Driving the datapaths. */
     struct worker workers[VNET_NODE_MAX_QUEUES];
@@ -219,7 +221,7 @@ static int load_keys(struct vnet_node *n, const struct vnet_node_options *o, cha
         if (!rc)
             rc = vnet_key_save(o->key_file, &n->kp, kerr, sizeof(kerr));
         if (!rc)
-            vnet_log(VNET_LOG_WARN, MOD, "created key %s", o->key_file);
+            vnet_log(VNET_LOG_INFO, MOD, "created key %s", o->key_file);
     }
     if (rc) {
         vnet__errf(err, errlen, "%skey %s: %s", n->prefix, o->key_file,
@@ -302,6 +304,13 @@ static int setup_static(struct vnet_node *n, const struct vnet_node_options *o, 
         b->ip = o->ips[i].ip;
     }
     rc = vnet_table_apply(n->table, ops, nops, 1);
+    n->entries = rc ? NULL : malloc((o->nentries ? o->nentries : 1) * sizeof(*n->entries));
+    if (n->entries) {
+        memcpy(n->entries, ops, o->nentries * sizeof(*ops));
+        n->nentry_list = o->nentries;
+    } else if (!rc) {
+        rc = VNET_ENOMEM;
+    }
     free(ops);
     if (rc) {
         vnet__errf(err, errlen, "static entries: %s", vnet_strerror(rc));
@@ -335,6 +344,7 @@ static void free_node(struct vnet_node *n)
     vnet_key_wipe(&n->kp);
     sodium_memzero(n->join_secret, sizeof(n->join_secret));
     free(n->peers);
+    free(n->entries);
     free(n);
 }
 
@@ -601,7 +611,7 @@ static void on_welcome(void *arg, const struct vnet_network *net, const struct v
     if (!n->ndp && welcome_datapaths(n, net) != 0)
         return;
     add_local_mac(n, &self->mac);
-    vnet_log(VNET_LOG_WARN, MOD, "up: %s in network %s (vni %u, mtu %u, %s) as %s, mac %s",
+    vnet_log(VNET_LOG_INFO, MOD, "up: %s in network %s (vni %u, mtu %u, %s) as %s, mac %s",
              n->ifname, net->name, net->vni, net->mtu,
              net->mode == VNET_MODE_SECURE ? vnet_seal_suite_name(vnet_seal_suite_auto()) : "plain",
              self->name, mac);
@@ -632,7 +642,8 @@ static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
 static void on_state(void *arg, int connected)
 {
     struct vnet_node *n = arg;
-    vnet_log(VNET_LOG_WARN, MOD, "controller %s", connected ? "connected" : "disconnected");
+    vnet_log(connected ? VNET_LOG_INFO : VNET_LOG_WARN, MOD, "controller %s",
+             connected ? "connected" : "disconnected");
     if (n->cb.on_state)
         n->cb.on_state(n->cb_arg, connected);
 }
@@ -649,7 +660,7 @@ int vnet_node_start(struct vnet_node *n)
             return rc;
         char ubuf[VNET_ENDPOINT_STRLEN];
         vnet_endpoint_format(&n->local, ubuf, sizeof(ubuf));
-        vnet_log(VNET_LOG_WARN, MOD,
+        vnet_log(VNET_LOG_INFO, MOD,
                  "up: %s (mtu %u) <-> udp %s, vni %u, %zu peers, %zu static%s, %u queue%s",
                  n->ifname, n->mtu, ubuf, n->vni, n->npeers, n->nentries,
                  n->learn ? ", learning" : "", n->nq, n->nq > 1 ? "s" : "");
@@ -678,7 +689,7 @@ int vnet_node_start(struct vnet_node *n)
     sodium_memzero(n->join_secret, sizeof(n->join_secret)); /* the agent has its copy */
     if (rc)
         return rc;
-    vnet_log(VNET_LOG_WARN, MOD, "managed: %s, joining %s as %s via %s", n->ifname, n->network,
+    vnet_log(VNET_LOG_INFO, MOD, "managed: %s, joining %s as %s via %s", n->ifname, n->network,
              n->name, n->controller);
     n->started = true;
     return 0;
@@ -747,6 +758,73 @@ size_t vnet_node_peer_stats(const struct vnet_node *n, unsigned queue,
     if (!n || queue >= n->ndp)
         return 0;
     return vnet_datapath_peer_stats(n->dp[queue], out, max);
+}
+
+int vnet_node_set_peers(struct vnet_node *n, const struct vnet_endpoint *peers, size_t np)
+{
+    if (!n || (np && !peers))
+        return VNET_EINVAL;
+    if (n->managed)
+        return VNET_ESTATE;
+    struct vnet_peer *list = calloc(np ? np : 1, sizeof(*list));
+    if (!list)
+        return VNET_ENOMEM;
+    for (size_t i = 0; i < np; i++)
+        list[i].ep = peers[i];
+    int rc = 0;
+    for (unsigned q = 0; q < n->ndp && !rc; q++)
+        rc = vnet_datapath_set_peer_list(n->dp[q], list, np);
+    free(n->peers);
+    n->peers = list;
+    n->npeer_list = np;
+    n->npeers = np;
+    return rc;
+}
+
+int vnet_node_set_entries(struct vnet_node *n, const struct vnet_table_op *entries, size_t count)
+{
+    if (!n || (count && !entries))
+        return VNET_EINVAL;
+    if (n->managed)
+        return VNET_ESTATE;
+    for (size_t i = 0; i < count; i++)
+        if (entries[i].type != VNET_TABLE_PUT && entries[i].type != VNET_TABLE_PUT_IP)
+            return VNET_EINVAL;
+    /* one batch: the old entries out, the new ones in; readers see either table whole */
+    size_t nops = n->nentry_list + count;
+    struct vnet_table_op *ops = calloc(nops ? nops : 1, sizeof(*ops));
+    struct vnet_table_op *keep = malloc((count ? count : 1) * sizeof(*keep));
+    if (!ops || !keep) {
+        free(ops);
+        free(keep);
+        return VNET_ENOMEM;
+    }
+    for (size_t i = 0; i < n->nentry_list; i++) {
+        const struct vnet_table_op *old = &n->entries[i];
+        ops[i].vni = old->vni;
+        if (old->type == VNET_TABLE_PUT) {
+            ops[i].type = VNET_TABLE_DEL;
+            ops[i].mac = old->mac;
+        } else {
+            ops[i].type = VNET_TABLE_DEL_IP;
+            ops[i].ip = old->ip;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        keep[i] = entries[i];
+        keep[i].vni = n->vni;
+        ops[n->nentry_list + i] = keep[i];
+    }
+    int rc = vnet_table_apply(n->table, ops, nops, vnet_table_revision(n->table));
+    free(ops);
+    if (rc) {
+        free(keep);
+        return rc;
+    }
+    free(n->entries);
+    n->entries = keep;
+    n->nentry_list = n->nentries = count;
+    return 0;
 }
 
 int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats *out)

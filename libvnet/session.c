@@ -347,6 +347,7 @@ static void on_uv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0 || t->closing)
         return;
     t->last_rx = uv_now(st->loop);
+    t->ka_ticks = 0;
     if (vnet__sess_feed(&t->codec, (const uint8_t *)buf->base, (size_t)nread) != 0) {
         report_down(t, VNET_ENOMEM, "out of memory");
         return;
@@ -370,6 +371,7 @@ static void on_uv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 int vnet__sess_uv_start(struct vnet__sess_uv *t)
 {
     t->last_rx = uv_now(t->h.handle.loop);
+    t->ka_ticks = 0;
     int rc = uv_read_start(&t->h.stream, on_uv_alloc, on_uv_read);
     t->reading = rc == 0;
     return rc;
@@ -379,7 +381,13 @@ static void on_uv_keepalive(uv_timer_t *timer)
 {
     struct vnet__sess_uv *t = timer->data;
     uint64_t silent = uv_now(timer->loop) - t->last_rx;
-    if (silent > 3ull * t->ka_ms) {
+    /* Dead after three silent intervals, counted both in time and in ticks: a process that was
+     * not scheduled for a while (a loaded host, a debugger, a suspended VM) sees its timers
+     * fire before it reads what arrived meanwhile, and one late tick must not end a session
+     * whose answers are waiting in the socket. Between two ticks the loop polls the socket. */
+    if (t->ka_ticks < UINT32_MAX)
+        t->ka_ticks++;
+    if (silent > 3ull * t->ka_ms && t->ka_ticks > 3) {
         char why[64];
         snprintf(why, sizeof(why), "silent for %llu ms", (unsigned long long)silent);
         report_down(t, VNET_ETIMEDOUT, why);
@@ -399,6 +407,7 @@ void vnet__sess_uv_keepalive(struct vnet__sess_uv *t, uint32_t interval_ms, bool
 {
     t->ka_ms = interval_ms;
     t->ka_send = send;
+    t->ka_ticks = 0;
     if (interval_ms == 0 || t->closing)
         uv_timer_stop(&t->ka);
     else

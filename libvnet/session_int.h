@@ -140,7 +140,8 @@ struct vnet__sess_uv {
     void *data;  /* the owner's */
     char *rxbuf; /* reads land here (the owner's, may be shared: consumed at once) */
     size_t rxcap;
-    uint64_t last_rx; /* uv_now() of the last bytes received */
+    uint64_t last_rx;  /* uv_now() of the last bytes received */
+    uint32_t ka_ticks; /* keepalive ticks since then: a stalled process is not a silent peer */
     uint32_t ka_ms;
     bool ka_send; /* send a keepalive when the interval passes with nothing queued */
     bool reading, closing;

@@ -7,7 +7,9 @@
 # from meson's test logs; the exit status is non-zero when anything failed.
 #
 # Environment: BUILD_DIR (default build), ASAN_BUILD_DIR (default build-asan),
-# VNET_SKIP_ASAN=1 to skip the sanitizer build, VNET_SKIP_DEPS=1 to skip apt-get.
+# VNET_SKIP_ASAN=1 to skip the sanitizer build, VNET_SKIP_DEPS=1 to skip apt-get,
+# VNET_HOST_PROFILE=debian to run the first build's tests on a host set up like an ordinary
+# Debian 12 machine (tests/host_profile.sh; restored afterwards; CI sets it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -35,7 +37,17 @@ setup() { # dir, options...
 echo "== build ($BUILD, -Werror)"
 if setup "$BUILD" -Dwerror=true && meson compile -C "$BUILD"; then
   echo "== test ($BUILD)"
+  profile_state=
+  if [ -n "${VNET_HOST_PROFILE:-}" ]; then
+    profile_state=$(mktemp)
+    trap 'tests/host_profile.sh restore "$profile_state"' EXIT
+    tests/host_profile.sh apply "$VNET_HOST_PROFILE" "$profile_state" || exit 1
+  fi
   meson test -C "$BUILD" -v --num-processes 2 || status=1
+  if [ -n "$profile_state" ]; then
+    tests/host_profile.sh restore "$profile_state"
+    trap - EXIT
+  fi
   logs+=("$BUILD/meson-logs/testlog.json")
 else
   echo "build failed"

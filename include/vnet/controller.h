@@ -81,6 +81,12 @@ VNET_API void vnet_controller_destroy(struct vnet_controller *c);
 VNET_API int vnet_controller_node_port(const struct vnet_controller *c);
 VNET_API int vnet_controller_api_port(const struct vnet_controller *c);
 
+/* Change the node keepalive interval (as vnet_controller_cfg.keepalive_ms, 10..3600000 ms) of a
+ * running controller, for a configuration reload: node sessions open now restart their
+ * keepalive timer with it, later ones start with it.
+ * Returns: 0, or VNET_EINVAL (NULL @c, @ms out of range). Thread-safety: the loop's thread. */
+VNET_API int vnet_controller_set_keepalive(struct vnet_controller *c, uint32_t ms);
+
 struct vnet_controller_stats {
     uint64_t node_sessions, client_sessions; /* open now */
     uint64_t deltas_sent, snapshots_sent, requests, errors;

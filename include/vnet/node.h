@@ -200,6 +200,29 @@ VNET_API size_t vnet_node_peer_info(const struct vnet_node *n, unsigned queue,
 VNET_API int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats *out);
 
 /**
+ * Static mode: replace the flood list (the --peer endpoints) of a running node, as a
+ * configuration reload does. Every datapath gets the new list; learned entries pointing at a
+ * removed peer stay until they age out.
+ * Ownership: @peers is copied. Returns: 0, VNET_EINVAL (NULL @n, or NULL @peers with @np > 0),
+ * VNET_ESTATE in managed mode (the controller owns the peers), VNET_ENOMEM, or a datapath's code.
+ * Thread-safety: the loop's thread.
+ */
+VNET_API int vnet_node_set_peers(struct vnet_node *n, const struct vnet_endpoint *peers, size_t np);
+
+/**
+ * Static mode: replace the fixed table entries (vnet_node_options.entries: --static MAC=IP:PORT
+ * as VNET_TABLE_PUT, --arp IP=MAC as VNET_TABLE_PUT_IP) of a running node, as a configuration
+ * reload does: the old ones are removed and the new ones put in one batch (readers see the
+ * table before or after, never between). The VNI is the node's.
+ * Ownership: @entries is copied. Returns: 0, VNET_EINVAL (NULL @n, NULL @entries with @count
+ * > 0, an operation other than PUT or PUT_IP), VNET_ESTATE in managed mode, VNET_ENOMEM, or
+ * vnet_table_apply()'s code (nothing changed then).
+ * Thread-safety: the loop's thread (the table's writer).
+ */
+VNET_API int vnet_node_set_entries(struct vnet_node *n, const struct vnet_table_op *entries,
+                                   size_t count);
+
+/**
  * The node's switch table, for lookups and counts.
  * Ownership: borrowed, valid until the node is closed; the node is its writer: do not apply
  * changes to it. Returns: the table. Thread-safety: the loop's thread (lookups: any thread).

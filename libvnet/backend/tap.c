@@ -24,7 +24,12 @@
  * "ip tuntap add"); attaching requires the same single/multi-queue mode. A name with "%d"
  * ("tap:vnet%d") lets the kernel pick a free number; get_info reports the result.
  *
- * Errors: opening gives VNET_ENOENT without /dev/net/tun, VNET_EPERM without CAP_NET_ADMIN,
+ * Errors: opening gives VNET_ENOENT without /dev/net/tun; VNET_EPERM when the process may not
+ * use it, in either of two ways that depend on the host rather than on us: the device node is
+ * not openable (mode 0600 root, as on a machine without udev: the log line names the device,
+ * its mode and owner), or it is openable (0666, Debian's udev rule) and TUNSETIFF refuses
+ * (the log line says whether the process lacks CAP_NET_ADMIN or, holding it, was refused for
+ * another reason, such as a security module);
  * VNET_EBUSY when the (single-queue) device is attached elsewhere, VNET_EINVAL for a bad name
  * or a device of the wrong kind; each with a log line that says which. Writing to a device
  * that is down fails with VNET_EIO (tun refuses it); frames with a bad offload header are
@@ -44,7 +49,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -76,6 +84,17 @@ struct tap {
     int fds[];
 };
 
+/* Whether CAP_NET_ADMIN is in this thread's effective set (capget: no libcap needed). */
+static bool has_net_admin(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    memset(data, 0, sizeof(data));
+    if (syscall(SYS_capget, &hdr, data) != 0)
+        return false;
+    return (data[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32))) != 0;
+}
+
 static int open_queue(const char *name, bool mq, char actual[IFNAMSIZ])
 {
     int fd = open(TUN_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -87,8 +106,16 @@ static int open_queue(const char *name, bool mq, char actual[IFNAMSIZ])
             return VNET_ENOENT;
         }
         if (e == EACCES || e == EPERM) {
-            vnet_log(VNET_LOG_ERROR, MOD, "%s: %s (TAP devices need root or CAP_NET_ADMIN)",
-                     TUN_PATH, strerror(e));
+            struct stat st;
+            if (stat(TUN_PATH, &st) == 0)
+                vnet_log(VNET_LOG_ERROR, MOD,
+                         "%s: %s (the device is mode %04o, owner uid %u gid %u: run as root, or "
+                         "give this user access to the device and CAP_NET_ADMIN)",
+                         TUN_PATH, strerror(e), (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+                         (unsigned)st.st_gid);
+            else
+                vnet_log(VNET_LOG_ERROR, MOD, "%s: %s (TAP devices need root or CAP_NET_ADMIN)",
+                         TUN_PATH, strerror(e));
             return VNET_EPERM;
         }
         vnet_log(VNET_LOG_ERROR, MOD, "%s: %s", TUN_PATH, strerror(e));
@@ -104,7 +131,12 @@ static int open_queue(const char *name, bool mq, char actual[IFNAMSIZ])
         switch (e) {
         case EPERM:
         case EACCES:
-            why = "not permitted (needs CAP_NET_ADMIN, or the device belongs to another user)";
+            why = has_net_admin()
+                      ? "not permitted although this process holds CAP_NET_ADMIN (a security "
+                        "module, or a user namespace that does not own this network namespace)"
+                      : "not permitted: this process lacks CAP_NET_ADMIN (run as root, give the "
+                        "program CAP_NET_ADMIN, or attach to a persistent TAP made for this "
+                        "user with 'ip tuntap add NAME mode tap user USER')";
             rc = VNET_EPERM;
             break;
         case EBUSY:

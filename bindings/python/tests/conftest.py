@@ -21,7 +21,7 @@ def build_dir() -> str:
 
 
 if "VNET_LIBRARY" not in os.environ:
-    os.environ["VNET_LIBRARY"] = os.path.join(build_dir(), "libvnet", "libvnet.so")
+    os.environ["VNET_LIBRARY"] = os.path.join(build_dir(), "libvnet", "libvnet.so.0")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@
 - :class:`VnetError` and subclasses, carrying the library's error code and name.
 
 The package calls a shared build of libvnet through ctypes (docs/python.md says why). It is
-found through $VNET_LIBRARY, else $VNET_BUILD_DIR/libvnet/libvnet.so, else the loader's path.
+found through $VNET_LIBRARY, else $VNET_BUILD_DIR/libvnet/libvnet.so.0, else an installed
+libvnet.so.0 (the dynamic loader's path).
 """
 
 from ._lib import lib as _clib

@@ -4,8 +4,10 @@ Every struct here mirrors one in include/vnet/*.h field for field; tests/test_la
 sizes and offsets against a C program compiled from the headers (vnet-py-layout), so a header
 change the binding missed fails the tests instead of corrupting memory.
 
-The shared object is found, in order: $VNET_LIBRARY (a path), then ``libvnet.so`` next to a
-build tree named by $VNET_BUILD_DIR, then the dynamic loader's search path.
+The shared object is found, in order: $VNET_LIBRARY (a path), then ``libvnet.so`` (or
+``libvnet.so.0``) in the build tree named by $VNET_BUILD_DIR, then an installed one: ``ctypes.util.find_library`` (the
+ldconfig cache, $LD_LIBRARY_PATH), then the soname ``libvnet.so.0`` through the dynamic
+loader's own search (dlopen: $LD_LIBRARY_PATH, the cache, the default directories).
 """
 
 from __future__ import annotations
@@ -327,25 +329,39 @@ class DpPeerStats(Structure):
 # ---- loading ----
 
 
+_SONAME = "libvnet.so.0"  # libvnet/meson.build: soversion
+
+
 def _find_library() -> str:
     path = os.environ.get("VNET_LIBRARY")
     if path:
         return path
     build = os.environ.get("VNET_BUILD_DIR")
     if build:
-        cand = os.path.join(build, "libvnet", "libvnet.so")
-        if os.path.exists(cand):
-            return cand
+        for name in ("libvnet.so", _SONAME):  # a meson build tree has only the soname link
+            cand = os.path.join(build, "libvnet", name)
+            if os.path.exists(cand):
+                return cand
     found = ctypes.util.find_library("vnet")
     if found:
         return found
-    raise OSError(
-        "libvnet.so not found: set VNET_LIBRARY to its path (a meson build has it in "
-        "BUILD/libvnet/libvnet.so)"
-    )
+    return _SONAME
 
 
-lib = ctypes.CDLL(_find_library())
+def _load() -> ctypes.CDLL:
+    path = _find_library()
+    try:
+        return ctypes.CDLL(path)
+    except OSError as e:
+        if path != _SONAME:
+            raise
+        raise OSError(
+            f"libvnet.so not found ({e}): install libvnet (`meson install`, then `ldconfig`), "
+            "or set VNET_LIBRARY to its path (a meson build has it in BUILD/libvnet/libvnet.so.0)"
+        ) from None
+
+
+lib = _load()
 
 _P = c_void_p
 _PROTOS: dict[str, tuple[object, list[object]]] = {
