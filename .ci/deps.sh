@@ -9,6 +9,7 @@ PKGS=(
   libuv1-dev libmsgpack-dev libsqlite3-dev libsodium-dev check libinih-dev
   libbpf-dev libxdp-dev xdp-tools libpq-dev
   libsystemd-dev  # sd_notify in the programs (examples/svcnotify.c), -Dsystemd
+  libmicrohttpd-dev
   # tests, benchmarks and the demo
   python3 python3-cffi python3-pytest iproute2 ethtool tcpdump iperf3 iputils-ping procps
   # install test: pip install of the binding, offline, in a venv; systemd test: setpriv,

@@ -4,6 +4,7 @@
  *                   [--key FILE] [--admin-token-file PATH] [--keepalive MS] [--log-level LEVEL]
  *                   [--handshake-timeout MS] [--preauth-frame-max BYTES] [--preauth-max N]
  *                   [--preauth-per-ip N] [--config FILE] [--log-format text|json]
+ *                   [--metrics IP:PORT]
  *
  * Every long option may also come from a --config FILE of `name = value` lines (progopt.h); the
  * command line wins. SIGHUP reads it again: the log level and format and --keepalive apply at
@@ -34,6 +35,7 @@
 #include <vnet/token.h>
 #include <vnet/vnet.h>
 
+#include "metrics_http.h"
 #include "progopt.h"
 #include "start_guard.h"
 
@@ -59,6 +61,7 @@ static void usage(FILE *f)
             "          [--log-level error|warn|info|debug] [--handshake-timeout MS]\n"
             "          [--preauth-frame-max BYTES] [--preauth-max N] [--preauth-per-ip N]\n"
             "          [--report-interval MS] [--config FILE] [--log-format text|json]\n"
+            "          [--metrics IP:PORT]\n"
             "   or: %s --genkey [FILE] | --pubkey FILE\n"
             "\n"
             "  --config     read options from FILE: 'name = value' lines, the option names\n"
@@ -92,6 +95,8 @@ static void usage(FILE *f)
             "  --log-level  error, warn, info (default) or debug\n"
             "  --log-format text (default; timestamped unless stderr is the journal) or json\n"
             "               (one object per line: ts, level, module, msg)\n"
+            "  --metrics    serve Prometheus metrics at http://IP:PORT/metrics (sessions,\n"
+            "               requests, store latency, convergence lag per node)\n"
             "  --version    print the version, exit\n"
             "  --help       print this help, exit\n",
             prog, prog);
@@ -223,8 +228,15 @@ static int admin_token_setup(struct vnet_store *store, const char *path, int hav
 
 struct ctx {
     struct vnet_controller *c;
-    uv_signal_t sig[3]; /* SIGINT, SIGTERM, SIGHUP */
+    uv_signal_t sig[3];           /* SIGINT, SIGTERM, SIGHUP */
+    struct metrics_http *metrics; /* --metrics */
 };
+
+static int render_metrics(void *arg, char **out, size_t *len)
+{
+    struct ctx *x = arg;
+    return vnet_controller_metrics_write(x->c, out, len);
+}
 
 static void changed_needs_restart(const char *name, void *arg)
 {
@@ -295,6 +307,8 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     vnet_log(VNET_LOG_INFO, "controller", "signal %d: stopping", signum);
     svc_notify_stopping("stopping");
+    metrics_http_close(x->metrics);
+    x->metrics = NULL;
     vnet_controller_destroy(x->c);
     x->c = NULL;
     for (int i = 0; i < 3; i++)
@@ -322,6 +336,7 @@ int main(int argc, char **argv)
         O_REPORT,
         O_CONFIG,
         O_LOG_FORMAT,
+        O_METRICS,
     };
     static const struct option longopts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -342,11 +357,13 @@ int main(int argc, char **argv)
         {"report-interval", required_argument, NULL, O_REPORT},
         {"config", required_argument, NULL, O_CONFIG},
         {"log-format", required_argument, NULL, O_LOG_FORMAT},
+        {"metrics", required_argument, NULL, O_METRICS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *listen_addr = "0.0.0.0:7700", *api = "127.0.0.1:7701", *sock = NULL;
     const char *key_file = NULL, *genkey = NULL, *pubkey_file = NULL, *admin_token = NULL;
+    const char *metrics = NULL;
     unsigned long keepalive = 5000;
     uint32_t hs_timeout = 0, pa_frame = 0, pa_max = 0, pa_per_ip = 0; /* 0: the library's */
     uint32_t report_ms = 0;
@@ -398,6 +415,13 @@ int main(int argc, char **argv)
         case O_PUBKEY:
             pubkey_file = optarg;
             break;
+        case O_METRICS: {
+            char why[160];
+            if (metrics_http_check(optarg, why, sizeof(why)) != 0)
+                return usage_error("%s", why);
+            metrics = optarg;
+            break;
+        }
         case O_ADMIN_TOKEN:
             if (!optarg[0])
                 return usage_error("%s", "--admin-token-file needs a path");
@@ -517,6 +541,13 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     char err[256] = "";
+    int mfd = -1; /* --metrics: bound before the database is made, so a port in use leaves none */
+    if (metrics && (mfd = metrics_http_listen(metrics, err, sizeof(err))) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        if (key_file)
+            vnet_key_wipe(&key);
+        return 1;
+    }
     char token_path[4096];
     if (!admin_token) { /* next to the database file */
         const char *file = strncmp(db, "sqlite:", 7) == 0 ? db + 7 : db;
@@ -601,6 +632,16 @@ int main(int argc, char **argv)
                      api);
     }
     vnet_key_wipe(&key);
+    if (mfd >= 0 &&
+        metrics_http_start(&x.metrics, &loop, mfd, render_metrics, &x, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        vnet_controller_destroy(x.c);
+        uv_walk(&loop, close_walk, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        vnet_store_close(store);
+        return 1;
+    }
     static const int signums[3] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
         uv_signal_init(&loop, &x.sig[i]);

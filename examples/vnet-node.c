@@ -34,6 +34,7 @@
 #include <vnet/token.h>
 #include <vnet/vnet.h>
 
+#include "metrics_http.h"
 #include "progopt.h"
 
 #include <getopt.h>
@@ -58,12 +59,14 @@ static void usage(FILE *f)
         "          --dev tap:NAME --underlay udp:LOCAL_IP:PORT [--learn] [--no-offload]\n"
         "          [--queues N] [--busy-poll US] [--fallback raw|none]\n"
         "          [--config FILE] [--log-level LEVEL] [--log-format text|json]\n"
+        "          [--metrics IP:PORT]\n"
         "   or: %s --dev tap:NAME --underlay udp:LOCAL_IP:PORT --vni N --mac MAC\n"
         "          [--ip ADDR/PREFIX ...] --peer REMOTE_IP:PORT [--peer ...]\n"
         "          [--static MAC=REMOTE_IP:PORT ...] [--arp IP=MAC ...] [--learn]\n"
         "          [--mtu N] [--no-arp-proxy] [--no-offload] [--busy-poll US]\n"
         "          [--queues N] [--fallback raw|none]\n"
         "          [--config FILE] [--log-level LEVEL] [--log-format text|json]\n"
+        "          [--metrics IP:PORT]\n"
         "   or: %s --genkey [FILE] [--network NAME --name NODE] | --pubkey FILE\n"
         "\n"
         "  --config     read options from FILE: 'name = value' lines, the option names\n"
@@ -119,6 +122,8 @@ static void usage(FILE *f)
           "  --log-level  error, warn, info (default) or debug\n"
           "  --log-format text (default; timestamped unless stderr is the journal) or json\n"
           "               (one object per line: ts, level, module, msg)\n"
+          "  --metrics    serve Prometheus metrics at http://IP:PORT/metrics (counters,\n"
+          "               per-peer traffic and round-trip time, drops by reason)\n"
           "  --version    print the version, exit\n"
           "  --help       print this help, exit\n",
           f);
@@ -140,6 +145,7 @@ static int usage_error(const char *fmt, const char *arg)
 struct opts {
     struct vnet_node_options no;
     const char *genkey, *pubkey_file;
+    const char *metrics; /* --metrics IP:PORT */
     bool have_vni, have_mac;
     struct vnet_prefix ips[VNET_NODE_MAX_IPS];
     struct vnet_endpoint peers[MAX_ITEMS];
@@ -232,6 +238,7 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
                                              {"fallback", required_argument, NULL, 'f'},
                                              {"log-level", required_argument, NULL, 'L'},
                                              {"log-format", required_argument, NULL, 'F'},
+                                             {"metrics", required_argument, NULL, 'X'},
                                              {"config", required_argument, NULL, 'C'},
                                              {"version", no_argument, NULL, 'V'},
                                              {"help", no_argument, NULL, 'h'},
@@ -375,6 +382,13 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
             vnet_log_set_format(f);
             break;
         }
+        case 'X': {
+            char why[160];
+            if (metrics_http_check(optarg, why, sizeof(why)) != 0)
+                return usage_error("%s", why);
+            o->metrics = optarg;
+            break;
+        }
         case 'C':
             break; /* read by progopt_load() */
         case 'V':
@@ -475,8 +489,14 @@ static void print_stats(const struct vnet_node *n, unsigned q)
 }
 
 #define NSIGS 4
-static uv_signal_t sigs[NSIGS]; /* SIGINT, SIGTERM, SIGUSR1, SIGHUP */
-static int exit_status;         /* 1 once the controller refused the node for good */
+static uv_signal_t sigs[NSIGS];      /* SIGINT, SIGTERM, SIGUSR1, SIGHUP */
+static int exit_status;              /* 1 once the controller refused the node for good */
+static struct metrics_http *metrics; /* --metrics */
+
+static int render_metrics(void *arg, char **out, size_t *len)
+{
+    return vnet_node_metrics_write(arg, out, len);
+}
 
 /* The options the node started with (never freed: the node's options point into them) and
  * those of the last reload. */
@@ -620,6 +640,8 @@ static void on_signal(uv_signal_t *h, int signum)
     if (signum == SIGUSR1)
         return;
     svc_notify_stopping("stopping");
+    metrics_http_close(metrics);
+    metrics = NULL;
     vnet_node_close(n, NULL, NULL); /* the loop ends when every handle is closed */
     for (int i = 0; i < NSIGS; i++)
         uv_close((uv_handle_t *)&sigs[i], NULL);
@@ -652,6 +674,8 @@ static void on_refused(void *arg, int code, const char *why)
     exit_status = 1;
     if (!*np)
         return;
+    metrics_http_close(metrics); /* it renders from the node */
+    metrics = NULL;
     vnet_node_close(*np, NULL, NULL);
     *np = NULL;
     for (int i = 0; i < NSIGS; i++) {
@@ -696,6 +720,12 @@ int main(int argc, char **argv)
         return rc;
     if (o.genkey || o.pubkey_file)
         return key_command(o.genkey, o.pubkey_file);
+    char err[512];
+    int mfd = -1; /* --metrics: bound first, so a port in use changes nothing */
+    if (o.metrics && (mfd = metrics_http_listen(o.metrics, err, sizeof(err))) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 1;
+    }
 
     /* The signals are watched before anything starts: a stop request is never lost. */
     uv_loop_t loop;
@@ -708,13 +738,16 @@ int main(int argc, char **argv)
     static struct vnet_node *n = NULL;
     o.no.on_refused = on_refused;
     o.no.cb_arg = &n;
-    char err[512];
     int status = 1;
     if ((rc = vnet_node_create(&o.no, &loop, &n, err, sizeof(err))) != 0) {
         vnet_log(VNET_LOG_ERROR, "node", "%s", err);
     } else if ((rc = vnet_node_start(n)) != 0) {
         vnet_log(VNET_LOG_ERROR, "node", "%s: %s", o.no.controller ? "agent" : "start",
                  vnet_strerror(rc));
+        vnet_node_close(n, NULL, NULL);
+    } else if (mfd >= 0 &&
+               metrics_http_start(&metrics, &loop, mfd, render_metrics, n, err, sizeof(err))) {
+        vnet_log(VNET_LOG_ERROR, "node", "%s", err);
         vnet_node_close(n, NULL, NULL);
     } else {
         for (int i = 0; i < NSIGS; i++)

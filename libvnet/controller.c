@@ -20,6 +20,7 @@
 #include "vnet/controller.h"
 
 #include "controller_api_int.h"
+#include "metrics_int.h"
 #include "session_int.h"
 #include "vec_int.h"
 #include "vnet/crypto.h"
@@ -122,6 +123,7 @@ struct vnet_controller {
     bool lagging;      /* some session may wait for a snapshot */
     char rxbuf[65536]; /* reads land here and are consumed before the next read */
     struct vnet_controller_stats st;
+    struct vnet__ctl_metrics m; /* for /metrics (metrics.c) */
 };
 
 static uint64_t unix_ms(void)
@@ -306,6 +308,7 @@ static struct vnet__frame *build_snapshot(struct vnet_controller *c, uint64_t ne
     struct vnet_msg m;
     memset(&m, 0, sizeof(m));
     m.type = VNET_MSG_SNAPSHOT;
+    uint64_t t0 = vnet__mono_ns();
     if (vnet_store_network_get_by_id(c->store, network_id, &m.u.snapshot.network) != 0)
         return NULL;
     struct vnet__node_vec nv = {0};
@@ -313,6 +316,7 @@ static struct vnet__frame *build_snapshot(struct vnet_controller *c, uint64_t ne
         free(nv.v);
         return NULL;
     }
+    vnet__hist_observe(&c->m.store[VNET__STORE_SNAPSHOT], vnet__mono_ns() - t0);
     for (size_t i = 0; i < nv.n; i++)
         nonce_fill(c, &nv.v[i]);
     m.u.snapshot.nodes = nv.v;
@@ -377,7 +381,9 @@ static void push_network(struct vnet_controller *c, uint64_t network_id)
         if (!found)
             return;
         struct change_vec cv = {0};
+        uint64_t t0 = vnet__mono_ns();
         int rc = vnet_store_changes_since(c->store, network_id, from, collect_change, &cv);
+        vnet__hist_observe(&c->m.store[VNET__STORE_CHANGES], vnet__mono_ns() - t0);
         struct vnet__frame *b = NULL;
         if (rc == 0 && cv.n > 0) {
             for (size_t i = 0; i < cv.n; i++)
@@ -599,8 +605,10 @@ static void handle_node_hello(struct session *s, const struct vnet_msg_hello *h)
     welcome_init(&m);
     char err[VNET_MSG_TEXT_MAX] = "no such network or node";
     struct vnet_msg_welcome *w = &m.u.welcome;
+    uint64_t t0 = vnet__mono_ns();
     bool found = find_node_network(c, h->network, &w->network) == 0 &&
                  vnet_store_node_get(c->store, w->network.id, h->node, &w->node) == 0;
+    vnet__hist_observe(&c->m.store[VNET__STORE_HELLO], vnet__mono_ns() - t0);
     if (c->has_key ? authenticate_node(s, h, found, &w->network, &w->node, err, sizeof(err)) != 0
                    : !found) {
         refuse_node(s, h, err);
@@ -884,7 +892,10 @@ static void handle_request(struct session *s, const struct vnet_msg_request *q)
     struct vnet__api_caller who = {.admin = s->admin, .sub_id = s->sub_id};
     struct vnet_msg m;
     c->st.requests++;
-    if (vnet__api_handle(&env, &who, q, &m) != 0)
+    uint64_t t0 = vnet__mono_ns();
+    int rc = vnet__api_handle(&env, &who, q, &m);
+    vnet__ctl_request_done(&c->m, (int)q->op, rc, vnet__mono_ns() - t0);
+    if (rc != 0)
         c->st.errors++;
     send_msg(s, &m);
     vnet_msg_free(&m);
@@ -1295,4 +1306,44 @@ int vnet_controller_set_keepalive(struct vnet_controller *c, uint32_t ms)
 void vnet_controller_get_stats(const struct vnet_controller *c, struct vnet_controller_stats *out)
 {
     *out = c->st;
+}
+
+/* ---- for /metrics (metrics_int.h) ---- */
+
+void vnet__ctl_request_done(struct vnet__ctl_metrics *m, int op, int rc, uint64_t ns)
+{
+    if (op > 0 && op < VNET__REQ_OPS)
+        m->requests[op][rc != 0]++;
+    vnet__hist_observe(&m->store[VNET__STORE_REQUEST], ns);
+}
+
+const struct vnet__ctl_metrics *vnet__controller_metrics(const struct vnet_controller *c)
+{
+    return &c->m;
+}
+
+struct vnet_store *vnet__controller_store(const struct vnet_controller *c)
+{
+    return c->store;
+}
+
+void vnet__controller_node_acked(const struct vnet_controller *c, uint64_t node_id, bool *connected,
+                                 uint64_t *acked)
+{
+    struct vnet_controller *cc = (struct vnet_controller *)c; /* lookups only */
+    struct session *ns = node_session(cc, node_id);
+    struct acked *a = find_ack(cc, node_id, false);
+    *connected = ns != NULL;
+    *acked = ns ? ns->acked_rev : a ? a->rev : 0;
+}
+
+void vnet__controller_node_sessions(const struct vnet_controller *c, uint64_t *n,
+                                    uint64_t *need_snapshot)
+{
+    *n = *need_snapshot = 0;
+    for (const struct session *s = c->sessions; s; s = s->next)
+        if (s->kind == S_NODE && !s->t.closing) {
+            (*n)++;
+            *need_snapshot += s->need_snapshot;
+        }
 }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +32,8 @@
 #define LEARN_RING  1024
 #define LOCAL_MACS  8
 #define GSO_OUT_CAP (80 * 1024) /* a 64 KB TSO frame cut up, with 8 bytes of VXLAN each */
+#define PROBE_SLOTS 64
+#define PROBE_SLOT  128 /* a probe behind VXLAN or sealed (38 + 40 bytes at most) */
 
 #define ETH_P_ARP  0x0806
 #define ETH_P_IP   0x0800
@@ -51,6 +54,13 @@ struct peer {
     bool has_pubkey, has_nonce;
     uint8_t nonce[VNET_SEAL_NONCE_LEN];
     uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+    /* probes (written by the poller, read by monitors: relaxed atomics) */
+    uint32_t probe_seq;     /* of the last request sent */
+    bool probe_pending;     /* that request is not answered yet */
+    uint64_t probe_sent_ns; /* when it left (monotonic) */
+    uint64_t probes_sent, probe_replies, probes_answered, probes_unexpected;
+    uint64_t rtt_ns, reply_ns;        /* last round trip, and when its reply came */
+    uint64_t tx_epoch_ms, rx_adopted; /* secure: published by vnet_datapath_tick */
 };
 
 struct peerset {
@@ -115,6 +125,14 @@ struct vnet_datapath {
     uint8_t *arena; /* sealed output until the next underlay flush */
     size_t arena_off, arena_cap;
     uint64_t now_ms; /* wall clock, read once per poll */
+
+    /* peer probes */
+    unsigned probe_ms; /* interval; 0: no probing */
+    bool probe_all;    /* also peers without a node id */
+    uint64_t next_probe_ns;
+    uint32_t probe_seq0; /* random start of the sequence numbers */
+    uint8_t *probebuf;   /* PROBE_SLOTS x PROBE_SLOT, until the next underlay flush */
+    int nprobe;
 };
 
 static const char *const drop_names[VNET_DP_DROP__MAX] = {
@@ -127,6 +145,8 @@ const char *vnet_dp_drop_name(enum vnet_dp_drop d)
 {
     return (unsigned)d < VNET_DP_DROP__MAX ? drop_names[d] : "unknown";
 }
+
+static uint64_t wall_ms(void);
 
 static inline void drop(struct vnet_datapath *dp, enum vnet_dp_drop why)
 {
@@ -180,7 +200,8 @@ int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapa
     }
     int rc = VNET_ENOMEM;
     size_t nbufs = 2 * BURST_MAX + REPLY_MAX;
-    size_t bytes = nbufs * BUF_SIZE + (size_t)BURST_MAX * GSO_OUT_CAP + VNET_GRO_BUF_SIZE;
+    size_t bytes = nbufs * BUF_SIZE + (size_t)BURST_MAX * GSO_OUT_CAP + VNET_GRO_BUF_SIZE +
+                   PROBE_SLOTS * PROBE_SLOT;
     dp->mem = malloc(bytes);
     dp->learn_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!dp->mem || dp->learn_efd < 0)
@@ -198,6 +219,9 @@ int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapa
     for (int i = 0; i < BURST_MAX; i++)
         dp->gsobuf[i] = dp->mem + nbufs * BUF_SIZE + (size_t)i * GSO_OUT_CAP;
     dp->grobuf = dp->mem + nbufs * BUF_SIZE + (size_t)BURST_MAX * GSO_OUT_CAP;
+    dp->probebuf = dp->grobuf + VNET_GRO_BUF_SIZE;
+    if (getrandom(&dp->probe_seq0, sizeof(dp->probe_seq0), GRND_NONBLOCK) < 0)
+        dp->probe_seq0 = (uint32_t)wall_ms(); /* guessing it only lets a forger fake an RTT */
     struct vnet_port_info uinfo, vinfo;
     if (vnet_port_get_info(cfg->uport, &uinfo) == 0)
         dp->udp_gso = (uinfo.caps & VNET_PORT_CAP_UDP_GSO) != 0;
@@ -354,6 +378,17 @@ int vnet_datapath_set_peer_list(struct vnet_datapath *dp, const struct vnet_peer
                 np->tx_bytes = STAT_GET(op->tx_bytes);
                 np->rx_packets = STAT_GET(op->rx_packets);
                 np->rx_bytes = STAT_GET(op->rx_bytes);
+                np->probe_seq = STAT_GET(op->probe_seq);
+                np->probe_sent_ns = STAT_GET(op->probe_sent_ns);
+                np->probe_pending = STAT_GET(op->probe_pending);
+                np->probes_sent = STAT_GET(op->probes_sent);
+                np->probe_replies = STAT_GET(op->probe_replies);
+                np->probes_answered = STAT_GET(op->probes_answered);
+                np->probes_unexpected = STAT_GET(op->probes_unexpected);
+                np->rtt_ns = STAT_GET(op->rtt_ns);
+                np->reply_ns = STAT_GET(op->reply_ns);
+                np->tx_epoch_ms = STAT_GET(op->tx_epoch_ms);
+                np->rx_adopted = STAT_GET(op->rx_adopted);
             }
             if (!np->seal && seal_is_for(op->seal, np)) {
                 np->seal = op->seal;
@@ -568,6 +603,203 @@ static void queue_underlay(struct vnet_datapath *dp, const struct vnet_pkt *fram
         STAT_ADD(peer->tx_packets, 1);
         STAT_ADD(peer->tx_bytes, frame->len);
     }
+}
+
+/* ---- peer probes ---- */
+
+static const uint8_t probe_magic[4] = {'V', 'N', 'P', 'R'};
+
+int vnet_probe_encode(uint8_t *out, size_t cap, const struct vnet_probe *p)
+{
+    if (!out || !p || (p->type != VNET_PROBE_REQUEST && p->type != VNET_PROBE_REPLY))
+        return VNET_EINVAL;
+    if (cap < VNET_PROBE_LEN)
+        return VNET_ENOSPC;
+    memset(out, 0, VNET_PROBE_LEN); /* both MACs 00:00:00:00:00:00, reserved bytes */
+    wr16(out + 12, VNET_PROBE_ETHERTYPE);
+    memcpy(out + 14, probe_magic, 4);
+    out[18] = 1; /* version */
+    out[19] = p->type;
+    for (int i = 0; i < 4; i++)
+        out[22 + i] = (uint8_t)(p->seq >> (24 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        out[30 + i] = (uint8_t)(p->ts >> (56 - 8 * i));
+    return VNET_PROBE_LEN;
+}
+
+/* Ethertype and magic: the frame claims to be a probe. */
+static bool is_probe(const uint8_t *f, size_t len)
+{
+    return len >= 18 && rd16(f + 12) == VNET_PROBE_ETHERTYPE && memcmp(f + 14, probe_magic, 4) == 0;
+}
+
+int vnet_probe_decode(const uint8_t *f, size_t len, struct vnet_probe *out)
+{
+    if (!f || !out)
+        return VNET_EINVAL;
+    if (!is_probe(f, len))
+        return VNET_ENOENT;
+    /* Exactly the probe's length: a bigger "request" must not make a bigger answer, and the
+     * answer is built afresh, never copied from the request. */
+    if (len != VNET_PROBE_LEN || f[18] != 1 ||
+        (f[19] != VNET_PROBE_REQUEST && f[19] != VNET_PROBE_REPLY))
+        return VNET_EPROTO;
+    out->type = f[19];
+    out->seq = 0;
+    out->ts = 0;
+    for (int i = 0; i < 4; i++)
+        out->seq = out->seq << 8 | f[22 + i];
+    for (int i = 0; i < 8; i++)
+        out->ts = out->ts << 8 | f[30 + i];
+    return 0;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Send probe @pr to @peer, like data: behind VXLAN, or sealed with the peer's keys. */
+static void probe_send(struct vnet_datapath *dp, struct peer *peer, const struct vnet_probe *pr)
+{
+    if (dp->nprobe == PROBE_SLOTS) {
+        flush_underlay(dp); /* the slots queued so far are sent: reuse them */
+        dp->nprobe = 0;
+    }
+    uint8_t *slot = dp->probebuf + (size_t)dp->nprobe * PROBE_SLOT;
+    uint8_t frame[VNET_PROBE_LEN];
+    vnet_probe_encode(frame, sizeof(frame), pr);
+    struct vnet_pkt o;
+    memset(&o, 0, sizeof(o));
+    o.buf = slot;
+    o.cap = PROBE_SLOT;
+    if (dp->secure) {
+        int rc = vnet_seal_peer_seal(&peer->seal->tx, dp->now_ms, frame, sizeof(frame), slot,
+                                     PROBE_SLOT);
+        if (rc <= 0) {
+            drop(dp, VNET_DP_DROP_OFFLOAD);
+            return;
+        }
+        o.len = (uint32_t)rc;
+    } else {
+        vnet_vxlan_encode(slot, dp->vni);
+        memcpy(slot + VNET_VXLAN_HLEN, frame, sizeof(frame));
+        o.len = VNET_VXLAN_HLEN + VNET_PROBE_LEN;
+    }
+    dp->nprobe++;
+    /* To the peer's known endpoint, never to the datagram's source: no reflection. Not counted
+     * as the peer's data. */
+    queue_underlay(dp, &o, &peer->ep, NULL);
+}
+
+/* A probe came from the underlay (authenticated in secure mode): answer a request, time a
+ * reply. Never delivered to the virtual port. */
+static void probe_in(struct vnet_datapath *dp, struct peer *peer, const uint8_t *f, uint32_t len)
+{
+    struct vnet_probe pr;
+    if (!peer) {
+        drop(dp, VNET_DP_DROP_UNKNOWN_PEER);
+        return;
+    }
+    if (vnet_probe_decode(f, len, &pr) != 0) {
+        drop(dp, VNET_DP_DROP_DECAP);
+        return;
+    }
+    if (pr.type == VNET_PROBE_REQUEST) {
+        if (dp->secure && !peer->seal)
+            return;
+        pr.type = VNET_PROBE_REPLY;
+        probe_send(dp, peer, &pr);
+        STAT_ADD(peer->probes_answered, 1);
+        return;
+    }
+    if (!STAT_GET(peer->probe_pending) || pr.seq != STAT_GET(peer->probe_seq)) {
+        STAT_ADD(peer->probes_unexpected, 1);
+        return;
+    }
+    uint64_t now = mono_ns();
+    __atomic_store_n(&peer->probe_pending, false, __ATOMIC_RELAXED);
+    __atomic_store_n(&peer->rtt_ns, now - peer->probe_sent_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&peer->reply_ns, now, __ATOMIC_RELAXED);
+    STAT_ADD(peer->probe_replies, 1);
+}
+
+int vnet_datapath_set_probe(struct vnet_datapath *dp, unsigned interval_ms, bool all_peers)
+{
+    if (!dp)
+        return VNET_EINVAL;
+    dp->probe_ms = interval_ms;
+    dp->probe_all = all_peers;
+    dp->next_probe_ns = 0; /* the first round at the next tick */
+    return 0;
+}
+
+int vnet_datapath_tick(struct vnet_datapath *dp)
+{
+    uint64_t now = mono_ns();
+    if (now < dp->next_probe_ns) {
+        uint64_t left = (dp->next_probe_ns - now) / 1000000u + 1;
+        return left < 1000 ? (int)left : 1000;
+    }
+    unsigned every = dp->probe_ms ? dp->probe_ms : 1000;
+    dp->next_probe_ns = now + (uint64_t)every * 1000000u;
+    struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);
+    if (!ps || !ps->n)
+        return (int)every;
+    vnet_table_reader_online(dp->reader);
+    if (dp->secure)
+        dp->now_ms = wall_ms();
+    for (size_t i = 0; i < ps->n; i++) {
+        struct peer *peer = &ps->p[i];
+        if (peer->seal) { /* key times for monitors, which must not touch the seal states */
+            __atomic_store_n(&peer->tx_epoch_ms, peer->seal->tx.started_ms, __ATOMIC_RELAXED);
+            __atomic_store_n(&peer->rx_adopted, peer->seal->rx.epochs_adopted, __ATOMIC_RELAXED);
+        }
+        if (!dp->probe_ms || (!peer->id && !dp->probe_all) || (dp->secure && !peer->seal))
+            continue;
+        struct vnet_probe pr = {.type = VNET_PROBE_REQUEST,
+                                .seq = dp->probe_seq0 + (uint32_t)STAT_GET(peer->probes_sent),
+                                .ts = now};
+        __atomic_store_n(&peer->probe_seq, pr.seq, __ATOMIC_RELAXED);
+        __atomic_store_n(&peer->probe_sent_ns, now, __ATOMIC_RELAXED);
+        __atomic_store_n(&peer->probe_pending, true, __ATOMIC_RELAXED);
+        STAT_ADD(peer->probes_sent, 1);
+        probe_send(dp, peer, &pr);
+    }
+    if (dp->nutx)
+        flush_underlay(dp);
+    dp->nprobe = 0;
+    vnet_table_reader_offline(dp->reader);
+    return (int)every;
+}
+
+size_t vnet_datapath_peer_info(const struct vnet_datapath *dp, struct vnet_dp_peer_info *out,
+                               size_t max)
+{
+    const struct peerset *ps = __atomic_load_n(&dp->peers, __ATOMIC_ACQUIRE);
+    if (!ps)
+        return 0;
+    uint64_t now = mono_ns(), wall = wall_ms();
+    for (size_t i = 0; i < ps->n && i < max; i++) {
+        const struct peer *p = &ps->p[i];
+        struct vnet_dp_peer_info *o = &out[i];
+        memset(o, 0, sizeof(*o));
+        o->ep = p->ep;
+        o->id = p->id;
+        o->probes_sent = STAT_GET(p->probes_sent);
+        o->probe_replies = STAT_GET(p->probe_replies);
+        o->probes_answered = STAT_GET(p->probes_answered);
+        o->probes_unexpected = STAT_GET(p->probes_unexpected);
+        o->rtt_ns = STAT_GET(p->rtt_ns);
+        uint64_t r = STAT_GET(p->reply_ns);
+        o->reply_age_ms = r && o->rtt_ns ? (int64_t)((now - r) / 1000000u) : -1;
+        uint64_t e = STAT_GET(p->tx_epoch_ms);
+        o->tx_epoch_age_ms = e ? (int64_t)(wall > e ? wall - e : 0) : -1;
+        o->rx_epochs_adopted = STAT_GET(p->rx_adopted);
+    }
+    return ps->n;
 }
 
 /* ---- ARP and neighbour discovery answered from the table ---- */
@@ -981,6 +1213,10 @@ static int egress(struct vnet_datapath *dp, int budget)
             drop(dp, VNET_DP_DROP_SHORT);
             continue;
         }
+        if (is_probe(f, p->len)) {
+            drop(dp, VNET_DP_DROP_SPOOF); /* only the datapath speaks probes */
+            continue;
+        }
         if (f[0] & 1) { /* broadcast / multicast */
             if (dp->arp_proxy) {
                 uint16_t et = rd16(f + 12);
@@ -1212,6 +1448,10 @@ static void ingress_one(struct vnet_datapath *dp, struct vnet_pkt *dgram, uint8_
         inner = p + VNET_VXLAN_HLEN;
         ilen = len - VNET_VXLAN_HLEN;
     }
+    if (is_probe(inner, ilen)) {
+        probe_in(dp, peer, inner, ilen);
+        return;
+    }
     const uint8_t *src = inner + 6;
     if (is_local_mac(dp, src)) {
         drop(dp, VNET_DP_DROP_SELF);
@@ -1301,6 +1541,8 @@ static int ingress(struct vnet_datapath *dp, int budget)
             emit_virtual(dp, &last);
     }
     flush_virtual(dp);
+    if (dp->nutx) /* probe replies */
+        flush_underlay(dp);
     return n;
 }
 
@@ -1400,7 +1642,8 @@ static void *worker(void *arg)
             continue;
         if (rc < 0)
             vnet_log(VNET_LOG_WARN, "datapath", "poll: %s", vnet_strerror(rc));
-        poll(pfd, 2, 100);
+        int next = vnet_datapath_tick(dp);
+        poll(pfd, 2, next < 100 ? next : 100);
     }
     return NULL;
 }

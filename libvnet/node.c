@@ -354,6 +354,9 @@ static int make_datapaths(struct vnet_node *n, const struct vnet_datapath_cfg *b
         if ((rc = vnet_datapath_create(&dcfg, &n->dp[q])) != 0)
             break;
         n->ndp++;
+        /* Controller-described peers are libvnet nodes: probe them (RTT) from queue 0. */
+        if (n->managed && q == 0)
+            vnet_datapath_set_probe(n->dp[q], VNET_NODE_PROBE_MS, false);
         if (n->peers)
             rc = vnet_datapath_set_peer_list(n->dp[q], n->peers, n->npeer_list);
     }
@@ -655,7 +658,8 @@ static void *worker_main(void *arg)
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long idle_us = (now.tv_sec - last.tv_sec) * 1000000L + (now.tv_nsec - last.tv_nsec) / 1000;
-        if (poll(pfd, 3, idle_us < busy_us ? 0 : -1) < 0)
+        int next = vnet_datapath_tick(w->dp);
+        if (poll(pfd, 3, idle_us < busy_us ? 0 : next) < 0)
             continue;
         if (pfd[2].revents)
             break;
@@ -681,6 +685,13 @@ static void on_port(uv_poll_t *h, int status, int events)
     int k = vnet_datapath_poll_ports(n->dp[0], h == &n->pv ? VNET_DP_VPORT : VNET_DP_UPORT, 0);
     if (k < 0)
         vnet_log(VNET_LOG_WARN, MOD, "datapath: %s", vnet_strerror(k));
+}
+
+/* Not threaded: the datapath's timed work (probes) on the loop. */
+static void on_tick(uv_timer_t *t)
+{
+    struct vnet_node *n = t->data;
+    uv_timer_start(t, on_tick, (uint64_t)vnet_datapath_tick(n->dp[0]), 0);
 }
 
 static void on_learn(uv_poll_t *h, int status, int events)
@@ -724,6 +735,7 @@ static int run_datapaths(struct vnet_node *n)
         uv_poll_start(&n->pv, UV_READABLE, on_port);
         uv_poll_start(&n->pu, UV_READABLE, on_port);
         n->ports_polled = true;
+        uv_timer_start(&n->anchor, on_tick, 0, 0);
         return 0;
     }
     /* The workers take none of the process's signals: they are the embedder's. */
@@ -1054,6 +1066,14 @@ int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats
         return VNET_ENOENT;
     vnet_agent_get_stats(n->agent, out);
     return 0;
+}
+
+size_t vnet_node_peer_info(const struct vnet_node *n, unsigned queue, struct vnet_dp_peer_info *out,
+                           size_t max)
+{
+    if (!n || queue >= n->ndp)
+        return 0;
+    return vnet_datapath_peer_info(n->dp[queue], out, max);
 }
 
 struct vnet_table *vnet_node_table(const struct vnet_node *n)

@@ -188,6 +188,89 @@ VNET_API void vnet_datapath_get_stats(const struct vnet_datapath *dp,
 VNET_API size_t vnet_datapath_peer_stats(const struct vnet_datapath *dp,
                                          struct vnet_dp_peer_stats *out, size_t max);
 
+/* ---- Peer probes: round-trip time measured by the data plane ----
+ *
+ * A probe is an Ethernet frame carried like data (VXLAN, or sealed in secure mode) between
+ * two libvnet datapaths; the receiving datapath answers it and never hands it to its virtual
+ * port. Frame (VNET_PROBE_LEN bytes): destination and source MAC 00:00:00:00:00:00, ethertype
+ * VNET_PROBE_ETHERTYPE (IEEE 802 local experimental 1), "VNPR", version 1, type (request 1,
+ * reply 2), 2 zero bytes, sequence (32-bit big endian), 4 zero bytes, sender's time stamp (64-bit
+ * big endian, echoed as is). The reply has the request's size: no amplification. See
+ * docs/wire.md. */
+#define VNET_PROBE_ETHERTYPE 0x88b5
+#define VNET_PROBE_LEN       38
+#define VNET_PROBE_REQUEST   1
+#define VNET_PROBE_REPLY     2
+
+struct vnet_probe {
+    uint8_t type; /* VNET_PROBE_REQUEST or VNET_PROBE_REPLY */
+    uint32_t seq;
+    uint64_t ts;
+};
+
+/**
+ * Write probe @p as an Ethernet frame into @out.
+ * Ownership: nothing kept.
+ * Returns: VNET_PROBE_LEN, VNET_EINVAL (NULL pointer or bad type), VNET_ENOSPC (@cap too small).
+ * Thread-safety: any thread.
+ */
+VNET_API int vnet_probe_encode(uint8_t *out, size_t cap, const struct vnet_probe *p);
+
+/**
+ * Parse an Ethernet frame as a probe.
+ * Ownership: nothing kept; *out filled on success.
+ * Returns: 0; VNET_ENOENT when the frame is no probe (other ethertype or magic: ordinary
+ * traffic); VNET_EPROTO when it claims to be one but is malformed (length, version, type).
+ * Thread-safety: any thread.
+ */
+VNET_API int vnet_probe_decode(const uint8_t *f, size_t len, struct vnet_probe *out);
+
+/**
+ * Probe peers every @interval_ms (0: never; the default). Only peers with a node id (those a
+ * controller described: libvnet nodes) are probed, unless @all_peers (static mode, where every
+ * peer must then be a libvnet node: a Linux vxlan peer would deliver probes to its bridge).
+ * Probes are answered whatever this setting. Probes leave from vnet_datapath_tick().
+ * Ownership: nothing kept.
+ * Returns: 0, VNET_EINVAL (NULL).
+ * Thread-safety: before the datapath is polled, or on its polling thread.
+ */
+VNET_API int vnet_datapath_set_probe(struct vnet_datapath *dp, unsigned interval_ms,
+                                     bool all_peers);
+
+/**
+ * Timed work of the datapath: send the probes that are due, publish the peers' epoch times.
+ * Call on the polling thread whenever the returned time has passed (vnet_datapath_start's
+ * worker does).
+ * Ownership: nothing kept.
+ * Returns: milliseconds until it wants to run again (>= 1).
+ * Thread-safety: the polling thread only.
+ */
+VNET_API int vnet_datapath_tick(struct vnet_datapath *dp);
+
+/* What the data plane knows of one peer beyond its counters. */
+struct vnet_dp_peer_info {
+    struct vnet_endpoint ep;
+    uint64_t id;                /* node id; 0: static peer */
+    uint64_t probes_sent;       /* requests sent to it */
+    uint64_t probe_replies;     /* its replies that matched the last request */
+    uint64_t probes_answered;   /* its requests this datapath answered */
+    uint64_t probes_unexpected; /* replies that matched no pending request (dropped) */
+    uint64_t rtt_ns;            /* last measured round trip; 0: none yet */
+    int64_t reply_age_ms;       /* since that reply; -1: none */
+    int64_t tx_epoch_age_ms;    /* secure: age of the current transmit key; -1: none */
+    uint64_t rx_epochs_adopted; /* secure: new receive epochs taken up (rekeys by the peer) */
+};
+
+/**
+ * Probe and key state of every peer: fills up to @max entries, in the order of
+ * vnet_datapath_peer_stats().
+ * Ownership: nothing kept.
+ * Returns: how many peers there are.
+ * Thread-safety: the table's writer thread or the polling thread (as vnet_datapath_peer_stats).
+ */
+VNET_API size_t vnet_datapath_peer_info(const struct vnet_datapath *dp,
+                                        struct vnet_dp_peer_info *out, size_t max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -49,6 +49,7 @@ struct vnet_node;
 #define VNET_NODE_OPTIONS_VERSION 3 /* 2: allow_plain; 3: on_refused */
 #define VNET_NODE_MAX_QUEUES      16
 #define VNET_NODE_MAX_IPS         16
+#define VNET_NODE_PROBE_MS        2000 /* managed mode: peers probed (RTT) this often */
 
 struct vnet_node_options {
     unsigned version; /* VNET_NODE_OPTIONS_VERSION (set by vnet_node_options_init) */
@@ -198,6 +199,16 @@ VNET_API int vnet_node_get_stats(const struct vnet_node *n, unsigned queue,
  */
 VNET_API size_t vnet_node_peer_stats(const struct vnet_node *n, unsigned queue,
                                      struct vnet_dp_peer_stats *out, size_t max);
+
+/**
+ * Probe (RTT) and key state of the peers of the datapath of @queue: fills up to @max entries,
+ * in the order of vnet_node_peer_stats(). In managed mode queue 0 probes every
+ * VNET_NODE_PROBE_MS the peers the controller describes.
+ * Ownership: writes @out[0..max). Returns: the number of peers (0 when that datapath does not
+ * exist). Thread-safety: the loop's thread.
+ */
+VNET_API size_t vnet_node_peer_info(const struct vnet_node *n, unsigned queue,
+                                    struct vnet_dp_peer_info *out, size_t max);
 
 /**
  * Counters and state of the controller session.

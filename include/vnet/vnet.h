@@ -23,6 +23,7 @@
 #include "vnet/proto.h"
 #include "vnet/client.h"
 #include "vnet/secret.h"
+#include "vnet/metrics.h"
 /* controller.h, agent.h and node.h run on a libuv loop and include <uv.h>: include them
  * yourself when you use them, so that embedders without libuv never see it. */
 

@@ -10,6 +10,8 @@
  * Each test starts its own controller with its own store file in a directory made by main()
  * under /tmp and removed at the end. */
 #include "../../libvnet/session_int.h"
+#include "metrics_check.h"
+#include "vnet/metrics.h"
 #include "vnet/client.h"
 #include "vnet/controller.h"
 #include "vnet/crypto.h"
@@ -22,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
@@ -714,6 +717,102 @@ START_TEST(t_node_session)
     ck_assert_uint_eq(cs.deltas_sent, 2);
     ck_assert_uint_eq(cs.node_sessions, 0);
     ck_assert_uint_eq(cs.client_sessions, 1);
+    vnet_client_close(cl);
+    ctl_stop();
+}
+END_TEST
+
+/* ---- /metrics: the controller's text ---- */
+
+struct render {
+    char *text;
+    size_t len;
+    int rc;
+};
+
+static void render_fn(void *arg)
+{
+    struct render *r = arg;
+    r->rc = vnet_controller_metrics_write(ctl.c, &r->text, &r->len);
+}
+
+/* Render on the loop thread; the text must pass the format checker. */
+static char *render_metrics(void)
+{
+    struct render r = {0};
+    ctl_call(render_fn, &r);
+    ck_assert_int_eq(r.rc, 0);
+    ck_assert_uint_eq(strlen(r.text), r.len);
+    const char *bad = metrics_check(r.text);
+    ck_assert_msg(bad == NULL, "%s", bad);
+    return r.text;
+}
+
+static double mval(const char *text, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static double mval(const char *text, const char *fmt, ...)
+{
+    char series[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(series, sizeof(series), fmt, ap);
+    va_end(ap);
+    return metrics_value(text, series);
+}
+
+START_TEST(t_metrics)
+{
+    ctl_start(&defaults);
+    struct vnet_client *cl = cl_open(ctl.api);
+    struct vnet_network net = net_create(cl, "blue", 100, "10.0.0.0/24");
+    node_add(cl, "blue", "a");
+    node_add(cl, "blue", "b");
+    struct vnet_msg_request q = rq(VNET_REQ_NETWORK_CREATE, "blue", NULL);
+    struct vnet_msg r;
+    ck_assert_int_ne(request(cl, &q, &r), 0); /* exists: an error */
+    vnet_msg_free(&r);
+
+    struct peer p;
+    struct vnet_msg_welcome w;
+    node_connect(&p, 0, "blue", "a", 0, &w);
+    struct vnet_msg m;
+    expect(&p, VNET_MSG_SNAPSHOT, &m);
+    vnet_msg_free(&m);
+
+    char *t = render_metrics();
+    const char *id = "network=\"blue\",network_id";
+    ck_assert(mval(t, "vnet_controller_requests_total{type=\"network.create\",result=\"ok\"}") ==
+              1);
+    ck_assert(mval(t, "vnet_controller_requests_total{type=\"network.create\",result=\"error\"}") ==
+              1);
+    ck_assert(mval(t, "vnet_controller_requests_total{type=\"node.add\",result=\"ok\"}") == 2);
+    ck_assert(mval(t, "vnet_controller_store_duration_seconds_count{call=\"request\"}") == 4);
+    ck_assert(mval(t, "vnet_controller_store_duration_seconds_count{call=\"snapshot\"}") == 1);
+    ck_assert(mval(t, "vnet_controller_store_duration_seconds_count{call=\"hello\"}") == 1);
+    ck_assert(mval(t, "vnet_controller_sessions{kind=\"node\",state=\"up\"}") == 1);
+    ck_assert(mval(t, "vnet_controller_sessions{kind=\"client\",state=\"up\"}") == 1);
+    ck_assert(mval(t, "vnet_controller_network_revision{%s=\"%llu\"}", id,
+                   (unsigned long long)net.id) == 3);
+    /* a is connected and has acknowledged nothing yet: 3 behind; b never connected. */
+    ck_assert(mval(t, "vnet_controller_node_connected{%s=\"%llu\",node=\"a\"}", id,
+                   (unsigned long long)net.id) == 1);
+    ck_assert(mval(t, "vnet_controller_node_connected{%s=\"%llu\",node=\"b\"}", id,
+                   (unsigned long long)net.id) == 0);
+    ck_assert(mval(t, "vnet_controller_node_convergence_lag{%s=\"%llu\",node=\"a\"}", id,
+                   (unsigned long long)net.id) == 3);
+    vnet_metrics_free(t);
+
+    /* Acknowledged: converged. */
+    peer_ack(&p, 3);
+    int64_t deadline = now_ms() + WAIT_MS;
+    double lag;
+    do {
+        t = render_metrics();
+        lag = mval(t, "vnet_controller_node_convergence_lag{%s=\"%llu\",node=\"a\"}", id,
+                   (unsigned long long)net.id);
+        vnet_metrics_free(t);
+    } while (lag != 0 && now_ms() < deadline);
+    ck_assert(lag == 0);
+    peer_close(&p);
     vnet_client_close(cl);
     ctl_stop();
 }
@@ -2339,6 +2438,7 @@ int main(void)
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, t_node_session);
     tcase_add_test(tc, t_reports);
+    tcase_add_test(tc, t_metrics);
     tcase_add_test(tc, t_reconnect);
     tcase_add_test(tc, t_reconnect_pruned);
     tcase_add_test(tc, t_bad_sessions);

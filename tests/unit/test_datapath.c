@@ -2021,6 +2021,227 @@ END_TEST
 
 /* ==== the suite ==== */
 
+/* ==== peer probes (RTT) ==== */
+
+/* Node A (plain) whose peers are B (node 2, a controller's peer) and C (static: no id). */
+static void node_a_probing(struct node *n, bool all_peers)
+{
+    node_a(n, &DEFAULTS);
+    struct vnet_peer pl[2];
+    memset(pl, 0, sizeof(pl));
+    pl[0].ep = EP_B;
+    pl[0].id = 2;
+    pl[1].ep = EP_C;
+    ck_assert_int_eq(vnet_datapath_set_peer_list(n->dp, pl, 2), 0);
+    ck_assert_int_eq(vnet_datapath_set_probe(n->dp, 60000, all_peers), 0);
+}
+
+/* The datagram @d must be VXLAN for VNI carrying a probe: returned decoded. */
+static struct vnet_probe expect_probe_dgram(const struct memport_frame *d)
+{
+    struct vnet_probe pr;
+    ck_assert_uint_eq(d->len, VNET_VXLAN_HLEN + VNET_PROBE_LEN);
+    uint8_t hdr[VNET_VXLAN_HLEN];
+    vnet_vxlan_encode(hdr, VNI);
+    ck_assert_mem_eq(d->data, hdr, VNET_VXLAN_HLEN);
+    ck_assert_int_eq(vnet_probe_decode(d->data + VNET_VXLAN_HLEN, VNET_PROBE_LEN, &pr), 0);
+    return pr;
+}
+
+static struct vnet_dp_peer_info peer_info(struct node *n, size_t i)
+{
+    struct vnet_dp_peer_info info[4];
+    ck_assert_uint_gt(vnet_datapath_peer_info(n->dp, info, 4), i);
+    return info[i];
+}
+
+START_TEST(probes_go_to_controller_peers_only)
+{
+    struct node n;
+    node_a_probing(&n, false);
+    struct vnet_datapath_stats s0 = stats(&n);
+    ck_assert_int_ge(vnet_datapath_tick(n.dp), 1);
+    ck_assert_uint_eq(memport_tx_count(n.um, 0), 1); /* B only: C may be a Linux vxlan */
+    struct memport_frame d = take(n.um);
+    expect_ep(&d.peer, EP_B);
+    struct vnet_probe pr = expect_probe_dgram(&d);
+    ck_assert_uint_eq(pr.type, VNET_PROBE_REQUEST);
+    memport_frame_free(&d);
+    expect_quiet(&n);
+    /* Not due again before the interval. */
+    ck_assert_int_gt(vnet_datapath_tick(n.dp), 1000 - 10);
+    expect_quiet(&n);
+    ck_assert_uint_eq(peer_info(&n, 0).probes_sent, 1);
+    ck_assert_uint_eq(peer_info(&n, 1).probes_sent, 0);
+    /* Probes are not the peer's data. */
+    struct vnet_dp_peer_stats ps[2];
+    vnet_datapath_peer_stats(n.dp, ps, 2);
+    ck_assert_uint_eq(ps[0].tx_packets, 0);
+    struct vnet_datapath_stats s1 = stats(&n);
+    expect_drops(&s0, &s1, NO_DROPS, 0);
+    /* Opted in (static mode of libvnet nodes only): every peer. */
+    ck_assert_int_eq(vnet_datapath_set_probe(n.dp, 60000, true), 0);
+    vnet_datapath_tick(n.dp);
+    ck_assert_uint_eq(memport_tx_count(n.um, 0), 2);
+    memport_clear(n.um);
+    /* Off: nothing. */
+    ck_assert_int_eq(vnet_datapath_set_probe(n.dp, 0, false), 0);
+    vnet_datapath_tick(n.dp);
+    expect_quiet(&n);
+    node_down(&n);
+}
+END_TEST
+
+START_TEST(probe_answered_never_delivered)
+{
+    struct node n;
+    node_a_probing(&n, false);
+    uint8_t f[VNET_PROBE_LEN];
+    struct vnet_probe rq = {.type = VNET_PROBE_REQUEST, .seq = 7, .ts = 0x0102030405060708ull};
+    ck_assert_int_eq(vnet_probe_encode(f, sizeof(f), &rq), VNET_PROBE_LEN);
+    struct vnet_datapath_stats s0 = stats(&n);
+    /* From B, another source port: the answer goes to B's known endpoint (no reflection),
+     * has the request's size (no amplification), echoes seq and time stamp. */
+    inject_vxlan(&n, f, sizeof(f), ep(2, 5555));
+    poll_dp(&n, 1);
+    ck_assert_uint_eq(memport_tx_count(n.vm, 0), 0);
+    struct memport_frame d = take(n.um);
+    expect_ep(&d.peer, EP_B);
+    struct vnet_probe rp = expect_probe_dgram(&d);
+    ck_assert_uint_eq(rp.type, VNET_PROBE_REPLY);
+    ck_assert_uint_eq(rp.seq, 7);
+    ck_assert(rp.ts == rq.ts);
+    memport_frame_free(&d);
+    ck_assert_uint_eq(peer_info(&n, 0).probes_answered, 1);
+    struct vnet_datapath_stats s1 = stats(&n);
+    expect_drops(&s0, &s1, NO_DROPS, 0);
+    /* From a stranger: a counted drop, no answer. */
+    inject_vxlan(&n, f, sizeof(f), EP_X);
+    poll_dropped(&n, 1, &s1, VNET_DP_DROP_UNKNOWN_PEER, 1);
+    /* Malformed (a byte longer, or version 2): a counted drop, no answer. */
+    uint8_t g[VNET_PROBE_LEN + 1];
+    memcpy(g, f, sizeof(f));
+    g[VNET_PROBE_LEN] = 0;
+    inject_vxlan(&n, g, sizeof(g), EP_B);
+    poll_dropped(&n, 1, &s1, VNET_DP_DROP_DECAP, 1);
+    memcpy(g, f, sizeof(f));
+    g[18] = 2;
+    inject_vxlan(&n, g, sizeof(f), EP_B);
+    poll_dropped(&n, 1, &s1, VNET_DP_DROP_DECAP, 1);
+    /* From the virtual port: only the datapath speaks probes. */
+    inject_v(&n, f, sizeof(f));
+    poll_dropped(&n, 1, &s1, VNET_DP_DROP_SPOOF, 1);
+    node_down(&n);
+}
+END_TEST
+
+START_TEST(probe_reply_gives_rtt)
+{
+    struct node n;
+    node_a_probing(&n, false);
+    ck_assert_int_eq(peer_info(&n, 0).reply_age_ms, -1);
+    vnet_datapath_tick(n.dp);
+    struct memport_frame d = take(n.um);
+    struct vnet_probe pr = expect_probe_dgram(&d);
+    memport_frame_free(&d);
+    struct vnet_probe bad = {.type = VNET_PROBE_REPLY, .seq = pr.seq + 1, .ts = pr.ts};
+    struct vnet_probe good = {.type = VNET_PROBE_REPLY, .seq = pr.seq, .ts = pr.ts};
+    uint8_t f[VNET_PROBE_LEN];
+    /* A reply to no pending request: counted, no RTT. */
+    vnet_probe_encode(f, sizeof(f), &bad);
+    inject_vxlan(&n, f, sizeof(f), EP_B);
+    poll_dp(&n, 1);
+    expect_quiet(&n);
+    ck_assert_uint_eq(peer_info(&n, 0).probes_unexpected, 1);
+    ck_assert_uint_eq(peer_info(&n, 0).rtt_ns, 0);
+    /* The reply from another peer (C) does not answer B's request. */
+    vnet_probe_encode(f, sizeof(f), &good);
+    inject_vxlan(&n, f, sizeof(f), EP_C);
+    poll_dp(&n, 1);
+    ck_assert_uint_eq(peer_info(&n, 0).rtt_ns, 0);
+    ck_assert_uint_eq(peer_info(&n, 1).probes_unexpected, 1);
+    /* The right one. */
+    inject_vxlan(&n, f, sizeof(f), EP_B);
+    poll_dp(&n, 1);
+    expect_quiet(&n);
+    struct vnet_dp_peer_info info = peer_info(&n, 0);
+    ck_assert_uint_eq(info.probe_replies, 1);
+    ck_assert_uint_gt(info.rtt_ns, 0);
+    ck_assert_uint_lt(info.rtt_ns, 1000000000ull);
+    ck_assert_int_ge(info.reply_age_ms, 0);
+    /* Once: the same reply again is unexpected. */
+    inject_vxlan(&n, f, sizeof(f), EP_B);
+    poll_dp(&n, 1);
+    ck_assert_uint_eq(peer_info(&n, 0).probes_unexpected, 2);
+    ck_assert_uint_eq(peer_info(&n, 0).probe_replies, 1);
+    node_down(&n);
+}
+END_TEST
+
+START_TEST(secure_probe_round_trip)
+{
+    struct pair p;
+    pair_up(&p, NULL, 0);
+    ck_assert_int_eq(vnet_datapath_set_probe(p.a.dp, 60000, false), 0);
+    struct vnet_datapath_stats a0 = stats(&p.a), b0 = stats(&p.b);
+    vnet_datapath_tick(p.a.dp);
+    struct memport_frame d = take(p.a.um);
+    expect_ep(&d.peer, EP_B);
+    ck_assert_uint_eq(d.len, VNET_PROBE_LEN + VNET_SEAL_OVERHEAD);
+    ck_assert(!contains(d.data, d.len, (const uint8_t *)"VNPR", 4)); /* sealed like data */
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    ck_assert_uint_eq(memport_tx_count(p.b.vm, 0), 0);
+    struct memport_frame r = take(p.b.um);
+    expect_ep(&r.peer, EP_A);
+    ck_assert_uint_eq(r.len, d.len);
+    inject_u(&p.a, r.data, r.len, EP_B);
+    poll_dp(&p.a, 1);
+    expect_quiet(&p.a);
+    struct vnet_dp_peer_info info = peer_info(&p.a, 0);
+    ck_assert_uint_eq(info.probe_replies, 1);
+    ck_assert_uint_gt(info.rtt_ns, 0);
+    ck_assert_int_ge(info.tx_epoch_age_ms, 0); /* published by the tick */
+    /* A replayed request is not answered twice. */
+    inject_u(&p.b, d.data, d.len, EP_A);
+    poll_dp(&p.b, 1);
+    expect_quiet(&p.b);
+    struct vnet_datapath_stats a1 = stats(&p.a), b1 = stats(&p.b);
+    expect_drops(&a0, &a1, NO_DROPS, 0);
+    expect_drops(&b0, &b1, VNET_DP_DROP_REPLAY, 1);
+    memport_frame_free(&d);
+    memport_frame_free(&r);
+    pair_down(&p);
+}
+END_TEST
+
+START_TEST(probe_codec)
+{
+    uint8_t f[VNET_PROBE_LEN + 4];
+    struct vnet_probe in = {.type = VNET_PROBE_REQUEST, .seq = 0xdeadbeef, .ts = ~0ull - 5}, out;
+    ck_assert_int_eq(vnet_probe_encode(f, VNET_PROBE_LEN - 1, &in), VNET_ENOSPC);
+    struct vnet_probe odd = in;
+    odd.type = 3;
+    ck_assert_int_eq(vnet_probe_encode(f, sizeof(f), &odd), VNET_EINVAL);
+    ck_assert_int_eq(vnet_probe_encode(f, sizeof(f), &in), VNET_PROBE_LEN);
+    static const uint8_t head[20] = {0, 0, 0,    0,    0,   0,   0,   0,   0, 0,
+                                     0, 0, 0x88, 0xb5, 'V', 'N', 'P', 'R', 1, 1};
+    ck_assert_mem_eq(f, head, sizeof(head));
+    ck_assert_int_eq(vnet_probe_decode(f, VNET_PROBE_LEN, &out), 0);
+    ck_assert_uint_eq(out.type, in.type);
+    ck_assert_uint_eq(out.seq, in.seq);
+    ck_assert(out.ts == in.ts);
+    ck_assert_int_eq(vnet_probe_decode(f, VNET_PROBE_LEN + 1, &out), VNET_EPROTO);
+    ck_assert_int_eq(vnet_probe_decode(f, VNET_PROBE_LEN - 1, &out), VNET_EPROTO);
+    ck_assert_int_eq(vnet_probe_decode(f, 17, &out), VNET_ENOENT);
+    f[19] = 0;
+    ck_assert_int_eq(vnet_probe_decode(f, VNET_PROBE_LEN, &out), VNET_EPROTO);
+    f[19] = 1;
+    f[17] = 'Q'; /* another magic: ordinary traffic of the experimental ethertype */
+    ck_assert_int_eq(vnet_probe_decode(f, VNET_PROBE_LEN, &out), VNET_ENOENT);
+}
+END_TEST
+
 Suite *vnet_datapath_suite(void);
 
 Suite *vnet_datapath_suite(void)
@@ -2098,6 +2319,14 @@ Suite *vnet_datapath_suite(void)
     tcase_add_test(tc, replay_after_receiver_restart_dropped);
     tcase_add_test(tc, replay_after_peer_returns_dropped);
     tcase_add_test(tc, peer_without_nonce_gets_no_key);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("probes");
+    tcase_add_test(tc, probe_codec);
+    tcase_add_test(tc, probes_go_to_controller_peers_only);
+    tcase_add_test(tc, probe_answered_never_delivered);
+    tcase_add_test(tc, probe_reply_gives_rtt);
+    tcase_add_test(tc, secure_probe_round_trip);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("mem_backend");
