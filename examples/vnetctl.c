@@ -785,6 +785,40 @@ static int read_conf(void)
     return 0;
 }
 
+/* On the controller's machine with nothing said about which controller or how to
+ * authenticate (no address, key or token on the command line, in the environment or in
+ * vnetctl.conf): the local controller at its default API address, as its admin, with the
+ * admin token and the key the controller keeps in its state directory ($VNET_STATE_DIR or
+ * /var/lib/vnet: controller.db.admin-token, controller.key), as zerotier-cli does. Only who
+ * may read those files (root, the controller's user) gets this far; anyone else gets the
+ * controller's refusal as before. Returns whether the local files are used. */
+static bool local_controller(struct cmd *c, char pub[VNET_PUBKEY_STRLEN], char *token_path,
+                             size_t token_len)
+{
+    static const char *const envs[] = {"VNET_CONTROLLER", "VNET_CONTROLLER_KEY", "VNET_TOKEN",
+                                       "VNET_TOKEN_FILE"};
+    if (c->controller || c->socket || c->controller_key || c->token_file || conf.token[0] ||
+        conf.token_file[0] || conf.controller_key[0])
+        return false;
+    for (size_t i = 0; i < sizeof(envs) / sizeof(envs[0]); i++)
+        if (getenv(envs[i]) && getenv(envs[i])[0])
+            return false;
+    char key_path[4096], err[256];
+    if (progopt_state_file("controller.key", false, key_path, sizeof(key_path), err, sizeof(err)) ||
+        progopt_state_file("controller.db.admin-token", false, token_path, token_len, err,
+                           sizeof(err)) ||
+        access(key_path, R_OK) != 0 || access(token_path, R_OK) != 0)
+        return false;
+    struct vnet_keypair kp;
+    if (vnet_key_load(key_path, &kp, err, sizeof(err)) != 0)
+        return false; /* the controller would not start with it either */
+    vnet_pubkey_format(kp.pub, pub, VNET_PUBKEY_STRLEN);
+    vnet_key_wipe(&kp);
+    c->controller_key = pub;
+    c->token_file = token_path;
+    return true;
+}
+
 /* The API token: --token-file, else $VNET_TOKEN, else the file $VNET_TOKEN_FILE; "" for none.
  * A token file must not be readable by others, like a key file. Returns 0, 1 (cannot read:
  * message printed) or 2 (a malformed token). */
@@ -1022,6 +1056,8 @@ int main(int argc, char **argv)
     }
     if (!c.controller_key && !getenv("VNET_CONTROLLER_KEY") && conf.controller_key[0])
         c.controller_key = conf.controller_key;
+    static char local_pub[VNET_PUBKEY_STRLEN], local_token[4096];
+    bool local_admin = local_controller(&c, local_pub, local_token, sizeof(local_token));
     if (!c.timeout_ms && conf.timeout[0] &&
         (parse_u32(conf.timeout, 3600000, &c.timeout_ms) || !c.timeout_ms)) {
         fprintf(stderr, "%s: %s: bad timeout '%s': milliseconds\n", prog, conf.path, conf.timeout);
@@ -1040,6 +1076,8 @@ int main(int argc, char **argv)
     char key_source[300] = "--controller-key";
     if (c.controller_key == conf.controller_key)
         snprintf(key_source, sizeof(key_source), "controller-key in %s", conf.path);
+    else if (local_admin)
+        snprintf(key_source, sizeof(key_source), "the local controller's key file");
     if (!c.socket) { /* the Unix socket needs neither: whoever may open it is the admin */
         if (!c.controller_key) {
             c.controller_key = getenv("VNET_CONTROLLER_KEY");
