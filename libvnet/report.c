@@ -69,6 +69,44 @@ static int all_peer_stats(struct vnet_datapath *const *dp, unsigned ndp,
     return 0;
 }
 
+/* The probe state of queue 0's datapath, where the probes leave from (node.c): what the data
+ * plane measured of each peer. */
+static int probe_info(struct vnet_datapath *const *dp, unsigned ndp, struct vnet_dp_peer_info **out,
+                      size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (ndp == 0)
+        return 0;
+    size_t total = vnet_datapath_peer_info(dp[0], NULL, 0);
+    if (total == 0)
+        return 0;
+    struct vnet_dp_peer_info *pi = calloc(total, sizeof(*pi));
+    if (!pi)
+        return VNET_ENOMEM;
+    size_t got = vnet_datapath_peer_info(dp[0], pi, total);
+    *n = got < total ? got : total;
+    *out = pi;
+    return 0;
+}
+
+/* A peer that answered a probe within the window is reached even when no data came from it;
+ * its round trip goes into the report. */
+static void apply_probe(const struct vnet_dp_peer_info *pi, size_t n, uint64_t window_ms,
+                        struct vnet_report_peer *p)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!vnet_endpoint_eq(&pi[i].ep, &p->ep) || pi[i].rtt_ns == 0)
+            continue;
+        uint64_t us = pi[i].rtt_ns / 1000u;
+        p->has_rtt = true;
+        p->rtt_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)(us ? us : 1);
+        if (pi[i].reply_age_ms >= 0 && (uint64_t)pi[i].reply_age_ms <= window_ms)
+            p->reach = VNET_REACH_DIRECT;
+        return;
+    }
+}
+
 static void peer_counters(const struct vnet_dp_peer_stats *ps, size_t n,
                           const struct vnet_endpoint *ep, struct vnet_report_counters *c)
 {
@@ -102,9 +140,12 @@ int vnet__report_fill(struct vnet_datapath *const *dp, unsigned ndp, uint64_t ta
     if (npeers == 0)
         return 0;
     struct vnet_dp_peer_stats *ps = NULL;
-    size_t nps = 0;
+    struct vnet_dp_peer_info *pi = NULL;
+    size_t nps = 0, npi = 0;
     out->peers = calloc(npeers, sizeof(*out->peers));
-    if (!out->peers || all_peer_stats(dp, ndp, &ps, &nps) != 0) {
+    if (!out->peers || all_peer_stats(dp, ndp, &ps, &nps) != 0 ||
+        probe_info(dp, ndp, &pi, &npi) != 0) {
+        free(ps);
         vnet_report_free(out);
         return VNET_ENOMEM;
     }
@@ -118,6 +159,7 @@ int vnet__report_fill(struct vnet_datapath *const *dp, unsigned ndp, uint64_t ta
         struct vnet__rx_seen *seen = find_seen(st, &p->ep);
         if (!seen) {
             free(ps);
+            free(pi);
             vnet_report_free(out);
             return VNET_ENOMEM;
         }
@@ -131,9 +173,11 @@ int vnet__report_fill(struct vnet_datapath *const *dp, unsigned ndp, uint64_t ta
             p->last_rx_ms = now_ms - seen->at_ms;
             p->reach = p->last_rx_ms <= window_ms ? VNET_REACH_DIRECT : VNET_REACH_NONE;
         }
+        apply_probe(pi, npi, window_ms, p);
         out->npeers++;
     }
     free(ps);
+    free(pi);
     return 0;
 }
 

@@ -73,6 +73,12 @@ check "ping n1 -> n2" in_ns n1 ping -c 3 -i 0.2 -W 2 10.100.0.2
 check "n1 reaches n2 and n2 reaches n1 (direct)" \
   wait_status "$(reach n1 n2) == ['direct'] and $(reach n2 n1) == ['direct']"
 
+# n1 and n3 exchange no traffic: the data planes' probes (every 2 s) still show the path, with
+# a round trip measured by them.
+rtt() { echo "[p['rtt_us'] for p in (n['$1']['reaches'] or []) if p['peer'] == '$2']"; }
+check "idle n1 and n3 reach each other by the data plane's probes, with a round trip" \
+  wait_status "$(reach n1 n3) == ['direct'] and $(reach n3 n1) == ['direct'] and all(r and 0 < r < 1000000 for r in $(rtt n1 n3))"
+
 vnetctl --json network status blue >"$TMP/before.json"
 check "--json parses and carries every column, for every node" python3 -c "
 import json, sys
