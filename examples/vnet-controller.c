@@ -509,7 +509,7 @@ int main(int argc, char **argv)
     listen_addr = listen_num;
     api = api ? api_num : NULL;
     if (!db) {
-        if (progopt_state_file("controller.db", true, state_db, sizeof(state_db), serr,
+        if (progopt_state_file("controller.db", false, state_db, sizeof(state_db), serr,
                                sizeof(serr))) {
             fprintf(stderr, "%s: %s\n", prog, serr);
             return 1;
