@@ -7,11 +7,7 @@ set -u
 BUILD=$1
 . "$(dirname "$0")/lib.sh"
 need_root
-NODE="$BUILD/examples/vnet-node"
-CTL="$BUILD/examples/vnet-controller"
-VNETCTL="$BUILD/examples/vnetctl"
-K="$TMP/keys"
-mkdir -p "$K"
+vnet_programs
 
 underlay_init
 underlay_host ctl 100
@@ -30,12 +26,8 @@ check "... with a message naming the mode" grep -q "readable by others" "$TMP/lo
 "$NODE" --genkey "$K/evil.key" >"$K/evil.pub"
 "$CTL" --genkey "$K/other.key" >"$K/other.pub"
 check "genkey refuses to overwrite" sh -c "! $NODE --genkey $K/n1.key 2>/dev/null"
-CTLPUB=$(cat "$K/ctl.pub")
 
-ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
-  --listen 10.200.0.100:7700 --api 127.0.0.1:7701 --keepalive 500 >"$TMP/ctl.log" 2>&1 &
-PIDS+=($!)
-wait_listen ctl 7701 || exit 1
+keyed_controller --keepalive 500 || exit 1
 # The API of a controller with a key needs its public key and an API token: the admin's,
 # written next to the database at the first start.
 export VNET_CONTROLLER_KEY="$CTLPUB" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"

@@ -10,11 +10,7 @@ BUILD=$1
 . "$(dirname "$0")/lib.sh"
 need_root
 command -v tcpdump >/dev/null || { echo "SKIP: tcpdump missing"; exit 77; }
-NODE="$BUILD/examples/vnet-node"
-CTL="$BUILD/examples/vnet-controller"
-VNETCTL="$BUILD/examples/vnetctl"
-K="$TMP/keys"
-mkdir -p "$K"
+vnet_programs
 
 underlay_init
 underlay_host ctl 100
@@ -23,12 +19,7 @@ underlay_host h2 2
 underlay_host h3 3
 underlay_host x 9 # not a member of anything
 
-"$CTL" --genkey "$K/ctl.key" >"$K/ctl.pub"
-CTLPUB=$(cat "$K/ctl.pub")
-ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
-  --listen 10.200.0.100:7700 --api 127.0.0.1:7701 >"$TMP/ctl.log" 2>&1 &
-PIDS+=($!)
-wait_listen ctl 7701 || exit 1
+keyed_controller || exit 1
 # The API of a controller with a key needs its public key and an API token: the admin's,
 # written next to the database at the first start.
 export VNET_CONTROLLER_KEY="$CTLPUB" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"

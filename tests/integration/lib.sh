@@ -168,3 +168,28 @@ capture_stop() { # pid...
   wait "$@" 2>/dev/null
   return 0
 }
+
+# The programs of build $BUILD, and $K: a directory for keys (0700).
+vnet_programs() {
+  NODE="$BUILD/examples/vnet-node"
+  CTL="$BUILD/examples/vnet-controller"
+  VNETCTL="$BUILD/examples/vnetctl"
+  K="$TMP/keys"
+  mkdir -p -m 700 "$K"
+}
+
+# A keyed controller in namespace ctl (underlay address 10.200.0.100): nodes on port 7700, the
+# API on 127.0.0.1:7701, its log in $TMP/ctl.log; extra arguments go to vnet-controller. Makes
+# $K/ctl.key unless it exists. Sets CTLPUB and CTL_PID, exports the admin's API environment
+# (VNET_CONTROLLER_KEY, VNET_TOKEN_FILE) and defines vnetctl: vnetctl ARGS... runs there.
+keyed_controller() {
+  [ -f "$K/ctl.key" ] || "$CTL" --genkey "$K/ctl.key" >"$K/ctl.pub"
+  CTLPUB=$("$CTL" --pubkey "$K/ctl.key")
+  ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
+    --listen 10.200.0.100:7700 --api 127.0.0.1:7701 "$@" >"$TMP/ctl.log" 2>&1 &
+  CTL_PID=$!
+  PIDS+=($CTL_PID)
+  wait_listen ctl 7701 || return 1
+  export VNET_CONTROLLER_KEY="$CTLPUB" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"
+  vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
+}

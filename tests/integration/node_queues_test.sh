@@ -7,25 +7,14 @@ set -u
 BUILD=$1
 . "$(dirname "$0")/lib.sh"
 need_root
-NODE="$BUILD/examples/vnet-node"
-CTL="$BUILD/examples/vnet-controller"
-VNETCTL="$BUILD/examples/vnetctl"
-K="$TMP/keys"
-mkdir -m 700 "$K"
+vnet_programs
 
 underlay_init
 underlay_host ctl 100
 for i in 1 2 3; do underlay_host n$i $i; done
 
-"$CTL" --genkey "$K/ctl.key" >"$K/ctl.pub"
 for i in 1 2 3; do "$NODE" --genkey "$K/n$i.key" >"$K/n$i.pub"; done
-CTLPUB=$(cat "$K/ctl.pub")
-ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
-  --listen 10.200.0.100:7700 --api 127.0.0.1:7701 --keepalive 500 >"$TMP/ctl.log" 2>&1 &
-PIDS+=($!)
-wait_listen ctl 7701 || exit 1
-export VNET_CONTROLLER_KEY="$CTLPUB" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"
-vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
+keyed_controller --keepalive 500 || exit 1
 vnetctl network create blue --mode plain --subnet 10.100.0.0/24 >/dev/null
 vnetctl network create green --mode secure --subnet 10.101.0.0/24 >/dev/null
 vnetctl node add blue n1 --pubkey "$(cat "$K/n1.pub")" >/dev/null

@@ -9,26 +9,14 @@ set -u
 BUILD=$1
 . "$(dirname "$0")/lib.sh"
 need_root
-NODE="$BUILD/examples/vnet-node"
-CTL="$BUILD/examples/vnet-controller"
-VNETCTL="$BUILD/examples/vnetctl"
-K="$TMP/keys"
-mkdir -p "$K"
+vnet_programs
 
 underlay_init
 underlay_host ctl 100
 for i in 1 2 3; do underlay_host n$i $i; done
 
-"$CTL" --genkey "$K/ctl.key" >"$K/ctl.pub" || exit 1
 for i in 1 2 3; do "$NODE" --genkey "$K/n$i.key" >"$K/n$i.pub" || exit 1; done
-ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
-  --listen 10.200.0.100:7700 --api 127.0.0.1:7701 --keepalive 500 --report-interval 1000 \
-  >"$TMP/ctl.log" 2>&1 &
-CTL_PID=$!
-PIDS+=($CTL_PID)
-wait_listen ctl 7701 || exit 1
-export VNET_CONTROLLER_KEY="$(cat "$K/ctl.pub")" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"
-vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
+keyed_controller --keepalive 500 --report-interval 1000 || exit 1
 vnetctl network create blue --subnet 10.100.0.0/24 >/dev/null || exit 1
 for i in 1 2 3; do vnetctl node add blue n$i --pubkey "$(cat "$K/n$i.pub")" >/dev/null || exit 1; done
 
