@@ -85,7 +85,7 @@ static __always_inline int set_key(struct __sk_buff *skb, const struct ktier_end
         k.remote_ipv4 = bpf_ntohl(k.remote_ipv4);
         __builtin_memcpy(&k.local_ipv4, &c->local[12], 4);
         k.local_ipv4 = bpf_ntohl(k.local_ipv4);
-        return bpf_skb_set_tunnel_key(skb, &k, sizeof(k), 0);
+        return bpf_skb_set_tunnel_key(skb, &k, sizeof(k), BPF_F_ZERO_CSUM_TX);
     }
     __builtin_memcpy(k.remote_ipv6, ep->ip.addr, 16);
     __builtin_memcpy(k.local_ipv6, c->local, 16);
