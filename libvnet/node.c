@@ -398,7 +398,8 @@ static int add_local_mac(struct vnet_node *n, const struct vnet_mac *mac)
 /* Bring the tier up on the node's device for @vni, with the table and peers as they are. */
 static int ktier_up(struct vnet_node *n, uint32_t vni, char *err, size_t errlen)
 {
-    struct vnet__ktier_cfg kc = {.dev = n->ifname, .vni = vni, .local = n->local};
+    struct vnet__ktier_cfg kc = {
+        .dev = n->ifname, .vni = vni, .local = n->local, .arp_proxy = n->arp_proxy};
     int rc = vnet__ktier_open(&kc, &n->kt, err, errlen);
     if (rc)
         return rc;

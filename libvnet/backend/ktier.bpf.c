@@ -54,6 +54,13 @@ struct {
 } peer_set SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, KTIER_MAX_ENTRIES);
+    __type(key, struct ktier_ip4_key);
+    __type(value, struct ktier_mac);
+} arp_map SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
     __uint(max_entries, KTIER_NSTATS);
     __type(key, __u32);
@@ -102,6 +109,40 @@ static __always_inline int same_ip(const struct ktier_ip *a, const struct ktier_
     return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
 }
 
+/* An ARP request (Ethernet/IPv4) for an address arp_map binds: turn it into the reply in place
+ * and send it back to NAME's ingress. Returns -1 when the frame is no such request. */
+static __always_inline int arp_answer(struct __sk_buff *skb, const struct ktier_cfg *c)
+{
+    void *data = (void *)(long)skb->data;
+    void *end = (void *)(long)skb->data_end;
+    __u8 *p = data;
+    if (data + 42 > end)
+        return -1;
+    /* htype 1, ptype 0x0800, hlen 6, plen 4, oper 1 */
+    if (p[14] != 0 || p[15] != 1 || p[16] != 8 || p[17] != 0 || p[18] != 6 || p[19] != 4 ||
+        p[20] != 0 || p[21] != 1)
+        return -1;
+    struct ktier_ip4_key k = {.vni = c->vni};
+    __builtin_memcpy(k.ip, p + 38, 4);
+    if (k.ip[0] == p[28] && k.ip[1] == p[29] && k.ip[2] == p[30] && k.ip[3] == p[31])
+        return -1; /* gratuitous: for the peers to see */
+    struct ktier_mac *m = bpf_map_lookup_elem(&arp_map, &k);
+    if (!m)
+        return -1;
+    __u8 req_mac[6], req_ip[4];
+    __builtin_memcpy(req_mac, p + 22, 6);
+    __builtin_memcpy(req_ip, p + 28, 4);
+    __builtin_memcpy(p, req_mac, 6);     /* eth dst */
+    __builtin_memcpy(p + 6, m->mac, 6);  /* eth src */
+    p[21] = 2;                           /* reply */
+    __builtin_memcpy(p + 22, m->mac, 6); /* sender: the bound MAC and IP */
+    __builtin_memcpy(p + 28, k.ip, 4);
+    __builtin_memcpy(p + 32, req_mac, 6); /* target: the requester */
+    __builtin_memcpy(p + 38, req_ip, 4);
+    count(KTIER_ARP_REPLIES, 1);
+    return bpf_redirect(c->dev_ifindex, c->dev_flags);
+}
+
 SEC("tc")
 int ktier_from_dev(struct __sk_buff *skb)
 {
@@ -117,6 +158,11 @@ int ktier_from_dev(struct __sk_buff *skb)
     count(KTIER_VPORT_RX_PKTS, 1);
     count(KTIER_VPORT_RX_BYTES, skb->len);
     __u32 len = skb->len;
+    if (eth->h_proto == bpf_htons(ETH_P_ARP) && c->arp_proxy) {
+        int rc = arp_answer(skb, c);
+        if (rc >= 0)
+            return rc;
+    }
     if (!(eth->h_dest[0] & 1)) {
         struct ktier_mac_key mk = {.vni = c->vni};
         __builtin_memcpy(mk.mac, eth->h_dest, 6);

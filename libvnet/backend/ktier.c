@@ -54,7 +54,7 @@ _Static_assert(KTIER_DROP_FOREIGN_VNI == VNET_DP_DROP_FOREIGN_VNI &&
 
 struct vnet__ktier {
     struct bpf_object *obj;
-    int cfg_fd, table_fd, plist_fd, pset_fd, stats_fd;
+    int cfg_fd, table_fd, plist_fd, pset_fd, stats_fd, arp_fd;
     int link_dev, link_vx; /* tcx link fds */
     struct ktier_cfg cfg;
     uint16_t port; /* the VXLAN device's: every peer's too */
@@ -297,6 +297,40 @@ static int sync_one(const struct vnet_entry *e, void *arg)
     return 0;
 }
 
+static int sync_ip(uint32_t vni, const struct vnet_ip *ip, const struct vnet_mac *mac, void *arg)
+{
+    struct vnet__ktier *k = arg;
+    if (ip->family != VNET_AF_INET)
+        return 0; /* ND: flooded */
+    struct ktier_ip4_key key = {.vni = vni};
+    struct ktier_mac m;
+    memset(&m, 0, sizeof(m));
+    memcpy(key.ip, ip->addr, 4);
+    memcpy(m.mac, mac->b, 6);
+    return bpf_map_update_elem(k->arp_fd, &key, &m, BPF_ANY) < 0 ? -errno : 0;
+}
+
+/* The table's IPv4 bindings into arp_map; those gone from the table out of it. */
+static int sync_arp(struct vnet__ktier *k, const struct vnet_table *t)
+{
+    int rc = vnet_table_foreach_ip(t, k->cfg.vni, sync_ip, k);
+    if (rc)
+        return rc;
+    struct ktier_ip4_key key, next;
+    void *prev = NULL;
+    while (bpf_map_get_next_key(k->arp_fd, prev, &next) == 0) {
+        struct vnet_ip ip = {.family = VNET_AF_INET};
+        struct vnet_mac mac;
+        memcpy(ip.addr, next.ip, 4);
+        if (vnet_table_lookup_ip(t, next.vni, &ip, &mac) != 0 &&
+            bpf_map_delete_elem(k->arp_fd, &next) == 0)
+            continue;
+        key = next;
+        prev = &key;
+    }
+    return 0;
+}
+
 int vnet__ktier_sync_table(struct vnet__ktier *k, const struct vnet_table *t)
 {
     if (!k || !t)
@@ -327,7 +361,8 @@ int vnet__ktier_sync_table(struct vnet__ktier *k, const struct vnet_table *t)
     free(k->tpeers);
     k->tpeers = s.ips;
     k->ntpeers = s.nips;
-    return rebuild_peer_set(k);
+    int rc = sync_arp(k, t);
+    return rc ? rc : rebuild_peer_set(k);
 }
 
 void vnet__ktier_get_stats(const struct vnet__ktier *k, struct vnet_datapath_stats *out)
@@ -356,6 +391,7 @@ void vnet__ktier_get_stats(const struct vnet__ktier *k, struct vnet_datapath_sta
     out->uport = (struct vnet_dp_port_stats){sum[KTIER_UPORT_RX_PKTS], sum[KTIER_UPORT_RX_BYTES],
                                              sum[KTIER_UPORT_TX_PKTS], sum[KTIER_UPORT_TX_BYTES]};
     out->flooded = sum[KTIER_FLOODED];
+    out->arp_replies = sum[KTIER_ARP_REPLIES];
 }
 
 const char *vnet__ktier_vx_name(const struct vnet__ktier *k)
@@ -443,6 +479,8 @@ int vnet__ktier_open(const struct vnet__ktier_cfg *cfg, struct vnet__ktier **out
     k->plist_fd = map_fd(k->obj, "peer_list");
     k->pset_fd = map_fd(k->obj, "peer_set");
     k->stats_fd = map_fd(k->obj, "stats_map");
+    k->arp_fd = map_fd(k->obj, "arp_map");
+    k->cfg.arp_proxy = cfg->arp_proxy;
     k->cfg.vni = cfg->vni;
     k->port = cfg->local.port;
     k->cfg.vx_ifindex = (uint32_t)vx_ifindex;

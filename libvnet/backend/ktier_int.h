@@ -17,6 +17,7 @@ struct vnet__ktier_cfg {
     const char *dev;            /* NAME: an existing interface the host stack transmits on */
     uint32_t vni;               /* the network */
     struct vnet_endpoint local; /* --underlay udp:IP:PORT: the VXLAN device's address, port */
+    bool arp_proxy;             /* answer ARP on NAME from the table's IPv4 bindings */
 };
 
 /* Whether this build has the tier (libbpf found). */

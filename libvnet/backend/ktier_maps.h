@@ -16,6 +16,19 @@ struct ktier_cfg {
     __u32 npeers;      /* entries of peer_list in use */
     __u32 local_v4;    /* 1: the underlay is IPv4 */
     __u8 local[16];    /* this node's underlay address (IPv4 as ::ffff:a.b.c.d) */
+    __u32 arp_proxy;   /* 1: answer ARP requests from arp_map on NAME itself */
+    __u32 pad;
+};
+
+/* An IPv4 binding of the table (vnet_table_op PUT_IP): ARP answered from it. */
+struct ktier_ip4_key {
+    __u32 vni;
+    __u8 ip[4];
+};
+
+struct ktier_mac {
+    __u8 mac[6];
+    __u8 pad[2];
 };
 
 /* An underlay IP address: IPv4 as ::ffff:a.b.c.d (v4 set). */
@@ -55,7 +68,8 @@ struct ktier_endpoint {
 #define KTIER_UPORT_TX_PKTS     38 /* frames handed to the VXLAN device (each flood copy too) */
 #define KTIER_UPORT_TX_BYTES    39
 #define KTIER_FLOODED           40 /* BUM frames replicated to the peers */
-#define KTIER_NSTATS            41
+#define KTIER_ARP_REPLIES       41
+#define KTIER_NSTATS            42
 
 #define KTIER_MAX_PEERS   64
 #define KTIER_MAX_ENTRIES 65536

@@ -87,6 +87,7 @@ F2=$(n1_flooded)
 check "unicast to n3 goes by the table entry the controller sent (not flooded: $F1 -> $F2)" \
   test $((F2 - F1)) -lt 5
 check "SIGUSR1: the tier's counters (frames from the overlay)" grep -Eq "rx [1-9]" "$TMP/n1.log"
+check "ARP answered in the kernel from the controller's IP bindings" grep -Eq "arp [1-9]" "$TMP/n1.log"
 
 wait_log "$TMP/n4.log" "is secure|up: vn0" 10
 check "secure network on kernel:: a clear error naming the reason" \

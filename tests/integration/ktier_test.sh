@@ -3,7 +3,8 @@
 #   a runs vnet-node with kernel:vn0 (eBPF on TC + a flow-based VXLAN device),
 #   b runs vnet-node with tap:vn0 (the user-space path), c has a Linux vxlan device,
 #   d is a host on the underlay that is no peer of a.
-# Checks: ping between all pairs (ARP resolved by flooding), iperf3 a <-> c, the MTU on vn0,
+# Checks: ping between all pairs (ARP answered in the kernel for an --arp entry, flooded for
+# the others), iperf3 a <-> c, the MTU on vn0,
 # drops counted by reason in SIGUSR1's output (a foreign VNI, an unknown peer, a spoofed
 # source MAC) while forwarding goes on, and that nothing is left after the node exits.
 # Skips (77) where BPF programs cannot be loaded or attached (no libbpf, kernel without tcx).
@@ -32,7 +33,7 @@ PROGS_BEFORE=$(ktier_progs)
 
 ip netns exec "$P-a" "$NODE" --dev kernel:vn0 --underlay udp:10.200.0.1:4789 --vni 42 --mac $MA \
   --ip 10.99.0.1/24 --peer 10.200.0.2:4789 --peer 10.200.0.3:4789 \
-  --static $MB=10.200.0.2:4789 --static $MC=10.200.0.3:4789 --log-level info \
+  --static $MB=10.200.0.2:4789 --static $MC=10.200.0.3:4789 --arp 10.99.0.2=$MB --log-level info \
   >"$TMP/a.log" 2>&1 &
 PIDS+=($!)
 PID_A=$!
@@ -105,6 +106,7 @@ check "ping a -> b still works after bad frames" in_ns a ping -c 2 -i 0.2 -W 2 1
 kill -USR1 $PID_A
 wait_log "$TMP/a.log" "drops:" 5
 check "counters: frames both ways" grep -Eq "rx [1-9]" "$TMP/a.log"
+check "ARP for b (an --arp entry) answered in the kernel" grep -Eq "arp [1-9]" "$TMP/a.log"
 check "foreign VNI counted" grep -Eq "foreign_vni=1( |$)" "$TMP/a.log"
 check "spoofed source counted" grep -Eq "spoof=1( |$)" "$TMP/a.log"
 check "unknown peer counted" grep -Eq "unknown_peer=1( |$)" "$TMP/a.log"
