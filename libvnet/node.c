@@ -97,7 +97,7 @@ struct vnet_node {
     uv_timer_t anchor; /* always there, so a close always ends in a close callback */
 
     /* --dev kernel:NAME: the kernel switches every frame; the maps mirror table and peers */
-    bool kernel;
+    bool kernel, kernel_guest; /* guest: NAME existed (a VM's port): hooked on its ingress */
     struct vnet__ktier *kt;
     uint64_t kt_rev; /* the table revision the maps hold */
 
@@ -398,8 +398,11 @@ static int add_local_mac(struct vnet_node *n, const struct vnet_mac *mac)
 /* Bring the tier up on the node's device for @vni, with the table and peers as they are. */
 static int ktier_up(struct vnet_node *n, uint32_t vni, char *err, size_t errlen)
 {
-    struct vnet__ktier_cfg kc = {
-        .dev = n->ifname, .vni = vni, .local = n->local, .arp_proxy = n->arp_proxy};
+    struct vnet__ktier_cfg kc = {.dev = n->ifname,
+                                 .vni = vni,
+                                 .local = n->local,
+                                 .arp_proxy = n->arp_proxy,
+                                 .guest = n->kernel_guest};
     int rc = vnet__ktier_open(&kc, &n->kt, err, errlen);
     if (rc)
         return rc;
@@ -663,16 +666,26 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct 
         vcfg.mac = o->mac;
         vcfg.set_mac = true;
     }
-    /* kernel:NAME is a TAP the node holds open; the frames never reach its file: TC takes them */
+    /* kernel:NAME is a TAP the node holds open; the frames never reach its file: TC takes them.
+     * An interface that exists (a VM's tap or veth) is attached to as it is, like raw:. */
     const char *dev = o->dev;
+    n->kernel_guest = n->kernel && vnet_netdev_ifindex(o->dev + 7) > 0;
     if (n->kernel && (size_t)snprintf(kspec, sizeof(kspec), "tap:%s", o->dev + 7) < sizeof(kspec))
         dev = kspec;
     save_dev(n, dev);
-    if ((rc = open_port(n, "dev", dev, &vcfg, o->fallback_raw, &n->vport, err, errlen)) != 0)
-        goto fail;
-    struct vnet_port_info info;
-    vnet_port_get_info(n->vport, &info);
-    snprintf(n->ifname, sizeof(n->ifname), "%s", info.ifname);
+    if (n->kernel_guest) {
+        snprintf(n->ifname, sizeof(n->ifname), "%s", o->dev + 7);
+        if ((rc = vnet_netdev_set_up(n->ifname, true)) != 0) {
+            vnet__errf(err, errlen, "%sdev %s: %s", n->prefix, o->dev, vnet_strerror(rc));
+            goto fail;
+        }
+    } else {
+        if ((rc = open_port(n, "dev", dev, &vcfg, o->fallback_raw, &n->vport, err, errlen)) != 0)
+            goto fail;
+        struct vnet_port_info info;
+        vnet_port_get_info(n->vport, &info);
+        snprintf(n->ifname, sizeof(n->ifname), "%s", info.ifname);
+    }
     struct vnet_port_cfg ucfg = {.offload = o->offload, .queues = n->nq};
     if (!n->kernel && /* the tier's VXLAN device has the underlay's address and port */
         (rc = open_port(n, "underlay", underlay, &ucfg, o->fallback_raw, &n->uport, err, errlen)) !=

@@ -1,6 +1,7 @@
 /* libvnet: the kernel tier's TC programs ("kernel:NAME", see ktier.c and docs/kernel-tier.md).
  *
- * ktier_from_dev runs on NAME's TC hook (egress of a device the host stack owns): it looks the
+ * ktier_from_dev runs on NAME's TC hook (egress of a TAP the host stack sends on; ingress of a
+ * VM's tap or veth, frames from the VM, in guest mode): it looks the
  * destination MAC up in table_map (the node's switch table, mirrored by the loader), sets the
  * tunnel key (remote IP, VNI) and redirects the frame to the flow-based VXLAN device, which
  * encapsulates it to its own UDP port. Broadcast, multicast and unknown destinations are

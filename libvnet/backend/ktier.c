@@ -485,7 +485,7 @@ int vnet__ktier_open(const struct vnet__ktier_cfg *cfg, struct vnet__ktier **out
     k->port = cfg->local.port;
     k->cfg.vx_ifindex = (uint32_t)vx_ifindex;
     k->cfg.dev_ifindex = (uint32_t)dev_ifindex;
-    k->cfg.dev_flags = BPF_F_INGRESS;
+    k->cfg.dev_flags = cfg->guest ? 0 : BPF_F_INGRESS;
     struct ktier_ip lk;
     ip_key(&cfg->local.ip, &lk, &k->cfg.local_v4);
     memcpy(k->cfg.local, lk.addr, 16);
@@ -495,7 +495,8 @@ int vnet__ktier_open(const struct vnet__ktier_cfg *cfg, struct vnet__ktier **out
         vnet__errf(err, errlen, "kernel:%s: BPF map: %s", cfg->dev, vnet_strerror(rc));
         goto fail;
     }
-    if ((rc = attach(k->obj, "ktier_from_dev", dev_ifindex, BPF_TCX_EGRESS, &k->link_dev)) ||
+    if ((rc = attach(k->obj, "ktier_from_dev", dev_ifindex,
+                     cfg->guest ? BPF_TCX_INGRESS : BPF_TCX_EGRESS, &k->link_dev)) ||
         (rc = attach(k->obj, "ktier_from_vx", vx_ifindex, BPF_TCX_INGRESS, &k->link_vx))) {
         vnet__errf(err, errlen, "kernel:%s: attaching the TC programs (tcx, kernel 6.6+): %s",
                    cfg->dev, vnet_strerror(rc));

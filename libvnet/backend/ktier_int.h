@@ -18,6 +18,10 @@ struct vnet__ktier_cfg {
     uint32_t vni;               /* the network */
     struct vnet_endpoint local; /* --underlay udp:IP:PORT: the VXLAN device's address, port */
     bool arp_proxy;             /* answer ARP on NAME from the table's IPv4 bindings */
+    /* false: NAME is the host's (a TAP): frames from it are taken on its egress and delivered
+     * to its ingress. true: NAME is a VM's tap or veth: frames from the VM are taken on its
+     * ingress and delivered to its egress (to the VM). */
+    bool guest;
 };
 
 /* Whether this build has the tier (libbpf found). */
