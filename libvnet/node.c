@@ -869,6 +869,8 @@ static int welcome_datapaths(struct vnet_node *n, const struct vnet_network *net
     if (n->kernel) {
         char err[256] = "";
         int rc = VNET_ENOTSUP;
+        if (n->kt) /* a later welcome (the session came back): the tier is up */
+            return 0;
         if (net->mode == VNET_MODE_SECURE)
             vnet_log(VNET_LOG_ERROR, MOD,
                      "network %s is secure: %sdev kernel:%s carries plain networks only (this "

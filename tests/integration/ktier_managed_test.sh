@@ -23,10 +23,14 @@ in_ns n1 ethtool -K eth0 tx off >/dev/null # user-space receivers need the inner
 "$CTL" --genkey "$K/ctl.key" >"$K/ctl.pub"
 for i in 1 2 3 4; do "$NODE" --genkey "$K/n$i.key" >"$K/n$i.pub"; done
 CTLPUB=$(cat "$K/ctl.pub")
-ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
-  --listen 10.200.0.100:7700 --api 127.0.0.1:7701 --keepalive 500 >"$TMP/ctl.log" 2>&1 &
-PIDS+=($!)
-wait_listen ctl 7701 || exit 1
+start_controller() {
+  ip netns exec "$P-ctl" "$CTL" --db "$TMP/vnet.db" --key "$K/ctl.key" \
+    --listen 10.200.0.100:7700 --api 127.0.0.1:7701 --keepalive 500 >>"$TMP/ctl.log" 2>&1 &
+  CTL_PID=$!
+  PIDS+=($CTL_PID)
+  wait_listen ctl 7701
+}
+start_controller || exit 1
 export VNET_CONTROLLER_KEY="$CTLPUB" VNET_TOKEN_FILE="$TMP/vnet.db.admin-token"
 vnetctl() { ip netns exec "$P-ctl" "$VNETCTL" --controller 127.0.0.1:7701 "$@"; }
 vnetctl network create blue --mode plain --subnet 10.100.0.0/24 >/dev/null
@@ -88,6 +92,22 @@ check "unicast to n3 goes by the table entry the controller sent (not flooded: $
   test $((F2 - F1)) -lt 5
 check "SIGUSR1: the tier's counters (frames from the overlay)" grep -Eq "rx [1-9]" "$TMP/n1.log"
 check "ARP answered in the kernel from the controller's IP bindings" grep -Eq "arp [1-9]" "$TMP/n1.log"
+
+# The controller restarts: n1 is welcomed again and keeps its tier (same VXLAN device).
+VX_BEFORE=$(ip -n "$P-n1" -o link show vk-vn0 | cut -d: -f1)
+kill "$CTL_PID"
+wait "$CTL_PID" 2>/dev/null
+start_controller || exit 1
+i=0
+until [ "$(grep -c 'up: vn0 in network blue' "$TMP/n1.log")" -ge 2 ] || [ $i -gt 200 ]; do
+  sleep 0.05
+  i=$((i + 1))
+done
+check "after a controller restart n1 is welcomed again" \
+  test "$(grep -c 'up: vn0 in network blue' "$TMP/n1.log")" -ge 2
+check "... and keeps its VXLAN device" \
+  test "$(ip -n "$P-n1" -o link show vk-vn0 | cut -d: -f1)" = "$VX_BEFORE"
+check "... and still reaches n2" in_ns n1 ping -c 2 -i 0.2 -W 2 10.100.0.2
 
 wait_log "$TMP/n4.log" "is secure|up: vn0" 10
 check "secure network on kernel:: a clear error naming the reason" \
