@@ -42,7 +42,7 @@ PROGS_BEFORE=$(ktier_progs)
 ip netns exec "$P-a" "$NODE" --dev kernel:vn0 --underlay udp:10.200.0.1:4789 --vni 42 --mac $MA \
   --ip 10.99.0.1/24 --peer 10.200.0.2:4789 --peer 10.200.0.3:4789 --peer 10.200.0.5:4789 \
   --static $MB=10.200.0.2:4789 --static $MC=10.200.0.3:4789 --static $ME=10.200.0.5:4789 \
-  --arp 10.99.0.2=$MB --log-level info \
+  --arp 10.99.0.2=$MB --metrics 127.0.0.1:9109 --log-level info \
   >"$TMP/a.log" 2>&1 &
 PIDS+=($!)
 PID_A=$!
@@ -134,6 +134,10 @@ check "ARP for b (an --arp entry) answered in the kernel" grep -Eq "arp [1-9]" "
 check "foreign VNI counted" grep -Eq "foreign_vni=1( |$)" "$TMP/a.log"
 check "spoofed source counted" grep -Eq "spoof=1( |$)" "$TMP/a.log"
 check "unknown peer counted" grep -Eq "unknown_peer=1( |$)" "$TMP/a.log"
+SCRAPE="$(dirname "$0")/metrics_scrape.py"
+in_ns a python3 "$SCRAPE" get http://127.0.0.1:9109/metrics "$TMP/metrics.txt"
+check "--metrics: the tier's drops by reason" \
+  test "$(python3 "$SCRAPE" val "$TMP/metrics.txt" vnet_node_drops_total reason=foreign_vni)" = 1
 
 kill $PID_A $PID_E
 wait $PID_A
