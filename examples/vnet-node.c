@@ -93,7 +93,9 @@ static void usage(FILE *f)
     /* two parts: C99 promises string literals of 4095 bytes only */
     fputs("  --dev        the virtual side: tap:NAME creates (or attaches to) a TAP device;\n"
           "               raw:IFNAME attaches to an existing interface (a VM's, a bridge port);\n"
-          "               xdp:IFNAME does the same with AF_XDP\n"
+          "               xdp:IFNAME does the same with AF_XDP; kernel:NAME makes NAME a TAP\n"
+          "               switched in the kernel (eBPF + a VXLAN device; plain networks,\n"
+          "               --underlay udp: only; docs/kernel-tier.md)\n"
           "  --underlay   the physical side: udp:IP:PORT binds the VXLAN socket there;\n"
           "               raw:IFNAME,local=IP:PORT sends and receives whole frames on IFNAME;\n"
           "               xdp:IFNAME,local=IP:PORT does the same with AF_XDP; without\n"
@@ -439,8 +441,10 @@ static int parse_args(int argc, char **argv, struct opts *o, struct progopt *po)
     /* The backends a program offers; the library takes any registered one. */
     const char *dev = o->no.dev;
     if (dev && strncmp(dev, "tap:", 4) != 0 && strncmp(dev, "raw:", 4) != 0 &&
-        strncmp(dev, "xdp:", 4) != 0) {
-        fprintf(stderr, "%s: --dev %s: want tap:NAME, raw:IFNAME or xdp:IFNAME\nTry '%s --help'.\n",
+        strncmp(dev, "xdp:", 4) != 0 && strncmp(dev, "kernel:", 7) != 0) {
+        fprintf(stderr,
+                "%s: --dev %s: want tap:NAME, raw:IFNAME, xdp:IFNAME or kernel:NAME\nTry '%s "
+                "--help'.\n",
                 prog, dev, prog);
         return 2;
     }

@@ -22,12 +22,14 @@
 #include "vnet/store.h"
 #include "vnet/token.h"
 
+#include "backend/ktier_int.h"
 #include "err_int.h"
 #include "node_util_int.h"
 #include "report_int.h"
 
-#define MOD             "node"
-#define MAX_SAVED_ADDRS 32
+#define MOD                     "node"
+#define VNET_NODE_KTIER_SYNC_MS 100 /* kernel tier: how often the table revision is checked */
+#define MAX_SAVED_ADDRS         32
 
 /* A device that existed before the node opened it, as it was: put back at close. */
 struct saved_dev {
@@ -93,6 +95,11 @@ struct vnet_node {
     bool ports_polled;
     unsigned nlearn;
     uv_timer_t anchor; /* always there, so a close always ends in a close callback */
+
+    /* --dev kernel:NAME: the kernel switches every frame; the maps mirror table and peers */
+    bool kernel, kernel_guest; /* guest: NAME existed (a VM's port): hooked on its ingress */
+    struct vnet__ktier *kt;
+    uint64_t kt_rev; /* the table revision the maps hold */
 
     bool started, closing;
     unsigned pending; /* handles whose close callback has not run */
@@ -219,6 +226,16 @@ int vnet_node_options_check(const struct vnet_node_options *o, char *err, size_t
         vnet__errf(err, errlen, "too many %sip (max %d)", p, VNET_NODE_MAX_IPS);
     else if ((o->nips && !o->ips) || (o->npeers && !o->peers) || (o->nentries && !o->entries))
         vnet__errf(err, errlen, "an address, peer or entry array is NULL");
+    else if (strncmp(o->dev, "kernel:", 7) == 0 && (o->queues > 1 || o->learn))
+        vnet__errf(err, errlen,
+                   "%s%s: not with %sdev kernel:NAME (the kernel switches every frame: no "
+                   "user-space queues, no learning)",
+                   p, o->queues > 1 ? "queues > 1" : "learn", p);
+    else if (strncmp(o->dev, "kernel:", 7) == 0 && strncmp(o->underlay, "udp:", 4) != 0)
+        vnet__errf(err, errlen,
+                   "%sdev kernel:NAME needs %sunderlay udp:IP:PORT (its VXLAN device binds that "
+                   "address and port)",
+                   p, p);
     else if (!underlay_syntax_ok(o->underlay))
         vnet__errf(err, errlen,
                    "bad %sunderlay '%s': want udp:IP:PORT or raw|xdp:IFNAME[,local=IP:PORT]", p,
@@ -376,6 +393,44 @@ static int add_local_mac(struct vnet_node *n, const struct vnet_mac *mac)
     return rc;
 }
 
+/* ---- the kernel tier (--dev kernel:NAME, backend/ktier.c) ---- */
+
+/* Bring the tier up on the node's device for @vni, with the table and peers as they are. */
+static int ktier_up(struct vnet_node *n, uint32_t vni, char *err, size_t errlen)
+{
+    struct vnet__ktier_cfg kc = {.dev = n->ifname,
+                                 .vni = vni,
+                                 .local = n->local,
+                                 .arp_proxy = n->arp_proxy,
+                                 .guest = n->kernel_guest};
+    int rc = vnet__ktier_open(&kc, &n->kt, err, errlen);
+    if (rc)
+        return rc;
+    n->kt_rev = vnet_table_revision(n->table);
+    if ((rc = vnet__ktier_sync_table(n->kt, n->table)) == 0 && n->peers)
+        rc = vnet__ktier_set_peers(n->kt, n->peers, n->npeer_list);
+    if (rc)
+        vnet__errf(err, errlen, "%sdev kernel:%s: BPF maps: %s", n->prefix, n->ifname,
+                   vnet_strerror(rc));
+    return rc;
+}
+
+/* The table's writer is the agent (managed) or vnet_node_set_entries (static): mirror every
+ * new revision into the maps. */
+static void on_ktier_tick(uv_timer_t *t)
+{
+    struct vnet_node *n = t->data;
+    uint64_t rev = vnet_table_revision(n->table);
+    if (n->kt && rev != n->kt_rev) {
+        int rc = vnet__ktier_sync_table(n->kt, n->table);
+        if (rc)
+            vnet_log(VNET_LOG_WARN, MOD, "kernel tier: table to the maps: %s", vnet_strerror(rc));
+        else
+            n->kt_rev = rev;
+    }
+    uv_timer_start(t, on_ktier_tick, VNET_NODE_KTIER_SYNC_MS, 0);
+}
+
 /* Static mode: addresses, the table (own MAC, fixed entries, ARP bindings), the datapaths. */
 static int setup_static(struct vnet_node *n, const struct vnet_node_options *o, char *err,
                         size_t errlen)
@@ -431,6 +486,8 @@ static int setup_static(struct vnet_node *n, const struct vnet_node_options *o, 
     for (size_t i = 0; i < o->npeers; i++)
         n->peers[i].ep = o->peers[i];
     n->npeer_list = o->npeers;
+    if (n->kernel)
+        return ktier_up(n, o->vni, err, errlen);
     struct vnet_datapath_cfg dcfg = {
         .vni = o->vni, .learn = o->learn, .no_arp_proxy = !o->arp_proxy, .mtu = n->mtu};
     if ((rc = make_datapaths(n, &dcfg)) == 0)
@@ -522,6 +579,7 @@ static void restore_dev(struct vnet_node *n)
 
 static void free_node(struct vnet_node *n)
 {
+    vnet__ktier_close(n->kt);
     for (unsigned q = 0; q < n->ndp; q++)
         vnet_datapath_destroy(n->dp[q]);
     vnet_port_close(n->uport);
@@ -567,7 +625,8 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct 
     n->cb = o->cb;
     n->cb_arg = o->cb_arg;
     n->on_refused = o->on_refused;
-    char uspec[256];
+    n->kernel = strncmp(o->dev, "kernel:", 7) == 0;
+    char uspec[256], kspec[32];
     const char *underlay = o->underlay;
     if ((rc = vnet_node_underlay_local(o->underlay, &n->local)) != 0) {
         char ifn[16];
@@ -607,15 +666,30 @@ int vnet_node_create(const struct vnet_node_options *o, uv_loop_t *loop, struct 
         vcfg.mac = o->mac;
         vcfg.set_mac = true;
     }
-    save_dev(n, o->dev);
-    if ((rc = open_port(n, "dev", o->dev, &vcfg, o->fallback_raw, &n->vport, err, errlen)) != 0)
-        goto fail;
-    struct vnet_port_info info;
-    vnet_port_get_info(n->vport, &info);
-    snprintf(n->ifname, sizeof(n->ifname), "%s", info.ifname);
+    /* kernel:NAME is a TAP the node holds open; the frames never reach its file: TC takes them.
+     * An interface that exists (a VM's tap or veth) is attached to as it is, like raw:. */
+    const char *dev = o->dev;
+    n->kernel_guest = n->kernel && vnet_netdev_ifindex(o->dev + 7) > 0;
+    if (n->kernel && (size_t)snprintf(kspec, sizeof(kspec), "tap:%s", o->dev + 7) < sizeof(kspec))
+        dev = kspec;
+    save_dev(n, dev);
+    if (n->kernel_guest) {
+        snprintf(n->ifname, sizeof(n->ifname), "%s", o->dev + 7);
+        if ((rc = vnet_netdev_set_up(n->ifname, true)) != 0) {
+            vnet__errf(err, errlen, "%sdev %s: %s", n->prefix, o->dev, vnet_strerror(rc));
+            goto fail;
+        }
+    } else {
+        if ((rc = open_port(n, "dev", dev, &vcfg, o->fallback_raw, &n->vport, err, errlen)) != 0)
+            goto fail;
+        struct vnet_port_info info;
+        vnet_port_get_info(n->vport, &info);
+        snprintf(n->ifname, sizeof(n->ifname), "%s", info.ifname);
+    }
     struct vnet_port_cfg ucfg = {.offload = o->offload, .queues = n->nq};
-    if ((rc = open_port(n, "underlay", underlay, &ucfg, o->fallback_raw, &n->uport, err, errlen)) !=
-        0)
+    if (!n->kernel && /* the tier's VXLAN device has the underlay's address and port */
+        (rc = open_port(n, "underlay", underlay, &ucfg, o->fallback_raw, &n->uport, err, errlen)) !=
+            0)
         goto fail;
     if (n->managed && o->key_file)
         rc = load_keys(n, o, err, errlen);
@@ -720,6 +794,10 @@ static void stop_workers(struct vnet_node *n)
  * worker thread each. */
 static int run_datapaths(struct vnet_node *n)
 {
+    if (n->kernel) {
+        uv_timer_start(&n->anchor, on_ktier_tick, VNET_NODE_KTIER_SYNC_MS, 0);
+        return 0;
+    }
     for (unsigned q = 0; q < n->ndp; q++) {
         uv_poll_init(n->loop, &n->pl[q], vnet_datapath_learn_fd(n->dp[q]));
         n->pl[q].data = n->dp[q];
@@ -788,6 +866,20 @@ static int welcome_datapaths(struct vnet_node *n, const struct vnet_network *net
 {
     struct vnet_datapath_cfg dcfg = {
         .vni = net->vni, .learn = n->learn, .no_arp_proxy = !n->arp_proxy, .mtu = net->mtu};
+    if (n->kernel) {
+        char err[256] = "";
+        int rc = VNET_ENOTSUP;
+        if (n->kt) /* a later welcome (the session came back): the tier is up */
+            return 0;
+        if (net->mode == VNET_MODE_SECURE)
+            vnet_log(VNET_LOG_ERROR, MOD,
+                     "network %s is secure: %sdev kernel:%s carries plain networks only (this "
+                     "kernel has no ESP/xfrm to encrypt in); use tap:NAME",
+                     net->name, n->prefix, n->ifname);
+        else if ((rc = ktier_up(n, net->vni, err, sizeof(err))) != 0)
+            vnet_log(VNET_LOG_ERROR, MOD, "%s", err);
+        return rc ? rc : run_datapaths(n);
+    }
     if (net->mode == VNET_MODE_SECURE) {
         if (!n->has_kp) {
             vnet_log(VNET_LOG_ERROR, MOD, "network %s is secure: the node needs %skey to take part",
@@ -851,6 +943,9 @@ static void on_peers(void *arg, const struct vnet_peer *peers, size_t np)
         if (rc)
             vnet_log(VNET_LOG_WARN, MOD, "peers: %s", vnet_strerror(rc));
     }
+    int krc = n->kt ? vnet__ktier_set_peers(n->kt, peers, np) : 0;
+    if (krc)
+        vnet_log(VNET_LOG_WARN, MOD, "kernel tier peers: %s", vnet_strerror(krc));
     if (n->cb.on_peers)
         n->cb.on_peers(n->cb_arg, peers, np);
 }
@@ -970,13 +1065,17 @@ void vnet_node_close(struct vnet_node *n, vnet_node_close_cb cb, void *userdata)
 
 unsigned vnet_node_queue_count(const struct vnet_node *n)
 {
-    return n ? n->ndp : 0;
+    return n ? (n->kt ? 1 : n->ndp) : 0;
 }
 
 int vnet_node_get_stats(const struct vnet_node *n, unsigned queue, struct vnet_datapath_stats *out)
 {
     if (!n || !out)
         return VNET_EINVAL;
+    if (n->kt && queue == 0) {
+        vnet__ktier_get_stats(n->kt, out);
+        return 0;
+    }
     if (queue >= n->ndp)
         return VNET_ENOENT;
     vnet_datapath_get_stats(n->dp[queue], out);
@@ -1005,6 +1104,8 @@ int vnet_node_set_peers(struct vnet_node *n, const struct vnet_endpoint *peers, 
     int rc = 0;
     for (unsigned q = 0; q < n->ndp && !rc; q++)
         rc = vnet_datapath_set_peer_list(n->dp[q], list, np);
+    if (n->kt && !rc)
+        rc = vnet__ktier_set_peers(n->kt, list, np);
     free(n->peers);
     n->peers = list;
     n->npeer_list = np;
@@ -1055,7 +1156,9 @@ int vnet_node_set_entries(struct vnet_node *n, const struct vnet_table_op *entri
     free(n->entries);
     n->entries = keep;
     n->nentry_list = n->nentries = count;
-    return 0;
+    if (n->kt && (rc = vnet__ktier_sync_table(n->kt, n->table)) == 0)
+        n->kt_rev = vnet_table_revision(n->table);
+    return rc;
 }
 
 int vnet_node_get_agent_stats(const struct vnet_node *n, struct vnet_agent_stats *out)

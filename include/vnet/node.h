@@ -55,7 +55,11 @@ struct vnet_node_options {
     unsigned version; /* VNET_NODE_OPTIONS_VERSION (set by vnet_node_options_init) */
 
     /* The ports (strings are copied where kept). */
-    const char *dev; /* virtual side: "tap:NAME", "raw:IFNAME", "xdp:IFNAME" */
+    /* virtual side: "tap:NAME", "raw:IFNAME", "xdp:IFNAME", or "kernel:NAME": the kernel tier
+     * (eBPF on TC + a flow-based VXLAN device "vk-NAME"; NAME a TAP made by the node or, when
+     * it exists, a VM's tap or veth; plain networks, "udp:" underlay, one queue, no learning;
+     * docs/kernel-tier.md) */
+    const char *dev;
     /* "udp:IP[:PORT]", "raw:IFNAME[,local=IP[:PORT]]", "xdp:...": without local=, IFNAME's
      * primary address (its first global IPv4 address, else IPv6) and port 4789. */
     const char *underlay;

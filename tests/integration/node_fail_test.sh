@@ -75,7 +75,7 @@ expect2() { # what pattern args...
   check "$what: exit 2" test $rc -eq 2
   check "$what: says '$pattern'" grep -qF -e "$pattern" "$TMP/bad.out"
 }
-expect2 "--dev without backend" "--dev vnet0: want tap:NAME, raw:IFNAME or xdp:IFNAME" \
+expect2 "--dev without backend" "--dev vnet0: want tap:NAME, raw:IFNAME, xdp:IFNAME or kernel:NAME" \
   --dev vnet0 --underlay udp:10.0.0.1:4789 --vni 5 --mac 02:00:00:00:00:01
 expect2 "--vni 0" "VNI 0 is reserved" \
   --dev tap:x --underlay udp:10.0.0.1:4789 --vni 0 --mac 02:00:00:00:00:01
