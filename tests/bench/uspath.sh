@@ -9,7 +9,9 @@
 #                 second, and the loss in %
 #
 # Usage: tests/bench/uspath.sh [BUILD_DIR]
-#   (root; env: RUNS=3 SECS=3 NODE_ARGS="--busy-poll 50" ONLY="hot idle flood" TRACE=FILE)
+#   (root; env: RUNS=3 SECS=3 NODE_ARGS="--busy-poll 50" ONLY="hot idle flood" TRACE=FILE
+#    DROPS=1: after each flood, where datagrams were lost: the sending side's TAP queue, the
+#    receiving side's UDP socket buffers (every socket in that namespace), the receiving TAP)
 # TRACE=FILE (with a build made with -Dc_args=-DVNET_DP_TRACE): the nodes stamp every ping along
 # the path; at the end the records go to FILE and tests/bench/uspath_trace.py prints per-stage
 # latencies (use ONLY="hot" or ONLY="idle" and one variant).
@@ -89,7 +91,7 @@ for v in "${VARS[@]}"; do
     PIDS+=($!)
   done
   for i in $(seq 1 100); do
-    grep -q "up: " "$TMP/$n.1.log" && grep -q "up: " "$TMP/$n.2.log" && break
+    grep -qs "up: " "$TMP/$n.1.log" && grep -qs "up: " "$TMP/$n.2.log" && break
     sleep 0.05
   done
   [ -n "${TRACE:-}" ] && rm -f "$TRACE.$n".*
@@ -110,13 +112,27 @@ v=sorted(float(m.group(1))*1000 for m in re.finditer(r"time=([0-9.]+) ms", sys.s
 print(f"{sum(v)/len(v):.1f} {v[min(len(v)-1,int(len(v)*0.99))]:.1f}" if v else "nan nan")'
 }
 
+counters() { # -> "A's TAP tx drops, B's UDP receive buffer errors, B's TAP tx drops" (all TAPs)
+  local a b c
+  a=$(ip -n "$A" -s -j link show type tun 2>/dev/null | python3 -c 'import json,sys; print(sum(l["stats64"]["tx"]["dropped"] for l in json.load(sys.stdin)))' 2>/dev/null)
+  c=$(ip -n "$B" -s -j link show type tun 2>/dev/null | python3 -c 'import json,sys; print(sum(l["stats64"]["tx"]["dropped"] for l in json.load(sys.stdin)))' 2>/dev/null)
+  b=$(ip netns exec "$B" awk '/^Udp:/ {n++; if (n == 1) for (i = 1; i <= NF; i++) h[i] = $i; else for (i = 1; i <= NF; i++) if (h[i] == "RcvbufErrors") print $i}' /proc/net/snmp)
+  echo "${a:-0} ${b:-0} ${c:-0}"
+}
+
 flood() { # dst -> "sent_pps received_pps"
+  local c0 c1
+  [ -n "${DROPS:-}" ] && c0=$(counters)
   ip netns exec "$B" "$BLAST" recv 5500 "$SECS" >"$TMP/recv.out" &
   local r=$!
   for i in $(seq 1 40); do grep -q ready "$TMP/recv.out" 2>/dev/null && break; sleep 0.05; done
   local s
   s=$(ip netns exec "$A" "$BLAST" send "$1" 5500 64 "$SECS" | sed -n 's/.*pps=\([0-9.]*\).*/\1/p')
   wait $r
+  if [ -n "${DROPS:-}" ]; then
+    c1=$(counters)
+    python3 -c "a=[int(x) for x in '$c0'.split()]; b=[int(x) for x in '$c1'.split()]; print('  flood to $1: sender TAP tx drops %d, receiver UDP rcvbuf errors %d, receiver TAP tx drops %d' % tuple(y - x for x, y in zip(a, b)))" >&2
+  fi
   echo "${s:-nan} $(sed -n 's/.*pps=\([0-9.]*\).*/\1/p' "$TMP/recv.out" | tail -1)"
 }
 
