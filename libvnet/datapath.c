@@ -153,6 +153,85 @@ static inline void drop(struct vnet_datapath *dp, enum vnet_dp_drop why)
     STAT_ADD(dp->st.drops[why], 1);
 }
 
+/* ---- path tracing (debug builds: -Dc_args=-DVNET_DP_TRACE) ----
+ * Stamps every ping (ICMP echo request or reply, whose payload starts with the sender's
+ * gettimeofday()) at three points in each node it crosses: the poll that handles it, its read
+ * from the port, and the end of the flush that hands it on. Offsets are microseconds since
+ * ping sent it (one clock for every process on the machine); tests/bench/uspath_trace.py turns
+ * the records of both nodes into a per-stage histogram. Records are written, one line each, to
+ * the file $VNET_DP_TRACE names when the datapath is destroyed. Never built by default. */
+#ifdef VNET_DP_TRACE
+#include <stdio.h>
+#define TRACE_MAX 65536
+struct trace_rec {
+    uint8_t dir, type; /* dir 0: TAP -> underlay, 1: underlay -> TAP; type: ICMP type */
+    uint16_t seq;
+    int64_t t[3]; /* ns since ping's stamp: poll, read, flushed */
+};
+static struct trace_rec trace_ring[TRACE_MAX];
+static unsigned trace_n, trace_open0, trace_open1;
+static int64_t trace_t0;
+
+static int64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Record the echo in ethernet frame @f (if it is one) read at the poll started at trace_t0. */
+static void trace_frame(int dir, const uint8_t *f, uint32_t len)
+{
+    if (len < 14 + 20 + 8 + 16 || f[12] != 0x08 || f[13] != 0 || f[14 + 9] != 1)
+        return;
+    const uint8_t *icmp = f + 14 + (f[14] & 15) * 4;
+    if ((icmp[0] != 8 && icmp[0] != 0) || icmp + 24 > f + len || trace_n >= TRACE_MAX)
+        return;
+    uint64_t sec, usec;
+    memcpy(&sec, icmp + 8, 8);
+    memcpy(&usec, icmp + 16, 8);
+    int64_t stamp = (int64_t)sec * 1000000000 + (int64_t)usec * 1000;
+    struct trace_rec *r = &trace_ring[trace_n++];
+    r->dir = (uint8_t)dir;
+    r->type = icmp[0];
+    r->seq = (uint16_t)(icmp[6] << 8 | icmp[7]);
+    r->t[0] = trace_t0 - stamp;
+    r->t[1] = real_ns() - stamp;
+    r->t[2] = stamp; /* until flushed */
+}
+
+static void trace_flushed(void)
+{
+    int64_t now = real_ns();
+    for (unsigned i = trace_open1; i < trace_n; i++)
+        trace_ring[i].t[2] = now - trace_ring[i].t[2];
+    trace_open1 = trace_n;
+}
+
+static void trace_dump(void)
+{
+    const char *path = getenv("VNET_DP_TRACE");
+    FILE *fp = path ? fopen(path, "a") : NULL;
+    if (!fp)
+        return;
+    for (unsigned i = trace_open0; i < trace_n; i++)
+        fprintf(fp, "%d %d %u %lld %lld %lld\n", trace_ring[i].dir, trace_ring[i].type,
+                trace_ring[i].seq, (long long)trace_ring[i].t[0], (long long)trace_ring[i].t[1],
+                (long long)trace_ring[i].t[2]);
+    trace_open0 = trace_n;
+    fclose(fp);
+}
+#define TRACE_POLL()             (trace_t0 = real_ns())
+#define TRACE_FRAME(dir, f, len) trace_frame(dir, f, len)
+#define TRACE_FLUSHED()          trace_flushed()
+#define TRACE_DUMP()             trace_dump()
+#else
+#define TRACE_POLL()             ((void)0)
+#define TRACE_FRAME(dir, f, len) ((void)0)
+#define TRACE_FLUSHED()          ((void)0)
+#define TRACE_DUMP()             ((void)0)
+#endif
+
 /* ---- setup ---- */
 
 int vnet_datapath_create(const struct vnet_datapath_cfg *cfg, struct vnet_datapath **out)
@@ -256,6 +335,7 @@ void vnet_datapath_destroy(struct vnet_datapath *dp)
     if (!dp)
         return;
     vnet_datapath_stop(dp);
+    TRACE_DUMP();
     vnet_table_reader_unregister(dp->reader);
     /* Nobody reads the peer set any more: free it (its seal states just below). */
     close(dp->learn_efd);
@@ -1209,6 +1289,7 @@ static int egress(struct vnet_datapath *dp, int budget)
         const uint8_t *f = vnet_pkt_data(p);
         STAT_ADD(dp->st.vport.rx_packets, 1);
         STAT_ADD(dp->st.vport.rx_bytes, p->len);
+        TRACE_FRAME(0, f, p->len);
         if (p->len < VNET_ETH_HLEN) {
             drop(dp, VNET_DP_DROP_SHORT);
             continue;
@@ -1256,6 +1337,7 @@ static int egress(struct vnet_datapath *dp, int budget)
     }
     flush_underlay(dp);
     flush_virtual(dp); /* ARP/ND replies */
+    TRACE_FLUSHED();
     return n;
 }
 
@@ -1532,6 +1614,8 @@ static int ingress(struct vnet_datapath *dp, int budget)
         for (uint32_t o = 0; o < d->len; o += seg) {
             uint32_t l = d->len - o < seg ? d->len - o : seg;
             STAT_ADD(dp->st.uport.rx_packets, 1);
+            if (!dp->secure && l > 8)
+                TRACE_FRAME(1, p + o + 8, l - 8);
             ingress_one(dp, d, p + o, l, ps);
         }
     }
@@ -1543,6 +1627,7 @@ static int ingress(struct vnet_datapath *dp, int budget)
     flush_virtual(dp);
     if (dp->nutx) /* probe replies */
         flush_underlay(dp);
+    TRACE_FLUSHED();
     return n;
 }
 
@@ -1555,6 +1640,7 @@ int vnet_datapath_poll_ports(struct vnet_datapath *dp, unsigned which, int budge
 {
     if (budget <= 0 || budget > dp->burst)
         budget = dp->burst;
+    TRACE_POLL();
     vnet_table_reader_online(dp->reader);
     if (dp->secure)
         dp->now_ms = wall_ms();
