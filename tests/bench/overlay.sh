@@ -343,6 +343,7 @@ if [ -n "${MD:-}" ]; then
   md_ratio() { local r; r=$(ratio "$1" "$2"); [ "$r" = - ] && echo "" || echo " ($r)"; }
   md_k() { python3 -c "x=float('$1'); print('-' if x != x else f'{x/1000:.0f} k')"; }
   md_1() { python3 -c "x=float('$1'); print('-' if x != x else f'{x:.1f}')"; }
+  cpu_md() { [ "$1" = - ] && echo - || echo "$(md_int "$1") %"; }
   md_int() { python3 -c "x=float('$1'); print('-' if x != x else f'{x:.0f}')"; }
   echo
   echo "| path | TCP 1 stream | TCP 4 streams | 64 B UDP flood: received (sent), lost | iperf3 64 B received | hot ping avg / p99 | ping every 10 ms avg / p99 | vnet-node CPU TCP / 64 B |"
@@ -356,7 +357,7 @@ if [ -n "${MD:-}" ]; then
       "$(md_k "${R[$n.ipps]}")$(md_ratio "${R[$n.ipps]}" "${R[kernel.ipps]}") |" \
       "$(md_int "${R[$n.avg]}") / $(md_int "${R[$n.p99]}") µs$(md_ratio "${R[$n.avg]}" "${R[kernel.avg]}") |" \
       "$(md_int "${R[$n.savg]}") / $(md_int "${R[$n.sp99]}") µs$(md_ratio "${R[$n.savg]}" "${R[kernel.savg]}") |" \
-      "${R[$n.ct]:--} / ${R[$n.cp]:--} % |"
+      "$(cpu_md "${R[$n.ct]:--}") / $(cpu_md "${R[$n.cp]:--}") |"
   done
 fi
 if [ -n "${SHOW_STATS:-}" ]; then
