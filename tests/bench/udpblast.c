@@ -2,10 +2,14 @@
  * tops out near 280 kpps with small datagrams here.
  *
  *   udpblast send DST_IP PORT SIZE SECONDS    sendmmsg bursts of 64 datagrams of SIZE bytes
- *   udpblast recv PORT SECONDS                count what arrives; prints "pps=N mbps=M"
+ *   udpblast recv PORT SECONDS                count what arrives; prints
+ *                                             "received=N pps=P mbps=M"
  *
- * The receiver stops SECONDS after the first datagram arrives (or after 2*SECONDS+5 s of
- * silence), so it can be started before the sender without measuring idle time.
+ * The sender prints "sent=N pps=P". The receiver counts from the first datagram until the flow
+ * has been quiet for 0.5 s (what was queued on the way is still counted, so received/sent is
+ * the loss), at most SECONDS+5 s after the first datagram, or gives up after 2*SECONDS+5 s with
+ * nothing; P is N over the time from the first to the last datagram. It can be started before
+ * the sender without measuring idle time.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -110,26 +114,27 @@ static int do_recv(int port, double secs)
     printf("ready\n");
     fflush(stdout);
     unsigned long got = 0, bytes = 0;
-    double t0 = 0, start = now();
+    double t0 = 0, last = 0, start = now();
     for (;;) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, 100) > 0) {
+        if (poll(&pfd, 1, 50) > 0) {
             int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
             if (n > 0) {
+                last = now();
                 if (!got)
-                    t0 = now();
+                    t0 = last;
                 got += (unsigned long)n;
                 for (int i = 0; i < n; i++)
                     bytes += msgs[i].msg_len;
             }
         }
         double t = now();
-        if (got && t - t0 >= secs)
+        if (got && (t - last >= 0.5 || t - t0 >= secs + 5))
             break;
         if (!got && t - start > 2 * secs + 5)
             break;
     }
-    double el = got ? now() - t0 : 1;
+    double el = got && last > t0 ? last - t0 : 1;
     printf("received=%lu pps=%.0f mbps=%.1f\n", got, (double)got / el,
            (double)bytes * 8 / el / 1e6);
     close(fd);
