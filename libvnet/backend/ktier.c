@@ -425,6 +425,21 @@ static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list 
     (void)ap;
     return 0;
 }
+/* The tier's VXLAN device: "vk-NAME", or for a NAME longer than 12 characters "vk-" with its
+ * first 6 and 24 bits of a hash of the whole name, so that two long names sharing a prefix
+ * (vm-tenant-0001, vm-tenant-0002) never share a device (a start replaces a leftover of its
+ * own name). */
+static void vx_name(const char *dev, char *out, size_t len)
+{
+    if (strlen(dev) <= 12) {
+        snprintf(out, len, "vk-%s", dev);
+        return;
+    }
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *c = (const unsigned char *)dev; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    snprintf(out, len, "vk-%.6s%06x", dev, (unsigned)(h & 0xffffff));
+}
 
 int vnet__ktier_open(const struct vnet__ktier_cfg *cfg, struct vnet__ktier **out, char *err,
                      size_t errlen)
@@ -440,7 +455,7 @@ int vnet__ktier_open(const struct vnet__ktier_cfg *cfg, struct vnet__ktier **out
     if (!k)
         return VNET_ENOMEM;
     k->link_dev = k->link_vx = -1;
-    snprintf(k->vx, sizeof(k->vx), "vk-%.12s", cfg->dev);
+    vx_name(cfg->dev, k->vx, sizeof(k->vx));
     int rc = vx_create(k->vx, &cfg->local);
     if (rc == -EEXIST) { /* left by a node that was killed: the name is the tier's */
         vnet_log(VNET_LOG_WARN, MOD, "%s exists (left by an earlier run?): replacing it", k->vx);

@@ -151,4 +151,17 @@ check "nothing left: no vn0, no vk-vn0" \
 check "nothing left: the BPF programs are unloaded" test "$(ktier_progs)" -eq "$PROGS_BEFORE"
 check "the underlay port is free again" \
   sh -c "! ip netns exec $P-a ss -Huln 'sport = :4789' | grep -q ."
+
+# Two long names that share their first 12 characters get a VXLAN device each: the second
+# start must not take (and replace) the first one's.
+for i in 1 2; do
+  ip netns exec "$P-d" "$NODE" --dev kernel:vm-tenant-000$i --underlay "udp:10.200.0.4:479$i" \
+    --vni 4$i --mac 02:00:00:00:0d:0$i --peer "10.200.0.1:479$i" >"$TMP/long$i.log" 2>&1 &
+  PIDS+=($!)
+  eval "PID_L$i=$!"
+  wait_log "$TMP/long$i.log" "up: vm-tenant-000$i|error" 10 >/dev/null
+done
+check "two long names: two VXLAN devices, both nodes up" \
+  sh -c "[ \$(ip -n $P-d -o link show type vxlan | wc -l) -eq 2 ] && grep -q 'up: ' $TMP/long1.log && grep -q 'up: ' $TMP/long2.log && kill -0 $PID_L1"
+kill $PID_L1 $PID_L2
 finish
