@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the names of the BPF programs loaded in the kernel (one a line), through the bpf(2)
+"""Print the BPF programs loaded in the kernel, one "ID NAME" a line, through the bpf(2)
 system call (no bpftool needed). Usage: bpf_progs.py"""
 import ctypes
 import ctypes.util
@@ -43,7 +43,7 @@ def main():
         info = Info()
         g = Attr(a=fd, b=ctypes.sizeof(info), c=ctypes.addressof(info))  # bpf_fd, info_len, info
         if bpf(OBJ_GET_INFO_BY_FD, g) == 0:
-            print(info.name.decode(errors="replace"))
+            print(info.id, info.name.decode(errors="replace"))
         os.close(fd)
     return 0
 
